@@ -1,0 +1,155 @@
+/**
+ * The camera driver contract. A driver knows one protocol and nothing about queues, SQLite or
+ * the archive. It is handed a device description and a logger and returns a CameraSession.
+ *
+ * Rules every driver keeps:
+ * - Everything a camera reports (serials, names, sizes, strings, times) is untrusted. Drivers
+ *   return it as reported, bounded in length; callers sanitise before using it on the host.
+ * - Every method may reject with a DriverError. `kind` tells the caller what to do:
+ *   `transient` retry later, `permanent` give up on this recording (it stays on the camera),
+ *   `deviceGone` stop touching the camera until it docks again. Any other error is treated as
+ *   transient by callers, but drivers translate what they can.
+ * - After `close()` or after the device went away, every method rejects with `deviceGone`, and a
+ *   stream returned by `read()` is destroyed with a `deviceGone` error.
+ * - `read(id, offset)` streams the recording's bytes starting at `offset`. A driver that cannot
+ *   seek sets `capabilities.resume` to false and then rejects any offset other than 0 with a
+ *   `permanent` error. Streams honour `signal`: when it aborts, the read stops touching the
+ *   device before the returned stream is destroyed, so a retried read never races a stale one.
+ * - `list()` yields recordings lazily so a camera with 100,000 files never needs 100,000 objects
+ *   held at once by the driver.
+ */
+import type { Readable } from 'node:stream';
+
+export type DriverErrorKind = 'transient' | 'permanent' | 'deviceGone';
+
+export class DriverError extends Error {
+  readonly kind: DriverErrorKind;
+  /** Short machine-readable reason, e.g. `io-error`, `stall`, `ptp-0x2009`, `ENOENT`. */
+  readonly code: string;
+
+  constructor(kind: DriverErrorKind, code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DriverError';
+    this.kind = kind;
+    this.code = code;
+  }
+
+  get transient(): boolean {
+    return this.kind === 'transient';
+  }
+  get permanent(): boolean {
+    return this.kind === 'permanent';
+  }
+  get deviceGone(): boolean {
+    return this.kind === 'deviceGone';
+  }
+}
+
+export function isDriverError(err: unknown): err is DriverError {
+  return err instanceof DriverError;
+}
+
+/** What a bus knows about a device before any driver opened it. */
+export interface DeviceInfo {
+  bus: 'sim' | 'usb';
+  /** Stable key for this attachment on its bus: a sim slot folder, a USB port path. */
+  key: string;
+  /** The dock slot name the device sits in. */
+  slot: string;
+  vendorId?: number;
+  productId?: number;
+  manufacturer?: string;
+  product?: string;
+  serialNumber?: string;
+  busNumber?: number;
+  portPath?: string;
+  /** bInterfaceClass/SubClass/Protocol of each interface of the active configuration. */
+  interfaces?: Array<{ number: number; class: number; subclass: number; protocol: number }>;
+  /** Bus-specific extras (e.g. the sim slot's folder). */
+  path?: string;
+}
+
+export interface CameraIdentity {
+  serial: string;
+  model: string;
+  firmware: string;
+}
+
+export interface BatteryReading {
+  percent: number;
+  charging: boolean;
+  voltage?: number;
+  temperatureC?: number;
+  healthPercent?: number;
+  cycleCount?: number;
+}
+
+/**
+ * One entry of the camera's own event log. Times are the camera's clock; the caller corrects
+ * them by the measured skew. `type` is open-ended: `battery` today, mode changes tomorrow.
+ */
+export interface DeviceLogEntry {
+  at: Date;
+  type: string;
+  percent?: number;
+  charging?: boolean;
+  [field: string]: unknown;
+}
+
+export interface RecordingEntry {
+  /** The recording's id on the camera, stable while it stays there (a relative path, a handle). */
+  id: string;
+  /** The original path as the camera names it, `/`-separated. Untrusted. */
+  path: string;
+  bytes: number;
+  modifiedAt: Date | null;
+}
+
+export interface ReadOptions {
+  signal?: AbortSignal;
+}
+
+export interface SessionCapabilities {
+  /** `read()` accepts offsets other than 0. */
+  resume: boolean;
+  delete: boolean;
+}
+
+export interface CameraSession {
+  readonly capabilities: SessionCapabilities;
+  identity(): Promise<CameraIdentity>;
+  /** What the camera reports now; null when it reports no battery. */
+  battery(): Promise<BatteryReading | null>;
+  /** The camera's current clock; absent when the driver cannot read it. */
+  clock?(): Promise<Date>;
+  /** Battery and mode events the camera kept since it was last docked. */
+  deviceLog?(): Promise<DeviceLogEntry[]>;
+  list(): AsyncIterable<RecordingEntry>;
+  read(id: string, offset: number, options?: ReadOptions): Promise<Readable>;
+  delete(id: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The subset of a pino logger a driver may use; drivers never import a global logger. */
+export interface DriverLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  child(bindings: Record<string, unknown>): DriverLogger;
+}
+
+export interface CameraDriver {
+  readonly name: string;
+  /** 0 = not mine; higher scores win when several drivers match. */
+  matches(device: DeviceInfo): number;
+  open(device: DeviceInfo, log: DriverLogger): Promise<CameraSession>;
+}
+
+/** Bounds on camera strings so a hostile device cannot make us hold megabytes of "serial". */
+export const MAX_CAMERA_STRING = 256;
+
+export function boundString(value: unknown, max = MAX_CAMERA_STRING): string {
+  const s = typeof value === 'string' ? value : String(value ?? '');
+  return s.length > max ? s.slice(0, max) : s;
+}
