@@ -1,0 +1,85 @@
+import { Readable } from 'node:stream';
+import type { FileHandle } from 'node:fs/promises';
+import { DriverError } from '../types.js';
+import type { FaultState, ReadPlan } from './faults.js';
+import type { Throttle } from './throttle.js';
+
+const CHUNK = 256 * 1024;
+
+export interface SimReadOptions {
+  handle: FileHandle;
+  offset: number;
+  size: number;
+  plan: ReadPlan;
+  faults: FaultState;
+  throttle: Throttle;
+  signal?: AbortSignal;
+  isGone: () => boolean;
+}
+
+/**
+ * Streams a file the way a USB link delivers it: in chunks, at the link's rate, with the faults
+ * of the read's plan applied at their byte positions.
+ */
+export class SimReadStream extends Readable {
+  private pos: number;
+  private readonly o: SimReadOptions;
+  private stalled = false;
+  private readonly onAbort = () => this.destroy(new DriverError('transient', 'aborted', 'read aborted'));
+
+  constructor(o: SimReadOptions) {
+    super({ highWaterMark: CHUNK });
+    this.o = o;
+    this.pos = o.offset;
+    o.signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  override _read(): void {
+    this.readChunk().catch((err: unknown) => this.destroy(err as Error));
+  }
+
+  private async readChunk(): Promise<void> {
+    const { plan, faults } = this.o;
+    if (this.destroyed || this.stalled) return;
+    if (this.o.isGone() || faults.isDetached) throw new DriverError('deviceGone', 'detached', 'camera is gone');
+    let want = Math.min(CHUNK, this.o.size - this.pos);
+    // Stop exactly at a fault's byte so it fires there and not a chunk later.
+    for (const at of [plan.ioErrorAt, plan.stallAt]) if (at !== undefined && at >= this.pos) want = Math.min(want, at - this.pos);
+    if (plan.ioErrorAt !== undefined && this.pos >= plan.ioErrorAt) {
+      throw new DriverError('transient', 'io-error', `I/O error at byte ${this.pos}`);
+    }
+    if (plan.stallAt !== undefined && this.pos >= plan.stallAt) {
+      // A stalled link delivers nothing and never ends; only the reader's timeout frees it.
+      this.stalled = true;
+      return;
+    }
+    if (want <= 0) {
+      this.push(null);
+      return;
+    }
+    const allowed = faults.allowance(want);
+    if (allowed === 0) throw new DriverError('deviceGone', 'detached', 'camera detached');
+    await this.o.throttle.take(allowed, this.o.signal);
+    if (this.destroyed) return;
+    const buf = Buffer.allocUnsafe(allowed);
+    const { bytesRead } = await this.o.handle.read(buf, 0, allowed, this.pos);
+    if (bytesRead === 0) {
+      this.push(null);
+      return;
+    }
+    const chunk = buf.subarray(0, bytesRead);
+    if (plan.corruptAt !== undefined && plan.corruptAt >= this.pos && plan.corruptAt < this.pos + bytesRead) {
+      chunk[plan.corruptAt - this.pos]! ^= 0xff;
+    }
+    this.pos += bytesRead;
+    if (!this.destroyed) this.push(chunk);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.o.signal?.removeEventListener('abort', this.onAbort);
+    this.o.handle.close().then(
+      () => cb(err),
+      () => cb(err),
+    );
+  }
+}

@@ -1,0 +1,182 @@
+import { open, readFile, stat, unlink, opendir } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  DriverError,
+  type BatteryReading,
+  type CameraIdentity,
+  type CameraSession,
+  type DeviceLogEntry,
+  type DriverLogger,
+  type ReadOptions,
+  type RecordingEntry,
+} from '../types.js';
+import { CameraFileError, parseCameraFile, type CameraSpec } from './camera-file.js';
+import { FaultState } from './faults.js';
+import { SimReadStream } from './read-stream.js';
+import { Throttle } from './throttle.js';
+
+export const CAMERA_FILE = 'camera.json';
+const MAX_DEPTH = 32;
+
+/**
+ * A docked simulated camera: a slot folder whose files are its storage. camera.json is re-read on
+ * every call, so battery, clock and faults follow the file as the contract asks; a rewrite of the
+ * file after a detach makes the camera answer again.
+ */
+export class SimCameraSession implements CameraSession {
+  readonly capabilities = { resume: true, delete: true };
+  private spec: CameraSpec;
+  private specKey: string;
+  private faults: FaultState;
+  private readonly throttle: Throttle;
+  private closed = false;
+
+  private constructor(
+    private readonly dir: string,
+    private readonly log: DriverLogger,
+    spec: CameraSpec,
+    specKey: string,
+  ) {
+    this.spec = spec;
+    this.specKey = specKey;
+    this.faults = new FaultState(spec.faults);
+    this.throttle = new Throttle(spec.throughputBytesPerSec);
+  }
+
+  static async open(dir: string, log: DriverLogger): Promise<SimCameraSession> {
+    const { spec, key } = await readSpec(dir);
+    return new SimCameraSession(dir, log, spec, key);
+  }
+
+  private async refresh(): Promise<void> {
+    if (this.closed) throw new DriverError('deviceGone', 'closed', 'session is closed');
+    let loaded: { spec: CameraSpec; key: string };
+    try {
+      loaded = await readSpec(this.dir);
+    } catch (err) {
+      if (err instanceof DriverError) throw err;
+      // A half-edited camera.json must not unplug the camera: keep the last good state.
+      this.log.warn({ event: 'sim.camera_file_invalid', err: (err as Error).message }, 'camera.json is invalid; keeping the last good state');
+      return;
+    }
+    if (loaded.key === this.specKey) return;
+    this.spec = loaded.spec;
+    this.specKey = loaded.key;
+    this.faults = new FaultState(loaded.spec.faults);
+    this.throttle.bytesPerSec = loaded.spec.throughputBytesPerSec;
+  }
+
+  private gone(): boolean {
+    return this.closed || this.faults.isDetached;
+  }
+
+  private async ready(): Promise<void> {
+    await this.refresh();
+    if (this.gone()) throw new DriverError('deviceGone', 'detached', 'camera is gone');
+  }
+
+  async identity(): Promise<CameraIdentity> {
+    await this.ready();
+    return { serial: this.spec.serial, model: this.spec.model, firmware: this.spec.firmware };
+  }
+
+  async battery(): Promise<BatteryReading | null> {
+    await this.ready();
+    return this.spec.battery ? { ...this.spec.battery } : null;
+  }
+
+  async clock(): Promise<Date> {
+    await this.ready();
+    return new Date(Date.now() + this.spec.clockOffsetSeconds * 1000);
+  }
+
+  async deviceLog(): Promise<DeviceLogEntry[]> {
+    await this.ready();
+    return this.spec.batteryLog.map((e) => ({ at: e.at, type: 'battery', percent: e.percent, charging: e.charging }));
+  }
+
+  async *list(): AsyncIterable<RecordingEntry> {
+    await this.ready();
+    yield* this.walk('', 0);
+  }
+
+  private async *walk(rel: string, depth: number): AsyncGenerator<RecordingEntry> {
+    if (depth > MAX_DEPTH) return;
+    const dir = await opendir(path.join(this.dir, rel)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return null;
+      throw err;
+    });
+    if (!dir) return;
+    for await (const ent of dir) {
+      if (ent.name.startsWith('.')) continue;
+      if (depth === 0 && ent.name === CAMERA_FILE) continue;
+      const id = rel ? `${rel}/${ent.name}` : ent.name;
+      if (ent.isDirectory()) {
+        yield* this.walk(id, depth + 1);
+      } else if (ent.isFile()) {
+        const st = await stat(path.join(this.dir, id)).catch(() => null);
+        if (st) yield { id, path: id, bytes: st.size, modifiedAt: st.mtime };
+      }
+    }
+  }
+
+  private filePath(id: string): string {
+    // The id came from our own listing, but callers may hand back anything: stay inside the slot.
+    const abs = path.resolve(this.dir, id);
+    if (!abs.startsWith(path.resolve(this.dir) + path.sep)) throw new DriverError('permanent', 'bad-id', `recording id outside the camera: ${id}`);
+    return abs;
+  }
+
+  async read(id: string, offset: number, options: ReadOptions = {}): Promise<SimReadStream> {
+    await this.ready();
+    const file = this.filePath(id);
+    const handle = await open(file, 'r').catch((err: NodeJS.ErrnoException) => {
+      throw new DriverError(err.code === 'ENOENT' ? 'permanent' : 'transient', err.code ?? 'open', `cannot open ${id}: ${err.message}`);
+    });
+    const { size } = await handle.stat();
+    if (offset > size) {
+      await handle.close();
+      throw new DriverError('permanent', 'bad-offset', `offset ${offset} is past the end (${size}) of ${id}`);
+    }
+    return new SimReadStream({
+      handle,
+      offset,
+      size,
+      plan: this.faults.planRead(id),
+      faults: this.faults,
+      throttle: this.throttle,
+      signal: options.signal,
+      isGone: () => this.gone(),
+    });
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.ready();
+    if (this.faults.deleteFails(id)) throw new DriverError('transient', 'delete-error', `camera refused to delete ${id}`);
+    await unlink(this.filePath(id)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw new DriverError('transient', err.code ?? 'unlink', `cannot delete ${id}: ${err.message}`);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+async function readSpec(dir: string): Promise<{ spec: CameraSpec; key: string }> {
+  const file = path.join(dir, CAMERA_FILE);
+  let text: string;
+  let mtime: number;
+  try {
+    const st = await stat(file);
+    mtime = st.mtimeMs;
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new DriverError('deviceGone', 'undocked', 'camera.json is gone');
+    throw err;
+  }
+  // The mtime is part of the key: rewriting identical content still counts as "written again".
+  return { spec: parseCameraFile(text), key: `${mtime}:${text}` };
+}
+
+export { CameraFileError };

@@ -1,0 +1,72 @@
+/**
+ * The local archive folder. Ingest hands it a verified staging file; it owns where finished
+ * recordings live. `DATA/archive/` holds one file per verified recording and nothing else:
+ * staging copies live in `DATA/staging/` on the same filesystem so the final rename is atomic.
+ */
+import { mkdirSync } from 'node:fs';
+import { mkdir, open, rename, rm, statfs, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { archiveRelPath } from './names.js';
+
+export interface ArchivedRecordingRef {
+  id: string;
+  camera: string;
+  sourcePath: string;
+  discoveredAt: string;
+}
+
+export class LocalArchive {
+  readonly root: string;
+  readonly stagingDir: string;
+
+  constructor(dataDir: string) {
+    this.root = path.join(dataDir, 'archive');
+    this.stagingDir = path.join(dataDir, 'staging');
+    mkdirSync(this.root, { recursive: true, mode: 0o750 });
+    mkdirSync(this.stagingDir, { recursive: true, mode: 0o750 });
+  }
+
+  pathFor(rec: ArchivedRecordingRef): string {
+    return path.join(this.root, archiveRelPath(rec));
+  }
+
+  stagingPathFor(id: string): string {
+    return path.join(this.stagingDir, `${id}.part`);
+  }
+
+  /** Moves a verified staging file into place and makes the rename durable. */
+  async commit(stagingPath: string, rec: ArchivedRecordingRef): Promise<string> {
+    const dest = this.pathFor(rec);
+    await mkdir(path.dirname(dest), { recursive: true, mode: 0o750 });
+    await rename(stagingPath, dest);
+    await fsyncDir(path.dirname(dest));
+    return dest;
+  }
+
+  async discardStaging(id: string): Promise<void> {
+    await rm(this.stagingPathFor(id), { force: true });
+  }
+
+  async remove(archivePath: string): Promise<void> {
+    await rm(archivePath, { force: true });
+  }
+
+  async freeBytes(): Promise<number> {
+    const st = await statfs(this.root);
+    return st.bavail * st.bsize;
+  }
+
+  async stagingIds(): Promise<string[]> {
+    const names = await readdir(this.stagingDir);
+    return names.filter((n) => n.endsWith('.part')).map((n) => n.slice(0, -'.part'.length));
+  }
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const h = await open(dir, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}

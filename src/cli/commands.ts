@@ -1,0 +1,158 @@
+/** Read-side commands: cameras, recordings, custody, verify, retry. Each opens the store itself. */
+import type { Command } from 'commander';
+import { iterateRecordings, recordingJson } from '../store/recordings.js';
+import { CustodyLog } from '../custody/log.js';
+import { verifyAll } from '../custody/verify.js';
+import { isRunning, readDaemon } from '../daemon/heartbeat.js';
+import { cliActor, printJson, ProblemError, UsageError, withStore, withStoreAsync, type GlobalOptions } from './context.js';
+import { ago, bytes, printable, table } from './format.js';
+
+const STATUSES = ['pending', 'copying', 'verified', 'failed'];
+
+export function registerReadCommands(program: Command, g: () => GlobalOptions): void {
+  program
+    .command('cameras')
+    .description('every camera ever seen: serial, model, firmware, slot, docked now, last seen, clock skew')
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }) =>
+      withStore(g(), (db) => {
+        const running = isRunning(readDaemon(db));
+        const rows = db
+          .prepare<[], { serial: string; model: string; firmware: string; slot: string; docked: number; first_seen: string; last_seen: string; clock_skew_s: number | null; battery_json: string | null; visit: number }>(
+            'SELECT * FROM cameras ORDER BY serial',
+          )
+          .all();
+        const cams = rows.map((r) => ({
+          serial: r.serial,
+          model: r.model,
+          firmware: r.firmware,
+          slot: r.slot,
+          docked: running && r.docked === 1,
+          firstSeen: r.first_seen,
+          lastSeen: r.last_seen,
+          clockSkewSeconds: r.clock_skew_s,
+          visits: r.visit,
+          battery: r.battery_json ? JSON.parse(r.battery_json) : null,
+        }));
+        if (o.json) return printJson(cams);
+        if (!cams.length) return console.log('no cameras seen yet');
+        console.log(
+          table(
+            ['SERIAL', 'MODEL', 'FIRMWARE', 'SLOT', 'DOCKED', 'LAST SEEN', 'CLOCK SKEW', 'VISITS'],
+            cams.map((c) => [printable(c.serial), printable(c.model), printable(c.firmware), printable(c.slot), c.docked ? 'yes' : 'no', ago(c.lastSeen), c.clockSkewSeconds === null ? '-' : `${c.clockSkewSeconds > 0 ? '+' : ''}${c.clockSkewSeconds}s`, c.visits]),
+          ),
+        );
+      }),
+    );
+
+  program
+    .command('recordings')
+    .description('recordings and where they stand')
+    .option('--camera <serial>', 'only this camera')
+    .option('--status <status>', `only this status (${STATUSES.join('|')})`)
+    .option('--json', 'machine-readable output')
+    .action((o: { camera?: string; status?: string; json?: boolean }) => {
+      if (o.status !== undefined && !STATUSES.includes(o.status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')}`);
+      withStore(g(), (db) => {
+        const it = iterateRecordings(db, { camera: o.camera, status: o.status });
+        if (o.json) {
+          // Streamed so that 100,000 recordings never sit in one string.
+          let first = true;
+          process.stdout.write('[');
+          for (const r of it) {
+            process.stdout.write((first ? '\n  ' : ',\n  ') + JSON.stringify(recordingJson(r)));
+            first = false;
+          }
+          process.stdout.write(first ? ']\n' : '\n]\n');
+          return;
+        }
+        const rows: Array<Array<string | number>> = [];
+        for (const r of it) {
+          const j = recordingJson(r);
+          rows.push([j.id, printable(j.camera), printable(j.sourcePath), bytes(j.bytes), j.status, j.attempts, j.deletedFromCamera ? 'yes' : 'no', j.sha256 ? j.sha256.slice(0, 16) + '…' : printable(j.lastError)]);
+        }
+        console.log(rows.length ? table(['ID', 'CAMERA', 'SOURCE', 'SIZE', 'STATUS', 'TRIES', 'OFF CAMERA', 'SHA-256 / LAST ERROR'], rows) : 'no recordings');
+      });
+    });
+
+  program
+    .command('custody')
+    .description('custody events of a recording or a camera, oldest first')
+    .option('--recording <id>', 'events of this recording')
+    .option('--camera <serial>', 'events of this camera')
+    .option('--json', 'machine-readable output')
+    .action((o: { recording?: string; camera?: string; json?: boolean }) => {
+      if (!o.recording === !o.camera) throw new UsageError('give exactly one of --recording ID or --camera SERIAL');
+      withStore(g(), (db) => {
+        const log = new CustodyLog(db);
+        const events = o.recording ? log.forRecording(o.recording) : log.forCamera(o.camera!);
+        if (o.json) return printJson(events);
+        if (!events.length) return console.log('no custody events');
+        console.log(
+          table(
+            ['SEQ', 'AT', 'TYPE', 'CAMERA', 'RECORDING', 'ACTOR', 'DETAILS'],
+            events.map((e) => [e.seq, e.at, e.type, printable(e.camera), e.recording, e.actor, printable(JSON.stringify(e.details)).slice(0, 100)]),
+          ),
+        );
+      });
+    });
+
+  program
+    .command('verify')
+    .description('recompute the custody chain and re-hash every archived file; exit 1 on any problem')
+    .option('--quick', 'check the chain and file sizes only, without re-hashing')
+    .option('--json', 'machine-readable output')
+    .action((o: { quick?: boolean; json?: boolean }) =>
+      withStoreAsync(g(), async (db) => {
+        const progress = !o.json && process.stderr.isTTY;
+        const report = await verifyAll(db, {
+          quick: o.quick,
+          onFile: progress ? (n, total) => process.stderr.write(`\rchecking files ${n}/${total}`) : undefined,
+        });
+        if (progress) process.stderr.write('\n');
+        const ok = report.chain.ok && report.files.missing.length === 0 && report.files.mismatched.length === 0;
+        if (o.json) {
+          printJson({ chain: { ok: report.chain.ok, events: report.chain.events, firstBadSeq: report.chain.firstBadSeq, reason: report.chain.reason, head: report.chain.head }, files: report.files, ok });
+        } else {
+          console.log(report.chain.ok ? `custody chain  ok (${report.chain.events} events)` : `custody chain  BROKEN at seq ${report.chain.firstBadSeq}: ${report.chain.reason}`);
+          console.log(`archived files ${report.files.ok}/${report.files.checked} ok${o.quick ? ' (sizes only)' : ''}`);
+          for (const id of report.files.missing) console.log(`  missing    ${id}`);
+          for (const id of report.files.mismatched) console.log(`  MISMATCH   ${id}`);
+        }
+        if (!ok) process.exitCode = 1;
+      }),
+    );
+
+  program
+    .command('retry')
+    .description('put failed recordings (and failed deletions from cameras) back in the queue')
+    .argument('[id]', 'one recording')
+    .option('--camera <serial>', 'every failed recording of this camera')
+    .option('--all', 'every failed recording')
+    .option('--json', 'machine-readable output')
+    .action((id: string | undefined, o: { camera?: string; all?: boolean; json?: boolean }) => {
+      const chosen = [id !== undefined, o.camera !== undefined, !!o.all].filter(Boolean).length;
+      if (chosen !== 1) throw new UsageError('give exactly one of ID, --camera SERIAL or --all');
+      withStore(g(), (db) => {
+        const custody = new CustodyLog(db, cliActor());
+        const where = id !== undefined ? 'id = ?' : o.camera !== undefined ? 'camera = ?' : '1 = 1';
+        const args = id !== undefined ? [id] : o.camera !== undefined ? [o.camera] : [];
+        const result = db
+          .transaction(() => {
+            const failed = db.prepare<unknown[], { id: string; camera: string; last_error: string | null }>(`SELECT id, camera, last_error FROM recordings WHERE status = 'failed' AND ${where}`).all(...args);
+            for (const r of failed) {
+              db.prepare("UPDATE recordings SET status = 'pending', attempts = 0, not_before = 0 WHERE id = ?").run(r.id);
+              custody.append({ type: 'offload.retry_requested', camera: r.camera, recording: r.id, details: { previousError: r.last_error } });
+            }
+            const releases = db
+              .prepare(`UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0 WHERE kind = 'release' AND state = 'failed' AND recording IN (SELECT id FROM recordings WHERE ${where})`)
+              .run(...args).changes;
+            return { requeued: failed.map((r) => r.id), releasesRequeued: releases };
+          })
+          .immediate();
+        if (id !== undefined && result.requeued.length === 0 && result.releasesRequeued === 0) throw new ProblemError(`recording ${id} is not failed`);
+        if (o.json) return printJson(result);
+        console.log(`${result.requeued.length} recordings back in the queue${result.releasesRequeued ? `, ${result.releasesRequeued} deletions from cameras` : ''}; a running daemon picks them up when the camera is docked`);
+      });
+    });
+}

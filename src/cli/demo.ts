@@ -1,0 +1,135 @@
+/**
+ * `dockd demo`: three simulated cameras dock in a temporary dock; the real daemon offloads,
+ * verifies and releases them while the demo narrates the custody log as it grows.
+ */
+import { mkdtempSync, mkdirSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import { randomBytes, createHash } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseConfig } from '../config.js';
+import { createLogger } from '../log.js';
+import { startDaemon } from '../daemon/daemon.js';
+import { CustodyLog } from '../custody/log.js';
+import { verifyAll } from '../custody/verify.js';
+import { bytes, printable } from './format.js';
+import pino from 'pino';
+
+interface DemoCamera {
+  slot: string;
+  serial: string;
+  battery: { percent: number; charging: boolean; healthPercent: number };
+  clockOffsetSeconds: number;
+  files: Array<[string, number]>;
+  faults?: unknown[];
+}
+
+const CAMERAS: DemoCamera[] = [
+  {
+    slot: 'dock1-01',
+    serial: 'DU-0042',
+    battery: { percent: 37, charging: true, healthPercent: 91 },
+    clockOffsetSeconds: -42,
+    files: [['DCIM/100BODY/REC0001.MP4', 3_000_000], ['DCIM/100BODY/REC0002.MP4', 1_500_000], ['DCIM/100BODY/REC0003.MP4', 2_200_000]],
+    faults: [{ path: 'DCIM/100BODY/REC0002.MP4', kind: 'io-error', atByte: 400_000, times: 1 }],
+  },
+  {
+    slot: 'dock1-02',
+    serial: 'DU-0077',
+    battery: { percent: 64, charging: true, healthPercent: 76 },
+    clockOffsetSeconds: 3,
+    files: [['DCIM/101BODY/REC0107.MP4', 2_500_000], ['DCIM/101BODY/../../evil name:1.MP4'.replace('../../', ''), 800_000]],
+  },
+  {
+    slot: 'dock1-03',
+    serial: 'DU-0108',
+    battery: { percent: 12, charging: true, healthPercent: 95 },
+    clockOffsetSeconds: 0,
+    files: [['DCIM/100BODY/REC0001.MP4', 4_000_000], ['DCIM/100BODY/REC0002.MP4', 1_000_000], ['DCIM/100BODY/nächtlicher Einsatz.MP4', 600_000]],
+  },
+];
+
+export async function runDemo(opts: { keep: boolean }): Promise<void> {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'dockd-demo-'));
+  const dataDir = path.join(root, 'data');
+  const simDir = path.join(root, 'dock');
+  const cfg = parseConfig(
+    {
+      dataDir,
+      sim: { dir: simDir },
+      usb: { enabled: false },
+      ingest: { minFreeBytes: 0, retry: { attempts: 5, baseDelayMs: 300, maxDelayMs: 2000 } },
+      daemon: { heartbeatIntervalMs: 500 },
+      log: { level: 'warn' },
+    },
+    root,
+  );
+  const logFile = path.join(root, 'dockd.log');
+  const daemon = await startDaemon(cfg, createLogger('info', pino.destination({ dest: logFile, sync: false })));
+  console.log(`dockd demo — data dir ${dataDir}\n`);
+  const sources = new Map<string, string>();
+  for (const cam of CAMERAS) {
+    const dir = path.join(simDir, cam.slot);
+    let total = 0;
+    for (const [rel, size] of cam.files) {
+      const file = path.join(dir, rel);
+      mkdirSync(path.dirname(file), { recursive: true });
+      const data = randomBytes(size);
+      writeFileSync(file, data);
+      sources.set(`${cam.serial}\n${rel}`, createHash('sha256').update(data).digest('hex'));
+      total += size;
+    }
+    const spec = { serial: cam.serial, model: 'SimCam 2', firmware: '4.1.7', battery: cam.battery, clockOffsetSeconds: cam.clockOffsetSeconds, throughputBytesPerSec: 8_000_000, faults: cam.faults ?? [] };
+    // camera.json last and by rename, as a real writer of the simulated dock must.
+    writeFileSync(path.join(dir, '.camera.json.tmp'), JSON.stringify(spec));
+    renameSync(path.join(dir, '.camera.json.tmp'), path.join(dir, 'camera.json'));
+    console.log(`→ ${cam.serial} placed in ${cam.slot} with ${cam.files.length} recordings (${bytes(total)})`);
+  }
+  console.log('');
+
+  const custody = new CustodyLog(daemon.db);
+  const started = Date.now();
+  let seen = 0;
+  const expected = CAMERAS.reduce((n, c) => n + c.files.length, 0);
+  let deleted = 0;
+  let verifiedBytes = 0;
+  const deadline = started + 120_000;
+  while (deleted < expected && Date.now() < deadline) {
+    for (const e of custody.all()) {
+      if (e.seq <= seen) continue;
+      seen = e.seq;
+      const d = e.details as Record<string, unknown>;
+      switch (e.type) {
+        case 'camera.docked':
+          console.log(`  ${e.camera} docked in ${d.slot}: battery ${(d.battery as { percent?: number } | null)?.percent ?? '?'}%, clock skew ${d.clockSkewSeconds ?? '?'} s`);
+          break;
+        case 'offload.failed':
+          console.log(`  ! ${printable(String(d.sourcePath ?? e.recording))}: ${d.error} — ${d.willRetry ? `retrying in ${d.retryInMs} ms` : 'giving up'}`);
+          break;
+        case 'offload.verified':
+          verifiedBytes += Number(d.bytes);
+          console.log(`  ✓ ${e.camera} ${printable(String(d.sourcePath))} ${bytes(Number(d.bytes))} sha256 ${e.sha256?.slice(0, 16)}… (attempt ${d.attempt})`);
+          break;
+        case 'camera.file_deleted':
+          deleted++;
+          break;
+      }
+    }
+    await sleep(100);
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const report = await verifyAll(daemon.db);
+  const rows = daemon.db.prepare<[], { camera: string; source_path: string; sha256: string }>("SELECT camera, source_path, sha256 FROM recordings WHERE status = 'verified'").all();
+  const matching = rows.filter((r) => sources.get(`${r.camera}\n${r.source_path}`) === r.sha256).length;
+  await daemon.stop('demo finished');
+  console.log('');
+  console.log(`summary: ${rows.length}/${expected} recordings verified (${bytes(verifiedBytes)}) in ${seconds.toFixed(1)} s, ${deleted} freed from cameras`);
+  console.log(`         ${matching}/${expected} SHA-256 values equal the hash of the camera's original file`);
+  console.log(`         custody chain ${report.chain.ok ? 'intact' : 'BROKEN'} (${report.chain.events} events), archive ${report.files.ok}/${report.files.checked} files re-hashed ok`);
+  if (opts.keep) {
+    console.log(`\nkept ${root}: try  npx dockd --data-dir ${dataDir} recordings`);
+  } else {
+    rmSync(root, { recursive: true, force: true });
+  }
+  if (rows.length !== expected || matching !== expected || !report.chain.ok || deleted !== expected) process.exitCode = 1;
+}

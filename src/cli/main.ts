@@ -1,0 +1,95 @@
+import { Command, CommanderError, Option } from 'commander';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ConfigError } from '../config.js';
+import { AlreadyRunningError } from '../store/lock.js';
+import { VERSION } from '../version.js';
+import { registerReadCommands } from './commands.js';
+import { printJson, ProblemError, resolveConfig, UsageError, withStore, type GlobalOptions } from './context.js';
+import { renderStatus, statusOf } from './status.js';
+import { runDaemonForeground } from './start.js';
+import { runDemo } from './demo.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('dockd')
+    .description('Body-worn camera dock daemon: offloads, verifies and accounts for every recording')
+    .version(VERSION)
+    .addOption(new Option('--config <file>', 'JSON config file (default $DOCKD_CONFIG, else ./dockd.config.json)'))
+    .addOption(new Option('--data-dir <dir>', 'data directory: dockd.db, archive/, staging/'))
+    .addOption(new Option('--debug', 'show stack traces on errors'))
+    .showHelpAfterError()
+    .exitOverride();
+  const g = (): GlobalOptions => program.opts<GlobalOptions>();
+
+  program
+    .command('start')
+    .description('run the daemon in the foreground; JSON logs on stdout; SIGTERM/SIGINT stop it')
+    .option('--sim-dir <dir>', 'watch this folder as a simulated dock')
+    .action(async (o: { simDir?: string }) => {
+      const cfg = resolveConfig(g(), { simDir: o.simDir });
+      await runDaemonForeground(cfg);
+    });
+
+  program
+    .command('status')
+    .description('daemon heartbeat, docked cameras with progress, queue counts, archive free space')
+    .option('--json', 'machine-readable output')
+    .option('--watch', 'redraw every second with progress bars (Ctrl-C to leave)')
+    .option('--require-running', 'exit 1 when the daemon is not running')
+    .action(async (o: { json?: boolean; watch?: boolean; requireRunning?: boolean }) => {
+      if (o.watch && o.json) throw new UsageError('--watch and --json do not go together');
+      if (o.watch) {
+        for (;;) {
+          const text = withStore(g(), (db, cfg) => renderStatus(statusOf(db, cfg), { bars: true }));
+          process.stdout.write('\x1b[H\x1b[2J' + text + '\n');
+          await sleep(1000);
+        }
+      }
+      const s = withStore(g(), (db, cfg) => statusOf(db, cfg));
+      if (o.json) printJson(s);
+      else console.log(renderStatus(s));
+      if (o.requireRunning && !s.daemon.running) process.exitCode = 1;
+    });
+
+  registerReadCommands(program, g);
+
+  program
+    .command('demo')
+    .description('a self-contained demonstration on simulated cameras in a temporary data dir')
+    .option('--keep', 'keep the temporary data dir and print its path')
+    .action(async (o: { keep?: boolean }) => {
+      await runDemo({ keep: !!o.keep });
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  const debug = argv.includes('--debug');
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    process.exitCode = exitCodeFor(err, debug);
+  }
+}
+
+function exitCodeFor(err: unknown, debug: boolean): number {
+  if (err instanceof CommanderError) {
+    // Help and version are "errors" to commander but successes to a user.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return 0;
+    return 2;
+  }
+  const say = (msg: string) => process.stderr.write(`dockd: ${msg}\n${debug && err instanceof Error && err.stack ? err.stack + '\n' : ''}`);
+  if (err instanceof ConfigError || err instanceof UsageError) {
+    say(err.message);
+    return 2;
+  }
+  if (err instanceof AlreadyRunningError || err instanceof ProblemError) {
+    say(err.message);
+    return 1;
+  }
+  say(err instanceof Error ? err.message : String(err));
+  return 1;
+}

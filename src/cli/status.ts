@@ -1,0 +1,146 @@
+import { statfsSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../config.js';
+import type { Db } from '../store/db.js';
+import { queueCounts, type QueueCounts } from '../store/recordings.js';
+import { isRunning, readDaemon } from '../daemon/heartbeat.js';
+import { ago, bar, bytes, duration, printable, table } from './format.js';
+
+export interface CameraStatus {
+  serial: string;
+  slot: string | null;
+  docked: boolean;
+  model: string | null;
+  battery: { percent: number; charging: boolean } | null;
+  pending: number;
+  failed: number;
+  progress: {
+    recordingsDone: number;
+    recordingsTotal: number;
+    bytesDone: number;
+    bytesTotal: number;
+    rateBytesPerSec: number | null;
+    etaSeconds: number | null;
+  } | null;
+}
+
+export interface StatusJson {
+  daemon: { running: boolean; pid: number | null; startedAt: string | null; heartbeatAt: string | null; stoppedAt: string | null; version: string | null };
+  cameras: CameraStatus[];
+  queue: QueueCounts;
+  archive: { path: string; freeBytes: number | null; diskLow: boolean };
+}
+
+interface Progress {
+  cameras?: Array<{ serial: string; inflightBytes: number; rateBytesPerSec?: number }>;
+  diskLow?: boolean;
+}
+
+export function statusOf(db: Db, cfg: Config): StatusJson {
+  const d = readDaemon(db);
+  const running = isRunning(d);
+  const progress: Progress = running && d?.progress_json ? (JSON.parse(d.progress_json) as Progress) : {};
+  const live = new Map((progress.cameras ?? []).map((c) => [c.serial, c]));
+  const counts = new Map<string, { pending: number; failed: number }>();
+  for (const r of db
+    .prepare<[], { camera: string; pending: number; failed: number }>(
+      "SELECT camera, sum(status IN ('pending','copying')) pending, sum(status = 'failed') failed FROM recordings GROUP BY camera",
+    )
+    .all()) {
+    counts.set(r.camera, { pending: r.pending, failed: r.failed });
+  }
+  const visitTotals = db.prepare<[string, number], { total: number; done: number; bytesTotal: number; bytesDone: number }>(
+    `SELECT count(*) total, coalesce(sum(status = 'verified'), 0) done, coalesce(sum(bytes), 0) bytesTotal,
+            coalesce(sum(CASE WHEN status = 'verified' THEN bytes ELSE 0 END), 0) bytesDone
+     FROM recordings WHERE camera = ? AND seen_visit = ?`,
+  );
+  const cams = db
+    .prepare<[], { serial: string; slot: string | null; docked: number; model: string | null; battery_json: string | null; visit: number }>(
+      'SELECT serial, slot, docked, model, battery_json, visit FROM cameras ORDER BY docked DESC, slot, serial',
+    )
+    .all();
+  const cameras: CameraStatus[] = cams.map((c) => {
+    const docked = running && c.docked === 1;
+    const battery = c.battery_json ? (JSON.parse(c.battery_json) as { percent: number; charging: boolean }) : null;
+    let prog: CameraStatus['progress'] = null;
+    if (docked) {
+      const t = visitTotals.get(c.serial, c.visit)!;
+      const l = live.get(c.serial);
+      const bytesDone = t.bytesDone + (l?.inflightBytes ?? 0);
+      const rate = l?.rateBytesPerSec ?? null;
+      const left = t.bytesTotal - bytesDone;
+      prog = {
+        recordingsDone: t.done,
+        recordingsTotal: t.total,
+        bytesDone,
+        bytesTotal: t.bytesTotal,
+        rateBytesPerSec: rate,
+        etaSeconds: rate && rate > 0 ? Math.round(left / rate) : left <= 0 ? 0 : null,
+      };
+    }
+    return {
+      serial: c.serial,
+      slot: c.slot,
+      docked,
+      model: c.model,
+      battery: battery ? { percent: battery.percent, charging: battery.charging } : null,
+      pending: counts.get(c.serial)?.pending ?? 0,
+      failed: counts.get(c.serial)?.failed ?? 0,
+      progress: prog,
+    };
+  });
+  const archivePath = path.join(cfg.dataDir, 'archive');
+  let freeBytes: number | null = null;
+  if (existsSync(archivePath)) {
+    const st = statfsSync(archivePath);
+    freeBytes = st.bavail * st.bsize;
+  }
+  return {
+    daemon: {
+      running,
+      pid: d?.pid ?? null,
+      startedAt: d?.started_at ?? null,
+      heartbeatAt: d?.heartbeat_at ?? null,
+      stoppedAt: d?.stopped_at ?? null,
+      version: d?.version ?? null,
+    },
+    cameras,
+    queue: queueCounts(db),
+    archive: { path: archivePath, freeBytes, diskLow: progress.diskLow ?? false },
+  };
+}
+
+export function renderStatus(s: StatusJson, opts: { bars?: boolean } = {}): string {
+  const out: string[] = [];
+  const d = s.daemon;
+  out.push(
+    d.running
+      ? `daemon   running  pid ${d.pid}  version ${d.version}  up since ${d.startedAt}  heartbeat ${ago(d.heartbeatAt)}`
+      : `daemon   NOT RUNNING${d.stoppedAt ? `  (stopped ${ago(d.stoppedAt)})` : d.heartbeatAt ? `  (last heartbeat ${ago(d.heartbeatAt)})` : ''}`,
+  );
+  out.push(`queue    ${s.queue.pending} pending  ${s.queue.active} copying  ${s.queue.failed} failed  ${s.queue.verified} verified`);
+  out.push(`archive  ${s.archive.path}  ${bytes(s.archive.freeBytes)} free${s.archive.diskLow ? '  OFFLOADING PAUSED: disk below ingest.minFreeBytes' : ''}`);
+  const docked = s.cameras.filter((c) => c.docked);
+  out.push('');
+  if (docked.length === 0) {
+    out.push(`no cameras docked (${s.cameras.length} known: dockd cameras)`);
+  } else {
+    const rows = docked.map((c) => {
+      const p = c.progress;
+      const frac = p && p.bytesTotal > 0 ? p.bytesDone / p.bytesTotal : 1;
+      return [
+        printable(c.slot),
+        printable(c.serial),
+        c.battery ? `${c.battery.percent}%${c.battery.charging ? ' ⚡' : ''}` : '-',
+        p ? `${p.recordingsDone}/${p.recordingsTotal}` : '-',
+        p ? `${bytes(p.bytesDone)} / ${bytes(p.bytesTotal)}` : '-',
+        opts.bars ? bar(frac) : `${Math.floor(frac * 100)}%`,
+        p?.rateBytesPerSec ? `${bytes(p.rateBytesPerSec)}/s` : '-',
+        p && p.etaSeconds !== null ? duration(p.etaSeconds) : '-',
+        c.failed ? `${c.failed} failed` : '',
+      ];
+    });
+    out.push(table(['SLOT', 'CAMERA', 'BATTERY', 'FILES', 'BYTES', 'DONE', 'RATE', 'ETA', ''], rows));
+  }
+  return out.join('\n');
+}

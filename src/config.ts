@@ -1,0 +1,259 @@
+/**
+ * The JSON config file of the CLI contract. Every key is optional and has a default; anything
+ * unknown, mistyped or impossible is refused with a ConfigError naming the key, which the CLI
+ * turns into exit code 2.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+
+export interface RetryConfig {
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface Config {
+  dataDir: string;
+  sim: { dir: string | null };
+  usb: {
+    enabled: boolean;
+    slots: Record<string, string>;
+    allow: string[];
+    drivers: Record<string, string>;
+    pollIntervalMs: number;
+    massStorage: { mount: boolean; automountRoots: string[]; folders: string[] };
+  };
+  ingest: {
+    concurrency: number;
+    perCamera: number;
+    readTimeoutMs: number;
+    verifySource: boolean;
+    deleteFromCamera: boolean;
+    minFreeBytes: number;
+    retry: RetryConfig;
+  };
+  battery: { shiftHours: number; sampleIntervalMs: number };
+  retention: { days: number; requireReplicated: boolean; sweepIntervalMs: number };
+  custody: { checkpointEvery: number };
+  replication: Record<string, unknown> | null;
+  encryption: { recipients: string[] } | null;
+  daemon: { heartbeatIntervalMs: number };
+  log: { level: string; file: string | null };
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly key: string,
+    problem: string,
+  ) {
+    super(`config: ${key}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function defaultConfig(): Config {
+  return {
+    dataDir: './var',
+    sim: { dir: null },
+    usb: {
+      enabled: true,
+      slots: {},
+      allow: [],
+      drivers: {},
+      pollIntervalMs: 2000,
+      massStorage: { mount: false, automountRoots: ['/media', '/run/media'], folders: ['DCIM'] },
+    },
+    ingest: {
+      concurrency: 4,
+      perCamera: 1,
+      readTimeoutMs: 30_000,
+      verifySource: false,
+      deleteFromCamera: true,
+      minFreeBytes: 1024 ** 3,
+      retry: { attempts: 5, baseDelayMs: 1000, maxDelayMs: 60_000 },
+    },
+    battery: { shiftHours: 10, sampleIntervalMs: 60_000 },
+    retention: { days: 0, requireReplicated: false, sweepIntervalMs: 3_600_000 },
+    custody: { checkpointEvery: 100 },
+    replication: null,
+    encryption: null,
+    daemon: { heartbeatIntervalMs: 2000 },
+    log: { level: 'info', file: null },
+  };
+}
+
+type Rule =
+  | { t: 'string'; nullable?: boolean; oneOf?: string[] }
+  | { t: 'bool' }
+  | { t: 'int' | 'number'; min?: number; max?: number }
+  | { t: 'strings' }
+  | { t: 'stringMap' }
+  | { t: 'object'; fields: Record<string, Rule>; nullable?: boolean }
+  | { t: 'any-object'; nullable?: boolean };
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+const SCHEMA: Record<string, Rule> = {
+  dataDir: { t: 'string' },
+  sim: { t: 'object', fields: { dir: { t: 'string', nullable: true } } },
+  usb: {
+    t: 'object',
+    fields: {
+      enabled: { t: 'bool' },
+      slots: { t: 'stringMap' },
+      allow: { t: 'strings' },
+      drivers: { t: 'stringMap' },
+      pollIntervalMs: { t: 'int', min: 100 },
+      massStorage: {
+        t: 'object',
+        fields: { mount: { t: 'bool' }, automountRoots: { t: 'strings' }, folders: { t: 'strings' } },
+      },
+    },
+  },
+  ingest: {
+    t: 'object',
+    fields: {
+      concurrency: { t: 'int', min: 1, max: 256 },
+      perCamera: { t: 'int', min: 1, max: 64 },
+      readTimeoutMs: { t: 'int', min: 10 },
+      verifySource: { t: 'bool' },
+      deleteFromCamera: { t: 'bool' },
+      minFreeBytes: { t: 'int', min: 0 },
+      retry: {
+        t: 'object',
+        fields: {
+          attempts: { t: 'int', min: 1, max: 1000 },
+          baseDelayMs: { t: 'int', min: 0 },
+          maxDelayMs: { t: 'int', min: 0 },
+        },
+      },
+    },
+  },
+  battery: {
+    t: 'object',
+    fields: { shiftHours: { t: 'number', min: 0.5, max: 48 }, sampleIntervalMs: { t: 'int', min: 100 } },
+  },
+  retention: {
+    t: 'object',
+    fields: { days: { t: 'number', min: 0 }, requireReplicated: { t: 'bool' }, sweepIntervalMs: { t: 'int', min: 100 } },
+  },
+  custody: { t: 'object', fields: { checkpointEvery: { t: 'int', min: 1 } } },
+  replication: { t: 'any-object', nullable: true },
+  encryption: { t: 'object', nullable: true, fields: { recipients: { t: 'strings' } } },
+  daemon: { t: 'object', fields: { heartbeatIntervalMs: { t: 'int', min: 50 } } },
+  log: { t: 'object', fields: { level: { t: 'string', oneOf: LOG_LEVELS }, file: { t: 'string', nullable: true } } },
+};
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function check(key: string, value: unknown, rule: Rule): void {
+  const nullable = 'nullable' in rule && rule.nullable;
+  if (value === null && nullable) return;
+  switch (rule.t) {
+    case 'string':
+      if (typeof value !== 'string') throw new ConfigError(key, `must be a string, got ${describe(value)}`);
+      if (rule.oneOf && !rule.oneOf.includes(value)) throw new ConfigError(key, `must be one of ${rule.oneOf.join(', ')}, got "${value}"`);
+      return;
+    case 'bool':
+      if (typeof value !== 'boolean') throw new ConfigError(key, `must be true or false, got ${describe(value)}`);
+      return;
+    case 'int':
+    case 'number':
+      if (typeof value !== 'number' || !Number.isFinite(value)) throw new ConfigError(key, `must be a number, got ${describe(value)}`);
+      if (rule.t === 'int' && !Number.isInteger(value)) throw new ConfigError(key, `must be a whole number, got ${value}`);
+      if (rule.min !== undefined && value < rule.min) throw new ConfigError(key, `must be at least ${rule.min}, got ${value}`);
+      if (rule.max !== undefined && value > rule.max) throw new ConfigError(key, `must be at most ${rule.max}, got ${value}`);
+      return;
+    case 'strings':
+      if (!Array.isArray(value) || value.some((s) => typeof s !== 'string')) throw new ConfigError(key, `must be an array of strings, got ${describe(value)}`);
+      return;
+    case 'stringMap':
+      if (!isPlainObject(value) || Object.values(value).some((s) => typeof s !== 'string')) throw new ConfigError(key, `must be an object of strings, got ${describe(value)}`);
+      return;
+    case 'any-object':
+      if (!isPlainObject(value)) throw new ConfigError(key, `must be an object, got ${describe(value)}`);
+      return;
+    case 'object':
+      if (!isPlainObject(value)) throw new ConfigError(key, `must be an object, got ${describe(value)}`);
+      for (const [k, v] of Object.entries(value)) {
+        const sub = rule.fields[k];
+        if (!sub) throw new ConfigError(`${key}.${k}`, 'unknown key');
+        check(`${key}.${k}`, v, sub);
+      }
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return `"${v.length > 40 ? v.slice(0, 40) + '…' : v}"`;
+  return typeof v === 'object' ? 'an object' : `${typeof v} ${String(v)}`;
+}
+
+function merge<T>(base: T, over: Record<string, unknown>): T {
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = isPlainObject(b) && isPlainObject(v) ? merge(b, v) : v;
+  }
+  return out as T;
+}
+
+/** Validates raw JSON against the schema and merges it over the defaults. */
+export function parseConfig(raw: unknown, baseDir = process.cwd()): Config {
+  if (!isPlainObject(raw)) throw new ConfigError('(file)', `must hold a JSON object, got ${describe(raw)}`);
+  for (const [k, v] of Object.entries(raw)) {
+    const rule = SCHEMA[k];
+    if (!rule) throw new ConfigError(k, 'unknown key');
+    check(k, v, rule);
+  }
+  const cfg = merge(defaultConfig(), raw);
+  if (cfg.ingest.retry.maxDelayMs < cfg.ingest.retry.baseDelayMs) {
+    throw new ConfigError('ingest.retry.maxDelayMs', 'must not be below ingest.retry.baseDelayMs');
+  }
+  // Relative paths in a config file mean relative to that file, as an admin reading it expects.
+  cfg.dataDir = path.resolve(baseDir, cfg.dataDir);
+  if (cfg.sim.dir) cfg.sim.dir = path.resolve(baseDir, cfg.sim.dir);
+  if (cfg.log.file) cfg.log.file = path.resolve(baseDir, cfg.log.file);
+  return cfg;
+}
+
+export interface ConfigSources {
+  configPath?: string;
+  dataDir?: string;
+  simDir?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** Resolves `--config`, `$DOCKD_CONFIG`, `./dockd.config.json`, then defaults; CLI flags win. */
+export function loadConfig(src: ConfigSources = {}): Config {
+  const env = src.env ?? process.env;
+  const cwd = src.cwd ?? process.cwd();
+  const explicit = src.configPath ?? env.DOCKD_CONFIG;
+  const file = explicit ?? (existsSync(path.join(cwd, 'dockd.config.json')) ? path.join(cwd, 'dockd.config.json') : undefined);
+  let cfg: Config;
+  if (file) {
+    const abs = path.resolve(cwd, file);
+    let text: string;
+    try {
+      text = readFileSync(abs, 'utf8');
+    } catch (err) {
+      throw new ConfigError('--config', `cannot read ${abs}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError('(file)', `${abs} is not valid JSON: ${(err as Error).message}`);
+    }
+    cfg = parseConfig(raw, path.dirname(abs));
+  } else {
+    cfg = parseConfig({}, cwd);
+  }
+  if (src.dataDir) cfg.dataDir = path.resolve(cwd, src.dataDir);
+  if (src.simDir) cfg.sim.dir = path.resolve(cwd, src.simDir);
+  return cfg;
+}

@@ -1,0 +1,90 @@
+/**
+ * The composition root: the only place that wires config, store, custody, buses, drivers, dock
+ * and ingest together. Shutdown runs in reverse order of start-up under one deadline.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { openStore, type Db } from '../store/db.js';
+import { DataDirLock } from '../store/lock.js';
+import { CustodyLog } from '../custody/log.js';
+import { LocalArchive } from '../archive/local.js';
+import { IngestEngine } from '../ingest/engine.js';
+import { Planner } from '../ingest/planner.js';
+import { recover } from '../ingest/recovery.js';
+import { DockManager } from '../dock/manager.js';
+import { BatteryRecorder } from '../battery/recorder.js';
+import { simulatedDriver } from '../../drivers/simulated/index.js';
+import { SimBus } from '../bus/sim.js';
+import type { Bus } from '../bus/types.js';
+import { Heartbeat } from './heartbeat.js';
+import { RateMeter } from './rate.js';
+import { VERSION } from '../version.js';
+import { existsSync } from 'node:fs';
+
+export interface RunningDaemon {
+  db: Db;
+  stop(reason: string): Promise<void>;
+  stopped: Promise<void>;
+}
+
+export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaemon> {
+  const lock = DataDirLock.acquire(cfg.dataDir);
+  const db = openStore(cfg.dataDir);
+  const custody = new CustodyLog(db);
+  const archive = new LocalArchive(cfg.dataDir);
+  await recover(db, custody, archive, log.child({ mod: 'recovery' }));
+
+  const heartbeat = new Heartbeat(db, cfg.daemon.heartbeatIntervalMs, VERSION);
+  heartbeat.start();
+  custody.record({ type: 'daemon.started', details: { pid: process.pid, version: VERSION, dataDir: cfg.dataDir } });
+  log.info({ event: 'daemon.started', version: VERSION, dataDir: cfg.dataDir, pid: process.pid }, `dockd ${VERSION} started`);
+
+  let dock: DockManager | null = null;
+  const engine = new IngestEngine(db, custody, archive, cfg.ingest, log.child({ mod: 'ingest' }), {
+    deviceGone: (serial, reason) => dock?.deviceGone(serial, reason),
+    cleared: (serial) => log.info({ event: 'camera.cleared', camera: serial }, `camera ${serial}: nothing left to offload`),
+  });
+  const planner = new Planner(db, custody, log.child({ mod: 'planner' }));
+  dock = new DockManager(db, custody, planner, engine, new BatteryRecorder(db), log.child({ mod: 'dock' }), {
+    drivers: [simulatedDriver],
+    batteryIntervalMs: cfg.battery.sampleIntervalMs,
+  });
+
+  const buses: Bus[] = [];
+  if (cfg.sim.dir) buses.push(new SimBus(cfg.sim.dir, log.child({ mod: 'sim' })));
+  if (cfg.usb.enabled) {
+    if (!existsSync('/sys/bus/usb')) {
+      log.info({ event: 'usb.unavailable' }, 'this machine has no USB bus (/sys/bus/usb is missing); running without it');
+    }
+  }
+  for (const bus of buses) await bus.start(dock);
+
+  const rates = new RateMeter();
+  const beat = setInterval(() => {
+    const cameras = engine.progress().map((c) => ({ ...c, rateBytesPerSec: rates.update(c.serial, c.receivedBytes) }));
+    heartbeat.beat({ cameras, diskLow: engine.paused, active: engine.queueActive });
+    engine.kick();
+  }, cfg.daemon.heartbeatIntervalMs);
+
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  let stopping: Promise<void> | null = null;
+
+  const stop = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ event: 'daemon.stopping', reason }, `stopping (${reason})`);
+      clearInterval(beat);
+      for (const bus of buses) await bus.stop().catch(() => undefined);
+      await engine.stop();
+      await dock.stop();
+      custody.record({ type: 'daemon.stopped', details: { reason } });
+      heartbeat.stopped();
+      db.close();
+      lock.release();
+      log.info({ event: 'daemon.stopped', reason }, 'stopped');
+      resolveStopped();
+    })();
+    return stopping;
+  };
+  return { db, stop, stopped };
+}

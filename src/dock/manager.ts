@@ -1,0 +1,239 @@
+/**
+ * The docking lifecycle: docked → listing → offloading → cleared → undocked. It turns bus events
+ * into sessions, records each camera's visit (identity, slot, clock skew, battery) and hands the
+ * camera to the ingest engine. Events for one slot are handled strictly one after another.
+ */
+import type { Logger } from 'pino';
+import { DriverError, type CameraDriver, type CameraSession, type DeviceInfo } from '../../drivers/types.js';
+import type { BatteryRecorder } from '../battery/recorder.js';
+import type { CustodyLog } from '../custody/log.js';
+import type { IngestEngine } from '../ingest/engine.js';
+import type { Planner } from '../ingest/planner.js';
+import type { Db } from '../store/db.js';
+import type { BusListener } from '../bus/types.js';
+import { selectDriver } from './drivers.js';
+
+const SERIAL = /^[^\p{Cc}]{1,64}$/u;
+
+interface Slot {
+  device: DeviceInfo;
+  state: 'opening' | 'docked' | 'gone' | 'invalid';
+  session?: CameraSession;
+  serial?: string;
+  visit?: number;
+  lastBattery?: { percent: number; charging: boolean } | null;
+}
+
+export interface DockOptions {
+  drivers: CameraDriver[];
+  batteryIntervalMs: number;
+  /** Called after each battery reading, so battery alerts can be raised once per visit. */
+  onBattery?(serial: string, visit: number): void;
+}
+
+export class DockManager implements BusListener {
+  private readonly slots = new Map<string, Slot>();
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly q;
+
+  constructor(
+    private readonly db: Db,
+    private readonly custody: CustodyLog,
+    private readonly planner: Planner,
+    private readonly engine: IngestEngine,
+    private readonly battery: BatteryRecorder,
+    private readonly log: Logger,
+    private readonly opts: DockOptions,
+  ) {
+    this.q = {
+      camera: db.prepare<[string], { visit: number }>('SELECT visit FROM cameras WHERE serial = ?'),
+      upsert: db.prepare(
+        `INSERT INTO cameras (serial, model, firmware, slot, docked, first_seen, last_seen, docked_at, clock_skew_s, battery_json, visit)
+         VALUES (@serial, @model, @firmware, @slot, 1, @now, @now, @now, @skew, @battery, 1)
+         ON CONFLICT(serial) DO UPDATE SET model = @model, firmware = @firmware, slot = @slot, docked = 1, last_seen = @now,
+           docked_at = @now, clock_skew_s = @skew, battery_json = @battery, visit = visit + 1`,
+      ),
+      undock: db.prepare('UPDATE cameras SET docked = 0, last_seen = ? WHERE serial = ?'),
+      battery: db.prepare('UPDATE cameras SET battery_json = ?, last_seen = ? WHERE serial = ?'),
+    };
+  }
+
+  private key(bus: string, key: string): string {
+    return `${bus}:${key}`;
+  }
+
+  /** Runs `fn` after everything already queued for the same slot. */
+  private serially(k: string, fn: () => Promise<void>): Promise<void> {
+    const prev = this.chains.get(k) ?? Promise.resolve();
+    const next = prev.then(fn).catch((err: unknown) => {
+      this.log.error({ event: 'dock.error', slotKey: k, err }, 'docking step failed');
+    });
+    this.chains.set(k, next);
+    return next;
+  }
+
+  attach(device: DeviceInfo): void {
+    const k = this.key(device.bus, device.key);
+    void this.serially(k, () => this.dock(k, device));
+  }
+
+  change(device: DeviceInfo): void {
+    const k = this.key(device.bus, device.key);
+    void this.serially(k, async () => {
+      const slot = this.slots.get(k);
+      if (slot?.state === 'docked') await this.sampleBattery(slot);
+      else await this.dock(k, device);
+    });
+  }
+
+  detach(bus: DeviceInfo['bus'], key: string): void {
+    const k = this.key(bus, key);
+    void this.serially(k, () => this.undock(k, 'removed'));
+  }
+
+  /** The engine saw the device vanish mid-transfer although the bus did not (yet) say so. */
+  deviceGone(serial: string, reason: string): void {
+    for (const [k, slot] of this.slots) {
+      if (slot.serial === serial && slot.state === 'docked') void this.serially(k, () => this.undock(k, 'device gone', reason));
+    }
+  }
+
+  private async dock(k: string, device: DeviceInfo): Promise<void> {
+    const existing = this.slots.get(k);
+    if (existing?.state === 'docked') return;
+    const driver = selectDriver(this.opts.drivers, device);
+    const slotLog = this.log.child({ slot: device.slot });
+    if (!driver) {
+      slotLog.debug({ event: 'usb.ignored', device }, 'no driver for device');
+      return;
+    }
+    const slot: Slot = { device, state: 'opening' };
+    this.slots.set(k, slot);
+    let session: CameraSession;
+    try {
+      session = await driver.open(device, slotLog.child({ mod: driver.name }));
+      const id = await session.identity();
+      if (!SERIAL.test(id.serial)) throw new DriverError('permanent', 'bad-serial', 'camera reports no usable serial (1–64 printable characters)');
+      slot.session = session;
+      slot.serial = id.serial;
+      await this.openVisit(slot, id, session, driver.name);
+    } catch (err) {
+      slot.state = 'invalid';
+      await slot.session?.close().catch(() => undefined);
+      const where = device.path ? `${device.path}/camera.json` : device.key;
+      slotLog.error({ event: 'camera.rejected', slotKey: device.key, file: where, error: (err as Error).message }, `cannot dock camera in slot ${device.slot}: ${(err as Error).message}`);
+      return;
+    }
+  }
+
+  private async openVisit(slot: Slot, id: { serial: string; model: string; firmware: string }, session: CameraSession, driverName: string): Promise<void> {
+    const serial = id.serial;
+    // The same serial in another slot: that attachment is stale (the camera moved), end it first.
+    for (const [k, other] of this.slots) {
+      if (other !== slot && other.serial === serial && other.state === 'docked') await this.undock(k, 'moved');
+    }
+    const skew = await measureSkew(session);
+    const battery = await session.battery().catch(() => null);
+    const now = new Date();
+    const visit = (this.q.camera.get(serial)?.visit ?? 0) + 1;
+    this.db
+      .transaction(() => {
+        this.q.upsert.run({ serial, model: id.model, firmware: id.firmware, slot: slot.device.slot, now: now.toISOString(), skew, battery: battery ? JSON.stringify(battery) : null });
+        if (battery) this.battery.sample(serial, visit, battery, now.getTime());
+        this.custody.append({
+          type: 'camera.docked',
+          camera: serial,
+          at: now,
+          details: { slot: slot.device.slot, bus: slot.device.bus, driver: driverName, model: id.model, firmware: id.firmware, clockSkewSeconds: skew, battery, visit },
+        });
+      })
+      .immediate();
+    slot.state = 'docked';
+    slot.visit = visit;
+    slot.lastBattery = battery;
+    const log = this.log.child({ camera: serial, slot: slot.device.slot });
+    log.info({ event: 'camera.docked', model: id.model, firmware: id.firmware, clockSkewSeconds: skew, battery, visit }, `camera ${serial} docked in ${slot.device.slot}`);
+    this.opts.onBattery?.(serial, visit);
+    this.startSampling(slot);
+    const plan = await this.planner.plan(serial, visit, session);
+    log.info({ event: 'camera.listed', ...plan }, `camera ${serial}: ${plan.discovered} new recordings, ${plan.known} known`);
+    this.engine.attach(serial, visit, session);
+  }
+
+  private startSampling(slot: Slot): void {
+    const k = this.key(slot.device.bus, slot.device.key);
+    clearInterval(this.timers.get(k));
+    this.timers.set(
+      k,
+      setInterval(() => void this.serially(k, () => this.sampleBattery(slot)), this.opts.batteryIntervalMs).unref(),
+    );
+  }
+
+  private async sampleBattery(slot: Slot): Promise<void> {
+    if (slot.state !== 'docked' || !slot.session || !slot.serial) return;
+    let reading;
+    try {
+      reading = await slot.session.battery();
+    } catch {
+      return;
+    }
+    if (!reading) return;
+    slot.lastBattery = reading;
+    const now = Date.now();
+    this.db
+      .transaction(() => {
+        this.battery.sample(slot.serial!, slot.visit!, reading, now);
+        this.q.battery.run(JSON.stringify(reading), new Date(now).toISOString(), slot.serial!);
+      })
+      .immediate();
+  }
+
+  private async undock(k: string, reason: string, error?: string): Promise<void> {
+    const slot = this.slots.get(k);
+    clearInterval(this.timers.get(k));
+    this.timers.delete(k);
+    if (!slot) return;
+    if (slot.state !== 'docked' || !slot.serial) {
+      this.slots.delete(k);
+      return;
+    }
+    const serial = slot.serial;
+    slot.state = reason === 'device gone' ? 'gone' : 'invalid';
+    if (reason !== 'device gone') this.slots.delete(k);
+    await this.engine.detach(serial);
+    await slot.session?.close().catch(() => undefined);
+    const now = new Date();
+    this.db
+      .transaction(() => {
+        this.q.undock.run(now.toISOString(), serial);
+        // Leaving the dock ends charging: this sample opens the shift's non-charging interval.
+        if (slot.lastBattery) this.battery.sample(serial, slot.visit!, { percent: slot.lastBattery.percent, charging: false }, now.getTime());
+        this.custody.append({ type: 'camera.undocked', camera: serial, at: now, details: { slot: slot.device.slot, reason, error: error ?? null, visit: slot.visit } });
+      })
+      .immediate();
+    this.log.info({ event: 'camera.undocked', camera: serial, slot: slot.device.slot, reason }, `camera ${serial} left ${slot.device.slot} (${reason})`);
+  }
+
+  dockedSerials(): string[] {
+    return [...this.slots.values()].filter((s) => s.state === 'docked' && s.serial).map((s) => s.serial!);
+  }
+
+  async stop(): Promise<void> {
+    for (const k of [...this.slots.keys()]) await this.serially(k, () => this.undock(k, 'daemon stopped'));
+    await Promise.allSettled([...this.chains.values()]);
+  }
+}
+
+async function measureSkew(session: CameraSession): Promise<number | null> {
+  if (!session.clock) return null;
+  try {
+    const t0 = Date.now();
+    const cam = await session.clock();
+    const t1 = Date.now();
+    const skew = (cam.getTime() - (t0 + t1) / 2) / 1000;
+    return Number.isFinite(skew) ? Math.round(skew * 10) / 10 : null;
+  } catch {
+    return null;
+  }
+}

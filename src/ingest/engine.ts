@@ -1,0 +1,338 @@
+/**
+ * The offload engine: for every docked camera, `perCamera` workers claim work from SQLite one
+ * recording at a time and run it through one p-queue bounded by `concurrency`. Work lives in the
+ * database, never in an array of promises, so memory does not grow with the number of recordings.
+ */
+import PQueue from 'p-queue';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { CameraSession } from '../../drivers/types.js';
+import type { Config } from '../config.js';
+import type { CustodyLog } from '../custody/log.js';
+import type { Db } from '../store/db.js';
+import type { RecordingRow } from '../store/recordings.js';
+import type { LocalArchive } from '../archive/local.js';
+import { copyRecording, VerifyError } from './copy.js';
+import { classify, DiskLowError, errorText } from './errors.js';
+import { backoffMs, retriesExhausted } from './retry.js';
+
+type Task = { kind: 'offload' | 'release'; rec: RecordingRow };
+
+interface ActiveCamera {
+  serial: string;
+  visit: number;
+  session: CameraSession;
+  abort: AbortController;
+  workers: Set<Promise<void>>;
+  /** Bytes received so far per in-flight recording, for progress. */
+  inflight: Map<string, number>;
+  received: number;
+}
+
+export interface CameraProgress {
+  serial: string;
+  inflightBytes: number;
+  receivedBytes: number;
+}
+
+export interface EngineEvents {
+  /** A driver reported the camera gone; the dock decides what that means. */
+  deviceGone(serial: string, reason: string): void;
+  /** Every recording of the visit is verified (and released) or failed. */
+  cleared(serial: string): void;
+}
+
+export class IngestEngine {
+  private readonly queue: PQueue;
+  private readonly cameras = new Map<string, ActiveCamera>();
+  private readonly claimed = new Set<string>();
+  private diskLow = false;
+  private stopping = false;
+  private readonly q;
+
+  constructor(
+    private readonly db: Db,
+    private readonly custody: CustodyLog,
+    private readonly archive: LocalArchive,
+    private readonly cfg: Config['ingest'],
+    private readonly log: Logger,
+    private readonly events: EngineEvents,
+  ) {
+    this.queue = new PQueue({ concurrency: cfg.concurrency });
+    this.q = {
+      releases: db.prepare<[string, number], RecordingRow>(
+        `SELECT r.* FROM jobs j JOIN recordings r ON r.id = j.recording
+         WHERE r.camera = ? AND j.kind = 'release' AND j.state = 'queued' AND j.not_before <= ? AND r.status = 'verified'
+         ORDER BY j.id LIMIT 64`,
+      ),
+      offloads: db.prepare<[string, number, number], RecordingRow>(
+        "SELECT * FROM recordings WHERE camera = ? AND status = 'pending' AND deleted_from_camera = 0 AND not_before <= ? ORDER BY discovered_at, id LIMIT ?",
+      ),
+      nextWake: db.prepare<[string, string], { t: number | null }>(
+        `SELECT min(t) t FROM (
+           SELECT not_before t FROM recordings WHERE camera = ? AND status = 'pending' AND deleted_from_camera = 0
+           UNION ALL
+           SELECT j.not_before FROM jobs j JOIN recordings r ON r.id = j.recording WHERE r.camera = ? AND j.kind = 'release' AND j.state = 'queued')`,
+      ),
+      start: db.prepare("UPDATE recordings SET status = 'copying' WHERE id = ?"),
+      durable: db.prepare('UPDATE recordings SET bytes_done = ? WHERE id = ?'),
+      verified: db.prepare(
+        "UPDATE recordings SET status = 'verified', sha256 = ?, archive_path = ?, verified_at = ?, attempts = attempts + 1, last_error = NULL, bytes_done = bytes WHERE id = ?",
+      ),
+      backToPending: db.prepare("UPDATE recordings SET status = 'pending', attempts = attempts + ?, last_error = ?, not_before = ?, bytes_done = ? WHERE id = ?"),
+      failed: db.prepare("UPDATE recordings SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?"),
+      queueRelease: db.prepare(
+        "INSERT OR IGNORE INTO jobs (recording, kind, state, created_at, updated_at) VALUES (?, 'release', 'queued', ?, ?)",
+      ),
+      released: db.prepare('UPDATE recordings SET deleted_from_camera = 1 WHERE id = ?'),
+      jobDone: db.prepare("UPDATE jobs SET state = 'done', attempts = attempts + 1, last_error = NULL, updated_at = ? WHERE recording = ? AND kind = ?"),
+      jobRetry: db.prepare('UPDATE jobs SET state = ?, attempts = attempts + 1, last_error = ?, not_before = ?, updated_at = ? WHERE recording = ? AND kind = ?'),
+      jobAttempts: db.prepare<[string, string], { attempts: number }>('SELECT attempts FROM jobs WHERE recording = ? AND kind = ?'),
+    };
+  }
+
+  attach(serial: string, visit: number, session: CameraSession): void {
+    if (this.cameras.has(serial)) return;
+    const cam: ActiveCamera = { serial, visit, session, abort: new AbortController(), workers: new Set(), inflight: new Map(), received: 0 };
+    this.cameras.set(serial, cam);
+    this.fill(cam);
+  }
+
+  /** Stops the camera's work; in-flight copies end as interrupted and resume at the next dock. */
+  async detach(serial: string): Promise<void> {
+    const cam = this.cameras.get(serial);
+    if (!cam) return;
+    this.cameras.delete(serial);
+    cam.abort.abort();
+    await Promise.allSettled([...cam.workers]);
+  }
+
+  isActive(serial: string): boolean {
+    return this.cameras.has(serial);
+  }
+
+  /** Wakes idle cameras, e.g. after `dockd retry` put failed recordings back in the queue. */
+  kick(): void {
+    for (const cam of this.cameras.values()) this.fill(cam);
+  }
+
+  progress(): CameraProgress[] {
+    return [...this.cameras.values()].map((c) => ({
+      serial: c.serial,
+      inflightBytes: [...c.inflight.values()].reduce((a, b) => a + b, 0),
+      receivedBytes: c.received,
+    }));
+  }
+
+  get queueActive(): number {
+    return this.queue.pending;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.allSettled([...this.cameras.keys()].map((s) => this.detach(s)));
+    await this.queue.onIdle();
+  }
+
+  private fill(cam: ActiveCamera): void {
+    if (this.stopping || cam.abort.signal.aborted) return;
+    while (cam.workers.size < this.cfg.perCamera) {
+      const w: Promise<void> = this.worker(cam).finally(() => {
+        cam.workers.delete(w);
+        if (cam.workers.size === 0 && !cam.abort.signal.aborted && this.cameras.get(cam.serial) === cam) this.events.cleared(cam.serial);
+      });
+      cam.workers.add(w);
+    }
+  }
+
+  private claim(cam: ActiveCamera): Task | null {
+    const now = Date.now();
+    for (const rec of this.q.releases.all(cam.serial, now)) {
+      if (!this.claimed.has(rec.id)) return { kind: 'release', rec };
+    }
+    for (const rec of this.q.offloads.all(cam.serial, now, this.cfg.perCamera + 1)) {
+      if (!this.claimed.has(rec.id)) return { kind: 'offload', rec };
+    }
+    return null;
+  }
+
+  private async worker(cam: ActiveCamera): Promise<void> {
+    const signal = cam.abort.signal;
+    while (!signal.aborted) {
+      const task = this.claim(cam);
+      if (!task) {
+        const next = this.q.nextWake.get(cam.serial, cam.serial)?.t;
+        if (next === null || next === undefined) return;
+        await sleep(Math.min(Math.max(next - Date.now(), 10), 1000), undefined, { signal }).catch(() => undefined);
+        continue;
+      }
+      this.claimed.add(task.rec.id);
+      try {
+        if (task.kind === 'offload' && !(await this.spaceFor(task.rec))) {
+          await sleep(1000, undefined, { signal }).catch(() => undefined);
+          continue;
+        }
+        await this.queue.add(() => (task.kind === 'offload' ? this.offload(cam, task.rec) : this.release(cam, task.rec)));
+      } finally {
+        this.claimed.delete(task.rec.id);
+      }
+    }
+  }
+
+  private async spaceFor(rec: RecordingRow): Promise<boolean> {
+    const free = await this.archive.freeBytes();
+    const required = this.cfg.minFreeBytes + (rec.bytes - rec.bytes_done);
+    this.setDiskLow(free < required, free, required);
+    return !this.diskLow;
+  }
+
+  private setDiskLow(low: boolean, freeBytes: number, requiredBytes: number): void {
+    if (low === this.diskLow) return;
+    this.diskLow = low;
+    if (low) {
+      this.log.warn({ event: 'ingest.disk_low', freeBytes, requiredBytes }, `offloading paused: ${freeBytes} bytes free, ${requiredBytes} required`);
+    } else {
+      this.log.info({ event: 'ingest.disk_ok', freeBytes, requiredBytes }, 'offloading resumed: free space is back');
+    }
+  }
+
+  get paused(): boolean {
+    return this.diskLow;
+  }
+
+  private async offload(cam: ActiveCamera, rec: RecordingRow): Promise<void> {
+    if (cam.abort.signal.aborted) return;
+    const log = this.log.child({ camera: cam.serial, recording: rec.id });
+    const attempt = rec.attempts + 1;
+    const resumeFrom = cam.session.capabilities.resume ? rec.bytes_done : 0;
+    this.db
+      .transaction(() => {
+        this.q.start.run(rec.id);
+        this.custody.append({ type: 'offload.started', camera: cam.serial, recording: rec.id, details: { attempt, resumeFrom, sourcePath: rec.source_path, bytes: rec.bytes } });
+      })
+      .immediate();
+    log.info({ event: 'offload.started', attempt, resumeFrom, bytes: rec.bytes }, `copying ${rec.source_path}`);
+    const staging = this.archive.stagingPathFor(rec.id);
+    let durable = resumeFrom;
+    cam.inflight.set(rec.id, resumeFrom);
+    let lastSeen = resumeFrom;
+    try {
+      const result = await copyRecording(
+        { sourceId: rec.source_id, expectedBytes: rec.bytes, stagingPath: staging, resumeFrom },
+        {
+          session: cam.session,
+          readTimeoutMs: this.cfg.readTimeoutMs,
+          verifySource: this.cfg.verifySource,
+          signal: cam.abort.signal,
+          onProgress: (n) => {
+            cam.received += Math.max(0, n - lastSeen);
+            lastSeen = n;
+            cam.inflight.set(rec.id, n);
+          },
+          onDurable: (n) => {
+            durable = n;
+            this.q.durable.run(n, rec.id);
+          },
+          checkSpace: async (remaining) => {
+            const free = await this.archive.freeBytes();
+            if (free < this.cfg.minFreeBytes + remaining) throw new DiskLowError(free, this.cfg.minFreeBytes + remaining);
+          },
+        },
+      );
+      const ref = { id: rec.id, camera: rec.camera, sourcePath: rec.source_path, discoveredAt: rec.discovered_at };
+      const archivePath = await this.archive.commit(staging, ref);
+      const now = new Date();
+      this.db
+        .transaction(() => {
+          this.q.verified.run(result.sha256, archivePath, now.toISOString(), rec.id);
+          this.custody.append({
+            type: 'offload.verified',
+            camera: cam.serial,
+            recording: rec.id,
+            sha256: result.sha256,
+            at: now,
+            details: { sourcePath: rec.source_path, archivePath, bytes: result.bytes, attempt, resumedFrom: result.resumedFrom, verifiedSource: this.cfg.verifySource },
+          });
+          if (this.cfg.deleteFromCamera) this.q.queueRelease.run(rec.id, now.toISOString(), now.toISOString());
+        })
+        .immediate();
+      log.info({ event: 'offload.verified', sha256: result.sha256, bytes: result.bytes, attempt, archivePath }, `verified ${rec.source_path}`);
+    } catch (err) {
+      await this.offloadFailed(cam, rec, attempt, err, durable);
+    } finally {
+      cam.inflight.delete(rec.id);
+    }
+  }
+
+  private async offloadFailed(cam: ActiveCamera, rec: RecordingRow, attempt: number, err: unknown, durable: number): Promise<void> {
+    const log = this.log.child({ camera: cam.serial, recording: rec.id });
+    const error = errorText(err);
+    let kind = classify(err);
+    // Our own abort (undock, shutdown) is an interruption, like the camera going away.
+    if (cam.abort.signal.aborted) kind = 'deviceGone';
+    if (err instanceof VerifyError) {
+      await this.archive.discardStaging(rec.id);
+      durable = 0;
+    }
+    const interrupted = kind === 'deviceGone' || kind === 'diskLow';
+    const exhausted = !interrupted && (kind === 'permanent' || retriesExhausted(attempt, this.cfg.retry));
+    const delay = interrupted ? 0 : backoffMs(attempt, this.cfg.retry);
+    this.db
+      .transaction(() => {
+        if (exhausted) this.q.failed.run(error, rec.id);
+        else this.q.backToPending.run(interrupted ? 0 : 1, error, Date.now() + delay, durable, rec.id);
+        this.custody.append({
+          type: 'offload.failed',
+          camera: cam.serial,
+          recording: rec.id,
+          details: { sourcePath: rec.source_path, attempt, error, class: kind, willRetry: !exhausted, retryInMs: exhausted ? null : delay, keptBytes: durable },
+        });
+      })
+      .immediate();
+    if (kind === 'deviceGone') {
+      log.warn({ event: 'offload.interrupted', attempt, error, keptBytes: durable }, `copy of ${rec.source_path} interrupted; it resumes when the camera docks again`);
+      if (!cam.abort.signal.aborted) this.events.deviceGone(cam.serial, error);
+    } else if (kind === 'diskLow') {
+      const e = err instanceof DiskLowError ? err : null;
+      this.setDiskLow(true, e?.freeBytes ?? 0, e?.requiredBytes ?? this.cfg.minFreeBytes);
+    } else if (exhausted) {
+      log.error({ event: 'offload.failed', attempt, error, class: kind }, `giving up on ${rec.source_path}; it stays on the camera`);
+    } else {
+      log.warn({ event: 'offload.retry', attempt, error, retryInMs: delay }, `copy of ${rec.source_path} failed; retrying`);
+    }
+  }
+
+  private async release(cam: ActiveCamera, rec: RecordingRow): Promise<void> {
+    if (cam.abort.signal.aborted) return;
+    const log = this.log.child({ camera: cam.serial, recording: rec.id });
+    try {
+      await cam.session.delete(rec.source_id);
+      const now = new Date().toISOString();
+      this.db
+        .transaction(() => {
+          this.q.released.run(rec.id);
+          this.q.jobDone.run(now, rec.id, 'release');
+          this.custody.append({ type: 'camera.file_deleted', camera: cam.serial, recording: rec.id, sha256: rec.sha256, details: { sourcePath: rec.source_path } });
+        })
+        .immediate();
+      log.info({ event: 'camera.file_deleted' }, `deleted ${rec.source_path} from the camera`);
+    } catch (err) {
+      let kind = classify(err);
+      if (cam.abort.signal.aborted) kind = 'deviceGone';
+      const error = errorText(err);
+      const attempts = (this.q.jobAttempts.get(rec.id, 'release')?.attempts ?? 0) + 1;
+      const gone = kind === 'deviceGone';
+      const exhausted = !gone && (kind === 'permanent' || retriesExhausted(attempts, this.cfg.retry));
+      const delay = backoffMs(attempts, this.cfg.retry);
+      const now = new Date().toISOString();
+      this.db
+        .transaction(() => {
+          this.q.jobRetry.run(exhausted ? 'failed' : 'queued', error, Date.now() + (gone ? 0 : delay), now, rec.id, 'release');
+          this.custody.append({ type: 'camera.file_delete_failed', camera: cam.serial, recording: rec.id, details: { sourcePath: rec.source_path, error, attempt: attempts, willRetry: !exhausted } });
+        })
+        .immediate();
+      log.warn({ event: 'camera.file_delete_failed', error, attempt: attempts, willRetry: !exhausted }, `could not delete ${rec.source_path} from the camera`);
+      if (gone && !cam.abort.signal.aborted) this.events.deviceGone(cam.serial, error);
+    }
+  }
+}

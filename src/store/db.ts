@@ -1,0 +1,42 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { MIGRATIONS } from './schema.js';
+
+export type Db = Database.Database;
+
+export function dbPath(dataDir: string): string {
+  return path.join(dataDir, 'dockd.db');
+}
+
+/**
+ * Opens (creating and migrating if needed) the store of a data dir. Every connection, daemon or
+ * CLI, gets `synchronous = FULL`: WAL mode persists in the file but this build defaults later
+ * connections to NORMAL, which could lose a committed custody event on power loss.
+ */
+export function openStore(dataDir: string): Db {
+  mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+  const db = new Database(dbPath(dataDir));
+  db.pragma('busy_timeout = 5000');
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+export function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`the database was written by a newer dockd (schema ${current}, this one knows ${MIGRATIONS.length})`);
+  }
+  if (current === MIGRATIONS.length) return;
+  // IMMEDIATE so that two processes opening a fresh store at once do not both migrate.
+  db.transaction(() => {
+    const now = db.pragma('user_version', { simple: true }) as number;
+    for (let v = now; v < MIGRATIONS.length; v++) {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    }
+  }).immediate();
+}

@@ -1,0 +1,101 @@
+/** Row shapes and queries over recordings that ingest, the dock and the CLI share. */
+import type { Db } from './db.js';
+
+export type RecordingStatus = 'pending' | 'copying' | 'verified' | 'failed';
+
+export interface RecordingRow {
+  id: string;
+  camera: string;
+  source_path: string;
+  source_id: string;
+  bytes: number;
+  modified_at: string | null;
+  status: RecordingStatus;
+  attempts: number;
+  last_error: string | null;
+  not_before: number;
+  bytes_done: number;
+  seen_visit: number;
+  sha256: string | null;
+  archive_path: string | null;
+  deleted_from_camera: number;
+  discovered_at: string;
+  verified_at: string | null;
+}
+
+/** The contract's `recordings --json` element. */
+export interface RecordingJson {
+  id: string;
+  camera: string;
+  sourcePath: string;
+  archivePath: string | null;
+  bytes: number;
+  sha256: string | null;
+  status: RecordingStatus;
+  attempts: number;
+  lastError: string | null;
+  deletedFromCamera: boolean;
+  discoveredAt: string;
+  verifiedAt: string | null;
+  modifiedAt: string | null;
+}
+
+export function recordingJson(r: RecordingRow): RecordingJson {
+  const verified = r.status === 'verified';
+  return {
+    id: r.id,
+    camera: r.camera,
+    sourcePath: r.source_path,
+    archivePath: verified ? r.archive_path : null,
+    bytes: r.bytes,
+    sha256: verified ? r.sha256 : null,
+    status: r.status,
+    attempts: r.attempts,
+    lastError: r.last_error,
+    deletedFromCamera: r.deleted_from_camera === 1,
+    discoveredAt: r.discovered_at,
+    verifiedAt: r.verified_at,
+    modifiedAt: r.modified_at,
+  };
+}
+
+export function getRecording(db: Db, id: string): RecordingRow | undefined {
+  return db.prepare<[string], RecordingRow>('SELECT * FROM recordings WHERE id = ?').get(id);
+}
+
+export interface RecordingFilter {
+  camera?: string;
+  status?: string;
+}
+
+export function* iterateRecordings(db: Db, f: RecordingFilter = {}): IterableIterator<RecordingRow> {
+  const where: string[] = [];
+  const args: string[] = [];
+  if (f.camera !== undefined) {
+    where.push('camera = ?');
+    args.push(f.camera);
+  }
+  if (f.status !== undefined) {
+    where.push('status = ?');
+    args.push(f.status);
+  }
+  const sql = `SELECT * FROM recordings ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY discovered_at, id`;
+  yield* db.prepare<string[], RecordingRow>(sql).iterate(...args);
+}
+
+export interface QueueCounts {
+  pending: number;
+  active: number;
+  failed: number;
+  verified: number;
+}
+
+export function queueCounts(db: Db): QueueCounts {
+  const rows = db.prepare<[], { status: RecordingStatus; n: number }>('SELECT status, count(*) n FROM recordings GROUP BY status').all();
+  const c: QueueCounts = { pending: 0, active: 0, failed: 0, verified: 0 };
+  for (const r of rows) {
+    if (r.status === 'copying') c.active = r.n;
+    else c[r.status] = r.n;
+  }
+  return c;
+}

@@ -1,0 +1,106 @@
+/**
+ * Versioned migrations. Each entry runs once, in order, inside one transaction, and bumps
+ * `PRAGMA user_version`; a released migration is never edited, only followed by a new one.
+ */
+export const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE cameras (
+    serial        TEXT PRIMARY KEY,
+    model         TEXT,
+    firmware      TEXT,
+    slot          TEXT,
+    docked        INTEGER NOT NULL DEFAULT 0,
+    first_seen    TEXT NOT NULL,
+    last_seen     TEXT NOT NULL,
+    docked_at     TEXT,
+    clock_skew_s  REAL,
+    battery_json  TEXT,
+    visit         INTEGER NOT NULL DEFAULT 0
+  );
+
+  CREATE TABLE recordings (
+    id                  TEXT PRIMARY KEY,
+    camera              TEXT NOT NULL REFERENCES cameras(serial),
+    source_path         TEXT NOT NULL,
+    source_id           TEXT NOT NULL,
+    bytes               INTEGER NOT NULL,
+    modified_at         TEXT,
+    status              TEXT NOT NULL CHECK (status IN ('pending','copying','verified','failed')),
+    attempts            INTEGER NOT NULL DEFAULT 0,
+    last_error          TEXT,
+    not_before          INTEGER NOT NULL DEFAULT 0,
+    bytes_done          INTEGER NOT NULL DEFAULT 0,
+    seen_visit          INTEGER NOT NULL DEFAULT 0,
+    sha256              TEXT,
+    archive_path        TEXT,
+    deleted_from_camera INTEGER NOT NULL DEFAULT 0,
+    discovered_at       TEXT NOT NULL,
+    verified_at         TEXT
+  );
+  CREATE INDEX recordings_by_camera ON recordings(camera, status);
+  CREATE INDEX recordings_by_status ON recordings(status);
+  -- While a recording is still on the camera its path names it; once it is gone the camera may
+  -- reuse the name for new footage, so uniqueness only holds among rows still on the camera.
+  CREATE UNIQUE INDEX recordings_on_camera ON recordings(camera, source_path) WHERE deleted_from_camera = 0;
+
+  -- Durable follow-up work on a recording once it is verified (release = delete from camera).
+  CREATE TABLE jobs (
+    id          INTEGER PRIMARY KEY,
+    recording   TEXT NOT NULL REFERENCES recordings(id),
+    kind        TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('queued','done','failed')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    not_before  INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    UNIQUE (recording, kind)
+  );
+  CREATE INDEX jobs_open ON jobs(kind, state);
+
+  CREATE TABLE battery_samples (
+    id             INTEGER PRIMARY KEY,
+    camera         TEXT NOT NULL,
+    at             INTEGER NOT NULL,
+    percent        REAL NOT NULL,
+    charging       INTEGER NOT NULL,
+    voltage        REAL,
+    temperature_c  REAL,
+    health_percent REAL,
+    cycle_count    INTEGER,
+    source         TEXT NOT NULL CHECK (source IN ('dock','device')),
+    visit          INTEGER NOT NULL
+  );
+  CREATE INDEX battery_by_camera ON battery_samples(camera, at);
+
+  CREATE TABLE custody_events (
+    seq        INTEGER PRIMARY KEY,
+    at         TEXT NOT NULL,
+    type       TEXT NOT NULL,
+    camera     TEXT,
+    recording  TEXT,
+    sha256     TEXT,
+    actor      TEXT NOT NULL,
+    details    TEXT NOT NULL,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL
+  );
+  CREATE INDEX custody_by_recording ON custody_events(recording);
+  CREATE INDEX custody_by_camera ON custody_events(camera);
+  CREATE TRIGGER custody_events_no_update BEFORE UPDATE ON custody_events
+    BEGIN SELECT RAISE(ABORT, 'custody events are append-only'); END;
+  CREATE TRIGGER custody_events_no_delete BEFORE DELETE ON custody_events
+    BEGIN SELECT RAISE(ABORT, 'custody events are append-only'); END;
+
+  CREATE TABLE daemon (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    pid           INTEGER NOT NULL,
+    started_at    TEXT NOT NULL,
+    heartbeat_at  TEXT NOT NULL,
+    heartbeat_ms  INTEGER NOT NULL,
+    stopped_at    TEXT,
+    version       TEXT NOT NULL,
+    progress_json TEXT
+  );
+  `,
+];
