@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { randomBytes, createHash } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { SimCameraSession } from '../drivers/simulated/index.js';
+import { copyRecording, VerifyError } from '../src/ingest/copy.js';
+import { DriverError } from '../drivers/types.js';
+
+const log = pino({ level: 'silent' });
+
+async function camera(files: Record<string, Buffer>, spec: Record<string, unknown> = {}) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dockd-copy-'));
+  for (const [rel, data] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    writeFileSync(path.join(dir, rel), data);
+  }
+  writeFileSync(path.join(dir, 'camera.json'), JSON.stringify({ serial: 'T-1', ...spec }));
+  const session = await SimCameraSession.open(dir, log);
+  return { dir, session, staging: path.join(dir, '.staging') };
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const ctx = (session: SimCameraSession, extra = {}) => ({ session, readTimeoutMs: 500, verifySource: false, signal: new AbortController().signal, ...extra });
+
+describe('copy-and-hash', () => {
+  it('hashes in the copy pass and leaves a staging file equal to the source', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 17);
+    const { session, staging } = await camera({ 'a.mp4': data });
+    const seen: number[] = [];
+    const r = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { onProgress: (n: number) => seen.push(n) }));
+    expect(r.sha256).toBe(sha(data));
+    expect(readFileSync(staging).equals(data)).toBe(true);
+    expect(seen.at(-1)).toBe(data.length);
+    expect(Math.max(...seen.map((n, i) => n - (seen[i - 1] ?? 0)))).toBeLessThanOrEqual(256 * 1024);
+  });
+
+  it('resumes from a durable prefix, re-hashing it, and reads only the rest from the camera', async () => {
+    const data = randomBytes(1_000_000);
+    const { session, staging } = await camera({ 'a.mp4': data });
+    writeFileSync(staging, Buffer.concat([data.subarray(0, 600_000), Buffer.from('garbage past the durable point')]));
+    let fromCamera = 0;
+    const r = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 600_000 }, ctx(session, { onProgress: (n: number) => (fromCamera = n - 600_000) }));
+    expect(r).toEqual({ sha256: sha(data), bytes: data.length, resumedFrom: 600_000 });
+    expect(fromCamera).toBe(400_000);
+    expect(readFileSync(staging).equals(data)).toBe(true);
+  });
+
+  it('fails an io-error as transient at the fault byte', async () => {
+    const data = randomBytes(200_000);
+    const { session, staging } = await camera({ 'a.mp4': data }, { faults: [{ path: 'a.mp4', kind: 'io-error', atByte: 100_000, times: 1 }] });
+    let got = 0;
+    const p = copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { onProgress: (n: number) => (got = n) }));
+    await expect(p).rejects.toMatchObject({ kind: 'transient', code: 'io-error' });
+    expect(got).toBe(100_000);
+    const again = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session));
+    expect(again.sha256).toBe(sha(data));
+  });
+
+  it('times out a stalled read as transient "stall"', async () => {
+    const data = randomBytes(100_000);
+    const { session, staging } = await camera({ 'a.mp4': data }, { faults: [{ path: 'a.mp4', kind: 'stall', atByte: 50_000, times: 1 }] });
+    const t0 = Date.now();
+    await expect(copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { readTimeoutMs: 300 }))).rejects.toMatchObject({ kind: 'transient', code: 'stall' });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+  });
+
+  it('with verifySource, a corrupted transfer is caught by the second read', async () => {
+    const data = randomBytes(100_000);
+    const { session, staging } = await camera({ 'a.mp4': data }, { faults: [{ path: 'a.mp4', kind: 'corrupt', atByte: 4096, times: 1 }] });
+    const err = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { verifySource: true })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VerifyError);
+    expect((err as DriverError).code).toBe('source-mismatch');
+    const ok = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { verifySource: true }));
+    expect(ok.sha256).toBe(sha(data));
+  });
+
+  it('refuses a camera that sends more or fewer bytes than it listed', async () => {
+    const data = randomBytes(10_000);
+    const { session, staging } = await camera({ 'a.mp4': data });
+    await expect(copyRecording({ sourceId: 'a.mp4', expectedBytes: 5000, stagingPath: staging, resumeFrom: 0 }, ctx(session))).rejects.toMatchObject({ code: 'size-mismatch' });
+    await expect(copyRecording({ sourceId: 'a.mp4', expectedBytes: 20_000, stagingPath: staging, resumeFrom: 0 }, ctx(session))).rejects.toMatchObject({ code: 'short-read' });
+  });
+
+  it('catches a staging file that changed between the copy and the re-read', async () => {
+    const data = randomBytes(300_000);
+    const { session, staging } = await camera({ 'a.mp4': data });
+    // Flip a byte on disk after the last write, as a failing disk would.
+    const tamper = { onProgress: (n: number) => n === data.length && setImmediate(() => existsSync(staging) && writeFileSync(staging, Buffer.alloc(data.length))) };
+    const err = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, tamper)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'verify-mismatch' });
+  });
+});
