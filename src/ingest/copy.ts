@@ -85,6 +85,15 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
       throw new DriverError('transient', 'short-read', `camera sent ${offset} of the ${req.expectedBytes} bytes it listed`);
     }
     await fh.sync();
+  } catch (err) {
+    // Keep what arrived: once synced, the next attempt resumes after it instead of starting over.
+    if (offset > resumedFrom && !(err instanceof VerifyError)) {
+      await fh.sync().then(
+        () => ctx.onDurable?.(offset),
+        () => undefined,
+      );
+    }
+    throw err;
   } finally {
     await fh.close();
   }
