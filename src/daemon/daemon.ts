@@ -60,9 +60,17 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   for (const bus of buses) await bus.start(dock);
 
   const rates = new RateMeter();
+  let beatFailing = false;
   const beat = setInterval(() => {
     const cameras = engine.progress().map((c) => ({ ...c, rateBytesPerSec: rates.update(c.serial, c.receivedBytes) }));
-    heartbeat.beat({ cameras, diskLow: engine.paused, active: engine.queueActive });
+    try {
+      heartbeat.beat({ cameras, diskLow: engine.paused, active: engine.queueActive });
+      beatFailing = false;
+    } catch (err) {
+      // A full disk refuses even the heartbeat; status then shows the daemon as not running.
+      if (!beatFailing) log.error({ event: 'daemon.heartbeat_failed', err }, 'cannot write the heartbeat');
+      beatFailing = true;
+    }
     engine.kick();
   }, cfg.daemon.heartbeatIntervalMs);
 

@@ -88,10 +88,12 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
   } catch (err) {
     // Keep what arrived: once synced, the next attempt resumes after it instead of starting over.
     if (offset > resumedFrom && !(err instanceof VerifyError)) {
-      await fh.sync().then(
-        () => ctx.onDurable?.(offset),
-        () => undefined,
-      );
+      try {
+        await fh.sync();
+        ctx.onDurable?.(offset);
+      } catch {
+        // the original error is the one worth reporting
+      }
     }
     throw err;
   } finally {

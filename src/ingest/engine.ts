@@ -27,6 +27,8 @@ interface ActiveCamera {
   /** Bytes received so far per in-flight recording, for progress. */
   inflight: Map<string, number>;
   received: number;
+  /** 'cleared' was reported and no work has been claimed since. */
+  cleared: boolean;
 }
 
 export interface CameraProgress {
@@ -75,6 +77,7 @@ export class IngestEngine {
            SELECT j.not_before FROM jobs j JOIN recordings r ON r.id = j.recording WHERE r.camera = ? AND j.kind = 'release' AND j.state = 'queued')`,
       ),
       start: db.prepare("UPDATE recordings SET status = 'copying' WHERE id = ?"),
+      reset: db.prepare("UPDATE recordings SET status = 'pending' WHERE id = ? AND status = 'copying'"),
       durable: db.prepare('UPDATE recordings SET bytes_done = ? WHERE id = ?'),
       verified: db.prepare(
         "UPDATE recordings SET status = 'verified', sha256 = ?, archive_path = ?, verified_at = ?, attempts = attempts + 1, last_error = NULL, bytes_done = bytes WHERE id = ?",
@@ -93,7 +96,7 @@ export class IngestEngine {
 
   attach(serial: string, visit: number, session: CameraSession): void {
     if (this.cameras.has(serial)) return;
-    const cam: ActiveCamera = { serial, visit, session, abort: new AbortController(), workers: new Set(), inflight: new Map(), received: 0 };
+    const cam: ActiveCamera = { serial, visit, session, abort: new AbortController(), workers: new Set(), inflight: new Map(), received: 0, cleared: false };
     this.cameras.set(serial, cam);
     this.fill(cam);
   }
@@ -139,7 +142,10 @@ export class IngestEngine {
     while (cam.workers.size < this.cfg.perCamera) {
       const w: Promise<void> = this.worker(cam).finally(() => {
         cam.workers.delete(w);
-        if (cam.workers.size === 0 && !cam.abort.signal.aborted && this.cameras.get(cam.serial) === cam) this.events.cleared(cam.serial);
+        if (cam.workers.size === 0 && !cam.cleared && !cam.abort.signal.aborted && this.cameras.get(cam.serial) === cam) {
+          cam.cleared = true;
+          this.events.cleared(cam.serial);
+        }
       });
       cam.workers.add(w);
     }
@@ -167,14 +173,41 @@ export class IngestEngine {
         continue;
       }
       this.claimed.add(task.rec.id);
+      cam.cleared = false;
       try {
         if (task.kind === 'offload' && !(await this.spaceFor(task.rec))) {
           await sleep(1000, undefined, { signal }).catch(() => undefined);
           continue;
         }
         await this.queue.add(() => (task.kind === 'offload' ? this.offload(cam, task.rec) : this.release(cam, task.rec)));
+      } catch (err) {
+        // Only our own bookkeeping gets here (e.g. SQLite refusing a write on a full disk): keep
+        // the worker alive, put the recording back where a later pass finds it, and slow down.
+        if (classify(err) === 'diskLow') this.setDiskLow(true, await this.archive.freeBytes().catch(() => 0), this.cfg.minFreeBytes);
+        this.log.error({ event: 'ingest.error', camera: cam.serial, recording: task.rec.id, err }, 'ingest bookkeeping failed; will try again');
+        await this.resetAfterError(task.rec, errorText(err), signal);
       } finally {
         this.claimed.delete(task.rec.id);
+      }
+    }
+  }
+
+  /** Retries until the store takes the write again; nothing can progress without it anyway. */
+  private async resetAfterError(rec: RecordingRow, error: string, signal: AbortSignal): Promise<void> {
+    for (;;) {
+      await sleep(1000, undefined, { signal }).catch(() => undefined);
+      try {
+        this.db
+          .transaction(() => {
+            if (this.q.reset.run(rec.id).changes > 0) {
+              this.custody.append({ type: 'offload.interrupted', camera: rec.camera, recording: rec.id, details: { reason: 'bookkeeping failed', error } });
+            }
+          })
+          .immediate();
+        return;
+      } catch {
+        // a restart's recovery resets 'copying' rows if this never succeeds
+        if (signal.aborted) return;
       }
     }
   }

@@ -18,7 +18,7 @@ export function classify(err: unknown): FailureClass {
   if (err instanceof DiskLowError) return 'diskLow';
   if (err instanceof DriverError) return err.kind;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return 'diskLow';
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return 'diskLow';
   return 'transient';
 }
 

@@ -179,7 +179,7 @@ export class DaemonProcess {
     while (Date.now() < end) {
       const hit = this.logs.find(pred);
       if (hit) return hit;
-      if (this.child.exitCode !== null) throw new Error(`daemon exited (${this.child.exitCode}) while waiting; stderr: ${this.stderr}`);
+      if (this.child.exitCode !== null) throw new Error(`daemon exited (${this.child.exitCode}) while waiting; stderr: ${this.stderr}\nlast lines:\n${this.logs.slice(-5).map((l) => JSON.stringify(l)).join("\n")}`);
       await sleep(50);
     }
     throw new Error(`timed out waiting for a log line; last lines:\n${this.logs.slice(-15).map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr}`);
