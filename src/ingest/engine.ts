@@ -68,7 +68,7 @@ export class IngestEngine {
          ORDER BY j.id LIMIT 64`,
       ),
       offloads: db.prepare<[string, number, number], RecordingRow>(
-        "SELECT * FROM recordings WHERE camera = ? AND status = 'pending' AND deleted_from_camera = 0 AND not_before <= ? ORDER BY discovered_at, id LIMIT ?",
+        "SELECT * FROM recordings WHERE camera = ? AND status = 'pending' AND deleted_from_camera = 0 AND not_before <= ? ORDER BY rowid LIMIT ?",
       ),
       nextWake: db.prepare<[string, string], { t: number | null }>(
         `SELECT min(t) t FROM (
