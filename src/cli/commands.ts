@@ -4,7 +4,8 @@ import { iterateRecordings, recordingJson } from '../store/recordings.js';
 import { CustodyLog } from '../custody/log.js';
 import { verifyAll } from '../custody/verify.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
-import { cliActor, printJson, ProblemError, UsageError, withStore, withStoreAsync, type GlobalOptions } from './context.js';
+import { cliActor, printJson, ProblemError, resolveConfig, UsageError, withStore, withStoreAsync, type GlobalOptions } from './context.js';
+import { loadDockPublicKey } from '../custody/signing.js';
 import { ago, bytes, printable, table } from './format.js';
 
 const STATUSES = ['pending', 'copying', 'verified', 'failed'];
@@ -99,29 +100,47 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
 
   program
     .command('verify')
-    .description('recompute the custody chain and re-hash every archived file; exit 1 on any problem')
+    .description('recompute the custody chain, check signed checkpoints, re-hash every archived file; exit 1 on any problem')
     .option('--quick', 'check the chain and file sizes only, without re-hashing')
+    .option('--head <seq:hash>', 'also require this chain head, e.g. one taken from the logs (custody.checkpoint)')
     .option('--json', 'machine-readable output')
-    .action((o: { quick?: boolean; json?: boolean }) =>
-      withStoreAsync(g(), async (db) => {
+    .action((o: { quick?: boolean; json?: boolean; head?: string }) => {
+      const head = o.head === undefined ? undefined : parseHead(o.head);
+      return withStoreAsync(g(), async (db, cfg) => {
         const progress = !o.json && process.stderr.isTTY;
         const report = await verifyAll(db, {
           quick: o.quick,
+          head,
+          key: loadDockPublicKey(cfg.dataDir),
           onFile: progress ? (n, total) => process.stderr.write(`\rchecking files ${n}/${total}`) : undefined,
         });
         if (progress) process.stderr.write('\n');
-        const ok = report.chain.ok && report.files.missing.length === 0 && report.files.mismatched.length === 0;
         if (o.json) {
-          printJson({ chain: { ok: report.chain.ok, events: report.chain.events, firstBadSeq: report.chain.firstBadSeq, reason: report.chain.reason, head: report.chain.head }, files: report.files, ok });
+          printJson({ chain: { ok: report.chain.ok, events: report.chain.events, firstBadSeq: report.chain.firstBadSeq, reason: report.chain.reason, head: report.chain.head }, files: report.files, checkpoints: report.checkpoints, head: report.head, ok: report.ok });
         } else {
-          console.log(report.chain.ok ? `custody chain  ok (${report.chain.events} events)` : `custody chain  BROKEN at seq ${report.chain.firstBadSeq}: ${report.chain.reason}`);
-          console.log(`archived files ${report.files.ok}/${report.files.checked} ok${o.quick ? ' (sizes only)' : ''}`);
+          console.log(report.chain.ok ? `custody chain   ok (${report.chain.events} events)` : `custody chain   BROKEN at seq ${report.chain.firstBadSeq}: ${report.chain.reason}`);
+          console.log(`checkpoints     ${report.checkpoints.ok}/${report.checkpoints.checked} signed heads ok`);
+          for (const b of report.checkpoints.bad) console.log(`  BAD CHECKPOINT seq ${b.seq}: ${b.reason}`);
+          if (report.head) console.log(report.head.ok ? `head ${report.head.seq}   matches` : `head ${report.head.seq}   MISMATCH: ${report.head.reason}`);
+          console.log(`archived files  ${report.files.ok}/${report.files.checked} ok${o.quick ? ' (sizes only)' : ''}`);
           for (const id of report.files.missing) console.log(`  missing    ${id}`);
           for (const id of report.files.mismatched) console.log(`  MISMATCH   ${id}`);
         }
-        if (!ok) process.exitCode = 1;
-      }),
-    );
+        if (!report.ok) process.exitCode = 1;
+      });
+    });
+
+  program
+    .command('key')
+    .description("print this dock's public signing key (checks signed custody checkpoints and exports)")
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }) => {
+      const cfg = resolveConfig(g());
+      const key = loadDockPublicKey(cfg.dataDir);
+      if (!key) throw new ProblemError(`no dock key in ${cfg.dataDir} yet: the daemon creates it at its first start`);
+      if (o.json) return printJson({ publicKey: key.publicKeyB64, keyId: key.keyId, algorithm: 'Ed25519' });
+      console.log(`${key.publicKeyB64}  (Ed25519, key id ${key.keyId})`);
+    });
 
   program
     .command('retry')
@@ -155,4 +174,10 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
         console.log(`${result.requeued.length} recordings back in the queue${result.releasesRequeued ? `, ${result.releasesRequeued} deletions from cameras` : ''}; a running daemon picks them up when the camera is docked`);
       });
     });
+}
+
+function parseHead(s: string): { seq: number; hash: string } {
+  const m = /^(\d+):([0-9a-f]{64})$/.exec(s.trim());
+  if (!m) throw new UsageError('--head must be SEQ:HASH, e.g. 512:3fa9… (64 hex digits)');
+  return { seq: Number(m[1]), hash: m[2]! };
 }

@@ -4,6 +4,7 @@ import { ConfigError } from '../config.js';
 import { AlreadyRunningError } from '../store/lock.js';
 import { VERSION } from '../version.js';
 import { registerReadCommands } from './commands.js';
+import { registerEvidenceCommands } from './evidence.js';
 import { printJson, ProblemError, resolveConfig, UsageError, withStore, type GlobalOptions } from './context.js';
 import { renderStatus, statusOf } from './status.js';
 import { runDaemonForeground } from './start.js';
@@ -53,6 +54,7 @@ export function buildProgram(): Command {
     });
 
   registerReadCommands(program, g);
+  registerEvidenceCommands(program, g);
 
   program
     .command('demo')

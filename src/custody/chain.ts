@@ -59,10 +59,13 @@ export interface ChainCheck {
   head: { seq: number; hash: string } | null;
 }
 
-/** Walks events in seq order; stops at the first broken link, gap or wrong hash. */
-export function checkChain(events: Iterable<CustodyEvent>): ChainCheck {
-  let prev = GENESIS_HASH;
-  let expectedSeq = 1;
+/**
+ * Walks events in seq order; stops at the first broken link, gap or wrong hash. A slice of the
+ * chain (an export) starts from its first event's seq and prevHash instead of seq 1 and zeros.
+ */
+export function checkChain(events: Iterable<CustodyEvent>, start: { seq: number; prevHash: string } = { seq: 1, prevHash: GENESIS_HASH }): ChainCheck {
+  let prev = start.prevHash;
+  let expectedSeq = start.seq;
   let count = 0;
   let head: ChainCheck['head'] = null;
   for (const ev of events) {

@@ -8,6 +8,8 @@ import type { Db } from '../store/db.js';
 import { hashFile } from '../ingest/copy.js';
 import { checkChain, type ChainCheck } from './chain.js';
 import { CustodyLog } from './log.js';
+import { checkCheckpoints, type CheckpointCheck } from './checkpoints.js';
+import type { DockKey } from './signing.js';
 
 export interface FilesCheck {
   checked: number;
@@ -16,12 +18,26 @@ export interface FilesCheck {
   mismatched: string[];
 }
 
+export interface HeadCheck {
+  seq: number;
+  hash: string;
+  ok: boolean;
+  reason: string | null;
+}
+
 export interface VerifyReport {
   chain: ChainCheck;
   files: FilesCheck;
+  checkpoints: CheckpointCheck;
+  head: HeadCheck | null;
+  ok: boolean;
 }
 
 export interface VerifyOptions {
+  /** Public key to check checkpoints with (the dock's own by default). */
+  key?: DockKey | null;
+  /** A chain head taken from elsewhere (IT's log store): `SEQ:HASH`. */
+  head?: { seq: number; hash: string };
   /** Sizes only, no re-hash. */
   quick?: boolean;
   onFile?(done: number, total: number): void;
@@ -59,8 +75,17 @@ export async function verifyFiles(db: Db, opts: VerifyOptions = {}): Promise<Fil
   return res;
 }
 
+export function checkHead(db: Db, head: { seq: number; hash: string }): HeadCheck {
+  const row = db.prepare<[number], { hash: string }>('SELECT hash FROM custody_events WHERE seq = ?').get(head.seq);
+  const reason = !row ? `the chain has no event ${head.seq}` : row.hash !== head.hash ? `the chain has hash ${row.hash} at ${head.seq}` : null;
+  return { ...head, ok: reason === null, reason };
+}
+
 export async function verifyAll(db: Db, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const chain = verifyChain(db);
+  const checkpoints = checkCheckpoints(db, opts.key ?? null);
+  const head = opts.head ? checkHead(db, opts.head) : null;
   const files = await verifyFiles(db, opts);
-  return { chain, files };
+  const ok = chain.ok && checkpoints.bad.length === 0 && (head?.ok ?? true) && files.missing.length === 0 && files.mismatched.length === 0;
+  return { chain, files, checkpoints, head, ok };
 }

@@ -17,9 +17,12 @@ import { simulatedDriver } from '../../drivers/simulated/index.js';
 import { SimBus } from '../bus/sim.js';
 import type { Bus } from '../bus/types.js';
 import { Heartbeat } from './heartbeat.js';
+import { Checkpoints, type Checkpoint } from '../custody/checkpoints.js';
+import { loadOrCreateDockKey } from '../custody/signing.js';
 import { RateMeter } from './rate.js';
 import { VERSION } from '../version.js';
 import { existsSync } from 'node:fs';
+import { sweepRetention } from '../custody/retention.js';
 
 export interface RunningDaemon {
   db: Db;
@@ -34,10 +37,15 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   const archive = new LocalArchive(cfg.dataDir);
   await recover(db, custody, archive, log.child({ mod: 'recovery' }));
 
+  const dockKey = loadOrCreateDockKey(cfg.dataDir);
+  const checkpoints = new Checkpoints(db, dockKey);
+  const logCheckpoint = (cp: Checkpoint | null) => {
+    if (cp) log.info({ event: 'custody.checkpoint', seq: cp.seq, hash: cp.hash, keyId: cp.keyId, signature: cp.signature }, `custody chain head ${cp.seq} signed`);
+  };
   const heartbeat = new Heartbeat(db, cfg.daemon.heartbeatIntervalMs, VERSION);
   heartbeat.start();
   custody.record({ type: 'daemon.started', details: { pid: process.pid, version: VERSION, dataDir: cfg.dataDir } });
-  log.info({ event: 'daemon.started', version: VERSION, dataDir: cfg.dataDir, pid: process.pid }, `dockd ${VERSION} started`);
+  log.info({ event: 'daemon.started', version: VERSION, dataDir: cfg.dataDir, pid: process.pid, dockKey: dockKey.publicKeyB64, keyId: dockKey.keyId }, `dockd ${VERSION} started`);
 
   let dock: DockManager | null = null;
   const engine = new IngestEngine(db, custody, archive, cfg.ingest, log.child({ mod: 'ingest' }), {
@@ -66,6 +74,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     try {
       heartbeat.beat({ cameras, diskLow: engine.paused, active: engine.queueActive });
       beatFailing = false;
+      logCheckpoint(checkpoints.maybeSign(cfg.custody.checkpointEvery));
     } catch (err) {
       // A full disk refuses even the heartbeat; status then shows the daemon as not running.
       if (!beatFailing) log.error({ event: 'daemon.heartbeat_failed', err }, 'cannot write the heartbeat');
@@ -73,6 +82,17 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     }
     engine.kick();
   }, cfg.daemon.heartbeatIntervalMs);
+
+  const sweep = async () => {
+    try {
+      const { deleted } = await sweepRetention(db, custody, cfg.retention);
+      for (const d of deleted) log.info({ event: 'retention.deleted', camera: d.camera, recording: d.id, sha256: d.sha256, reason: d.reason }, `retention deleted ${d.id}`);
+    } catch (err) {
+      log.error({ event: 'retention.error', err }, 'retention sweep failed');
+    }
+  };
+  void sweep();
+  const sweeper = setInterval(() => void sweep(), cfg.retention.sweepIntervalMs);
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
@@ -82,10 +102,12 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     stopping ??= (async () => {
       log.info({ event: 'daemon.stopping', reason }, `stopping (${reason})`);
       clearInterval(beat);
+      clearInterval(sweeper);
       for (const bus of buses) await bus.stop().catch(() => undefined);
       await engine.stop();
       await dock.stop();
       custody.record({ type: 'daemon.stopped', details: { reason } });
+      logCheckpoint(checkpoints.signHead());
       heartbeat.stopped();
       db.close();
       lock.release();

@@ -156,7 +156,7 @@ export class DockManager implements BusListener {
     log.info({ event: 'camera.docked', model: id.model, firmware: id.firmware, clockSkewSeconds: skew, battery, visit }, `camera ${serial} docked in ${slot.device.slot}`);
     this.opts.onBattery?.(serial, visit);
     this.startSampling(slot);
-    const plan = await this.planner.plan(serial, visit, session);
+    const plan = await this.planner.plan(serial, visit, session, skew);
     log.info({ event: 'camera.listed', ...plan }, `camera ${serial}: ${plan.discovered} new recordings, ${plan.known} known`);
     this.engine.attach(serial, visit, session);
   }

@@ -15,6 +15,7 @@ import type { LocalArchive } from '../archive/local.js';
 import { copyRecording, VerifyError } from './copy.js';
 import { classify, DiskLowError, errorText } from './errors.js';
 import { backoffMs, retriesExhausted } from './retry.js';
+import { officerAt } from '../officers.js';
 
 type Task = { kind: 'offload' | 'release'; rec: RecordingRow };
 
@@ -284,7 +285,7 @@ export class IngestEngine {
             recording: rec.id,
             sha256: result.sha256,
             at: now,
-            details: { sourcePath: rec.source_path, archivePath, bytes: result.bytes, attempt, resumedFrom: result.resumedFrom, verifiedSource: this.cfg.verifySource },
+            details: { sourcePath: rec.source_path, archivePath, bytes: result.bytes, attempt, resumedFrom: result.resumedFrom, verifiedSource: this.cfg.verifySource, officer: officerAt(this.db, rec.camera, rec.recorded_at ?? rec.discovered_at) },
           });
           if (this.cfg.deleteFromCamera) this.q.queueRelease.run(rec.id, now.toISOString(), now.toISOString());
         })

@@ -7,6 +7,7 @@ import type { CameraSession, RecordingEntry } from '../../drivers/types.js';
 import type { CustodyLog } from '../custody/log.js';
 import type { Db } from '../store/db.js';
 import { newRecordingId } from '../archive/names.js';
+import { officerAt } from '../officers.js';
 
 const BATCH = 500;
 const MAX_PATH = 4096;
@@ -35,8 +36,8 @@ export class Planner {
       'SELECT id, bytes, status FROM recordings WHERE camera = ? AND source_path = ? AND deleted_from_camera = 0',
     );
     this.insert = db.prepare(
-      `INSERT INTO recordings (id, camera, source_path, source_id, bytes, modified_at, status, seen_visit, discovered_at)
-       VALUES (@id, @camera, @sourcePath, @sourceId, @bytes, @modifiedAt, 'pending', @visit, @now)`,
+      `INSERT INTO recordings (id, camera, source_path, source_id, bytes, modified_at, recorded_at, status, seen_visit, discovered_at)
+       VALUES (@id, @camera, @sourcePath, @sourceId, @bytes, @modifiedAt, @recordedAt, 'pending', @visit, @now)`,
     );
     this.touch = db.prepare('UPDATE recordings SET seen_visit = ?, source_id = ? WHERE id = ?');
     this.resize = db.prepare("UPDATE recordings SET bytes = ?, bytes_done = 0, seen_visit = ?, source_id = ?, status = 'pending', attempts = 0, last_error = NULL WHERE id = ?");
@@ -46,17 +47,17 @@ export class Planner {
     this.markVanished = db.prepare("UPDATE recordings SET status = 'failed', last_error = 'no longer on the camera' WHERE id = ?");
   }
 
-  async plan(serial: string, visit: number, session: CameraSession): Promise<PlanResult> {
+  async plan(serial: string, visit: number, session: CameraSession, clockSkewSeconds: number | null = null): Promise<PlanResult> {
     const result: PlanResult = { discovered: 0, known: 0, vanished: 0, skipped: 0 };
     let batch: RecordingEntry[] = [];
     for await (const entry of session.list()) {
       batch.push(entry);
       if (batch.length >= BATCH) {
-        this.applyBatch(serial, visit, batch, result);
+        this.applyBatch(serial, visit, batch, result, clockSkewSeconds);
         batch = [];
       }
     }
-    this.applyBatch(serial, visit, batch, result);
+    this.applyBatch(serial, visit, batch, result, clockSkewSeconds);
     this.db
       .transaction(() => {
         for (const r of this.vanishedRows.all(serial, visit)) {
@@ -70,7 +71,7 @@ export class Planner {
     return result;
   }
 
-  private applyBatch(serial: string, visit: number, entries: RecordingEntry[], result: PlanResult): void {
+  private applyBatch(serial: string, visit: number, entries: RecordingEntry[], result: PlanResult, skew: number | null): void {
     if (entries.length === 0) return;
     const now = new Date().toISOString();
     this.db
@@ -84,9 +85,12 @@ export class Planner {
           const existing = this.find.get(serial, e.path);
           if (!existing) {
             const id = newRecordingId();
-            const modifiedAt = e.modifiedAt && !Number.isNaN(e.modifiedAt.getTime()) ? e.modifiedAt.toISOString() : null;
-            this.insert.run({ id, camera: serial, sourcePath: e.path, sourceId: e.id, bytes: e.bytes, modifiedAt, visit, now });
-            this.custody.append({ type: 'recording.discovered', camera: serial, recording: id, details: { sourcePath: e.path, bytes: e.bytes, modifiedAt } });
+            const modifiedAt = validTime(e.modifiedAt);
+            // The camera's clock says when; the measured skew turns that into dock time.
+            const recordedAt = modifiedAt ? validTime(new Date(e.modifiedAt!.getTime() - (skew ?? 0) * 1000)) : null;
+            const officer = recordedAt ? officerAt(this.db, serial, recordedAt) : null;
+            this.insert.run({ id, camera: serial, sourcePath: e.path, sourceId: e.id, bytes: e.bytes, modifiedAt, recordedAt, visit, now });
+            this.custody.append({ type: 'recording.discovered', camera: serial, recording: id, details: { sourcePath: e.path, bytes: e.bytes, modifiedAt, recordedAt, officer } });
             result.discovered++;
           } else if (existing.bytes !== e.bytes && existing.status !== 'verified') {
             this.resize.run(e.bytes, visit, e.id, existing.id);
@@ -103,6 +107,13 @@ export class Planner {
       })
       .immediate();
   }
+}
+
+function validTime(d: Date | null | undefined): string | null {
+  if (!d) return null;
+  const t = d.getTime();
+  // Dates a camera cannot honestly have (toISOString throws past year 275760).
+  return Number.isFinite(t) && Math.abs(t) < 8.64e15 ? d.toISOString() : null;
 }
 
 function validEntry(e: RecordingEntry): boolean {

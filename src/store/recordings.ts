@@ -1,7 +1,8 @@
 /** Row shapes and queries over recordings that ingest, the dock and the CLI share. */
 import type { Db } from './db.js';
+import { OFFICER_SQL } from '../officers.js';
 
-export type RecordingStatus = 'pending' | 'copying' | 'verified' | 'failed';
+export type RecordingStatus = 'pending' | 'copying' | 'verified' | 'failed' | 'deleted';
 
 export interface RecordingRow {
   id: string;
@@ -21,6 +22,12 @@ export interface RecordingRow {
   deleted_from_camera: number;
   discovered_at: string;
   verified_at: string | null;
+  recorded_at: string | null;
+  held: number;
+  hold_reason: string | null;
+  deleted_at: string | null;
+  /** Only present on rows read with OFFICER_SQL. */
+  officer?: string | null;
 }
 
 /** The contract's `recordings --json` element. */
@@ -38,6 +45,11 @@ export interface RecordingJson {
   discoveredAt: string;
   verifiedAt: string | null;
   modifiedAt: string | null;
+  recordedAt: string | null;
+  officer: string | null;
+  held: boolean;
+  holdReason: string | null;
+  deletedAt: string | null;
 }
 
 export function recordingJson(r: RecordingRow): RecordingJson {
@@ -56,11 +68,16 @@ export function recordingJson(r: RecordingRow): RecordingJson {
     discoveredAt: r.discovered_at,
     verifiedAt: r.verified_at,
     modifiedAt: r.modified_at,
+    recordedAt: r.recorded_at,
+    officer: r.officer ?? null,
+    held: r.held === 1,
+    holdReason: r.hold_reason,
+    deletedAt: r.deleted_at,
   };
 }
 
 export function getRecording(db: Db, id: string): RecordingRow | undefined {
-  return db.prepare<[string], RecordingRow>('SELECT * FROM recordings WHERE id = ?').get(id);
+  return db.prepare<[string], RecordingRow>(`SELECT r.*, ${OFFICER_SQL} officer FROM recordings r WHERE id = ?`).get(id);
 }
 
 export interface RecordingFilter {
@@ -72,14 +89,14 @@ export function* iterateRecordings(db: Db, f: RecordingFilter = {}): IterableIte
   const where: string[] = [];
   const args: string[] = [];
   if (f.camera !== undefined) {
-    where.push('camera = ?');
+    where.push('r.camera = ?');
     args.push(f.camera);
   }
   if (f.status !== undefined) {
-    where.push('status = ?');
+    where.push('r.status = ?');
     args.push(f.status);
   }
-  const sql = `SELECT * FROM recordings ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY discovered_at, id`;
+  const sql = `SELECT r.*, ${OFFICER_SQL} officer FROM recordings r ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY r.discovered_at, r.rowid`;
   yield* db.prepare<string[], RecordingRow>(sql).iterate(...args);
 }
 
@@ -95,7 +112,7 @@ export function queueCounts(db: Db): QueueCounts {
   const c: QueueCounts = { pending: 0, active: 0, failed: 0, verified: 0 };
   for (const r of rows) {
     if (r.status === 'copying') c.active = r.n;
-    else c[r.status] = r.n;
+    else if (r.status !== 'deleted') c[r.status] = r.n;
   }
   return c;
 }

@@ -25,7 +25,7 @@ export const MIGRATIONS: string[] = [
     source_id           TEXT NOT NULL,
     bytes               INTEGER NOT NULL,
     modified_at         TEXT,
-    status              TEXT NOT NULL CHECK (status IN ('pending','copying','verified','failed')),
+    status              TEXT NOT NULL CHECK (status IN ('pending','copying','verified','failed','deleted')),
     attempts            INTEGER NOT NULL DEFAULT 0,
     last_error          TEXT,
     not_before          INTEGER NOT NULL DEFAULT 0,
@@ -35,7 +35,11 @@ export const MIGRATIONS: string[] = [
     archive_path        TEXT,
     deleted_from_camera INTEGER NOT NULL DEFAULT 0,
     discovered_at       TEXT NOT NULL,
-    verified_at         TEXT
+    verified_at         TEXT,
+    recorded_at         TEXT,
+    held                INTEGER NOT NULL DEFAULT 0,
+    hold_reason         TEXT,
+    deleted_at          TEXT
   );
   CREATE INDEX recordings_by_camera ON recordings(camera, status);
   CREATE INDEX recordings_by_status ON recordings(status);
@@ -91,6 +95,25 @@ export const MIGRATIONS: string[] = [
     BEGIN SELECT RAISE(ABORT, 'custody events are append-only'); END;
   CREATE TRIGGER custody_events_no_delete BEFORE DELETE ON custody_events
     BEGIN SELECT RAISE(ABORT, 'custody events are append-only'); END;
+
+  -- Signed chain heads. Deliberately not named *custody*: the contract promises exactly one
+  -- table with that in its name, the event log itself.
+  CREATE TABLE chain_checkpoints (
+    seq        INTEGER PRIMARY KEY,
+    hash       TEXT NOT NULL,
+    at         TEXT NOT NULL,
+    key_id     TEXT NOT NULL,
+    signature  TEXT NOT NULL
+  );
+
+  CREATE TABLE assignments (
+    id        INTEGER PRIMARY KEY,
+    camera    TEXT NOT NULL,
+    officer   TEXT NOT NULL,
+    from_at   TEXT NOT NULL,
+    to_at     TEXT
+  );
+  CREATE INDEX assignments_by_camera ON assignments(camera, from_at);
 
   CREATE TABLE daemon (
     id            INTEGER PRIMARY KEY CHECK (id = 1),

@@ -1,0 +1,211 @@
+/**
+ * Evidence export for court: a folder anyone can check without dockd. Files and their
+ * SHA256SUMS (for `sha256sum -c`), the slice of the custody chain that covers the recordings up
+ * to a signed checkpoint, a readable report, and a manifest signed with the dock's key that
+ * lists the hash of every other file, so that one changed byte anywhere is found.
+ */
+import { createHash, randomUUID, sign } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import path from 'node:path';
+import type { Db } from '../store/db.js';
+import { getRecording, type RecordingRow } from '../store/recordings.js';
+import { safeComponent, baseName } from '../archive/names.js';
+import { CustodyLog, rowToEvent } from './log.js';
+import { Checkpoints } from './checkpoints.js';
+import type { DockKey } from './signing.js';
+import type { CustodyEvent } from './chain.js';
+
+export const EXPORT_FORMAT = 'dockd-export/1';
+export const CHAIN_FILE = 'custody-chain.jsonl';
+export const REPORT_FILE = 'custody-report.txt';
+
+export interface ExportSelection {
+  ids?: string[];
+  camera?: string;
+  from?: Date;
+  to?: Date;
+}
+
+export interface ManifestRecording {
+  id: string;
+  camera: string;
+  sourcePath: string;
+  file: string;
+  bytes: number;
+  sha256: string;
+  officer: string | null;
+  recordedAt: string | null;
+  verifiedAt: string | null;
+  events: number[];
+}
+
+export interface Manifest {
+  format: string;
+  bundleId: string;
+  createdAt: string;
+  actor: string;
+  reason: string;
+  dock: { publicKey: string; keyId: string; algorithm: 'Ed25519' };
+  checkpoint: { seq: number; hash: string; signature: string; keyId: string };
+  chain: { file: string; firstSeq: number; lastSeq: number };
+  files: Record<string, string>;
+  recordings: ManifestRecording[];
+}
+
+export class ExportError extends Error {}
+
+export function selectForExport(db: Db, sel: ExportSelection): RecordingRow[] {
+  let rows: RecordingRow[];
+  if (sel.ids?.length) {
+    rows = sel.ids.map((id) => {
+      const r = getRecording(db, id);
+      if (!r) throw new ExportError(`no recording ${id}`);
+      return r;
+    });
+  } else if (sel.camera) {
+    const from = (sel.from ?? new Date(0)).toISOString();
+    const to = (sel.to ?? new Date(8.64e15)).toISOString();
+    rows = db
+      .prepare<[string, string, string], RecordingRow>(
+        "SELECT * FROM recordings WHERE camera = ? AND coalesce(recorded_at, discovered_at) >= ? AND coalesce(recorded_at, discovered_at) < ? AND status = 'verified' ORDER BY coalesce(recorded_at, discovered_at)",
+      )
+      .all(sel.camera, from, to)
+      .map((r) => getRecording(db, r.id)!);
+  } else {
+    throw new ExportError('choose recordings: --recording ID… or --camera SERIAL [--from T] [--to T]');
+  }
+  const notReady = rows.filter((r) => r.status !== 'verified' || !r.archive_path);
+  if (notReady.length) throw new ExportError(`not exportable (not verified or deleted): ${notReady.map((r) => `${r.id} (${r.status})`).join(', ')}`);
+  if (!rows.length) throw new ExportError('no verified recordings match');
+  return rows;
+}
+
+/** Copies while hashing; refuses to export a file whose hash is no longer the verified one. */
+async function copyVerified(src: string, dest: string, expected: string): Promise<void> {
+  const h = createHash('sha256');
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      h.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  await pipeline(createReadStream(src), tap, createWriteStream(dest, { flags: 'wx' }));
+  const got = h.digest('hex');
+  if (got !== expected) throw new ExportError(`archived file ${src} no longer matches its verified SHA-256 (run dockd verify)`);
+}
+
+export interface ExportOptions {
+  outDir: string;
+  reason: string;
+  actor: string;
+  key: DockKey;
+}
+
+export async function exportBundle(db: Db, sel: ExportSelection, opts: ExportOptions): Promise<Manifest> {
+  const recs = selectForExport(db, sel);
+  if (existsSync(opts.outDir) && readdirSync(opts.outDir).length > 0) throw new ExportError(`${opts.outDir} is not empty`);
+  mkdirSync(path.join(opts.outDir, 'files'), { recursive: true });
+  const bundleId = randomUUID();
+  const sums: string[] = [];
+  const names = new Map<string, string>();
+  for (const r of recs) {
+    const name = `files/${r.id}_${safeComponent(baseName(r.source_path))}`;
+    await copyVerified(r.archive_path!, path.join(opts.outDir, name), r.sha256!);
+    sums.push(`${r.sha256}  ${name}`);
+    names.set(r.id, name);
+  }
+
+  // The export is itself part of each recording's history.
+  const custody = new CustodyLog(db, opts.actor);
+  db.transaction(() => {
+    for (const r of recs) custody.append({ type: 'export.created', camera: r.camera, recording: r.id, sha256: r.sha256, details: { bundleId, reason: opts.reason, out: path.resolve(opts.outDir) } });
+  }).immediate();
+  const cp = new Checkpoints(db, opts.key).signHead() ?? new Checkpoints(db, opts.key).latest()!;
+
+  const byRec = new Map<string, CustodyEvent[]>();
+  for (const r of recs) byRec.set(r.id, custody.forRecording(r.id).filter((e) => e.seq <= cp.seq));
+  const firstSeq = Math.min(...[...byRec.values()].map((evs) => evs[0]?.seq ?? cp.seq));
+  const chainPath = path.join(opts.outDir, CHAIN_FILE);
+  const out = createWriteStream(chainPath);
+  for (const row of db.prepare<[number, number], Parameters<typeof rowToEvent>[0]>('SELECT * FROM custody_events WHERE seq BETWEEN ? AND ? ORDER BY seq').iterate(firstSeq, cp.seq)) {
+    if (!out.write(JSON.stringify(rowToEvent(row)) + '\n')) await new Promise<void>((r) => out.once('drain', () => r()));
+  }
+  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+
+  const recordings: ManifestRecording[] = recs.map((r) => ({
+    id: r.id,
+    camera: r.camera,
+    sourcePath: r.source_path,
+    file: names.get(r.id)!,
+    bytes: r.bytes,
+    sha256: r.sha256!,
+    officer: r.officer ?? null,
+    recordedAt: r.recorded_at,
+    verifiedAt: r.verified_at,
+    events: byRec.get(r.id)!.map((e) => e.seq),
+  }));
+  const createdAt = new Date().toISOString();
+  writeFileSync(path.join(opts.outDir, REPORT_FILE), renderReport({ bundleId, createdAt, actor: opts.actor, reason: opts.reason, key: opts.key, cp, recordings, events: byRec }));
+  sums.push(`${await fileSha(path.join(opts.outDir, REPORT_FILE))}  ${REPORT_FILE}`);
+  sums.push(`${await fileSha(chainPath)}  ${CHAIN_FILE}`);
+  writeFileSync(path.join(opts.outDir, 'SHA256SUMS'), sums.join('\n') + '\n');
+
+  const manifest: Manifest = {
+    format: EXPORT_FORMAT,
+    bundleId,
+    createdAt,
+    actor: opts.actor,
+    reason: opts.reason,
+    dock: { publicKey: opts.key.publicKeyB64, keyId: opts.key.keyId, algorithm: 'Ed25519' },
+    checkpoint: { seq: cp.seq, hash: cp.hash, signature: cp.signature, keyId: cp.keyId },
+    chain: { file: CHAIN_FILE, firstSeq, lastSeq: cp.seq },
+    files: { SHA256SUMS: await fileSha(path.join(opts.outDir, 'SHA256SUMS')) },
+    recordings,
+  };
+  const body = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
+  writeFileSync(path.join(opts.outDir, 'manifest.json'), body);
+  writeFileSync(path.join(opts.outDir, 'manifest.json.sig'), sign(null, body, opts.key.privateKey!).toString('base64') + '\n');
+  return manifest;
+}
+
+export async function fileSha(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+function renderReport(r: {
+  bundleId: string;
+  createdAt: string;
+  actor: string;
+  reason: string;
+  key: DockKey;
+  cp: { seq: number; hash: string };
+  recordings: ManifestRecording[];
+  events: Map<string, CustodyEvent[]>;
+}): string {
+  const lines = [
+    'CHAIN OF CUSTODY REPORT',
+    '=======================',
+    `bundle        ${r.bundleId}`,
+    `created       ${r.createdAt} by ${r.actor}`,
+    `reason        ${r.reason}`,
+    `dock key      ${r.key.publicKeyB64} (Ed25519, id ${r.key.keyId})`,
+    `signed head   seq ${r.cp.seq}, hash ${r.cp.hash}`,
+    '',
+    'How to check this bundle without dockd:',
+    '  sha256sum -c SHA256SUMS          every file is what the dock verified',
+    '  dockd verify-export .            also the chain, the signatures and the manifest',
+    '',
+  ];
+  for (const rec of r.recordings) {
+    lines.push(`RECORDING ${rec.id}`, `  camera        ${rec.camera}`, `  original path ${JSON.stringify(rec.sourcePath)}`, `  file          ${rec.file}`, `  bytes         ${rec.bytes}`, `  sha256        ${rec.sha256}`, `  officer       ${rec.officer ?? '(not assigned)'}`, `  recorded at   ${rec.recordedAt ?? 'unknown'} (dock time)`, '  history:');
+    for (const e of r.events.get(rec.id) ?? []) {
+      lines.push(`    #${e.seq}  ${e.at}  ${e.type.padEnd(22)} ${e.actor}${e.sha256 ? `  sha256 ${e.sha256.slice(0, 16)}…` : ''}`);
+    }
+    lines.push('');
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,59 @@
+/**
+ * Which officer held a camera when: assignments with a start and an open or closed end. A
+ * recording belongs to the officer holding the camera at its recording time (dock clock).
+ */
+import type { Db } from './store/db.js';
+import type { CustodyLog } from './custody/log.js';
+
+export interface Assignment {
+  camera: string;
+  officer: string;
+  from: string;
+  to: string | null;
+}
+
+export function officerAt(db: Db, camera: string, atIso: string): string | null {
+  return (
+    db
+      .prepare<[string, string, string], { officer: string }>(
+        'SELECT officer FROM assignments WHERE camera = ? AND from_at <= ? AND (to_at IS NULL OR to_at > ?) ORDER BY from_at DESC, id DESC LIMIT 1',
+      )
+      .get(camera, atIso, atIso)?.officer ?? null
+  );
+}
+
+/** SQL giving a recording row `r` its officer, for queries that list many recordings. */
+export const OFFICER_SQL = `(SELECT a.officer FROM assignments a WHERE a.camera = r.camera
+   AND a.from_at <= coalesce(r.recorded_at, r.discovered_at)
+   AND (a.to_at IS NULL OR a.to_at > coalesce(r.recorded_at, r.discovered_at))
+   ORDER BY a.from_at DESC, a.id DESC LIMIT 1)`;
+
+export function assign(db: Db, custody: CustodyLog, camera: string, officer: string, from: Date): void {
+  const at = from.toISOString();
+  db.transaction(() => {
+    // An open assignment ends where the new one starts; the camera has one holder at a time.
+    db.prepare('UPDATE assignments SET to_at = ? WHERE camera = ? AND to_at IS NULL AND from_at <= ?').run(at, camera, at);
+    db.prepare('INSERT INTO assignments (camera, officer, from_at, to_at) VALUES (?, ?, ?, NULL)').run(camera, officer, at);
+    custody.append({ type: 'camera.assigned', camera, details: { officer, from: at } });
+  }).immediate();
+}
+
+export function unassign(db: Db, custody: CustodyLog, camera: string, from: Date): number {
+  const at = from.toISOString();
+  return db
+    .transaction(() => {
+      const ended = db.prepare('UPDATE assignments SET to_at = ? WHERE camera = ? AND to_at IS NULL AND from_at <= ?').run(at, camera, at).changes;
+      if (ended) custody.append({ type: 'camera.unassigned', camera, details: { from: at } });
+      return ended;
+    })
+    .immediate();
+}
+
+export function assignments(db: Db, camera?: string): Assignment[] {
+  const rows = db
+    .prepare<string[], { camera: string; officer: string; from_at: string; to_at: string | null }>(
+      `SELECT camera, officer, from_at, to_at FROM assignments ${camera ? 'WHERE camera = ?' : ''} ORDER BY camera, from_at`,
+    )
+    .all(...(camera ? [camera] : []));
+  return rows.map((r) => ({ camera: r.camera, officer: r.officer, from: r.from_at, to: r.to_at }));
+}
