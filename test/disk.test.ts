@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { allVerified, TestDock, waitFor } from './support/harness.js';
+import { allVerified, TestDock } from './support/harness.js';
 
 /**
  * A real full disk: the data dir is a small tmpfs mounted for the test (CI runs as root).

@@ -32,7 +32,7 @@ describe('progress', () => {
     const watch = spawn(process.execPath, [BIN, '--config', dock.configPath, 'status', '--watch'], { cwd: ROOT });
     let screen = '';
     watch.stdout.on('data', (b: Buffer) => (screen += b.toString()));
-    await waitFor('a redraw', async () => (screen.match(/\x1b\[2J/g) ?? []).length >= 2, 5000);
+    await waitFor('a redraw', async () => screen.split('\u001b[2J').length >= 3, 5000);
     watch.kill('SIGINT');
     expect(screen).toMatch(/P-1/);
     expect(screen).toMatch(/[█░]{24}/);
