@@ -5,6 +5,7 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 
 export interface RetryConfig {
   attempts: number;
@@ -35,10 +36,42 @@ export interface Config {
   battery: { shiftHours: number; sampleIntervalMs: number };
   retention: { days: number; requireReplicated: boolean; sweepIntervalMs: number };
   custody: { checkpointEvery: number };
-  replication: Record<string, unknown> | null;
+  replication: ReplicationConfig | null;
   encryption: { recipients: string[] } | null;
   daemon: { heartbeatIntervalMs: number };
   log: { level: string; file: string | null };
+}
+
+export interface ReplicationConfig {
+  endpoint: string | null;
+  region: string;
+  bucket: string;
+  forcePathStyle: boolean;
+  dockId: string;
+  objectLock: { mode: 'COMPLIANCE' | 'GOVERNANCE'; days: number };
+  credentialsFile: string | null;
+  partSizeBytes: number;
+  /** Objects above this size go up in parts, each with its own Content-MD5. */
+  multipartThresholdBytes: number;
+  retry: RetryConfig;
+  /** How long the queue waits after an error retrying cannot fix (credentials, bucket). */
+  blockedRetryMs: number;
+}
+
+export function defaultReplication(): ReplicationConfig {
+  return {
+    endpoint: null,
+    region: 'us-east-1',
+    bucket: 'evidence',
+    forcePathStyle: true,
+    dockId: os.hostname(),
+    objectLock: { mode: 'COMPLIANCE', days: 30 },
+    credentialsFile: null,
+    partSizeBytes: 8 * 1024 * 1024,
+    multipartThresholdBytes: 16 * 1024 * 1024,
+    retry: { attempts: 1000, baseDelayMs: 1000, maxDelayMs: 300_000 },
+    blockedRetryMs: 60_000,
+  };
 }
 
 export class ConfigError extends Error {
@@ -138,7 +171,23 @@ const SCHEMA: Record<string, Rule> = {
     fields: { days: { t: 'number', min: 0 }, requireReplicated: { t: 'bool' }, sweepIntervalMs: { t: 'int', min: 100 } },
   },
   custody: { t: 'object', fields: { checkpointEvery: { t: 'int', min: 1 } } },
-  replication: { t: 'any-object', nullable: true },
+  replication: {
+    t: 'object',
+    nullable: true,
+    fields: {
+      endpoint: { t: 'string', nullable: true },
+      region: { t: 'string' },
+      bucket: { t: 'string' },
+      forcePathStyle: { t: 'bool' },
+      dockId: { t: 'string' },
+      objectLock: { t: 'object', fields: { mode: { t: 'string', oneOf: ['COMPLIANCE', 'GOVERNANCE'] }, days: { t: 'number', min: 1 / 24 / 60 } } },
+      credentialsFile: { t: 'string', nullable: true },
+      partSizeBytes: { t: 'int', min: 5 * 1024 * 1024 },
+      multipartThresholdBytes: { t: 'int', min: 5 * 1024 * 1024 },
+      retry: { t: 'object', fields: { attempts: { t: 'int', min: 1 }, baseDelayMs: { t: 'int', min: 0 }, maxDelayMs: { t: 'int', min: 0 } } },
+      blockedRetryMs: { t: 'int', min: 100 },
+    },
+  },
   encryption: { t: 'object', nullable: true, fields: { recipients: { t: 'strings' } } },
   daemon: { t: 'object', fields: { heartbeatIntervalMs: { t: 'int', min: 50 } } },
   log: { t: 'object', fields: { level: { t: 'string', oneOf: LOG_LEVELS }, file: { t: 'string', nullable: true } } },
@@ -209,7 +258,8 @@ export function parseConfig(raw: unknown, baseDir = process.cwd()): Config {
     if (!rule) throw new ConfigError(k, 'unknown key');
     check(k, v, rule);
   }
-  const cfg = merge(defaultConfig(), raw);
+  const withReplication = isPlainObject(raw.replication) ? { ...raw, replication: merge(defaultReplication(), raw.replication) } : raw;
+  const cfg = merge(defaultConfig(), withReplication);
   if (cfg.ingest.retry.maxDelayMs < cfg.ingest.retry.baseDelayMs) {
     throw new ConfigError('ingest.retry.maxDelayMs', 'must not be below ingest.retry.baseDelayMs');
   }
@@ -217,6 +267,17 @@ export function parseConfig(raw: unknown, baseDir = process.cwd()): Config {
   cfg.dataDir = path.resolve(baseDir, cfg.dataDir);
   if (cfg.sim.dir) cfg.sim.dir = path.resolve(baseDir, cfg.sim.dir);
   if (cfg.log.file) cfg.log.file = path.resolve(baseDir, cfg.log.file);
+  if (cfg.replication?.credentialsFile) cfg.replication.credentialsFile = path.resolve(baseDir, cfg.replication.credentialsFile);
+  if (cfg.replication && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(cfg.replication.bucket)) {
+    throw new ConfigError('replication.bucket', `"${cfg.replication.bucket}" is not a valid S3 bucket name`);
+  }
+  if (cfg.replication?.endpoint) {
+    try {
+      new URL(cfg.replication.endpoint);
+    } catch {
+      throw new ConfigError('replication.endpoint', `"${cfg.replication.endpoint}" is not a URL`);
+    }
+  }
   return cfg;
 }
 

@@ -6,6 +6,10 @@ import { verifyAll } from '../custody/verify.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
 import { cliActor, printJson, ProblemError, resolveConfig, UsageError, withStore, withStoreAsync, type GlobalOptions } from './context.js';
 import { loadDockPublicKey } from '../custody/signing.js';
+import { verifyRemote, type RemoteCheck } from '../replication/remote-verify.js';
+import { ObjectStore } from '../replication/store.js';
+import { loadCredentials } from '../replication/credentials.js';
+import { queueReplication } from '../replication/replicator.js';
 import { ago, bytes, printable, table } from './format.js';
 
 const STATUSES = ['pending', 'copying', 'verified', 'failed'];
@@ -103,8 +107,9 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
     .description('recompute the custody chain, check signed checkpoints, re-hash every archived file; exit 1 on any problem')
     .option('--quick', 'check the chain and file sizes only, without re-hashing')
     .option('--head <seq:hash>', 'also require this chain head, e.g. one taken from the logs (custody.checkpoint)')
+    .option('--remote', 'also check every replicated recording in the object store (metadata sha256, retention)')
     .option('--json', 'machine-readable output')
-    .action((o: { quick?: boolean; json?: boolean; head?: string }) => {
+    .action((o: { quick?: boolean; json?: boolean; head?: string; remote?: boolean }) => {
       const head = o.head === undefined ? undefined : parseHead(o.head);
       return withStoreAsync(g(), async (db, cfg) => {
         const progress = !o.json && process.stderr.isTTY;
@@ -115,8 +120,19 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
           onFile: progress ? (n, total) => process.stderr.write(`\rchecking files ${n}/${total}`) : undefined,
         });
         if (progress) process.stderr.write('\n');
+        let remote: RemoteCheck | null = null;
+        if (o.remote) {
+          if (!cfg.replication) throw new UsageError('--remote needs a replication section in the config');
+          const store = new ObjectStore(cfg.replication, loadCredentials(cfg.replication));
+          try {
+            remote = await verifyRemote(db, store);
+          } finally {
+            store.destroy();
+          }
+          if (remote.missing.length || remote.mismatched.length || remote.unlocked.length) report.ok = false;
+        }
         if (o.json) {
-          printJson({ chain: { ok: report.chain.ok, events: report.chain.events, firstBadSeq: report.chain.firstBadSeq, reason: report.chain.reason, head: report.chain.head }, files: report.files, checkpoints: report.checkpoints, head: report.head, ok: report.ok });
+          printJson({ chain: { ok: report.chain.ok, events: report.chain.events, firstBadSeq: report.chain.firstBadSeq, reason: report.chain.reason, head: report.chain.head }, files: report.files, checkpoints: report.checkpoints, head: report.head, remote, ok: report.ok });
         } else {
           console.log(report.chain.ok ? `custody chain   ok (${report.chain.events} events)` : `custody chain   BROKEN at seq ${report.chain.firstBadSeq}: ${report.chain.reason}`);
           console.log(`checkpoints     ${report.checkpoints.ok}/${report.checkpoints.checked} signed heads ok`);
@@ -125,6 +141,12 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
           console.log(`archived files  ${report.files.ok}/${report.files.checked} ok${o.quick ? ' (sizes only)' : ''}`);
           for (const id of report.files.missing) console.log(`  missing    ${id}`);
           for (const id of report.files.mismatched) console.log(`  MISMATCH   ${id}`);
+          if (remote) {
+            console.log(`remote objects  ${remote.ok}/${remote.checked} ok`);
+            for (const id of remote.missing) console.log(`  missing in the store  ${id}`);
+            for (const id of remote.mismatched) console.log(`  SHA-256 MISMATCH in the store  ${id}`);
+            for (const id of remote.unlocked) console.log(`  retention shorter than recorded  ${id}`);
+          }
         }
         if (!report.ok) process.exitCode = 1;
       });
@@ -140,6 +162,34 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
       if (!key) throw new ProblemError(`no dock key in ${cfg.dataDir} yet: the daemon creates it at its first start`);
       if (o.json) return printJson({ publicKey: key.publicKeyB64, keyId: key.keyId, algorithm: 'Ed25519' });
       console.log(`${key.publicKeyB64}  (Ed25519, key id ${key.keyId})`);
+    });
+
+  program
+    .command('replicate')
+    .description('queue verified recordings for replication to the object store (backfill); the daemon uploads them')
+    .option('--all', 'every verified recording not yet replicated')
+    .option('--recording <id>', 'one recording')
+    .option('--json', 'machine-readable output')
+    .action((o: { all?: boolean; recording?: string; json?: boolean }) => {
+      if (!o.all === !o.recording) throw new UsageError('give --all or --recording ID');
+      withStore(g(), (db, cfg) => {
+        if (!cfg.replication) throw new UsageError('replication is not configured (no replication section in the config)');
+        const rows = db
+          .prepare<string[], { id: string }>(
+            `SELECT id FROM recordings r WHERE status = 'verified' ${o.recording ? 'AND id = ?' : ''}
+             AND NOT EXISTS (SELECT 1 FROM custody_events c WHERE c.recording = r.id AND c.type = 'replication.verified')`,
+          )
+          .all(...(o.recording ? [o.recording] : []));
+        if (o.recording && rows.length === 0) throw new ProblemError(`recording ${o.recording} is not verified or already replicated`);
+        db.transaction(() => {
+          for (const r of rows) {
+            queueReplication(db, r.id);
+            db.prepare("UPDATE jobs SET state = 'queued', not_before = 0 WHERE recording = ? AND kind = 'replicate' AND state = 'failed'").run(r.id);
+          }
+        }).immediate();
+        if (o.json) return printJson({ queued: rows.map((r) => r.id) });
+        console.log(`${rows.length} recordings queued for replication`);
+      });
     });
 
   program

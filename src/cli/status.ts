@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../store/db.js';
 import { queueCounts, type QueueCounts } from '../store/recordings.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
+import { replicationBacklog, type Backlog } from '../replication/replicator.js';
 import { ago, bar, bytes, duration, printable, table } from './format.js';
 
 export interface CameraStatus {
@@ -29,11 +30,13 @@ export interface StatusJson {
   cameras: CameraStatus[];
   queue: QueueCounts;
   archive: { path: string; freeBytes: number | null; diskLow: boolean };
+  replication: (Backlog & { enabled: boolean; lastError: string | null }) | null;
 }
 
 interface Progress {
   cameras?: Array<{ serial: string; inflightBytes: number; rateBytesPerSec?: number }>;
   diskLow?: boolean;
+  replicationError?: string | null;
 }
 
 export function statusOf(db: Db, cfg: Config): StatusJson {
@@ -107,6 +110,7 @@ export function statusOf(db: Db, cfg: Config): StatusJson {
     cameras,
     queue: queueCounts(db),
     archive: { path: archivePath, freeBytes, diskLow: progress.diskLow ?? false },
+    replication: cfg.replication ? { enabled: true, ...replicationBacklog(db), lastError: progress.replicationError ?? null } : null,
   };
 }
 
@@ -120,6 +124,10 @@ export function renderStatus(s: StatusJson, opts: { bars?: boolean } = {}): stri
   );
   out.push(`queue    ${s.queue.pending} pending  ${s.queue.active} copying  ${s.queue.failed} failed  ${s.queue.verified} verified`);
   out.push(`archive  ${s.archive.path}  ${bytes(s.archive.freeBytes)} free${s.archive.diskLow ? '  OFFLOADING PAUSED: disk below ingest.minFreeBytes' : ''}`);
+  if (s.replication) {
+    const r = s.replication;
+    out.push(`replicate ${r.count} waiting (${bytes(r.bytes)})${r.oldestAt ? `, oldest since ${r.oldestAt}` : ''}${r.lastError ? `  LAST ERROR: ${r.lastError}` : ''}`);
+  }
   const docked = s.cameras.filter((c) => c.docked);
   out.push('');
   if (docked.length === 0) {

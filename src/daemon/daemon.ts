@@ -3,7 +3,6 @@
  * and ingest together. Shutdown runs in reverse order of start-up under one deadline.
  */
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
 import { openStore, type Db } from '../store/db.js';
 import { DataDirLock } from '../store/lock.js';
 import { CustodyLog } from '../custody/log.js';
@@ -23,6 +22,10 @@ import { RateMeter } from './rate.js';
 import { VERSION } from '../version.js';
 import { existsSync } from 'node:fs';
 import { sweepRetention } from '../custody/retention.js';
+import { ConfigError, type Config } from '../config.js';
+import { loadCredentials } from '../replication/credentials.js';
+import { ObjectStore } from '../replication/store.js';
+import { Replicator } from '../replication/replicator.js';
 
 export interface RunningDaemon {
   db: Db;
@@ -47,11 +50,25 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   custody.record({ type: 'daemon.started', details: { pid: process.pid, version: VERSION, dataDir: cfg.dataDir } });
   log.info({ event: 'daemon.started', version: VERSION, dataDir: cfg.dataDir, pid: process.pid, dockKey: dockKey.publicKeyB64, keyId: dockKey.keyId }, `dockd ${VERSION} started`);
 
+  let replicator: Replicator | null = null;
+  if (cfg.replication) {
+    let creds;
+    try {
+      creds = loadCredentials(cfg.replication);
+    } catch (err) {
+      lock.release();
+      db.close();
+      throw new ConfigError('replication', (err as Error).message);
+    }
+    log.info({ event: 'replication.enabled', endpoint: cfg.replication.endpoint, bucket: cfg.replication.bucket, dockId: cfg.replication.dockId, accessKeyId: creds.accessKeyId }, `replicating to bucket ${cfg.replication.bucket}`);
+    replicator = new Replicator(db, custody, checkpoints, cfg.replication, new ObjectStore(cfg.replication, creds), log.child({ mod: 'replication' }), () => engine.queueActive > 0);
+  }
+
   let dock: DockManager | null = null;
   const engine = new IngestEngine(db, custody, archive, cfg.ingest, log.child({ mod: 'ingest' }), {
     deviceGone: (serial, reason) => dock?.deviceGone(serial, reason),
     cleared: (serial) => log.info({ event: 'camera.cleared', camera: serial }, `camera ${serial}: nothing left to offload`),
-  });
+  }, cfg.replication !== null);
   const planner = new Planner(db, custody, log.child({ mod: 'planner' }));
   dock = new DockManager(db, custody, planner, engine, new BatteryRecorder(db), log.child({ mod: 'dock' }), {
     drivers: [simulatedDriver],
@@ -66,13 +83,14 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     }
   }
   for (const bus of buses) await bus.start(dock);
+  replicator?.start();
 
   const rates = new RateMeter();
   let beatFailing = false;
   const beat = setInterval(() => {
     const cameras = engine.progress().map((c) => ({ ...c, rateBytesPerSec: rates.update(c.serial, c.receivedBytes) }));
     try {
-      heartbeat.beat({ cameras, diskLow: engine.paused, active: engine.queueActive });
+      heartbeat.beat({ cameras, diskLow: engine.paused, active: engine.queueActive, replicationError: replicator?.lastError ?? null });
       beatFailing = false;
       logCheckpoint(checkpoints.maybeSign(cfg.custody.checkpointEvery));
     } catch (err) {
@@ -105,6 +123,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
       clearInterval(sweeper);
       for (const bus of buses) await bus.stop().catch(() => undefined);
       await engine.stop();
+      await replicator?.stop();
       await dock.stop();
       custody.record({ type: 'daemon.stopped', details: { reason } });
       logCheckpoint(checkpoints.signHead());

@@ -16,6 +16,7 @@ import { copyRecording, VerifyError } from './copy.js';
 import { classify, DiskLowError, errorText } from './errors.js';
 import { backoffMs, retriesExhausted } from './retry.js';
 import { officerAt } from '../officers.js';
+import { queueReplication } from '../replication/replicator.js';
 
 type Task = { kind: 'offload' | 'release'; rec: RecordingRow };
 
@@ -60,6 +61,8 @@ export class IngestEngine {
     private readonly cfg: Config['ingest'],
     private readonly log: Logger,
     private readonly events: EngineEvents,
+    /** Queue a replication job in the same transaction that records the verification. */
+    private readonly replicate = false,
   ) {
     this.queue = new PQueue({ concurrency: cfg.concurrency });
     this.q = {
@@ -288,6 +291,7 @@ export class IngestEngine {
             details: { sourcePath: rec.source_path, archivePath, bytes: result.bytes, attempt, resumedFrom: result.resumedFrom, verifiedSource: this.cfg.verifySource, officer: officerAt(this.db, rec.camera, rec.recorded_at ?? rec.discovered_at) },
           });
           if (this.cfg.deleteFromCamera) this.q.queueRelease.run(rec.id, now.toISOString(), now.toISOString());
+          if (this.replicate) queueReplication(this.db, rec.id, now.toISOString());
         })
         .immediate();
       log.info({ event: 'offload.verified', sha256: result.sha256, bytes: result.bytes, attempt, archivePath }, `verified ${rec.source_path}`);

@@ -1,0 +1,188 @@
+/**
+ * Durable replication of verified recordings to an S3 store with Object Lock. Jobs live in the
+ * `jobs` table (kind 'replicate') and survive restarts; one upload runs at a time, and only while
+ * no camera is being offloaded, so replication never delays freeing a camera.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { ReplicationConfig } from '../config.js';
+import type { Db } from '../store/db.js';
+import type { CustodyLog } from '../custody/log.js';
+import type { Checkpoints } from '../custody/checkpoints.js';
+import { safeSerial, baseName, safeComponent } from '../archive/names.js';
+import { backoffMs } from '../ingest/retry.js';
+import { ObjectStore } from './store.js';
+
+interface Job {
+  recording: string;
+  camera: string;
+  source_path: string;
+  archive_path: string;
+  sha256: string;
+  bytes: number;
+  recorded_at: string | null;
+  verified_at: string;
+  attempts: number;
+}
+
+export function objectKey(dockId: string, j: { camera: string; recording: string; source_path: string }): string {
+  return `${safeComponent(dockId, 64)}/${safeSerial(j.camera)}/${j.recording}/${safeComponent(baseName(j.source_path))}`;
+}
+
+/** Errors that retrying will not fix: the queue waits and says so once. */
+export function isBlocking(err: unknown): boolean {
+  const name = (err as { name?: string })?.name ?? '';
+  const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+  return (
+    ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'NoSuchBucket', 'ObjectLockConfigurationNotFoundError', 'InvalidBucketState', 'CredentialsError'].includes(name) ||
+    status === 403
+  );
+}
+
+export function queueReplication(db: Db, recording: string, now = new Date().toISOString()): void {
+  db.prepare("INSERT OR IGNORE INTO jobs (recording, kind, state, created_at, updated_at) VALUES (?, 'replicate', 'queued', ?, ?)").run(recording, now, now);
+}
+
+export interface Backlog {
+  count: number;
+  bytes: number;
+  oldestAt: string | null;
+}
+
+export function replicationBacklog(db: Db): Backlog {
+  const r = db
+    .prepare<[], { count: number; bytes: number | null; oldest: string | null }>(
+      "SELECT count(*) count, sum(r.bytes) bytes, min(j.created_at) oldest FROM jobs j JOIN recordings r ON r.id = j.recording WHERE j.kind = 'replicate' AND j.state = 'queued'",
+    )
+    .get()!;
+  return { count: r.count, bytes: r.bytes ?? 0, oldestAt: r.oldest };
+}
+
+export class Replicator {
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | null = null;
+  private blockedSaid = false;
+  lastError: string | null = null;
+
+  constructor(
+    private readonly db: Db,
+    private readonly custody: CustodyLog,
+    private readonly checkpoints: Checkpoints,
+    private readonly cfg: ReplicationConfig,
+    private readonly store: ObjectStore,
+    private readonly log: Logger,
+    /** True while cameras are being offloaded; uploads wait for it to clear. */
+    private readonly ingestBusy: () => boolean,
+  ) {}
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.loop;
+    this.store.destroy();
+  }
+
+  private nextJob(): Job | undefined {
+    return this.db
+      .prepare<[number], Job>(
+        `SELECT j.recording, j.attempts, r.camera, r.source_path, r.archive_path, r.sha256, r.bytes, r.recorded_at, r.verified_at
+         FROM jobs j JOIN recordings r ON r.id = j.recording
+         WHERE j.kind = 'replicate' AND j.state = 'queued' AND j.not_before <= ? AND r.status = 'verified'
+         ORDER BY j.not_before, j.id LIMIT 1`,
+      )
+      .get(Date.now());
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      const job = this.ingestBusy() ? undefined : this.nextJob();
+      if (!job) {
+        await sleep(500, undefined, { signal }).catch(() => undefined);
+        continue;
+      }
+      try {
+        await this.replicate(job, signal);
+        this.blockedSaid = false;
+        this.lastError = null;
+      } catch (err) {
+        if (signal.aborted) return;
+        this.failed(job, err);
+      }
+    }
+  }
+
+  private async replicate(job: Job, signal: AbortSignal): Promise<void> {
+    const key = objectKey(this.cfg.dockId, job);
+    const log = this.log.child({ camera: job.camera, recording: job.recording });
+    const retainUntil = new Date(Date.now() + this.cfg.objectLock.days * 86_400_000);
+    let remote = await this.store.head(key);
+    let uploaded = false;
+    // An object already there with the same SHA-256 is this recording: never upload it twice.
+    if (!remote || remote.metadata.sha256 !== job.sha256) {
+      await this.store.checkBucket();
+      log.info({ event: 'replication.started', key, bytes: job.bytes }, `uploading ${key}`);
+      await this.store.put({
+        key,
+        file: job.archive_path,
+        bytes: job.bytes,
+        retainUntil,
+        signal,
+        metadata: { sha256: job.sha256, camera: encodeURIComponent(job.camera), recording: job.recording, 'recorded-at': job.recorded_at ?? '', 'verified-at': job.verified_at, dock: encodeURIComponent(this.cfg.dockId) },
+      });
+      uploaded = true;
+      remote = await this.store.head(key);
+    }
+    if (!remote) throw new Error(`object ${key} is not there after the upload`);
+    if (remote.bytes !== job.bytes || remote.metadata.sha256 !== job.sha256) {
+      throw new Error(`object ${key} does not match: ${remote.bytes} bytes, sha256 ${remote.metadata.sha256 ?? 'missing'}`);
+    }
+    if (!remote.lockMode || !remote.retainUntil) throw Object.assign(new Error(`object ${key} carries no Object Lock retention`), { name: 'ObjectLockConfigurationNotFoundError' });
+
+    const now = new Date();
+    const head = this.db.transaction(() => {
+      const ev = this.custody.append({
+        type: 'replication.verified',
+        camera: job.camera,
+        recording: job.recording,
+        sha256: job.sha256,
+        at: now,
+        details: { bucket: this.cfg.bucket, key, versionId: remote.versionId, retainUntil: remote.retainUntil?.toISOString() ?? null, lockMode: remote.lockMode, uploaded },
+      });
+      this.db.prepare("UPDATE jobs SET state = 'done', attempts = attempts + 1, last_error = NULL, updated_at = ? WHERE recording = ? AND kind = 'replicate'").run(now.toISOString(), job.recording);
+      return ev;
+    }).immediate();
+    log.info({ event: 'replication.verified', key, versionId: remote.versionId, retainUntil: remote.retainUntil?.toISOString(), uploaded }, `replicated ${key}`);
+
+    // The custody manifest travels with the object, covered by a signed head.
+    const cp = this.checkpoints.signHead() ?? this.checkpoints.latest();
+    const events = this.custody.forRecording(job.recording).filter((e) => e.seq <= head.seq);
+    const manifest = Buffer.from(JSON.stringify({ recording: job.recording, camera: job.camera, sha256: job.sha256, object: key, events, checkpoint: cp }, null, 2));
+    await this.store.putSmall(`${key}.custody.json`, manifest, { sha256: job.sha256, recording: job.recording }, retainUntil).catch((err: unknown) => {
+      log.warn({ event: 'replication.manifest_failed', key, error: (err as Error).message }, 'custody manifest upload failed; the recording itself is replicated');
+    });
+  }
+
+  private failed(job: Job, err: unknown): void {
+    const error = (err as Error)?.message ?? String(err);
+    this.lastError = error;
+    const blocking = isBlocking(err);
+    const attempts = job.attempts + 1;
+    const delay = blocking ? this.cfg.blockedRetryMs : backoffMs(attempts, this.cfg.retry);
+    const exhausted = !blocking && attempts >= this.cfg.retry.attempts;
+    this.db
+      .prepare('UPDATE jobs SET state = ?, attempts = attempts + ?, last_error = ?, not_before = ?, updated_at = ? WHERE recording = ? AND kind = ?')
+      .run(exhausted ? 'failed' : 'queued', blocking ? 0 : 1, error, Date.now() + delay, new Date().toISOString(), job.recording, 'replicate');
+    if (blocking) {
+      if (!this.blockedSaid) this.log.error({ event: 'replication.blocked', error, name: (err as Error)?.name }, `replication waits: ${error}`);
+      this.blockedSaid = true;
+      // Everything queued waits, not just this job: the cause is the store, not the recording.
+      this.db.prepare("UPDATE jobs SET not_before = max(not_before, ?) WHERE kind = 'replicate' AND state = 'queued'").run(Date.now() + delay);
+    } else {
+      this.log.warn({ event: 'replication.retry', camera: job.camera, recording: job.recording, attempt: attempts, error, retryInMs: delay }, 'upload failed; retrying');
+    }
+  }
+}
