@@ -6,10 +6,9 @@ import { verifyAll } from '../custody/verify.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
 import { cliActor, printJson, ProblemError, resolveConfig, UsageError, withStore, withStoreAsync, type GlobalOptions } from './context.js';
 import { loadDockPublicKey } from '../custody/signing.js';
-import { verifyRemote, type RemoteCheck } from '../replication/remote-verify.js';
-import { ObjectStore } from '../replication/store.js';
+import type { RemoteCheck } from '../replication/remote-verify.js';
 import { loadCredentials } from '../replication/credentials.js';
-import { queueReplication } from '../replication/replicator.js';
+import { queueReplication } from '../replication/queue.js';
 import { ago, bytes, printable, table } from './format.js';
 
 const STATUSES = ['pending', 'copying', 'verified', 'failed'];
@@ -123,6 +122,9 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
         let remote: RemoteCheck | null = null;
         if (o.remote) {
           if (!cfg.replication) throw new UsageError('--remote needs a replication section in the config');
+          // The S3 client takes most of a second to load: only commands that talk to the store pay it.
+          const { ObjectStore } = await import('../replication/store.js');
+          const { verifyRemote } = await import('../replication/remote-verify.js');
           const store = new ObjectStore(cfg.replication, loadCredentials(cfg.replication));
           try {
             remote = await verifyRemote(db, store);

@@ -7,8 +7,6 @@ import { registerReadCommands } from './commands.js';
 import { registerEvidenceCommands } from './evidence.js';
 import { printJson, ProblemError, resolveConfig, UsageError, withStore, type GlobalOptions } from './context.js';
 import { renderStatus, statusOf } from './status.js';
-import { runDaemonForeground } from './start.js';
-import { runDemo } from './demo.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -29,6 +27,8 @@ export function buildProgram(): Command {
     .option('--sim-dir <dir>', 'watch this folder as a simulated dock')
     .action(async (o: { simDir?: string }) => {
       const cfg = resolveConfig(g(), { simDir: o.simDir });
+      // The daemon's modules (pino, chokidar, the S3 client) load only when a daemon runs.
+      const { runDaemonForeground } = await import('./start.js');
       await runDaemonForeground(cfg);
     });
 
@@ -61,6 +61,7 @@ export function buildProgram(): Command {
     .description('a self-contained demonstration on simulated cameras in a temporary data dir')
     .option('--keep', 'keep the temporary data dir and print its path')
     .action(async (o: { keep?: boolean }) => {
+      const { runDemo } = await import('./demo.js');
       await runDemo({ keep: !!o.keep });
     });
 

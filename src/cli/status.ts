@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../store/db.js';
 import { queueCounts, type QueueCounts } from '../store/recordings.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
-import { replicationBacklog, type Backlog } from '../replication/replicator.js';
+import { replicationBacklog, type Backlog } from '../replication/queue.js';
 import { ago, bar, bytes, duration, printable, table } from './format.js';
 
 export interface CameraStatus {

@@ -24,8 +24,7 @@ import { existsSync } from 'node:fs';
 import { sweepRetention } from '../custody/retention.js';
 import { ConfigError, type Config } from '../config.js';
 import { loadCredentials } from '../replication/credentials.js';
-import { ObjectStore } from '../replication/store.js';
-import { Replicator } from '../replication/replicator.js';
+import type { Replicator } from '../replication/replicator.js';
 
 export interface RunningDaemon {
   db: Db;
@@ -61,6 +60,9 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
       throw new ConfigError('replication', (err as Error).message);
     }
     log.info({ event: 'replication.enabled', endpoint: cfg.replication.endpoint, bucket: cfg.replication.bucket, dockId: cfg.replication.dockId, accessKeyId: creds.accessKeyId }, `replicating to bucket ${cfg.replication.bucket}`);
+    // Loaded only when replication is on: the S3 client costs most of a second at start-up.
+    const { ObjectStore } = await import('../replication/store.js');
+    const { Replicator } = await import('../replication/replicator.js');
     replicator = new Replicator(db, custody, checkpoints, cfg.replication, new ObjectStore(cfg.replication, creds), log.child({ mod: 'replication' }), () => engine.queueActive > 0);
   }
 

@@ -16,7 +16,7 @@ import { copyRecording, VerifyError } from './copy.js';
 import { classify, DiskLowError, errorText } from './errors.js';
 import { backoffMs, retriesExhausted } from './retry.js';
 import { officerAt } from '../officers.js';
-import { queueReplication } from '../replication/replicator.js';
+import { queueReplication } from '../replication/queue.js';
 
 type Task = { kind: 'offload' | 'release'; rec: RecordingRow };
 

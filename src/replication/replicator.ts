@@ -11,7 +11,7 @@ import type { CustodyLog } from '../custody/log.js';
 import type { Checkpoints } from '../custody/checkpoints.js';
 import { safeSerial, baseName, safeComponent } from '../archive/names.js';
 import { backoffMs } from '../ingest/retry.js';
-import { ObjectStore } from './store.js';
+import type { ObjectStore } from './store.js';
 
 interface Job {
   recording: string;
@@ -37,25 +37,6 @@ export function isBlocking(err: unknown): boolean {
     ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'NoSuchBucket', 'ObjectLockConfigurationNotFoundError', 'InvalidBucketState', 'CredentialsError'].includes(name) ||
     status === 403
   );
-}
-
-export function queueReplication(db: Db, recording: string, now = new Date().toISOString()): void {
-  db.prepare("INSERT OR IGNORE INTO jobs (recording, kind, state, created_at, updated_at) VALUES (?, 'replicate', 'queued', ?, ?)").run(recording, now, now);
-}
-
-export interface Backlog {
-  count: number;
-  bytes: number;
-  oldestAt: string | null;
-}
-
-export function replicationBacklog(db: Db): Backlog {
-  const r = db
-    .prepare<[], { count: number; bytes: number | null; oldest: string | null }>(
-      "SELECT count(*) count, sum(r.bytes) bytes, min(j.created_at) oldest FROM jobs j JOIN recordings r ON r.id = j.recording WHERE j.kind = 'replicate' AND j.state = 'queued'",
-    )
-    .get()!;
-  return { count: r.count, bytes: r.bytes ?? 0, oldestAt: r.oldest };
 }
 
 export class Replicator {
