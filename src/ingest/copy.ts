@@ -26,6 +26,8 @@ export interface CopyContext {
   onProgress?(bytesDone: number): void;
   /** Called after an fsync: the first `bytes` of the staging file survive a crash. */
   onDurable?(bytes: number): void;
+  /** Called once nothing more will be read from the camera for this copy. */
+  onSourceDone?(): void;
   /** Throws (e.g. DiskLowError) to stop the copy; called every `checkEveryBytes`. */
   checkSpace?(bytesStillToWrite: number): Promise<void>;
 }
@@ -84,6 +86,8 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
     if (offset !== req.expectedBytes) {
       throw new DriverError('transient', 'short-read', `camera sent ${offset} of the ${req.expectedBytes} bytes it listed`);
     }
+    if (ctx.verifySource) await readSourceAgain(ctx, req, hash.copy().digest('hex'));
+    ctx.onSourceDone?.();
     await fh.sync();
   } catch (err) {
     // Keep what arrived: once synced, the next attempt resumes after it instead of starting over.
@@ -101,20 +105,6 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
   }
   const sha256 = hash.digest('hex');
 
-  if (ctx.verifySource) {
-    const again = createHash('sha256');
-    let n = 0;
-    for await (const chunk of guardedRead(ctx, req.sourceId, 0)) {
-      n += chunk.length;
-      if (n > req.expectedBytes) break;
-      again.update(chunk);
-    }
-    const second = again.digest('hex');
-    if (n !== req.expectedBytes || second !== sha256) {
-      throw new VerifyError('source-mismatch', `two reads of the camera disagree (${sha256.slice(0, 12)}… vs ${second.slice(0, 12)}…)`);
-    }
-  }
-
   const stored = createHash('sha256');
   const storedBytes = await hashFile(req.stagingPath, stored);
   const storedHash = stored.digest('hex');
@@ -122,6 +112,20 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
     throw new VerifyError('verify-mismatch', `the stored copy does not match what was read (${storedHash.slice(0, 12)}… vs ${sha256.slice(0, 12)}…)`);
   }
   return { sha256, bytes: offset, resumedFrom };
+}
+
+async function readSourceAgain(ctx: CopyContext, req: CopyRequest, sha256: string): Promise<void> {
+  const again = createHash('sha256');
+  let n = 0;
+  for await (const chunk of guardedRead(ctx, req.sourceId, 0)) {
+    n += chunk.length;
+    if (n > req.expectedBytes) break;
+    again.update(chunk);
+  }
+  const second = again.digest('hex');
+  if (n !== req.expectedBytes || second !== sha256) {
+    throw new VerifyError('source-mismatch', `two reads of the camera disagree (${sha256.slice(0, 12)}… vs ${second.slice(0, 12)}…)`);
+  }
 }
 
 /** A copy that must be thrown away: the staging file is not to be resumed from. */

@@ -13,6 +13,7 @@ import type { Db } from '../store/db.js';
 import type { RecordingRow } from '../store/recordings.js';
 import type { LocalArchive } from '../archive/local.js';
 import { copyRecording, VerifyError } from './copy.js';
+import { CameraLink } from './link.js';
 import { classify, DiskLowError, errorText } from './errors.js';
 import { backoffMs, retriesExhausted } from './retry.js';
 import { officerAt } from '../officers.js';
@@ -31,6 +32,7 @@ interface ActiveCamera {
   received: number;
   /** 'cleared' was reported and no work has been claimed since. */
   cleared: boolean;
+  link: CameraLink;
 }
 
 export interface CameraProgress {
@@ -100,7 +102,7 @@ export class IngestEngine {
 
   attach(serial: string, visit: number, session: CameraSession): void {
     if (this.cameras.has(serial)) return;
-    const cam: ActiveCamera = { serial, visit, session, abort: new AbortController(), workers: new Set(), inflight: new Map(), received: 0, cleared: false };
+    const cam: ActiveCamera = { serial, visit, session, abort: new AbortController(), workers: new Set(), inflight: new Map(), received: 0, cleared: false, link: new CameraLink(this.cfg.perCamera) };
     this.cameras.set(serial, cam);
     this.fill(cam);
   }
@@ -143,7 +145,8 @@ export class IngestEngine {
 
   private fill(cam: ActiveCamera): void {
     if (this.stopping || cam.abort.signal.aborted) return;
-    while (cam.workers.size < this.cfg.perCamera) {
+    // Twice the link's slots: while one copy is verified and committed the next one transfers.
+    while (cam.workers.size < this.cfg.perCamera * 2) {
       const w: Promise<void> = this.worker(cam).finally(() => {
         cam.workers.delete(w);
         if (cam.workers.size === 0 && !cam.cleared && !cam.abort.signal.aborted && this.cameras.get(cam.serial) === cam) {
@@ -160,7 +163,7 @@ export class IngestEngine {
     for (const rec of this.q.releases.all(cam.serial, now)) {
       if (!this.claimed.has(rec.id)) return { kind: 'release', rec };
     }
-    for (const rec of this.q.offloads.all(cam.serial, now, this.cfg.perCamera + 1)) {
+    for (const rec of this.q.offloads.all(cam.serial, now, this.cfg.perCamera * 2 + 1)) {
       if (!this.claimed.has(rec.id)) return { kind: 'offload', rec };
     }
     return null;
@@ -183,7 +186,15 @@ export class IngestEngine {
           await sleep(1000, undefined, { signal }).catch(() => undefined);
           continue;
         }
-        await this.queue.add(() => (task.kind === 'offload' ? this.offload(cam, task.rec) : this.release(cam, task.rec)));
+        // The camera's link first, then a global slot: a task never holds a slot while it
+        // waits for its camera, so one busy camera cannot starve the others of slots.
+        const releaseLink = await cam.link.acquire(signal).catch(() => null);
+        if (!releaseLink) continue;
+        try {
+          await this.queue.add(() => (task.kind === 'offload' ? this.offload(cam, task.rec, releaseLink) : this.release(cam, task.rec, releaseLink)));
+        } finally {
+          releaseLink();
+        }
       } catch (err) {
         // Only our own bookkeeping gets here (e.g. SQLite refusing a write on a full disk): keep
         // the worker alive, put the recording back where a later pass finds it, and slow down.
@@ -237,8 +248,7 @@ export class IngestEngine {
     return this.diskLow;
   }
 
-  private async offload(cam: ActiveCamera, rec: RecordingRow): Promise<void> {
-    if (cam.abort.signal.aborted) return;
+  private async offload(cam: ActiveCamera, rec: RecordingRow, releaseLink: () => void): Promise<void> {
     const log = this.log.child({ camera: cam.serial, recording: rec.id });
     const attempt = rec.attempts + 1;
     const resumeFrom = cam.session.capabilities.resume ? rec.bytes_done : 0;
@@ -261,6 +271,7 @@ export class IngestEngine {
           readTimeoutMs: this.cfg.readTimeoutMs,
           verifySource: this.cfg.verifySource,
           signal: cam.abort.signal,
+          onSourceDone: releaseLink,
           onProgress: (n) => {
             cam.received += Math.max(0, n - lastSeen);
             lastSeen = n;
@@ -340,11 +351,15 @@ export class IngestEngine {
     }
   }
 
-  private async release(cam: ActiveCamera, rec: RecordingRow): Promise<void> {
+  private async release(cam: ActiveCamera, rec: RecordingRow, releaseLink: () => void): Promise<void> {
     if (cam.abort.signal.aborted) return;
     const log = this.log.child({ camera: cam.serial, recording: rec.id });
     try {
-      await cam.session.delete(rec.source_id);
+      try {
+        await cam.session.delete(rec.source_id);
+      } finally {
+        releaseLink();
+      }
       const now = new Date().toISOString();
       this.db
         .transaction(() => {
