@@ -5,6 +5,7 @@ import { AlreadyRunningError } from '../store/lock.js';
 import { VERSION } from '../version.js';
 import { registerReadCommands } from './commands.js';
 import { registerEvidenceCommands } from './evidence.js';
+import { registerUsbCommand } from './usb.js';
 import { printJson, ProblemError, resolveConfig, UsageError, withStore, type GlobalOptions } from './context.js';
 import { renderStatus, statusOf } from './status.js';
 
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
 
   registerReadCommands(program, g);
   registerEvidenceCommands(program, g);
+  registerUsbCommand(program, g);
 
   program
     .command('demo')

@@ -14,13 +14,14 @@ import { DockManager } from '../dock/manager.js';
 import { BatteryRecorder } from '../battery/recorder.js';
 import { simulatedDriver } from '../../drivers/simulated/index.js';
 import { SimBus } from '../bus/sim.js';
+import { UsbBus, UsbDeviceRegistry } from '../bus/usb.js';
+import { usbDrivers } from '../usb/drivers.js';
 import type { Bus } from '../bus/types.js';
 import { Heartbeat } from './heartbeat.js';
 import { Checkpoints, type Checkpoint } from '../custody/checkpoints.js';
 import { loadOrCreateDockKey } from '../custody/signing.js';
 import { RateMeter } from './rate.js';
 import { VERSION } from '../version.js';
-import { existsSync } from 'node:fs';
 import { sweepRetention } from '../custody/retention.js';
 import { ConfigError, type Config } from '../config.js';
 import { loadCredentials } from '../replication/credentials.js';
@@ -72,18 +73,16 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     cleared: (serial) => log.info({ event: 'camera.cleared', camera: serial }, `camera ${serial}: nothing left to offload`),
   }, cfg.replication !== null);
   const planner = new Planner(db, custody, log.child({ mod: 'planner' }));
+  const usbDevices = new UsbDeviceRegistry();
   dock = new DockManager(db, custody, planner, engine, new BatteryRecorder(db), log.child({ mod: 'dock' }), {
-    drivers: [simulatedDriver],
+    drivers: [simulatedDriver, ...usbDrivers(cfg)],
+    driverRules: cfg.usb.drivers,
     batteryIntervalMs: cfg.battery.sampleIntervalMs,
   });
 
   const buses: Bus[] = [];
   if (cfg.sim.dir) buses.push(new SimBus(cfg.sim.dir, log.child({ mod: 'sim' })));
-  if (cfg.usb.enabled) {
-    if (!existsSync('/sys/bus/usb')) {
-      log.info({ event: 'usb.unavailable' }, 'this machine has no USB bus (/sys/bus/usb is missing); running without it');
-    }
-  }
+  if (cfg.usb.enabled) buses.push(new UsbBus(cfg.usb, log.child({ mod: 'usb' }), { registry: usbDevices }));
   for (const bus of buses) await bus.start(dock);
   replicator?.start();
 

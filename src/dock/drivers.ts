@@ -1,7 +1,34 @@
 import type { CameraDriver, DeviceInfo } from '../../drivers/types.js';
+import { classHex, formatVidPid, parseVidPid } from '../usb/policy.js';
 
-/** Picks the driver with the highest score for a device; ties go to the earlier one. */
-export function selectDriver(drivers: CameraDriver[], device: DeviceInfo): CameraDriver | null {
+/** `usb.drivers`: "VID:PID" → driver name, for devices whose descriptors mislead the scores. */
+export type DriverRules = Readonly<Record<string, string>>;
+
+/** A driver may say in words why it scored a device, for `dockd usb` and the logs. */
+export interface ExplainingDriver extends CameraDriver {
+  explainMatch?(device: DeviceInfo): string;
+}
+
+export interface DriverChoice {
+  driver: CameraDriver | null;
+  reason: string;
+}
+
+/**
+ * An explicit rule for the device's VID:PID wins; otherwise the driver with the highest score,
+ * ties going to the earlier one. A rule naming a driver that is not loaded picks none rather
+ * than letting the scores hand the device to a driver the admin did not choose.
+ */
+export function chooseDriver(drivers: readonly CameraDriver[], device: DeviceInfo, rules: DriverRules = {}): DriverChoice {
+  if (device.vendorId !== undefined && device.productId !== undefined) {
+    for (const [pattern, name] of Object.entries(rules)) {
+      const id = parseVidPid(pattern);
+      if (!id || id.vendorId !== device.vendorId || id.productId !== device.productId) continue;
+      const rule = formatVidPid(id.vendorId, id.productId);
+      const driver = drivers.find((d) => d.name === name) ?? null;
+      return driver ? { driver, reason: `rule ${rule}` } : { driver: null, reason: `rule ${rule} names driver "${name}", which is not loaded` };
+    }
+  }
   let best: CameraDriver | null = null;
   let bestScore = 0;
   for (const d of drivers) {
@@ -11,5 +38,12 @@ export function selectDriver(drivers: CameraDriver[], device: DeviceInfo): Camer
       bestScore = s;
     }
   }
-  return best;
+  if (best) return { driver: best, reason: (best as ExplainingDriver).explainMatch?.(device) ?? `score ${bestScore}` };
+  const classes = [...new Set((device.interfaces ?? []).map((i) => classHex(i.class)))];
+  return { driver: null, reason: classes.length ? `no driver matches interface class ${classes.join(', ')}` : 'no driver matches' };
+}
+
+/** The driver `chooseDriver` picks, or null. */
+export function selectDriver(drivers: readonly CameraDriver[], device: DeviceInfo, rules?: DriverRules): CameraDriver | null {
+  return chooseDriver(drivers, device, rules).driver;
 }

@@ -27,6 +27,8 @@ interface Slot {
 export interface DockOptions {
   drivers: CameraDriver[];
   batteryIntervalMs: number;
+  /** `usb.drivers`: VID:PID → driver name, chosen before any driver's own score. */
+  driverRules?: Record<string, string>;
   /** Called after each battery reading, so battery alerts can be raised once per visit. */
   onBattery?(serial: string, visit: number): void;
 }
@@ -102,7 +104,7 @@ export class DockManager implements BusListener {
   private async dock(k: string, device: DeviceInfo): Promise<void> {
     const existing = this.slots.get(k);
     if (existing?.state === 'docked') return;
-    const driver = selectDriver(this.opts.drivers, device);
+    const driver = selectDriver(this.opts.drivers, device, this.opts.driverRules);
     const slotLog = this.log.child({ slot: device.slot });
     if (!driver) {
       slotLog.debug({ event: 'usb.ignored', device }, 'no driver for device');

@@ -1,0 +1,356 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { DriverError, type CameraSession, type DeviceInfo, type RecordingEntry } from '../drivers/types.js';
+import { createMassStorageDriver, findDisks, findMount, parseMountinfo, type MassStorageDriverOptions } from '../drivers/mass-storage/index.js';
+import { MemoryLogger, recordedInfo } from './support/usb.js';
+
+const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/sysfs');
+const TREE = readFileSync(path.join(FIXTURES, 'usb-storage.tree'), 'utf8');
+const MOUNTINFO = readFileSync(path.join(FIXTURES, 'mountinfo'), 'utf8');
+
+/** Lays out the captured sysfs listing as real folders, files and symlinks. */
+function buildSysfs(root: string, tree: string): void {
+  for (const raw of tree.split('\n')) {
+    const line = raw.trimEnd();
+    if (!line || line.startsWith('#')) continue;
+    if (line.includes(' -> ')) {
+      const [p, target] = line.split(' -> ') as [string, string];
+      mkdirSync(path.dirname(path.join(root, p)), { recursive: true });
+      symlinkSync(target, path.join(root, p));
+    } else if (line.includes(' = ')) {
+      const i = line.indexOf(' = ');
+      mkdirSync(path.dirname(path.join(root, line.slice(0, i))), { recursive: true });
+      writeFileSync(path.join(root, line.slice(0, i)), line.slice(i + 3) + '\n');
+    } else {
+      mkdirSync(path.join(root, line), { recursive: true });
+    }
+  }
+}
+
+interface World {
+  root: string;
+  sys: string;
+  mountinfo: string;
+  camA: string;
+  /** mountinfo as the fixture has it, with mount points moved under `root`. */
+  mounts: string;
+  log: MemoryLogger;
+  driver(opts?: MassStorageDriverOptions): ReturnType<typeof createMassStorageDriver>;
+  setMounts(text: string): void;
+}
+
+const roots: string[] = [];
+const sessions: CameraSession[] = [];
+afterEach(async () => {
+  for (const s of sessions.splice(0)) await s.close().catch(() => undefined);
+  for (const r of roots.splice(0)) rmSync(r, { recursive: true, force: true });
+});
+
+const BIG = randomBytes(5 * 1024 * 1024 + 123);
+const SMALL = randomBytes(1000);
+
+function world(opts: { mounted?: boolean } = {}): World {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'dockd-ms-'));
+  roots.push(root);
+  const sys = path.join(root, 'sys');
+  buildSysfs(sys, TREE);
+  const mounts = MOUNTINFO.replaceAll(' /media/', ` ${root}/media/`).replaceAll(' /run/media/', ` ${root}/run/media/`);
+  const camA = path.join(root, 'media', 'officer', 'CAM A');
+  mkdirSync(path.join(root, 'media', 'officer'), { recursive: true });
+  mkdirSync(path.join(root, 'run', 'media', 'officer'), { recursive: true });
+  const mountinfo = path.join(root, 'mountinfo');
+  const w: World = {
+    root,
+    sys,
+    mountinfo,
+    camA,
+    mounts,
+    log: new MemoryLogger(),
+    driver: (o = {}) =>
+      createMassStorageDriver({
+        sysfsRoot: sys,
+        mountinfoPath: mountinfo,
+        automountRoots: [path.join(root, 'media'), path.join(root, 'run', 'media')],
+        dataDir: path.join(root, 'data'),
+        mountWaitMs: 3000,
+        recheckMs: 50,
+        ...o,
+      }),
+    setMounts: (text) => writeFileSync(mountinfo, text),
+  };
+  w.setMounts(opts.mounted === false ? withoutCamA(mounts) : mounts);
+  if (opts.mounted !== false) fillVolume(camA);
+  return w;
+}
+
+function withoutCamA(mounts: string): string {
+  return mounts
+    .split('\n')
+    .filter((l) => !l.includes('CAM\\040A'))
+    .join('\n');
+}
+
+function fillVolume(dir: string): void {
+  const put = (rel: string, data: Buffer | string) => {
+    mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    writeFileSync(path.join(dir, rel), data);
+  };
+  put('DCIM/100MEDIA/A0001.MP4', BIG);
+  put('DCIM/100MEDIA/A0002.MP4', SMALL);
+  put('DCIM/100MEDIA/.A0003.MP4.tmp', 'partial');
+  put('DCIM/.Trashes/old.MP4', 'deleted');
+  put('DCIM/101MEDIA/night/B0001.MP4', 'night');
+  put('notes.txt', 'outside the configured folders');
+  symlinkSync('/etc/passwd', path.join(dir, 'DCIM', 'passwd.MP4'));
+  symlinkSync('../..', path.join(dir, 'DCIM', 'up'));
+}
+
+async function all(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function collect(session: CameraSession): Promise<RecordingEntry[]> {
+  const out: RecordingEntry[] = [];
+  for await (const e of session.list()) out.push(e);
+  return out.sort((a, b) => a.id.localeCompare(b.id));
+}
+
+async function open(w: World, device: DeviceInfo = recordedInfo('qemu-usb-storage'), o?: MassStorageDriverOptions): Promise<CameraSession> {
+  const s = await w.driver(o).open(device, w.log);
+  sessions.push(s);
+  return s;
+}
+
+async function rejection(p: Promise<unknown>): Promise<DriverError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(DriverError);
+    return err as DriverError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('sysfs and mountinfo', () => {
+  it('finds each USB disk and its partitions by port path', async () => {
+    const w = world();
+    expect(await findDisks(w.sys, '1-1')).toEqual([{ name: 'sda', dev: '8:0', partitions: [{ name: 'sda1', dev: '8:1', number: 1 }] }]);
+    expect(await findDisks(w.sys, '2-1')).toEqual([{ name: 'sdb', dev: '8:16', partitions: [{ name: 'sdb1', dev: '8:17', number: 1 }] }]);
+    expect(await findDisks(w.sys, '1-4')).toEqual([{ name: 'sdd', dev: '8:48', partitions: [] }]);
+    expect(await findDisks(w.sys, '1-9')).toEqual([]);
+  });
+
+  it('reads mountinfo, unescaping octal and skipping bind mounts of a sub-folder', () => {
+    const entries = parseMountinfo(MOUNTINFO);
+    expect(entries).toHaveLength(13);
+    expect(findMount(entries, ['8:1'])).toMatchObject({ mountPoint: '/media/officer/CAM A', fsType: 'vfat', source: '/dev/sda1', root: '/' });
+    expect(findMount(entries, ['8:99', '8:48'])?.mountPoint).toBe('/run/media/officer/BODYCAM');
+    expect(findMount(entries, ['8:0'])).toBeNull();
+  });
+});
+
+describe('mass-storage driver', () => {
+  it('matches interface class 0x08 on USB only', () => {
+    const d = createMassStorageDriver();
+    expect(d.matches(recordedInfo('qemu-usb-storage'))).toBe(60);
+    expect(d.matches(recordedInfo('qemu-usb-mtp'))).toBe(0);
+    expect(d.matches({ bus: 'sim', key: 'A', slot: 'A', interfaces: [{ number: 0, class: 8, subclass: 6, protocol: 0x50 }] })).toBe(0);
+  });
+
+  it('resolves the camera to its own mount point, not the stick’s or a bind mount’s', async () => {
+    const w = world();
+    const s = await open(w);
+    expect(await s.identity()).toEqual({ serial: 'CAM-0001', model: 'QEMU USB HARDDRIVE', firmware: '0.00' });
+    expect(await s.battery()).toBeNull();
+    expect(s.clock).toBeUndefined();
+    expect(w.log.events('mass_storage.volume')[0]).toMatchObject({ mountPoint: w.camA, dev: '8:1', mountedByUs: false });
+  });
+
+  it('finds a volume on a disk without a partition table and reads identity from sysfs', async () => {
+    const w = world();
+    fillVolume(path.join(w.root, 'run', 'media', 'officer', 'BODYCAM'));
+    const device: DeviceInfo = { bus: 'usb', key: '1-4', slot: '1-4', portPath: '1-4', vendorId: 0x2e1a, productId: 0x0202, interfaces: [{ number: 0, class: 8, subclass: 6, protocol: 0x50 }] };
+    const s = await open(w, device);
+    expect(await s.identity()).toEqual({ serial: 'X81024731', model: 'BodyCam 3', firmware: '3.18' });
+    expect((await collect(s)).length).toBe(3);
+  });
+
+  it('waits for an automount that appears later', async () => {
+    const w = world({ mounted: false });
+    const t0 = Date.now();
+    // Rechecks and deadline far beyond the test: only the watch on the automount roots can wake it.
+    const opening = open(w, undefined, { recheckMs: 60_000, mountWaitMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 400));
+    w.setMounts(w.mounts);
+    fillVolume(w.camA);
+    const s = await opening;
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect((await s.identity()).serial).toBe('CAM-0001');
+  });
+
+  it('gives up on a volume that is never mounted with an error that says what to do', async () => {
+    const w = world({ mounted: false });
+    const err = await rejection(open(w, undefined, { mountWaitMs: 300 }));
+    expect(err.code).toBe('not-mounted');
+    expect(err.message).toBe('USB device 1-1: sda1, sda were not mounted within 300 ms; mount it, or set usb.massStorage.mount to true');
+  });
+
+  it('stops waiting when the device is unplugged meanwhile', async () => {
+    const w = world({ mounted: false });
+    const opening = open(w);
+    await new Promise((r) => setTimeout(r, 100));
+    rmSync(path.join(w.sys, 'bus/usb/devices/1-1'));
+    expect((await rejection(opening)).kind).toBe('deviceGone');
+  });
+
+  it('rejects a device without a USB serial at once', async () => {
+    const w = world();
+    const device: DeviceInfo = { bus: 'usb', key: '1-3', slot: '1-3', portPath: '1-3', vendorId: 0x2e1a, productId: 0x0201, product: 'BodyCam 2', interfaces: [{ number: 0, class: 8, subclass: 6, protocol: 0x50 }] };
+    const t0 = Date.now();
+    const err = await rejection(open(w, device));
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(err).toMatchObject({ kind: 'permanent', code: 'no-serial' });
+    expect(err.message).toMatch(/at 1-3 reports no serial number/);
+  });
+
+  it('lists the configured folders lazily, skipping dotfiles and symlinks', async () => {
+    const w = world();
+    const s = await open(w);
+    const list = await collect(s);
+    expect(list.map((e) => [e.id, e.bytes])).toEqual([
+      ['DCIM/100MEDIA/A0001.MP4', BIG.length],
+      ['DCIM/100MEDIA/A0002.MP4', SMALL.length],
+      ['DCIM/101MEDIA/night/B0001.MP4', 5],
+    ]);
+    expect(list[0]!.path).toBe(list[0]!.id);
+    expect(list[0]!.modifiedAt).toBeInstanceOf(Date);
+    const wide = await open(w, undefined, { folders: ['', '../etc'] });
+    expect((await collect(wide)).map((e) => e.id)).toContain('notes.txt');
+  });
+
+  it('reads from an offset', async () => {
+    const w = world();
+    const s = await open(w);
+    expect(s.capabilities).toEqual({ resume: true, delete: true });
+    expect((await all(await s.read('DCIM/100MEDIA/A0001.MP4', 0))).equals(BIG)).toBe(true);
+    expect((await all(await s.read('DCIM/100MEDIA/A0001.MP4', 3_000_001))).equals(BIG.subarray(3_000_001))).toBe(true);
+    expect((await all(await s.read('DCIM/100MEDIA/A0002.MP4', SMALL.length))).length).toBe(0);
+    expect(await rejection(s.read('DCIM/100MEDIA/A0002.MP4', SMALL.length + 1))).toMatchObject({ kind: 'permanent', code: 'bad-offset' });
+  });
+
+  it('calls a missing recording permanent and never leaves the volume', async () => {
+    const w = world();
+    const s = await open(w);
+    expect(await rejection(s.read('DCIM/100MEDIA/NOPE.MP4', 0))).toMatchObject({ kind: 'permanent', code: 'ENOENT' });
+    for (const id of ['../mountinfo', 'DCIM/../../mountinfo', '/etc/passwd', 'DCIM//x', 'DCIM/up/mountinfo']) {
+      expect(await rejection(s.read(id, 0))).toMatchObject({ kind: 'permanent' });
+    }
+    expect(await rejection(s.read('DCIM/passwd.MP4', 0))).toMatchObject({ kind: 'permanent', code: 'ELOOP' });
+    expect(await rejection(s.delete('DCIM/passwd.MP4'))).toMatchObject({ kind: 'permanent', code: 'not-a-file' });
+    expect(existsSync('/etc/passwd')).toBe(true);
+  });
+
+  it('deletes, and deleting again is not an error', async () => {
+    const w = world();
+    const s = await open(w);
+    await s.delete('DCIM/100MEDIA/A0002.MP4');
+    expect(existsSync(path.join(w.camA, 'DCIM/100MEDIA/A0002.MP4'))).toBe(false);
+    await s.delete('DCIM/100MEDIA/A0002.MP4');
+    expect((await collect(s)).map((e) => e.id)).not.toContain('DCIM/100MEDIA/A0002.MP4');
+  });
+
+  it('ends a read with deviceGone when the camera is unplugged mid-read', async () => {
+    const w = world();
+    const s = await open(w);
+    const stream = await s.read('DCIM/100MEDIA/A0001.MP4', 0);
+    let got = 0;
+    const err = await (async () => {
+      try {
+        for await (const c of stream) {
+          got += (c as Buffer).length;
+          if (existsSync(path.join(w.sys, 'bus/usb/devices/1-1'))) rmSync(path.join(w.sys, 'bus/usb/devices/1-1'));
+        }
+      } catch (e) {
+        return e as DriverError;
+      }
+      return null;
+    })();
+    expect(err).toBeInstanceOf(DriverError);
+    expect(err).toMatchObject({ kind: 'deviceGone', code: 'unplugged' });
+    expect(got).toBeLessThan(BIG.length);
+    expect(await rejection(s.list()[Symbol.asyncIterator]().next())).toMatchObject({ kind: 'deviceGone' });
+  });
+
+  it('calls the camera gone when its volume was unmounted', async () => {
+    const w = world();
+    const s = await open(w);
+    w.setMounts(withoutCamA(w.mounts));
+    expect(await rejection(s.read('DCIM/100MEDIA/A0002.MP4', 0))).toMatchObject({ kind: 'deviceGone', code: 'unmounted' });
+    expect(await rejection(s.delete('DCIM/100MEDIA/A0002.MP4'))).toMatchObject({ kind: 'deviceGone' });
+  });
+
+  it('honours the abort signal and closes everything on close()', async () => {
+    const w = world();
+    const s = await open(w);
+    const ac = new AbortController();
+    const stream = await s.read('DCIM/100MEDIA/A0001.MP4', 0, { signal: ac.signal });
+    ac.abort();
+    expect(await rejection(all(stream))).toMatchObject({ kind: 'transient', code: 'aborted' });
+    expect(await rejection(s.read('DCIM/100MEDIA/A0001.MP4', 0, { signal: ac.signal }))).toMatchObject({ code: 'aborted' });
+
+    const open1 = await s.read('DCIM/100MEDIA/A0001.MP4', 0);
+    const closedWith = new Promise<unknown>((r) => open1.once('error', r));
+    await s.close();
+    expect(await closedWith).toMatchObject({ kind: 'deviceGone' });
+    expect(await rejection(s.identity())).toMatchObject({ kind: 'deviceGone', code: 'closed' });
+  });
+
+  it('mounts the volume itself under DATA/mnt/<key> when told to, and unmounts it on close', async () => {
+    const w = world({ mounted: false });
+    const calls: string[][] = [];
+    const exec = async (file: string, args: string[]) => {
+      calls.push([file, ...args]);
+      const target = args[args.length - 1]!;
+      if (file === 'mount') {
+        fillVolume(target);
+        w.setMounts(withoutCamA(w.mounts) + `\n901 28 8:1 / ${target} rw,nosuid,nodev,noexec,relatime - vfat /dev/sda1 rw,uid=0,gid=0\n`);
+      } else {
+        for (const f of ['DCIM', 'notes.txt']) rmSync(path.join(target, f), { recursive: true, force: true });
+        w.setMounts(withoutCamA(w.mounts));
+      }
+    };
+    const s = await open(w, undefined, { mount: true, exec, uid: 1000, gid: 1000, fsType: 'vfat' });
+    const target = path.join(w.root, 'data', 'mnt', '1-1');
+    expect(calls).toEqual([['mount', '-t', 'vfat', '-o', 'rw,nosuid,nodev,noexec,uid=1000,gid=1000,umask=077', '/dev/sda1', target]]);
+    expect((await collect(s)).length).toBe(3);
+    await s.close();
+    expect(calls[1]).toEqual(['umount', target]);
+    expect(existsSync(target)).toBe(false);
+  });
+
+  it('uses an existing mount rather than mounting twice', async () => {
+    const w = world();
+    const calls: string[][] = [];
+    const s = await open(w, undefined, { mount: true, exec: async (f, a) => void calls.push([f, ...a]) });
+    expect((await collect(s)).length).toBe(3);
+    await s.close();
+    expect(calls).toEqual([]);
+  });
+
+  it('says which devices it could not mount and why', async () => {
+    const w = world({ mounted: false });
+    const exec = async () => {
+      throw new Error('mount: /dev/sda1: wrong fs type, bad option, bad superblock');
+    };
+    const err = await rejection(open(w, undefined, { mount: true, exec }));
+    expect(err.code).toBe('mount-failed');
+    expect(err.message).toMatch(/cannot mount sda1, sda as vfat: mount: \/dev\/sda1: wrong fs type/);
+  });
+});
