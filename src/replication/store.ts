@@ -15,6 +15,7 @@ import {
   CompleteMultipartUploadCommand,
   AbortMultipartUploadCommand,
   GetObjectLockConfigurationCommand,
+  PutObjectRetentionCommand,
   type ObjectLockMode,
 } from '@aws-sdk/client-s3';
 import type { ReplicationConfig } from '../config.js';
@@ -101,7 +102,16 @@ export class ObjectStore {
           );
           parts.push({ ETag: r.ETag!, PartNumber: n });
         }
-        await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: req.key, UploadId, MultipartUpload: { Parts: parts } }), { abortSignal: req.signal });
+        const done = await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: req.key, UploadId, MultipartUpload: { Parts: parts } }), { abortSignal: req.signal });
+        // Some stores (Ceph RGW 16) drop the lock headers of a multipart upload: lock the
+        // version explicitly when it arrived without retention.
+        const head = await this.head(req.key);
+        if (head && !head.retainUntil) {
+          await this.client.send(
+            new PutObjectRetentionCommand({ Bucket: this.cfg.bucket, Key: req.key, VersionId: done.VersionId ?? head.versionId ?? undefined, Retention: { Mode: lock.ObjectLockMode, RetainUntilDate: req.retainUntil } }),
+            { abortSignal: req.signal },
+          );
+        }
       } catch (err) {
         await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: req.key, UploadId })).catch(() => undefined);
         throw err;

@@ -113,14 +113,14 @@ export class TestDock {
     return existsSync(path.join(this.simDir, slot, rel));
   }
 
-  start(extraArgs: string[] = []): DaemonProcess {
-    const d = new DaemonProcess(['--config', this.configPath, 'start', ...extraArgs]);
+  start(extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): DaemonProcess {
+    const d = new DaemonProcess(['--config', this.configPath, 'start', ...extraArgs], env);
     this.daemons.push(d);
     return d;
   }
 
-  async cli(args: string[]): Promise<CliResult> {
-    return cli(['--config', this.configPath, ...args]);
+  async cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+    return cli(['--config', this.configPath, ...args], { env });
   }
 
   async json<T = unknown>(args: string[]): Promise<T> {
@@ -151,8 +151,8 @@ export class DaemonProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private buf = '';
 
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     this.child.stdout!.setEncoding('utf8').on('data', (s: string) => {
       this.buf += s;
       let i;

@@ -1,0 +1,134 @@
+/**
+ * Replication against a real S3 store with Object Lock (single-node Ceph RGW started here).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CreateBucketCommand, DeleteObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, S3Client } from '@aws-sdk/client-s3';
+import { startRgw, type Rgw } from './support/rgw.js';
+import { allVerified, TestDock, waitFor, type CustodyJson } from './support/harness.js';
+
+let rgw: Rgw;
+let s3: S3Client;
+let env: NodeJS.ProcessEnv;
+let bucketNo = 0;
+
+async function lockedBucket(): Promise<string> {
+  const name = `evidence-${process.pid}-${++bucketNo}`;
+  await s3.send(new CreateBucketCommand({ Bucket: name, ObjectLockEnabledForBucket: true }));
+  return name;
+}
+
+function replicationConfig(bucket: string, extra: Record<string, unknown> = {}) {
+  return {
+    replication: { endpoint: rgw.endpoint, bucket, dockId: 'station-north-1', objectLock: { mode: 'COMPLIANCE', days: 1 }, blockedRetryMs: 500, retry: { attempts: 50, baseDelayMs: 200, maxDelayMs: 1000 }, ...extra },
+  };
+}
+
+const replicated = (dock: TestDock, id: string) => dock.json<CustodyJson[]>(['custody', '--recording', id]).then((ev) => ev.find((e) => e.type === 'replication.verified'));
+
+beforeAll(async () => {
+  rgw = await startRgw();
+  s3 = new S3Client({
+    endpoint: rgw.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  env = { AWS_ACCESS_KEY_ID: rgw.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey };
+}, 120_000);
+afterAll(async () => {
+  s3?.destroy();
+  await rgw?.stop();
+});
+
+describe('replication to S3 with Object Lock', () => {
+  it('uploads each verified recording with its SHA-256, locks it, records replication.verified, and verify --remote agrees', { timeout: 120_000 }, async () => {
+    const bucket = await lockedBucket();
+    const dock = new TestDock(replicationConfig(bucket));
+    try {
+      dock.dock('s1', { serial: 'R-1', files: [{ rel: 'DCIM/A.MP4', size: 200_000 }, { rel: 'DCIM/B.MP4', size: 20 * 1024 * 1024 + 17 }] });
+      dock.start([], env);
+      const recs = await allVerified(dock, 2);
+      for (const r of recs) {
+        const ev = await waitFor('replicated', () => replicated(dock, r.id), 60_000);
+        expect(ev.sha256).toBe(r.sha256);
+        const key = ev.details.key as string;
+        expect(key.startsWith('station-north-1/R-1/')).toBe(true);
+        const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        expect(head.Metadata?.sha256).toBe(r.sha256);
+        expect(head.ContentLength).toBe(r.bytes);
+        expect(head.ObjectLockMode).toBe('COMPLIANCE');
+        expect(head.ObjectLockRetainUntilDate!.getTime()).toBeGreaterThan(Date.now() + 23 * 3600_000);
+        const manifest = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${key}.custody.json` }));
+        expect(manifest.Metadata?.sha256).toBe(r.sha256);
+
+        // COMPLIANCE: not even the owner may delete the version.
+        const del = await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: head.VersionId })).then(
+          () => 'deleted',
+          (e: { name?: string }) => e.name,
+        );
+        expect(del).toBe('AccessDenied');
+      }
+      const v = await dock.cli(['verify', '--remote', '--json'], env);
+      expect(v.code, v.stdout + v.stderr).toBe(0);
+      expect(JSON.parse(v.stdout).remote).toMatchObject({ checked: 2, ok: 2, missing: [], mismatched: [], unlocked: [] });
+      const status = await dock.json<{ replication: { count: number } }>(['status']);
+      expect(status.replication.count).toBe(0);
+    } finally {
+      await dock.cleanup();
+    }
+  });
+
+  it('finishes an upload exactly once when the store dies mid-upload and comes back', { timeout: 180_000 }, async () => {
+    const bucket = await lockedBucket();
+    const dock = new TestDock(replicationConfig(bucket, { partSizeBytes: 5 * 1024 * 1024, multipartThresholdBytes: 5 * 1024 * 1024 }));
+    try {
+      dock.dock('s1', { serial: 'R-2', files: [{ rel: 'big.mp4', size: 60 * 1024 * 1024 }] });
+      const d = dock.start([], env);
+      await d.waitForEvent('replication.started', 60_000);
+      await rgw.killRgw();
+      await d.waitForEvent('replication.retry', 30_000);
+      await rgw.restartRgw();
+      const [r] = await allVerified(dock, 1);
+      const ev = await waitFor('replicated', () => replicated(dock, r!.id), 90_000);
+      const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: ev.details.key as string }));
+      expect((versions.Versions ?? []).filter((v) => v.Key === ev.details.key)).toHaveLength(1);
+      const all = (await dock.json<CustodyJson[]>(['custody', '--recording', r!.id])).filter((e) => e.type === 'replication.verified');
+      expect(all).toHaveLength(1);
+    } finally {
+      await dock.cleanup();
+    }
+  });
+
+  it('with wrong credentials says so once and waits; the backlog survives a restart and drains with the right ones', { timeout: 120_000 }, async () => {
+    const bucket = await lockedBucket();
+    const dock = new TestDock({ ...replicationConfig(bucket), retention: { days: 0.00001, requireReplicated: true } });
+    try {
+      dock.dock('s1', { serial: 'R-3', files: [{ rel: 'a.mp4', size: 100_000 }, { rel: 'b.mp4', size: 100_000 }] });
+      const bad = { AWS_ACCESS_KEY_ID: rgw.accessKeyId, AWS_SECRET_ACCESS_KEY: 'wrong-secret' };
+      const d = dock.start([], bad);
+      const recs = await allVerified(dock, 2);
+      const err = await d.waitForEvent('replication.blocked', 30_000);
+      expect(err.level).toBe(50);
+      expect(String(err.error)).not.toContain('wrong-secret');
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(d.events('replication.blocked')).toHaveLength(1);
+      const s = await dock.json<{ replication: { count: number; lastError: string | null } }>(['status']);
+      expect(s.replication.count).toBe(2);
+      // Retention must not delete what is not replicated when requireReplicated is on.
+      expect(await dock.json(['retention', '--dry-run'])).toEqual([]);
+      expect(JSON.stringify(d.logs)).not.toContain('wrong-secret');
+
+      d.kill('SIGTERM');
+      await d.exited;
+      dock.start([], env);
+      for (const r of recs) await waitFor('replicated after restart', () => replicated(dock, r.id), 60_000);
+      expect((await dock.json<{ replication: { count: number } }>(['status'])).replication.count).toBe(0);
+      const dry = await dock.json<Array<{ id: string }>>(['retention', '--dry-run']);
+      expect(dry.map((x) => x.id).sort()).toEqual(recs.map((r) => r.id).sort());
+    } finally {
+      await dock.cleanup();
+    }
+  });
+});
