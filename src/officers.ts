@@ -12,14 +12,17 @@ export interface Assignment {
   to: string | null;
 }
 
+const officerQueries = new WeakMap<Db, import('better-sqlite3').Statement<[string, string, string], { officer: string }>>();
+
 export function officerAt(db: Db, camera: string, atIso: string): string | null {
-  return (
-    db
-      .prepare<[string, string, string], { officer: string }>(
-        'SELECT officer FROM assignments WHERE camera = ? AND from_at <= ? AND (to_at IS NULL OR to_at > ?) ORDER BY from_at DESC, id DESC LIMIT 1',
-      )
-      .get(camera, atIso, atIso)?.officer ?? null
-  );
+  let q = officerQueries.get(db);
+  if (!q) {
+    q = db.prepare<[string, string, string], { officer: string }>(
+      'SELECT officer FROM assignments WHERE camera = ? AND from_at <= ? AND (to_at IS NULL OR to_at > ?) ORDER BY from_at DESC, id DESC LIMIT 1',
+    );
+    officerQueries.set(db, q);
+  }
+  return q.get(camera, atIso, atIso)?.officer ?? null;
 }
 
 /** SQL giving a recording row `r` its officer, for queries that list many recordings. */

@@ -52,8 +52,9 @@ export class SimCameraSession implements CameraSession {
     if (this.closed) throw new DriverError('deviceGone', 'closed', 'session is closed');
     let loaded: { spec: CameraSpec; key: string };
     try {
-      loaded = await readSpec(this.dir);
+      loaded = await readSpec(this.dir, this.specKey);
     } catch (err) {
+      if (err instanceof Unchanged) return;
       if (err instanceof DriverError) throw err;
       // A half-edited camera.json must not unplug the camera: keep the last good state.
       this.log.warn({ event: 'sim.camera_file_invalid', err: (err as Error).message }, 'camera.json is invalid; keeping the last good state');
@@ -163,20 +164,24 @@ export class SimCameraSession implements CameraSession {
   }
 }
 
-async function readSpec(dir: string): Promise<{ spec: CameraSpec; key: string }> {
+async function readSpec(dir: string, knownKey?: string): Promise<{ spec: CameraSpec; key: string }> {
   const file = path.join(dir, CAMERA_FILE);
   let text: string;
-  let mtime: number;
+  let stamp: string;
   try {
     const st = await stat(file);
-    mtime = st.mtimeMs;
+    stamp = `${st.mtimeMs}:${st.size}:${st.ino}:`;
+    // Unchanged since the last read (same mtime, size and inode): no need to read and parse it.
+    if (knownKey?.startsWith(stamp)) throw new Unchanged();
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new DriverError('deviceGone', 'undocked', 'camera.json is gone');
     throw err;
   }
   // The mtime is part of the key: rewriting identical content still counts as "written again".
-  return { spec: parseCameraFile(text), key: `${mtime}:${text}` };
+  return { spec: parseCameraFile(text), key: stamp + text };
 }
+
+class Unchanged extends Error {}
 
 export { CameraFileError };

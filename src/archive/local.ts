@@ -51,9 +51,15 @@ export class LocalArchive {
     await rm(archivePath, { force: true });
   }
 
+  private free: { at: number; bytes: number } | null = null;
+
+  /** Free space, measured at most every 250 ms: thousands of small copies each ask. */
   async freeBytes(): Promise<number> {
+    const now = performance.now();
+    if (this.free && now - this.free.at < 250) return this.free.bytes;
     const st = await statfs(this.root);
-    return st.bavail * st.bsize;
+    this.free = { at: now, bytes: st.bavail * st.bsize };
+    return this.free.bytes;
   }
 
   async stagingIds(): Promise<string[]> {

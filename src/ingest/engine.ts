@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { CameraSession } from '../../drivers/types.js';
 import type { Config } from '../config.js';
 import type { CustodyLog } from '../custody/log.js';
-import type { Db } from '../store/db.js';
+import { relaxedTransaction, type Db } from '../store/db.js';
 import type { RecordingRow } from '../store/recordings.js';
 import type { LocalArchive } from '../archive/local.js';
 import { copyRecording, VerifyError } from './copy.js';
@@ -252,12 +252,10 @@ export class IngestEngine {
     const log = this.log.child({ camera: cam.serial, recording: rec.id });
     const attempt = rec.attempts + 1;
     const resumeFrom = cam.session.capabilities.resume ? rec.bytes_done : 0;
-    this.db
-      .transaction(() => {
+    relaxedTransaction(this.db, () => {
         this.q.start.run(rec.id);
         this.custody.append({ type: 'offload.started', camera: cam.serial, recording: rec.id, details: { attempt, resumeFrom, sourcePath: rec.source_path, bytes: rec.bytes } });
-      })
-      .immediate();
+    });
     log.info({ event: 'offload.started', attempt, resumeFrom, bytes: rec.bytes }, `copying ${rec.source_path}`);
     const staging = this.archive.stagingPathFor(rec.id);
     let durable = resumeFrom;
@@ -326,8 +324,7 @@ export class IngestEngine {
     const interrupted = kind === 'deviceGone' || kind === 'diskLow';
     const exhausted = !interrupted && (kind === 'permanent' || retriesExhausted(attempt, this.cfg.retry));
     const delay = interrupted ? 0 : backoffMs(attempt, this.cfg.retry);
-    this.db
-      .transaction(() => {
+    relaxedTransaction(this.db, () => {
         if (exhausted) this.q.failed.run(error, rec.id);
         else this.q.backToPending.run(interrupted ? 0 : 1, error, Date.now() + delay, durable, rec.id);
         this.custody.append({
@@ -336,8 +333,7 @@ export class IngestEngine {
           recording: rec.id,
           details: { sourcePath: rec.source_path, attempt, error, class: kind, willRetry: !exhausted, retryInMs: exhausted ? null : delay, keptBytes: durable },
         });
-      })
-      .immediate();
+    });
     if (kind === 'deviceGone') {
       log.warn({ event: 'offload.interrupted', attempt, error, keptBytes: durable }, `copy of ${rec.source_path} interrupted; it resumes when the camera docks again`);
       if (!cam.abort.signal.aborted) this.events.deviceGone(cam.serial, error);
@@ -361,13 +357,12 @@ export class IngestEngine {
         releaseLink();
       }
       const now = new Date().toISOString();
-      this.db
-        .transaction(() => {
+      // Lost in a power cut, the deletion is simply done again: the camera no longer has the file.
+      relaxedTransaction(this.db, () => {
           this.q.released.run(rec.id);
           this.q.jobDone.run(now, rec.id, 'release');
           this.custody.append({ type: 'camera.file_deleted', camera: cam.serial, recording: rec.id, sha256: rec.sha256, details: { sourcePath: rec.source_path } });
-        })
-        .immediate();
+      });
       log.info({ event: 'camera.file_deleted' }, `deleted ${rec.source_path} from the camera`);
     } catch (err) {
       let kind = classify(err);
@@ -378,12 +373,10 @@ export class IngestEngine {
       const exhausted = !gone && (kind === 'permanent' || retriesExhausted(attempts, this.cfg.retry));
       const delay = backoffMs(attempts, this.cfg.retry);
       const now = new Date().toISOString();
-      this.db
-        .transaction(() => {
+      relaxedTransaction(this.db, () => {
           this.q.jobRetry.run(exhausted ? 'failed' : 'queued', error, Date.now() + (gone ? 0 : delay), now, rec.id, 'release');
           this.custody.append({ type: 'camera.file_delete_failed', camera: cam.serial, recording: rec.id, details: { sourcePath: rec.source_path, error, attempt: attempts, willRetry: !exhausted } });
-        })
-        .immediate();
+      });
       log.warn({ event: 'camera.file_delete_failed', error, attempt: attempts, willRetry: !exhausted }, `could not delete ${rec.source_path} from the camera`);
       if (gone && !cam.abort.signal.aborted) this.events.deviceGone(cam.serial, error);
     }

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { CameraSession, RecordingEntry } from '../../drivers/types.js';
 import type { CustodyLog } from '../custody/log.js';
-import type { Db } from '../store/db.js';
+import { relaxedTransaction, type Db } from '../store/db.js';
 import { newRecordingId } from '../archive/names.js';
 import { officerAt } from '../officers.js';
 
@@ -74,8 +74,7 @@ export class Planner {
   private applyBatch(serial: string, visit: number, entries: RecordingEntry[], result: PlanResult, skew: number | null): void {
     if (entries.length === 0) return;
     const now = new Date().toISOString();
-    this.db
-      .transaction(() => {
+    relaxedTransaction(this.db, () => {
         for (const e of entries) {
           if (!validEntry(e)) {
             result.skipped++;
@@ -104,8 +103,7 @@ export class Planner {
             result.known++;
           }
         }
-      })
-      .immediate();
+    });
   }
 }
 

@@ -40,3 +40,25 @@ export function migrate(db: Db): void {
     }
   }).immediate();
 }
+
+/**
+ * A write transaction whose loss in a power cut costs nothing but a redo: it commits without an
+ * fsync of its own. The next durable (FULL) commit fsyncs the WAL, and with it every commit made
+ * before it, so ordering holds. Use it only for steps no outside effect depends on: never for
+ * the commit that lets a recording be deleted from a camera, nor for a signed checkpoint.
+ */
+export function relaxedTransaction<T>(db: Db, fn: () => T): T {
+  let p = syncPragmas.get(db);
+  if (!p) {
+    p = { normal: db.prepare('PRAGMA synchronous = NORMAL'), full: db.prepare('PRAGMA synchronous = FULL') };
+    syncPragmas.set(db, p);
+  }
+  p.normal.run();
+  try {
+    return db.transaction(fn).immediate();
+  } finally {
+    p.full.run();
+  }
+}
+
+const syncPragmas = new WeakMap<Db, { normal: Database.Statement; full: Database.Statement }>();
