@@ -6,6 +6,7 @@ import { VERSION } from '../version.js';
 import { registerReadCommands } from './commands.js';
 import { registerEvidenceCommands } from './evidence.js';
 import { registerUsbCommand } from './usb.js';
+import { registerAdminCommands } from './admin.js';
 import { printJson, ProblemError, resolveConfig, UsageError, withStore, type GlobalOptions } from './context.js';
 import { renderStatus, statusOf } from './status.js';
 
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
   registerReadCommands(program, g);
   registerEvidenceCommands(program, g);
   registerUsbCommand(program, g);
+  registerAdminCommands(program, g);
 
   program
     .command('demo')

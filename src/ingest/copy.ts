@@ -8,6 +8,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { DriverError, type CameraSession } from '../../drivers/types.js';
+import type { HashPool } from './hash-pool.js';
 
 export interface CopyRequest {
   sourceId: string;
@@ -28,6 +29,8 @@ export interface CopyContext {
   onDurable?(bytes: number): void;
   /** Called once nothing more will be read from the camera for this copy. */
   onSourceDone?(): void;
+  /** Where the verification pass re-hashes the stored copy; the main thread when absent. */
+  hashPool?: HashPool;
   /** Throws (e.g. DiskLowError) to stop the copy; called every `checkEveryBytes`. */
   checkSpace?(bytesStillToWrite: number): Promise<void>;
 }
@@ -105,9 +108,9 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
   }
   const sha256 = hash.digest('hex');
 
-  const stored = createHash('sha256');
-  const storedBytes = await hashFile(req.stagingPath, stored, undefined, req.expectedBytes);
-  const storedHash = stored.digest('hex');
+  const { sha256: storedHash, bytes: storedBytes } = ctx.hashPool
+    ? await ctx.hashPool.hashFile(req.stagingPath, req.expectedBytes)
+    : await hashWhole(req.stagingPath, req.expectedBytes);
   if (storedBytes !== req.expectedBytes || storedHash !== sha256) {
     throw new VerifyError('verify-mismatch', `the stored copy does not match what was read (${storedHash.slice(0, 12)}… vs ${sha256.slice(0, 12)}…)`);
   }
@@ -141,6 +144,12 @@ async function writeAll(fh: FileHandle, chunk: Buffer, position: number): Promis
     const { bytesWritten } = await fh.write(chunk, done, chunk.length - done, position + done);
     done += bytesWritten;
   }
+}
+
+async function hashWhole(file: string, sizeHint: number): Promise<{ sha256: string; bytes: number }> {
+  const h = createHash('sha256');
+  const bytes = await hashFile(file, h, undefined, sizeHint);
+  return { sha256: h.digest('hex'), bytes };
 }
 
 export async function hashFile(file: string, hash: Hash, limit?: number, sizeHint?: number): Promise<number> {

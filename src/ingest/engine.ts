@@ -14,6 +14,7 @@ import type { RecordingRow } from '../store/recordings.js';
 import type { LocalArchive } from '../archive/local.js';
 import { copyRecording, VerifyError } from './copy.js';
 import { CameraLink } from './link.js';
+import { HashPool } from './hash-pool.js';
 import { classify, DiskLowError, errorText } from './errors.js';
 import { backoffMs, retriesExhausted } from './retry.js';
 import { officerAt } from '../officers.js';
@@ -50,6 +51,7 @@ export interface EngineEvents {
 
 export class IngestEngine {
   private readonly queue: PQueue;
+  private readonly hashPool = new HashPool();
   private readonly cameras = new Map<string, ActiveCamera>();
   private readonly claimed = new Set<string>();
   private diskLow = false;
@@ -141,6 +143,7 @@ export class IngestEngine {
     this.stopping = true;
     await Promise.allSettled([...this.cameras.keys()].map((s) => this.detach(s)));
     await this.queue.onIdle();
+    await this.hashPool.close();
   }
 
   private fill(cam: ActiveCamera): void {
@@ -270,6 +273,7 @@ export class IngestEngine {
           verifySource: this.cfg.verifySource,
           signal: cam.abort.signal,
           onSourceDone: releaseLink,
+          hashPool: this.hashPool,
           onProgress: (n) => {
             cam.received += Math.max(0, n - lastSeen);
             lastSeen = n;

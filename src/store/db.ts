@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { MIGRATIONS } from './schema.js';
 
@@ -16,7 +16,11 @@ export function dbPath(dataDir: string): string {
  */
 export function openStore(dataDir: string): Db {
   mkdirSync(dataDir, { recursive: true, mode: 0o750 });
-  const db = new Database(dbPath(dataDir));
+  const file = dbPath(dataDir);
+  const fresh = !existsSync(file);
+  const db = new Database(file);
+  // Evidence metadata is nobody else's business, whatever the umask of whoever created it.
+  if (fresh) chmodSync(file, 0o640);
   db.pragma('busy_timeout = 5000');
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');

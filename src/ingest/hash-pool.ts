@@ -1,0 +1,73 @@
+/**
+ * Re-hashing stored copies off the main thread. The copy pass hashes on the main thread as bytes
+ * arrive; the verification pass re-reads a whole file, and doing that in a worker lets it run on
+ * another core while the next copy streams in.
+ */
+import { Worker } from 'node:worker_threads';
+import os from 'node:os';
+
+// Plain CommonJS evaluated in the worker, so the same code runs from dist/ and under vitest.
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const { createReadStream } = require('node:fs');
+parentPort.on('message', ({ id, file, sizeHint }) => {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const highWaterMark = Math.max(64 * 1024, Math.min(1 << 20, sizeHint || 1 << 20));
+  createReadStream(file, { highWaterMark })
+    .on('data', (chunk) => { hash.update(chunk); bytes += chunk.length; })
+    .on('error', (err) => parentPort.postMessage({ id, error: err.message, code: err.code }))
+    .on('end', () => parentPort.postMessage({ id, sha256: hash.digest('hex'), bytes }));
+});
+`;
+
+interface Pending {
+  resolve(v: { sha256: string; bytes: number }): void;
+  reject(e: Error): void;
+}
+
+export class HashPool {
+  private readonly workers: Worker[] = [];
+  private readonly idle: Worker[] = [];
+  private readonly waiting: Array<() => void> = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+
+  constructor(size = Math.max(1, (os.availableParallelism?.() ?? os.cpus().length) - 1)) {
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(WORKER_SOURCE, { eval: true });
+      w.unref();
+      w.on('message', (m: { id: number; sha256?: string; bytes?: number; error?: string; code?: string }) => {
+        const p = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        this.release(w);
+        if (!p) return;
+        if (m.error !== undefined) p.reject(Object.assign(new Error(m.error), { code: m.code }));
+        else p.resolve({ sha256: m.sha256!, bytes: m.bytes! });
+      });
+      this.workers.push(w);
+      this.idle.push(w);
+    }
+  }
+
+  private release(w: Worker): void {
+    const next = this.waiting.shift();
+    this.idle.push(w);
+    next?.();
+  }
+
+  async hashFile(file: string, sizeHint?: number): Promise<{ sha256: string; bytes: number }> {
+    while (this.idle.length === 0) await new Promise<void>((r) => this.waiting.push(r));
+    const w = this.idle.pop()!;
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      w.postMessage({ id, file, sizeHint });
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
