@@ -38,7 +38,7 @@ export function formatBatteryHealth(h: BatteryHealth): BatteryHealthView {
     countedHours: round(h.countedHours, 1) ?? 0,
     chargeRatePercentPerHour: round(h.chargeRatePercentPerHour, 1),
     // Rounded up: "0 minutes" while the battery is still short of full would be wrong.
-    minutesToFull: h.minutesToFull === null ? null : Math.ceil(h.minutesToFull - 1e-9),
+    minutesToFull: h.minutesToFull === null ? null : Math.ceil(h.minutesToFull - 1e-6),
     trend: h.trend.label,
     trendPercentPerHourPerShift: round(h.trend.slopePercentPerHourPerShift, 2),
     shiftDrains: h.shifts.slice(-VIEW_SHIFTS).map((s) => round(s.drainPercentPerHour, 2) ?? 0),

@@ -7,6 +7,7 @@ import { registerReadCommands } from './commands.js';
 import { registerEvidenceCommands } from './evidence.js';
 import { registerUsbCommand } from './usb.js';
 import { registerAdminCommands } from './admin.js';
+import { registerBatteryCommand } from './battery.js';
 import { printJson, ProblemError, resolveConfig, UsageError, withStore, type GlobalOptions } from './context.js';
 import { renderStatus, statusOf } from './status.js';
 
@@ -59,6 +60,7 @@ export function buildProgram(): Command {
   registerEvidenceCommands(program, g);
   registerUsbCommand(program, g);
   registerAdminCommands(program, g);
+  registerBatteryCommand(program, g);
 
   program
     .command('demo')

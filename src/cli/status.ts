@@ -5,6 +5,7 @@ import type { Db } from '../store/db.js';
 import { queueCounts, type QueueCounts } from '../store/recordings.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
 import { replicationBacklog, type Backlog } from '../replication/queue.js';
+import { fleetBattery } from '../battery/fleet.js';
 import { ago, bar, bytes, duration, printable, table } from './format.js';
 
 export interface CameraStatus {
@@ -31,6 +32,7 @@ export interface StatusJson {
   queue: QueueCounts;
   archive: { path: string; freeBytes: number | null; diskLow: boolean };
   replication: (Backlog & { enabled: boolean; lastError: string | null }) | null;
+  fleet: { shiftHours: number; short: string[]; degraded: string[] };
 }
 
 interface Progress {
@@ -111,7 +113,13 @@ export function statusOf(db: Db, cfg: Config): StatusJson {
     queue: queueCounts(db),
     archive: { path: archivePath, freeBytes, diskLow: progress.diskLow ?? false },
     replication: cfg.replication ? { enabled: true, ...replicationBacklog(db), lastError: progress.replicationError ?? null } : null,
+    fleet: fleetLine(db, cfg.battery.shiftHours),
   };
+}
+
+function fleetLine(db: Db, shiftHours: number): StatusJson['fleet'] {
+  const fleet = fleetBattery(db, shiftHours);
+  return { shiftHours, short: fleet.filter((c) => c.status === 'short').map((c) => c.serial), degraded: fleet.filter((c) => c.status === 'degraded').map((c) => c.serial) };
 }
 
 export function renderStatus(s: StatusJson, opts: { bars?: boolean } = {}): string {
@@ -128,6 +136,11 @@ export function renderStatus(s: StatusJson, opts: { bars?: boolean } = {}): stri
     const r = s.replication;
     out.push(`replicate ${r.count} waiting (${bytes(r.bytes)})${r.oldestAt ? `, oldest since ${r.oldestAt}` : ''}${r.lastError ? `  LAST ERROR: ${r.lastError}` : ''}`);
   }
+  if (s.fleet.short.length) {
+    const n = s.fleet.short.length;
+    out.push(`battery  ${n} camera${n === 1 ? '' : 's'} will not last a ${s.fleet.shiftHours} h shift: ${s.fleet.short.map(printable).join(', ')}`);
+  }
+  if (s.fleet.degraded.length) out.push(`battery  ${s.fleet.degraded.length} degraded (health below 80 %): ${s.fleet.degraded.map(printable).join(', ')}`);
   const docked = s.cameras.filter((c) => c.docked);
   out.push('');
   if (docked.length === 0) {

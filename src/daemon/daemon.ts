@@ -12,6 +12,7 @@ import { Planner } from '../ingest/planner.js';
 import { recover } from '../ingest/recovery.js';
 import { DockManager } from '../dock/manager.js';
 import { BatteryRecorder } from '../battery/recorder.js';
+import { cameraHealth } from '../battery/fleet.js';
 import { simulatedDriver } from '../../drivers/simulated/index.js';
 import { SimBus } from '../bus/sim.js';
 import { UsbBus, UsbDeviceRegistry } from '../bus/usb.js';
@@ -77,6 +78,15 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   dock = new DockManager(db, custody, planner, engine, new BatteryRecorder(db), log.child({ mod: 'dock' }), {
     drivers: [simulatedDriver, ...usbDrivers(cfg)],
     driverRules: cfg.usb.drivers,
+    onBattery: (serial, visit) => {
+      const { view } = cameraHealth(db, serial, cfg.battery.shiftHours);
+      const fields = { camera: serial, visit, drainPercentPerHour: view.drainPercentPerHour, projectedRuntimeHours: view.projectedRuntimeHours, healthPercent: view.healthPercent, shiftHours: cfg.battery.shiftHours };
+      if (view.status === 'short') {
+        log.warn({ event: 'battery.short_runtime', ...fields }, `camera ${serial} will not last a ${cfg.battery.shiftHours} h shift (about ${view.projectedRuntimeHours} h from full)`);
+      } else if (view.status === 'degraded') {
+        log.warn({ event: 'battery.degraded', ...fields }, `camera ${serial} battery health is ${view.healthPercent} %`);
+      }
+    },
     batteryIntervalMs: cfg.battery.sampleIntervalMs,
   });
 

@@ -156,6 +156,11 @@ export class DockManager implements BusListener {
     slot.lastBattery = battery;
     const log = this.log.child({ camera: serial, slot: slot.device.slot });
     log.info({ event: 'camera.docked', model: id.model, firmware: id.firmware, clockSkewSeconds: skew, battery, visit }, `camera ${serial} docked in ${slot.device.slot}`);
+    if (session.deviceLog && skew !== null) {
+      const entries = await session.deviceLog().catch(() => []);
+      const added = this.battery.ingestDeviceLog(serial, visit, entries, skew);
+      if (added) log.info({ event: 'battery.log_ingested', samples: added }, `stored ${added} entries of the camera's battery log`);
+    }
     this.opts.onBattery?.(serial, visit);
     this.startSampling(slot);
     const plan = await this.planner.plan(serial, visit, session, skew);

@@ -1,0 +1,52 @@
+/**
+ * The battery model applied to what the store holds: one camera's samples in, its health out.
+ * Shared by `dockd battery`, `dockd status` and the daemon's once-per-visit alerts.
+ */
+import type { Db } from '../store/db.js';
+import { assessBattery, type BatteryHealth, type BatterySample } from './model.js';
+import { formatBatteryHealth, type BatteryHealthView } from './format.js';
+
+export interface CameraBattery extends BatteryHealthView {
+  serial: string;
+  percent: number | null;
+  charging: boolean | null;
+}
+
+interface Row {
+  at: number;
+  percent: number;
+  charging: number;
+  source: 'dock' | 'device';
+  visit: number;
+}
+
+export function cameraSamples(db: Db, serial: string, since = 0): BatterySample[] {
+  return db
+    .prepare<[string, number], Row>('SELECT at, percent, charging, source, visit FROM battery_samples WHERE camera = ? AND at >= ? ORDER BY at')
+    .all(serial, since)
+    .map((r) => ({ at: r.at, percent: r.percent, charging: r.charging === 1, source: r.source, visit: r.visit }));
+}
+
+export function cameraHealth(db: Db, serial: string, shiftHours: number, since = 0): { health: BatteryHealth; view: CameraBattery } {
+  const samples = cameraSamples(db, serial, since);
+  const latestHealth = db
+    .prepare<[string], { health_percent: number }>('SELECT health_percent FROM battery_samples WHERE camera = ? AND health_percent IS NOT NULL ORDER BY at DESC LIMIT 1')
+    .get(serial)?.health_percent;
+  const now = db.prepare<[string], { battery_json: string | null }>('SELECT battery_json FROM cameras WHERE serial = ?').get(serial);
+  const reading = now?.battery_json ? (JSON.parse(now.battery_json) as { percent: number; charging: boolean }) : null;
+  const health = assessBattery({ samples, healthPercent: latestHealth ?? null, shiftHours });
+  return { health, view: { serial, percent: reading?.percent ?? health.latest?.percent ?? null, charging: reading?.charging ?? health.latest?.charging ?? null, ...formatBatteryHealth(health) } };
+}
+
+export const FLEET_WINDOW_DAYS = 30;
+
+export function fleetBattery(db: Db, shiftHours: number): CameraBattery[] {
+  const serials = db.prepare<[], { serial: string }>('SELECT serial FROM cameras ORDER BY serial').all();
+  // Status and the fleet table look at each camera's recent history only: a year of minute
+  // samples must not make `dockd status` slow, and an ageing battery shows in recent shifts.
+  const newest = db.prepare<[string], { at: number | null }>('SELECT max(at) at FROM battery_samples WHERE camera = ?');
+  return serials.map((c) => {
+    const last = newest.get(c.serial)?.at ?? 0;
+    return cameraHealth(db, c.serial, shiftHours, Math.max(0, last - FLEET_WINDOW_DAYS * 86_400_000)).view;
+  });
+}

@@ -1,0 +1,101 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT, TestDock, waitFor } from './support/harness.js';
+
+interface Fixture {
+  serial: string;
+  clockOffsetSeconds: number;
+  battery: Record<string, unknown>;
+  batteryLog: Array<{ at: string; percent: number; charging: boolean }>;
+  expected: { status: string; shiftHours: number; drainPercentPerHour?: { min: number; max: number } };
+}
+/**
+ * A fixture with its log moved so that it ends an hour ago: the logs are recorded history, and the
+ * tests must mean the same thing whichever day they run.
+ */
+function fixture(name: string): Fixture {
+  const f = JSON.parse(readFileSync(path.join(ROOT, 'fixtures', 'battery', `${name}.json`), 'utf8')) as Fixture;
+  const last = Math.max(...f.batteryLog.map((e) => Date.parse(e.at)));
+  const shift = Date.now() + f.clockOffsetSeconds * 1000 - 3600_000 - last;
+  f.batteryLog = f.batteryLog.map((e) => ({ ...e, at: new Date(Date.parse(e.at) + shift).toISOString() }));
+  return f;
+}
+const NAMES = ['healthy', 'night-ir', 'aging', 'new-camera', 'charging-only'];
+
+interface BatteryJson {
+  serial: string;
+  percent: number | null;
+  charging: boolean | null;
+  healthPercent: number | null;
+  drainPercentPerHour: number | null;
+  projectedRuntimeHours: number | null;
+  status: string;
+  samples?: Array<{ at: number; percent: number; charging: boolean; source: string }>;
+}
+
+let dock: TestDock;
+afterEach(async () => {
+  await dock?.cleanup();
+});
+
+describe('battery health', () => {
+  it('finds the cameras that will not last a shift, from their own logs, on the fleet fixtures', async () => {
+    dock = new TestDock({ battery: { shiftHours: 10, sampleIntervalMs: 200 } });
+    for (const name of NAMES) {
+      const f = fixture(name);
+      dock.dock(name, { serial: f.serial, spec: { battery: f.battery, clockOffsetSeconds: f.clockOffsetSeconds, batteryLog: f.batteryLog } });
+    }
+    const d = dock.start();
+    await waitFor('all docked', async () => (await dock.json<Array<{ docked: boolean }>>(['cameras'])).filter((c) => c.docked).length === NAMES.length);
+    const fleet = await dock.json<BatteryJson[]>(['battery']);
+    for (const name of NAMES) {
+      const f = fixture(name);
+      const b = fleet.find((x) => x.serial === f.serial)!;
+      expect(b.status, name).toBe(f.expected.status);
+      if (f.expected.drainPercentPerHour) {
+        expect(b.drainPercentPerHour!, name).toBeGreaterThanOrEqual(f.expected.drainPercentPerHour.min);
+        expect(b.drainPercentPerHour!, name).toBeLessThanOrEqual(f.expected.drainPercentPerHour.max);
+      }
+      if (b.status === 'short') expect(b.projectedRuntimeHours!).toBeLessThan(10);
+    }
+    expect(fleet.find((b) => b.serial === fixture('charging-only').serial)!.drainPercentPerHour).toBeNull();
+
+    // One warning per visit for each camera that is not ok, naming it.
+    const short = d.events('battery.short_runtime');
+    expect(short.map((l) => l.camera)).toEqual([fixture('night-ir').serial]);
+    expect(short[0]!.level).toBe(40);
+    expect(d.events('battery.degraded').map((l) => l.camera)).toEqual([fixture('aging').serial]);
+
+    const status = await dock.json<{ fleet: { short: string[]; degraded: string[] } }>(['status']);
+    expect(status.fleet.short).toEqual([fixture('night-ir').serial]);
+    const human = await dock.cli(['status']);
+    expect(human.stdout).toMatch(/1 camera will not last a 10 h shift: DU-0207/);
+  });
+
+  it('corrects log times by the measured clock skew and never stores the same log twice across visits', async () => {
+    dock = new TestDock({ battery: { sampleIntervalMs: 60_000 } });
+    const f = fixture('night-ir');
+    // One copy of the fixture for both visits: the same log must be recognised the second time.
+    const spec = { battery: f.battery, clockOffsetSeconds: f.clockOffsetSeconds, batteryLog: f.batteryLog };
+    dock.dock('s1', { serial: f.serial, spec });
+    const d = dock.start();
+    await d.waitForEvent('battery.log_ingested');
+    const first = (await dock.json<BatteryJson[]>(['battery', f.serial]))[0]!;
+    const device = first.samples!.filter((s) => s.source === 'device');
+    expect(device).toHaveLength(new Set(f.batteryLog.map((e) => e.at)).size);
+    // The camera's clock runs an hour ahead: the stored times are an hour earlier (± the 0.1 s skew rounding).
+    const firstLogged = Math.min(...f.batteryLog.map((e) => Date.parse(e.at)));
+    expect(Math.abs(device[0]!.at - (firstLogged - f.clockOffsetSeconds * 1000))).toBeLessThan(1500);
+
+    // The camera goes out and comes back without having cleared its log.
+    dock.undock('s1');
+    await d.waitForEvent('camera.undocked');
+    dock.writeCameraJson('s1', { serial: f.serial, ...spec });
+    await waitFor('second visit', async () => d.events('battery.short_runtime').length === 2);
+    const second = (await dock.json<BatteryJson[]>(['battery', f.serial]))[0]!;
+    expect(second.samples!.filter((s) => s.source === 'device')).toHaveLength(device.length);
+    expect(d.events('battery.log_ingested')).toHaveLength(1);
+    expect(second.status).toBe('short');
+  });
+});
