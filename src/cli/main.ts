@@ -3,15 +3,35 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError } from '../config.js';
 import { AlreadyRunningError } from '../store/lock.js';
 import { VERSION } from '../version.js';
-import { registerReadCommands } from './commands.js';
-import { registerEvidenceCommands } from './evidence.js';
-import { registerUsbCommand } from './usb.js';
-import { registerAdminCommands } from './admin.js';
-import { registerBatteryCommand } from './battery.js';
 import { printJson, ProblemError, resolveConfig, UsageError, withStore, type GlobalOptions } from './context.js';
 import { renderStatus, statusOf } from './status.js';
 
-export function buildProgram(): Command {
+type Registrar = (program: Command, g: () => GlobalOptions) => void;
+
+/**
+ * Where each command group lives. Only the group of the command being run is loaded, so
+ * `dockd status` does not pay for the modules behind `export`, `doctor` or `usb`.
+ */
+const GROUPS: Array<{ commands: string[]; load: () => Promise<Registrar> }> = [
+  { commands: ['cameras', 'recordings', 'custody', 'verify', 'key', 'replicate', 'retry'], load: async () => (await import('./commands.js')).registerReadCommands },
+  { commands: ['export', 'verify-export', 'hold', 'release', 'retention', 'assign', 'unassign', 'assignments'], load: async () => (await import('./evidence.js')).registerEvidenceCommands },
+  { commands: ['usb'], load: async () => (await import('./usb.js')).registerUsbCommand },
+  { commands: ['doctor', 'backup'], load: async () => (await import('./admin.js')).registerAdminCommands },
+  { commands: ['battery'], load: async () => (await import('./battery.js')).registerBatteryCommand },
+];
+
+/** The command word in argv, skipping global options and their values. */
+export function commandWord(argv: string[]): string | undefined {
+  const args = argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--config' || a === '--data-dir') i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
+export async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command();
   program
     .name('dockd')
@@ -56,11 +76,11 @@ export function buildProgram(): Command {
       if (o.requireRunning && !s.daemon.running) process.exitCode = 1;
     });
 
-  registerReadCommands(program, g);
-  registerEvidenceCommands(program, g);
-  registerUsbCommand(program, g);
-  registerAdminCommands(program, g);
-  registerBatteryCommand(program, g);
+  const word = commandWord(argv);
+  const wanted = GROUPS.filter((grp) => word === undefined || word === 'help' || grp.commands.includes(word));
+  // An unknown word loads every group so that commander's error can suggest the right command.
+  const load = wanted.length || word === 'start' || word === 'status' || word === 'demo' ? wanted : GROUPS;
+  for (const grp of load) (await grp.load())(program, g);
 
   program
     .command('demo')
@@ -75,7 +95,7 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   const debug = argv.includes('--debug');
   try {
     await program.parseAsync(argv);
