@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { DeviceInfo } from '../drivers/types.js';
 import type { BusListener } from '../src/bus/types.js';
 import { UsbBus, UsbDeviceRegistry, type UsbBusConfig } from '../src/bus/usb.js';
-import { createNodeUsbBackend, snapshotOf, type NodeUsbDevice, type NodeUsbModule } from '../src/usb/node-usb.js';
+import { createNodeUsbBackend, portPathOf, snapshotOf, type NodeUsbDevice, type NodeUsbModule } from '../src/usb/node-usb.js';
 import { FakeUsbBackend, MemoryLogger, recorded } from './support/usb.js';
 
 class Recorder implements BusListener {
@@ -319,5 +319,14 @@ describe('node-usb backend', () => {
     await unwatch();
     expect(attach).toBeNull();
     expect(detach).toBeNull();
+  });
+});
+
+describe('port paths from node-usb', () => {
+  it('builds the kernel name from the bus number and the ports, as usb@3 reports them on a real kernel', () => {
+    expect(portPathOf({ bus: '002', ports: [1, 3] })).toBe('2-1.3');
+    expect(portPathOf({ bus: '001', ports: [4] })).toBe('1-4');
+    expect(portPathOf({ bus: '003', ports: [] })).toBe('usb3');
+    expect(portPathOf({ bus: '1-2.3' })).toBe('1-2.3');
   });
 });

@@ -19,8 +19,10 @@ import type { UsbBackend, UsbDeviceSnapshot } from './backend.js';
 export interface NodeUsbDevice {
   vendorId: number;
   productId: number;
-  /** The sysfs name, i.e. the port path: "1-2.3". */
+  /** The bus number as node-usb reports it, e.g. "002" (seen on a real kernel under QEMU). */
   bus: string;
+  /** Port numbers from the root hub down, e.g. [2, 3]. */
+  ports?: number[];
   address: number;
   readonly handle?: string;
   readonly manufacturerName: string | null;
@@ -79,9 +81,22 @@ function interfacesOf(dev: NodeUsbDevice): UsbInterfaceDescriptor[] {
   }));
 }
 
+/**
+ * The kernel's name for where a device sits ("2-1.3": bus 2, port 1, then port 3), which is what
+ * slots are configured by. node-usb gives the bus number and the port list separately; an older
+ * shape with the sysfs name in `bus` is accepted too.
+ */
+export function portPathOf(dev: Pick<NodeUsbDevice, 'bus' | 'ports'>): string {
+  const bus = String(dev.bus);
+  if (/^\d+-/.test(bus)) return bus;
+  const n = Number.parseInt(bus, 10);
+  if (!Number.isInteger(n)) return bus;
+  return dev.ports && dev.ports.length ? `${n}-${dev.ports.join('.')}` : `usb${n}`;
+}
+
 /** Maps one node-usb device; never throws, reports what could be read. */
 export function snapshotOf(dev: NodeUsbDevice, sysfsRoot = '/sys'): UsbDeviceSnapshot {
-  const portPath = String(dev.bus);
+  const portPath = portPathOf(dev);
   const snap: UsbDeviceSnapshot = {
     key: portPath,
     vendorId: dev.vendorId,
@@ -117,7 +132,7 @@ export function createNodeUsbBackend(opts: NodeUsbBackendOptions = {}): UsbBacke
   let handles = new Map<string, string>();
 
   const snapshot = (dev: NodeUsbDevice): UsbDeviceSnapshot => {
-    const id = `${String(dev.bus)}#${dev.address}`;
+    const id = `${portPathOf(dev)}#${dev.address}`;
     const cached = cache.get(id);
     const snap = cached && cached.interfaces.length > 0 ? { ...cached, device: dev } : snapshotOf(dev, sysfsRoot);
     const handle = attempt(() => dev.handle);
