@@ -1,0 +1,253 @@
+/**
+ * The age payload: a 16-byte nonce, then STREAM — 64 KiB chunks each sealed with
+ * ChaCha20-Poly1305 under a nonce of an 11-byte big-endian counter and a last-chunk flag byte.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import {
+  AgeError,
+  FILE_KEY_SIZE,
+  HeaderReader,
+  buildHeader,
+  headerSize,
+  hkdf,
+  openHeader,
+  type X25519Identity,
+} from './age-header.js';
+
+const CHUNK = 64 * 1024;
+const TAG = 16;
+const SEALED_CHUNK = CHUNK + TAG;
+const NONCE_SIZE = 16;
+// writeUIntBE stops at 6 bytes; 2^48 chunks of 64 KiB is far past any file.
+const MAX_COUNTER = 2 ** 48 - 1;
+
+function chunkNonce(counter: number, final: boolean): Buffer {
+  if (counter > MAX_COUNTER) throw new AgeError('payload too long');
+  const nonce = Buffer.alloc(12);
+  nonce.writeUIntBE(counter, 5, 6);
+  nonce[11] = final ? 1 : 0;
+  return nonce;
+}
+
+function sealChunk(key: Buffer, counter: number, final: boolean, plaintext: Buffer): [Buffer, Buffer] {
+  const c = createCipheriv('chacha20-poly1305', key, chunkNonce(counter, final), { authTagLength: TAG });
+  const body = c.update(plaintext);
+  c.final();
+  return [body, c.getAuthTag()];
+}
+
+function openChunk(key: Buffer, counter: number, final: boolean, sealed: Buffer): Buffer | null {
+  const d = createDecipheriv('chacha20-poly1305', key, chunkNonce(counter, final), { authTagLength: TAG });
+  d.setAuthTag(sealed.subarray(sealed.length - TAG));
+  const plaintext = d.update(sealed.subarray(0, sealed.length - TAG));
+  try {
+    d.final();
+  } catch {
+    return null;
+  }
+  return plaintext;
+}
+
+export function encryptedSize(plaintextBytes: number, recipientCount: number): number {
+  const chunks = Math.max(1, Math.ceil(plaintextBytes / CHUNK));
+  return headerSize(recipientCount) + NONCE_SIZE + plaintextBytes + chunks * TAG;
+}
+
+/**
+ * A Transform that works through each written buffer one step at a time and, when the reader
+ * falls behind, parks the rest of the buffer until it reads again. A plain Transform would turn
+ * one large write into that much output at once; this holds at most one sealed chunk.
+ */
+abstract class ChunkedTransform extends Transform {
+  private parked: (() => void) | null = null;
+  private full = false;
+  private pushes = 0;
+
+  /** Consumes a prefix of `data` (possibly none, if it only made progress of its own). */
+  protected abstract step(data: Buffer): number;
+  protected abstract last(): void;
+
+  protected send(buf: Buffer): void {
+    if (buf.length === 0) return;
+    this.pushes++;
+    if (!this.push(buf)) this.full = true;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.run(chunk, done);
+  }
+
+  override _flush(done: TransformCallback): void {
+    try {
+      this.last();
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    done();
+  }
+
+  override _read(size: number): void {
+    const parked = this.parked;
+    this.parked = null;
+    if (parked) {
+      const before = this.pushes;
+      parked();
+      // A push lets the reader call again; without one, nothing would, so the write callback
+      // that Transform may have stashed meanwhile has to be released here.
+      if (this.pushes !== before) return;
+    }
+    super._read(size);
+  }
+
+  private run(data: Buffer, done: TransformCallback): void {
+    this.full = false;
+    try {
+      while (data.length > 0) {
+        data = data.subarray(this.step(data));
+        if (this.full && data.length > 0) {
+          const rest = data;
+          this.parked = () => this.run(rest, done);
+          return;
+        }
+      }
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    done();
+  }
+}
+
+class EncryptStream extends ChunkedTransform {
+  private readonly held = Buffer.allocUnsafe(CHUNK);
+  private filled = 0;
+  private counter = 0;
+
+  constructor(
+    private readonly key: Buffer,
+    prefix: Buffer,
+  ) {
+    super();
+    this.push(prefix);
+  }
+
+  protected step(data: Buffer): number {
+    // A full chunk is held back until more input shows it is not the last one.
+    if (this.filled === CHUNK) {
+      this.sealAndSend(this.held, false);
+      this.filled = 0;
+      return 0;
+    }
+    if (this.filled === 0 && data.length > CHUNK) {
+      this.sealAndSend(data.subarray(0, CHUNK), false);
+      return CHUNK;
+    }
+    const n = Math.min(CHUNK - this.filled, data.length);
+    data.copy(this.held, this.filled, 0, n);
+    this.filled += n;
+    return n;
+  }
+
+  protected last(): void {
+    this.sealAndSend(this.held.subarray(0, this.filled), true);
+  }
+
+  private sealAndSend(plaintext: Buffer, final: boolean): void {
+    const [body, tag] = sealChunk(this.key, this.counter++, final, plaintext);
+    this.send(body);
+    this.send(tag);
+  }
+}
+
+class DecryptStream extends ChunkedTransform {
+  private header: HeaderReader | null = new HeaderReader();
+  private fileKey: Buffer | null = null;
+  private nonce = Buffer.alloc(0);
+  private key: Buffer | null = null;
+  private readonly held = Buffer.allocUnsafe(SEALED_CHUNK);
+  private filled = 0;
+  private counter = 0;
+
+  constructor(private readonly identities: X25519Identity[]) {
+    super();
+  }
+
+  protected step(data: Buffer): number {
+    if (this.header) {
+      const n = this.header.feed(data);
+      if (this.header.result) {
+        this.fileKey = openHeader(this.header.result, this.identities);
+        this.header = null;
+      }
+      return n;
+    }
+    if (!this.key) {
+      const n = Math.min(NONCE_SIZE - this.nonce.length, data.length);
+      this.nonce = Buffer.concat([this.nonce, data.subarray(0, n)]);
+      if (this.nonce.length === NONCE_SIZE) {
+        this.key = hkdf(this.fileKey!, this.nonce, 'payload');
+        this.fileKey!.fill(0);
+      }
+      return n;
+    }
+    // Whether a full sealed chunk is the last one is only known once more input arrives.
+    if (this.filled === SEALED_CHUNK) {
+      this.openAndSend(this.held, false);
+      this.filled = 0;
+      return 0;
+    }
+    if (this.filled === 0 && data.length > SEALED_CHUNK) {
+      this.openAndSend(data.subarray(0, SEALED_CHUNK), false);
+      return SEALED_CHUNK;
+    }
+    const n = Math.min(SEALED_CHUNK - this.filled, data.length);
+    data.copy(this.held, this.filled, 0, n);
+    this.filled += n;
+    return n;
+  }
+
+  protected last(): void {
+    if (this.header) {
+      throw new AgeError(this.header.started ? 'age file truncated inside the header' : 'empty input: not an age file');
+    }
+    if (!this.key) throw new AgeError('age file truncated before the payload nonce ends');
+    if (this.filled < TAG) throw new AgeError(`age file truncated: payload chunk ${this.counter} is incomplete`);
+    this.openAndSend(this.held.subarray(0, this.filled), true);
+  }
+
+  private openAndSend(sealed: Buffer, final: boolean): void {
+    const plaintext = openChunk(this.key!, this.counter, final, sealed);
+    if (!plaintext) {
+      // Only to name the failure: a chunk that opens under the other flag is intact but
+      // out of place, which means a cut-off file or bytes appended after the real end.
+      if (openChunk(this.key!, this.counter, !final, sealed)) {
+        throw new AgeError(
+          final
+            ? `age file truncated: it ends after chunk ${this.counter}, which is not the final chunk`
+            : `trailing data after the final chunk (chunk ${this.counter}) of the age file`,
+        );
+      }
+      throw new AgeError(`age payload chunk ${this.counter} failed authentication: the file is damaged or altered`);
+    }
+    if (final && plaintext.length === 0 && this.counter > 0) {
+      throw new AgeError('invalid age file: empty final chunk after other chunks');
+    }
+    this.counter++;
+    this.send(plaintext);
+  }
+}
+
+export function encryptStream(recipients: Buffer[]): Transform {
+  const fileKey = randomBytes(FILE_KEY_SIZE);
+  const header = buildHeader(fileKey, recipients);
+  const nonce = randomBytes(NONCE_SIZE);
+  const key = hkdf(fileKey, nonce, 'payload');
+  fileKey.fill(0);
+  return new EncryptStream(key, Buffer.concat([header, nonce]));
+}
+
+export function decryptStream(identities: X25519Identity[]): Transform {
+  return new DecryptStream(identities);
+}
