@@ -6,6 +6,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
+import { isAgeIdentityText, parseRecipient } from './crypto/age.js';
 
 export interface RetryConfig {
   attempts: number;
@@ -267,6 +268,16 @@ export function parseConfig(raw: unknown, baseDir = process.cwd()): Config {
   cfg.dataDir = path.resolve(baseDir, cfg.dataDir);
   if (cfg.sim.dir) cfg.sim.dir = path.resolve(baseDir, cfg.sim.dir);
   if (cfg.log.file) cfg.log.file = path.resolve(baseDir, cfg.log.file);
+  if (cfg.encryption) {
+    if (cfg.encryption.recipients.length === 0) throw new ConfigError('encryption.recipients', 'needs at least one age1… public key (or remove the encryption section)');
+    cfg.encryption.recipients.forEach((r, i) => {
+      try {
+        parseRecipient(r);
+      } catch (err) {
+        throw new ConfigError(`encryption.recipients[${i}]`, (err as Error).message);
+      }
+    });
+  }
   if (cfg.replication?.credentialsFile) cfg.replication.credentialsFile = path.resolve(baseDir, cfg.replication.credentialsFile);
   if (cfg.replication && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(cfg.replication.bucket)) {
     throw new ConfigError('replication.bucket', `"${cfg.replication.bucket}" is not a valid S3 bucket name`);
@@ -304,6 +315,8 @@ export function loadConfig(src: ConfigSources = {}): Config {
     } catch (err) {
       throw new ConfigError('--config', `cannot read ${abs}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
+    // The dock must be write-only: a custodian's secret key has no business in its config.
+    if (isAgeIdentityText(text)) throw new ConfigError('(file)', `${abs} holds an age secret key (AGE-SECRET-KEY-…); keep it on the custodian's machine, give dockd only the age1… public key`);
     let raw: unknown;
     try {
       raw = JSON.parse(text);

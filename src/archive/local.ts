@@ -19,7 +19,11 @@ export class LocalArchive {
   readonly root: string;
   readonly stagingDir: string;
 
-  constructor(dataDir: string) {
+  /** Encrypted archives hold `.age` files only, so nobody mistakes one for playable footage. */
+  constructor(
+    dataDir: string,
+    readonly encrypted = false,
+  ) {
     this.root = path.join(dataDir, 'archive');
     this.stagingDir = path.join(dataDir, 'staging');
     mkdirSync(this.root, { recursive: true, mode: 0o750 });
@@ -27,7 +31,7 @@ export class LocalArchive {
   }
 
   pathFor(rec: ArchivedRecordingRef): string {
-    return path.join(this.root, archiveRelPath(rec));
+    return path.join(this.root, archiveRelPath(rec)) + (this.encrypted ? '.age' : '');
   }
 
   stagingPathFor(id: string): string {

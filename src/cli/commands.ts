@@ -1,5 +1,6 @@
 /** Read-side commands: cameras, recordings, custody, verify, retry. Each opens the store itself. */
 import type { Command } from 'commander';
+import { readIdentities } from './identities.js';
 import { iterateRecordings, recordingJson } from '../store/recordings.js';
 import { CustodyLog } from '../custody/log.js';
 import { verifyAll } from '../custody/verify.js';
@@ -107,14 +108,20 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
     .option('--quick', 'check the chain and file sizes only, without re-hashing')
     .option('--head <seq:hash>', 'also require this chain head, e.g. one taken from the logs (custody.checkpoint)')
     .option('--remote', 'also check every replicated recording in the object store (metadata sha256, retention)')
+    .option('--identity <file>', "a custodian's age identity file: also decrypt encrypted recordings (in memory) and check the plaintext SHA-256")
     .option('--json', 'machine-readable output')
-    .action((o: { quick?: boolean; json?: boolean; head?: string; remote?: boolean }) => {
+    .action((o: { quick?: boolean; json?: boolean; head?: string; remote?: boolean; identity?: string }) => {
       const head = o.head === undefined ? undefined : parseHead(o.head);
+      const identities = o.identity === undefined ? undefined : readIdentities(o.identity);
       return withStoreAsync(g(), async (db, cfg) => {
         const progress = !o.json && process.stderr.isTTY;
+        const custody = new CustodyLog(db, cliActor());
         const report = await verifyAll(db, {
           quick: o.quick,
           head,
+          identities,
+          // Every decryption of evidence is on the record, also one made only to check it.
+          onDecrypted: (id, camera, sha256, ok) => custody.record({ type: 'recording.decrypted', camera, recording: id, sha256, details: { purpose: 'verify', ok } }),
           key: loadDockPublicKey(cfg.dataDir),
           onFile: progress ? (n, total) => process.stderr.write(`\rchecking files ${n}/${total}`) : undefined,
         });
@@ -143,6 +150,7 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
           console.log(`archived files  ${report.files.ok}/${report.files.checked} ok${o.quick ? ' (sizes only)' : ''}`);
           for (const id of report.files.missing) console.log(`  missing    ${id}`);
           for (const id of report.files.mismatched) console.log(`  MISMATCH   ${id}`);
+          for (const id of report.files.decryptFailed ?? []) console.log(`  DOES NOT DECRYPT to its recorded SHA-256  ${id}`);
           if (remote) {
             console.log(`remote objects  ${remote.ok}/${remote.checked} ok`);
             for (const id of remote.missing) console.log(`  missing in the store  ${id}`);

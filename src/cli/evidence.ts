@@ -7,7 +7,10 @@ import { loadOrCreateDockKey } from '../custody/signing.js';
 import { CustodyLog } from '../custody/log.js';
 import { retentionCandidates, setHold, sweepRetention } from '../custody/retention.js';
 import { assign, assignments, unassign } from '../officers.js';
-import { cliActor, printJson, ProblemError, UsageError, withStore, withStoreAsync, type GlobalOptions } from './context.js';
+import { cliActor, printJson, ProblemError, resolveConfig, UsageError, withStore, withStoreAsync, type GlobalOptions } from './context.js';
+import { readIdentities } from './identities.js';
+import { generateIdentity } from '../crypto/age.js';
+import { writeFileSync } from 'node:fs';
 import { printable, table } from './format.js';
 
 function parseTime(flag: string, v: string | undefined): Date | undefined {
@@ -31,13 +34,15 @@ export function registerEvidenceCommands(program: Command, g: () => GlobalOption
     .option('--to <time>', 'recorded before (ISO-8601)')
     .requiredOption('--out <dir>', 'new or empty folder for the bundle')
     .requiredOption('--reason <text>', 'why the export is made (goes into custody)')
+    .option('--identity <file>', "a custodian's age identity: export encrypted recordings decrypted (each decryption goes into custody)")
     .option('--json', 'machine-readable output')
-    .action((o: { recording?: string[]; camera?: string; from?: string; to?: string; out: string; reason: string; json?: boolean }) => {
+    .action((o: { recording?: string[]; camera?: string; from?: string; to?: string; out: string; reason: string; identity?: string; json?: boolean }) => {
       if (!o.recording === !o.camera) throw new UsageError('give --recording ID (repeatable) or --camera SERIAL, not both');
       const sel = { ids: o.recording, camera: o.camera, from: parseTime('--from', o.from), to: parseTime('--to', o.to) };
       return withStoreAsync(g(), async (db, cfg) => {
         try {
-          const m = await exportBundle(db, sel, { outDir: path.resolve(o.out), reason: o.reason, actor: cliActor(), key: loadOrCreateDockKey(cfg.dataDir) });
+          const identities = o.identity === undefined ? undefined : readIdentities(o.identity);
+          const m = await exportBundle(db, sel, { outDir: path.resolve(o.out), reason: o.reason, actor: cliActor(), key: loadOrCreateDockKey(cfg.dataDir), identities });
           if (o.json) return printJson({ out: path.resolve(o.out), bundleId: m.bundleId, recordings: m.recordings.map((r) => r.id), checkpoint: m.checkpoint });
           console.log(`exported ${m.recordings.length} recordings to ${path.resolve(o.out)} (bundle ${m.bundleId})`);
           console.log(`check it with: (cd ${path.resolve(o.out)} && sha256sum -c SHA256SUMS) and dockd verify-export ${path.resolve(o.out)}`);
@@ -46,6 +51,27 @@ export function registerEvidenceCommands(program: Command, g: () => GlobalOption
           throw err;
         }
       });
+    });
+
+  program
+    .command('keygen')
+    .description("create a custodian's age identity file (for another machine) and print its public key for encryption.recipients")
+    .requiredOption('--out <file>', 'where to write the identity (mode 0600); never inside the data dir')
+    .option('--json', 'machine-readable output')
+    .action((o: { out: string; json?: boolean }) => {
+      const out = path.resolve(o.out);
+      const cfg = resolveConfig(g());
+      const rel = path.relative(cfg.dataDir, out);
+      if (!rel.startsWith('..') && !path.isAbsolute(rel)) throw new UsageError(`--out must not be inside the data dir ${cfg.dataDir}: the dock must not hold a key that decrypts its archive`);
+      const { identity, recipient } = generateIdentity();
+      try {
+        writeFileSync(out, `# created: ${new Date().toISOString()}\n# public key: ${recipient}\n${identity}\n`, { mode: 0o600, flag: 'wx' });
+      } catch (err) {
+        throw new ProblemError(`cannot write ${out}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      }
+      if (o.json) return printJson({ identityFile: out, recipient });
+      console.log(recipient);
+      console.error(`identity written to ${out}: move it to the custodian's machine; put the line above in encryption.recipients`);
     });
 
   program

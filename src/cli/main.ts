@@ -14,7 +14,7 @@ type Registrar = (program: Command, g: () => GlobalOptions) => void;
  */
 const GROUPS: Array<{ commands: string[]; load: () => Promise<Registrar> }> = [
   { commands: ['cameras', 'recordings', 'custody', 'verify', 'key', 'replicate', 'retry'], load: async () => (await import('./commands.js')).registerReadCommands },
-  { commands: ['export', 'verify-export', 'hold', 'release', 'retention', 'assign', 'unassign', 'assignments'], load: async () => (await import('./evidence.js')).registerEvidenceCommands },
+  { commands: ['export', 'keygen', 'verify-export', 'hold', 'release', 'retention', 'assign', 'unassign', 'assignments'], load: async () => (await import('./evidence.js')).registerEvidenceCommands },
   { commands: ['usb'], load: async () => (await import('./usb.js')).registerUsbCommand },
   { commands: ['doctor', 'backup'], load: async () => (await import('./admin.js')).registerAdminCommands },
   { commands: ['battery'], load: async () => (await import('./battery.js')).registerBatteryCommand },

@@ -16,10 +16,20 @@ import { CustodyLog, rowToEvent } from './log.js';
 import { Checkpoints } from './checkpoints.js';
 import type { DockKey } from './signing.js';
 import type { CustodyEvent } from './chain.js';
+import { createDecryptStream } from '../crypto/age.js';
 
 export const EXPORT_FORMAT = 'dockd-export/1';
 export const CHAIN_FILE = 'custody-chain.jsonl';
 export const REPORT_FILE = 'custody-report.txt';
+export const DECRYPT_FILE = 'DECRYPT.txt';
+const DECRYPT_TEXT = `The recordings ending in .age are encrypted to the custodians' age keys (age-encryption.org/v1).
+Decrypt one with the custodian's identity file, using Debian's age tool or any age implementation:
+
+  age -d -i custodian.key -o REC0001.MP4 files/<id>_REC0001.MP4.age
+
+SHA256SUMS lists the encrypted files; manifest.json gives each recording's plaintext SHA-256
+("sha256"), which the decrypted file must match: sha256sum REC0001.MP4
+`;
 
 export interface ExportSelection {
   ids?: string[];
@@ -39,6 +49,9 @@ export interface ManifestRecording {
   recordedAt: string | null;
   verifiedAt: string | null;
   events: number[];
+  /** The archive holds it encrypted; `fileSha256` is then of the `.age` file unless decrypted. */
+  encrypted: boolean;
+  fileSha256: string;
 }
 
 export interface Manifest {
@@ -66,7 +79,8 @@ export function selectForExport(db: Db, sel: ExportSelection): RecordingRow[] {
     });
   } else if (sel.camera) {
     const from = (sel.from ?? new Date(0)).toISOString();
-    const to = (sel.to ?? new Date(8.64e15)).toISOString();
+    // ISO strings compare as text: an expanded year (+275760-…) would sort before 2026.
+    const to = sel.to ? sel.to.toISOString() : '9999-12-31T23:59:59.999Z';
     rows = db
       .prepare<[string, string, string], RecordingRow>(
         "SELECT * FROM recordings WHERE camera = ? AND coalesce(recorded_at, discovered_at) >= ? AND coalesce(recorded_at, discovered_at) < ? AND status = 'verified' ORDER BY coalesce(recorded_at, discovered_at)",
@@ -101,6 +115,20 @@ export interface ExportOptions {
   reason: string;
   actor: string;
   key: DockKey;
+  /** Custodian identities: encrypted recordings are exported decrypted (each a custody event). */
+  identities?: string[];
+}
+
+async function decryptVerified(src: string, dest: string, expected: string, identities: string[]): Promise<void> {
+  const h = createHash('sha256');
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      h.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  await pipeline(createReadStream(src), createDecryptStream(identities), tap, createWriteStream(dest, { flags: 'wx', mode: 0o600 }));
+  if (h.digest('hex') !== expected) throw new ExportError(`${src} does not decrypt to its recorded SHA-256`);
 }
 
 export async function exportBundle(db: Db, sel: ExportSelection, opts: ExportOptions): Promise<Manifest> {
@@ -110,17 +138,30 @@ export async function exportBundle(db: Db, sel: ExportSelection, opts: ExportOpt
   const bundleId = randomUUID();
   const sums: string[] = [];
   const names = new Map<string, string>();
-  for (const r of recs) {
-    const name = `files/${r.id}_${safeComponent(baseName(r.source_path))}`;
-    await copyVerified(r.archive_path!, path.join(opts.outDir, name), r.sha256!);
-    sums.push(`${r.sha256}  ${name}`);
-    names.set(r.id, name);
+  const plan = recs.map((r) => {
+    const encrypted = r.stored_sha256 !== null && r.stored_sha256 !== r.sha256;
+    const decrypt = encrypted && !!opts.identities;
+    const name = `files/${r.id}_${safeComponent(baseName(r.source_path))}${encrypted && !decrypt ? '.age' : ''}`;
+    return { r, encrypted, decrypt, name, fileSha256: encrypted && !decrypt ? r.stored_sha256! : r.sha256! };
+  });
+  for (const p of plan) {
+    if (p.decrypt) await decryptVerified(p.r.archive_path!, path.join(opts.outDir, p.name), p.r.sha256!, opts.identities!);
+    else await copyVerified(p.r.archive_path!, path.join(opts.outDir, p.name), p.fileSha256);
+    sums.push(`${p.fileSha256}  ${p.name}`);
+    names.set(p.r.id, p.name);
+  }
+  if (plan.some((p) => p.encrypted && !p.decrypt)) {
+    writeFileSync(path.join(opts.outDir, DECRYPT_FILE), DECRYPT_TEXT);
+    sums.push(`${await fileSha(path.join(opts.outDir, DECRYPT_FILE))}  ${DECRYPT_FILE}`);
   }
 
   // The export is itself part of each recording's history.
   const custody = new CustodyLog(db, opts.actor);
   db.transaction(() => {
-    for (const r of recs) custody.append({ type: 'export.created', camera: r.camera, recording: r.id, sha256: r.sha256, details: { bundleId, reason: opts.reason, out: path.resolve(opts.outDir) } });
+    for (const p of plan) {
+      if (p.decrypt) custody.append({ type: 'recording.decrypted', camera: p.r.camera, recording: p.r.id, sha256: p.r.sha256, details: { purpose: 'export', bundleId, ok: true } });
+      custody.append({ type: 'export.created', camera: p.r.camera, recording: p.r.id, sha256: p.r.sha256, details: { bundleId, reason: opts.reason, out: path.resolve(opts.outDir), decrypted: p.decrypt } });
+    }
   }).immediate();
   const cp = new Checkpoints(db, opts.key).signHead() ?? new Checkpoints(db, opts.key).latest()!;
 
@@ -145,6 +186,8 @@ export async function exportBundle(db: Db, sel: ExportSelection, opts: ExportOpt
     recordedAt: r.recorded_at,
     verifiedAt: r.verified_at,
     events: byRec.get(r.id)!.map((e) => e.seq),
+    encrypted: plan.find((p) => p.r.id === r.id)!.encrypted,
+    fileSha256: plan.find((p) => p.r.id === r.id)!.fileSha256,
   }));
   const createdAt = new Date().toISOString();
   writeFileSync(path.join(opts.outDir, REPORT_FILE), renderReport({ bundleId, createdAt, actor: opts.actor, reason: opts.reason, key: opts.key, cp, recordings, events: byRec }));

@@ -95,7 +95,7 @@ export async function verifyExport(dir: string, pinnedKeyB64?: string): Promise<
 
   const bySeq = new Map(events.map((e) => [e.seq, e]));
   for (const r of m.recordings ?? []) {
-    if (listed.get(r.file) !== r.sha256) fail(`recording ${r.id}: SHA256SUMS and manifest disagree`);
+    if (listed.get(r.file) !== (r.fileSha256 ?? r.sha256)) fail(`recording ${r.id}: SHA256SUMS and manifest disagree`);
     const evs = r.events.map((s) => bySeq.get(s));
     if (evs.some((e) => !e || e.recording !== r.id)) fail(`recording ${r.id}: its custody events are not in the chain`);
     const verified = evs.find((e) => e?.type === 'offload.verified');

@@ -24,6 +24,7 @@ import { loadOrCreateDockKey } from '../custody/signing.js';
 import { RateMeter } from './rate.js';
 import { VERSION } from '../version.js';
 import { sweepRetention } from '../custody/retention.js';
+import { refuseSecretKeys } from '../crypto/write-only.js';
 import { ConfigError, type Config } from '../config.js';
 import { loadCredentials } from '../replication/credentials.js';
 import type { Replicator } from '../replication/replicator.js';
@@ -35,10 +36,11 @@ export interface RunningDaemon {
 }
 
 export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaemon> {
+  refuseSecretKeys(cfg.dataDir);
   const lock = DataDirLock.acquire(cfg.dataDir);
   const db = openStore(cfg.dataDir);
   const custody = new CustodyLog(db);
-  const archive = new LocalArchive(cfg.dataDir);
+  const archive = new LocalArchive(cfg.dataDir, cfg.encryption !== null);
   await recover(db, custody, archive, log.child({ mod: 'recovery' }));
 
   const dockKey = loadOrCreateDockKey(cfg.dataDir);
@@ -72,7 +74,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   const engine = new IngestEngine(db, custody, archive, cfg.ingest, log.child({ mod: 'ingest' }), {
     deviceGone: (serial, reason) => dock?.deviceGone(serial, reason),
     cleared: (serial) => log.info({ event: 'camera.cleared', camera: serial }, `camera ${serial}: nothing left to offload`),
-  }, cfg.replication !== null);
+  }, { replicate: cfg.replication !== null, recipients: cfg.encryption?.recipients ?? null });
   const planner = new Planner(db, custody, log.child({ mod: 'planner' }));
   const usbDevices = new UsbDeviceRegistry();
   dock = new DockManager(db, custody, planner, engine, new BatteryRecorder(db), log.child({ mod: 'dock' }), {

@@ -36,8 +36,12 @@ export interface CopyContext {
 }
 
 export interface CopyResult {
+  /** SHA-256 and size of what the camera recorded. */
   sha256: string;
   bytes: number;
+  /** SHA-256 and size of what the archive holds: the same unless it is encrypted. */
+  storedSha256: string;
+  storedBytes: number;
   resumedFrom: number;
 }
 
@@ -114,10 +118,10 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
   if (storedBytes !== req.expectedBytes || storedHash !== sha256) {
     throw new VerifyError('verify-mismatch', `the stored copy does not match what was read (${storedHash.slice(0, 12)}… vs ${sha256.slice(0, 12)}…)`);
   }
-  return { sha256, bytes: offset, resumedFrom };
+  return { sha256, bytes: offset, storedSha256: sha256, storedBytes: offset, resumedFrom };
 }
 
-async function readSourceAgain(ctx: CopyContext, req: CopyRequest, sha256: string): Promise<void> {
+export async function readSourceAgain(ctx: CopyContext, req: CopyRequest, sha256: string): Promise<void> {
   const again = createHash('sha256');
   let n = 0;
   for await (const chunk of guardedRead(ctx, req.sourceId, 0)) {
@@ -138,7 +142,7 @@ export class VerifyError extends DriverError {
   }
 }
 
-async function writeAll(fh: FileHandle, chunk: Buffer, position: number): Promise<void> {
+export async function writeAll(fh: FileHandle, chunk: Buffer, position: number): Promise<void> {
   let done = 0;
   while (done < chunk.length) {
     const { bytesWritten } = await fh.write(chunk, done, chunk.length - done, position + done);
@@ -146,7 +150,7 @@ async function writeAll(fh: FileHandle, chunk: Buffer, position: number): Promis
   }
 }
 
-async function hashWhole(file: string, sizeHint: number): Promise<{ sha256: string; bytes: number }> {
+export async function hashWhole(file: string, sizeHint?: number): Promise<{ sha256: string; bytes: number }> {
   const h = createHash('sha256');
   const bytes = await hashFile(file, h, undefined, sizeHint);
   return { sha256: h.digest('hex'), bytes };
@@ -169,7 +173,7 @@ export async function hashFile(file: string, hash: Hash, limit?: number, sizeHin
  * Reads from the camera with a stall watchdog: if no byte arrives for `readTimeoutMs` the read
  * is aborted through its signal (so the driver stops touching the device) and fails as `stall`.
  */
-async function* guardedRead(ctx: CopyContext, sourceId: string, offset: number): AsyncGenerator<Buffer> {
+export async function* guardedRead(ctx: CopyContext, sourceId: string, offset: number): AsyncGenerator<Buffer> {
   const stall = new AbortController();
   const signal = AbortSignal.any([ctx.signal, stall.signal]);
   let timer: NodeJS.Timeout | undefined;

@@ -12,7 +12,8 @@ import type { CustodyLog } from '../custody/log.js';
 import { relaxedTransaction, type Db } from '../store/db.js';
 import type { RecordingRow } from '../store/recordings.js';
 import type { LocalArchive } from '../archive/local.js';
-import { copyRecording, VerifyError } from './copy.js';
+import { copyRecording, VerifyError, type CopyContext, type CopyRequest } from './copy.js';
+import { copyRecordingEncrypted } from './copy-encrypted.js';
 import { CameraLink } from './link.js';
 import { HashPool } from './hash-pool.js';
 import { classify, DiskLowError, errorText } from './errors.js';
@@ -65,8 +66,12 @@ export class IngestEngine {
     private readonly cfg: Config['ingest'],
     private readonly log: Logger,
     private readonly events: EngineEvents,
-    /** Queue a replication job in the same transaction that records the verification. */
-    private readonly replicate = false,
+    private readonly opts: {
+      /** Queue a replication job in the same transaction that records the verification. */
+      replicate?: boolean;
+      /** age recipients: the archive then holds only ciphertext. */
+      recipients?: string[] | null;
+    } = {},
   ) {
     this.queue = new PQueue({ concurrency: cfg.concurrency });
     this.q = {
@@ -88,7 +93,7 @@ export class IngestEngine {
       reset: db.prepare("UPDATE recordings SET status = 'pending' WHERE id = ? AND status = 'copying'"),
       durable: db.prepare('UPDATE recordings SET bytes_done = ? WHERE id = ?'),
       verified: db.prepare(
-        "UPDATE recordings SET status = 'verified', sha256 = ?, archive_path = ?, verified_at = ?, attempts = attempts + 1, last_error = NULL, bytes_done = bytes WHERE id = ?",
+        "UPDATE recordings SET status = 'verified', sha256 = ?, stored_sha256 = ?, stored_bytes = ?, archive_path = ?, verified_at = ?, attempts = attempts + 1, last_error = NULL, bytes_done = bytes WHERE id = ?",
       ),
       backToPending: db.prepare("UPDATE recordings SET status = 'pending', attempts = attempts + ?, last_error = ?, not_before = ?, bytes_done = ? WHERE id = ?"),
       failed: db.prepare("UPDATE recordings SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?"),
@@ -254,7 +259,8 @@ export class IngestEngine {
   private async offload(cam: ActiveCamera, rec: RecordingRow, releaseLink: () => void): Promise<void> {
     const log = this.log.child({ camera: cam.serial, recording: rec.id });
     const attempt = rec.attempts + 1;
-    const resumeFrom = cam.session.capabilities.resume ? rec.bytes_done : 0;
+    const recipients = this.opts.recipients ?? null;
+    const resumeFrom = cam.session.capabilities.resume && !recipients ? rec.bytes_done : 0;
     relaxedTransaction(this.db, () => {
         this.q.start.run(rec.id);
         this.custody.append({ type: 'offload.started', camera: cam.serial, recording: rec.id, details: { attempt, resumeFrom, sourcePath: rec.source_path, bytes: rec.bytes } });
@@ -265,7 +271,8 @@ export class IngestEngine {
     cam.inflight.set(rec.id, resumeFrom);
     let lastSeen = resumeFrom;
     try {
-      const result = await copyRecording(
+      const copy = recipients ? (r: CopyRequest, c: CopyContext) => copyRecordingEncrypted(r, c, recipients) : copyRecording;
+      const result = await copy(
         { sourceId: rec.source_id, expectedBytes: rec.bytes, stagingPath: staging, resumeFrom },
         {
           session: cam.session,
@@ -294,17 +301,17 @@ export class IngestEngine {
       const now = new Date();
       this.db
         .transaction(() => {
-          this.q.verified.run(result.sha256, archivePath, now.toISOString(), rec.id);
+          this.q.verified.run(result.sha256, result.storedSha256, result.storedBytes, archivePath, now.toISOString(), rec.id);
           this.custody.append({
             type: 'offload.verified',
             camera: cam.serial,
             recording: rec.id,
             sha256: result.sha256,
             at: now,
-            details: { sourcePath: rec.source_path, archivePath, bytes: result.bytes, attempt, resumedFrom: result.resumedFrom, verifiedSource: this.cfg.verifySource, officer: officerAt(this.db, rec.camera, rec.recorded_at ?? rec.discovered_at) },
+            details: { sourcePath: rec.source_path, archivePath, bytes: result.bytes, attempt, resumedFrom: result.resumedFrom, verifiedSource: this.cfg.verifySource, ...(recipients ? { encryptedTo: recipients, storedSha256: result.storedSha256, storedBytes: result.storedBytes } : {}), officer: officerAt(this.db, rec.camera, rec.recorded_at ?? rec.discovered_at) },
           });
           if (this.cfg.deleteFromCamera) this.q.queueRelease.run(rec.id, now.toISOString(), now.toISOString());
-          if (this.replicate) queueReplication(this.db, rec.id, now.toISOString());
+          if (this.opts.replicate) queueReplication(this.db, rec.id, now.toISOString());
         })
         .immediate();
       log.info({ event: 'offload.verified', sha256: result.sha256, bytes: result.bytes, attempt, archivePath }, `verified ${rec.source_path}`);

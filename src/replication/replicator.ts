@@ -19,7 +19,9 @@ interface Job {
   source_path: string;
   archive_path: string;
   sha256: string;
+  /** What the archive holds (ciphertext when encrypted): what is uploaded. */
   bytes: number;
+  stored_sha256: string;
   recorded_at: string | null;
   verified_at: string;
   attempts: number;
@@ -69,7 +71,8 @@ export class Replicator {
   private nextJob(): Job | undefined {
     return this.db
       .prepare<[number], Job>(
-        `SELECT j.recording, j.attempts, r.camera, r.source_path, r.archive_path, r.sha256, r.bytes, r.recorded_at, r.verified_at
+        `SELECT j.recording, j.attempts, r.camera, r.source_path, r.archive_path, r.sha256, coalesce(r.stored_bytes, r.bytes) bytes,
+                coalesce(r.stored_sha256, r.sha256) stored_sha256, r.recorded_at, r.verified_at
          FROM jobs j JOIN recordings r ON r.id = j.recording
          WHERE j.kind = 'replicate' AND j.state = 'queued' AND j.not_before <= ? AND r.status = 'verified'
          ORDER BY j.not_before, j.id LIMIT 1`,
@@ -112,7 +115,7 @@ export class Replicator {
         bytes: job.bytes,
         retainUntil,
         signal,
-        metadata: { sha256: job.sha256, camera: encodeURIComponent(job.camera), recording: job.recording, 'recorded-at': job.recorded_at ?? '', 'verified-at': job.verified_at, dock: encodeURIComponent(this.cfg.dockId) },
+        metadata: { sha256: job.sha256, 'stored-sha256': job.stored_sha256, camera: encodeURIComponent(job.camera), recording: job.recording, 'recorded-at': job.recorded_at ?? '', 'verified-at': job.verified_at, dock: encodeURIComponent(this.cfg.dockId) },
       });
       uploaded = true;
       remote = await this.store.head(key);

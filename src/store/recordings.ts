@@ -18,6 +18,8 @@ export interface RecordingRow {
   bytes_done: number;
   seen_visit: number;
   sha256: string | null;
+  stored_sha256: string | null;
+  stored_bytes: number | null;
   archive_path: string | null;
   deleted_from_camera: number;
   discovered_at: string;
@@ -50,6 +52,9 @@ export interface RecordingJson {
   held: boolean;
   holdReason: string | null;
   deletedAt: string | null;
+  /** The archive holds it encrypted to the custodians' age keys. */
+  encrypted: boolean;
+  storedSha256: string | null;
 }
 
 export function recordingJson(r: RecordingRow): RecordingJson {
@@ -73,6 +78,8 @@ export function recordingJson(r: RecordingRow): RecordingJson {
     held: r.held === 1,
     holdReason: r.hold_reason,
     deletedAt: r.deleted_at,
+    encrypted: r.stored_sha256 !== null && r.stored_sha256 !== r.sha256,
+    storedSha256: verified ? r.stored_sha256 : null,
   };
 }
 

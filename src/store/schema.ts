@@ -32,6 +32,9 @@ export const MIGRATIONS: string[] = [
     bytes_done          INTEGER NOT NULL DEFAULT 0,
     seen_visit          INTEGER NOT NULL DEFAULT 0,
     sha256              TEXT,
+    -- What the archive holds: the ciphertext's hash and size when encrypted at rest, else the same.
+    stored_sha256       TEXT,
+    stored_bytes        INTEGER,
     archive_path        TEXT,
     deleted_from_camera INTEGER NOT NULL DEFAULT 0,
     discovered_at       TEXT NOT NULL,
