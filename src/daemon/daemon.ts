@@ -78,7 +78,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   const planner = new Planner(db, custody, log.child({ mod: 'planner' }));
   const usbDevices = new UsbDeviceRegistry();
   dock = new DockManager(db, custody, planner, engine, new BatteryRecorder(db), log.child({ mod: 'dock' }), {
-    drivers: [simulatedDriver, ...usbDrivers(cfg)],
+    drivers: [simulatedDriver, ...usbDrivers(cfg, (d) => usbDevices.native(d))],
     driverRules: cfg.usb.drivers,
     onBattery: (serial, visit) => {
       const { view } = cameraHealth(db, serial, cfg.battery.shiftHours);

@@ -1,0 +1,131 @@
+/**
+ * The PTP/MTP driver (USB interface class 0x06, still image): cameras that dock as a PTP or
+ * MTP responder. It speaks PTP itself over a transport the caller opens, so the same code runs
+ * over node-usb (./usb-transport.ts) and over the in-memory responder the tests use.
+ */
+import { DriverError, boundString, type CameraDriver, type CameraIdentity, type DeviceInfo, type DriverLogger } from '../types.js';
+import { ACCESS_READ_ONLY_NO_DELETE, Op, STILL_IMAGE_CLASS } from './constants.js';
+import { DatasetReader } from './codec.js';
+import { decodeStorageInfo, type PtpDeviceInfo } from './datasets.js';
+import { PtpCameraSession } from './camera-session.js';
+import { PtpSession, type PtpSessionOptions } from './session.js';
+import type { PtpTransport } from './transport.js';
+
+export { PtpCameraSession, handleId, parseHandleId, componentName } from './camera-session.js';
+export { PtpSession } from './session.js';
+export type { PtpTransport, UsbDirection } from './transport.js';
+export { TransportCode } from './transport.js';
+export { PtpProtocolError, PtpResponseError } from './errors.js';
+
+export interface Fingerprint {
+  class: number;
+  subclass?: number;
+  protocol?: number;
+  score: number;
+  why: string;
+}
+
+/** Best first. Vendor-class MTP devices (class 0xff) score nothing: a `usb.drivers` rule names them. */
+export const PTP_FINGERPRINTS: readonly Fingerprint[] = [
+  { class: STILL_IMAGE_CLASS, subclass: 0x01, protocol: 0x01, score: 60, why: 'interface class 0x06/0x01/0x01 (PTP still image)' },
+  { class: STILL_IMAGE_CLASS, score: 50, why: 'interface class 0x06 (still image)' },
+];
+
+export function ptpFingerprintOf(device: DeviceInfo): Fingerprint | null {
+  const ifaces = device.interfaces ?? [];
+  for (const f of PTP_FINGERPRINTS) {
+    if (ifaces.some((i) => i.class === f.class && (f.subclass === undefined || i.subclass === f.subclass) && (f.protocol === undefined || i.protocol === f.protocol))) return f;
+  }
+  return null;
+}
+
+export interface PtpDriverOptions {
+  /** Opens the link to a docked device; rejects with a DriverError when it cannot. */
+  openTransport(device: DeviceInfo, log: DriverLogger): Promise<PtpTransport>;
+  /** Bulk transfer timeout. Default 10 s. */
+  timeoutMs?: number;
+  /** Largest bulk-in request, and the read stream's buffer. Default 256 KiB. */
+  transferBytes?: number;
+  /** Folders deeper than this are skipped. Default 16. */
+  maxDepth?: number;
+  /** A camera listing more objects than this is refused. Default 200,000. */
+  maxObjects?: number;
+  /** Tuning for tests: status polling and the wait for stale bytes after a cancel. */
+  session?: Pick<PtpSessionOptions, 'statusPolls' | 'statusPollMs' | 'drainTimeoutMs' | 'sleep' | 'maxDatasetBytes'>;
+}
+
+export type PtpDriver = CameraDriver & { explainMatch(device: DeviceInfo): string };
+
+/** "Sony" + "DSC-RX0M2" → "Sony DSC-RX0M2"; a model that already names its maker stays as it is. */
+function modelOf(info: PtpDeviceInfo, device: DeviceInfo): string {
+  const maker = info.manufacturer.trim();
+  const model = info.model.trim() || device.product?.trim() || 'PTP camera';
+  return maker && !model.toLowerCase().startsWith(maker.toLowerCase()) ? `${maker} ${model}` : model;
+}
+
+/** Deleting is possible when some store lets it; StorageInfo that cannot be read is no reason to refuse. */
+async function anyStoreDeletable(session: PtpSession, info: PtpDeviceInfo, log: DriverLogger): Promise<boolean> {
+  if (!info.operations.includes(Op.DeleteObject)) return false;
+  if (!info.operations.includes(Op.GetStorageInfo)) return true;
+  try {
+    const { data } = await session.request(Op.GetStorageIDs, [], 'GetStorageIDs');
+    const ids = new DatasetReader(data ?? new Uint8Array(0), 'StorageIDs').u32Array('StorageIDs').filter((id) => (id & 0xffff) !== 0);
+    if (ids.length === 0) return true;
+    for (const id of ids) {
+      const res = await session.request(Op.GetStorageInfo, [id], `GetStorageInfo ${id.toString(16)}`);
+      if (decodeStorageInfo(res.data ?? new Uint8Array(0)).accessCapability !== ACCESS_READ_ONLY_NO_DELETE) return true;
+    }
+    return false;
+  } catch (err) {
+    if (err instanceof DriverError && err.kind === 'deviceGone') throw err;
+    log.warn({ event: 'ptp.storage_info_failed', error: (err as Error).message }, 'cannot read StorageInfo; assuming recordings can be deleted');
+    return true;
+  }
+}
+
+export function createPtpDriver(opts: PtpDriverOptions): PtpDriver {
+  const transferBytes = opts.transferBytes ?? 256 * 1024;
+  return {
+    name: 'ptp',
+    matches: (device) => ptpFingerprintOf(device)?.score ?? 0,
+    explainMatch: (device) => ptpFingerprintOf(device)?.why ?? 'no still-image interface',
+    async open(device: DeviceInfo, parentLog: DriverLogger) {
+      const log = parentLog.child({ mod: 'ptp' });
+      const transport = await opts.openTransport(device, log);
+      const session = new PtpSession(transport, { ...opts.session, log, timeoutMs: opts.timeoutMs, transferBytes });
+      try {
+        const info = await session.getDeviceInfo();
+        await session.open();
+        // QEMU's usb-mtp (and some cameras) report one fixed PTP serial for every unit; the USB
+        // serial string tells units apart, so it wins when there is one.
+        const serial = device.serialNumber?.trim() || info.serialNumber.trim();
+        if (!serial) throw new DriverError('permanent', 'no-serial', 'camera reports no serial number; without one dockd cannot tell cameras apart');
+        const identity: CameraIdentity = {
+          serial: boundString(serial),
+          model: boundString(modelOf(info, device)),
+          firmware: boundString(info.deviceVersion.trim() || 'unknown'),
+        };
+        const deletable = await anyStoreDeletable(session, info, log);
+        log.info(
+          { event: 'ptp.opened', model: identity.model, firmware: identity.firmware, operations: info.operations.length, deletable, vendorExtension: info.vendorExtensionId },
+          `PTP session open with ${identity.model}`,
+        );
+        return new PtpCameraSession({
+          session,
+          transport,
+          deviceInfo: info,
+          identity,
+          deletable,
+          log,
+          maxDepth: opts.maxDepth ?? 16,
+          maxObjects: opts.maxObjects ?? 200_000,
+          readBufferBytes: transferBytes,
+        });
+      } catch (err) {
+        await session.close().catch(() => undefined);
+        await transport.close().catch(() => undefined);
+        throw err;
+      }
+    },
+  };
+}
