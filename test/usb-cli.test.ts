@@ -51,8 +51,8 @@ describe('dockd usb', () => {
       driver: 'mass-storage',
       driverReason: 'interface class 0x08 (SCSI, bulk-only transport)',
     });
-    // The rule names the PTP driver, which this list does not have: no guess.
-    expect(r.devices[1]).toMatchObject({ allowed: true, driver: null, driverReason: 'rule 46f4:0004 names driver "ptp", which is not loaded' });
+    // An explicit usb.drivers rule wins over the interface class, and says so.
+    expect(r.devices[1]).toMatchObject({ allowed: true, driver: 'ptp', driverReason: 'rule 46f4:0004' });
     expect(r.devices[4]).toMatchObject({ vidPid: '0781:5581', allowed: false, allowReason: 'not in usb.allow', driver: 'mass-storage' });
   });
 
@@ -61,7 +61,8 @@ describe('dockd usb', () => {
     const text = renderUsbReport(r);
     expect(text).toContain(['46f4:0001  QEMU QEMU USB HARDDRIVE', '  port     1-1', '  serial   CAM-0001', '  classes  08/06/50', '  allowed  no: mass storage (class 0x08) is never offloaded unless usb.allow names it', '  driver   mass-storage: interface class 0x08 (SCSI, bulk-only transport) (not used: the device is not allowed)'].join('\n'));
     expect(text).toContain('  allowed  yes: still-image interface (class 0x06), allowed by default');
-    expect(text).toContain('  driver   none: no driver matches interface class 0x06');
+    expect(text).toContain('  driver   ptp: interface class 0x06/0x01/0x01 (PTP still image)');
+    expect(text).toContain('  driver   none: no driver matches interface class 0x03 (not used: the device is not allowed)');
     expect(text).toContain('bad\\x1b[2Jserial');
     expect(text).not.toContain('\u001b');
   });
