@@ -40,7 +40,7 @@ export interface Config {
   replication: ReplicationConfig | null;
   encryption: { recipients: string[] } | null;
   daemon: { heartbeatIntervalMs: number };
-  log: { level: string; file: string | null };
+  log: { level: string; file: string | null; rotate: { size: string; frequency: string; keep: number } };
 }
 
 export interface ReplicationConfig {
@@ -112,7 +112,7 @@ export function defaultConfig(): Config {
     replication: null,
     encryption: null,
     daemon: { heartbeatIntervalMs: 2000 },
-    log: { level: 'info', file: null },
+    log: { level: 'info', file: null, rotate: { size: '100m', frequency: 'daily', keep: 30 } },
   };
 }
 
@@ -191,7 +191,14 @@ const SCHEMA: Record<string, Rule> = {
   },
   encryption: { t: 'object', nullable: true, fields: { recipients: { t: 'strings' } } },
   daemon: { t: 'object', fields: { heartbeatIntervalMs: { t: 'int', min: 50 } } },
-  log: { t: 'object', fields: { level: { t: 'string', oneOf: LOG_LEVELS }, file: { t: 'string', nullable: true } } },
+  log: {
+    t: 'object',
+    fields: {
+      level: { t: 'string', oneOf: LOG_LEVELS },
+      file: { t: 'string', nullable: true },
+      rotate: { t: 'object', fields: { size: { t: 'string' }, frequency: { t: 'string', oneOf: ['daily', 'hourly'] }, keep: { t: 'int', min: 1 } } },
+    },
+  },
 };
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -268,6 +275,7 @@ export function parseConfig(raw: unknown, baseDir = process.cwd()): Config {
   cfg.dataDir = path.resolve(baseDir, cfg.dataDir);
   if (cfg.sim.dir) cfg.sim.dir = path.resolve(baseDir, cfg.sim.dir);
   if (cfg.log.file) cfg.log.file = path.resolve(baseDir, cfg.log.file);
+  if (!/^\d+[kmg]?$/i.test(cfg.log.rotate.size)) throw new ConfigError('log.rotate.size', `must be a size such as "100m", got "${cfg.log.rotate.size}"`);
   if (cfg.encryption) {
     if (cfg.encryption.recipients.length === 0) throw new ConfigError('encryption.recipients', 'needs at least one age1… public key (or remove the encryption section)');
     cfg.encryption.recipients.forEach((r, i) => {

@@ -10,6 +10,30 @@ export function createLogger(level: string, dest: pino.DestinationStream = pino.
   return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.epochTime }, dest);
 }
 
+export interface LogFileOptions {
+  file: string;
+  rotate: { size: string; frequency: string; keep: number };
+}
+
+/**
+ * stdout for journald, and with `log.file` a rotated file as well, written by pino-roll in a
+ * worker thread so a slow disk never stalls ingest.
+ */
+export function createDaemonLogger(level: string, file: LogFileOptions | null): Logger {
+  if (!file) return createLogger(level);
+  const transport = pino.transport({
+    targets: [
+      { target: 'pino/file', level, options: { destination: 1 } },
+      {
+        target: 'pino-roll',
+        level,
+        options: { file: file.file, size: file.rotate.size, frequency: file.rotate.frequency, limit: { count: file.rotate.keep }, mkdir: true },
+      },
+    ],
+  });
+  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.epochTime }, transport);
+}
+
 /** A logger that writes nowhere, for CLI code paths that share modules with the daemon. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });

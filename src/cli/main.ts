@@ -18,6 +18,7 @@ const GROUPS: Array<{ commands: string[]; load: () => Promise<Registrar> }> = [
   { commands: ['usb'], load: async () => (await import('./usb.js')).registerUsbCommand },
   { commands: ['doctor', 'backup'], load: async () => (await import('./admin.js')).registerAdminCommands },
   { commands: ['battery'], load: async () => (await import('./battery.js')).registerBatteryCommand },
+  { commands: ['report'], load: async () => (await import('./report.js')).registerReportCommand },
 ];
 
 /** The command word in argv, skipping global options and their values. */

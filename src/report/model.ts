@@ -174,9 +174,10 @@ function failures(db: Db): ReportModel['failures'] {
 
 function archive(db: Db, dataDir: string): ReportModel['archive'] {
   const p = path.join(dataDir, 'archive');
+  // What the archive holds on disk: the ciphertext's size for recordings encrypted at rest.
   const c = db
     .prepare<[], { verifiedCount: number; verifiedBytes: number; pending: number; failed: number }>(
-      `SELECT coalesce(sum(status = 'verified'), 0) verifiedCount, coalesce(sum(CASE WHEN status = 'verified' THEN bytes END), 0) verifiedBytes,
+      `SELECT coalesce(sum(status = 'verified'), 0) verifiedCount, coalesce(sum(CASE WHEN status = 'verified' THEN coalesce(stored_bytes, bytes) END), 0) verifiedBytes,
               coalesce(sum(status IN ('pending', 'copying')), 0) pending, coalesce(sum(status = 'failed'), 0) failed FROM recordings`,
     )
     .get()!;
