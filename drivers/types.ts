@@ -126,6 +126,11 @@ export interface CameraSession {
   deviceLog?(): Promise<DeviceLogEntry[]>;
   list(): AsyncIterable<RecordingEntry>;
   read(id: string, offset: number, options?: ReadOptions): Promise<Readable>;
+  /**
+   * Removes the recording from the camera. Resolves only once the removal is on the device
+   * itself, not in a cache of this machine: a camera pulled out right after must not keep it,
+   * and custody records the deletion as soon as this resolves.
+   */
   delete(id: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -36,6 +36,20 @@ export interface MassStorageSessionOptions {
   release(): Promise<void>;
 }
 
+/**
+ * Writes a folder's entries through to the device. An unlink lives in this machine's page cache
+ * until then; on vfat, fsync of the folder writes its entry and the allocation table and flushes
+ * the disk (fat_file_fsync), so a camera pulled out a moment later no longer holds the file.
+ */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
 function inside(root: string, p: string): boolean {
   const rel = path.relative(root, p);
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
@@ -194,6 +208,7 @@ export class MassStorageSession implements CameraSession {
       const file = await this.resolve(id);
       if (!(await lstat(file)).isFile()) throw new DriverError('permanent', 'not-a-file', `${id} is not a file`);
       await unlink(file);
+      await syncDirectory(path.dirname(file));
     } catch (err) {
       const e = await this.classify(err, `cannot delete ${id}`);
       // Already gone is what delete wanted; a vanished volume was turned into deviceGone above.
