@@ -323,8 +323,10 @@ export interface PlugStorageOptions {
   /** USB serial number string (iSerialNumber). */
   serial: string;
   /**
-   * Controller port: "1"–"8" are USB 2; "9"–"16" are USB 3, which Linux shows as ports 1–8 of
-   * its second root hub. By default QEMU takes a free one, USB 3 for usb-storage.
+   * Controller port "1"–"8". Each carries both speeds: QEMU's xHCI pairs USB 2 port N with USB 3
+   * port N, so usb-storage (SuperSpeed) on port "3" is Linux's "2-3" (second root hub) and the
+   * High-Speed-only usb-mtp on port "3" is "1-3". "9" and up do not exist (device_add refuses
+   * them). By default QEMU takes a free one.
    */
   port?: string;
   readOnly?: boolean;
@@ -373,6 +375,11 @@ export interface Vm {
   unplug(id: string): Promise<void>;
   /** QEMU's own view: `info usb`. */
   usbInfo(): Promise<string>;
+  /**
+   * Bytes QEMU has read from files so far (`rchar` of its /proc/PID/io). Disk images are files, so
+   * while the guest reads a camera this counts how far it got, without asking the guest.
+   */
+  hostReadBytes(): number;
   /** Waits for the guest to power off; its command's exit code, or null if it never wrote one. */
   exitCode(timeoutMs?: number): Promise<number | null>;
   /** Kills QEMU (SIGKILL, by PID) and waits for it. Safe to call twice. */
@@ -679,6 +686,11 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     },
     async usbInfo() {
       return q.execute<string>('human-monitor-command', { 'command-line': 'info usb' });
+    },
+    hostReadBytes() {
+      const m = /^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+      if (!m) throw new Error(`no rchar in /proc/${pid}/io`);
+      return Number(m[1]);
     },
     async exitCode(timeoutMs = 120_000) {
       let timer: NodeJS.Timeout | undefined;
