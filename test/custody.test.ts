@@ -3,15 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { allVerified, TestDock, type CustodyJson, type RecordingJson } from './support/harness.js';
-
-interface VerifyJson {
-  ok: boolean;
-  chain: { ok: boolean; events: number; firstBadSeq: number | null };
-  files: { checked: number; ok: number; missing: string[]; mismatched: string[] };
-  checkpoints: { checked: number; ok: number; bad: Array<{ seq: number; reason: string }> };
-  head: null | { ok: boolean };
-}
+import { allVerified, TestDock, type CustodyJson, type RecordingJson, type VerifyJson } from './support/harness.js';
 
 let dock: TestDock;
 let recs: RecordingJson[];

@@ -9,12 +9,12 @@
  * ends, the guest stops its daemon with SIGTERM, runs `dockd verify` on the data dir, and copies
  * it to /data/NAME/result, where the host runs the normal CLI on it.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, ROOT } from './support/harness.js';
+import { cli, ROOT, sha256, type CustodyJson, type LogLine as HarnessLogLine, type RecordingJson, type VerifyJson } from './support/harness.js';
 import { listFatImage, makeFatImage, prepareGuest, readFatImage, startVm, type Vm } from './support/qemu.js';
 
 /** Where the guest keeps each scenario's data dir (tmpfs). */
@@ -66,41 +66,8 @@ done
 const MB = 1024 * 1024;
 const OFFLOAD_MS = 120_000;
 
-interface LogLine {
-  level: number;
-  time: number;
-  msg: string;
-  event?: string;
-  camera?: string;
-  recording?: string;
-  slot?: string;
-  [k: string]: unknown;
-}
-
-interface Recording {
-  id: string;
-  camera: string;
-  sourcePath: string;
-  archivePath: string | null;
-  bytes: number;
-  sha256: string | null;
-  status: string;
-  deletedFromCamera: boolean;
-}
-
-interface CustodyEvent {
-  seq: number;
-  type: string;
-  camera: string | null;
-  recording: string | null;
-  sha256: string | null;
-  details: Record<string, unknown>;
-}
-
-interface VerifyResult {
-  chain: { ok: boolean; events: number; firstBadSeq: number | null };
-  files: { checked: number; ok: number; missing: unknown[]; mismatched: unknown[] };
-}
+/** A daemon log line; the fields the scenarios read by name. */
+type LogLine = HarnessLogLine & { camera?: string; recording?: string; slot?: string };
 
 interface Footage {
   path: string;
@@ -108,7 +75,6 @@ interface Footage {
   sha256: string;
 }
 
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /**
  * Whether the camera's disk image still holds `file` (read after unplugging). A boolean, not the
@@ -154,7 +120,7 @@ class DaemonResult {
     private readonly daemon: GuestDaemon,
     readonly exitCode: number,
     readonly verifyExit: number,
-    readonly verify: VerifyResult,
+    readonly verify: VerifyJson,
     readonly log: LogLine[],
   ) {}
 
@@ -168,12 +134,12 @@ class DaemonResult {
     return JSON.parse(r.stdout) as T;
   }
 
-  recordings(camera: string): Promise<Recording[]> {
-    return this.json<Recording[]>('recordings', '--camera', camera);
+  recordings(camera: string): Promise<RecordingJson[]> {
+    return this.json<RecordingJson[]>('recordings', '--camera', camera);
   }
 
-  custody(recording: string): Promise<CustodyEvent[]> {
-    return this.json<CustodyEvent[]>('custody', '--recording', recording);
+  custody(recording: string): Promise<CustodyJson[]> {
+    return this.json<CustodyJson[]>('custody', '--recording', recording);
   }
 
   /** An archive path as the guest wrote it, mapped into the copy the host has. */
@@ -191,7 +157,7 @@ class DaemonResult {
    * Every recording of `camera` is verified, deleted from it, and archived byte for byte: the
    * host hashes each archived file against the footage it put on the camera.
    */
-  async expectArchived(camera: string, files: Footage[]): Promise<Recording[]> {
+  async expectArchived(camera: string, files: Footage[]): Promise<RecordingJson[]> {
     const recs = await this.recordings(camera);
     expect(recs.map((r) => r.sourcePath).sort()).toEqual(files.map((f) => f.path).sort());
     for (const r of recs) {
@@ -205,7 +171,7 @@ class DaemonResult {
   }
 
   /** Discovered, copied, verified, then deleted from the camera: in that order and nothing else. */
-  async expectCustodyInOrder(recs: Recording[]): Promise<void> {
+  async expectCustodyInOrder(recs: RecordingJson[]): Promise<void> {
     for (const r of recs) {
       const types = (await this.custody(r.id)).map((e) => e.type);
       expect(types, r.sourcePath).toEqual(['recording.discovered', 'offload.started', 'offload.verified', 'camera.file_deleted']);
@@ -282,6 +248,20 @@ class GuestDaemon {
     return out;
   }
 
+  /**
+   * One dock visit as the log tells it, counting from `from`: the camera docks, `count` of its
+   * recordings are verified and it is cleared; then `unplug` pulls it out and it undocks.
+   */
+  async visit(camera: string, count: number, from: number, unplug: () => Promise<void>): Promise<{ docked: Seen; verified: LogLine[] }> {
+    const mine = (l: LogLine) => l.camera === camera;
+    const docked = await this.waitEvent('camera.docked', mine, 60_000, from);
+    const verified = await this.waitEvents('offload.verified', count, mine, OFFLOAD_MS, from);
+    await this.waitEvent('camera.cleared', mine, OFFLOAD_MS, from);
+    await unplug();
+    await this.waitEvent('camera.undocked', mine, 30_000, from);
+    return { docked, verified };
+  }
+
   /** Serial offset for "from now on". */
   mark(): number {
     return this.vm.serial.length;
@@ -298,9 +278,9 @@ class GuestDaemon {
       .map(parseLogLine)
       .filter((l): l is LogLine => l !== null);
     const verifyText = readFileSync(path.join(this.dir, 'verify.json'), 'utf8');
-    let verify: VerifyResult;
+    let verify: VerifyJson;
     try {
-      verify = JSON.parse(verifyText) as VerifyResult;
+      verify = JSON.parse(verifyText) as VerifyJson;
     } catch {
       throw new Error(`dockd verify in the guest printed no JSON: ${verifyText}${readFileSync(path.join(this.dir, 'verify.err'), 'utf8')}`);
     }
@@ -404,11 +384,7 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
 
       const from = d.mark();
       const plugAt = await plugStorage('cam1', image, 'CAM-0001', '1');
-      const docked = await d.waitEvent('camera.docked', (l) => l.camera === 'CAM-0001', 60_000, from);
-      const verified = await d.waitEvents('offload.verified', files.length, (l) => l.camera === 'CAM-0001', OFFLOAD_MS, from);
-      await d.waitEvent('camera.cleared', (l) => l.camera === 'CAM-0001', OFFLOAD_MS, from);
-      await unplug('cam1');
-      await d.waitEvent('camera.undocked', (l) => l.camera === 'CAM-0001', 30_000, from);
+      const { docked, verified } = await d.visit('CAM-0001', files.length, from, () => unplug('cam1'));
       const result = await d.stop();
       daemon = undefined;
 
@@ -443,11 +419,7 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
       const plugAt = Date.now();
       await guest().plugMtp({ id: 'mtp1', rootdir: root, serial: 'MTP-0002', port: '2' });
       plugged.add('mtp1');
-      const docked = await d.waitEvent('camera.docked', (l) => l.camera === 'MTP-0002', 60_000, from);
-      const verified = await d.waitEvents('offload.verified', files.length, (l) => l.camera === 'MTP-0002', OFFLOAD_MS, from);
-      await d.waitEvent('camera.cleared', (l) => l.camera === 'MTP-0002', OFFLOAD_MS, from);
-      await unplug('mtp1');
-      await d.waitEvent('camera.undocked', (l) => l.camera === 'MTP-0002', 30_000, from);
+      const { docked, verified } = await d.visit('MTP-0002', files.length, from, () => unplug('mtp1'));
       const result = await d.stop();
       daemon = undefined;
 
@@ -490,12 +462,8 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
 
       from = d.mark();
       const plugAt = await plugStorage('cam3b', image, 'CAM-0003', '3');
-      const docked = await d.waitEvent('camera.docked', (l) => l.camera === 'CAM-0003', 60_000, from);
-      const resumed = await d.waitEvent('offload.started', (l) => l.camera === 'CAM-0003', 60_000, from);
-      const verified = await d.waitEvents('offload.verified', 1, (l) => l.camera === 'CAM-0003', OFFLOAD_MS, from);
-      await d.waitEvent('camera.cleared', (l) => l.camera === 'CAM-0003', OFFLOAD_MS, from);
-      await unplug('cam3b');
-      await d.waitEvent('camera.undocked', (l) => l.camera === 'CAM-0003', 30_000, from);
+      const { docked, verified } = await d.visit('CAM-0003', 1, from, () => unplug('cam3b'));
+      const resumed = await d.waitEvent('offload.started', (l) => l.camera === 'CAM-0003', 1000, from);
       const result = await d.stop();
       daemon = undefined;
 
@@ -596,11 +564,7 @@ describe('dockd in a guest without udev', () => {
     const from = d.mark();
     const plugAt = Date.now();
     await vm.plugStorage({ id: 'cam5', image, serial: 'CAM-0005', port: '1' });
-    const docked = await d.waitEvent('camera.docked', (l) => l.camera === 'CAM-0005', 60_000, from);
-    const verified = await d.waitEvents('offload.verified', files.length, (l) => l.camera === 'CAM-0005', OFFLOAD_MS, from);
-    await d.waitEvent('camera.cleared', (l) => l.camera === 'CAM-0005', OFFLOAD_MS, from);
-    await vm.unplug('cam5');
-    await d.waitEvent('camera.undocked', (l) => l.camera === 'CAM-0005', 30_000, from);
+    const { docked, verified } = await d.visit('CAM-0005', files.length, from, () => vm!.unplug('cam5'));
     const result = await d.stop();
 
     result.expectCleanRun(files.length);

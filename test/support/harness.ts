@@ -242,6 +242,14 @@ export interface CustodyJson {
   hash: string;
 }
 
+export interface VerifyJson {
+  ok: boolean;
+  chain: { ok: boolean; events: number; firstBadSeq: number | null };
+  files: { checked: number; ok: number; missing: string[]; mismatched: string[] };
+  checkpoints: { checked: number; ok: number; bad: Array<{ seq: number; reason: string }> };
+  head: null | { ok: boolean };
+}
+
 /** Waits until every listed recording of the dock is verified and, by default, off the camera. */
 export async function allVerified(dock: TestDock, count: number, opts: { deleted?: boolean; timeoutMs?: number } = {}): Promise<RecordingJson[]> {
   const deleted = opts.deleted ?? true;
