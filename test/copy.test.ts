@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes, createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { SimCameraSession } from '../drivers/simulated/index.js';
-import { copyRecording, VerifyError } from '../src/ingest/copy.js';
+import { copyRecording, hashWhole, VerifyError } from '../src/ingest/copy.js';
+import type { HashPool } from '../src/ingest/hash-pool.js';
 import { DriverError } from '../drivers/types.js';
 
 const log = pino({ level: 'silent' });
@@ -52,9 +53,13 @@ describe('copy-and-hash', () => {
     const data = randomBytes(200_000);
     const { session, staging } = await camera({ 'a.mp4': data }, { faults: [{ path: 'a.mp4', kind: 'io-error', atByte: 100_000, times: 1 }] });
     let got = 0;
-    const p = copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { onProgress: (n: number) => (got = n) }));
+    let durable = 0;
+    const p = copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { onProgress: (n: number) => (got = n), onDurable: (n: number) => (durable = n) }));
     await expect(p).rejects.toMatchObject({ kind: 'transient', code: 'io-error' });
     expect(got).toBe(100_000);
+    // What arrived before the fault is on disk and durable: the next attempt may resume after it.
+    expect(durable).toBe(100_000);
+    expect(readFileSync(staging).equals(data.subarray(0, 100_000))).toBe(true);
     const again = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session));
     expect(again.sha256).toBe(sha(data));
   });
@@ -87,9 +92,18 @@ describe('copy-and-hash', () => {
   it('catches a staging file that changed between the copy and the re-read', async () => {
     const data = randomBytes(300_000);
     const { session, staging } = await camera({ 'a.mp4': data });
-    // Flip a byte on disk after the last write, as a failing disk would.
-    const tamper = { onProgress: (n: number) => n === data.length && setImmediate(() => existsSync(staging) && writeFileSync(staging, Buffer.alloc(data.length))) };
-    const err = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, tamper)).catch((e: unknown) => e);
+    // The stored bytes change after the fsync and before the re-read, as on a failing disk.
+    let reread = false;
+    const failingDisk = {
+      hashFile: async (file: string, sizeHint?: number) => {
+        expect(readFileSync(file).equals(data), 'the copy was complete and right before the disk failed').toBe(true);
+        writeFileSync(file, Buffer.alloc(data.length));
+        reread = true;
+        return hashWhole(file, sizeHint);
+      },
+    } as unknown as HashPool;
+    const err = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { hashPool: failingDisk })).catch((e: unknown) => e);
+    expect(reread).toBe(true);
     expect(err).toMatchObject({ code: 'verify-mismatch' });
   });
 });

@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DriverError } from '../../drivers/types.js';
 import { createEncryptStream } from '../crypto/age.js';
-import { guardedRead, hashWhole, readSourceAgain, VerifyError, writeAll, type CopyContext, type CopyRequest, type CopyResult } from './copy.js';
+import { BatchedWriter, guardedRead, hashWhole, readSourceAgain, VerifyError, type CopyContext, type CopyRequest, type CopyResult } from './copy.js';
 
 export async function copyRecordingEncrypted(req: CopyRequest, ctx: CopyContext, recipients: string[]): Promise<CopyResult> {
   const plain = createHash('sha256');
@@ -33,12 +33,14 @@ export async function copyRecordingEncrypted(req: CopyRequest, ctx: CopyContext,
         yield chunk;
       }
     };
+    const out = new BatchedWriter(fh, 0);
     await pipeline(Readable.from(source()), createEncryptStream(recipients), async (ciphertext: AsyncIterable<Buffer>) => {
       for await (const chunk of ciphertext) {
         stored.update(chunk);
-        await writeAll(fh, chunk, storedBytes);
+        await out.write(chunk);
         storedBytes += chunk.length;
       }
+      await out.flush();
     });
     if (plainBytes !== req.expectedBytes) {
       throw new DriverError('transient', 'short-read', `camera sent ${plainBytes} of the ${req.expectedBytes} bytes it listed`);

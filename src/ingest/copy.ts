@@ -66,6 +66,7 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
     fh = await open(req.stagingPath, 'w');
   }
   const resumedFrom = offset;
+  const out = new BatchedWriter(fh, offset);
   try {
     let sinceDurable = 0;
     let sinceSpaceCheck = 0;
@@ -75,12 +76,13 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
         throw new DriverError('transient', 'size-mismatch', `camera sent more than the ${req.expectedBytes} bytes it listed`);
       }
       hash.update(chunk);
-      await writeAll(fh, chunk, offset);
+      await out.write(chunk);
       offset += chunk.length;
       sinceDurable += chunk.length;
       sinceSpaceCheck += chunk.length;
       ctx.onProgress?.(offset);
       if (sinceDurable >= DURABLE_EVERY) {
+        await out.flush();
         await fh.sync();
         ctx.onDurable?.(offset);
         sinceDurable = 0;
@@ -95,13 +97,16 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
     }
     if (ctx.verifySource) await readSourceAgain(ctx, req, hash.copy().digest('hex'));
     ctx.onSourceDone?.();
+    await out.flush();
     await fh.sync();
   } catch (err) {
     // Keep what arrived: once synced, the next attempt resumes after it instead of starting over.
+    // Only what reached the file counts, so a flush that fails half-way (ENOSPC) keeps the rest.
     if (offset > resumedFrom && !(err instanceof VerifyError)) {
+      await out.flush().catch(() => undefined);
       try {
         await fh.sync();
-        ctx.onDurable?.(offset);
+        if (out.written > resumedFrom) ctx.onDurable?.(out.written);
       } catch {
         // the original error is the one worth reporting
       }
@@ -142,11 +147,46 @@ export class VerifyError extends DriverError {
   }
 }
 
-export async function writeAll(fh: FileHandle, chunk: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < chunk.length) {
-    const { bytesWritten } = await fh.write(chunk, done, chunk.length - done, position + done);
-    done += bytesWritten;
+/** Chunks are gathered into writes of at least this many bytes. */
+const WRITE_BATCH = 1024 * 1024;
+
+/**
+ * Writes a stream of chunks to a file at increasing positions, in batches. Each write is a hop
+ * to libuv's thread pool and a system call; on a dock PC's VM that cost 60–150 µs of the main
+ * thread each, so an encrypted copy's 64 KiB age chunks spent more time in write calls than in
+ * ChaCha20. One `writev` per MiB makes the per-call cost vanish next to the bytes.
+ */
+export class BatchedWriter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private position: number,
+  ) {}
+
+  /** Bytes handed to the file so far: what an fsync now makes durable. */
+  get written(): number {
+    return this.position;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (chunk.length === 0) return;
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes >= WRITE_BATCH) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    while (this.pendingBytes > 0) {
+      const { bytesWritten } = await this.fh.writev(this.pending, this.position);
+      this.position += bytesWritten;
+      this.pendingBytes -= bytesWritten;
+      // A short write (rare on files) leaves the rest, from the byte it stopped at, for the next turn.
+      let left = bytesWritten;
+      while (left > 0 && left >= this.pending[0]!.length) left -= this.pending.shift()!.length;
+      if (left > 0) this.pending[0] = this.pending[0]!.subarray(left);
+    }
   }
 }
 
