@@ -1,0 +1,224 @@
+/**
+ * What scripts/bench.mjs prints, and writes with --out: the runs' table, the lines that explain
+ * it, and the targets table. Every run is optional (--only); a figure whose run or baseline did
+ * not happen shows as "–" and a target that cannot be judged is left out.
+ */
+import { writeFileSync } from 'node:fs';
+import { MB, RUNS, fmt, log, renderTable } from './bench-lib.mjs';
+
+const TARGET_RATIO_C = 0.8;
+const TARGET_LINK_SHARE = 0.95;
+const TARGET_RSS_BYTES = 150 * MB;
+const TARGET_ENCRYPTION_SLOWER = 0.15;
+
+export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs, mainSpec, mainTotals, rgwSkipped, problems }) {
+  const { a, b, bsync, c, d, d0, e, f, s, r } = runs;
+  const mbps = (x) => x.bytes / MB / x.seconds;
+  const rss = (x) => (x.peakRssBytes === null ? '–' : fmt(x.peakRssBytes / MB, 1));
+  const cpu = (x) => fmt(x.cpuSeconds, 2);
+  for (const x of [b, bsync, c, f]) if (x) Object.assign(x, mainTotals);
+  const ratioRow = (x) => [b ? fmt(x.seconds / b.seconds) : '–', c ? fmt(x.seconds / c.seconds) : '–'];
+  const row = (label, x, ratios = true) => [label, fmt(x.bytes / MB, 1), x.files, fmt(x.seconds), fmt(mbps(x), 1), ...(ratios ? ratioRow(x) : ['–', '–']), cpu(x), rss(x)];
+  const linkLabel = `${opts.cameras} × ${opts.linkMBps} MB/s links`;
+  // (r) is timed until every recording is replicated; its baseline is an upload, not a copy.
+  const rTimed = r && { ...r, seconds: r.waitedSeconds };
+  const rows = [
+    b && row('(b) cp -r', b),
+    c && row('(c) cp -r + sha256sum', c),
+    bsync && row('(b+sync) cp -r; sync  [info]', bsync),
+    f && row('(f) the invariants alone  [info]', f),
+    a && row('(a) dockd', a),
+    e && row('(e) dockd, encrypted at rest (age)', e),
+    d0 && [`(d0) same links, hash-only reader  [info]`, fmt(d0.bytes / MB, 1), d0.files, fmt(d0.seconds), fmt(mbps(d0), 1), '–', '–', '–', '–'],
+    d && row(`(d) dockd, ${linkLabel}`, d, false),
+    s && row(`(s) dockd, ${s.files} small files`, s, false),
+    r && row('(r) dockd, offload + replication to RGW', rTimed, false),
+    r?.baseline && ['(r0) SDK PutObject loop, same RGW', fmt(r.baseline.bytes / MB, 1), r.baseline.files, fmt(r.baseline.seconds), fmt(mbps(r.baseline), 1), '–', '–', '–', '–'],
+  ].filter(Boolean);
+
+  const span = (x, from, to) => (x.window[from] && x.window[to] ? (x.window[to] - x.window[from]) / 1000 : null);
+  const startup = (x) => (x.window.firstStarted ? (x.window.firstStarted - x.startedWall) / 1000 : null);
+  const aTransfer = a && span(a, 'firstStarted', 'lastDeleted');
+  const eTransfer = e && span(e, 'firstStarted', 'lastDeleted');
+  const dTransfer = d && span(d, 'firstStarted', 'lastDeleted');
+  const dShare = d && mbps(d) / (d.linkBytesPerSec / MB);
+  const dShareTransfer = dTransfer ? d.bytes / dTransfer / d.linkBytesPerSec : null;
+  const d0Share = d && d0 ? mbps(d0) / (d.linkBytesPerSec / MB) : null;
+  const eRatio = a && e ? e.seconds / a.seconds : null;
+  const eSlower = eRatio === null ? null : eRatio - 1;
+  const rWindow = r && span(r, 'firstVerified', 'lastReplicated');
+  const rUploads = r && span(r, 'lastVerified', 'lastReplicated');
+  const rRate = rWindow ? r.bytes / rWindow : null;
+  const rBaseRate = r?.baseline ? r.baseline.bytes / r.baseline.seconds : null;
+  const rShare = rRate === null || rBaseRate === null ? null : rRate / rBaseRate;
+  const dockdRuns = [a, e, d, s, r].filter(Boolean);
+  const peak = dockdRuns.length ? Math.max(...dockdRuns.map((x) => x.peakRssBytes ?? 0)) : null;
+  const peakRun = Object.entries({ a, e, d, s, r }).find(([, x]) => x && (x.peakRssBytes ?? 0) === peak)?.[0];
+  const ratioC = a && c ? a.seconds / c.seconds : null;
+
+  const targets = [
+    ratioC !== null && { target: '(a)/(c) time', goal: `≤ ${fmt(TARGET_RATIO_C)}`, value: fmt(ratioC), met: ratioC <= TARGET_RATIO_C },
+    eRatio !== null && {
+      target: '(e) encrypted vs (a) time',
+      goal: `≤ ${fmt(TARGET_ENCRYPTION_SLOWER * 100, 0)} % slower`,
+      value: `${fmt(eSlower * 100, 1)} % (× ${fmt(eRatio)})`,
+      met: eSlower <= TARGET_ENCRYPTION_SLOWER,
+    },
+    d && { target: '(d) share of link total', goal: `≥ ${fmt(TARGET_LINK_SHARE * 100, 0)} %`, value: `${fmt(dShare * 100, 1)} %`, met: dShare >= TARGET_LINK_SHARE },
+    peak !== null && { target: 'dockd peak RSS (max of runs)', goal: `< ${fmt(TARGET_RSS_BYTES / MB, 0)} MB`, value: `${fmt(peak / MB, 1)} MB (${peakRun})`, met: peak < TARGET_RSS_BYTES },
+  ].filter(Boolean);
+
+  const out = [];
+  out.push('');
+  out.push(`dockd offload benchmark${opts.quick ? ' (--quick)' : ''}${opts.only.size < RUNS.length ? `, runs ${[...opts.only].join(',')} only` : ''}`);
+  out.push(`build:   ${host.dockd} (dist/ as built)`);
+  out.push(`machine: ${host.cores} cores (${host.cpu}), ${host.memoryGB} GB RAM, node ${host.node}, ${host.os}, work folder on ${host.fs}`);
+  const busy = Math.max(host.loadAverageAtStart, host.loadAverageAtEnd) > host.cores / 2;
+  out.push(
+    `load:    1-min load average ${fmt(host.loadAverageAtStart)} at start, ${fmt(host.loadAverageAtEnd)} at end` +
+      (busy ? ' — other work shared the machine: the figures are noisy, run again on a quiet one' : ''),
+  );
+  if (mainSpec) {
+    const ds = `${mainSpec.cameras} cameras × ${mainSpec.files} recordings × ${mainSpec.mib} MiB = ${mainTotals.files} files, ${fmt(mainTotals.bytes / MB, 1)} MB`;
+    out.push(`dataset: ${ds}; AES-CTR keystream (incompressible, no repeated blocks), generated in ${fmt(genSeconds, 1)} s`);
+  }
+  if (e) out.push('         (e): the same as (a), archived encrypted to one age X25519 recipient made by `dockd keygen` for the run');
+  if (d) out.push(`         (d): ${d.files / opts.cameras} recordings per camera, links throttled to ${opts.linkMBps} MB/s each`);
+  if (s) out.push(`         (s): one camera, ${s.files} files of 4–64 KiB = ${fmt(s.bytes / MB, 1)} MB`);
+  if (r) {
+    out.push(`         (r): the first ${opts.rgwCameras} cameras × ${opts.rgwFiles} recordings = ${r.files} files, ${fmt(r.bytes / MB, 1)} MB, to a single-node Ceph RGW on loopback`);
+    out.push(`              (memstore OSD; started in ${fmt(r.rgwStartSeconds, 1)} s, untimed), bucket with Object Lock, COMPLIANCE 1 day;`);
+    out.push('              (r0) PUTs each file once, streamed (so UNSIGNED-PAYLOAD, no Content-MD5), no retention, no HEAD, no manifest');
+  }
+  if (dockdRuns.length) {
+    out.push('dockd:   real daemon (node bin/dockd.js start), cameras docked before spawn, usb off, concurrency 4, perCamera 1, log warn;');
+    out.push(`         timed from spawn until every recording is verified and deleted from its camera (store polled read-only every 50 ms)${r ? ';' : ''}`);
+    if (r) out.push('         (r) until every recording also has replication.verified (dockd uploads one at a time, only while no camera offloads)');
+  }
+  if (rows.length) {
+    out.push(`cache:   all runs start warm: before the timed runs the pristine tree was read once and copied ${warmCopies === 2 ? 'twice' : `${warmCopies} times`} to scratch (${fmt(warmupSeconds, 1)} s,`);
+    out.push('         so no run pays for first use of guest memory); each dockd source is a fresh copy made (untimed) just before its run;');
+    out.push('         `sync` ran (untimed) before every timed run, so none inherits write-back.');
+    if (b || c || bsync) {
+      out.push('         cp never fsyncs: its timer stops with data still in the page cache. dockd fsyncs each copy before re-reading it;');
+      out.push('         (b+sync) shows the durable cost of the plain copy and is information only.');
+    }
+    if (f) {
+      out.push('         (f) is the floor any dockd can reach: scripts/bench-floor.mjs does only what the invariants demand (copy with');
+      out.push('         SHA-256 in the pass, fsync, re-read in a worker and compare, rename; cameras in parallel), no SQLite, no driver.');
+    }
+    out.push('units:   MB = 10^6 bytes; time/(b) and time/(c) are ratios of seconds (lower is faster); CPU s = user + system of the');
+    out.push('         process tree (GNU time for cp/sha256sum, /proc for dockd), above "seconds" when work ran on both cores');
+    out.push('');
+    out.push(renderTable(['run', 'MB', 'files', 'seconds', 'MB/s', 'time/(b)', 'time/(c)', 'CPU s', 'peak RSS MB'], rows));
+    out.push('');
+  }
+  if (a) out.push(`(a) spawn → first copy ${fmt(startup(a))} s; first copy → last deletion ${fmt(aTransfer)} s (${fmt(aTransfer ? a.bytes / MB / aTransfer : null, 1)} MB/s)`);
+  if (a && f) {
+    out.push(
+      `(f) the floor took ${fmt(f.seconds)} s${c ? ` = ${fmt(f.seconds / c.seconds)} × (c)` : ''}; dockd (a) took ${fmt(a.seconds / f.seconds)} × the floor spawn → done` +
+        (aTransfer ? `, ${fmt(aTransfer / f.seconds)} × first copy → last deletion` : ''),
+    );
+  }
+  if (e) {
+    out.push(
+      `(e) spawn → first copy ${fmt(startup(e))} s; first copy → last deletion ${fmt(eTransfer)} s (${fmt(eTransfer ? e.bytes / MB / eTransfer : null, 1)} MB/s)` +
+        (a ? `; against (a): × ${fmt(eRatio)} = ${fmt(Math.abs(eSlower) * 100, 1)} % ${eSlower < 0 ? 'faster' : 'slower'} spawn → done` : '') +
+        (a && aTransfer && eTransfer ? `, × ${fmt(eTransfer / aTransfer)} first copy → last deletion` : ''),
+    );
+  }
+  if (d) {
+    out.push(
+      `(d) links total ${fmt(d.linkBytesPerSec / MB, 0)} MB/s; dockd ${fmt(mbps(d), 1)} MB/s spawn → done = ${fmt(dShare * 100, 1)} %; ` +
+        `first copy → last deletion ${fmt(dTransfer)} s = ${fmt(dShareTransfer === null ? null : dShareTransfer * 100, 1)} % (spawn → first copy ${fmt(startup(d))} s)`,
+    );
+  }
+  if (d && d0) {
+    out.push(
+      `    the simulated links themselves delivered ${fmt(mbps(d0), 1)} MB/s = ${fmt(d0Share * 100, 1)} % of their nominal total to a reader that only hashes; ` +
+        `dockd reached ${fmt((dShare / d0Share) * 100, 1)} % of that spawn → done, ${fmt(dShareTransfer === null ? null : (dShareTransfer / d0Share) * 100, 1)} % first copy → last deletion`,
+    );
+  }
+  if (s) {
+    out.push(`(s) ${fmt(s.files / s.seconds, 1)} files/s; spawn → first copy ${fmt(startup(s))} s; peak RSS ${rss(s)} MB`);
+    out.push(`    status --json on the resulting store: median ${fmt(s.statusSeconds.median, 3)} s of ${s.statusSeconds.runs.length} (${s.statusSeconds.runs.map((x) => fmt(x, 3)).join(', ')})`);
+  }
+  if (r) {
+    out.push(
+      `(r) replication: first offload.verified → last replication.verified ${fmt(rWindow)} s = ${fmt(rRate === null ? null : rRate / MB, 1)} MB/s, ` +
+        (rBaseRate === null ? 'the plain loop failed (see above)' : `${fmt(rShare === null ? null : rShare * 100, 1)} % of the plain loop's ${fmt(rBaseRate / MB, 1)} MB/s`),
+    );
+    out.push(
+      `    spawn → every recording offloaded ${fmt(r.seconds)} s, → every recording replicated ${fmt(r.waitedSeconds)} s; ` +
+        `last offload.verified → last replication.verified ${fmt(rUploads)} s (${fmt(rUploads ? r.bytes / MB / rUploads : null, 1)} MB/s, uploads alone)`,
+    );
+  }
+  if (rgwSkipped) out.push(rgwSkipped);
+  const logged = dockdRuns.reduce((n, x) => n + x.logLines, 0);
+  if (logged) out.push(`dockd logged ${logged} warning/error lines across its runs, e.g. ${dockdRuns.flatMap((x) => x.logSample)[0]}`);
+  if (targets.length) {
+    out.push('');
+    out.push(renderTable(['target', 'goal', 'measured', 'met'], targets.map((x) => [x.target, x.goal, x.value, x.met ? 'yes' : 'NO'])));
+  }
+  process.stdout.write(out.join('\n') + '\n');
+
+  if (opts.out) {
+    const pick = (x) =>
+      x && {
+        bytes: x.bytes,
+        files: x.files,
+        seconds: x.seconds,
+        mbPerSec: mbps(x),
+        peakRssBytes: x.peakRssBytes,
+        cpuSeconds: x.cpuSeconds,
+        ...(x.window && { startupSeconds: startup(x), transferSeconds: span(x, 'firstStarted', 'lastDeleted'), warnLines: x.logLines }),
+      };
+    const json = {
+      at: new Date().toISOString(),
+      machine: host,
+      warmupSeconds,
+      dataset: {
+        cameras: mainSpec?.cameras ?? 0,
+        filesPerCamera: mainSpec?.files ?? 0,
+        mib: opts.mib,
+        files: mainTotals.files,
+        bytes: mainTotals.bytes,
+        throttledFilesPerCamera: d ? d.files / opts.cameras : null,
+        scaleFiles: s ? opts.scaleFiles : 0,
+        replicationCameras: r ? opts.rgwCameras : null,
+        replicationFilesPerCamera: r ? opts.rgwFiles : null,
+        quick: opts.quick,
+      },
+      only: [...opts.only],
+      runs: {
+        cp: pick(b) ?? null,
+        cpSha256sum: pick(c) ?? null,
+        cpSync: pick(bsync) ?? null,
+        floor: f ? { ...pick(f), ratioToCpSha256sum: c ? f.seconds / c.seconds : null, dockdToFloor: a ? a.seconds / f.seconds : null } : null,
+        dockd: a ? { ...pick(a), ratioToCp: b ? a.seconds / b.seconds : null, ratioToCpSha256sum: ratioC } : null,
+        dockdEncrypted: e ? { ...pick(e), ratioToDockd: eRatio, slowerThanDockd: eSlower, decrypted: e.decrypted } : null,
+        dockdThrottled: d ? { ...pick(d), linkBytesPerSec: d.linkBytesPerSec, linkShare: dShare, linkShareTransfer: dShareTransfer } : null,
+        simLinksHashOnly: d0 ? { ...pick(d0), linkShare: d0Share } : null,
+        dockdScale: s ? { ...pick(s), filesPerSec: s.files / s.seconds, statusSeconds: s.statusSeconds } : null,
+        dockdReplicated: r
+          ? {
+              ...pick(rTimed),
+              offloadedSeconds: r.seconds,
+              replicatedSeconds: r.waitedSeconds,
+              replicationWindowSeconds: rWindow,
+              replicationBytesPerSec: rRate,
+              uploadsAloneSeconds: rUploads,
+              rgwStartSeconds: r.rgwStartSeconds,
+              baseline: r.baseline && { ...r.baseline, bytesPerSec: rBaseRate },
+              shareOfBaseline: rShare,
+            }
+          : null,
+      },
+      skipped: rgwSkipped ? { r: rgwSkipped } : {},
+      targets,
+      problems,
+    };
+    writeFileSync(opts.out, JSON.stringify(json, null, 2) + '\n');
+    log(`results written to ${opts.out}`);
+  }
+}
