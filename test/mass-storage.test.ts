@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -344,12 +344,36 @@ describe('mass-storage driver', () => {
     expect(calls).toEqual([]);
   });
 
+  it('mounts the partition the kernel adds after the disk, though the whole disk failed first', async () => {
+    const w = world({ mounted: false });
+    // The disk's partition folder, as the kernel adds it once it has read the partition table.
+    const partition = path.join(w.sys, 'bus/usb/devices/1-1/1-1:1.0/host0/target0:0:0/0:0:0:0/block/sda/sda1');
+    const later = path.join(w.root, 'sda1-not-yet');
+    renameSync(partition, later);
+    const calls: string[] = [];
+    const exec = async (file: string, args: string[]) => {
+      const device = args.at(-2)!;
+      calls.push(`${file} ${device}`);
+      if (file !== 'mount') return;
+      if (device === '/dev/sda') {
+        renameSync(later, partition);
+        throw new Error('mount: mounting /dev/sda failed: Invalid argument');
+      }
+      const target = args.at(-1)!;
+      fillVolume(target);
+      w.setMounts(withoutCamA(w.mounts) + `\n901 28 8:1 / ${target} rw,nosuid,nodev,noexec,relatime - vfat /dev/sda1 rw\n`);
+    };
+    const s = await open(w, undefined, { mount: true, exec });
+    expect(calls).toEqual(['mount /dev/sda', 'mount /dev/sda1']);
+    expect((await collect(s)).length).toBe(3);
+  });
+
   it('says which devices it could not mount and why', async () => {
     const w = world({ mounted: false });
     const exec = async () => {
       throw new Error('mount: /dev/sda1: wrong fs type, bad option, bad superblock');
     };
-    const err = await rejection(open(w, undefined, { mount: true, exec }));
+    const err = await rejection(open(w, undefined, { mount: true, exec, mountWaitMs: 300 }));
     expect(err.code).toBe('mount-failed');
     expect(err.message).toMatch(/cannot mount sda1, sda as vfat: mount: \/dev\/sda1: wrong fs type/);
   });

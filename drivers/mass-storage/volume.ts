@@ -140,29 +140,38 @@ export interface MountOptions extends WaitOptions {
 
 /** Mounts the first block device that mounts; a mount the system already made is used as it is. */
 export async function mountItself(deps: VolumeDeps, portPath: string, o: MountOptions, log: DriverLogger): Promise<Volume> {
-  const found = await waitFor(deps, portPath, o, async () => {
-    const r = await locate(deps, portPath);
-    return r.candidates.length ? r : null;
-  });
-  if (!found) throw new DriverError('transient', 'no-block-device', `USB device ${portPath}: no block device appeared within ${o.timeoutMs} ms`);
-  // Ours when a previous run mounted it at our target and did not get to unmount it.
-  if (found.mount) return volumeOf(found.mount, found.mount.mountPoint === o.target);
-  await mkdir(o.target, { recursive: true });
   // noexec/nosuid/nodev: a camera's volume is data we copy, never anything we run.
   const options = `rw,nosuid,nodev,noexec,uid=${o.uid},gid=${o.gid},umask=077`;
+  let tried: BlockDevice[] = [];
   let last: unknown = null;
-  for (const c of found.candidates) {
-    try {
-      await deps.exec('mount', ['-t', o.fsType, '-o', options, path.join(deps.devDir, c.name), o.target]);
-      log.info({ event: 'mass_storage.mounted', device: c.name, mountPoint: o.target }, `mounted ${c.name} at ${o.target}`);
-      return { mountPoint: o.target, dev: c.dev, readOnly: false, mountedByUs: true };
-    } catch (err) {
-      last = err;
+  let madeTarget = false;
+  // The kernel adds the disk before it has read its partition table, so a first look may find
+  // "sda" alone on a card whose volume is "sda1" (seen on a real kernel, 0.75 s after attach):
+  // a mount that fails is tried again with what sysfs shows then, until the deadline.
+  const volume = await waitFor(deps, portPath, o, async (): Promise<Volume | null> => {
+    const found = await locate(deps, portPath);
+    // Ours when a previous run mounted it at our target and did not get to unmount it.
+    if (found.mount) return volumeOf(found.mount, found.mount.mountPoint === o.target);
+    if (!found.candidates.length) return null;
+    if (!madeTarget) await mkdir(o.target, { recursive: true });
+    madeTarget = true;
+    tried = found.candidates;
+    for (const c of found.candidates) {
+      try {
+        await deps.exec('mount', ['-t', o.fsType, '-o', options, path.join(deps.devDir, c.name), o.target]);
+        log.info({ event: 'mass_storage.mounted', device: c.name, mountPoint: o.target }, `mounted ${c.name} at ${o.target}`);
+        return { mountPoint: o.target, dev: c.dev, readOnly: false, mountedByUs: true };
+      } catch (err) {
+        last = err;
+      }
     }
-  }
-  await rmdir(o.target).catch(() => undefined);
+    return null;
+  });
+  if (volume) return volume;
+  if (madeTarget) await rmdir(o.target).catch(() => undefined);
+  if (!tried.length) throw new DriverError('transient', 'no-block-device', `USB device ${portPath}: no block device appeared within ${o.timeoutMs} ms`);
   const msg = last instanceof Error ? last.message.trim() : String(last);
-  throw new DriverError('transient', 'mount-failed', `USB device ${portPath}: cannot mount ${found.candidates.map((c) => c.name).join(', ')} as ${o.fsType}: ${msg}`, { cause: last });
+  throw new DriverError('transient', 'mount-failed', `USB device ${portPath}: cannot mount ${tried.map((c) => c.name).join(', ')} as ${o.fsType}: ${msg}`, { cause: last });
 }
 
 /** Unmounts what we mounted; a lazy unmount when the device is already gone and the mount is busy. */
