@@ -16,9 +16,9 @@ import {
   CreateMultipartUploadCommand,
   HeadObjectCommand,
   PutObjectCommand,
-  S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { pathToFileURL } from 'node:url';
 import { ROOT, onPath } from './bench-lib.mjs';
 
 const SCRIPTS = path.join(ROOT, 'scripts', 'rgw');
@@ -95,20 +95,12 @@ export async function startRgw({ timeoutSec = 120 } = {}) {
   return Object.assign(rgw, { endpoint, accessKeyId, secretAccessKey });
 }
 
-/** A client built the way src/replication/store.ts builds dockd's. */
-export function s3Client(rgw) {
+/** dockd's own client (src/replication/store.ts, from dist/), so the baseline talks as dockd does. */
+export async function s3Client(rgw) {
   // Node 20 is supported until 2027; the SDK's notice about it would only clutter the output.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  return new S3Client({
-    endpoint: rgw.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
-    // RGW 16.2 refuses the chunked uploads with a trailing CRC32 the SDK otherwise sends.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    maxAttempts: 1,
-  });
+  const { s3ClientFor } = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'replication', 'store.js')).href);
+  return s3ClientFor({ endpoint: rgw.endpoint, region: 'us-east-1', forcePathStyle: true }, { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey });
 }
 
 /**

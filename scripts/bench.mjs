@@ -334,7 +334,7 @@ async function replicationRun(pristineMain, main, expected, problems, checked) {
   try {
     rgw = await startRgw();
     rgwStartSeconds = (performance.now() - startedAt) / 1000;
-    s3 = s3Client(rgw);
+    s3 = await s3Client(rgw);
     await createLockedBucket(s3, BUCKET);
   } catch (err) {
     s3?.destroy();

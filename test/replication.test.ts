@@ -3,7 +3,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateBucketCommand, DeleteObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, S3Client } from '@aws-sdk/client-s3';
-import { startRgw, type Rgw } from './support/rgw.js';
+import { rgwClient, startRgw, type Rgw } from './support/rgw.js';
 import { allVerified, TestDock, waitFor, type CustodyJson } from './support/harness.js';
 
 let rgw: Rgw;
@@ -27,14 +27,7 @@ const replicated = (dock: TestDock, id: string) => dock.json<CustodyJson[]>(['cu
 
 beforeAll(async () => {
   rgw = await startRgw();
-  s3 = new S3Client({
-    endpoint: rgw.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  s3 = rgwClient(rgw);
   env = { AWS_ACCESS_KEY_ID: rgw.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey };
 }, 120_000);
 afterAll(async () => {

@@ -15,24 +15,12 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRgw, type Rgw } from './support/rgw.js';
+import { rgwClient, startRgw, type Rgw } from './support/rgw.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 let rgw: Rgw | undefined;
 let s3: S3Client;
-
-function client(r: Rgw): S3Client {
-  return new S3Client({
-    endpoint: r.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: r.accessKeyId, secretAccessKey: r.secretAccessKey },
-    // RGW 16.2 refuses the SDK's default chunked uploads with a trailing CRC32 (411).
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
-}
 
 async function refusal(p: Promise<unknown>): Promise<{ name: string; status: number | undefined }> {
   try {
@@ -46,7 +34,7 @@ async function refusal(p: Promise<unknown>): Promise<{ name: string; status: num
 
 beforeAll(async () => {
   rgw = await startRgw();
-  s3 = client(rgw);
+  s3 = rgwClient(rgw);
 });
 
 afterAll(async () => {

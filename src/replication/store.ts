@@ -39,20 +39,30 @@ export interface RemoteObject {
   etag: string | null;
 }
 
+/**
+ * An S3 client for a store as dockd talks to it: AWS, MinIO or Ceph RGW. One place for what the
+ * stores need, for dockd and for the tests and benchmark that check it against a real RGW.
+ * `maxAttempts` is 1 for dockd, whose replication queue does its own retrying with backoff.
+ */
+export function s3ClientFor(target: Pick<ReplicationConfig, 'endpoint' | 'region' | 'forcePathStyle'>, creds: S3Credentials, maxAttempts = 1): S3Client {
+  return new S3Client({
+    endpoint: target.endpoint ?? undefined,
+    region: target.region,
+    forcePathStyle: target.forcePathStyle,
+    credentials: creds,
+    // Stream bodies otherwise go up as chunked uploads with a trailing CRC32, which RGW 16.2
+    // refuses (411 MissingContentLength).
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts,
+  });
+}
+
 export class ObjectStore {
   readonly client: S3Client;
 
   constructor(private readonly cfg: ReplicationConfig, creds: S3Credentials) {
-    this.client = new S3Client({
-      endpoint: cfg.endpoint ?? undefined,
-      region: cfg.region,
-      forcePathStyle: cfg.forcePathStyle,
-      credentials: creds,
-      // Stream bodies otherwise go up as chunked uploads with a trailing CRC32, which RGW refuses.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      maxAttempts: 1,
-    });
+    this.client = s3ClientFor(cfg, creds);
   }
 
   /** Throws unless the bucket has Object Lock enabled: uploads without it would be deletable. */

@@ -14,6 +14,8 @@ import { execFile } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { s3ClientFor } from '../../src/replication/store.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const SCRIPTS = path.join(ROOT, 'scripts', 'rgw');
@@ -176,6 +178,11 @@ function installExitHandler(): void {
 function scriptError(what: string, r: ScriptResult): Error {
   if (r.code === 3) return new Error(`${what}: Ceph is not installed: ${INSTALL_HINT}.\n${r.stderr.trim()}`);
   return new Error(`${what} failed (exit ${r.code}):\n${r.stderr.trim()}\n${r.stdout.trim()}`.trim());
+}
+
+/** A client for the test's own looks at the store, built as dockd builds its own (SDK retries on). */
+export function rgwClient(r: Pick<Rgw, 'endpoint' | 'accessKeyId' | 'secretAccessKey'>): S3Client {
+  return s3ClientFor({ endpoint: r.endpoint, region: 'us-east-1', forcePathStyle: true }, { accessKeyId: r.accessKeyId, secretAccessKey: r.secretAccessKey }, 3);
 }
 
 export async function startRgw(opts: StartRgwOptions = {}): Promise<Rgw> {
