@@ -152,9 +152,10 @@ const WRITE_BATCH = 1024 * 1024;
 
 /**
  * Writes a stream of chunks to a file at increasing positions, in batches. Each write is a hop
- * to libuv's thread pool and a system call; on a dock PC's VM that cost 60–150 µs of the main
- * thread each, so an encrypted copy's 64 KiB age chunks spent more time in write calls than in
- * ChaCha20. One `writev` per MiB makes the per-call cost vanish next to the bytes.
+ * to libuv's thread pool and a system call; on the 2-core VM the benchmark runs on that cost
+ * 60–150 µs of the main thread each, so an encrypted copy's 64 KiB age chunks spent more time in
+ * write calls than in ChaCha20. One `writev` per MiB makes the per-call cost vanish next to the
+ * bytes.
  */
 export class BatchedWriter {
   private pending: Buffer[] = [];
@@ -180,6 +181,8 @@ export class BatchedWriter {
   async flush(): Promise<void> {
     while (this.pendingBytes > 0) {
       const { bytesWritten } = await this.fh.writev(this.pending, this.position);
+      // A file that takes nothing and says no error would otherwise hold the copy here for ever.
+      if (bytesWritten === 0) throw new DriverError('transient', 'write-stalled', 'the staging file accepted no bytes');
       this.position += bytesWritten;
       this.pendingBytes -= bytesWritten;
       // A short write (rare on files) leaves the rest, from the byte it stopped at, for the next turn.
