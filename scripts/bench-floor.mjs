@@ -2,55 +2,32 @@
 /**
  * The floor of the offload benchmark: only what dockd's invariants demand, with nothing around
  * them. Each camera folder of SRC is copied file by file into DEST, SHA-256 computed in the copy
- * pass, the copy fsynced, re-read and hashed again in a worker thread and compared, then renamed
- * into place; cameras run in parallel, and the next file's read overlaps the previous file's
- * fsync and re-read, as dockd's pipeline does. One reused buffer per stream, no SQLite, no
- * custody, no driver. Prints one line per file, `SHA256  camera/path` relative to SRC, the way
- * sha256sum does, so the bench checks it like the others; exits 1 on a mismatch.
+ * pass, the copy fsynced, re-read and hashed again by dockd's own hash pool (from dist/: build
+ * first) and compared, then renamed into place; cameras run in parallel, and the next file's read
+ * overlaps the previous file's fsync and re-read, as dockd's pipeline does. One reused buffer per
+ * stream, no SQLite, no custody, no driver. Prints one line per file, `SHA256  camera/path`
+ * relative to SRC, the way sha256sum does, so the bench checks it like the others; exits 1 on a
+ * mismatch.
  *
  *   node scripts/bench-floor.mjs SRC DEST
  */
 import { mkdir, open, readdir, rename } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const CHUNK = 1024 * 1024;
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const [src, dest] = process.argv.slice(2);
 if (!src || !dest) {
   process.stderr.write('usage: node scripts/bench-floor.mjs SRC DEST\n');
   process.exit(2);
 }
 
-// The same re-read as dockd's hash pool (src/ingest/hash-pool.ts): blocking reads into one buffer.
-const rehash = (() => {
-  const source = `
-    const { parentPort } = require('node:worker_threads');
-    const { createHash } = require('node:crypto');
-    const { closeSync, openSync, readSync } = require('node:fs');
-    const buf = Buffer.allocUnsafe(${CHUNK});
-    parentPort.on('message', ({ id, file }) => {
-      const h = createHash('sha256');
-      const fd = openSync(file, 'r');
-      for (let pos = 0; ; ) { const n = readSync(fd, buf, 0, buf.length, pos); if (n === 0) break; h.update(buf.subarray(0, n)); pos += n; }
-      closeSync(fd);
-      parentPort.postMessage({ id, sha256: h.digest('hex') });
-    });`;
-  const worker = new Worker(source, { eval: true });
-  const pending = new Map();
-  let next = 0;
-  worker.on('message', ({ id, sha256 }) => {
-    pending.get(id)(sha256);
-    pending.delete(id);
-  });
-  const hash = (file) =>
-    new Promise((resolve) => {
-      pending.set(++next, resolve);
-      worker.postMessage({ id: next, file });
-    });
-  hash.close = () => worker.terminate();
-  return hash;
-})();
+// dockd's own verification re-read (src/ingest/hash-pool.ts, from dist/): the floor and dockd
+// check a copy the same way, so what separates them is everything else.
+const { HashPool } = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'ingest', 'hash-pool.js')).href);
+const pool = new HashPool();
 
 async function walk(dir, rel = '') {
   const out = [];
@@ -86,7 +63,7 @@ async function copyCamera(camera) {
     const finish = (async () => {
       await output.sync();
       await output.close();
-      if ((await rehash(staging)) !== sha256) throw new Error(`re-read of ${staging} does not match`);
+      if ((await pool.hashFile(staging, CHUNK)).sha256 !== sha256) throw new Error(`re-read of ${staging} does not match`);
       await rename(staging, staging.slice(0, -'.part'.length));
       lines.push(`${sha256}  ${camera}/${rel}`);
     })();
@@ -105,5 +82,5 @@ try {
   process.stderr.write(`bench-floor: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exitCode = 1;
 } finally {
-  await rehash.close();
+  await pool.close();
 }
