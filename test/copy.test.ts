@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { SimCameraSession } from '../drivers/simulated/index.js';
-import { copyRecording, hashWhole, VerifyError } from '../src/ingest/copy.js';
+import { BatchedWriter, copyRecording, hashWhole, VerifyError } from '../src/ingest/copy.js';
+import type { FileHandle } from 'node:fs/promises';
 import type { HashPool } from '../src/ingest/hash-pool.js';
 import { DriverError } from '../drivers/types.js';
 
@@ -105,5 +106,30 @@ describe('copy-and-hash', () => {
     const err = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { hashPool: failingDisk })).catch((e: unknown) => e);
     expect(reread).toBe(true);
     expect(err).toMatchObject({ code: 'verify-mismatch' });
+  });
+
+  it('writes every byte in order, at its position, when the file takes only part of each write', async () => {
+    const file = Buffer.alloc(3_000_000);
+    // A file that takes at most 300 bytes per call, as a short write would.
+    const shortWrites = {
+      writev: async (buffers: Buffer[], position: number) => {
+        const all = Buffer.concat(buffers).subarray(0, 300);
+        all.copy(file, position);
+        return { bytesWritten: all.length, buffers };
+      },
+    } as unknown as FileHandle;
+    const data = randomBytes(2_500_000);
+    const out = new BatchedWriter(shortWrites, 1000);
+    for (let i = 0; i < data.length; i += 70_001) await out.write(data.subarray(i, i + 70_001));
+    await out.flush();
+    expect(out.written).toBe(1000 + data.length);
+    expect(file.subarray(1000, 1000 + data.length).equals(data)).toBe(true);
+  });
+
+  it('fails a write the file takes nothing of, instead of waiting for ever', async () => {
+    const full = { writev: async (buffers: Buffer[]) => ({ bytesWritten: 0, buffers }) } as unknown as FileHandle;
+    const out = new BatchedWriter(full, 0);
+    await out.write(Buffer.alloc(10));
+    await expect(out.flush()).rejects.toMatchObject({ kind: 'transient', code: 'write-stalled' });
   });
 });
