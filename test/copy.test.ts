@@ -5,7 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { SimCameraSession } from '../drivers/simulated/index.js';
-import { BatchedWriter, copyRecording, hashWhole, VerifyError } from '../src/ingest/copy.js';
+import { BatchedWriter, Checkpointer, copyRecording, hashWhole, VerifyError } from '../src/ingest/copy.js';
+import { Readable } from 'node:stream';
+import type { CameraSession } from '../drivers/types.js';
 import type { FileHandle } from 'node:fs/promises';
 import type { HashPool } from '../src/ingest/hash-pool.js';
 import { DriverError } from '../drivers/types.js';
@@ -131,5 +133,47 @@ describe('copy-and-hash', () => {
     const out = new BatchedWriter(full, 0);
     await out.write(Buffer.alloc(10));
     await expect(out.flush()).rejects.toMatchObject({ kind: 'transient', code: 'write-stalled' });
+  });
+
+  it('reports a long copy durable in 64 MiB steps, each only once its fsync is done', async () => {
+    const MiB = 1024 * 1024;
+    const piece = randomBytes(MiB);
+    const pieces = 130;
+    const h = createHash('sha256');
+    for (let i = 0; i < pieces; i++) h.update(piece);
+    const session = {
+      capabilities: { resume: true, delete: true },
+      read: async () => Readable.from((function* () { for (let i = 0; i < pieces; i++) yield piece; })()),
+    } as unknown as CameraSession;
+    const staging = path.join(mkdtempSync(path.join(os.tmpdir(), 'dockd-copy-')), 'long');
+    const durable: number[] = [];
+    const r = await copyRecording({ sourceId: 'long', expectedBytes: pieces * MiB, stagingPath: staging, resumeFrom: 0 }, { ...ctx(session as SimCameraSession), onDurable: (n: number) => durable.push(n) });
+    expect(r.sha256).toBe(h.digest('hex'));
+    expect(durable).toEqual([64 * MiB, 128 * MiB]);
+  });
+
+  it('lets a checkpoint fsync run on while the copy goes on, and reports only the bytes written before it', async () => {
+    let finish!: () => void;
+    const slowDisk = { sync: () => new Promise<void>((r) => (finish = r)) } as unknown as FileHandle;
+    const durable: number[] = [];
+    const cp = new Checkpointer(slowDisk, (n) => durable.push(n));
+    cp.start(4096);
+    expect(cp.busy).toBe(true);
+    cp.throwIfFailed();
+    expect(durable).toEqual([]);
+    finish();
+    await cp.settled();
+    expect(durable).toEqual([4096]);
+    expect(cp.busy).toBe(false);
+  });
+
+  it('fails the copy at the next chunk when a checkpoint fsync fails, and reports nothing durable', async () => {
+    const badDisk = { sync: () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })) } as unknown as FileHandle;
+    const durable: number[] = [];
+    const cp = new Checkpointer(badDisk, (n) => durable.push(n));
+    cp.start(4096);
+    await expect(cp.settled()).rejects.toMatchObject({ code: 'EIO' });
+    expect(() => cp.throwIfFailed()).toThrow(/EIO/);
+    expect(durable).toEqual([]);
   });
 });

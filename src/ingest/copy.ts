@@ -67,6 +67,7 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
   }
   const resumedFrom = offset;
   const out = new BatchedWriter(fh, offset);
+  const checkpoint = new Checkpointer(fh, ctx.onDurable);
   try {
     let sinceDurable = 0;
     let sinceSpaceCheck = 0;
@@ -75,16 +76,17 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
       if (offset + chunk.length > req.expectedBytes) {
         throw new DriverError('transient', 'size-mismatch', `camera sent more than the ${req.expectedBytes} bytes it listed`);
       }
+      checkpoint.throwIfFailed();
       hash.update(chunk);
       await out.write(chunk);
       offset += chunk.length;
       sinceDurable += chunk.length;
       sinceSpaceCheck += chunk.length;
       ctx.onProgress?.(offset);
-      if (sinceDurable >= DURABLE_EVERY) {
+      // The last chunk needs none: the sync after the loop covers it once the camera is free.
+      if (sinceDurable >= DURABLE_EVERY && offset < req.expectedBytes && !checkpoint.busy) {
         await out.flush();
-        await fh.sync();
-        ctx.onDurable?.(offset);
+        checkpoint.start(out.written);
         sinceDurable = 0;
       }
       if (sinceSpaceCheck >= CHECK_SPACE_EVERY) {
@@ -98,8 +100,10 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
     if (ctx.verifySource) await readSourceAgain(ctx, req, hash.copy().digest('hex'));
     ctx.onSourceDone?.();
     await out.flush();
+    await checkpoint.settled();
     await fh.sync();
   } catch (err) {
+    await checkpoint.settled().catch(() => undefined);
     // Keep what arrived: once synced, the next attempt resumes after it instead of starting over.
     // Only what reached the file counts, so a flush that fails half-way (ENOSPC) keeps the rest.
     if (offset > resumedFrom && !(err instanceof VerifyError)) {
@@ -144,6 +148,48 @@ export async function readSourceAgain(ctx: CopyContext, req: CopyRequest, sha256
 export class VerifyError extends DriverError {
   constructor(code: string, message: string) {
     super('transient', code, message);
+  }
+}
+
+/**
+ * Makes a long copy durable in steps without holding up the camera: the fsync runs on libuv's
+ * pool while reading goes on, and only the bytes written before it began are reported durable.
+ * Waiting for it in the read loop left each link idle for the length of an fsync of 64 MiB.
+ */
+export class Checkpointer {
+  private running: Promise<void> | null = null;
+  private failure: unknown = null;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly onDurable?: (bytes: number) => void,
+  ) {}
+
+  get busy(): boolean {
+    return this.running !== null;
+  }
+
+  start(bytes: number): void {
+    this.running = this.fh.sync().then(
+      () => {
+        this.running = null;
+        this.onDurable?.(bytes);
+      },
+      (err: unknown) => {
+        this.running = null;
+        this.failure = err;
+      },
+    );
+  }
+
+  /** A failed fsync fails the copy at the next chunk, as it would have in the loop. */
+  throwIfFailed(): void {
+    if (this.failure !== null) throw this.failure;
+  }
+
+  async settled(): Promise<void> {
+    await this.running;
+    this.throwIfFailed();
   }
 }
 
