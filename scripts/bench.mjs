@@ -26,6 +26,7 @@ import {
   archivedFiles,
   checkDockdRun,
   custodyWindow,
+  dockSim,
   generateMain,
   generateScale,
   listFiles,
@@ -215,17 +216,21 @@ async function bench() {
     const throttled = main.map((c) => ({ ...c, files: c.files.slice(0, throttledFiles) }));
     log(`(d) dockd, ${opts.cameras} links × ${opts.linkMBps} MB/s, ${throttledFiles} recordings per camera`);
     dir = path.join(runsDir, 'd');
-    prepareSim(path.join(dir, 'sim'), pristineMain, throttled, { throughputBytesPerSec: linkBytesPerSec });
+    const simDir = path.join(dir, 'sim');
+    const link = { throughputBytesPerSec: linkBytesPerSec };
+    prepareSim(simDir, pristineMain, throttled, link);
     await syncDisks();
     log('(d0) the same throttled cameras read through the simulated driver by a hash-only reader');
     try {
-      runs.d0 = await readThroughSimDriver(path.join(dir, 'sim'), throttled);
+      runs.d0 = await readThroughSimDriver(simDir, throttled);
       runs.d0.files = totals(throttled).files;
     } catch (err) {
       // Information only: a change to the driver's module must not cost the dockd figures.
       log(`(d0) skipped: ${err instanceof Error ? err.message : String(err)}`);
     }
-    runs.d = await runDockd(dir, throttled, expected, problems);
+    // Undocked again: (d) docks them into a daemon that is already running, as at a real dock.
+    for (const cam of throttled) rm(path.join(simDir, cam.slot, 'camera.json'));
+    runs.d = await runDockd(dir, throttled, expected, problems, { dock: () => dockSim(simDir, throttled, link) });
     runs.d.linkBytesPerSec = linkBytesPerSec * opts.cameras;
     checked.push(checkedNote('(d)'));
   }
@@ -267,9 +272,9 @@ function checkedNote(run) {
 }
 
 /** A dockd run plus its checks; `after` runs on the finished store before it is removed. */
-async function runDockd(dir, cameras, expected, problems, { after, config, env, waitFor, encrypted = false, extraTimeoutMs = 0 } = {}) {
+async function runDockd(dir, cameras, expected, problems, { after, config, env, waitFor, dock, encrypted = false, extraTimeoutMs = 0 } = {}) {
   const { files, bytes } = totals(cameras);
-  const r = await runDaemon({ dir, expectedFiles: files, timeoutMs: timeoutFor(bytes, files) + extraTimeoutMs, config, env, waitFor });
+  const r = await runDaemon({ dir, expectedFiles: files, timeoutMs: timeoutFor(bytes, files) + extraTimeoutMs, config, env, waitFor, dock });
   r.files = files;
   r.bytes = bytes;
   r.window = custodyWindow(r.dataDir);
