@@ -55,19 +55,16 @@ class ScriptedCamera implements CameraSession {
   async read(id: string, offset: number): Promise<Readable> {
     this.started.push(id);
     for (const w of this.readStartedWaiters.filter((x) => x.id === id)) w.resolve();
-    const self = this;
-    return Readable.from(
-      (async function* () {
-        self.active++;
-        try {
-          await self.hooks.beforeData?.(id, self);
-          yield contentOf(self.serial, id).subarray(offset);
-        } finally {
-          self.active--;
-        }
-      })(),
-      { objectMode: false },
-    );
+    return Readable.from(this.deliver(id, offset), { objectMode: false });
+  }
+  private async *deliver(id: string, offset: number): AsyncGenerator<Buffer> {
+    this.active++;
+    try {
+      await this.hooks.beforeData?.(id, this);
+      yield contentOf(this.serial, id).subarray(offset);
+    } finally {
+      this.active--;
+    }
   }
   async delete(id: string): Promise<void> {
     await this.hooks.beforeDelete?.(id, this);
