@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DriverError } from '../../drivers/types.js';
 import { createEncryptStream } from '../crypto/age.js';
-import { BatchedWriter, guardedRead, hashWhole, readSourceAgain, VerifyError, type CopyContext, type CopyRequest, type CopyResult } from './copy.js';
+import { BatchedWriter, guardedRead, hashWhole, readSourceAgain, syncStaging, VerifyError, type CopyContext, type CopyRequest, type CopyResult } from './copy.js';
 
 export async function copyRecordingEncrypted(req: CopyRequest, ctx: CopyContext, recipients: string[]): Promise<CopyResult> {
   const plain = createHash('sha256');
@@ -48,7 +48,7 @@ export async function copyRecordingEncrypted(req: CopyRequest, ctx: CopyContext,
     const sha256 = plain.digest('hex');
     if (ctx.verifySource) await readSourceAgain(ctx, req, sha256);
     ctx.onSourceDone?.();
-    await fh.sync();
+    await syncStaging(fh);
     const storedSha256 = stored.digest('hex');
     await fh.close();
     const reread = ctx.hashPool ? await ctx.hashPool.hashFile(req.stagingPath, storedBytes) : await hashWhole(req.stagingPath);

@@ -101,7 +101,7 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
     ctx.onSourceDone?.();
     await out.flush();
     await checkpoint.settled();
-    await fh.sync();
+    await syncStaging(fh);
   } catch (err) {
     await checkpoint.settled().catch(() => undefined);
     // Keep what arrived: once synced, the next attempt resumes after it instead of starting over.
@@ -109,7 +109,7 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
     if (offset > resumedFrom && !(err instanceof VerifyError)) {
       await out.flush().catch(() => undefined);
       try {
-        await fh.sync();
+        await syncStaging(fh);
         if (out.written > resumedFrom) ctx.onDurable?.(out.written);
       } catch {
         // the original error is the one worth reporting
@@ -151,6 +151,28 @@ export class VerifyError extends DriverError {
   }
 }
 
+/** fsyncs of staging files allowed at once; libuv's pool has four threads. */
+const SYNCS_AT_ONCE = 2;
+let syncsRunning = 0;
+const syncWaiters: Array<() => void> = [];
+
+/**
+ * fsync of a staging file, at most SYNCS_AT_ONCE at a time. An fsync of a finished 64 MiB copy
+ * holds a thread of libuv's pool for as long as the disk takes; four cameras finishing together
+ * held all four, and every camera's next reads and writes queued behind them (8 % of four
+ * 40 MB/s links). A bigger pool cost the 20,000-small-file run 15 % more CPU instead.
+ */
+export async function syncStaging(fh: FileHandle): Promise<void> {
+  while (syncsRunning >= SYNCS_AT_ONCE) await new Promise<void>((resolve) => syncWaiters.push(resolve));
+  syncsRunning++;
+  try {
+    await fh.sync();
+  } finally {
+    syncsRunning--;
+    syncWaiters.shift()?.();
+  }
+}
+
 /**
  * Makes a long copy durable in steps without holding up the camera: the fsync runs on libuv's
  * pool while reading goes on, and only the bytes written before it began are reported durable.
@@ -170,7 +192,7 @@ export class Checkpointer {
   }
 
   start(bytes: number): void {
-    this.running = this.fh.sync().then(
+    this.running = syncStaging(this.fh).then(
       () => {
         this.running = null;
         this.onDurable?.(bytes);
