@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { SimCameraSession } from '../drivers/simulated/index.js';
-import { BatchedWriter, Checkpointer, copyRecording, hashWhole, VerifyError } from '../src/ingest/copy.js';
+import { BatchedWriter, Checkpointer, copyRecording, hashWhole, syncStaging, VerifyError } from '../src/ingest/copy.js';
 import { Readable } from 'node:stream';
 import type { CameraSession } from '../drivers/types.js';
 import type { FileHandle } from 'node:fs/promises';
@@ -175,5 +175,22 @@ describe('copy-and-hash', () => {
     await expect(cp.settled()).rejects.toMatchObject({ code: 'EIO' });
     expect(() => cp.throwIfFailed()).toThrow(/EIO/);
     expect(durable).toEqual([]);
+  });
+
+  it('runs at most two staging fsyncs at once and starts the next as one ends', async () => {
+    const finish: Array<() => void> = [];
+    const disk = () => ({ sync: () => new Promise<void>((r) => finish.push(r)) }) as unknown as FileHandle;
+    const done: number[] = [];
+    const syncs = [0, 1, 2].map((i) => syncStaging(disk()).then(() => done.push(i)));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(finish).toHaveLength(2);
+    finish[0]!();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(done).toEqual([0]);
+    expect(finish).toHaveLength(3);
+    finish[1]!();
+    finish[2]!();
+    await Promise.all(syncs);
+    expect(done).toEqual([0, 1, 2]);
   });
 });
