@@ -73,6 +73,13 @@ class ScriptedCamera implements CameraSession {
   async close(): Promise<void> {}
 }
 
+/** Waits for `event`, or gives up after 3 s and says so: a scheduling bug must fail, not hang. */
+async function cameOrGaveUp(event: Promise<void>): Promise<boolean> {
+  let gaveUp = false;
+  await Promise.race([event, new Promise<void>((r) => setTimeout(r, 3000)).then(() => (gaveUp = true))]);
+  return gaveUp;
+}
+
 function contentOf(serial: string, id: string): Buffer {
   const seed = createHash('sha256').update(`${serial}/${id}`).digest();
   const out = Buffer.alloc(BYTES);
@@ -92,7 +99,7 @@ afterEach(async () => {
   dirs = [];
 });
 
-async function run(cameras: ScriptedCamera[], ingest: Partial<ReturnType<typeof defaultConfig>['ingest']>) {
+async function run(cameras: ScriptedCamera[], ingest: Partial<ReturnType<typeof defaultConfig>['ingest']>, archiveFor = (dataDir: string) => new LocalArchive(dataDir, false)) {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dockd-engine-'));
   dirs.push(dataDir);
   db = openStore(dataDir);
@@ -100,7 +107,7 @@ async function run(cameras: ScriptedCamera[], ingest: Partial<ReturnType<typeof 
   const cfg = { ...defaultConfig().ingest, minFreeBytes: 0, ...ingest };
   const cleared = new Set<string>();
   let onCleared = () => {};
-  engine = new IngestEngine(db, custody, new LocalArchive(dataDir, false), cfg, log, {
+  engine = new IngestEngine(db, custody, archiveFor(dataDir), cfg, log, {
     deviceGone: () => {},
     cleared: (serial) => {
       cleared.add(serial);
@@ -136,9 +143,7 @@ describe('offload engine scheduling', () => {
     const cam = new ScriptedCamera('E-1', ['A.MP4', 'B.MP4', 'C.MP4'], {
       beforeData: (id) => new Promise((r) => setTimeout(r, id === 'B.MP4' ? 300 : 0)),
       beforeDelete: async (id, c) => {
-        if (id !== 'A.MP4') return;
-        const gaveUp = new Promise<void>((r) => setTimeout(r, 3000)).then(() => (heldUp = true));
-        await Promise.race([c.readStarted('C.MP4'), gaveUp]);
+        if (id === 'A.MP4') heldUp = await cameOrGaveUp(c.readStarted('C.MP4'));
       },
     });
     const rows = await run([cam], { perCamera: 1, concurrency: 4 });
@@ -177,5 +182,25 @@ describe('offload engine scheduling', () => {
     const rows = await run([cam], { perCamera: 2, concurrency: 8 });
     expect(rows.every((r) => r.status === 'verified')).toBe(true);
     expect(peak).toBe(2);
+  });
+
+  it('frees a concurrency slot once a copy has read its camera, before that copy is verified and committed', async () => {
+    // One slot, two cameras: A's copy is committed only once B's read has begun. An engine that
+    // held the slot until A was committed would keep B waiting here for ever.
+    const a = new ScriptedCamera('S-A', ['A.MP4']);
+    const b = new ScriptedCamera('S-B', ['B.MP4']);
+    let heldUp = false;
+    class SlowToCommit extends LocalArchive {
+      override async commit(stagingPath: string, rec: Parameters<LocalArchive['commit']>[1]): Promise<string> {
+        if (rec.camera === 'S-A') heldUp = await cameOrGaveUp(b.readStarted('B.MP4'));
+        return super.commit(stagingPath, rec);
+      }
+    }
+    const rows = await run([a, b], { perCamera: 1, concurrency: 1 }, (dataDir) => new SlowToCommit(dataDir, false));
+    expect(heldUp, "A's verification held the only slot that B needed").toBe(false);
+    expect(rows.map((r) => [r.camera, r.status, r.deleted_from_camera])).toEqual([
+      ['S-A', 'verified', 1],
+      ['S-B', 'verified', 1],
+    ]);
   });
 });
