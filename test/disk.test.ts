@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { generateIdentity } from '../src/crypto/age.js';
 import { allVerified, TestDock } from './support/harness.js';
 
 /**
@@ -68,8 +69,12 @@ describe('disk guard', () => {
     await d.waitForEvent('ingest.disk_ok');
   });
 
-  it('survives ENOSPC in the middle of a copy (even SQLite full), keeps the recording on the camera and finishes once space returns', async () => {
-    dock = new SmallDiskDock(16, { ingest: { minFreeBytes: 0 } });
+  // An encrypted copy is written by a worker thread of the seal pool, not by the copy loop.
+  it.each([
+    ['a plain copy', {}],
+    ['an encrypted copy', { encryption: { recipients: [generateIdentity().recipient] } }],
+  ])('survives ENOSPC in the middle of %s (even SQLite full), keeps the recording on the camera and finishes once space returns', async (_kind, extra) => {
+    dock = new SmallDiskDock(16, { ingest: { minFreeBytes: 0 }, ...extra });
     dock.dock('s1', { serial: 'DISK-2', files: [{ rel: 'long.mp4', size: 6_000_000 }], spec: { throughputBytesPerSec: 3_000_000 } });
     const d = dock.start();
     await d.waitForEvent('offload.started');

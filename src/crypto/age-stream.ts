@@ -239,13 +239,23 @@ class DecryptStream extends ChunkedTransform {
   }
 }
 
-export function encryptStream(recipients: Buffer[]): Transform {
+/**
+ * What every age file starts with, and the key its payload is sealed with: a fresh file key
+ * wrapped to each recipient (the header), then the payload nonce. The file key is wiped once
+ * the payload key is derived from it.
+ */
+export function startPayload(recipients: Buffer[]): { prefix: Buffer; key: Buffer } {
   const fileKey = randomBytes(FILE_KEY_SIZE);
   const header = buildHeader(fileKey, recipients);
   const nonce = randomBytes(NONCE_SIZE);
   const key = hkdf(fileKey, nonce, 'payload');
   fileKey.fill(0);
-  return new EncryptStream(key, Buffer.concat([header, nonce]));
+  return { prefix: Buffer.concat([header, nonce]), key };
+}
+
+export function encryptStream(recipients: Buffer[]): Transform {
+  const { prefix, key } = startPayload(recipients);
+  return new EncryptStream(key, prefix);
 }
 
 export function decryptStream(identities: X25519Identity[]): Transform {

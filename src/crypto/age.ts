@@ -6,7 +6,7 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import type { Transform } from 'node:stream';
 import { AgeError, x25519, x25519SecretKey, type X25519Identity } from './age-header.js';
-import { decryptStream, encryptStream, encryptedSize as payloadSize } from './age-stream.js';
+import { decryptStream, encryptStream, encryptedSize as payloadSize, startPayload } from './age-stream.js';
 import { Bech32Error, bech32Decode, bech32Encode } from './bech32.js';
 
 export { AgeError };
@@ -121,6 +121,15 @@ export function isAgeIdentityText(text: string): boolean {
 export function createEncryptStream(recipients: string[]): Transform {
   if (recipients.length === 0) throw new AgeError('at least one age recipient is required');
   return encryptStream(recipients.map(parseRecipient));
+}
+
+/**
+ * The start of a new age file for these recipients (header and payload nonce) and the key its
+ * payload chunks are sealed with, for sealing elsewhere than in createEncryptStream.
+ */
+export function startAgeFile(recipients: string[]): { prefix: Buffer; key: Buffer } {
+  if (recipients.length === 0) throw new AgeError('at least one age recipient is required');
+  return startPayload(recipients.map(parseRecipient));
 }
 
 /**

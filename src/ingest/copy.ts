@@ -46,7 +46,7 @@ export interface CopyResult {
 }
 
 const DURABLE_EVERY = 64 * 1024 * 1024;
-const CHECK_SPACE_EVERY = 16 * 1024 * 1024;
+export const CHECK_SPACE_EVERY = 16 * 1024 * 1024;
 
 export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise<CopyResult> {
   const hash = createHash('sha256');

@@ -16,6 +16,7 @@ import { copyRecording, VerifyError, type CopyContext, type CopyRequest } from '
 import { copyRecordingEncrypted } from './copy-encrypted.js';
 import { CameraLink } from './link.js';
 import { HashPool } from './hash-pool.js';
+import { AgeSealPool } from '../crypto/age-seal-pool.js';
 import { classify, DiskLowError, errorText } from './errors.js';
 import { backoffMs, retriesExhausted } from './retry.js';
 import { officerAt } from '../officers.js';
@@ -53,6 +54,7 @@ export interface EngineEvents {
 export class IngestEngine {
   private readonly queue: PQueue;
   private readonly hashPool = new HashPool();
+  private readonly sealPool = new AgeSealPool();
   private readonly cameras = new Map<string, ActiveCamera>();
   private readonly claimed = new Set<string>();
   private diskLow = false;
@@ -149,6 +151,7 @@ export class IngestEngine {
     await Promise.allSettled([...this.cameras.keys()].map((s) => this.detach(s)));
     await this.queue.onIdle();
     await this.hashPool.close();
+    await this.sealPool.close();
   }
 
   private fill(cam: ActiveCamera): void {
@@ -300,7 +303,7 @@ export class IngestEngine {
     cam.inflight.set(rec.id, resumeFrom);
     let lastSeen = resumeFrom;
     try {
-      const copy = recipients ? (r: CopyRequest, c: CopyContext) => copyRecordingEncrypted(r, c, recipients) : copyRecording;
+      const copy = recipients ? (r: CopyRequest, c: CopyContext) => copyRecordingEncrypted(r, c, recipients, this.sealPool) : copyRecording;
       const result = await copy(
         { sourceId: rec.source_id, expectedBytes: rec.bytes, stagingPath: staging, resumeFrom },
         {

@@ -1,0 +1,316 @@
+/**
+ * Sealing age payloads on worker threads. An encrypted copy costs ChaCha20-Poly1305 and a second
+ * SHA-256 (of the ciphertext) on top of a plain one; on the main thread those ran beside the
+ * camera reads and the plaintext hash and held that one core at its limit. Here the main thread
+ * only reads, hashes the plaintext and hands each chunk over (moved, not copied); a worker seals
+ * it, hashes the ciphertext and writes it to the staging file through the descriptor it is given.
+ *
+ * The file layout is the one of age-stream.ts (age-encryption.org/v1, STREAM with 64 KiB
+ * chunks): the test of this pool decrypts its output with that module and with `age`.
+ */
+import { Worker } from 'node:worker_threads';
+import os from 'node:os';
+import { startAgeFile } from './age.js';
+
+/** Plaintext bytes handed to a worker and not yet sealed, per file, before write() waits. */
+const IN_FLIGHT = 2 * 1024 * 1024;
+/** The worker reports progress in steps of this many bytes; less than IN_FLIGHT, or write() would wait for ever. */
+const ACK_EVERY = 512 * 1024;
+
+// Plain CommonJS evaluated in the worker, so the same code runs from dist/ and under vitest.
+// Writes are blocking: nothing else runs on this thread, and one writev per MiB keeps the
+// per-call cost out of sight.
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createCipheriv, createHash } = require('node:crypto');
+const { writevSync } = require('node:fs');
+const CHUNK = 64 * 1024;
+const BATCH = 1024 * 1024;
+const MAX_COUNTER = 2 ** 48 - 1;
+const ACK_EVERY = ${ACK_EVERY};
+const jobs = new Map();
+
+function fail(message, code) {
+  return Object.assign(new Error(message), { code });
+}
+
+class Job {
+  constructor(fd, key, prefix) {
+    this.fd = fd;
+    this.key = key;
+    this.held = Buffer.allocUnsafe(CHUNK);
+    this.filled = 0;
+    this.counter = 0;
+    this.hash = createHash('sha256');
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.position = 0;
+    this.unacked = 0;
+    this.out(prefix);
+  }
+
+  out(buf) {
+    this.hash.update(buf);
+    this.pending.push(buf);
+    this.pendingBytes += buf.length;
+    if (this.pendingBytes >= BATCH) this.flush();
+  }
+
+  flush() {
+    while (this.pendingBytes > 0) {
+      const n = writevSync(this.fd, this.pending, this.position);
+      if (n === 0) throw fail('the staging file accepted no bytes', 'write-stalled');
+      this.position += n;
+      this.pendingBytes -= n;
+      let left = n;
+      while (left > 0 && left >= this.pending[0].length) left -= this.pending.shift().length;
+      if (left > 0) this.pending[0] = this.pending[0].subarray(left);
+    }
+  }
+
+  seal(plaintext, final) {
+    if (this.counter > MAX_COUNTER) throw fail('age payload too long', 'age-too-long');
+    const nonce = Buffer.alloc(12);
+    nonce.writeUIntBE(this.counter++, 5, 6);
+    nonce[11] = final ? 1 : 0;
+    const c = createCipheriv('chacha20-poly1305', this.key, nonce, { authTagLength: 16 });
+    this.out(c.update(plaintext));
+    c.final();
+    this.out(c.getAuthTag());
+  }
+
+  // A full chunk is held back until more input shows it is not the last one.
+  data(buf) {
+    while (buf.length > 0) {
+      if (this.filled === CHUNK) {
+        this.seal(this.held, false);
+        this.filled = 0;
+      } else if (this.filled === 0 && buf.length > CHUNK) {
+        this.seal(buf.subarray(0, CHUNK), false);
+        buf = buf.subarray(CHUNK);
+      } else {
+        const n = Math.min(CHUNK - this.filled, buf.length);
+        buf.copy(this.held, this.filled, 0, n);
+        this.filled += n;
+        buf = buf.subarray(n);
+      }
+    }
+  }
+
+  end() {
+    this.seal(this.held.subarray(0, this.filled), true);
+    this.flush();
+    return { sha256: this.hash.digest('hex'), bytes: this.position };
+  }
+}
+
+const view = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+
+parentPort.on('message', (m) => {
+  const job = jobs.get(m.id);
+  try {
+    if (m.op === 'open') {
+      jobs.set(m.id, new Job(m.fd, view(m.key), view(m.prefix)));
+    } else if (m.op === 'data') {
+      if (!job) return;
+      job.data(view(m.chunk));
+      // An acknowledgement per chunk cost this thread more than the writes' system calls.
+      job.unacked += m.chunk.byteLength;
+      if (job.unacked >= ACK_EVERY) {
+        parentPort.postMessage({ id: m.id, ack: job.unacked });
+        job.unacked = 0;
+      }
+    } else if (m.op === 'end') {
+      if (!job) return;
+      jobs.delete(m.id);
+      const done = job.end();
+      job.key.fill(0);
+      parentPort.postMessage({ id: m.id, done });
+    } else if (m.op === 'drop') {
+      if (job) job.key.fill(0);
+      jobs.delete(m.id);
+      parentPort.postMessage({ id: m.id, dropped: true });
+    }
+  } catch (err) {
+    if (job) job.key.fill(0);
+    jobs.delete(m.id);
+    parentPort.postMessage({ id: m.id, error: String((err && err.message) || err), code: err && err.code });
+  }
+});
+`;
+
+export interface SealedFile {
+  /** SHA-256 and size of the whole age file as written. */
+  sha256: string;
+  bytes: number;
+}
+
+interface WorkerReply {
+  id: number;
+  ack?: number;
+  done?: SealedFile;
+  dropped?: true;
+  error?: string;
+  code?: string;
+}
+
+class SealWorker {
+  readonly worker = new Worker(WORKER_SOURCE, { eval: true });
+  readonly jobs = new Map<number, SealJob>();
+  dead = false;
+
+  constructor(onDeath: (w: SealWorker) => void) {
+    this.worker.unref();
+    this.worker.on('message', (m: WorkerReply) => this.jobs.get(m.id)?.reply(m));
+    const die = (err: Error) => {
+      if (this.dead) return;
+      this.dead = true;
+      onDeath(this);
+      for (const job of this.jobs.values()) job.workerDied(err);
+      this.jobs.clear();
+    };
+    this.worker.on('error', die);
+    this.worker.on('exit', (code) => die(new Error(`the sealing worker exited (code ${code})`)));
+  }
+}
+
+/**
+ * One age file being sealed by a worker. The worker writes through the descriptor it was given,
+ * so the caller must not close that file before end() or abort() has settled.
+ */
+export class SealJob {
+  private inFlight = 0;
+  private failure: Error | null = null;
+  private wake: (() => void) | null = null;
+  private finish: { resolve(f: SealedFile): void; reject(e: Error): void } | null = null;
+  private dropped: (() => void) | null = null;
+  private over = false;
+
+  constructor(
+    private readonly owner: SealWorker,
+    private readonly id: number,
+  ) {}
+
+  /** Hands a chunk over; the caller must not use it again. Waits while the worker is behind. */
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (chunk.length === 0) return;
+    this.inFlight += chunk.length;
+    this.post(chunk);
+    while (this.inFlight > IN_FLIGHT && !this.failure) await new Promise<void>((resolve) => (this.wake = resolve));
+    if (this.failure) throw this.failure;
+  }
+
+  /** Seals the last chunk and flushes; resolves with the hash and size of the file written. */
+  end(): Promise<SealedFile> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.finish = { resolve, reject };
+      this.owner.worker.postMessage({ op: 'end', id: this.id });
+    });
+  }
+
+  /** Stops the job; resolves once the worker will not touch the file again. */
+  abort(): Promise<void> {
+    if (this.over) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.dropped = resolve;
+      this.owner.worker.postMessage({ op: 'drop', id: this.id });
+    });
+  }
+
+  private post(chunk: Buffer): void {
+    // A buffer that is all of its memory moves to the worker at no cost. A view into a larger
+    // one (a pool slice, part of a USB transfer) is copied first: moving it would take the rest
+    // of that memory from whoever else holds it, and cloning the view would copy all of it.
+    const whole = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
+    if (whole) {
+      try {
+        this.owner.worker.postMessage({ op: 'data', id: this.id, chunk }, [chunk.buffer as ArrayBuffer]);
+        return;
+      } catch {
+        // Memory that cannot be detached (an external buffer from a native module) is copied.
+      }
+    }
+    const copy = new Uint8Array(chunk);
+    this.owner.worker.postMessage({ op: 'data', id: this.id, chunk: copy }, [copy.buffer]);
+  }
+
+  reply(m: WorkerReply): void {
+    if (m.ack !== undefined) {
+      this.inFlight -= m.ack;
+      if (this.inFlight <= IN_FLIGHT) this.release();
+    } else if (m.done) {
+      this.close();
+      this.finish?.resolve(m.done);
+    } else if (m.dropped) {
+      this.close();
+      this.dropped?.();
+    } else if (m.error !== undefined) {
+      this.close();
+      this.fail(Object.assign(new Error(m.error), { code: m.code }));
+    }
+  }
+
+  workerDied(err: Error): void {
+    this.over = true;
+    this.fail(err);
+    this.dropped?.();
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    this.release();
+    this.finish?.reject(this.failure);
+  }
+
+  private release(): void {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
+  }
+
+  private close(): void {
+    this.over = true;
+    this.owner.jobs.delete(this.id);
+  }
+}
+
+export class AgeSealPool {
+  private readonly workers: SealWorker[] = [];
+  private nextId = 1;
+
+  /** Workers start with the first file, so a dock that does not encrypt never has them. */
+  constructor(private readonly size = Math.max(1, (os.availableParallelism?.() ?? os.cpus().length) - 1)) {}
+
+  /** Starts sealing a new age file for `recipients` into the open file `fd`, from position 0. */
+  open(fd: number, recipients: string[]): SealJob {
+    const { prefix, key } = startAgeFile(recipients);
+    const owner = this.pick();
+    const id = this.nextId++;
+    const job = new SealJob(owner, id);
+    owner.jobs.set(id, job);
+    // Fresh copies that are all of their memory: the header may sit in Node's shared pool.
+    const keyCopy = new Uint8Array(key);
+    key.fill(0);
+    const prefixCopy = new Uint8Array(prefix);
+    owner.worker.postMessage({ op: 'open', id, fd, key: keyCopy, prefix: prefixCopy }, [keyCopy.buffer, prefixCopy.buffer]);
+    return job;
+  }
+
+  private pick(): SealWorker {
+    if (this.workers.length < this.size) {
+      const w = new SealWorker((dead) => {
+        const i = this.workers.indexOf(dead);
+        if (i >= 0) this.workers.splice(i, 1);
+      });
+      this.workers.push(w);
+      return w;
+    }
+    return this.workers.reduce((a, b) => (b.jobs.size < a.jobs.size ? b : a));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+  }
+}
