@@ -41,6 +41,9 @@ without, and replication against a plain upload loop to the same store, all meas
   --rgw-files N      recordings of each of them in (r)      (default: as many as make 512 MiB, at most --files;
                      env DOCKD_BENCH_RGW_FILES); (r) may hold at most 768 MiB, since the RGW's store is 2 GiB of memory
   --only LIST        runs to make, comma-separated, of ${RUNS.join(',')} (default all; b+sync = bsync)
+  --rounds N         times the runs that are compared with each other (b c bsync f a e) are made, in turn;
+                     the table shows each one's median run, the targets the median of the rounds' ratios
+                     (default 3, --quick 1; env DOCKD_BENCH_ROUNDS)
   --quick            a small smoke run
   --work DIR         where the work folder is made           (default os.tmpdir(); env DOCKD_BENCH_WORK)
   --out FILE         also write the results as JSON
@@ -60,6 +63,7 @@ export function parseOptions(argv, env = process.env) {
       'rgw-cameras': { type: 'string' },
       'rgw-files': { type: 'string' },
       only: { type: 'string' },
+      rounds: { type: 'string' },
       quick: { type: 'boolean', default: false },
       work: { type: 'string' },
       out: { type: 'string' },
@@ -106,6 +110,7 @@ export function parseOptions(argv, env = process.env) {
     mib,
     scaleFiles: int('scale-files', 'DOCKD_BENCH_SCALE_FILES', 20_000, 2_000, 0),
     linkMBps: int('link-mbps', 'DOCKD_BENCH_LINK_MBPS', 40, 40, 1),
+    rounds: int('rounds', 'DOCKD_BENCH_ROUNDS', 3, 1, 1),
     rgwCameras,
     rgwFiles,
     only,
@@ -656,6 +661,13 @@ export function machine(workDir) {
     os: `${os.type()} ${os.release()}`,
     fs: fsTypeOf(workDir),
   };
+}
+
+/** The run of median duration (the faster of the middle two for an even count), so its other figures are of one real run. */
+export function medianRun(list) {
+  if (list.length === 0) return undefined;
+  const sorted = [...list].sort((x, y) => x.seconds - y.seconds);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
 export function median(xs) {

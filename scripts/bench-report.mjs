@@ -4,7 +4,7 @@
  * not happen shows as "–" and a target that cannot be judged is left out.
  */
 import { writeFileSync } from 'node:fs';
-import { MB, RUNS, fmt, log, renderTable } from './bench-lib.mjs';
+import { MB, RUNS, fmt, log, median, renderTable } from './bench-lib.mjs';
 
 const TARGET_RATIO_C = 0.8;
 const TARGET_LINK_SHARE = 0.95;
@@ -45,7 +45,19 @@ export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs
   const dShare = d && mbps(d) / (d.linkBytesPerSec / MB);
   const dShareTransfer = dTransfer ? d.bytes / dTransfer / d.linkBytesPerSec : null;
   const d0Share = d && d0 ? mbps(d0) / (d.linkBytesPerSec / MB) : null;
-  const eRatio = a && e ? e.seconds / a.seconds : null;
+  // With several rounds a target's ratio is the median of the rounds' own ratios, each of two runs made back to back.
+  const rounds = runs.rounds ?? [];
+  const perRound = (num, den) => rounds.filter((x) => x[num] && x[den]).map((x) => x[num].seconds / x[den].seconds);
+  const roundsRatio = (num, den) => {
+    const list = perRound(num, den);
+    if (list.length > 1) return median(list);
+    return runs[num] && runs[den] ? runs[num].seconds / runs[den].seconds : null;
+  };
+  const ofRounds = (num, den) => {
+    const list = perRound(num, den);
+    return list.length > 1 ? ` (median of ${list.length} rounds: ${list.map((x) => fmt(x)).join(', ')})` : '';
+  };
+  const eRatio = roundsRatio('e', 'a');
   const eSlower = eRatio === null ? null : eRatio - 1;
   const rWindow = r && span(r, 'firstVerified', 'lastReplicated');
   const rUploads = r && span(r, 'lastVerified', 'lastReplicated');
@@ -53,16 +65,18 @@ export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs
   const rBaseRate = r?.baseline ? r.baseline.bytes / r.baseline.seconds : null;
   const rShare = rRate === null || rBaseRate === null ? null : rRate / rBaseRate;
   const dockdRuns = [a, e, d, s, r].filter(Boolean);
-  const peak = dockdRuns.length ? Math.max(...dockdRuns.map((x) => x.peakRssBytes ?? 0)) : null;
-  const peakRun = Object.entries({ a, e, d, s, r }).find(([, x]) => x && (x.peakRssBytes ?? 0) === peak)?.[0];
-  const ratioC = a && c ? a.seconds / c.seconds : null;
+  // Every round's dockd runs count for memory, not only the median ones.
+  const everyDockdRun = [...rounds.flatMap((x) => [x.a && ['a', x.a], x.e && ['e', x.e]]), ['d', d], ['s', s], ['r', r]].filter((x) => x && x[1]);
+  const peak = everyDockdRun.length ? Math.max(...everyDockdRun.map(([, x]) => x.peakRssBytes ?? 0)) : null;
+  const peakRun = everyDockdRun.find(([, x]) => (x.peakRssBytes ?? 0) === peak)?.[0];
+  const ratioC = roundsRatio('a', 'c');
 
   const targets = [
-    ratioC !== null && { target: '(a)/(c) time', goal: `≤ ${fmt(TARGET_RATIO_C)}`, value: fmt(ratioC), met: ratioC <= TARGET_RATIO_C },
+    ratioC !== null && { target: '(a)/(c) time', goal: `≤ ${fmt(TARGET_RATIO_C)}`, value: fmt(ratioC) + (perRound('a', 'c').length > 1 ? ', median of rounds' : ''), met: ratioC <= TARGET_RATIO_C },
     eRatio !== null && {
       target: '(e) encrypted vs (a) time',
       goal: `≤ ${fmt(TARGET_ENCRYPTION_SLOWER * 100, 0)} % slower`,
-      value: `${fmt(eSlower * 100, 1)} % (× ${fmt(eRatio)})`,
+      value: `${fmt(eSlower * 100, 1)} % (× ${fmt(eRatio)})` + (perRound('e', 'a').length > 1 ? ', median of rounds' : ''),
       met: eSlower <= TARGET_ENCRYPTION_SLOWER,
     },
     d && { target: `(d) share of link total, ${from(d)} → done`, goal: `≥ ${fmt(TARGET_LINK_SHARE * 100, 0)} %`, value: `${fmt(dShare * 100, 1)} %`, met: dShare >= TARGET_LINK_SHARE },
@@ -115,17 +129,29 @@ export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs
     out.push(renderTable(['run', 'MB', 'files', 'seconds', 'MB/s', 'time/(b)', 'time/(c)', 'CPU s', 'peak RSS MB'], rows));
     out.push('');
   }
+  if (rounds.length > 1) {
+    const kinds = ['b', 'c', 'bsync', 'f', 'a', 'e'].filter((k) => rounds.some((x) => x[k]));
+    out.push(`rounds:  ${rounds.length}; the table shows each run's median of them, in seconds per round:`);
+    out.push(`         ${kinds.map((k) => `(${k === 'bsync' ? 'b+sync' : k}) ${rounds.map((x) => (x[k] ? fmt(x[k].seconds) : '–')).join(' ')}`).join('; ')}`);
+    const ratios = [
+      ['a', 'c'],
+      ['e', 'a'],
+      ['a', 'f'],
+    ].filter(([num, den]) => perRound(num, den).length > 1);
+    if (ratios.length) out.push(`         ratios per round: ${ratios.map(([num, den]) => `(${num})/(${den}) ${perRound(num, den).map((x) => fmt(x)).join(', ')}`).join('; ')}`);
+    out.push('');
+  }
   if (a) out.push(`(a) spawn → first copy ${fmt(startup(a))} s; first copy → last deletion ${fmt(aTransfer)} s (${fmt(aTransfer ? a.bytes / MB / aTransfer : null, 1)} MB/s)`);
   if (a && f) {
     out.push(
-      `(f) the floor took ${fmt(f.seconds)} s${c ? ` = ${fmt(f.seconds / c.seconds)} × (c)` : ''}; dockd (a) took ${fmt(a.seconds / f.seconds)} × the floor spawn → done` +
+      `(f) the floor took ${fmt(f.seconds)} s${c ? ` = ${fmt(f.seconds / c.seconds)} × (c)` : ''}; dockd (a) took ${fmt(roundsRatio('a', 'f'))} × the floor spawn → done${ofRounds('a', 'f')}` +
         (aTransfer ? `, ${fmt(aTransfer / f.seconds)} × first copy → last deletion` : ''),
     );
   }
   if (e) {
     out.push(
       `(e) spawn → first copy ${fmt(startup(e))} s; first copy → last deletion ${fmt(eTransfer)} s (${fmt(eTransfer ? e.bytes / MB / eTransfer : null, 1)} MB/s)` +
-        (a ? `; against (a): × ${fmt(eRatio)} = ${fmt(Math.abs(eSlower) * 100, 1)} % ${eSlower < 0 ? 'faster' : 'slower'} spawn → done` : '') +
+        (a ? `; against (a): × ${fmt(eRatio)} = ${fmt(Math.abs(eSlower) * 100, 1)} % ${eSlower < 0 ? 'faster' : 'slower'} spawn → done${ofRounds('e', 'a')}` : '') +
         (a && aTransfer && eTransfer ? `, × ${fmt(eTransfer / aTransfer)} first copy → last deletion` : ''),
     );
   }
@@ -192,11 +218,12 @@ export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs
         quick: opts.quick,
       },
       only: [...opts.only],
+      rounds: rounds.map((x) => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, { seconds: v.seconds, cpuSeconds: v.cpuSeconds, peakRssBytes: v.peakRssBytes ?? null }]))),
       runs: {
         cp: pick(b) ?? null,
         cpSha256sum: pick(c) ?? null,
         cpSync: pick(bsync) ?? null,
-        floor: f ? { ...pick(f), ratioToCpSha256sum: c ? f.seconds / c.seconds : null, dockdToFloor: a ? a.seconds / f.seconds : null } : null,
+        floor: f ? { ...pick(f), ratioToCpSha256sum: roundsRatio('f', 'c'), dockdToFloor: roundsRatio('a', 'f') } : null,
         dockd: a ? { ...pick(a), ratioToCp: b ? a.seconds / b.seconds : null, ratioToCpSha256sum: ratioC } : null,
         dockdEncrypted: e ? { ...pick(e), ratioToDockd: eRatio, slowerThanDockd: eSlower, decrypted: e.decrypted } : null,
         dockdThrottled: d ? { ...pick(d), linkBytesPerSec: d.linkBytesPerSec, linkShare: dShare, linkShareTransfer: dShareTransfer } : null,

@@ -33,6 +33,7 @@ import {
   log,
   machine,
   median,
+  medianRun,
   onPath,
   parseOptions,
   parseSums,
@@ -154,60 +155,75 @@ async function bench() {
   let dest;
   let dir;
 
-  if (want('b')) {
-    log('(b) cp -r');
-    dest = path.join(runsDir, 'b');
-    runs.b = await timed('cp', ['-r', pristineMain, dest], { statsFile });
-    if (listFiles(dest).length !== mainTotals.files) problems.push(`(b) cp -r copied ${listFiles(dest).length} files, expected ${mainTotals.files}`);
-    rm(dest);
-    await syncDisks();
-  }
-
+  // The runs compared with each other are made in turn, round after round: on a shared VM one
+  // run can be 40 % off the next for no reason of its own, and a ratio of two runs made back to
+  // back in one round is steadier than one of two figures from anywhere in the run.
+  const rounds = [];
   // dockd's hashes are held against sha256sum's when (c) ran, else against the generator's.
   let expected = generated;
-  if (want('c')) {
-    log('(c) cp -r + sha256sum');
-    dest = path.join(runsDir, 'c');
-    runs.c = await timed('sh', ['-c', 'cp -r "$1" "$2" && cd "$2" && exec find . -type f -exec sha256sum {} +', 'sh', pristineMain, dest], { capture: true, statsFile });
-    const sums = parseSums(runs.c.stdout);
-    if (sums.size !== mainTotals.files) problems.push(`(c) sha256sum listed ${sums.size} files, expected ${mainTotals.files}`);
-    for (const [k, v] of generated) if (sums.get(k) !== v) problems.push(`(c) sha256sum of ${k} is ${sums.get(k)}, generated ${v}`);
-    expected = sums;
-    rm(dest);
-    await syncDisks();
-  }
+  for (let n = 1; n <= opts.rounds; n++) {
+    const round = {};
+    const first = n === 1;
+    const tag = opts.rounds > 1 ? `[round ${n}/${opts.rounds}] ` : '';
+    if (want('b')) {
+      log(`${tag}(b) cp -r`);
+      dest = path.join(runsDir, 'b');
+      round.b = await timed('cp', ['-r', pristineMain, dest], { statsFile });
+      if (listFiles(dest).length !== mainTotals.files) problems.push(`(b) cp -r copied ${listFiles(dest).length} files, expected ${mainTotals.files}`);
+      rm(dest);
+      await syncDisks();
+    }
 
-  if (want('bsync')) {
-    log('(b+sync) cp -r; sync');
-    dest = path.join(runsDir, 'bsync');
-    runs.bsync = await timed('sh', ['-c', 'cp -r "$1" "$2" && exec sync', 'sh', pristineMain, dest], { statsFile });
-    rm(dest);
-    await syncDisks();
-  }
+    if (want('c')) {
+      log(`${tag}(c) cp -r + sha256sum`);
+      dest = path.join(runsDir, 'c');
+      round.c = await timed('sh', ['-c', 'cp -r "$1" "$2" && cd "$2" && exec find . -type f -exec sha256sum {} +', 'sh', pristineMain, dest], { capture: true, statsFile });
+      const sums = parseSums(round.c.stdout);
+      if (sums.size !== mainTotals.files) problems.push(`(c) sha256sum listed ${sums.size} files, expected ${mainTotals.files}`);
+      for (const [k, v] of generated) if (sums.get(k) !== v) problems.push(`(c) sha256sum of ${k} is ${sums.get(k)}, generated ${v}`);
+      expected = sums;
+      rm(dest);
+      await syncDisks();
+    }
 
-  // Just before (a): what dockd's invariants cost with nothing around them, in the same cache state.
-  if (want('f')) {
-    log('(f) the floor: copy + SHA-256, fsync, re-read in a worker and compare, per camera in parallel');
-    dest = path.join(runsDir, 'f');
-    runs.f = await timed(process.execPath, [path.join(ROOT, 'scripts', 'bench-floor.mjs'), pristineMain, dest], { capture: true, statsFile });
-    const sums = parseSums(runs.f.stdout);
-    if (sums.size !== mainTotals.files) problems.push(`(f) the floor listed ${sums.size} files, expected ${mainTotals.files}`);
-    for (const [k, v] of generated) if (sums.get(k) !== v) problems.push(`(f) the floor hashed ${k} as ${sums.get(k)}, generated ${v}`);
-    rm(dest);
-    await syncDisks();
-  }
+    if (want('bsync')) {
+      log(`${tag}(b+sync) cp -r; sync`);
+      dest = path.join(runsDir, 'bsync');
+      round.bsync = await timed('sh', ['-c', 'cp -r "$1" "$2" && exec sync', 'sh', pristineMain, dest], { statsFile });
+      rm(dest);
+      await syncDisks();
+    }
 
-  if (want('a')) {
-    log('(a) dockd');
-    dir = path.join(runsDir, 'a');
-    prepareSim(path.join(dir, 'sim'), pristineMain, main);
-    await syncDisks();
-    runs.a = await runDockd(dir, main, expected, problems);
-    checked.push(checkedNote('(a)'));
-  }
+    // Just before (a): what dockd's invariants cost with nothing around them, in the same cache state.
+    if (want('f')) {
+      log(`${tag}(f) the floor: copy + SHA-256, fsync, re-read in a worker and compare, per camera in parallel`);
+      dest = path.join(runsDir, 'f');
+      round.f = await timed(process.execPath, [path.join(ROOT, 'scripts', 'bench-floor.mjs'), pristineMain, dest], { capture: true, statsFile });
+      const sums = parseSums(round.f.stdout);
+      if (sums.size !== mainTotals.files) problems.push(`(f) the floor listed ${sums.size} files, expected ${mainTotals.files}`);
+      for (const [k, v] of generated) if (sums.get(k) !== v) problems.push(`(f) the floor hashed ${k} as ${sums.get(k)}, generated ${v}`);
+      rm(dest);
+      await syncDisks();
+    }
 
-  // Straight after (a), so that both meet the same cache state.
-  if (want('e')) runs.e = await encryptedRun(pristineMain, main, expected, problems, checked);
+    if (want('a')) {
+      log(`${tag}(a) dockd`);
+      dir = path.join(runsDir, 'a');
+      prepareSim(path.join(dir, 'sim'), pristineMain, main);
+      await syncDisks();
+      round.a = await runDockd(dir, main, expected, problems);
+      if (first) checked.push(checkedNote('(a)'));
+    }
+
+    // Straight after (a), so that both meet the same cache state.
+    if (want('e')) round.e = await encryptedRun(pristineMain, main, expected, problems, first ? checked : [], tag);
+    rounds.push(round);
+  }
+  for (const kind of ['b', 'c', 'bsync', 'f', 'a', 'e']) {
+    const made = rounds.map((r) => r[kind]).filter(Boolean);
+    if (made.length) runs[kind] = medianRun(made);
+  }
+  runs.rounds = rounds;
 
   if (want('d')) {
     const linkBytesPerSec = opts.linkMBps * MB;
@@ -292,10 +308,12 @@ async function runDockd(dir, cameras, expected, problems, { after, config, env, 
  * identity file lives in the work folder, beside and never inside the run: dockd refuses to
  * start with a secret key in its data dir or config.
  */
-async function encryptedRun(pristineMain, main, expected, problems, checked) {
-  log('(e) dockd, encryption at rest (age, one X25519 recipient)');
+async function encryptedRun(pristineMain, main, expected, problems, checked, tag = '') {
+  log(`${tag}(e) dockd, encryption at rest (age, one X25519 recipient)`);
   const dir = path.join(runsDir, 'e');
   const identityFile = path.join(work, 'custodian.key');
+  // A fresh custodian each round; keygen never overwrites a key.
+  rm(identityFile);
   const recipient = keygen(identityFile, path.join(dir, 'data'));
   prepareSim(path.join(dir, 'sim'), pristineMain, main);
   await syncDisks();
