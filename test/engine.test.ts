@@ -7,84 +7,21 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import pino from 'pino';
-import type { CameraSession, RecordingEntry } from '../drivers/types.js';
 import { defaultConfig } from '../src/config.js';
 import { CustodyLog } from '../src/custody/log.js';
 import { LocalArchive } from '../src/archive/local.js';
 import { IngestEngine } from '../src/ingest/engine.js';
 import { Planner } from '../src/ingest/planner.js';
 import { openStore, type Db } from '../src/store/db.js';
+import { contentOf, ScriptedCamera } from './support/scripted-camera.js';
 
 const log = pino({ level: 'silent' });
-const BYTES = 300_000;
-
-/** A camera whose reads and deletes the test holds and lets go. */
-class ScriptedCamera implements CameraSession {
-  readonly capabilities = { resume: true, delete: true };
-  readonly started: string[] = [];
-  readonly deleted: string[] = [];
-  active = 0;
-  private readonly readStartedWaiters: Array<{ id: string; resolve: () => void }> = [];
-
-  constructor(
-    readonly serial: string,
-    readonly files: string[],
-    private readonly hooks: {
-      /** Resolves when the read of `id` may deliver its bytes. */
-      beforeData?(id: string, cam: ScriptedCamera): Promise<void>;
-      beforeDelete?(id: string, cam: ScriptedCamera): Promise<void>;
-    } = {},
-  ) {}
-
-  readStarted(id: string): Promise<void> {
-    if (this.started.includes(id)) return Promise.resolve();
-    return new Promise((resolve) => this.readStartedWaiters.push({ id, resolve }));
-  }
-
-  async identity() {
-    return { serial: this.serial, model: 'Scripted', firmware: '1' };
-  }
-  async battery() {
-    return null;
-  }
-  async *list(): AsyncIterable<RecordingEntry> {
-    for (const id of this.files) yield { id, path: id, bytes: BYTES, modifiedAt: null };
-  }
-  async read(id: string, offset: number): Promise<Readable> {
-    this.started.push(id);
-    for (const w of this.readStartedWaiters.filter((x) => x.id === id)) w.resolve();
-    return Readable.from(this.deliver(id, offset), { objectMode: false });
-  }
-  private async *deliver(id: string, offset: number): AsyncGenerator<Buffer> {
-    this.active++;
-    try {
-      await this.hooks.beforeData?.(id, this);
-      yield contentOf(this.serial, id).subarray(offset);
-    } finally {
-      this.active--;
-    }
-  }
-  async delete(id: string): Promise<void> {
-    await this.hooks.beforeDelete?.(id, this);
-    this.deleted.push(id);
-  }
-  async close(): Promise<void> {}
-}
-
 /** Waits for `event`, or gives up after 3 s and says so: a scheduling bug must fail, not hang. */
 async function cameOrGaveUp(event: Promise<void>): Promise<boolean> {
   let gaveUp = false;
   await Promise.race([event, new Promise<void>((r) => setTimeout(r, 3000)).then(() => (gaveUp = true))]);
   return gaveUp;
-}
-
-function contentOf(serial: string, id: string): Buffer {
-  const seed = createHash('sha256').update(`${serial}/${id}`).digest();
-  const out = Buffer.alloc(BYTES);
-  for (let i = 0; i < BYTES; i += seed.length) seed.copy(out, i);
-  return out;
 }
 
 let dirs: string[] = [];

@@ -11,13 +11,22 @@ import type { IngestEngine } from '../ingest/engine.js';
 import type { Planner } from '../ingest/planner.js';
 import type { Db } from '../store/db.js';
 import type { BusListener } from '../bus/types.js';
+import type { RetryConfig } from '../config.js';
+import { backoffMs } from '../ingest/retry.js';
 import { selectDriver } from './drivers.js';
 
 const SERIAL = /^[^\p{Cc}]{1,64}$/u;
 
+/**
+ * A camera that fails to open with a transient error is tried again while it stays plugged in:
+ * right after it is plugged, gvfs or gphoto2 may hold it, a mass-storage volume may not be mounted
+ * yet, a first PTP transaction may time out. About a minute in all before it is given up.
+ */
+const OPEN_RETRY: RetryConfig = { attempts: 6, baseDelayMs: 2000, maxDelayMs: 30_000 };
+
 interface Slot {
   device: DeviceInfo;
-  state: 'opening' | 'docked' | 'gone' | 'invalid';
+  state: 'opening' | 'docked' | 'gone' | 'invalid' | 'retrying';
   session?: CameraSession;
   serial?: string;
   visit?: number;
@@ -31,12 +40,15 @@ export interface DockOptions {
   driverRules?: Record<string, string>;
   /** Called after each battery reading, so battery alerts can be raised once per visit. */
   onBattery?(serial: string, visit: number): void;
+  /** How often and how fast a transient failure to open a camera is retried. */
+  openRetry?: RetryConfig;
 }
 
 export class DockManager implements BusListener {
   private readonly slots = new Map<string, Slot>();
   private readonly chains = new Map<string, Promise<void>>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly reopenTimers = new Map<string, NodeJS.Timeout>();
   private readonly q;
 
   constructor(
@@ -101,9 +113,12 @@ export class DockManager implements BusListener {
     }
   }
 
-  private async dock(k: string, device: DeviceInfo): Promise<void> {
+  private async dock(k: string, device: DeviceInfo, attempt = 1): Promise<void> {
     const existing = this.slots.get(k);
     if (existing?.state === 'docked') return;
+    // A bus event for the slot (a change, a new attach) starts over from the first attempt.
+    clearTimeout(this.reopenTimers.get(k));
+    this.reopenTimers.delete(k);
     const driver = selectDriver(this.opts.drivers, device, this.opts.driverRules);
     const slotLog = this.log.child({ slot: device.slot });
     if (!driver) {
@@ -123,8 +138,32 @@ export class DockManager implements BusListener {
     } catch (err) {
       slot.state = 'invalid';
       await slot.session?.close().catch(() => undefined);
+      const retry = this.opts.openRetry ?? OPEN_RETRY;
+      if (err instanceof DriverError && err.transient && attempt < retry.attempts && this.slots.get(k) === slot) {
+        slot.state = 'retrying';
+        const delayMs = backoffMs(attempt, retry);
+        slotLog.warn(
+          { event: 'camera.open_retry', slotKey: device.key, attempt, attempts: retry.attempts, delayMs, error: err.message },
+          `cannot open the camera in slot ${device.slot} (attempt ${attempt} of ${retry.attempts}): ${err.message}; trying again in ${(delayMs / 1000).toFixed(1)} s`,
+        );
+        const timer = setTimeout(() => {
+          this.reopenTimers.delete(k);
+          void this.serially(k, async () => {
+            // Unplugged or opened some other way meanwhile: nothing to retry.
+            if (this.slots.get(k) !== slot || slot.state !== 'retrying') return;
+            await this.dock(k, device, attempt + 1);
+          });
+        }, delayMs);
+        timer.unref();
+        this.reopenTimers.set(k, timer);
+        return;
+      }
       const where = device.path ? `${device.path}/camera.json` : device.key;
-      slotLog.error({ event: 'camera.rejected', slotKey: device.key, file: where, error: (err as Error).message }, `cannot dock camera in slot ${device.slot}: ${(err as Error).message}`);
+      const tries = attempt > 1 ? ` after ${attempt} attempts` : '';
+      slotLog.error(
+        { event: 'camera.rejected', slotKey: device.key, file: where, attempts: attempt, error: (err as Error).message },
+        `cannot dock camera in slot ${device.slot}${tries}: ${(err as Error).message}`,
+      );
       return;
     }
   }
@@ -200,6 +239,8 @@ export class DockManager implements BusListener {
     const slot = this.slots.get(k);
     clearInterval(this.timers.get(k));
     this.timers.delete(k);
+    clearTimeout(this.reopenTimers.get(k));
+    this.reopenTimers.delete(k);
     if (!slot) return;
     if (slot.state !== 'docked' || !slot.serial) {
       this.slots.delete(k);
