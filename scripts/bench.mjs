@@ -217,7 +217,7 @@ async function bench() {
 
     // Straight after (a), so that both meet the same cache state.
     if (want('e')) round.e = await encryptedRun(pristineMain, main, expected, problems, first ? checked : [], tag);
-    rounds.push(round);
+    if (Object.keys(round).length) rounds.push(round);
   }
   for (const kind of ['b', 'c', 'bsync', 'f', 'a', 'e']) {
     const made = rounds.map((r) => r[kind]).filter(Boolean);

@@ -2,7 +2,8 @@
  * Replication against a real S3 store with Object Lock (single-node Ceph RGW started here).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CreateBucketCommand, DeleteObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, S3Client } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, S3Client } from '@aws-sdk/client-s3';
 import { rgwClient, startRgw, type Rgw } from './support/rgw.js';
 import { allVerified, TestDock, waitFor, type CustodyJson } from './support/harness.js';
 
@@ -53,6 +54,10 @@ describe('replication to S3 with Object Lock', () => {
         expect(head.ContentLength).toBe(r.bytes);
         expect(head.ObjectLockMode).toBe('COMPLIANCE');
         expect(head.ObjectLockRetainUntilDate!.getTime()).toBeGreaterThan(Date.now() + 23 * 3600_000);
+        // The bytes themselves, read back: parts of one upload and the uploads after it share
+        // one body buffer, and metadata alone would not show a part sent with stale bytes.
+        const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        expect(createHash('sha256').update(await got.Body!.transformToByteArray()).digest('hex')).toBe(r.sha256);
         const manifest = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${key}.custody.json` }));
         expect(manifest.Metadata?.sha256).toBe(r.sha256);
 

@@ -60,6 +60,13 @@ export function s3ClientFor(target: Pick<ReplicationConfig, 'endpoint' | 'region
 
 export class ObjectStore {
   readonly client: S3Client;
+  /**
+   * One request body's memory, kept from one upload to the next. A fresh buffer per 8 MiB part
+   * stayed garbage until the collector noticed the external memory, and that pushed the
+   * replicating daemon's RSS past 150 MB. A body is reused only once its request has settled;
+   * were a stale write ever to send changed bytes, the store would refuse them by their Content-MD5.
+   */
+  private spare: Buffer | null = null;
 
   constructor(private readonly cfg: ReplicationConfig, creds: S3Credentials) {
     this.client = s3ClientFor(cfg, creds);
@@ -91,10 +98,15 @@ export class ObjectStore {
 
   async put(req: PutRequest): Promise<void> {
     const lock = { ObjectLockMode: this.cfg.objectLock.mode as ObjectLockMode, ObjectLockRetainUntilDate: req.retainUntil };
-    const fh = await open(req.file, 'r');
+    const single = req.bytes <= this.cfg.multipartThresholdBytes;
+    const memory = this.borrow(single ? req.bytes : this.cfg.partSizeBytes);
+    const fh = await open(req.file, 'r').catch((err: unknown) => {
+      this.spare = memory;
+      throw err;
+    });
     try {
-      if (req.bytes <= this.cfg.multipartThresholdBytes) {
-        const body = await readRange(fh, 0, req.bytes);
+      if (single) {
+        const body = await readRange(fh, memory, 0, req.bytes);
         await this.client.send(
           new PutObjectCommand({ Bucket: this.cfg.bucket, Key: req.key, Body: body, ContentLength: body.length, ContentMD5: md5(body), Metadata: req.metadata, ...lock }),
           { abortSignal: req.signal },
@@ -105,7 +117,7 @@ export class ObjectStore {
       try {
         const parts: Array<{ ETag: string; PartNumber: number }> = [];
         for (let off = 0, n = 1; off < req.bytes; off += this.cfg.partSizeBytes, n++) {
-          const body = await readRange(fh, off, Math.min(this.cfg.partSizeBytes, req.bytes - off));
+          const body = await readRange(fh, memory, off, Math.min(this.cfg.partSizeBytes, req.bytes - off));
           const r = await this.client.send(
             new UploadPartCommand({ Bucket: this.cfg.bucket, Key: req.key, UploadId, PartNumber: n, Body: body, ContentLength: body.length, ContentMD5: md5(body) }),
             { abortSignal: req.signal },
@@ -128,7 +140,18 @@ export class ObjectStore {
       }
     } finally {
       await fh.close();
+      this.spare = memory;
     }
+  }
+
+  /** The kept body memory when it is free and large enough; uploads that overlap get their own. */
+  private borrow(bytes: number): Buffer {
+    const kept = this.spare;
+    if (kept && kept.length >= bytes) {
+      this.spare = null;
+      return kept;
+    }
+    return Buffer.allocUnsafe(Math.max(bytes, this.cfg.partSizeBytes));
   }
 
   async putSmall(key: string, body: Buffer, metadata: Record<string, string>, retainUntil: Date): Promise<void> {
@@ -156,8 +179,8 @@ function md5(b: Buffer): string {
   return createHash('md5').update(b).digest('base64');
 }
 
-async function readRange(fh: import('node:fs/promises').FileHandle, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
+async function readRange(fh: import('node:fs/promises').FileHandle, memory: Buffer, position: number, length: number): Promise<Buffer> {
+  const buf = memory.subarray(0, length);
   let done = 0;
   while (done < length) {
     const { bytesRead } = await fh.read(buf, done, length - done, position + done);
