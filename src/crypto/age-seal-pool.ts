@@ -9,7 +9,6 @@
  * chunks): the test of this pool decrypts its output with that module and with `age`.
  */
 import { Worker } from 'node:worker_threads';
-import os from 'node:os';
 import { startAgeFile } from './age.js';
 
 /** Plaintext bytes handed to a worker and not yet sealed, per file, before write() waits. */
@@ -280,8 +279,13 @@ export class AgeSealPool {
   private readonly workers: SealWorker[] = [];
   private nextId = 1;
 
-  /** Workers start with the first file, so a dock that does not encrypt never has them. */
-  constructor(private readonly size = Math.max(1, (os.availableParallelism?.() ?? os.cpus().length) - 1)) {}
+  /**
+   * One worker seals about 470 MB/s on the 2-core VM the benchmark runs on, far more than the
+   * USB links of a dock deliver; a second one there did not make the benchmark faster, and each
+   * costs 35–40 MB of memory. Workers start with the first file, so a dock that does not
+   * encrypt never has them.
+   */
+  constructor(private readonly size = 1) {}
 
   /** Starts sealing a new age file for `recipients` into the open file `fd`, from position 0. */
   open(fd: number, recipients: string[]): SealJob {
