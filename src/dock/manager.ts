@@ -20,7 +20,8 @@ const SERIAL = /^[^\p{Cc}]{1,64}$/u;
 /**
  * A camera that fails to open with a transient error is tried again while it stays plugged in:
  * right after it is plugged, gvfs or gphoto2 may hold it, a mass-storage volume may not be mounted
- * yet, a first PTP transaction may time out. Six attempts, with 30–60 s of waiting between them in all, before it is given up.
+ * yet, a first PTP transaction may time out. It is given up after six attempts, with 30–60 s of
+ * waiting between them in all.
  */
 const OPEN_RETRY: RetryConfig = { attempts: 6, baseDelayMs: 2000, maxDelayMs: 30_000 };
 
