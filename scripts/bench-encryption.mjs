@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { createReadStream, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { BIN, ROOT, ageLib, hashFile } from './bench-lib.mjs';
 
 /**
@@ -24,6 +24,14 @@ export function keygen(file, dataDir) {
  * dist/ (`via: 'dockd'`) and compares the plaintext with the source file, by SHA-256 and size.
  * Returns the problems found.
  */
+/** An identity for the encrypted floor (fe), made with dockd's age code, in `file`. */
+export async function floorIdentity(file) {
+  const { generateIdentity } = await ageLib();
+  const { identity, recipient } = generateIdentity();
+  writeFileSync(file, `${identity}\n`, { mode: 0o600 });
+  return { file, recipient };
+}
+
 export async function checkDecrypts(archived, source, identityFile, via) {
   const hash = createHash('sha256');
   let bytes = 0;

@@ -25,7 +25,7 @@ const MIB = 1024 * 1024;
 const RGW_DEFAULT_DATASET_BYTES = 512 * MIB;
 const RGW_MAX_DATASET_BYTES = 768 * MIB;
 
-export const RUNS = ['b', 'c', 'bsync', 'f', 'a', 'e', 'd', 's', 'r'];
+export const RUNS = ['b', 'c', 'bsync', 'f', 'a', 'fe', 'e', 'd', 's', 'r'];
 
 const USAGE = `Usage: node scripts/bench.mjs [options]
 
@@ -41,7 +41,7 @@ without, and replication against a plain upload loop to the same store, all meas
   --rgw-files N      recordings of each of them in (r)      (default: as many as make 512 MiB, at most --files;
                      env DOCKD_BENCH_RGW_FILES); (r) may hold at most 768 MiB, since the RGW's store is 2 GiB of memory
   --only LIST        runs to make, comma-separated, of ${RUNS.join(',')} (default all; b+sync = bsync)
-  --rounds N         times the runs that are compared with each other (b c bsync f a e) are made, in turn;
+  --rounds N         times the runs that are compared with each other (b c bsync f a fe e) are made, in turn;
                      the table shows each one's median run, the targets the median of the rounds' ratios
                      (default 3, --quick 1; env DOCKD_BENCH_ROUNDS)
   --quick            a small smoke run

@@ -12,11 +12,11 @@ const TARGET_RSS_BYTES = 150 * MB;
 const TARGET_ENCRYPTION_SLOWER = 0.15;
 
 export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs, mainSpec, mainTotals, rgwSkipped, problems }) {
-  const { a, b, bsync, c, d, d0, e, f, s, r } = runs;
+  const { a, b, bsync, c, d, d0, e, f, fe, s, r } = runs;
   const mbps = (x) => x.bytes / MB / x.seconds;
   const rss = (x) => (x.peakRssBytes === null ? '–' : fmt(x.peakRssBytes / MB, 1));
   const cpu = (x) => fmt(x.cpuSeconds, 2);
-  for (const x of [b, bsync, c, f]) if (x) Object.assign(x, mainTotals);
+  for (const x of [b, bsync, c, f, fe]) if (x) Object.assign(x, mainTotals);
   const ratioRow = (x) => [b ? fmt(x.seconds / b.seconds) : '–', c ? fmt(x.seconds / c.seconds) : '–'];
   const row = (label, x, ratios = true) => [label, fmt(x.bytes / MB, 1), x.files, fmt(x.seconds), fmt(mbps(x), 1), ...(ratios ? ratioRow(x) : ['–', '–']), cpu(x), rss(x)];
   const linkLabel = `${opts.cameras} × ${opts.linkMBps} MB/s links`;
@@ -28,6 +28,7 @@ export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs
     bsync && row('(b+sync) cp -r; sync  [info]', bsync),
     f && row('(f) the invariants alone  [info]', f),
     a && row('(a) dockd', a),
+    fe && row('(fe) (f) encrypted  [info]', fe),
     e && row('(e) dockd, encrypted at rest (age)', e),
     d0 && [`(d0) same links, hash-only reader  [info]`, fmt(d0.bytes / MB, 1), d0.files, fmt(d0.seconds), fmt(mbps(d0), 1), '–', '–', '–', '–'],
     d && row(`(d) dockd, ${linkLabel}`, d, false),
@@ -123,6 +124,10 @@ export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs
       out.push('         (f) is the floor any dockd can reach: scripts/bench-floor.mjs does only what the invariants demand (copy with');
       out.push('         SHA-256 in the pass, fsync, re-read in a worker and compare, rename; cameras in parallel), no SQLite, no driver.');
     }
+    if (fe) {
+      out.push('         (fe) is (f) encrypted to an age recipient (scripts/bench-floor-encrypted.mjs): a thread per camera reads, hashes,');
+      out.push('         seals each 64 KiB chunk with ChaCha20-Poly1305, hashes the ciphertext, writes, fsyncs, re-reads and compares.');
+    }
     out.push('units:   MB = 10^6 bytes; time/(b) and time/(c) are ratios of seconds (lower is faster); CPU s = user + system of the');
     out.push('         process tree (GNU time for cp/sha256sum, /proc for dockd), above "seconds" when work ran on both cores');
     out.push('');
@@ -130,13 +135,15 @@ export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs
     out.push('');
   }
   if (rounds.length > 1) {
-    const kinds = ['b', 'c', 'bsync', 'f', 'a', 'e'].filter((k) => rounds.some((x) => x[k]));
+    const kinds = ['b', 'c', 'bsync', 'f', 'a', 'fe', 'e'].filter((k) => rounds.some((x) => x[k]));
     out.push(`rounds:  ${rounds.length}; the table shows each run's median of them, in seconds per round:`);
     out.push(`         ${kinds.map((k) => `(${k === 'bsync' ? 'b+sync' : k}) ${rounds.map((x) => (x[k] ? fmt(x[k].seconds) : '–')).join(' ')}`).join('; ')}`);
     const ratios = [
       ['a', 'c'],
       ['e', 'a'],
       ['a', 'f'],
+      ['fe', 'f'],
+      ['e', 'fe'],
     ].filter(([num, den]) => perRound(num, den).length > 1);
     if (ratios.length) out.push(`         ratios per round: ${ratios.map(([num, den]) => `(${num})/(${den}) ${perRound(num, den).map((x) => fmt(x)).join(', ')}`).join('; ')}`);
     out.push('');
@@ -146,6 +153,12 @@ export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs
     out.push(
       `(f) the floor took ${fmt(f.seconds)} s${c ? ` = ${fmt(f.seconds / c.seconds)} × (c)` : ''}; dockd (a) took ${fmt(roundsRatio('a', 'f'))} × the floor spawn → done${ofRounds('a', 'f')}` +
         (aTransfer ? `, ${fmt(aTransfer / f.seconds)} × first copy → last deletion` : ''),
+    );
+  }
+  if (fe && f) {
+    out.push(
+      `(fe) the floor, encrypted, took ${fmt(fe.seconds)} s = ${fmt(roundsRatio('fe', 'f'))} × (f)${ofRounds('fe', 'f')}: what encryption adds with nothing around it` +
+        (e ? `; dockd (e) took ${fmt(roundsRatio('e', 'fe'))} × it${ofRounds('e', 'fe')}` : ''),
     );
   }
   if (e) {
@@ -224,6 +237,7 @@ export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs
         cpSha256sum: pick(c) ?? null,
         cpSync: pick(bsync) ?? null,
         floor: f ? { ...pick(f), ratioToCpSha256sum: roundsRatio('f', 'c'), dockdToFloor: roundsRatio('a', 'f') } : null,
+        floorEncrypted: fe ? { ...pick(fe), ratioToFloor: roundsRatio('fe', 'f'), dockdEncryptedToFloor: roundsRatio('e', 'fe') } : null,
         dockd: a ? { ...pick(a), ratioToCp: b ? a.seconds / b.seconds : null, ratioToCpSha256sum: ratioC } : null,
         dockdEncrypted: e ? { ...pick(e), ratioToDockd: eRatio, slowerThanDockd: eSlower, decrypted: e.decrypted } : null,
         dockdThrottled: d ? { ...pick(d), linkBytesPerSec: d.linkBytesPerSec, linkShare: dShare, linkShareTransfer: dShareTransfer } : null,

@@ -44,7 +44,7 @@ import {
   timed,
   totals,
 } from './bench-lib.mjs';
-import { checkDecrypts, keygen } from './bench-encryption.mjs';
+import { checkDecrypts, floorIdentity, keygen } from './bench-encryption.mjs';
 import { report } from './bench-report.mjs';
 import { activeRgw, checkReplication, createLockedBucket, rgwMissing, s3Client, startRgw, uploadLoop } from './bench-rgw.mjs';
 
@@ -117,7 +117,7 @@ async function bench() {
   let rgwSkipped = missing.length ? `(r) skipped: ${missing.includes('radosgw') ? 'radosgw' : missing.join(', ')} not installed; run scripts/rgw/install.sh as root` : null;
   const withRgw = want('r') && !rgwSkipped;
   // With (r) the only run on it, the main dataset need only be as large as (r)'s share of it.
-  const mainRuns = ['b', 'c', 'bsync', 'f', 'a', 'e', 'd'].filter(want);
+  const mainRuns = ['b', 'c', 'bsync', 'f', 'a', 'fe', 'e', 'd'].filter(want);
   const mainSpec = mainRuns.length ? opts : withRgw ? { cameras: opts.rgwCameras, files: opts.rgwFiles, mib: opts.mib } : null;
   const withScale = want('s') && opts.scaleFiles > 0;
   log(`work folder ${work}`);
@@ -159,6 +159,7 @@ async function bench() {
   // run can be 40 % off the next for no reason of its own, and a ratio of two runs made back to
   // back in one round is steadier than one of two figures from anywhere in the run.
   const rounds = [];
+  let floorKey = null;
   // dockd's hashes are held against sha256sum's when (c) ran, else against the generator's.
   let expected = generated;
   for (let n = 1; n <= opts.rounds; n++) {
@@ -215,11 +216,31 @@ async function bench() {
       if (first) checked.push(checkedNote('(a)'));
     }
 
-    // Straight after (a), so that both meet the same cache state.
+    // Just before (e): what encryption at rest costs on top of the invariants, with nothing around them.
+    if (want('fe')) {
+      log(`${tag}(fe) the floor, encrypted: (f) plus ChaCha20-Poly1305 and SHA-256 of the ciphertext, one thread per camera`);
+      dest = path.join(runsDir, 'fe');
+      floorKey ??= await floorIdentity(path.join(work, 'floor.key'));
+      round.fe = await timed(process.execPath, [path.join(ROOT, 'scripts', 'bench-floor-encrypted.mjs'), pristineMain, dest, floorKey.recipient], { capture: true, statsFile });
+      const sums = parseSums(round.fe.stdout);
+      if (sums.size !== mainTotals.files) problems.push(`(fe) the encrypted floor listed ${sums.size} files, expected ${mainTotals.files}`);
+      for (const [k, v] of generated) if (sums.get(k) !== v) problems.push(`(fe) the encrypted floor hashed ${k} as ${sums.get(k)}, generated ${v}`);
+      // One file decrypted with Debian's age (else dockd's code), so the floor is known to have done the real work.
+      const cam = main[0];
+      const rel = cam.files[0].rel;
+      const sealed = path.join(dest, cam.slot, `${rel.replaceAll('/', '_')}.age`);
+      const via = onPath('age') ? 'age' : 'dockd';
+      for (const p of await checkDecrypts(sealed, path.join(pristineMain, cam.slot, rel), floorKey.file, via)) problems.push(`(fe) ${p}`);
+      if (first) checked.push(`(fe) listed every plaintext SHA-256 as generated, ${cam.slot}/${rel} decrypted by ${via === 'age' ? 'Debian age' : "dockd's dist/ code"} equal to its source`);
+      rm(dest);
+      await syncDisks();
+    }
+
+    // Straight after (a) (and (fe)), so that they meet the same cache state.
     if (want('e')) round.e = await encryptedRun(pristineMain, main, expected, problems, first ? checked : [], tag);
     if (Object.keys(round).length) rounds.push(round);
   }
-  for (const kind of ['b', 'c', 'bsync', 'f', 'a', 'e']) {
+  for (const kind of ['b', 'c', 'bsync', 'f', 'a', 'fe', 'e']) {
     const made = rounds.map((r) => r[kind]).filter(Boolean);
     if (made.length) runs[kind] = medianRun(made);
   }
