@@ -50,7 +50,12 @@ export class HashPool {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
 
-  constructor(size = Math.max(1, (os.availableParallelism?.() ?? os.cpus().length) - 1)) {
+  /**
+   * At most two workers: each re-hashes about 1.4 GB/s, far beyond what a dock's cameras deliver,
+   * and each idle one holds 8–10 MB. One per core but one would have put an 8-core dock PC's idle
+   * daemon 60 MB above the 2-core machine the benchmark measures.
+   */
+  constructor(size = Math.min(2, Math.max(1, (os.availableParallelism?.() ?? os.cpus().length) - 1))) {
     for (let i = 0; i < size; i++) {
       const w = new Worker(WORKER_SOURCE, { eval: true });
       w.unref();
