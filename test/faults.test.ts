@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { renameSync, readdirSync, readFileSync } from 'node:fs';
+import { renameSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { generateIdentity } from '../src/crypto/age.js';
 import { allVerified, TestDock, waitFor, type CustodyJson } from './support/harness.js';
 
 let dock: TestDock;
@@ -145,8 +146,13 @@ describe('faults a dock sees', () => {
     expect(recs.map((r) => r.sourcePath).sort()).toEqual(files.filter((f) => !f.rel.startsWith('.')).map((f) => f.rel).sort());
   });
 
-  it('survives kill -9 in the middle of copies: every recording ends verified exactly once, no staging left', async () => {
-    dock = new TestDock({ ingest: { concurrency: 2 } });
+  // Encrypted copies are written by a worker thread; a kill must leave them as recoverable as plain ones.
+  const custodian = generateIdentity();
+  it.each([
+    ['plain', {}],
+    ['encrypted', { encryption: { recipients: [custodian.recipient] } }],
+  ])('survives kill -9 in the middle of %s copies: every recording ends verified exactly once, no staging left', async (kind, extra) => {
+    dock = new TestDock({ ingest: { concurrency: 2 }, ...extra });
     const files = Array.from({ length: 6 }, (_, i) => ({ rel: `REC${i}.MP4`, size: 1_500_000 }));
     dock.dock('s1', { serial: 'K-1', files: files.slice(0, 3), spec: { throughputBytesPerSec: 3_000_000 } });
     dock.dock('s2', { serial: 'K-2', files: files.slice(3), spec: { throughputBytesPerSec: 3_000_000 } });
@@ -175,5 +181,13 @@ describe('faults a dock sees', () => {
     const archived = readdirSync(path.join(dock.dataDir, 'archive'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
     expect(archived).toHaveLength(6);
     expect((await dock.json<{ chain: { ok: boolean } }>(['verify'])).chain.ok).toBe(true);
+    if (kind === 'encrypted') {
+      expect(archived.every((e) => e.name.endsWith('.age'))).toBe(true);
+      // Decrypted, each file must give back what the camera recorded.
+      const keyFile = path.join(dock.root, 'custodian.key');
+      writeFileSync(keyFile, `${custodian.identity}\n`, { mode: 0o600 });
+      const v = await dock.cli(['verify', '--identity', keyFile, '--json']);
+      expect(v.code, v.stdout + v.stderr).toBe(0);
+    }
   });
 });
