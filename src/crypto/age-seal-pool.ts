@@ -5,11 +5,13 @@
  * only reads, hashes the plaintext and hands each chunk over (moved, not copied); a worker seals
  * it, hashes the ciphertext and writes it to the staging file through the descriptor it is given.
  *
- * The file layout is the one of age-stream.ts (age-encryption.org/v1, STREAM with 64 KiB
- * chunks): the test of this pool decrypts its output with that module and with `age`.
+ * The file is the one age-stream.ts writes (age-encryption.org/v1, STREAM with 64 KiB chunks):
+ * the header comes from startAgeFile, each chunk is sealed by age-stream.ts's own function, and
+ * the test of this pool decrypts the output with that module and the daemon's tests with `age`.
  */
 import { Worker } from 'node:worker_threads';
 import { startAgeFile } from './age.js';
+import { CHUNK, MAX_COUNTER, sealStreamChunk, streamNonce } from './age-stream.js';
 
 /** Plaintext bytes handed to a worker and not yet sealed, per file, before write() waits. */
 const IN_FLIGHT = 2 * 1024 * 1024;
@@ -23,9 +25,12 @@ const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createCipheriv, createHash } = require('node:crypto');
 const { writevSync } = require('node:fs');
-const CHUNK = 64 * 1024;
+const CHUNK = ${CHUNK};
 const BATCH = 1024 * 1024;
-const MAX_COUNTER = 2 ** 48 - 1;
+const MAX_COUNTER = ${MAX_COUNTER};
+// The chunk sealing of age-stream.ts, its own source, so both write the same format.
+const streamNonce = ${streamNonce.toString()};
+const sealStreamChunk = ${sealStreamChunk.toString()};
 const ACK_EVERY = ${ACK_EVERY};
 const jobs = new Map();
 
@@ -69,13 +74,7 @@ class Job {
 
   seal(plaintext, final) {
     if (this.counter > MAX_COUNTER) throw fail('age payload too long', 'age-too-long');
-    const nonce = Buffer.alloc(12);
-    nonce.writeUIntBE(this.counter++, 5, 6);
-    nonce[11] = final ? 1 : 0;
-    const c = createCipheriv('chacha20-poly1305', this.key, nonce, { authTagLength: 16 });
-    this.out(c.update(plaintext));
-    c.final();
-    this.out(c.getAuthTag());
+    for (const piece of sealStreamChunk(createCipheriv, this.key, this.counter++, final, plaintext)) this.out(piece);
   }
 
   // A full chunk is held back until more input shows it is not the last one.

@@ -15,26 +15,41 @@ import {
   type X25519Identity,
 } from './age-header.js';
 
-const CHUNK = 64 * 1024;
+export const CHUNK = 64 * 1024;
 const TAG = 16;
 const SEALED_CHUNK = CHUNK + TAG;
 const NONCE_SIZE = 16;
 // writeUIntBE stops at 6 bytes; 2^48 chunks of 64 KiB is far past any file.
-const MAX_COUNTER = 2 ** 48 - 1;
+export const MAX_COUNTER = 2 ** 48 - 1;
 
-function chunkNonce(counter: number, final: boolean): Buffer {
-  if (counter > MAX_COUNTER) throw new AgeError('payload too long');
+/**
+ * The nonce of STREAM chunk `counter`: the counter as 11 big-endian bytes, then the last-chunk
+ * flag. This and sealStreamChunk use nothing but their arguments and Buffer, because the seal
+ * pool's worker runs their source text as it is (src/crypto/age-seal-pool.ts).
+ */
+export function streamNonce(counter: number, final: boolean): Buffer {
   const nonce = Buffer.alloc(12);
   nonce.writeUIntBE(counter, 5, 6);
   nonce[11] = final ? 1 : 0;
   return nonce;
 }
 
-function sealChunk(key: Buffer, counter: number, final: boolean, plaintext: Buffer): [Buffer, Buffer] {
-  const c = createCipheriv('chacha20-poly1305', key, chunkNonce(counter, final), { authTagLength: TAG });
+/** One sealed STREAM chunk: its ciphertext and its 16-byte tag. The caller bounds `counter`. */
+export function sealStreamChunk(cipheriv: typeof createCipheriv, key: Buffer, counter: number, final: boolean, plaintext: Buffer): [Buffer, Buffer] {
+  const c = cipheriv('chacha20-poly1305', key, streamNonce(counter, final), { authTagLength: 16 });
   const body = c.update(plaintext);
   c.final();
   return [body, c.getAuthTag()];
+}
+
+function chunkNonce(counter: number, final: boolean): Buffer {
+  if (counter > MAX_COUNTER) throw new AgeError('payload too long');
+  return streamNonce(counter, final);
+}
+
+function sealChunk(key: Buffer, counter: number, final: boolean, plaintext: Buffer): [Buffer, Buffer] {
+  if (counter > MAX_COUNTER) throw new AgeError('payload too long');
+  return sealStreamChunk(createCipheriv, key, counter, final, plaintext);
 }
 
 function openChunk(key: Buffer, counter: number, final: boolean, sealed: Buffer): Buffer | null {
