@@ -99,11 +99,8 @@ export class ObjectStore {
   async put(req: PutRequest): Promise<void> {
     const lock = { ObjectLockMode: this.cfg.objectLock.mode as ObjectLockMode, ObjectLockRetainUntilDate: req.retainUntil };
     const single = req.bytes <= this.cfg.multipartThresholdBytes;
+    const fh = await open(req.file, 'r');
     const memory = this.borrow(single ? req.bytes : this.cfg.partSizeBytes);
-    const fh = await open(req.file, 'r').catch((err: unknown) => {
-      this.spare = memory;
-      throw err;
-    });
     try {
       if (single) {
         const body = await readRange(fh, memory, 0, req.bytes);
