@@ -5,8 +5,8 @@
  * copies it file by file into DEST as age files for RECIPIENT: read, SHA-256 of the plaintext,
  * ChaCha20-Poly1305 per 64 KiB chunk (the age STREAM), SHA-256 of the ciphertext, write; then
  * fsync, re-read and hash the stored file and compare, rename. One reused read buffer per thread,
- * blocking I/O, no messages between threads, no SQLite, no driver. The header comes from dockd's
- * own age code (dist/: build first), the payload is sealed here. Prints `SHA256  camera/path` of
+ * blocking I/O, no messages between threads, no SQLite, no driver. The header and the sealing of
+ * each chunk are dockd's own age code (dist/: build first); the rest is here. Prints `SHA256  camera/path` of
  * each plaintext, the way sha256sum does; exits 1 on a mismatch.
  *
  *   node scripts/bench-floor-encrypted.mjs SRC DEST RECIPIENT
@@ -31,16 +31,6 @@ function walk(dir, rel = '') {
   return out.sort();
 }
 
-function seal(key, counter, final, plaintext) {
-  const nonce = Buffer.alloc(12);
-  nonce.writeUIntBE(counter, 5, 6);
-  nonce[11] = final ? 1 : 0;
-  const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
-  const body = c.update(plaintext);
-  c.final();
-  return [body, c.getAuthTag()];
-}
-
 function sha256Of(file, buf) {
   const h = createHash('sha256');
   const fd = openSync(file, 'r');
@@ -58,7 +48,9 @@ function sha256Of(file, buf) {
 }
 
 async function copyCamera({ src, dest, camera, recipient }) {
-  const { startAgeFile } = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'crypto', 'age.js')).href);
+  const dist = (m) => import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'crypto', m)).href);
+  const { startAgeFile } = await dist('age.js');
+  const { sealStreamChunk } = await dist('age-stream.js');
   const from = path.join(src, camera);
   const to = path.join(dest, camera);
   mkdirSync(to, { recursive: true });
@@ -87,7 +79,7 @@ async function copyCamera({ src, dest, camera, recipient }) {
       plain.update(data);
       for (let at = 0; at < n || (n === 0 && counter === 0); at += CHUNK) {
         const piece = data.subarray(at, Math.min(at + CHUNK, n));
-        for (const sealed of seal(key, counter++, pos + at + piece.length === size, piece)) put(sealed);
+        for (const sealed of sealStreamChunk(createCipheriv, key, counter++, pos + at + piece.length === size, piece)) put(sealed);
       }
       pos += n;
       const want = out.reduce((sum, b) => sum + b.length, 0);
