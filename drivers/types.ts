@@ -19,6 +19,7 @@
  *   held at once by the driver.
  */
 import type { Readable } from 'node:stream';
+import type { BufferPool } from './buffer-pool.js';
 
 export type DriverErrorKind = 'transient' | 'permanent' | 'deviceGone';
 
@@ -107,6 +108,11 @@ export interface RecordingEntry {
 
 export interface ReadOptions {
   signal?: AbortSignal;
+  /**
+   * Where the stream may take its chunk buffers from; the reader gives each chunk back once it
+   * is done with it. A driver that ignores it allocates its own.
+   */
+  buffers?: BufferPool;
 }
 
 export interface SessionCapabilities {

@@ -63,7 +63,7 @@ async function copyCamera(camera) {
     const finish = (async () => {
       await output.sync();
       await output.close();
-      if ((await pool.hashFile(staging, CHUNK)).sha256 !== sha256) throw new Error(`re-read of ${staging} does not match`);
+      if ((await pool.hashFile(staging)).sha256 !== sha256) throw new Error(`re-read of ${staging} does not match`);
       await rename(staging, staging.slice(0, -'.part'.length));
       lines.push(`${sha256}  ${camera}/${rel}`);
     })();

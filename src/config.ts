@@ -32,6 +32,8 @@ export interface Config {
     verifySource: boolean;
     deleteFromCamera: boolean;
     minFreeBytes: number;
+    /** Write and verify staging files with O_DIRECT where the archive's filesystem allows it. */
+    directIo: boolean;
     retry: RetryConfig;
   };
   battery: { shiftHours: number; sampleIntervalMs: number };
@@ -104,6 +106,7 @@ export function defaultConfig(): Config {
       verifySource: false,
       deleteFromCamera: true,
       minFreeBytes: 1024 ** 3,
+      directIo: false,
       retry: { attempts: 5, baseDelayMs: 1000, maxDelayMs: 60_000 },
     },
     battery: { shiftHours: 10, sampleIntervalMs: 60_000 },
@@ -153,6 +156,7 @@ const SCHEMA: Record<string, Rule> = {
       verifySource: { t: 'bool' },
       deleteFromCamera: { t: 'bool' },
       minFreeBytes: { t: 'int', min: 0 },
+      directIo: { t: 'bool' },
       retry: {
         t: 'object',
         fields: {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes, createHash } from 'node:crypto';
 import os from 'node:os';
@@ -9,7 +9,9 @@ import { BatchedWriter, Checkpointer, copyRecording, hashWhole, syncStaging, Ver
 import { Readable } from 'node:stream';
 import type { CameraSession } from '../drivers/types.js';
 import type { FileHandle } from 'node:fs/promises';
-import type { HashPool } from '../src/ingest/hash-pool.js';
+import { HashPool } from '../src/ingest/hash-pool.js';
+import { AlignedBuffers } from '../src/ingest/direct-io.js';
+import { BufferPool } from '../drivers/buffer-pool.js';
 import { DriverError } from '../drivers/types.js';
 
 const log = pino({ level: 'silent' });
@@ -38,6 +40,26 @@ describe('copy-and-hash', () => {
     expect(readFileSync(staging).equals(data)).toBe(true);
     expect(seen.at(-1)).toBe(data.length);
     expect(Math.max(...seen.map((n, i) => n - (seen[i - 1] ?? 0)))).toBeLessThanOrEqual(256 * 1024);
+  });
+
+  it('reads into borrowed buffers and gives each back only once it is in the file', async () => {
+    const data = randomBytes(5 * 1024 * 1024 + 3);
+    const { session, staging } = await camera({ 'a.mp4': data });
+    const buffers = new BufferPool(4 * 1024 * 1024);
+    const taken = new Set<ArrayBufferLike>();
+    const take = buffers.take.bind(buffers);
+    buffers.take = (n: number) => {
+      const b = take(n);
+      taken.add(b.buffer);
+      return b;
+    };
+    const r = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { buffers }));
+    // A buffer read into again before its bytes were written would have changed the file.
+    expect(r.sha256).toBe(sha(data));
+    expect(readFileSync(staging).equals(data)).toBe(true);
+    // 21 reads of 256 KiB, from a handful of buffers in turn.
+    expect(taken.size).toBeLessThanOrEqual(8);
+    expect(buffers.kept).toBeGreaterThan(0);
   });
 
   it('resumes from a durable prefix, re-hashing it, and reads only the rest from the camera', async () => {
@@ -98,11 +120,11 @@ describe('copy-and-hash', () => {
     // The stored bytes change after the fsync and before the re-read, as on a failing disk.
     let reread = false;
     const failingDisk = {
-      hashFile: async (file: string, sizeHint?: number) => {
+      hashFile: async (file: string) => {
         expect(readFileSync(file).equals(data), 'the copy was complete and right before the disk failed').toBe(true);
         writeFileSync(file, Buffer.alloc(data.length));
         reread = true;
-        return hashWhole(file, sizeHint);
+        return hashWhole(file);
       },
     } as unknown as HashPool;
     const err = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { hashPool: failingDisk })).catch((e: unknown) => e);
@@ -208,5 +230,63 @@ describe('copy-and-hash', () => {
     finish[2]!();
     await Promise.all(syncs);
     expect(done).toEqual([0, 1, 2]);
+  });
+});
+
+describe('copy-and-hash with direct I/O (O_DIRECT staging, verified from the disk)', () => {
+  const pool = new HashPool(1);
+  afterAll(() => pool.close());
+  const direct = (session: SimCameraSession, extra = {}) => ctx(session, { direct: new AlignedBuffers(1024 * 1024), buffers: new BufferPool(4 * 1024 * 1024), hashPool: pool, ...extra });
+
+  it('leaves a staging file equal to the source, cut to its exact size', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 17);
+    const { session, staging } = await camera({ 'a.mp4': data });
+    const r = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, direct(session));
+    expect(r).toMatchObject({ sha256: sha(data), bytes: data.length, storedBytes: data.length });
+    expect(readFileSync(staging).equals(data)).toBe(true);
+  });
+
+  it('keeps only whole blocks of an interrupted copy durable, and resumes from the last one', async () => {
+    const data = randomBytes(1_500_000);
+    const { session, staging } = await camera({ 'a.mp4': data }, { faults: [{ path: 'a.mp4', kind: 'io-error', atByte: 1_000_000, times: 1 }] });
+    let durable = 0;
+    const p = copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, direct(session, { onDurable: (n: number) => (durable = n) }));
+    await expect(p).rejects.toMatchObject({ kind: 'transient', code: 'io-error' });
+    // 1,000,000 bytes arrived; the durable point is the last block boundary before it.
+    expect(durable).toBe(1_000_000 - (1_000_000 % 4096));
+    expect(readFileSync(staging).equals(data.subarray(0, durable))).toBe(true);
+    let fromCamera = 0;
+    const again = await copyRecording(
+      { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: durable },
+      direct(session, { onProgress: (n: number) => (fromCamera = n - durable) }),
+    );
+    expect(again).toMatchObject({ sha256: sha(data), resumedFrom: durable });
+    expect(fromCamera).toBe(data.length - durable);
+    expect(readFileSync(staging).equals(data)).toBe(true);
+  });
+
+  it('resumes a prefix that does not end on a block from the block boundary before it', async () => {
+    const data = randomBytes(1_000_000);
+    const { session, staging } = await camera({ 'a.mp4': data });
+    // A staging file left by a buffered copy: durable to a byte that is not a block boundary.
+    writeFileSync(staging, data.subarray(0, 600_000));
+    const r = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 600_000 }, direct(session));
+    expect(r).toMatchObject({ sha256: sha(data), resumedFrom: 598_016 });
+    expect(readFileSync(staging).equals(data)).toBe(true);
+  });
+
+  it('catches a stored copy that differs on the disk', async () => {
+    const data = randomBytes(300_000);
+    const { session, staging } = await camera({ 'a.mp4': data });
+    // The disk gives back other bytes than were written: the re-read must come from the disk.
+    const failingDisk = {
+      hashFile: async (file: string, opts: { direct?: boolean }) => {
+        expect(opts).toEqual({ direct: true });
+        writeFileSync(file, Buffer.alloc(data.length));
+        return pool.hashFile(file, opts);
+      },
+    } as unknown as HashPool;
+    const err = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, direct(session, { hashPool: failingDisk })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'verify-mismatch' });
   });
 });

@@ -9,36 +9,41 @@ afterEach(async () => {
 });
 
 describe('daemon against a simulated dock', () => {
-  it('offloads every recording with the right SHA-256, archives an equal copy, and frees the camera only after verification', async () => {
-    dock = new TestDock();
-    dock.dock('dock1-01', { serial: 'DU-0042', files: [{ rel: 'DCIM/100/REC0001.MP4', size: 3_000_000 }, { rel: 'DCIM/100/REC0002.MP4', size: 70_000 }, { rel: 'DCIM/101/REC0003.MP4', size: 0 }] });
-    dock.dock('dock1-02', { serial: 'DU-0077', files: [{ rel: 'REC0001.MP4', size: 1_234_567 }] });
-    const d = dock.start();
-    const recs = await allVerified(dock, 4);
+  // Direct I/O where the filesystem takes it (the tests' temporary directory does), and the page
+  // cache where it does not or the config says so: both must archive the same bytes.
+  for (const directIo of [true, false]) {
+    it(`offloads every recording with the right SHA-256, archives an equal copy, and frees the camera only after verification (ingest.directIo ${directIo})`, async () => {
+      dock = new TestDock({ ingest: { directIo } });
+      dock.dock('dock1-01', { serial: 'DU-0042', files: [{ rel: 'DCIM/100/REC0001.MP4', size: 3_000_000 }, { rel: 'DCIM/100/REC0002.MP4', size: 70_000 }, { rel: 'DCIM/101/REC0003.MP4', size: 0 }] });
+      dock.dock('dock1-02', { serial: 'DU-0077', files: [{ rel: 'REC0001.MP4', size: 1_234_567 }] });
+      const d = dock.start();
+      const recs = await allVerified(dock, 4);
 
-    for (const r of recs) {
-      const src = dock.sources.get(`${r.camera}\n${r.sourcePath}`)!;
-      expect(r.sha256, r.sourcePath).toBe(src.sha256);
-      expect(r.bytes).toBe(src.bytes);
-      expect(r.attempts).toBe(1);
-      expect(readFileSync(r.archivePath!).equals(src.data)).toBe(true);
-      expect(path.resolve(r.archivePath!).startsWith(path.join(dock.dataDir, 'archive') + path.sep)).toBe(true);
-    }
-    expect(dock.cameraFileExists('dock1-01', 'DCIM/100/REC0001.MP4')).toBe(false);
-    expect(dock.cameraFileExists('dock1-02', 'REC0001.MP4')).toBe(false);
+      for (const r of recs) {
+        const src = dock.sources.get(`${r.camera}\n${r.sourcePath}`)!;
+        expect(r.sha256, r.sourcePath).toBe(src.sha256);
+        expect(r.bytes).toBe(src.bytes);
+        expect(r.attempts).toBe(1);
+        expect(readFileSync(r.archivePath!).equals(src.data)).toBe(true);
+        expect(path.resolve(r.archivePath!).startsWith(path.join(dock.dataDir, 'archive') + path.sep)).toBe(true);
+      }
+      expect(dock.cameraFileExists('dock1-01', 'DCIM/100/REC0001.MP4')).toBe(false);
+      expect(dock.cameraFileExists('dock1-02', 'REC0001.MP4')).toBe(false);
 
-    // Deletion from the camera comes after the verification, in the custody log of each recording.
-    for (const r of recs) {
-      const events = await dock.json<CustodyJson[]>(['custody', '--recording', r.id]);
-      const types = events.map((e) => e.type);
-      expect(types).toEqual(['recording.discovered', 'offload.started', 'offload.verified', 'camera.file_deleted']);
-      expect(events[2]!.sha256).toBe(r.sha256);
-      expect(events.every((e) => e.actor === 'dockd' && /^[0-9a-f]{64}$/.test(e.hash))).toBe(true);
-    }
-    const logs = d.events('offload.verified');
-    expect(logs).toHaveLength(4);
-    expect(logs[0]).toMatchObject({ level: 30, camera: expect.any(String), recording: expect.any(String) });
-  });
+      // Deletion from the camera comes after the verification, in the custody log of each recording.
+      for (const r of recs) {
+        const events = await dock.json<CustodyJson[]>(['custody', '--recording', r.id]);
+        const types = events.map((e) => e.type);
+        expect(types).toEqual(['recording.discovered', 'offload.started', 'offload.verified', 'camera.file_deleted']);
+        expect(events[2]!.sha256).toBe(r.sha256);
+        expect(events.every((e) => e.actor === 'dockd' && /^[0-9a-f]{64}$/.test(e.hash))).toBe(true);
+      }
+      const logs = d.events('offload.verified');
+      expect(logs).toHaveLength(4);
+      expect(logs[0]).toMatchObject({ level: 30, camera: expect.any(String), recording: expect.any(String) });
+      expect(d.events('ingest.direct_io')).toEqual(directIo ? [expect.objectContaining({ level: 30, enabled: true })] : []);
+    });
+  }
 
   it('shows cameras docked and undocked in status, and status works with the daemon down', async () => {
     dock = new TestDock();

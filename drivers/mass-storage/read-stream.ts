@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
 import { DriverError } from '../types.js';
+import type { BufferPool } from '../buffer-pool.js';
 
 const CHUNK = 1024 * 1024;
 
@@ -8,6 +9,7 @@ export interface VolumeReadOptions {
   handle: FileHandle;
   offset: number;
   signal?: AbortSignal;
+  buffers?: BufferPool;
   /** Throws a deviceGone DriverError when the camera left; cheap enough to run per chunk. */
   check(): Promise<void>;
   /** Turns a filesystem error into the DriverError callers branch on. */
@@ -46,7 +48,7 @@ export class VolumeReadStream extends Readable {
   private async readChunk(): Promise<void> {
     await this.o.check();
     if (this.aborted || this.destroyed) return;
-    const buf = Buffer.allocUnsafe(CHUNK);
+    const buf = this.o.buffers?.take(CHUNK) ?? Buffer.allocUnsafe(CHUNK);
     let bytesRead: number;
     try {
       ({ bytesRead } = await this.o.handle.read(buf, 0, CHUNK, this.pos));

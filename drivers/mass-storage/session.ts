@@ -194,6 +194,7 @@ export class MassStorageSession implements CameraSession {
       handle,
       offset,
       signal: options.signal,
+      buffers: options.buffers,
       check: () => this.attached(),
       classify: (err) => this.classify(err, `reading ${id}`),
     });

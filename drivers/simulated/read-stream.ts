@@ -3,6 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { DriverError } from '../types.js';
 import type { FaultState, ReadPlan } from './faults.js';
 import type { Throttle } from './throttle.js';
+import type { BufferPool } from '../buffer-pool.js';
 
 const CHUNK = 256 * 1024;
 
@@ -14,6 +15,7 @@ export interface SimReadOptions {
   faults: FaultState;
   throttle: Throttle;
   signal?: AbortSignal;
+  buffers?: BufferPool;
   isGone: () => boolean;
 }
 
@@ -61,7 +63,7 @@ export class SimReadStream extends Readable {
     if (allowed === 0) throw new DriverError('deviceGone', 'detached', 'camera detached');
     await this.o.throttle.take(allowed, this.o.signal);
     if (this.destroyed) return;
-    const buf = Buffer.allocUnsafe(allowed);
+    const buf = this.o.buffers?.take(allowed) ?? Buffer.allocUnsafe(allowed);
     const { bytesRead } = await this.o.handle.read(buf, 0, allowed, this.pos);
     if (bytesRead === 0) {
       this.push(null);

@@ -147,6 +147,7 @@ export class SimCameraSession implements CameraSession {
       faults: this.faults,
       throttle: this.throttle,
       signal: options.signal,
+      buffers: options.buffers,
       isGone: () => this.gone(),
     });
   }

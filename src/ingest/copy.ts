@@ -5,10 +5,12 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { DriverError, type CameraSession } from '../../drivers/types.js';
 import type { HashPool } from './hash-pool.js';
+import type { BufferPool } from '../../drivers/buffer-pool.js';
+import { DIRECT_ALIGN, DirectWriter, type AlignedBuffers } from './direct-io.js';
 
 export interface CopyRequest {
   sourceId: string;
@@ -31,6 +33,10 @@ export interface CopyContext {
   onSourceDone?(): void;
   /** Where the verification pass re-hashes the stored copy; the main thread when absent. */
   hashPool?: HashPool;
+  /** Chunk buffers for the camera's reads, each given back once it is hashed and written. */
+  buffers?: BufferPool;
+  /** Write the staging file with O_DIRECT through these buffers, and verify it from the disk. */
+  direct?: AlignedBuffers;
   /** Throws (e.g. DiskLowError) to stop the copy; called every `checkEveryBytes`. */
   checkSpace?(bytesStillToWrite: number): Promise<void>;
 }
@@ -52,33 +58,39 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
   const hash = createHash('sha256');
   let offset = 0;
   let fh: FileHandle;
+  const direct = ctx.direct ? constants.O_DIRECT : 0;
+  const create = () => open(req.stagingPath, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | direct);
   if (req.resumeFrom > 0 && ctx.session.capabilities.resume) {
-    fh = await open(req.stagingPath, 'r+').catch(() => open(req.stagingPath, 'w'));
+    fh = await open(req.stagingPath, constants.O_RDWR | direct).catch(create);
     const { size } = await fh.stat();
-    if (size >= req.resumeFrom && req.resumeFrom <= req.expectedBytes) {
-      await fh.truncate(req.resumeFrom);
-      await hashFile(req.stagingPath, hash, req.resumeFrom);
-      offset = req.resumeFrom;
+    // Direct writes go on from a block boundary; the rest of the last block is read again.
+    const keep = ctx.direct ? req.resumeFrom - (req.resumeFrom % DIRECT_ALIGN) : req.resumeFrom;
+    if (size >= keep && keep <= req.expectedBytes) {
+      await fh.truncate(keep);
+      await hashFile(req.stagingPath, hash, keep);
+      offset = keep;
     } else {
       await fh.truncate(0);
     }
   } else {
-    fh = await open(req.stagingPath, 'w');
+    fh = await create();
   }
   const resumedFrom = offset;
-  const out = new BatchedWriter(fh, offset);
+  const out: StagingWriter = ctx.direct ? new DirectWriter(fh, offset, ctx.direct) : new BatchedWriter(fh, offset, ctx.buffers);
   const checkpoint = new Checkpointer(fh, ctx.onDurable);
   try {
     let sinceDurable = 0;
     let sinceSpaceCheck = 0;
     await ctx.checkSpace?.(req.expectedBytes - offset);
-    for await (const chunk of guardedRead(ctx, req.sourceId, offset)) {
+    for await (const chunk of guardedRead(ctx, req.sourceId, offset, ctx.buffers)) {
       if (offset + chunk.length > req.expectedBytes) {
         throw new DriverError('transient', 'size-mismatch', `camera sent more than the ${req.expectedBytes} bytes it listed`);
       }
       checkpoint.throwIfFailed();
       hash.update(chunk);
       await out.write(chunk);
+      // A direct write has copied the chunk by now; a batched one gives it back once written.
+      if (ctx.direct) ctx.buffers?.give(chunk);
       offset += chunk.length;
       sinceDurable += chunk.length;
       sinceSpaceCheck += chunk.length;
@@ -99,7 +111,7 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
     }
     if (ctx.verifySource) await readSourceAgain(ctx, req, hash.copy().digest('hex'));
     ctx.onSourceDone?.();
-    await out.flush();
+    await out.finish();
     await checkpoint.settled();
     await syncStaging(fh);
   } catch (err) {
@@ -117,12 +129,12 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
     }
     throw err;
   } finally {
+    await out.close();
     await fh.close();
   }
   const sha256 = hash.digest('hex');
-
   const { sha256: storedHash, bytes: storedBytes } = ctx.hashPool
-    ? await ctx.hashPool.hashFile(req.stagingPath, req.expectedBytes)
+    ? await ctx.hashPool.hashFile(req.stagingPath, { direct: ctx.direct !== undefined })
     : await hashWhole(req.stagingPath, req.expectedBytes);
   if (storedBytes !== req.expectedBytes || storedHash !== sha256) {
     throw new VerifyError('verify-mismatch', `the stored copy does not match what was read (${storedHash.slice(0, 12)}… vs ${sha256.slice(0, 12)}…)`);
@@ -133,10 +145,11 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
 export async function readSourceAgain(ctx: CopyContext, req: CopyRequest, sha256: string): Promise<void> {
   const again = createHash('sha256');
   let n = 0;
-  for await (const chunk of guardedRead(ctx, req.sourceId, 0)) {
+  for await (const chunk of guardedRead(ctx, req.sourceId, 0, ctx.buffers)) {
     n += chunk.length;
     if (n > req.expectedBytes) break;
     again.update(chunk);
+    ctx.buffers?.give(chunk);
   }
   const second = again.digest('hex');
   if (n !== req.expectedBytes || second !== sha256) {
@@ -216,6 +229,18 @@ export class Checkpointer {
   }
 }
 
+/** How a copy puts bytes into its staging file: batched through the page cache, or direct. */
+export interface StagingWriter {
+  /** Bytes that are in the file: what an fsync now makes durable. */
+  readonly written: number;
+  write(chunk: Buffer): Promise<void>;
+  /** Puts what it can in the file now (a direct writer keeps a partial block back). */
+  flush(): Promise<void>;
+  /** Puts everything in the file. */
+  finish(): Promise<void>;
+  close(): Promise<void>;
+}
+
 /** Chunks are gathered into writes of at least this many bytes. */
 const WRITE_BATCH = 1024 * 1024;
 
@@ -226,13 +251,15 @@ const WRITE_BATCH = 1024 * 1024;
  * write calls than in ChaCha20. One `writev` per MiB makes the per-call cost vanish next to the
  * bytes.
  */
-export class BatchedWriter {
+export class BatchedWriter implements StagingWriter {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
 
+  /** @param buffers where each chunk is given back once all of it is in the file */
   constructor(
     private readonly fh: FileHandle,
     private position: number,
+    private readonly buffers?: BufferPool,
   ) {}
 
   /** Bytes handed to the file so far: what an fsync now makes durable. */
@@ -247,6 +274,12 @@ export class BatchedWriter {
     if (this.pendingBytes >= WRITE_BATCH) await this.flush();
   }
 
+  finish(): Promise<void> {
+    return this.flush();
+  }
+
+  async close(): Promise<void> {}
+
   async flush(): Promise<void> {
     while (this.pendingBytes > 0) {
       const { bytesWritten } = await this.fh.writev(this.pending, this.position);
@@ -256,7 +289,11 @@ export class BatchedWriter {
       this.pendingBytes -= bytesWritten;
       // A short write (rare on files) leaves the rest, from the byte it stopped at, for the next turn.
       let left = bytesWritten;
-      while (left > 0 && left >= this.pending[0]!.length) left -= this.pending.shift()!.length;
+      while (left > 0 && left >= this.pending[0]!.length) {
+        const done = this.pending.shift()!;
+        left -= done.length;
+        this.buffers?.give(done);
+      }
       if (left > 0) this.pending[0] = this.pending[0]!.subarray(left);
     }
   }
@@ -285,7 +322,7 @@ export async function hashFile(file: string, hash: Hash, limit?: number, sizeHin
  * Reads from the camera with a stall watchdog: if no byte arrives for `readTimeoutMs` the read
  * is aborted through its signal (so the driver stops touching the device) and fails as `stall`.
  */
-export async function* guardedRead(ctx: CopyContext, sourceId: string, offset: number): AsyncGenerator<Buffer> {
+export async function* guardedRead(ctx: CopyContext, sourceId: string, offset: number, buffers?: BufferPool): AsyncGenerator<Buffer> {
   const stall = new AbortController();
   const signal = AbortSignal.any([ctx.signal, stall.signal]);
   let timer: NodeJS.Timeout | undefined;
@@ -300,7 +337,7 @@ export async function* guardedRead(ctx: CopyContext, sourceId: string, offset: n
   arm();
   let stream: Readable | undefined;
   try {
-    stream = await ctx.session.read(sourceId, offset, { signal });
+    stream = await ctx.session.read(sourceId, offset, { signal, buffers });
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       arm();
       yield chunk;

@@ -7,34 +7,50 @@ import { Worker } from 'node:worker_threads';
 import os from 'node:os';
 
 // Plain CommonJS evaluated in the worker, so the same code runs from dist/ and under vitest.
-// One buffer, reused, and blocking reads: a worker hashes one file at a time and nothing else
-// runs on its thread, while a read stream would leave a fresh 1 MiB buffer per read for the
-// collector (30 MB of the daemon's peak RSS in the offload benchmark).
+// Two buffers, reused: the next read is under way while the last one is hashed, so a direct read
+// (from the disk, see direct-io.ts) costs the worker no more time than the hashing. A worker
+// hashes one file at a time. Both buffers are WebAssembly memories, which start on a page, as
+// O_DIRECT wants; a read stream would have left a fresh 1 MiB buffer per read for the collector
+// (30 MB of the daemon's peak RSS in the offload benchmark).
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-const { closeSync, openSync, readSync } = require('node:fs');
-let buf = Buffer.allocUnsafe(64 * 1024);
-parentPort.on('message', ({ id, file, sizeHint }) => {
-  const want = Math.max(64 * 1024, Math.min(1 << 20, sizeHint || 1 << 20));
-  if (buf.length < want) buf = Buffer.allocUnsafe(want);
+const { close, constants, open, read } = require('node:fs');
+const { promisify } = require('node:util');
+const [closeP, openP] = [promisify(close), promisify(open)];
+const readP = (fd, b, pos) => new Promise((resolve, reject) => read(fd, b, 0, b.length, pos, (err, n) => (err ? reject(err) : resolve(n))));
+const buffers = [0, 1].map(() => Buffer.from(new WebAssembly.Memory({ initial: 16, maximum: 16 }).buffer));
+async function hashFd(fd) {
   const hash = createHash('sha256');
   let bytes = 0;
-  let fd = -1;
-  try {
-    fd = openSync(file, 'r');
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, bytes);
-      if (n === 0) break;
-      hash.update(buf.subarray(0, n));
-      bytes += n;
-    }
-    parentPort.postMessage({ id, sha256: hash.digest('hex'), bytes });
-  } catch (err) {
-    parentPort.postMessage({ id, error: err.message, code: err.code });
-  } finally {
-    if (fd >= 0) closeSync(fd);
+  let next = readP(fd, buffers[0], 0);
+  for (let i = 0; ; i ^= 1) {
+    const n = await next;
+    if (n === 0) break;
+    next = readP(fd, buffers[i ^ 1], bytes + n);
+    hash.update(buffers[i].subarray(0, n));
+    bytes += n;
   }
+  return { sha256: hash.digest('hex'), bytes };
+}
+async function hashFile(file, direct) {
+  const useDirect = direct && constants.O_DIRECT;
+  const fd = await openP(file, useDirect ? constants.O_RDONLY | constants.O_DIRECT : constants.O_RDONLY);
+  try {
+    return await hashFd(fd);
+  } catch (err) {
+    // A filesystem that takes direct writes but not these reads: read through the cache.
+    if (!useDirect || err.code !== 'EINVAL') throw err;
+    return await hashFile(file, false);
+  } finally {
+    await closeP(fd);
+  }
+}
+parentPort.on('message', ({ id, file, direct }) => {
+  hashFile(file, direct).then(
+    ({ sha256, bytes }) => parentPort.postMessage({ id, sha256, bytes }),
+    (err) => parentPort.postMessage({ id, error: err.message, code: err.code }),
+  );
 });
 `;
 
@@ -78,13 +94,14 @@ export class HashPool {
     next?.();
   }
 
-  async hashFile(file: string, sizeHint?: number): Promise<{ sha256: string; bytes: number }> {
+  /** With `direct`, the file is read with O_DIRECT: from the disk, not from the page cache. */
+  async hashFile(file: string, opts: { direct?: boolean } = {}): Promise<{ sha256: string; bytes: number }> {
     while (this.idle.length === 0) await new Promise<void>((r) => this.waiting.push(r));
     const w = this.idle.pop()!;
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      w.postMessage({ id, file, sizeHint });
+      w.postMessage({ id, file, direct: opts.direct === true });
     });
   }
 
