@@ -56,6 +56,24 @@ export class BufferPool {
     this.armIdleTimer(this.idleMs);
   }
 
+  /**
+   * Takes a lent chunk's buffer off the books because it moves to another thread (a transfer
+   * detaches it here). True when it was one of ours, to be moved whole.
+   */
+  handOver(chunk: Buffer): boolean {
+    return this.lent.delete(chunk.buffer);
+  }
+
+  /**
+   * Keeps memory that came back from another thread, moved (not shared), for the next take. Only
+   * for memory nothing else holds: what a worker transfers back after using a handed-over chunk.
+   */
+  adopt(memory: ArrayBuffer): void {
+    if (memory.byteLength === 0) return;
+    this.lent.add(memory);
+    this.give(Buffer.from(memory));
+  }
+
   /** Bytes of free buffers kept now. */
   get kept(): number {
     return this.keptBytes;

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { AgeSealPool } from '../src/crypto/age-seal-pool.js';
+import { BufferPool } from '../drivers/buffer-pool.js';
 import { createDecryptStream, encryptedSize, generateIdentity } from '../src/crypto/age.js';
 
 const KiB = 1024;
@@ -134,5 +135,35 @@ describe('sealing age files on worker threads', () => {
     } finally {
       await fh.close();
     }
+  });
+
+  it('moves chunks read into borrowed buffers whole, and their memory comes back for the next reads', async () => {
+    const buffers = new BufferPool(4 * 1024 * KiB);
+    const own = new AgeSealPool(1, buffers);
+    const plaintext = randomBytes(3 * 1024 * KiB + 5);
+    const file = path.join(dir, 'lent');
+    const fh = await open(file, 'w');
+    let fresh = 0;
+    try {
+      const job = own.open(fh.fd, [alice.recipient]);
+      for (let at = 0; at < plaintext.length; at += 256 * KiB) {
+        const n = Math.min(256 * KiB, plaintext.length - at);
+        const keptBefore = buffers.kept;
+        const chunk = buffers.take(n);
+        // A take that did not come from the kept buffers made a new one.
+        if (buffers.kept === keptBefore) fresh++;
+        plaintext.copy(chunk, 0, at, at + n);
+        // A driver's read: a view of the bytes it got, into the buffer it borrowed.
+        await job.write(chunk.subarray(0, n));
+      }
+      await job.end();
+    } finally {
+      await fh.close();
+      await own.close();
+    }
+    expect((await decrypt(file, [alice.identity])).equals(plaintext)).toBe(true);
+    // 13 reads: memory came back while the file was sealed, so fewer buffers were ever made.
+    expect(fresh).toBeLessThan(13);
+    expect(buffers.kept).toBeGreaterThan(0);
   });
 });

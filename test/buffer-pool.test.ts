@@ -50,4 +50,20 @@ describe('BufferPool', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(pool.kept).toBe(0);
   });
+
+  it('hands a lent chunk over to another thread once, and keeps memory that comes back from it', () => {
+    const pool = new BufferPool(MiB);
+    const a = pool.take(256 * 1024);
+    expect(pool.handOver(a.subarray(0, 10))).toBe(true);
+    expect(pool.handOver(a)).toBe(false);
+    expect(pool.handOver(Buffer.alloc(256 * 1024))).toBe(false);
+    // What a worker transfers back: the same size, a new ArrayBuffer over memory nobody else holds.
+    const back = new ArrayBuffer(256 * 1024);
+    pool.adopt(back);
+    expect(pool.kept).toBe(256 * 1024);
+    expect(pool.take(200_000).buffer).toBe(back);
+    pool.adopt(new ArrayBuffer(0));
+    expect(pool.kept).toBe(0);
+  });
 });
+

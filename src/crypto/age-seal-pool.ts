@@ -12,6 +12,7 @@
 import { Worker } from 'node:worker_threads';
 import { startAgeFile } from './age.js';
 import { CHUNK, MAX_COUNTER, sealStreamChunk, streamNonce } from './age-stream.js';
+import type { BufferPool } from '../../drivers/buffer-pool.js';
 
 /** Plaintext bytes handed to a worker and not yet sealed, per file, before write() waits. */
 const IN_FLIGHT = 2 * 1024 * 1024;
@@ -50,6 +51,8 @@ class Job {
     this.pendingBytes = 0;
     this.position = 0;
     this.unacked = 0;
+    // Plaintext buffers lent by the main thread's pool, sent back with the next acknowledgement.
+    this.back = [];
     this.out(prefix);
   }
 
@@ -112,10 +115,13 @@ parentPort.on('message', (m) => {
     } else if (m.op === 'data') {
       if (!job) return;
       job.data(view(m.chunk));
+      // Sealed (or copied into the held chunk): nothing here refers to its memory any more.
+      if (m.lent) job.back.push(m.chunk.buffer);
       // An acknowledgement per chunk cost this thread more than the writes' system calls.
       job.unacked += m.chunk.byteLength;
       if (job.unacked >= ACK_EVERY) {
-        parentPort.postMessage({ id: m.id, ack: job.unacked });
+        parentPort.postMessage({ id: m.id, ack: job.unacked, back: job.back }, job.back);
+        job.back = [];
         job.unacked = 0;
       }
     } else if (m.op === 'end') {
@@ -146,6 +152,8 @@ export interface SealedFile {
 interface WorkerReply {
   id: number;
   ack?: number;
+  /** Lent plaintext buffers, moved back once sealed. */
+  back?: ArrayBuffer[];
   done?: SealedFile;
   dropped?: true;
   error?: string;
@@ -187,6 +195,7 @@ export class SealJob {
   constructor(
     private readonly owner: SealWorker,
     private readonly id: number,
+    private readonly buffers?: BufferPool,
   ) {}
 
   /** Hands a chunk over; the caller must not use it again. Waits while the worker is behind. */
@@ -218,6 +227,11 @@ export class SealJob {
   }
 
   private post(chunk: Buffer): void {
+    // A chunk read into the pool's memory moves whole, and comes back with an acknowledgement.
+    if (this.buffers?.handOver(chunk)) {
+      this.owner.worker.postMessage({ op: 'data', id: this.id, chunk, lent: true }, [chunk.buffer as ArrayBuffer]);
+      return;
+    }
     // A buffer that is all of its memory moves to the worker at no cost. A view into a larger
     // one (a pool slice, part of a USB transfer) is copied first: moving it would take the rest
     // of that memory from whoever else holds it, and cloning the view would copy all of it.
@@ -236,6 +250,7 @@ export class SealJob {
 
   reply(m: WorkerReply): void {
     if (m.ack !== undefined) {
+      for (const memory of m.back ?? []) this.buffers?.adopt(memory);
       this.inFlight -= m.ack;
       if (this.inFlight <= IN_FLIGHT) this.release();
     } else if (m.done) {
@@ -284,14 +299,18 @@ export class AgeSealPool {
    * costs 35–40 MB of memory. Workers start with the first file, so a dock that does not
    * encrypt never has them.
    */
-  constructor(private readonly size = 1) {}
+  constructor(
+    private readonly size = 1,
+    /** Where the chunks handed over come from, and where their memory goes back once sealed. */
+    private readonly buffers?: BufferPool,
+  ) {}
 
   /** Starts sealing a new age file for `recipients` into the open file `fd`, from position 0. */
   open(fd: number, recipients: string[]): SealJob {
     const { prefix, key } = startAgeFile(recipients);
     const owner = this.pick();
     const id = this.nextId++;
-    const job = new SealJob(owner, id);
+    const job = new SealJob(owner, id, this.buffers);
     owner.jobs.set(id, job);
     // Fresh copies that are all of their memory: the header may sit in Node's shared pool.
     const keyCopy = new Uint8Array(key);

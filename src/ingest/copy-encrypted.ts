@@ -24,7 +24,7 @@ export async function copyRecordingEncrypted(req: CopyRequest, ctx: CopyContext,
     await ctx.checkSpace?.(req.expectedBytes);
     job = seals.open(fh.fd, recipients);
     let sinceSpaceCheck = 0;
-    for await (const chunk of guardedRead(ctx, req.sourceId, 0)) {
+    for await (const chunk of guardedRead(ctx, req.sourceId, 0, ctx.buffers)) {
       if (plainBytes + chunk.length > req.expectedBytes) {
         throw new DriverError('transient', 'size-mismatch', `camera sent more than the ${req.expectedBytes} bytes it listed`);
       }

@@ -64,7 +64,7 @@ export class IngestEngine {
    * once (a read ahead, a 1 MiB write batch, a write under way); beyond it buffers are let go.
    */
   private readonly buffers = new BufferPool(16 * 1024 * 1024);
-  private readonly sealPool = new AgeSealPool();
+  private readonly sealPool = new AgeSealPool(1, this.buffers);
   /** Set when staging files are written with O_DIRECT (see direct-io.ts). */
   private readonly direct: AlignedBuffers | undefined;
   private readonly cameras = new Map<string, ActiveCamera>();
