@@ -14,8 +14,11 @@ import { startAgeFile } from './age.js';
 import { CHUNK, MAX_COUNTER, sealStreamChunk, streamNonce } from './age-stream.js';
 import type { BufferPool } from '../../drivers/buffer-pool.js';
 
-/** Plaintext bytes handed to a worker and not yet sealed, per file, before write() waits. */
-const IN_FLIGHT = 2 * 1024 * 1024;
+/**
+ * Plaintext bytes handed to a worker and not yet sealed, per file, before write() waits. 1 MiB
+ * sealed as fast as 2 MiB on the bench and kept the encrypting daemon's peak 2 MB lower.
+ */
+const IN_FLIGHT = 1024 * 1024;
 /** The worker reports progress in steps of this many bytes; less than IN_FLIGHT, or write() would wait for ever. */
 const ACK_EVERY = 512 * 1024;
 
