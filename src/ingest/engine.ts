@@ -18,14 +18,14 @@ import { CameraLink } from './link.js';
 import { HashPool } from './hash-pool.js';
 import { BufferPool } from '../../drivers/buffer-pool.js';
 import { AlignedBuffers, probeDirectIo } from './direct-io.js';
-
-/** Each direct copy holds two of these: one filling, one on its way to the disk. */
-const DIRECT_WRITE_BUFFER = 1024 * 1024;
 import { AgeSealPool } from '../crypto/age-seal-pool.js';
 import { classify, DiskLowError, errorText } from './errors.js';
 import { backoffMs, retriesExhausted } from './retry.js';
 import { officerAt } from '../officers.js';
 import { queueReplication } from '../replication/queue.js';
+
+/** Each direct copy holds two of these: one filling, one on its way to the disk. */
+const DIRECT_WRITE_BUFFER = 1024 * 1024;
 
 type Task = { kind: 'offload' | 'release'; rec: RecordingRow };
 
@@ -90,8 +90,13 @@ export class IngestEngine {
     this.queue = new PQueue({ concurrency: cfg.concurrency });
     if (cfg.directIo) {
       const probe = probeDirectIo(archive.stagingDir);
-      if (probe.ok) this.direct = new AlignedBuffers(DIRECT_WRITE_BUFFER);
-      log.info({ event: 'ingest.direct_io', enabled: probe.ok, ...(probe.ok ? {} : { reason: probe.reason }) }, probe.ok ? 'staging files are written and verified with O_DIRECT' : `staging files go through the page cache: O_DIRECT failed (${probe.reason})`);
+      if (probe.ok) {
+        this.direct = new AlignedBuffers(DIRECT_WRITE_BUFFER);
+        log.info({ event: 'ingest.direct_io', enabled: true }, 'staging files are written and verified with O_DIRECT');
+      } else {
+        // Asked for and refused: the copies are still verified, but from the page cache.
+        log.warn({ event: 'ingest.direct_io', enabled: false, reason: probe.reason }, `ingest.directIo: O_DIRECT failed in ${archive.stagingDir} (${probe.reason}); staging files go through the page cache`);
+      }
     }
     this.q = {
       releases: db.prepare<[string, number], RecordingRow>(
