@@ -156,6 +156,19 @@ describe('DirectWriter', () => {
     expect(new Set(taken.map((b) => b.buffer)).size).toBe(2);
   });
 
+  it('hands its buffers back once, however often it is closed', async () => {
+    const buffers = new AlignedBuffers(MiB);
+    const fh = await openDirect(path.join(dir, 'closed-twice'));
+    const out = new DirectWriter(fh, 0, buffers);
+    await out.write(randomBytes(2 * MiB + 1));
+    await out.finish();
+    await out.close();
+    await out.close();
+    await fh.close();
+    const [a, b, c] = [buffers.take(), buffers.take(), buffers.take()];
+    expect(new Set([a.buffer, b.buffer, c.buffer]).size).toBe(3);
+  });
+
   describe('on a full disk', () => {
     const mnt = path.join(os.tmpdir(), `dockd-direct-full-${process.pid}`);
     beforeAll(() => {

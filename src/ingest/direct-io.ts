@@ -93,6 +93,7 @@ export class DirectWriter {
   private inflight: Promise<void> | null = null;
   private failure: unknown = null;
   private done = 0;
+  private closed = false;
 
   constructor(
     private readonly fh: FileHandle,
@@ -148,6 +149,9 @@ export class DirectWriter {
   /** Waits for the write under way and hands the buffers back; the writer is done. */
   async close(): Promise<void> {
     await this.inflight;
+    // Twice would lend the same memory to two later writers.
+    if (this.closed) return;
+    this.closed = true;
     this.buffers.give(this.buf);
     if (this.spare) this.buffers.give(this.spare);
     this.spare = null;
