@@ -3,7 +3,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectVersionsCommand, S3Client } from '@aws-sdk/client-s3';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { rgwClient, startRgw, type Rgw } from './support/rgw.js';
 import { allVerified, TestDock, waitFor, type CustodyJson } from './support/harness.js';
 
@@ -129,4 +130,49 @@ describe('replication to S3 with Object Lock', () => {
       await dock.cleanup();
     }
   });
+
+  it('uploads nothing of an archived file that changed since its verification, and says so', { timeout: 120_000 }, async () => {
+    const bucket = await lockedBucket();
+    const dock = new TestDock(replicationConfig(bucket));
+    try {
+      // One single PUT, one multipart upload (over 16 MiB), one left intact.
+      dock.dock('s1', { serial: 'R-4', files: [{ rel: 'small.mp4', size: 200_000 }, { rel: 'big.mp4', size: 20 * 1024 * 1024 + 17 }, { rel: 'ok.mp4', size: 100_000 }] });
+      // Wrong credentials first, so nothing is uploaded before the files change.
+      const d1 = dock.start([], { AWS_ACCESS_KEY_ID: rgw.accessKeyId, AWS_SECRET_ACCESS_KEY: 'wrong-secret' });
+      const recs = await allVerified(dock, 3);
+      await d1.waitForEvent('replication.blocked', 30_000);
+      d1.kill('SIGTERM');
+      await d1.exited;
+      const byName = new Map(recs.map((r) => [r.sourcePath, r]));
+      for (const name of ['small.mp4', 'big.mp4']) {
+        // Bit rot on the archive disk: one flipped byte, near the end (in the last part).
+        const file = byName.get(name)!.archivePath!;
+        const bytes = readFileSync(file);
+        bytes[bytes.length - 3]! ^= 0x01;
+        writeFileSync(file, bytes);
+      }
+
+      const d2 = dock.start([], env);
+      await waitFor('intact one replicated', () => replicated(dock, byName.get('ok.mp4')!.id), 60_000);
+      const mismatches = await waitFor('both reported', async () => {
+        const ev = d2.events('replication.archive_mismatch');
+        return ev.length === 2 ? ev : null;
+      }, 30_000);
+      expect(mismatches.map((e) => e.recording).sort()).toEqual([byName.get('small.mp4')!.id, byName.get('big.mp4')!.id].sort());
+      expect(mismatches.every((e) => e.level === 50 && e.expected === byName.get(recs.find((r) => r.id === e.recording)!.sourcePath)!.sha256)).toBe(true);
+      for (const name of ['small.mp4', 'big.mp4']) expect(await replicated(dock, byName.get(name)!.id)).toBeUndefined();
+      // The bucket holds the intact recording and its manifest, and no parts of the changed one.
+      const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
+      expect((versions.Versions ?? []).map((v) => v.Key!).filter((k) => !k.endsWith('.custody.json'))).toHaveLength(1);
+      const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+      expect(uploads.Uploads ?? []).toEqual([]);
+      // Not retried: the same wrong bytes would go again.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(d2.events('replication.archive_mismatch')).toHaveLength(2);
+      expect(d2.events('replication.started').length).toBe(3);
+    } finally {
+      await dock.cleanup();
+    }
+  });
 });
+

@@ -12,6 +12,7 @@ import type { Checkpoints } from '../custody/checkpoints.js';
 import { safeSerial, baseName, safeComponent } from '../archive/names.js';
 import { backoffMs } from '../ingest/retry.js';
 import type { ObjectStore } from './store.js';
+import { ArchiveMismatchError } from './errors.js';
 
 interface Job {
   recording: string;
@@ -113,6 +114,7 @@ export class Replicator {
         key,
         file: job.archive_path,
         bytes: job.bytes,
+        sha256: job.stored_sha256,
         retainUntil,
         signal,
         metadata: { sha256: job.sha256, 'stored-sha256': job.stored_sha256, camera: encodeURIComponent(job.camera), recording: job.recording, 'recorded-at': job.recorded_at ?? '', 'verified-at': job.verified_at, dock: encodeURIComponent(this.cfg.dockId) },
@@ -153,6 +155,17 @@ export class Replicator {
   private failed(job: Job, err: unknown): void {
     const error = (err as Error)?.message ?? String(err);
     this.lastError = error;
+    if (err instanceof ArchiveMismatchError) {
+      // Uploading again would send the same wrong bytes: the job stops here, for a person to look.
+      this.db
+        .prepare("UPDATE jobs SET state = 'failed', attempts = attempts + 1, last_error = ?, updated_at = ? WHERE recording = ? AND kind = 'replicate'")
+        .run(error, new Date().toISOString(), job.recording);
+      this.log.error(
+        { event: 'replication.archive_mismatch', camera: job.camera, recording: job.recording, file: err.file, expected: err.expected, actual: err.actual },
+        `not replicated: ${error}`,
+      );
+      return;
+    }
     const blocking = isBlocking(err);
     const attempts = job.attempts + 1;
     const delay = blocking ? this.cfg.blockedRetryMs : backoffMs(attempts, this.cfg.retry);

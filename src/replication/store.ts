@@ -5,6 +5,7 @@
  * its own Content-MD5.
  */
 import { createHash } from 'node:crypto';
+import { ArchiveMismatchError } from './errors.js';
 import { open } from 'node:fs/promises';
 import {
   S3Client,
@@ -25,6 +26,8 @@ export interface PutRequest {
   key: string;
   file: string;
   bytes: number;
+  /** SHA-256 the file's bytes were verified with: an object is only made of bytes that match it. */
+  sha256: string;
   metadata: Record<string, string>;
   retainUntil: Date;
   signal?: AbortSignal;
@@ -101,9 +104,18 @@ export class ObjectStore {
     const single = req.bytes <= this.cfg.multipartThresholdBytes;
     const fh = await open(req.file, 'r');
     const memory = this.borrow(single ? req.bytes : this.cfg.partSizeBytes);
+    // The bytes as sent, hashed: a file changed on the disk since its verification (bit rot, a
+    // hand that edited it) must not become a locked object that custody calls this recording.
+    const sent = createHash('sha256');
+    const checkSent = () => {
+      const got = sent.digest('hex');
+      if (got !== req.sha256) throw new ArchiveMismatchError(req.file, req.sha256, got);
+    };
     try {
       if (single) {
         const body = await readRange(fh, memory, 0, req.bytes);
+        sent.update(body);
+        checkSent();
         await this.client.send(
           new PutObjectCommand({ Bucket: this.cfg.bucket, Key: req.key, Body: body, ContentLength: body.length, ContentMD5: md5(body), Metadata: req.metadata, ...lock }),
           { abortSignal: req.signal },
@@ -115,12 +127,15 @@ export class ObjectStore {
         const parts: Array<{ ETag: string; PartNumber: number }> = [];
         for (let off = 0, n = 1; off < req.bytes; off += this.cfg.partSizeBytes, n++) {
           const body = await readRange(fh, memory, off, Math.min(this.cfg.partSizeBytes, req.bytes - off));
+          sent.update(body);
           const r = await this.client.send(
             new UploadPartCommand({ Bucket: this.cfg.bucket, Key: req.key, UploadId, PartNumber: n, Body: body, ContentLength: body.length, ContentMD5: md5(body) }),
             { abortSignal: req.signal },
           );
           parts.push({ ETag: r.ETag!, PartNumber: n });
         }
+        // Before the parts become an object: the abort below throws them away.
+        checkSent();
         const done = await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: req.key, UploadId, MultipartUpload: { Parts: parts } }), { abortSignal: req.signal });
         // Some stores (Ceph RGW 16) drop the lock headers of a multipart upload: lock the
         // version explicitly when it arrived without retention.
