@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectVersionsCommand, S3Client } from '@aws-sdk/client-s3';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { rgwClient, startRgw, type Rgw } from './support/rgw.js';
 import { allVerified, TestDock, waitFor, type CustodyJson } from './support/harness.js';
 
@@ -135,11 +135,14 @@ describe('replication to S3 with Object Lock', () => {
     const bucket = await lockedBucket();
     const dock = new TestDock(replicationConfig(bucket));
     try {
-      // One single PUT, one multipart upload (over 16 MiB), one left intact.
-      dock.dock('s1', { serial: 'R-4', files: [{ rel: 'small.mp4', size: 200_000 }, { rel: 'big.mp4', size: 20 * 1024 * 1024 + 17 }, { rel: 'ok.mp4', size: 100_000 }] });
+      // One single PUT, one multipart upload (over 16 MiB), one cut short, one left intact.
+      dock.dock('s1', {
+        serial: 'R-4',
+        files: [{ rel: 'small.mp4', size: 200_000 }, { rel: 'big.mp4', size: 20 * 1024 * 1024 + 17 }, { rel: 'short.mp4', size: 300_000 }, { rel: 'ok.mp4', size: 100_000 }],
+      });
       // Wrong credentials first, so nothing is uploaded before the files change.
       const d1 = dock.start([], { AWS_ACCESS_KEY_ID: rgw.accessKeyId, AWS_SECRET_ACCESS_KEY: 'wrong-secret' });
-      const recs = await allVerified(dock, 3);
+      const recs = await allVerified(dock, 4);
       await d1.waitForEvent('replication.blocked', 30_000);
       d1.kill('SIGTERM');
       await d1.exited;
@@ -151,16 +154,19 @@ describe('replication to S3 with Object Lock', () => {
         bytes[bytes.length - 3]! ^= 0x01;
         writeFileSync(file, bytes);
       }
+      truncateSync(byName.get('short.mp4')!.archivePath!, 123_456);
 
       const d2 = dock.start([], env);
       await waitFor('intact one replicated', () => replicated(dock, byName.get('ok.mp4')!.id), 60_000);
-      const mismatches = await waitFor('both reported', async () => {
+      const damaged = ['small.mp4', 'big.mp4', 'short.mp4'];
+      const mismatches = await waitFor('each reported', async () => {
         const ev = d2.events('replication.archive_mismatch');
-        return ev.length === 2 ? ev : null;
+        return ev.length === damaged.length ? ev : null;
       }, 30_000);
-      expect(mismatches.map((e) => e.recording).sort()).toEqual([byName.get('small.mp4')!.id, byName.get('big.mp4')!.id].sort());
+      expect(mismatches.map((e) => e.recording).sort()).toEqual(damaged.map((n) => byName.get(n)!.id).sort());
+      expect(mismatches.find((e) => e.recording === byName.get('short.mp4')!.id)!.actual).toBe('the file ends at byte 123456 of 300000');
       expect(mismatches.every((e) => e.level === 50 && e.expected === byName.get(recs.find((r) => r.id === e.recording)!.sourcePath)!.sha256)).toBe(true);
-      for (const name of ['small.mp4', 'big.mp4']) expect(await replicated(dock, byName.get(name)!.id)).toBeUndefined();
+      for (const name of damaged) expect(await replicated(dock, byName.get(name)!.id)).toBeUndefined();
       // The bucket holds the intact recording and its manifest, and no parts of the changed one.
       const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
       expect((versions.Versions ?? []).map((v) => v.Key!).filter((k) => !k.endsWith('.custody.json'))).toHaveLength(1);
@@ -168,8 +174,8 @@ describe('replication to S3 with Object Lock', () => {
       expect(uploads.Uploads ?? []).toEqual([]);
       // Not retried: the same wrong bytes would go again.
       await new Promise((r) => setTimeout(r, 1500));
-      expect(d2.events('replication.archive_mismatch')).toHaveLength(2);
-      expect(d2.events('replication.started').length).toBe(3);
+      expect(d2.events('replication.archive_mismatch')).toHaveLength(damaged.length);
+      expect(d2.events('replication.started').length).toBe(4);
     } finally {
       await dock.cleanup();
     }

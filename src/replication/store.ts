@@ -113,7 +113,7 @@ export class ObjectStore {
     };
     try {
       if (single) {
-        const body = await readRange(fh, memory, 0, req.bytes);
+        const body = await readRange(fh, memory, 0, req.bytes, req);
         sent.update(body);
         checkSent();
         await this.client.send(
@@ -126,7 +126,7 @@ export class ObjectStore {
       try {
         const parts: Array<{ ETag: string; PartNumber: number }> = [];
         for (let off = 0, n = 1; off < req.bytes; off += this.cfg.partSizeBytes, n++) {
-          const body = await readRange(fh, memory, off, Math.min(this.cfg.partSizeBytes, req.bytes - off));
+          const body = await readRange(fh, memory, off, Math.min(this.cfg.partSizeBytes, req.bytes - off), req);
           sent.update(body);
           const r = await this.client.send(
             new UploadPartCommand({ Bucket: this.cfg.bucket, Key: req.key, UploadId, PartNumber: n, Body: body, ContentLength: body.length, ContentMD5: md5(body) }),
@@ -191,12 +191,13 @@ function md5(b: Buffer): string {
   return createHash('md5').update(b).digest('base64');
 }
 
-async function readRange(fh: import('node:fs/promises').FileHandle, memory: Buffer, position: number, length: number): Promise<Buffer> {
+async function readRange(fh: import('node:fs/promises').FileHandle, memory: Buffer, position: number, length: number, req: PutRequest): Promise<Buffer> {
   const buf = memory.subarray(0, length);
   let done = 0;
   while (done < length) {
     const { bytesRead } = await fh.read(buf, done, length - done, position + done);
-    if (bytesRead === 0) throw new Error(`archived file ended at ${position + done} of ${position + length} bytes`);
+    // Cut short since its verification: as changed as a flipped byte, and as pointless to retry.
+    if (bytesRead === 0) throw new ArchiveMismatchError(req.file, req.sha256, `the file ends at byte ${position + done} of ${req.bytes}`);
     done += bytesRead;
   }
   return buf;
