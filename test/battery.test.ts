@@ -1,7 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ROOT, TestDock, waitFor } from './support/harness.js';
+import { openStore } from '../src/store/db.js';
+import { fleetVerdicts, storeVerdict } from '../src/battery/fleet.js';
 
 interface Fixture {
   serial: string;
@@ -97,5 +100,29 @@ describe('battery health', () => {
     expect(second.samples!.filter((s) => s.source === 'device')).toHaveLength(device.length);
     expect(d.events('battery.log_ingested')).toHaveLength(1);
     expect(second.status).toBe('short');
+  });
+
+  it("status judges each camera by the verdict of its last docking, and a camera without one from its samples", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'dockd-verdict-'));
+    const db = openStore(dir);
+    try {
+      const f = fixture('night-ir');
+      const iso = new Date().toISOString();
+      db.prepare("INSERT INTO cameras (serial, first_seen, last_seen) VALUES (?, ?, ?)").run(f.serial, iso, iso);
+      const sample = db.prepare("INSERT INTO battery_samples (camera, at, percent, charging, source, visit) VALUES (?, ?, ?, ?, 'device', 1)");
+      for (const e of f.batteryLog) sample.run(f.serial, Date.parse(e.at), e.percent, e.charging ? 1 : 0);
+
+      // A store from before verdicts were kept: judged from the samples.
+      const live = fleetVerdicts(db, 10)[0]!;
+      expect(live.status).toBe('short');
+      // The daemon's verdict is what status shows, without reading a month of samples again.
+      storeVerdict(db, f.serial, 10, { ...live, status: 'ok', projectedRuntimeHours: 12 });
+      expect(fleetVerdicts(db, 10)[0]).toMatchObject({ serial: f.serial, status: 'ok', projectedRuntimeHours: 12 });
+      // A verdict for another shift length does not answer this one.
+      expect(fleetVerdicts(db, 11)[0]!.status).toBe('short');
+    } finally {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

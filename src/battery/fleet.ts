@@ -40,13 +40,48 @@ export function cameraHealth(db: Db, serial: string, shiftHours: number, since =
 
 export const FLEET_WINDOW_DAYS = 30;
 
+/**
+ * One camera judged on its recent history only: a year of minute samples must not make a
+ * docking or `dockd status` slow, and an ageing battery shows in recent shifts.
+ */
+export function recentHealth(db: Db, serial: string, shiftHours: number): { health: BatteryHealth; view: CameraBattery } {
+  const last = db.prepare<[string], { at: number | null }>('SELECT max(at) at FROM battery_samples WHERE camera = ?').get(serial)?.at ?? 0;
+  return cameraHealth(db, serial, shiftHours, Math.max(0, last - FLEET_WINDOW_DAYS * 86_400_000));
+}
+
 export function fleetBattery(db: Db, shiftHours: number): CameraBattery[] {
   const serials = db.prepare<[], { serial: string }>('SELECT serial FROM cameras ORDER BY serial').all();
-  // Status and the fleet table look at each camera's recent history only: a year of minute
-  // samples must not make `dockd status` slow, and an ageing battery shows in recent shifts.
-  const newest = db.prepare<[string], { at: number | null }>('SELECT max(at) at FROM battery_samples WHERE camera = ?');
-  return serials.map((c) => {
-    const last = newest.get(c.serial)?.at ?? 0;
-    return cameraHealth(db, c.serial, shiftHours, Math.max(0, last - FLEET_WINDOW_DAYS * 86_400_000)).view;
+  return serials.map((c) => recentHealth(db, c.serial, shiftHours).view);
+}
+
+interface StoredVerdict {
+  shiftHours: number;
+  view: CameraBattery;
+}
+
+/** Keeps the camera's verdict of this docking for `fleetVerdicts`. */
+export function storeVerdict(db: Db, serial: string, shiftHours: number, view: CameraBattery): void {
+  const v: StoredVerdict = { shiftHours, view };
+  db.prepare('UPDATE cameras SET battery_verdict_json = ? WHERE serial = ?').run(JSON.stringify(v), serial);
+}
+
+/**
+ * The fleet as of each camera's last docking, for `dockd status`: the verdict the daemon stored
+ * then, else (a store from before verdicts were kept, or another shift length) judged now.
+ * Judging 20 cameras from a month of samples each took `dockd status` past 200 ms on its own;
+ * a battery's verdict changes over shifts, not between two docked minutes.
+ */
+export function fleetVerdicts(db: Db, shiftHours: number): CameraBattery[] {
+  const rows = db.prepare<[], { serial: string; battery_verdict_json: string | null }>('SELECT serial, battery_verdict_json FROM cameras ORDER BY serial').all();
+  return rows.map((r) => {
+    if (r.battery_verdict_json) {
+      try {
+        const v = JSON.parse(r.battery_verdict_json) as StoredVerdict;
+        if (v.shiftHours === shiftHours && v.view?.serial === r.serial) return v.view;
+      } catch {
+        // judged afresh below
+      }
+    }
+    return recentHealth(db, r.serial, shiftHours).view;
   });
 }

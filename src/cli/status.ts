@@ -5,7 +5,7 @@ import type { Db } from '../store/db.js';
 import { queueCounts, type QueueCounts } from '../store/recordings.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
 import { replicationBacklog, type Backlog } from '../replication/queue.js';
-import { fleetBattery } from '../battery/fleet.js';
+import { fleetVerdicts } from '../battery/fleet.js';
 import { ago, bar, bytes, duration, printable, table } from './format.js';
 
 export interface CameraStatus {
@@ -47,12 +47,17 @@ export function statusOf(db: Db, cfg: Config): StatusJson {
   const progress: Progress = running && d?.progress_json ? (JSON.parse(d.progress_json) as Progress) : {};
   const live = new Map((progress.cameras ?? []).map((c) => [c.serial, c]));
   const counts = new Map<string, { pending: number; failed: number }>();
+  // Through the status index, only the rows still to do: a store of 100,000 verified
+  // recordings took 30 ms to group whole.
   for (const r of db
-    .prepare<[], { camera: string; pending: number; failed: number }>(
-      "SELECT camera, sum(status IN ('pending','copying')) pending, sum(status = 'failed') failed FROM recordings GROUP BY camera",
+    .prepare<[], { camera: string; status: string; n: number }>(
+      "SELECT camera, status, count(*) n FROM recordings WHERE status IN ('pending','copying','failed') GROUP BY camera, status",
     )
     .all()) {
-    counts.set(r.camera, { pending: r.pending, failed: r.failed });
+    const c = counts.get(r.camera) ?? { pending: 0, failed: 0 };
+    if (r.status === 'failed') c.failed += r.n;
+    else c.pending += r.n;
+    counts.set(r.camera, c);
   }
   const visitTotals = db.prepare<[string, number], { total: number; done: number; bytesTotal: number; bytesDone: number }>(
     `SELECT count(*) total, coalesce(sum(status = 'verified'), 0) done, coalesce(sum(bytes), 0) bytesTotal,
@@ -118,7 +123,7 @@ export function statusOf(db: Db, cfg: Config): StatusJson {
 }
 
 function fleetLine(db: Db, shiftHours: number): StatusJson['fleet'] {
-  const fleet = fleetBattery(db, shiftHours);
+  const fleet = fleetVerdicts(db, shiftHours);
   return { shiftHours, short: fleet.filter((c) => c.status === 'short').map((c) => c.serial), degraded: fleet.filter((c) => c.status === 'degraded').map((c) => c.serial) };
 }
 

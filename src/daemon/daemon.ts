@@ -12,7 +12,7 @@ import { Planner } from '../ingest/planner.js';
 import { recover } from '../ingest/recovery.js';
 import { DockManager } from '../dock/manager.js';
 import { BatteryRecorder } from '../battery/recorder.js';
-import { cameraHealth } from '../battery/fleet.js';
+import { recentHealth, storeVerdict } from '../battery/fleet.js';
 import { simulatedDriver } from '../../drivers/simulated/index.js';
 import { SimBus } from '../bus/sim.js';
 import { UsbBus, UsbDeviceRegistry } from '../bus/usb.js';
@@ -81,7 +81,8 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     drivers: [simulatedDriver, ...usbDrivers(cfg, (d) => usbDevices.native(d))],
     driverRules: cfg.usb.drivers,
     onBattery: (serial, visit) => {
-      const { view } = cameraHealth(db, serial, cfg.battery.shiftHours);
+      const { view } = recentHealth(db, serial, cfg.battery.shiftHours);
+      storeVerdict(db, serial, cfg.battery.shiftHours, view);
       const fields = { camera: serial, visit, drainPercentPerHour: view.drainPercentPerHour, projectedRuntimeHours: view.projectedRuntimeHours, healthPercent: view.healthPercent, shiftHours: cfg.battery.shiftHours };
       if (view.status === 'short') {
         log.warn({ event: 'battery.short_runtime', ...fields }, `camera ${serial} will not last a ${cfg.battery.shiftHours} h shift (about ${view.projectedRuntimeHours} h from full)`);

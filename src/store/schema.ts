@@ -129,4 +129,9 @@ export const MIGRATIONS: string[] = [
     progress_json TEXT
   );
   `,
+  `
+  -- The battery verdict of the camera's last docking (fleet.ts), so that \`dockd status\` does
+  -- not judge every camera from a month of samples each time it is run.
+  ALTER TABLE cameras ADD COLUMN battery_verdict_json TEXT;
+  `,
 ];
