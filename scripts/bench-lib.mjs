@@ -25,7 +25,7 @@ const MIB = 1024 * 1024;
 const RGW_DEFAULT_DATASET_BYTES = 512 * MIB;
 const RGW_MAX_DATASET_BYTES = 768 * MIB;
 
-export const RUNS = ['b', 'c', 'bsync', 'f', 'a', 'fe', 'e', 'd', 's', 'r'];
+export const RUNS = ['b', 'c', 'bsync', 'f', 'a', 'fe', 'e', 'd', 's', 'z', 'r'];
 
 const USAGE = `Usage: node scripts/bench.mjs [options]
 
@@ -36,6 +36,8 @@ without, and replication against a plain upload loop to the same store, all meas
   --files N          recordings per camera                  (default 8, --quick 4;  env DOCKD_BENCH_FILES)
   --mb N             MiB per recording                      (default 64, --quick 8; env DOCKD_BENCH_MB)
   --scale-files N    small files on the scale camera, 0 = skip (default 20000, --quick 2000; env DOCKD_BENCH_SCALE_FILES)
+  --fleet-cameras N  cameras docked at once in the fleet run (z), 0 = skip (default 20, --quick 5; env DOCKD_BENCH_FLEET_CAMERAS)
+  --fleet-history N  recordings already in the store of (z)  (default 100000, --quick 10000; env DOCKD_BENCH_FLEET_HISTORY)
   --link-mbps N      per-camera link rate of the throttled run, MB/s (default 40; env DOCKD_BENCH_LINK_MBPS)
   --rgw-cameras N    first cameras of the main dataset replicated in (r) (default 2; env DOCKD_BENCH_RGW_CAMERAS)
   --rgw-files N      recordings of each of them in (r)      (default: as many as make 512 MiB, at most --files;
@@ -60,6 +62,8 @@ export function parseOptions(argv, env = process.env) {
       mb: { type: 'string' },
       'scale-files': { type: 'string' },
       'link-mbps': { type: 'string' },
+      'fleet-cameras': { type: 'string' },
+      'fleet-history': { type: 'string' },
       'rgw-cameras': { type: 'string' },
       'rgw-files': { type: 'string' },
       only: { type: 'string' },
@@ -109,6 +113,8 @@ export function parseOptions(argv, env = process.env) {
     files,
     mib,
     scaleFiles: int('scale-files', 'DOCKD_BENCH_SCALE_FILES', 20_000, 2_000, 0),
+    fleetCameras: int('fleet-cameras', 'DOCKD_BENCH_FLEET_CAMERAS', 20, 5, 0),
+    fleetHistory: int('fleet-history', 'DOCKD_BENCH_FLEET_HISTORY', 100_000, 10_000, 0),
     linkMBps: int('link-mbps', 'DOCKD_BENCH_LINK_MBPS', 40, 40, 1),
     rounds: int('rounds', 'DOCKD_BENCH_ROUNDS', 3, 1, 1),
     rgwCameras,

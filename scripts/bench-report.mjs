@@ -10,9 +10,10 @@ const TARGET_RATIO_C = 0.8;
 const TARGET_LINK_SHARE = 0.95;
 const TARGET_RSS_BYTES = 150 * MB;
 const TARGET_ENCRYPTION_SLOWER = 0.15;
+const TARGET_STATUS_SECONDS = 0.2;
 
 export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs, mainSpec, mainTotals, rgwSkipped, problems }) {
-  const { a, b, bsync, c, d, d0, e, f, fe, s, r } = runs;
+  const { a, b, bsync, c, d, d0, e, f, fe, s, z, r } = runs;
   const mbps = (x) => x.bytes / MB / x.seconds;
   const rss = (x) => (x.peakRssBytes === null ? '–' : fmt(x.peakRssBytes / MB, 1));
   const cpu = (x) => fmt(x.cpuSeconds, 2);
@@ -33,6 +34,7 @@ export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs
     d0 && [`(d0) same links, hash-only reader  [info]`, fmt(d0.bytes / MB, 1), d0.files, fmt(d0.seconds), fmt(mbps(d0), 1), '–', '–', '–', '–'],
     d && row(`(d) dockd, ${linkLabel}`, d, false),
     s && row(`(s) dockd, ${s.files} small files`, s, false),
+    z && row(`(z) dockd, ${z.cameras} cameras, ${z.history} in store`, z, false),
     r && row('(r) dockd, offload + replication to RGW', rTimed, false),
     r?.baseline && ['(r0) SDK PutObject loop, same RGW', fmt(r.baseline.bytes / MB, 1), r.baseline.files, fmt(r.baseline.seconds), fmt(mbps(r.baseline), 1), '–', '–', '–', '–'],
   ].filter(Boolean);
@@ -65,9 +67,9 @@ export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs
   const rRate = rWindow ? r.bytes / rWindow : null;
   const rBaseRate = r?.baseline ? r.baseline.bytes / r.baseline.seconds : null;
   const rShare = rRate === null || rBaseRate === null ? null : rRate / rBaseRate;
-  const dockdRuns = [a, e, d, s, r].filter(Boolean);
+  const dockdRuns = [a, e, d, s, z, r].filter(Boolean);
   // Every round's dockd runs count for memory, not only the median ones.
-  const everyDockdRun = [...rounds.flatMap((x) => [x.a && ['a', x.a], x.e && ['e', x.e]]), ['d', d], ['s', s], ['r', r]].filter((x) => x && x[1]);
+  const everyDockdRun = [...rounds.flatMap((x) => [x.a && ['a', x.a], x.e && ['e', x.e]]), ['d', d], ['s', s], ['z', z], ['r', r]].filter((x) => x && x[1]);
   const peak = everyDockdRun.length ? Math.max(...everyDockdRun.map(([, x]) => x.peakRssBytes ?? 0)) : null;
   const peakRun = everyDockdRun.find(([, x]) => (x.peakRssBytes ?? 0) === peak)?.[0];
   const ratioC = roundsRatio('a', 'c');
@@ -81,6 +83,12 @@ export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs
       met: eSlower <= TARGET_ENCRYPTION_SLOWER,
     },
     d && { target: `(d) share of link total, ${from(d)} → done`, goal: `≥ ${fmt(TARGET_LINK_SHARE * 100, 0)} %`, value: `${fmt(dShare * 100, 1)} %`, met: dShare >= TARGET_LINK_SHARE },
+    z && {
+      target: `status --json, ${z.history} recordings`,
+      goal: `< ${fmt(TARGET_STATUS_SECONDS * 1000, 0)} ms`,
+      value: `${fmt(z.statusSeconds.median * 1000, 0)} ms, median of ${z.statusSeconds.runs.length}`,
+      met: z.statusSeconds.median < TARGET_STATUS_SECONDS,
+    },
     peak !== null && { target: 'dockd peak RSS (max of runs)', goal: `< ${fmt(TARGET_RSS_BYTES / MB, 0)} MB`, value: `${fmt(peak / MB, 1)} MB (${peakRun})`, met: peak < TARGET_RSS_BYTES },
   ].filter(Boolean);
 
@@ -101,6 +109,7 @@ export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs
   if (e) out.push('         (e): the same as (a), archived encrypted to one age X25519 recipient made by `dockd keygen` for the run');
   if (d) out.push(`         (d): ${d.files / opts.cameras} recordings per camera, links throttled to ${opts.linkMBps} MB/s each`);
   if (s) out.push(`         (s): one camera, ${s.files} files of 4–64 KiB = ${fmt(s.bytes / MB, 1)} MB`);
+  if (z) out.push(`         (z): ${z.cameras} cameras × ${z.files / z.cameras} recordings = ${fmt(z.bytes / MB, 1)} MB, docked before spawn into a store of ${z.history} recordings`);
   if (r) {
     out.push(`         (r): the first ${opts.rgwCameras} cameras × ${opts.rgwFiles} recordings = ${r.files} files, ${fmt(r.bytes / MB, 1)} MB, to a single-node Ceph RGW on loopback`);
     out.push(`              (memstore OSD; started in ${fmt(r.rgwStartSeconds, 1)} s, untimed), bucket with Object Lock, COMPLIANCE 1 day;`);
@@ -184,6 +193,13 @@ export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs
     out.push(`(s) ${fmt(s.files / s.seconds, 1)} files/s; spawn → first copy ${fmt(startup(s))} s; peak RSS ${rss(s)} MB`);
     out.push(`    status --json on the resulting store: median ${fmt(s.statusSeconds.median, 3)} s of ${s.statusSeconds.runs.length} (${s.statusSeconds.runs.map((x) => fmt(x, 3)).join(', ')})`);
   }
+  if (z) {
+    out.push(
+      `(z) ${z.cameras} cameras docked at once into a store seeded (${fmt(z.seedSeconds, 1)} s, untimed) with ${z.history} verified recordings, ` +
+        `${z.historyEvents} custody events and a month of battery samples per camera; peak RSS ${rss(z)} MB`,
+    );
+    out.push(`    status --json on that store: median ${fmt(z.statusSeconds.median, 3)} s of ${z.statusSeconds.runs.length} (${z.statusSeconds.runs.map((x) => fmt(x, 3)).join(', ')}), Node's start-up included`);
+  }
   if (r) {
     out.push(
       `(r) replication: first offload.verified → last replication.verified ${fmt(rWindow)} s = ${fmt(rRate === null ? null : rRate / MB, 1)} MB/s, ` +
@@ -243,6 +259,7 @@ export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs
         dockdThrottled: d ? { ...pick(d), linkBytesPerSec: d.linkBytesPerSec, linkShare: dShare, linkShareTransfer: dShareTransfer } : null,
         simLinksHashOnly: d0 ? { ...pick(d0), linkShare: d0Share } : null,
         dockdScale: s ? { ...pick(s), filesPerSec: s.files / s.seconds, statusSeconds: s.statusSeconds } : null,
+        dockdFleet: z ? { ...pick(z), cameras: z.cameras, storeRecordings: z.history, storeEvents: z.historyEvents, statusSeconds: z.statusSeconds } : null,
         dockdReplicated: r
           ? {
               ...pick(rTimed),

@@ -2,14 +2,16 @@
 /**
  * Offload benchmark: dockd against `cp -r` and `cp -r` + `sha256sum` on the same generated
  * dataset in the same run, dockd again with encryption at rest against its plain run, a
- * throttled run against the simulated links' total rate, a run of many small files, and
+ * throttled run against the simulated links' total rate, a run of many small files, a fleet
+ * of cameras docked at once into a store with months of history, and
  * replication to a loopback Ceph RGW against a plain upload loop to the same store. Prints one
  * table with the targets and whether each is met; it exits 1 only when dockd's result (archive,
  * store, bucket) is wrong, never because a target is missed.
  *
- *   npm run bench                     # 4 cameras × 8 × 64 MiB, 20,000 small files, (r) 512 MiB
+ *   npm run bench                     # 4 cameras × 8 × 64 MiB, 20,000 small files, (z) 20 cameras
+ *                                     # over 100,000 recordings, (r) 512 MiB
  *   node scripts/bench.mjs --quick
- *   node scripts/bench.mjs --only a,e # only some of the runs: b c bsync f a e d s r
+ *   node scripts/bench.mjs --only a,e # only some of the runs: b c bsync f a fe e d s z r
  *
  * (r) needs Ceph (radosgw, ceph-mon, ceph-osd: scripts/rgw/install.sh) and is skipped without it.
  */
@@ -17,6 +19,7 @@ import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import Database from 'better-sqlite3';
 import {
   BIN,
   MB,
@@ -29,6 +32,7 @@ import {
   dockSim,
   generateMain,
   generateScale,
+  hashFile,
   listFiles,
   log,
   machine,
@@ -46,11 +50,15 @@ import {
 } from './bench-lib.mjs';
 import { checkDecrypts, floorIdentity, keygen } from './bench-encryption.mjs';
 import { report } from './bench-report.mjs';
+import { seedHistory } from './bench-seed.mjs';
 import { activeRgw, checkReplication, createLockedBucket, rgwMissing, s3Client, startRgw, uploadLoop } from './bench-rgw.mjs';
 
 // The throttled run is cut to fewer recordings per camera when the full set would take longer.
 const THROTTLED_MAX_SECONDS = 25;
 const STATUS_RUNS = 5;
+// The fleet run's cameras each bring a shift's few recordings to a store that has months of them.
+const FLEET_FILES = 3;
+const FLEET_MIB = 4;
 const BUCKET = 'dockd-bench';
 let checkedInFull = false;
 
@@ -112,6 +120,7 @@ async function bench() {
   const pristine = path.join(work, 'pristine');
   const pristineMain = path.join(pristine, 'main');
   const pristineScale = path.join(pristine, 'scale');
+  const pristineFleet = path.join(pristine, 'fleet');
 
   const missing = want('r') ? rgwMissing() : [];
   let rgwSkipped = missing.length ? `(r) skipped: ${missing.includes('radosgw') ? 'radosgw' : missing.join(', ')} not installed; run scripts/rgw/install.sh as root` : null;
@@ -120,14 +129,17 @@ async function bench() {
   const mainRuns = ['b', 'c', 'bsync', 'f', 'a', 'fe', 'e', 'd'].filter(want);
   const mainSpec = mainRuns.length ? opts : withRgw ? { cameras: opts.rgwCameras, files: opts.rgwFiles, mib: opts.mib } : null;
   const withScale = want('s') && opts.scaleFiles > 0;
+  const withFleet = want('z') && opts.fleetCameras > 0;
   log(`work folder ${work}`);
   log(
     `generating ${mainSpec ? `${mainSpec.cameras} cameras × ${mainSpec.files} recordings × ${mainSpec.mib} MiB` : 'no recordings'}` +
-      (withScale ? ` and ${opts.scaleFiles} small files` : ''),
+      (withScale ? ` and ${opts.scaleFiles} small files` : '') +
+      (withFleet ? ` and ${opts.fleetCameras} cameras × ${FLEET_FILES} × ${FLEET_MIB} MiB` : ''),
   );
   let t = performance.now();
   const main = mainSpec ? generateMain(pristineMain, mainSpec) : [];
   const scale = withScale ? generateScale(pristineScale, opts.scaleFiles) : null;
+  const fleet = withFleet ? generateMain(pristineFleet, { cameras: opts.fleetCameras, files: FLEET_FILES, mib: FLEET_MIB }) : null;
   const genSeconds = (performance.now() - t) / 1000;
   const mainTotals = totals(main);
   const generated = new Map(main.flatMap((c) => c.files.map((f) => [`${c.slot}/${f.rel}`, f.sha256])));
@@ -294,11 +306,63 @@ async function bench() {
     checked.push(checkedNote('(s)'));
   }
 
+  if (fleet) runs.z = await fleetRun(fleet, pristineFleet, problems, checked);
+
   if (withRgw) ({ run: runs.r, skipped: rgwSkipped } = await replicationRun(pristineMain, main, expected, problems, checked));
 
   host.loadAverageAtEnd = os.loadavg()[0];
   report({ opts, host, genSeconds, warmupSeconds, warmCopies: warm.length, runs, mainSpec, mainTotals, rgwSkipped, problems });
   return { problems, checked };
+}
+
+/**
+ * (z): the DESIGN case for memory and status: every camera of a fleet docked at once, into a
+ * daemon whose store already holds months of recordings (seeded through dockd's own code,
+ * scripts/bench-seed.mjs). Timed until the new recordings are verified and deleted; then
+ * `status --json` on that store.
+ */
+async function fleetRun(fleet, pristineFleet, problems, checked) {
+  const dir = path.join(runsDir, 'z');
+  log(`(z) dockd, ${fleet.length} cameras docked at once over a store seeded with ${opts.fleetHistory} earlier recordings`);
+  const t0 = performance.now();
+  const seeded = await seedHistory(path.join(dir, 'data'), fleet.map((c) => c.serial), Math.ceil(opts.fleetHistory / fleet.length));
+  const seedSeconds = (performance.now() - t0) / 1000;
+  prepareSim(path.join(dir, 'sim'), pristineFleet, fleet);
+  await syncDisks();
+  const fresh = totals(fleet);
+  const r = await runDaemon({ dir, expectedFiles: seeded.recordings + fresh.files, timeoutMs: timeoutFor(fresh.bytes, fresh.files) });
+  if (r.exit.code !== 0) problems.push(`(z) dockd did not stop cleanly on SIGTERM (${r.exit.code ?? r.exit.signal}): ${r.stderr.slice(-500)}`);
+  const expected = new Map(fleet.flatMap((c) => c.files.map((f) => [`${c.serial}/${f.rel}`, f.sha256])));
+  const db = new Database(path.join(r.dataDir, 'dockd.db'), { readonly: true, fileMustExist: true });
+  let rows;
+  try {
+    rows = db.prepare("SELECT camera, source_path, sha256, status, deleted_from_camera, archive_path FROM recordings WHERE source_path NOT LIKE 'DCIM/%HIST/%'").all();
+  } finally {
+    db.close();
+  }
+  if (rows.length !== expected.size) problems.push(`(z) store has ${rows.length} new recordings, expected ${expected.size}`);
+  for (const row of rows) {
+    const key = `${row.camera}/${row.source_path}`;
+    if (expected.get(key) !== row.sha256) problems.push(`(z) ${key}: SHA-256 ${row.sha256}, generated ${expected.get(key) ?? 'nothing'}`);
+    else if (row.status !== 'verified' || row.deleted_from_camera !== 1) problems.push(`(z) ${key}: status ${row.status}, deleted ${row.deleted_from_camera}`);
+    else if ((await hashFile(row.archive_path)) !== row.sha256) problems.push(`(z) ${key}: the archived file does not hash to ${row.sha256}`);
+  }
+  const left = listFiles(r.simDir).filter((f) => path.basename(f) !== 'camera.json');
+  if (left.length) problems.push(`(z) ${left.length} recordings still on the simulated cameras, e.g. ${left[0]}`);
+  const times = [];
+  for (let i = 0; i < STATUS_RUNS; i++) {
+    const st = await timed(process.execPath, [BIN, '--config', r.configPath, 'status', '--json'], { capture: true });
+    times.push(st.seconds);
+    const json = JSON.parse(st.stdout);
+    if (i === 0 && (json?.queue?.verified !== seeded.recordings + fresh.files || json?.cameras?.length !== fleet.length)) {
+      problems.push(`(z) status --json says ${json?.queue?.verified} verified of ${json?.cameras?.length} cameras, expected ${seeded.recordings + fresh.files} of ${fleet.length}`);
+    }
+  }
+  checked.push(checkedNote('(z)'));
+  const run = { ...r, files: fresh.files, bytes: fresh.bytes, history: seeded.recordings, historyEvents: seeded.events, seedSeconds, cameras: fleet.length, statusSeconds: { median: median(times), runs: times }, window: custodyWindow(r.dataDir) };
+  if (!opts.keep) rm(dir);
+  await syncDisks();
+  return run;
 }
 
 /** What checkDockdRun checked, said in full for the first dockd run only. */
