@@ -49,7 +49,7 @@ export async function copyRecordingEncrypted(req: CopyRequest, ctx: CopyContext,
     await syncStaging(fh);
     await fh.close();
     // The seal worker writes through the page cache; the re-read still comes from the disk.
-    const reread = ctx.hashPool ? await ctx.hashPool.hashFile(req.stagingPath, { direct: ctx.direct !== undefined, bytes: stored.bytes }) : await hashWhole(req.stagingPath);
+    const reread = ctx.hashPool ? await ctx.hashPool.hashFile(req.stagingPath, { direct: ctx.direct !== undefined }) : await hashWhole(req.stagingPath);
     if (reread.bytes !== stored.bytes || reread.sha256 !== stored.sha256) {
       throw new VerifyError('verify-mismatch', `the stored ciphertext does not match what was written (${reread.sha256.slice(0, 12)}… vs ${stored.sha256.slice(0, 12)}…)`);
     }

@@ -134,7 +134,7 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
   }
   const sha256 = hash.digest('hex');
   const { sha256: storedHash, bytes: storedBytes } = ctx.hashPool
-    ? await ctx.hashPool.hashFile(req.stagingPath, { direct: ctx.direct !== undefined, bytes: req.expectedBytes })
+    ? await ctx.hashPool.hashFile(req.stagingPath, { direct: ctx.direct !== undefined })
     : await hashWhole(req.stagingPath, req.expectedBytes);
   if (storedBytes !== req.expectedBytes || storedHash !== sha256) {
     throw new VerifyError('verify-mismatch', `the stored copy does not match what was read (${storedHash.slice(0, 12)}… vs ${sha256.slice(0, 12)}…)`);

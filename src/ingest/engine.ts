@@ -15,7 +15,7 @@ import type { LocalArchive } from '../archive/local.js';
 import { copyRecording, VerifyError, type CopyContext, type CopyRequest } from './copy.js';
 import { copyRecordingEncrypted } from './copy-encrypted.js';
 import { CameraLink } from './link.js';
-import { HashPool, hashWorkers } from './hash-pool.js';
+import { HashPool } from './hash-pool.js';
 import { BufferPool } from '../../drivers/buffer-pool.js';
 import { AlignedBuffers, probeDirectIo } from './direct-io.js';
 import { AgeSealPool } from '../crypto/age-seal-pool.js';
@@ -58,7 +58,7 @@ export interface EngineEvents {
 
 export class IngestEngine {
   private readonly queue: PQueue;
-  private readonly hashPool: HashPool;
+  private readonly hashPool = new HashPool();
   /**
    * Read buffers shared by every copy. 16 MiB holds what four cameras' copies have in flight at
    * once (a read ahead, a 1 MiB write batch, a write under way); beyond it buffers are let go.
@@ -88,7 +88,6 @@ export class IngestEngine {
     } = {},
   ) {
     this.queue = new PQueue({ concurrency: cfg.concurrency });
-    this.hashPool = new HashPool(hashWorkers({ sealing: (opts.recipients?.length ?? 0) > 0 }));
     if (cfg.directIo) {
       const probe = probeDirectIo(archive.stagingDir);
       if (probe.ok) {

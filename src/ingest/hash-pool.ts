@@ -54,24 +54,6 @@ parentPort.on('message', ({ id, file, direct }) => {
 });
 `;
 
-/**
- * How many verification workers to allow: at most two, and on a machine with no core beyond
- * the ones that seal (an encrypting dock with 2 cores) one. Each re-hashes about 1.4 GB/s, far
- * beyond what a dock's cameras deliver, and each holds 8–10 MB once started.
- *
- * Measured on the 2-core benchmark VM, 6 rounds each: a second worker made a plain offload of
- * 2 GB from four cameras 15 % faster (median 5.19 s against 6.10 s; four copies finishing
- * together no longer wait in line for one re-read), and an encrypted one 5 % slower (7.28 s
- * against 6.90 s): there the seal worker already keeps the second core busy, and two re-reads
- * took CPU time from it.
- */
-export function hashWorkers(opts: { sealing?: boolean } = {}, cores = os.availableParallelism?.() ?? os.cpus().length): number {
-  return Math.min(2, Math.max(1, opts.sealing ? cores - 1 : cores));
-}
-
-/** A file this big is worth starting another worker for rather than waiting. */
-const SPREAD_BYTES = 4 * 1024 * 1024;
-
 interface Pending {
   resolve(v: { sha256: string; bytes: number }): void;
   reject(e: Error): void;
@@ -85,35 +67,25 @@ export class HashPool {
   private nextId = 1;
 
   /**
-   * @param size the most workers it runs. The first starts now; another only when a file of
-   *   SPREAD_BYTES or more would wait for a busy one. A dock that offloads one file at a time never
-   *   pays for it, nor does a camera of small files, whose re-reads take a fraction of a
-   *   millisecond each: for 20,000 of them a second worker raised the daemon's peak from 140 MB
-   *   to 146, close to its 150 MB limit.
+   * At most two workers: each re-hashes about 1.4 GB/s, far beyond what a dock's cameras deliver,
+   * and each idle one holds 8–10 MB. One per core but one would have put an 8-core dock PC's idle
+   * daemon 60 MB above the 2-core machine the benchmark measures.
    */
-  constructor(private readonly size = hashWorkers()) {
-    if (size < 1) throw new RangeError('a hash pool needs at least one worker');
-    this.spawn();
-  }
-
-  private spawn(): void {
-    const w = new Worker(WORKER_SOURCE, { eval: true });
-    w.unref();
-    w.on('message', (m: { id: number; sha256?: string; bytes?: number; error?: string; code?: string }) => {
-      const p = this.pending.get(m.id);
-      this.pending.delete(m.id);
-      this.release(w);
-      if (!p) return;
-      if (m.error !== undefined) p.reject(Object.assign(new Error(m.error), { code: m.code }));
-      else p.resolve({ sha256: m.sha256!, bytes: m.bytes! });
-    });
-    this.workers.push(w);
-    this.idle.push(w);
-  }
-
-  /** Workers started so far. */
-  get started(): number {
-    return this.workers.length;
+  constructor(size = Math.min(2, Math.max(1, (os.availableParallelism?.() ?? os.cpus().length) - 1))) {
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(WORKER_SOURCE, { eval: true });
+      w.unref();
+      w.on('message', (m: { id: number; sha256?: string; bytes?: number; error?: string; code?: string }) => {
+        const p = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        this.release(w);
+        if (!p) return;
+        if (m.error !== undefined) p.reject(Object.assign(new Error(m.error), { code: m.code }));
+        else p.resolve({ sha256: m.sha256!, bytes: m.bytes! });
+      });
+      this.workers.push(w);
+      this.idle.push(w);
+    }
   }
 
   private release(w: Worker): void {
@@ -122,12 +94,8 @@ export class HashPool {
     next?.();
   }
 
-  /**
-   * With `direct`, the file is read with O_DIRECT: from the disk, not from the page cache.
-   * `bytes`, the size the caller expects, decides whether it is worth another worker.
-   */
-  async hashFile(file: string, opts: { direct?: boolean; bytes?: number } = {}): Promise<{ sha256: string; bytes: number }> {
-    if (this.idle.length === 0 && this.workers.length < this.size && (opts.bytes ?? Infinity) >= SPREAD_BYTES) this.spawn();
+  /** With `direct`, the file is read with O_DIRECT: from the disk, not from the page cache. */
+  async hashFile(file: string, opts: { direct?: boolean } = {}): Promise<{ sha256: string; bytes: number }> {
     while (this.idle.length === 0) await new Promise<void>((r) => this.waiting.push(r));
     const w = this.idle.pop()!;
     const id = this.nextId++;
