@@ -82,7 +82,12 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     driverRules: cfg.usb.drivers,
     onBattery: (serial, visit) => {
       const { view } = recentHealth(db, serial, cfg.battery.shiftHours);
-      storeVerdict(db, serial, cfg.battery.shiftHours, view);
+      try {
+        storeVerdict(db, serial, cfg.battery.shiftHours, view);
+      } catch (err) {
+        // Only status's shortcut is lost (it judges the camera itself); the docking goes on.
+        log.warn({ event: 'battery.verdict_not_stored', camera: serial, error: String(err) }, `camera ${serial}: battery verdict not stored: ${String(err)}`);
+      }
       const fields = { camera: serial, visit, drainPercentPerHour: view.drainPercentPerHour, projectedRuntimeHours: view.projectedRuntimeHours, healthPercent: view.healthPercent, shiftHours: cfg.battery.shiftHours };
       if (view.status === 'short') {
         log.warn({ event: 'battery.short_runtime', ...fields }, `camera ${serial} will not last a ${cfg.battery.shiftHours} h shift (about ${view.projectedRuntimeHours} h from full)`);
