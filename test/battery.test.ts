@@ -70,6 +70,19 @@ describe('battery health', () => {
     expect(short[0]!.level).toBe(40);
     expect(d.events('battery.degraded').map((l) => l.camera)).toEqual([fixture('aging').serial]);
 
+    // Each docking left its verdict in the store, which is what status reads.
+    const store = openStore(dock.dataDir);
+    try {
+      const verdicts = new Map(
+        store
+          .prepare<[], { serial: string; v: string | null }>('SELECT serial, battery_verdict_json v FROM cameras')
+          .all()
+          .map((r) => [r.serial, r.v === null ? null : (JSON.parse(r.v) as { shiftHours: number; view: { status: string } })]),
+      );
+      for (const name of NAMES) expect(verdicts.get(fixture(name).serial), name).toMatchObject({ shiftHours: 10, view: { status: fixture(name).expected.status } });
+    } finally {
+      store.close();
+    }
     const status = await dock.json<{ fleet: { short: string[]; degraded: string[] } }>(['status']);
     expect(status.fleet.short).toEqual([fixture('night-ir').serial]);
     const human = await dock.cli(['status']);
