@@ -167,6 +167,24 @@ describe('replication to S3 with Object Lock', () => {
       expect(mismatches.find((e) => e.recording === byName.get('short.mp4')!.id)!.actual).toBe('the file ends at byte 123456 of 300000');
       expect(mismatches.every((e) => e.level === 50 && e.expected === byName.get(recs.find((r) => r.id === e.recording)!.sourcePath)!.sha256)).toBe(true);
       for (const name of damaged) expect(await replicated(dock, byName.get(name)!.id)).toBeUndefined();
+      // The chain of custody of each changed recording says what was found, and when.
+      for (const name of [...damaged, 'ok.mp4']) {
+        const rec = byName.get(name)!;
+        const events = await dock.json<Array<{ type: string; sha256: string | null; details: { file?: string; actual?: string } }>>(['custody', '--recording', rec.id]);
+        const found = events.filter((e) => e.type === 'archive.mismatch');
+        if (name === 'ok.mp4') {
+          expect(found).toEqual([]);
+          continue;
+        }
+        expect(found).toHaveLength(1);
+        expect(found[0]!.sha256).toBe(rec.sha256);
+        expect(found[0]!.details.file).toBe(rec.archivePath);
+        expect(found[0]!.details.actual).toBe(mismatches.find((e) => e.recording === rec.id)!.actual);
+      }
+      // The appended events keep the chain whole; the files themselves are what verify reports.
+      const verify = await dock.json<{ chain: { ok: boolean }; files: { mismatched: string[] } }>(['verify', '--json']);
+      expect(verify.chain.ok).toBe(true);
+      expect([...verify.files.mismatched].sort()).toEqual(damaged.map((n) => byName.get(n)!.id).sort());
       // The bucket holds the intact recording and its manifest, and no parts of the changed one.
       const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
       expect((versions.Versions ?? []).map((v) => v.Key!).filter((k) => !k.endsWith('.custody.json'))).toHaveLength(1);

@@ -157,9 +157,22 @@ export class Replicator {
     this.lastError = error;
     if (err instanceof ArchiveMismatchError) {
       // Uploading again would send the same wrong bytes: the job stops here, for a person to look.
-      this.db
-        .prepare("UPDATE jobs SET state = 'failed', attempts = attempts + 1, last_error = ?, updated_at = ? WHERE recording = ? AND kind = 'replicate'")
-        .run(error, new Date().toISOString(), job.recording);
+      // The evidence itself changed after its verification, so the chain of custody says so, not
+      // only the log: whoever answers for the recording later finds when it was noticed.
+      const now = new Date();
+      this.db.transaction(() => {
+        this.db
+          .prepare("UPDATE jobs SET state = 'failed', attempts = attempts + 1, last_error = ?, updated_at = ? WHERE recording = ? AND kind = 'replicate'")
+          .run(error, now.toISOString(), job.recording);
+        this.custody.append({
+          type: 'archive.mismatch',
+          camera: job.camera,
+          recording: job.recording,
+          sha256: err.expected,
+          at: now,
+          details: { file: err.file, actual: err.actual, noticedBy: 'replication' },
+        });
+      }).immediate();
       this.log.error(
         { event: 'replication.archive_mismatch', camera: job.camera, recording: job.recording, file: err.file, expected: err.expected, actual: err.actual },
         `not replicated: ${error}`,
