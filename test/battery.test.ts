@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, TestDock, waitFor } from './support/harness.js';
+import { ROOT, TestDock, allVerified, waitFor } from './support/harness.js';
 import { openStore } from '../src/store/db.js';
 import { fleetVerdicts, storeVerdict } from '../src/battery/fleet.js';
 
@@ -87,6 +87,32 @@ describe('battery health', () => {
     expect(status.fleet.short).toEqual([fixture('night-ir').serial]);
     const human = await dock.cli(['status']);
     expect(human.stdout).toMatch(/1 camera will not last a 10 h shift: DU-0207/);
+  });
+
+  it('offloads and frees a camera whose battery verdict cannot be stored, and status judges it from its samples', async () => {
+    dock = new TestDock({ battery: { shiftHours: 10, sampleIntervalMs: 200 } });
+    // Only the verdict's write fails, as on a store that refuses that one row.
+    const store = openStore(dock.dataDir);
+    store.exec("CREATE TRIGGER verdict_refused BEFORE UPDATE OF battery_verdict_json ON cameras WHEN NEW.battery_verdict_json IS NOT NULL BEGIN SELECT RAISE(ABORT, 'verdict refused'); END");
+    store.close();
+    const f = fixture('night-ir');
+    dock.dock('s1', {
+      serial: f.serial,
+      files: [{ rel: 'DCIM/100CAM/a.mp4', size: 300_000 }, { rel: 'DCIM/100CAM/b.mp4', size: 70_000 }],
+      spec: { battery: f.battery, clockOffsetSeconds: f.clockOffsetSeconds, batteryLog: f.batteryLog },
+    });
+    const d = dock.start();
+    const recs = await allVerified(dock, 2);
+    for (const r of recs) expect(r.sha256).toBe(dock.sources.get(`${f.serial}\n${r.sourcePath}`)!.sha256);
+    expect(dock.cameraFileExists('s1', 'DCIM/100CAM/a.mp4')).toBe(false);
+    const refused = d.events('battery.verdict_not_stored');
+    expect(refused.map((e) => e.camera)).toEqual([f.serial]);
+    expect(refused[0]!.level).toBe(40);
+    expect(String(refused[0]!.error)).toContain('verdict refused');
+    // Still found short: status judged it itself.
+    expect(d.events('battery.short_runtime').map((e) => e.camera)).toEqual([f.serial]);
+    const status = await dock.json<{ fleet: { short: string[] } }>(['status']);
+    expect(status.fleet.short).toEqual([f.serial]);
   });
 
   it('corrects log times by the measured clock skew and never stores the same log twice across visits', async () => {
