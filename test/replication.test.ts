@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectVersionsCommand, S3Client } from '@aws-sdk/client-s3';
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { openStore } from '../src/store/db.js';
 import { rgwClient, startRgw, type Rgw } from './support/rgw.js';
 import { allVerified, TestDock, waitFor, type CustodyJson } from './support/harness.js';
 
@@ -126,6 +127,42 @@ describe('replication to S3 with Object Lock', () => {
       expect((await dock.json<{ replication: { count: number } }>(['status'])).replication.count).toBe(0);
       const dry = await dock.json<Array<{ id: string }>>(['retention', '--dry-run']);
       expect(dry.map((x) => x.id).sort()).toEqual(recs.map((r) => r.id).sort());
+    } finally {
+      await dock.cleanup();
+    }
+  });
+
+  it('goes on offloading when the store cannot record a failed upload, and replicates once it can', { timeout: 120_000 }, async () => {
+    const bucket = await lockedBucket();
+    const dock = new TestDock(replicationConfig(bucket));
+    try {
+      dock.dock('s1', { serial: 'R-5', files: [{ rel: 'a.mp4', size: 150_000 }, { rel: 'b.mp4', size: 90_000 }] });
+      const d1 = dock.start([], { AWS_ACCESS_KEY_ID: rgw.accessKeyId, AWS_SECRET_ACCESS_KEY: 'wrong-secret' });
+      await allVerified(dock, 2);
+      await d1.waitForEvent('replication.blocked', 30_000);
+      // A store that takes no more writes to the replication jobs, as on a disk gone full.
+      const store = openStore(dock.dataDir);
+      store.exec("CREATE TRIGGER replication_refused BEFORE UPDATE ON jobs WHEN NEW.kind = 'replicate' BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
+      store.close();
+      const refused = await d1.waitForEvent('replication.store_failed', 15_000);
+      expect(refused.level).toBe(50);
+      expect(String(refused.error)).toContain('disk is full');
+      expect(String(refused.cause)).not.toContain('wrong-secret');
+      // The daemon is still up and still offloads: a camera docked now is emptied as usual.
+      dock.dock('s2', { serial: 'R-6', files: [{ rel: 'c.mp4', size: 120_000 }] });
+      const recs = await allVerified(dock, 3);
+      expect(recs.find((r) => r.sourcePath === 'c.mp4')!.sha256).toBe(dock.sources.get('R-6\nc.mp4')!.sha256);
+      expect(await Promise.race([d1.exited, new Promise((r) => setTimeout(() => r('running'), 1500))])).toBe('running');
+      expect(d1.events('daemon.crashed')).toEqual([]);
+
+      const fixed = openStore(dock.dataDir);
+      fixed.exec('DROP TRIGGER replication_refused');
+      fixed.close();
+      d1.kill('SIGTERM');
+      expect((await d1.exited).code).toBe(0);
+      // Nothing of the backlog was lost while the store refused it.
+      dock.start([], env);
+      for (const r of recs) await waitFor('replicated', () => replicated(dock, r.id), 60_000);
     } finally {
       await dock.cleanup();
     }

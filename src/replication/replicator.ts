@@ -95,9 +95,26 @@ export class Replicator {
         this.lastError = null;
       } catch (err) {
         if (signal.aborted) return;
-        this.failed(job, err);
+        try {
+          this.failed(job, err);
+        } catch (storeErr) {
+          // The store could not take the failure (full or read-only disk). An exception here
+          // would end the daemon, and offloading with it; the job is still queued in the store
+          // as it was, so waiting and trying it again loses nothing.
+          this.storeFailed(job, err, storeErr);
+          await sleep(this.cfg.blockedRetryMs, undefined, { signal }).catch(() => undefined);
+        }
       }
     }
+  }
+
+  private storeFailed(job: Job, err: unknown, storeErr: unknown): void {
+    const error = (storeErr as Error)?.message ?? String(storeErr);
+    this.lastError = `the store did not take the replication's state: ${error}`;
+    this.log.error(
+      { event: 'replication.store_failed', camera: job.camera, recording: job.recording, error, cause: (err as Error)?.message ?? String(err), retryInMs: this.cfg.blockedRetryMs },
+      `replication of ${job.recording} failed and the store did not take it: ${error}; trying again`,
+    );
   }
 
   private async replicate(job: Job, signal: AbortSignal): Promise<void> {
