@@ -148,10 +148,13 @@ describe('replication to S3 with Object Lock', () => {
       expect(refused.level).toBe(50);
       expect(String(refused.error)).toContain('disk is full');
       expect(String(refused.cause)).not.toContain('wrong-secret');
+      const s = await dock.json<{ replication: { count: number; lastError: string | null } }>(['status']);
+      expect(s.replication).toMatchObject({ count: 2, lastError: expect.stringContaining('disk is full') });
       // The daemon is still up and still offloads: a camera docked now is emptied as usual.
       dock.dock('s2', { serial: 'R-6', files: [{ rel: 'c.mp4', size: 120_000 }] });
       const recs = await allVerified(dock, 3);
       expect(recs.find((r) => r.sourcePath === 'c.mp4')!.sha256).toBe(dock.sources.get('R-6\nc.mp4')!.sha256);
+      await waitFor('R-6 emptied', async () => !dock.cameraFileExists('s2', 'c.mp4') || null, 15_000);
       expect(await Promise.race([d1.exited, new Promise((r) => setTimeout(() => r('running'), 1500))])).toBe('running');
       expect(d1.events('daemon.crashed')).toEqual([]);
 
