@@ -27,6 +27,9 @@ beforeAll(async () => {
   expect((await dock.cli(['assign', 'C-1', 'officer-17', '--from', past])).code).toBe(0);
   const d = dock.start();
   recs = await allVerified(dock, 3);
+  // The running daemon signs the head every 5 events, on its next heartbeat: wait for that
+  // one, so that the stop's own checkpoint is the second.
+  await d.waitForEvent('custody.checkpoint');
   d.kill('SIGTERM');
   await d.exited;
   const cps = d.events('custody.checkpoint');
