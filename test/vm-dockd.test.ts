@@ -65,6 +65,12 @@ done
 
 const MB = 1024 * 1024;
 const OFFLOAD_MS = 120_000;
+/**
+ * Each of the guest's steps after the daemon exits: `dockd verify` re-hashing the archive, then
+ * the data dir's copy out through 9p. Under TCG on a loaded host, scenario 3's 160 MB took more
+ * than 60 s to copy out.
+ */
+const WRAP_UP_MS = 180_000;
 
 /** A daemon log line; the fields the scenarios read by name. */
 type LogLine = HarnessLogLine & { camera?: string; recording?: string; slot?: string };
@@ -271,8 +277,8 @@ class GuestDaemon {
   async stop(): Promise<DaemonResult> {
     writeFileSync(path.join(this.dir, 'stop'), '');
     const exited = await this.vm.waitForSerial(new RegExp(`^\\[guest\\] RUNNER exited ${this.name} (\\d+)$`, 'm'), 30_000, { from: this.from });
-    const verified = await this.vm.waitForSerial(new RegExp(`^\\[guest\\] RUNNER verified ${this.name} (\\d+)$`, 'm'), 60_000, { from: exited.index });
-    await this.vm.waitForSerial(new RegExp(`^\\[guest\\] RUNNER done ${this.name}$`, 'm'), 60_000, { from: verified.index });
+    const verified = await this.vm.waitForSerial(new RegExp(`^\\[guest\\] RUNNER verified ${this.name} (\\d+)$`, 'm'), WRAP_UP_MS, { from: exited.index });
+    await this.vm.waitForSerial(new RegExp(`^\\[guest\\] RUNNER done ${this.name}$`, 'm'), WRAP_UP_MS, { from: verified.index });
     const log = readFileSync(path.join(this.dir, 'daemon.log'), 'utf8')
       .split('\n')
       .map(parseLogLine)
@@ -291,7 +297,7 @@ class GuestDaemon {
   async abandon(): Promise<void> {
     if (this.vm.exited || existsSync(path.join(this.dir, 'stop'))) return;
     writeFileSync(path.join(this.dir, 'stop'), '');
-    await this.vm.waitForSerial(new RegExp(`^\\[guest\\] RUNNER done ${this.name}$`, 'm'), 60_000, { from: this.from }).catch(() => undefined);
+    await this.vm.waitForSerial(new RegExp(`^\\[guest\\] RUNNER done ${this.name}$`, 'm'), WRAP_UP_MS, { from: this.from }).catch(() => undefined);
   }
 }
 
