@@ -115,7 +115,7 @@ export interface QueueCounts {
 }
 
 export function queueCounts(db: Db): QueueCounts {
-  const rows = db.prepare<[], { status: RecordingStatus; n: number }>('SELECT status, count(*) n FROM recordings GROUP BY status').all();
+  const rows = db.prepare<[], { status: RecordingStatus; n: number }>('SELECT status, n FROM recording_counts').all();
   const c: QueueCounts = { pending: 0, active: 0, failed: 0, verified: 0 };
   for (const r of rows) {
     if (r.status === 'copying') c.active = r.n;

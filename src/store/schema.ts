@@ -134,4 +134,22 @@ export const MIGRATIONS: string[] = [
   -- not judge every camera from a month of samples each time it is run.
   ALTER TABLE cameras ADD COLUMN battery_verdict_json TEXT;
   `,
+  `
+  -- Recordings per status, kept by triggers, so that \`dockd status\` reads a handful of rows
+  -- instead of counting the status index: on a store of 100,000 recordings that cold scan took
+  -- 18 ms of the 200 ms status may take. Nothing deletes or replaces recording rows (retention
+  -- marks them 'deleted'); the delete trigger is there so that the counts cannot drift if one ever does.
+  CREATE TABLE recording_counts (status TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+  INSERT INTO recording_counts (status, n) SELECT status, count(*) FROM recordings GROUP BY status;
+  CREATE TRIGGER recording_counts_insert AFTER INSERT ON recordings BEGIN
+    INSERT INTO recording_counts (status, n) VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
+  END;
+  CREATE TRIGGER recording_counts_update AFTER UPDATE OF status ON recordings WHEN OLD.status IS NOT NEW.status BEGIN
+    UPDATE recording_counts SET n = n - 1 WHERE status = OLD.status;
+    INSERT INTO recording_counts (status, n) VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
+  END;
+  CREATE TRIGGER recording_counts_delete AFTER DELETE ON recordings BEGIN
+    UPDATE recording_counts SET n = n - 1 WHERE status = OLD.status;
+  END;
+  `,
 ];
