@@ -105,17 +105,23 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   replicator?.start();
 
   const rates = new RateMeter();
-  let beatFailing = false;
+  let beatFailingSince: number | null = null;
   const beat = setInterval(() => {
     const cameras = engine.progress().map((c) => ({ ...c, rateBytesPerSec: rates.update(c.serial, c.receivedBytes) }));
     try {
       heartbeat.beat({ cameras, diskLow: engine.paused, active: engine.queueActive, replicationError: replicator?.lastError ?? null });
-      beatFailing = false;
+      if (beatFailingSince !== null) {
+        // Whoever was paged by the failure learns from the same log that it is over.
+        const failedForMs = Date.now() - beatFailingSince;
+        log.info({ event: 'daemon.heartbeat_restored', failedForMs }, `the heartbeat is written again, after ${Math.round(failedForMs / 1000)} s`);
+        beatFailingSince = null;
+      }
       logCheckpoint(checkpoints.maybeSign(cfg.custody.checkpointEvery));
     } catch (err) {
-      // A full disk refuses even the heartbeat; status then shows the daemon as not running.
-      if (!beatFailing) log.error({ event: 'daemon.heartbeat_failed', err }, 'cannot write the heartbeat');
-      beatFailing = true;
+      // A full disk, or another process holding the store locked, refuses even the heartbeat;
+      // status then shows the daemon as not running.
+      if (beatFailingSince === null) log.error({ event: 'daemon.heartbeat_failed', err }, `cannot write the heartbeat: ${(err as Error)?.message ?? String(err)}`);
+      beatFailingSince ??= Date.now();
     }
     engine.kick();
   }, cfg.daemon.heartbeatIntervalMs);

@@ -1,0 +1,59 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import { allVerified, sha256, TestDock, waitFor, type VerifyJson } from './support/harness.js';
+
+let dock: TestDock | undefined;
+afterEach(async () => {
+  await dock?.cleanup();
+  dock = undefined;
+});
+
+describe('a store another process holds locked', () => {
+  // An admin's sqlite3 shell left inside a write transaction: every write of the daemon waits its
+  // 5 s busy timeout and then fails, for as long as the shell keeps the lock.
+  it('keeps every recording and the daemon through a write lock held past the busy timeout, and says when it is over', async () => {
+    dock = new TestDock({ ingest: { readTimeoutMs: 30_000 } });
+    dock.dock('s1', {
+      serial: 'L-1',
+      files: [{ rel: 'DCIM/A.MP4', size: 24_000_000 }, { rel: 'DCIM/B.MP4', size: 3_000_000 }],
+      spec: { throughputBytesPerSec: 4_000_000 },
+    });
+    const d = dock.start();
+    await d.waitForEvent('offload.started');
+
+    const shell = new Database(path.join(dock.dataDir, 'dockd.db'));
+    shell.prepare('BEGIN IMMEDIATE').run();
+    try {
+      const failed = await d.waitForEvent('daemon.heartbeat_failed', 15_000);
+      expect(failed.msg).toMatch(/database is locked/);
+      // Reading is not refused: status answers, and tells the truth that no heartbeat comes.
+      const during = await dock.status();
+      expect(during.daemon.running).toBe(false);
+      await sleep(2000);
+    } finally {
+      shell.prepare('COMMIT').run();
+      shell.close();
+    }
+
+    const restored = await d.waitForEvent('daemon.heartbeat_restored', 15_000);
+    expect(restored.failedForMs).toBeGreaterThan(1000);
+    const recs = await allVerified(dock, 2);
+    for (const r of recs) {
+      const src = dock.sources.get(`L-1\n${r.sourcePath}`)!;
+      expect(r.sha256).toBe(src.sha256);
+      expect(sha256(readFileSync(r.archivePath!))).toBe(src.sha256);
+      expect(dock.cameraFileExists('s1', r.sourcePath)).toBe(false);
+    }
+    expect(d.events('daemon.heartbeat_failed')).toHaveLength(1);
+    await waitFor('the daemon shown as running again', async () => (await dock!.status()).daemon.running);
+    expect(d.events('daemon.crashed')).toEqual([]);
+
+    d.kill('SIGTERM');
+    expect((await d.exited).code).toBe(0);
+    const v = JSON.parse((await dock.cli(['verify', '--json'])).stdout) as VerifyJson;
+    expect(v).toMatchObject({ ok: true, files: { checked: 2, ok: 2 } });
+  }, 90_000);
+});
