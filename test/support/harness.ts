@@ -113,6 +113,11 @@ export class TestDock {
     return existsSync(path.join(this.simDir, slot, rel));
   }
 
+  /** The daemon started last, for failure messages. */
+  get lastDaemon(): DaemonProcess | undefined {
+    return this.daemons.at(-1);
+  }
+
   start(extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): DaemonProcess {
     const d = new DaemonProcess(['--config', this.configPath, 'start', ...extraArgs], env);
     this.daemons.push(d);
@@ -253,14 +258,23 @@ export interface VerifyJson {
 /** Waits until every listed recording of the dock is verified and, by default, off the camera. */
 export async function allVerified(dock: TestDock, count: number, opts: { deleted?: boolean; timeoutMs?: number } = {}): Promise<RecordingJson[]> {
   const deleted = opts.deleted ?? true;
-  return waitFor(
-    `${count} verified recordings`,
-    async () => {
-      const recs = await dock.recordings();
-      return recs.length === count && recs.every((r) => r.status === 'verified' && (!deleted || r.deletedFromCamera)) ? recs : null;
-    },
-    opts.timeoutMs ?? 30_000,
-  );
+  let seen: RecordingJson[] = [];
+  try {
+    return await waitFor(
+      `${count} verified recordings`,
+      async () => {
+        const recs = (seen = await dock.recordings());
+        return recs.length === count && recs.every((r) => r.status === 'verified' && (!deleted || r.deletedFromCamera)) ? recs : null;
+      },
+      opts.timeoutMs ?? 30_000,
+    );
+  } catch (err) {
+    // Which recording was short of it, and how: a timeout alone says nothing about the cause.
+    const where = seen.map((r) => `${r.camera} ${r.sourcePath}: ${r.status}${r.deletedFromCamera ? ', deleted' : ''}, ${r.attempts} attempts${r.lastError ? `, ${r.lastError}` : ''}`);
+    const d = dock.lastDaemon;
+    const tail = d ? `\nthe daemon's last lines${d.child.exitCode !== null ? ` (it exited ${d.child.exitCode})` : ''}:\n${d.logs.slice(-25).map((l) => JSON.stringify(l)).join('\n')}` : '';
+    throw new Error(`${(err as Error).message}; the store had ${seen.length}: ${where.join('; ') || 'none'}${tail}`);
+  }
 }
 
 export function readArchived(p: string): Buffer {
