@@ -171,6 +171,36 @@ describe('replication to S3 with Object Lock', () => {
     }
   });
 
+  it('goes on when the store cannot even read the replication queue, and replicates once it can', { timeout: 120_000 }, async () => {
+    const bucket = await lockedBucket();
+    const dock = new TestDock(replicationConfig(bucket));
+    try {
+      dock.dock('s1', { serial: 'R-7', files: [{ rel: 'a.mp4', size: 100_000 }] });
+      const d1 = dock.start([], { AWS_ACCESS_KEY_ID: rgw.accessKeyId, AWS_SECRET_ACCESS_KEY: 'wrong-secret' });
+      const [rec] = await allVerified(dock, 1);
+      await d1.waitForEvent('replication.blocked', 30_000);
+      // The queue's table gone from under the daemon: every read of it fails, as on a failing disk.
+      const store = openStore(dock.dataDir);
+      store.exec('ALTER TABLE jobs RENAME TO jobs_elsewhere');
+      store.close();
+      const refused = await d1.waitForEvent('replication.store_failed', 15_000);
+      expect(refused.level).toBe(50);
+      expect(String(refused.error)).toContain('no such table: jobs');
+      expect(await Promise.race([d1.exited, new Promise((r) => setTimeout(() => r('running'), 1500))])).toBe('running');
+      expect(d1.events('daemon.crashed')).toEqual([]);
+
+      const fixed = openStore(dock.dataDir);
+      fixed.exec('ALTER TABLE jobs_elsewhere RENAME TO jobs');
+      fixed.close();
+      d1.kill('SIGTERM');
+      expect((await d1.exited).code).toBe(0);
+      dock.start([], env);
+      await waitFor('replicated', () => replicated(dock, rec!.id), 60_000);
+    } finally {
+      await dock.cleanup();
+    }
+  });
+
   it('uploads nothing of an archived file that changed since its verification, and says so', { timeout: 120_000 }, async () => {
     const bucket = await lockedBucket();
     const dock = new TestDock(replicationConfig(bucket));

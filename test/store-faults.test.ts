@@ -11,7 +11,7 @@ afterEach(async () => {
   dock = undefined;
 });
 
-describe('a store another process holds locked', () => {
+describe('a store that fails under the running daemon', () => {
   // An admin's sqlite3 shell left inside a write transaction: every write of the daemon waits its
   // 5 s busy timeout and then fails, for as long as the shell keeps the lock.
   it('keeps every recording and the daemon through a write lock held past the busy timeout, and says when it is over', async () => {
@@ -55,5 +55,46 @@ describe('a store another process holds locked', () => {
     expect((await d.exited).code).toBe(0);
     const v = JSON.parse((await dock.cli(['verify', '--json'])).stdout) as VerifyJson;
     expect(v).toMatchObject({ ok: true, files: { checked: 2, ok: 2 } });
+  }, 90_000);
+
+  // A read of the queue that fails, as on a failing disk: here the jobs table is renamed away
+  // by another process for a few seconds while a camera is being offloaded.
+  it('keeps every recording and the daemon when the queue cannot be read for a while, and goes on once it can', async () => {
+    dock = new TestDock({});
+    dock.dock('s1', {
+      serial: 'Q-1',
+      files: [{ rel: 'DCIM/A.MP4', size: 12_000_000 }, { rel: 'DCIM/B.MP4', size: 2_000_000 }, { rel: 'DCIM/C.MP4', size: 2_000_000 }],
+      spec: { throughputBytesPerSec: 4_000_000 },
+    });
+    const d = dock.start();
+    await d.waitForEvent('offload.started');
+    const shell = new Database(path.join(dock.dataDir, 'dockd.db'));
+    shell.exec('ALTER TABLE jobs RENAME TO jobs_elsewhere');
+    try {
+      const unreadable = await d.waitForEvent('ingest.queue_unreadable', 15_000);
+      expect(unreadable.level).toBe(50);
+      expect(unreadable.msg).toMatch(/no such table: jobs/);
+      await sleep(3000);
+      // Nothing is deleted from the camera while the store cannot say what was verified.
+      for (const f of ['DCIM/A.MP4', 'DCIM/B.MP4', 'DCIM/C.MP4']) expect(dock.cameraFileExists('s1', f)).toBe(true);
+    } finally {
+      shell.exec('ALTER TABLE jobs_elsewhere RENAME TO jobs');
+      shell.close();
+    }
+
+    await d.waitForEvent('ingest.queue_readable', 15_000);
+    const recs = await allVerified(dock, 3);
+    for (const r of recs) {
+      const src = dock.sources.get(`Q-1\n${r.sourcePath}`)!;
+      expect(r.sha256).toBe(src.sha256);
+      expect(sha256(readFileSync(r.archivePath!))).toBe(src.sha256);
+      expect(dock.cameraFileExists('s1', r.sourcePath)).toBe(false);
+    }
+    expect(d.events('ingest.queue_unreadable')).toHaveLength(1);
+    expect(d.events('daemon.crashed')).toEqual([]);
+    d.kill('SIGTERM');
+    expect((await d.exited).code).toBe(0);
+    const v = JSON.parse((await dock.cli(['verify', '--json'])).stdout) as VerifyJson;
+    expect(v).toMatchObject({ ok: true, files: { checked: 3, ok: 3 } });
   }, 90_000);
 });

@@ -70,6 +70,8 @@ export class IngestEngine {
   private readonly cameras = new Map<string, ActiveCamera>();
   private readonly claimed = new Set<string>();
   private diskLow = false;
+  /** Since when the queue could not be read from the store; null while it can. */
+  private unreadableSince: number | null = null;
   private stopping = false;
   private readonly q;
 
@@ -205,9 +207,20 @@ export class IngestEngine {
   private async worker(cam: ActiveCamera): Promise<void> {
     const signal = cam.abort.signal;
     while (!signal.aborted) {
-      const task = this.claim(cam);
+      let task: Task | null;
+      let next: number | null | undefined;
+      try {
+        task = this.claim(cam);
+        next = task ? undefined : this.q.nextWake.get(cam.serial, cam.serial)?.t;
+        this.queueReadable(true, cam.serial);
+      } catch (err) {
+        // A store that cannot be read (a failing disk) must not end the daemon: every recording
+        // stays where it is, on the camera and in the store, until the store answers again.
+        this.queueReadable(false, cam.serial, err);
+        await sleep(1000, undefined, { signal }).catch(() => undefined);
+        continue;
+      }
       if (!task) {
-        const next = this.q.nextWake.get(cam.serial, cam.serial)?.t;
         if (next === null || next === undefined) return;
         await sleep(Math.min(Math.max(next - Date.now(), 10), 1000), undefined, { signal }).catch(() => undefined);
         continue;
@@ -249,6 +262,18 @@ export class IngestEngine {
       } finally {
         this.claimed.delete(task.rec.id);
       }
+    }
+  }
+
+  /** Logs the start and the end of a streak of failed queue reads, once each. */
+  private queueReadable(ok: boolean, camera: string, err?: unknown): void {
+    if (ok && this.unreadableSince !== null) {
+      const failedForMs = Date.now() - this.unreadableSince;
+      this.unreadableSince = null;
+      this.log.info({ event: 'ingest.queue_readable', camera, failedForMs }, `the queue can be read from the store again, after ${Math.round(failedForMs / 1000)} s`);
+    } else if (!ok && this.unreadableSince === null) {
+      this.unreadableSince = Date.now();
+      this.log.error({ event: 'ingest.queue_unreadable', camera, err }, `cannot read the queue from the store: ${errorText(err)}; trying again every second`);
     }
   }
 

@@ -84,7 +84,15 @@ export class Replicator {
   private async run(): Promise<void> {
     const signal = this.abort.signal;
     while (!signal.aborted) {
-      const job = this.ingestBusy() ? undefined : this.nextJob();
+      let job: Job | undefined;
+      try {
+        job = this.ingestBusy() ? undefined : this.nextJob();
+      } catch (storeErr) {
+        // As below: a store that cannot be read must not end the daemon, and offloading with it.
+        this.storeFailed(null, storeErr);
+        await sleep(this.cfg.blockedRetryMs, undefined, { signal }).catch(() => undefined);
+        continue;
+      }
       if (!job) {
         await sleep(500, undefined, { signal }).catch(() => undefined);
         continue;
@@ -101,18 +109,25 @@ export class Replicator {
           // The store could not take the failure (full or read-only disk). An exception here
           // would end the daemon, and offloading with it; the job is still queued in the store
           // as it was, so waiting and trying it again loses nothing.
-          this.storeFailed(job, err, storeErr);
+          this.storeFailed(job, storeErr, err);
           await sleep(this.cfg.blockedRetryMs, undefined, { signal }).catch(() => undefined);
         }
       }
     }
   }
 
-  private storeFailed(job: Job, err: unknown, storeErr: unknown): void {
+  /** The store refused the queue's read (no job yet) or the record of a failed attempt (`cause`). */
+  private storeFailed(job: Job | null, storeErr: unknown, cause?: unknown): void {
     const error = (storeErr as Error)?.message ?? String(storeErr);
+    const retryInMs = this.cfg.blockedRetryMs;
+    if (!job) {
+      this.lastError = `the store cannot be read: ${error}`;
+      this.log.error({ event: 'replication.store_failed', error, retryInMs }, `cannot read the replication queue from the store: ${error}; trying again`);
+      return;
+    }
     this.lastError = `the store did not take the replication's state: ${error}`;
     this.log.error(
-      { event: 'replication.store_failed', camera: job.camera, recording: job.recording, error, cause: (err as Error)?.message ?? String(err), retryInMs: this.cfg.blockedRetryMs },
+      { event: 'replication.store_failed', camera: job.camera, recording: job.recording, error, cause: (cause as Error)?.message ?? String(cause), retryInMs },
       `replication of ${job.recording} failed and the store did not take it: ${error}; trying again`,
     );
   }
