@@ -7,7 +7,7 @@ import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectC
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { openStore } from '../src/store/db.js';
 import { rgwClient, startRgw, type Rgw } from './support/rgw.js';
-import { allVerified, TestDock, waitFor, type CustodyJson } from './support/harness.js';
+import { allVerified, TestDock, waitFor, type CustodyJson, type DaemonProcess } from './support/harness.js';
 
 let rgw: Rgw;
 let s3: S3Client;
@@ -27,6 +27,22 @@ function replicationConfig(bucket: string, extra: Record<string, unknown> = {}) 
 }
 
 const replicated = (dock: TestDock, id: string) => dock.json<CustodyJson[]>(['custody', '--recording', id]).then((ev) => ev.find((e) => e.type === 'replication.verified'));
+
+/**
+ * A daemon that survived a failing store: still up, no crash. Then the store is repaired with
+ * `repair`, the daemon stops cleanly, and one started with the right credentials replicates `ids`.
+ */
+async function repairedAndRestarted(dock: TestDock, d: DaemonProcess, repair: string, ids: string[]): Promise<void> {
+  expect(await Promise.race([d.exited, new Promise((r) => setTimeout(() => r('running'), 1500))])).toBe('running');
+  expect(d.events('daemon.crashed')).toEqual([]);
+  const fixed = openStore(dock.dataDir);
+  fixed.exec(repair);
+  fixed.close();
+  d.kill('SIGTERM');
+  expect((await d.exited).code).toBe(0);
+  dock.start([], env);
+  for (const id of ids) await waitFor('replicated', () => replicated(dock, id), 60_000);
+}
 
 beforeAll(async () => {
   rgw = await startRgw();
@@ -155,17 +171,8 @@ describe('replication to S3 with Object Lock', () => {
       const recs = await allVerified(dock, 3);
       expect(recs.find((r) => r.sourcePath === 'c.mp4')!.sha256).toBe(dock.sources.get('R-6\nc.mp4')!.sha256);
       await waitFor('R-6 emptied', async () => !dock.cameraFileExists('s2', 'c.mp4') || null, 15_000);
-      expect(await Promise.race([d1.exited, new Promise((r) => setTimeout(() => r('running'), 1500))])).toBe('running');
-      expect(d1.events('daemon.crashed')).toEqual([]);
-
-      const fixed = openStore(dock.dataDir);
-      fixed.exec('DROP TRIGGER replication_refused');
-      fixed.close();
-      d1.kill('SIGTERM');
-      expect((await d1.exited).code).toBe(0);
       // Nothing of the backlog was lost while the store refused it.
-      dock.start([], env);
-      for (const r of recs) await waitFor('replicated', () => replicated(dock, r.id), 60_000);
+      await repairedAndRestarted(dock, d1, 'DROP TRIGGER replication_refused', recs.map((r) => r.id));
     } finally {
       await dock.cleanup();
     }
@@ -186,16 +193,7 @@ describe('replication to S3 with Object Lock', () => {
       const refused = await d1.waitForEvent('replication.store_failed', 15_000);
       expect(refused.level).toBe(50);
       expect(String(refused.error)).toContain('no such table: jobs');
-      expect(await Promise.race([d1.exited, new Promise((r) => setTimeout(() => r('running'), 1500))])).toBe('running');
-      expect(d1.events('daemon.crashed')).toEqual([]);
-
-      const fixed = openStore(dock.dataDir);
-      fixed.exec('ALTER TABLE jobs_elsewhere RENAME TO jobs');
-      fixed.close();
-      d1.kill('SIGTERM');
-      expect((await d1.exited).code).toBe(0);
-      dock.start([], env);
-      await waitFor('replicated', () => replicated(dock, rec!.id), 60_000);
+      await repairedAndRestarted(dock, d1, 'ALTER TABLE jobs_elsewhere RENAME TO jobs', [rec!.id]);
     } finally {
       await dock.cleanup();
     }

@@ -3,13 +3,32 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import { allVerified, sha256, TestDock, waitFor, type VerifyJson } from './support/harness.js';
+import { allVerified, sha256, TestDock, waitFor, type DaemonProcess, type VerifyJson } from './support/harness.js';
 
 let dock: TestDock | undefined;
 afterEach(async () => {
   await dock?.cleanup();
   dock = undefined;
 });
+
+/** Every recording of the camera verified once with its camera's SHA-256, archived intact, and gone from the camera. */
+async function expectOffloaded(dock: TestDock, serial: string, slot: string, count: number): Promise<void> {
+  for (const r of await allVerified(dock, count)) {
+    const src = dock.sources.get(`${serial}\n${r.sourcePath}`)!;
+    expect(r.sha256).toBe(src.sha256);
+    expect(sha256(readFileSync(r.archivePath!))).toBe(src.sha256);
+    expect(dock.cameraFileExists(slot, r.sourcePath)).toBe(false);
+  }
+}
+
+/** The daemon never crashed, stops on SIGTERM with 0, and `dockd verify` finds the chain and `files` archived files sound. */
+async function stopsCleanlyAndVerifies(dock: TestDock, d: DaemonProcess, files: number): Promise<void> {
+  expect(d.events('daemon.crashed')).toEqual([]);
+  d.kill('SIGTERM');
+  expect((await d.exited).code).toBe(0);
+  const v = JSON.parse((await dock.cli(['verify', '--json'])).stdout) as VerifyJson;
+  expect(v).toMatchObject({ ok: true, files: { checked: files, ok: files } });
+}
 
 describe('a store that fails under the running daemon', () => {
   // An admin's sqlite3 shell left inside a write transaction: every write of the daemon waits its
@@ -40,21 +59,10 @@ describe('a store that fails under the running daemon', () => {
 
     const restored = await d.waitForEvent('daemon.heartbeat_restored', 15_000);
     expect(restored.failedForMs).toBeGreaterThan(1000);
-    const recs = await allVerified(dock, 2);
-    for (const r of recs) {
-      const src = dock.sources.get(`L-1\n${r.sourcePath}`)!;
-      expect(r.sha256).toBe(src.sha256);
-      expect(sha256(readFileSync(r.archivePath!))).toBe(src.sha256);
-      expect(dock.cameraFileExists('s1', r.sourcePath)).toBe(false);
-    }
+    await expectOffloaded(dock, 'L-1', 's1', 2);
     expect(d.events('daemon.heartbeat_failed')).toHaveLength(1);
     await waitFor('the daemon shown as running again', async () => (await dock!.status()).daemon.running);
-    expect(d.events('daemon.crashed')).toEqual([]);
-
-    d.kill('SIGTERM');
-    expect((await d.exited).code).toBe(0);
-    const v = JSON.parse((await dock.cli(['verify', '--json'])).stdout) as VerifyJson;
-    expect(v).toMatchObject({ ok: true, files: { checked: 2, ok: 2 } });
+    await stopsCleanlyAndVerifies(dock, d, 2);
   }, 90_000);
 
   // A read of the queue that fails, as on a failing disk: here the jobs table is renamed away
@@ -83,18 +91,8 @@ describe('a store that fails under the running daemon', () => {
     }
 
     await d.waitForEvent('ingest.queue_readable', 15_000);
-    const recs = await allVerified(dock, 3);
-    for (const r of recs) {
-      const src = dock.sources.get(`Q-1\n${r.sourcePath}`)!;
-      expect(r.sha256).toBe(src.sha256);
-      expect(sha256(readFileSync(r.archivePath!))).toBe(src.sha256);
-      expect(dock.cameraFileExists('s1', r.sourcePath)).toBe(false);
-    }
+    await expectOffloaded(dock, 'Q-1', 's1', 3);
     expect(d.events('ingest.queue_unreadable')).toHaveLength(1);
-    expect(d.events('daemon.crashed')).toEqual([]);
-    d.kill('SIGTERM');
-    expect((await d.exited).code).toBe(0);
-    const v = JSON.parse((await dock.cli(['verify', '--json'])).stdout) as VerifyJson;
-    expect(v).toMatchObject({ ok: true, files: { checked: 3, ok: 3 } });
+    await stopsCleanlyAndVerifies(dock, d, 3);
   }, 90_000);
 });
