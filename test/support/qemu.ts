@@ -459,6 +459,20 @@ async function chooseAccel(guest: Guest, want: 'auto' | 'kvm' | 'tcg'): Promise<
 
 /** Boots the guest and resolves once its init has started the command (udev settled, if on). */
 export async function startVm(options: StartVmOptions): Promise<Vm> {
+  try {
+    return await bootVm(options);
+  } catch (err) {
+    // QEMU itself has died of a signal before the guest printed a line (a general protection fault
+    // under TCG, seen once in CI). Nothing of ours ran yet, so one more boot tests the same thing.
+    if (!(err instanceof QemuCrashedError)) throw err;
+    process.stderr.write(`${err.message.split('\n')[0]}; booting once more\n`);
+    return bootVm(options);
+  }
+}
+
+class QemuCrashedError extends Error {}
+
+async function bootVm(options: StartVmOptions): Promise<Vm> {
   const dataDir = path.resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true });
   const appDir = path.resolve(options.appDir ?? ROOT);
@@ -503,6 +517,7 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
 
   let serial = '';
   let hasExited = false;
+  let exitSignal: NodeJS.Signals | null = null;
   const waiters = new Set<() => void>();
   const notify = () => {
     for (const w of [...waiters]) w();
@@ -525,6 +540,7 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
   const exitedPromise = new Promise<void>((resolve) => {
     child.once('close', (code, signal) => {
       hasExited = true;
+      exitSignal = signal;
       log.write(`\n# qemu exited: ${code ?? signal}\n`);
       resolve();
       notify();
@@ -591,8 +607,10 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     await waitForSerial(/^dockd-init: start /m, options.bootTimeoutMs ?? 120_000);
     bootMs = Date.now() - spawnedAt;
   } catch (err) {
+    const crashed = hasExited && !stopped && exitSignal !== null && serial.trim() === '';
     await stop();
     const message = err instanceof Error ? err.message : String(err);
+    if (crashed) throw new QemuCrashedError(`QEMU died of ${exitSignal} before the guest printed anything\n${describeEnd()}`);
     throw new Error(message.includes('last serial lines') ? message : `${message}\n${describeEnd()}`);
   }
   const q = qmp;
