@@ -4,7 +4,7 @@
  * always), as a block device that mounts as vfat, and go away again when unplugged.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -272,5 +272,20 @@ describe('QEMU guest with hot-plugged cameras', () => {
     writeFileSync(path.join(dataDir, 'stop'), '');
     expect(await vm.exitCode(30_000)).toBe(7);
     expect(vm.serial).toMatch(/^dockd-init: exit 7 /m);
+  }, 120_000);
+
+  it('boots once more when QEMU itself dies of a signal before the guest prints, and only then', async () => {
+    // A QEMU that dies of SIGSEGV the first time it is started, as qemu-system-x86_64 once did in CI.
+    const marker = path.join(work, 'crashed-once');
+    const crashing = path.join(work, 'qemu-crashing-once');
+    writeFileSync(crashing, `#!/bin/sh\nif [ ! -e ${marker} ]; then : > ${marker}; kill -SEGV $$; fi\nexec qemu-system-x86_64 "$@"\n`, { mode: 0o755 });
+    vm = await startVm({ dataDir: path.join(work, 'crash-data'), script: '#!/bin/sh\nexit 5\n', udev: false, qemu: crashing });
+    expect(existsSync(marker)).toBe(true);
+    expect(await vm.exitCode(60_000)).toBe(5);
+
+    // A QEMU that always dies is not retried for ever: the error says what happened.
+    const always = path.join(work, 'qemu-crashing');
+    writeFileSync(always, '#!/bin/sh\nkill -SEGV $$\n', { mode: 0o755 });
+    await expect(startVm({ dataDir: path.join(work, 'crash-data-2'), script: '#!/bin/sh\nexit 5\n', udev: false, qemu: always })).rejects.toThrow(/QEMU died of SIGSEGV before the guest printed anything/);
   }, 120_000);
 });

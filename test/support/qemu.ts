@@ -87,10 +87,10 @@ const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
  * the kernel is asked to kill QEMU with the thread that started it (util-linux's setpriv, which
  * then execs QEMU under the same PID).
  */
-function spawnQemu(args: string[]): ChildProcess {
+function spawnQemu(args: string[], qemu = QEMU): ChildProcess {
   const child = SETPRIV
-    ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', QEMU, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(QEMU, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', qemu, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   track(child);
   return child;
 }
@@ -304,6 +304,8 @@ export interface StartVmOptions {
   kernelArgs?: string[];
   /** More QEMU arguments. */
   extraArgs?: string[];
+  /** The QEMU program (qemu-system-x86_64); the harness's own test puts a crashing one first. */
+  qemu?: string;
   /** Where the serial console is written (`dataDir/serial.log`). */
   serialLog?: string;
   /** How long init may take to start the command (120 s). */
@@ -503,11 +505,11 @@ async function bootVm(options: StartVmOptions): Promise<Vm> {
   ];
 
   const spawnedAt = Date.now();
-  const child = spawnQemu(args);
+  const child = spawnQemu(args, options.qemu);
   if (child.pid === undefined) {
     const err = await new Promise<Error>((resolve) => child.once('error', resolve));
     rmSync(runDir, { recursive: true, force: true });
-    throw new Error(`cannot start ${QEMU}: ${err.message}`);
+    throw new Error(`cannot start ${options.qemu ?? QEMU}: ${err.message}`);
   }
   const pid = child.pid;
   const watchdog = startWatchdog(pid, runDir);
