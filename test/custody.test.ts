@@ -107,6 +107,22 @@ describe('chain of custody', () => {
     expect(v.ok).toBe(false);
     expectFn(v);
   });
+
+  it('puts a changed archived file on its custody record once, and says who noticed', async () => {
+    const copy = copyOfData();
+    const f = recs[2]!.archivePath!.replace(dock.dataDir, copy.dir);
+    const b = readFileSync(f);
+    b[10]! ^= 1;
+    writeFileSync(f, b);
+    for (let i = 0; i < 2; i++) expect((await copy.cli(['verify'])).code).toBe(1);
+    const ev = JSON.parse((await copy.cli(['custody', '--recording', recs[2]!.id, '--json'])).stdout) as CustodyJson[];
+    const found = ev.filter((e) => e.type === 'archive.mismatch');
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({ sha256: recs[2]!.sha256, details: { file: f, noticedBy: 'verify' } });
+    expect(found[0]!.details.actual).toMatch(/^[0-9a-f]{64}$/);
+    expect(found[0]!.actor).toMatch(/^cli:/);
+    expect((JSON.parse((await copy.cli(['verify', '--json'])).stdout) as VerifyJson).chain.ok).toBe(true);
+  });
 });
 
 describe('export for court', () => {

@@ -104,7 +104,7 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
 
   program
     .command('verify')
-    .description('recompute the custody chain, check signed checkpoints, re-hash every archived file; exit 1 on any problem')
+    .description('recompute the custody chain, check signed checkpoints, re-hash every archived file (a changed or missing one goes on its custody record); exit 1 on any problem')
     .option('--quick', 'check the chain and file sizes only, without re-hashing')
     .option('--head <seq:hash>', 'also require this chain head, e.g. one taken from the logs (custody.checkpoint)')
     .option('--remote', 'also check every replicated recording in the object store (metadata sha256, retention)')
@@ -122,6 +122,8 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
           identities,
           // Every decryption of evidence is on the record, also one made only to check it.
           onDecrypted: (id, camera, sha256, ok) => custody.record({ type: 'recording.decrypted', camera, recording: id, sha256, details: { purpose: 'verify', ok } }),
+          // So is a copy found changed or gone, and one found whole again.
+          custody,
           key: loadDockPublicKey(cfg.dataDir),
           onFile: progress ? (n, total) => process.stderr.write(`\rchecking files ${n}/${total}`) : undefined,
         });

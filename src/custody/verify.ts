@@ -50,6 +50,69 @@ export interface VerifyOptions {
   identities?: string[];
   /** Called for each file decrypted, so the caller can record it in custody. */
   onDecrypted?(recordingId: string, camera: string, sha256: string, ok: boolean): void;
+  /** Puts damaged and repaired archive files on the record (see ArchiveFindings). */
+  custody?: CustodyLog;
+}
+
+interface VerifiedRow {
+  id: string;
+  camera: string;
+  archive_path: string;
+}
+
+/**
+ * Puts what a check of the archive finds in the chain of custody, in replication's terms: a
+ * file that is no longer what was verified is `archive.mismatch` (when it was noticed, and what
+ * was found), and one that matches again, say restored from a backup, is `archive.intact`. The
+ * log alone would not do: whoever answers for the recording in court has to find when its copy
+ * changed. A finding that is already the recording's latest is not repeated, so a nightly verify
+ * adds nothing while nothing changes.
+ */
+class ArchiveFindings {
+  private readonly latest = new Map<string, { type: string; actual: unknown }>();
+  private readonly stillVerified;
+
+  constructor(
+    private readonly db: Db,
+    private readonly custody: CustodyLog,
+  ) {
+    const rows = db
+      .prepare<[], { recording: string; type: string; details: string }>(
+        "SELECT recording, type, details FROM custody_events WHERE type IN ('archive.mismatch', 'archive.intact') AND recording IS NOT NULL ORDER BY seq",
+      )
+      .iterate();
+    for (const r of rows) this.latest.set(r.recording, { type: r.type, actual: (JSON.parse(r.details) as { actual?: unknown }).actual });
+    this.stillVerified = db.prepare<[string, string], { n: number }>("SELECT 1 n FROM recordings WHERE id = ? AND archive_path = ? AND status = 'verified'");
+  }
+
+  /**
+   * Records that `r`'s file is not what was verified. False when the recording left the archive
+   * while it was checked (retention deletes the row's claim before the file): no finding then.
+   */
+  damaged(r: VerifiedRow, expected: string, actual: string): boolean {
+    return this.db
+      .transaction(() => {
+        if (!this.stillVerified.get(r.id, r.archive_path)) return false;
+        const last = this.latest.get(r.id);
+        if (last?.type === 'archive.mismatch' && last.actual === actual) return true;
+        this.custody.append({ type: 'archive.mismatch', camera: r.camera, recording: r.id, sha256: expected, details: { file: r.archive_path, actual, noticedBy: 'verify' } });
+        this.latest.set(r.id, { type: 'archive.mismatch', actual });
+        return true;
+      })
+      .immediate();
+  }
+
+  /** Records that `r`'s file, found changed before, is again what was verified. */
+  intact(r: VerifiedRow, sha256: string): void {
+    if (this.latest.get(r.id)?.type !== 'archive.mismatch') return;
+    this.db
+      .transaction(() => {
+        if (!this.stillVerified.get(r.id, r.archive_path)) return;
+        this.custody.append({ type: 'archive.intact', camera: r.camera, recording: r.id, sha256, details: { file: r.archive_path, noticedBy: 'verify' } });
+        this.latest.set(r.id, { type: 'archive.intact', actual: undefined });
+      })
+      .immediate();
+  }
 }
 
 export function verifyChain(db: Db): ChainCheck {
@@ -64,34 +127,43 @@ export async function verifyFiles(db: Db, opts: VerifyOptions = {}): Promise<Fil
     .all();
   const total = (db.prepare("SELECT count(*) n FROM recordings WHERE status = 'verified' AND archive_path IS NOT NULL").get() as { n: number }).n;
   const res: FilesCheck = { checked: 0, ok: 0, missing: [], mismatched: [] };
+  const findings = opts.custody ? new ArchiveFindings(db, opts.custody) : null;
+  let seen = 0;
   for (const r of rows) {
     res.checked++;
     // Encrypted archives are checked by their ciphertext hash: no secret key needed.
     const storedSha = r.stored_sha256 ?? r.sha256;
     const storedBytes = r.stored_bytes ?? r.bytes;
-    const encrypted = r.stored_sha256 !== null && r.stored_sha256 !== r.sha256;
-    const st = await stat(r.archive_path).catch(() => null);
-    if (!st || !st.isFile()) {
-      res.missing.push(r.id);
-    } else if (st.size !== storedBytes) {
-      res.mismatched.push(r.id);
-    } else if (!opts.quick) {
-      const h = createHash('sha256');
-      await hashFile(r.archive_path, h, undefined, storedBytes);
-      if (h.digest('hex') !== storedSha) res.mismatched.push(r.id);
-      else if (encrypted && opts.identities) {
+    const problem = await fileProblem(r.archive_path, storedBytes, storedSha, opts.quick ?? false);
+    if (problem) {
+      if (findings && !findings.damaged(r, storedSha, problem.actual)) res.checked--;
+      else res[problem.kind].push(r.id);
+    } else {
+      if (!opts.quick) findings?.intact(r, storedSha);
+      const encrypted = r.stored_sha256 !== null && r.stored_sha256 !== r.sha256;
+      if (encrypted && opts.identities && !opts.quick) {
         const plain = await decryptedSha256(r.archive_path, opts.identities).catch(() => null);
         const ok = plain === r.sha256;
         opts.onDecrypted?.(r.id, r.camera, r.sha256, ok);
         if (ok) res.ok++;
         else (res.decryptFailed ??= []).push(r.id);
       } else res.ok++;
-    } else {
-      res.ok++;
     }
-    opts.onFile?.(res.checked, total);
+    opts.onFile?.(++seen, total);
   }
   return res;
+}
+
+/** What is wrong with an archived file, in words for the record; null when nothing is (sizes only with `quick`). */
+async function fileProblem(file: string, bytes: number, sha256: string, quick: boolean): Promise<{ kind: 'missing' | 'mismatched'; actual: string } | null> {
+  const st = await stat(file).catch(() => null);
+  if (!st || !st.isFile()) return { kind: 'missing', actual: 'the file is missing' };
+  if (st.size !== bytes) return { kind: 'mismatched', actual: `the file has ${st.size} bytes, not ${bytes}` };
+  if (quick) return null;
+  const h = createHash('sha256');
+  await hashFile(file, h, undefined, bytes);
+  const found = h.digest('hex');
+  return found === sha256 ? null : { kind: 'mismatched', actual: found };
 }
 
 export function checkHead(db: Db, head: { seq: number; hash: string }): HeadCheck {
