@@ -11,7 +11,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { startAgeFile } from './age.js';
-import { CHUNK, MAX_COUNTER, sealStreamChunk, streamNonce } from './age-stream.js';
+import { CHUNK, MAX_COUNTER, sealStreamChunk, streamNonce, streamStep } from './age-stream.js';
 import type { BufferPool } from '../../drivers/buffer-pool.js';
 
 /**
@@ -32,9 +32,10 @@ const { writevSync } = require('node:fs');
 const CHUNK = ${CHUNK};
 const BATCH = 1024 * 1024;
 const MAX_COUNTER = ${MAX_COUNTER};
-// The chunk sealing of age-stream.ts, its own source, so both write the same format.
+// The chunking and sealing of age-stream.ts, its own source, so both write the same format.
 const streamNonce = ${streamNonce.toString()};
 const sealStreamChunk = ${sealStreamChunk.toString()};
+const streamStep = ${streamStep.toString()};
 const ACK_EVERY = ${ACK_EVERY};
 const jobs = new Map();
 
@@ -83,21 +84,12 @@ class Job {
     for (const piece of sealStreamChunk(createCipheriv, this.key, this.counter++, final, plaintext)) this.out(piece);
   }
 
-  // A full chunk is held back until more input shows it is not the last one.
   data(buf) {
     while (buf.length > 0) {
-      if (this.filled === CHUNK) {
-        this.seal(this.held, false);
-        this.filled = 0;
-      } else if (this.filled === 0 && buf.length > CHUNK) {
-        this.seal(buf.subarray(0, CHUNK), false);
-        buf = buf.subarray(CHUNK);
-      } else {
-        const n = Math.min(CHUNK - this.filled, buf.length);
-        buf.copy(this.held, this.filled, 0, n);
-        this.filled += n;
-        buf = buf.subarray(n);
-      }
+      const s = streamStep(this.held, this.filled, buf);
+      if (s.seal) this.seal(s.seal, false);
+      this.filled = s.filled;
+      buf = buf.subarray(s.took);
     }
   }
 

@@ -42,6 +42,21 @@ export function sealStreamChunk(cipheriv: typeof createCipheriv, key: Buffer, co
   return [body, c.getAuthTag()];
 }
 
+/**
+ * One step of cutting plaintext into STREAM chunks, with `held` (CHUNK bytes) filled to `filled`:
+ * how many bytes of `data` it took, the new fill, and a chunk to seal as not the last, if any. A
+ * full chunk is held back until more input shows it is not the last one, since the last is
+ * sealed with its own flag; a whole chunk at the front of `data` is sealed where it lies, without
+ * a copy. Like sealStreamChunk, the seal pool's worker runs its source text.
+ */
+export function streamStep(held: Buffer, filled: number, data: Buffer): { took: number; filled: number; seal: Buffer | null } {
+  if (filled === held.length) return { took: 0, filled: 0, seal: held };
+  if (filled === 0 && data.length > held.length) return { took: held.length, filled: 0, seal: data.subarray(0, held.length) };
+  const n = Math.min(held.length - filled, data.length);
+  data.copy(held, filled, 0, n);
+  return { took: n, filled: filled + n, seal: null };
+}
+
 function chunkNonce(counter: number, final: boolean): Buffer {
   if (counter > MAX_COUNTER) throw new AgeError('payload too long');
   return streamNonce(counter, final);
@@ -149,20 +164,10 @@ class EncryptStream extends ChunkedTransform {
   }
 
   protected step(data: Buffer): number {
-    // A full chunk is held back until more input shows it is not the last one.
-    if (this.filled === CHUNK) {
-      this.sealAndSend(this.held, false);
-      this.filled = 0;
-      return 0;
-    }
-    if (this.filled === 0 && data.length > CHUNK) {
-      this.sealAndSend(data.subarray(0, CHUNK), false);
-      return CHUNK;
-    }
-    const n = Math.min(CHUNK - this.filled, data.length);
-    data.copy(this.held, this.filled, 0, n);
-    this.filled += n;
-    return n;
+    const s = streamStep(this.held, this.filled, data);
+    if (s.seal) this.sealAndSend(s.seal, false);
+    this.filled = s.filled;
+    return s.took;
   }
 
   protected last(): void {
