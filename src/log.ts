@@ -38,3 +38,27 @@ export function createDaemonLogger(level: string, file: LogFileOptions | null): 
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/**
+ * A run of failures of one kind of work that is retried until it works, told once when it starts
+ * and once when it ends: a store that refuses for an hour gives IT two lines to alert on and to
+ * close the alert with, not one per retry.
+ */
+export class FailureStreak {
+  private since: number | null = null;
+
+  /** True when this failure starts a streak: the caller logs it then, and only then. */
+  failed(now = Date.now()): boolean {
+    if (this.since !== null) return false;
+    this.since = now;
+    return true;
+  }
+
+  /** How long the streak lasted, when this success ends one; null when none was running. */
+  ended(now = Date.now()): number | null {
+    if (this.since === null) return null;
+    const failedForMs = now - this.since;
+    this.since = null;
+    return failedForMs;
+  }
+}

@@ -30,7 +30,8 @@ const replicated = (dock: TestDock, id: string) => dock.json<CustodyJson[]>(['cu
 
 /**
  * A daemon that survived a failing store: still up, no crash. Then the store is repaired with
- * `repair`, the daemon stops cleanly, and one started with the right credentials replicates `ids`.
+ * `repair`, the daemon says it works again and stops cleanly, and one started with the right
+ * credentials replicates `ids`.
  */
 async function repairedAndRestarted(dock: TestDock, d: DaemonProcess, repair: string, ids: string[]): Promise<void> {
   expect(await Promise.race([d.exited, new Promise((r) => setTimeout(() => r('running'), 1500))])).toBe('running');
@@ -38,6 +39,11 @@ async function repairedAndRestarted(dock: TestDock, d: DaemonProcess, repair: st
   const fixed = openStore(dock.dataDir);
   fixed.exec(repair);
   fixed.close();
+  // One line when the store began to refuse and one when it stopped, however many retries between.
+  const restored = await d.waitForEvent('replication.store_restored', 15_000);
+  expect(restored).toMatchObject({ level: 30, failedForMs: expect.any(Number) });
+  expect(restored.failedForMs as number).toBeGreaterThan(1000);
+  expect(d.events('replication.store_failed')).toHaveLength(1);
   d.kill('SIGTERM');
   expect((await d.exited).code).toBe(0);
   dock.start([], env);

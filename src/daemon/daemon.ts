@@ -3,6 +3,7 @@
  * and ingest together. Shutdown runs in reverse order of start-up under one deadline.
  */
 import type { Logger } from 'pino';
+import { FailureStreak } from '../log.js';
 import { openStore, type Db } from '../store/db.js';
 import { DataDirLock } from '../store/lock.js';
 import { CustodyLog } from '../custody/log.js';
@@ -105,23 +106,19 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   replicator?.start();
 
   const rates = new RateMeter();
-  let beatFailingSince: number | null = null;
+  const beatFailing = new FailureStreak();
   const beat = setInterval(() => {
     const cameras = engine.progress().map((c) => ({ ...c, rateBytesPerSec: rates.update(c.serial, c.receivedBytes) }));
     try {
       heartbeat.beat({ cameras, diskLow: engine.paused, active: engine.queueActive, replicationError: replicator?.lastError ?? null });
-      if (beatFailingSince !== null) {
-        // Whoever was paged by the failure learns from the same log that it is over.
-        const failedForMs = Date.now() - beatFailingSince;
-        log.info({ event: 'daemon.heartbeat_restored', failedForMs }, `the heartbeat is written again, after ${Math.round(failedForMs / 1000)} s`);
-        beatFailingSince = null;
-      }
+      const failedForMs = beatFailing.ended();
+      // Whoever was paged by the failure learns from the same log that it is over.
+      if (failedForMs !== null) log.info({ event: 'daemon.heartbeat_restored', failedForMs }, `the heartbeat is written again, after ${Math.round(failedForMs / 1000)} s`);
       logCheckpoint(checkpoints.maybeSign(cfg.custody.checkpointEvery));
     } catch (err) {
       // A full disk, or another process holding the store locked, refuses even the heartbeat;
       // status then shows the daemon as not running.
-      if (beatFailingSince === null) log.error({ event: 'daemon.heartbeat_failed', err }, `cannot write the heartbeat: ${(err as Error)?.message ?? String(err)}`);
-      beatFailingSince ??= Date.now();
+      if (beatFailing.failed()) log.error({ event: 'daemon.heartbeat_failed', err }, `cannot write the heartbeat: ${(err as Error)?.message ?? String(err)}`);
     }
     engine.kick();
   }, cfg.daemon.heartbeatIntervalMs);

@@ -6,6 +6,7 @@
 import PQueue from 'p-queue';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { FailureStreak } from '../log.js';
 import type { CameraSession } from '../../drivers/types.js';
 import type { Config } from '../config.js';
 import type { CustodyLog } from '../custody/log.js';
@@ -71,7 +72,7 @@ export class IngestEngine {
   private readonly claimed = new Set<string>();
   private diskLow = false;
   /** Since when the queue could not be read from the store; null while it can. */
-  private unreadableSince: number | null = null;
+  private readonly unreadable = new FailureStreak();
   private stopping = false;
   private readonly q;
 
@@ -267,12 +268,10 @@ export class IngestEngine {
 
   /** Logs the start and the end of a streak of failed queue reads, once each. */
   private queueReadable(ok: boolean, camera: string, err?: unknown): void {
-    if (ok && this.unreadableSince !== null) {
-      const failedForMs = Date.now() - this.unreadableSince;
-      this.unreadableSince = null;
-      this.log.info({ event: 'ingest.queue_readable', camera, failedForMs }, `the queue can be read from the store again, after ${Math.round(failedForMs / 1000)} s`);
-    } else if (!ok && this.unreadableSince === null) {
-      this.unreadableSince = Date.now();
+    if (ok) {
+      const failedForMs = this.unreadable.ended();
+      if (failedForMs !== null) this.log.info({ event: 'ingest.queue_readable', camera, failedForMs }, `the queue can be read from the store again, after ${Math.round(failedForMs / 1000)} s`);
+    } else if (this.unreadable.failed()) {
       this.log.error({ event: 'ingest.queue_unreadable', camera, err }, `cannot read the queue from the store: ${errorText(err)}; trying again every second`);
     }
   }

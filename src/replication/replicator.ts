@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { FailureStreak } from '../log.js';
 import type { ReplicationConfig } from '../config.js';
 import type { Db } from '../store/db.js';
 import type { CustodyLog } from '../custody/log.js';
@@ -46,6 +47,9 @@ export class Replicator {
   private readonly abort = new AbortController();
   private loop: Promise<void> | null = null;
   private blockedSaid = false;
+  private readonly storeRefusing = new FailureStreak();
+  /** What storeFailed put in lastError, so that the store's recovery can take it back out. */
+  private storeError: string | null = null;
   lastError: string | null = null;
 
   constructor(
@@ -85,8 +89,12 @@ export class Replicator {
     const signal = this.abort.signal;
     while (!signal.aborted) {
       let job: Job | undefined;
+      let read = false;
       try {
-        job = this.ingestBusy() ? undefined : this.nextJob();
+        if (!this.ingestBusy()) {
+          job = this.nextJob();
+          read = true;
+        }
       } catch (storeErr) {
         // As below: a store that cannot be read must not end the daemon, and offloading with it.
         this.storeFailed(null, storeErr);
@@ -94,17 +102,20 @@ export class Replicator {
         continue;
       }
       if (!job) {
+        if (read) this.storeWorks();
         await sleep(500, undefined, { signal }).catch(() => undefined);
         continue;
       }
       try {
         await this.replicate(job, signal);
+        this.storeWorks();
         this.blockedSaid = false;
         this.lastError = null;
       } catch (err) {
         if (signal.aborted) return;
         try {
           this.failed(job, err);
+          this.storeWorks();
         } catch (storeErr) {
           // The store could not take the failure (full or read-only disk). An exception here
           // would end the daemon, and offloading with it; the job is still queued in the store
@@ -116,20 +127,32 @@ export class Replicator {
     }
   }
 
-  /** The store refused the queue's read (no job yet) or the record of a failed attempt (`cause`). */
+  /**
+   * The store refused the queue's read (no job yet) or the record of a failed attempt (`cause`).
+   * Said once per streak: it is tried again every blockedRetryMs for as long as it lasts.
+   */
   private storeFailed(job: Job | null, storeErr: unknown, cause?: unknown): void {
     const error = (storeErr as Error)?.message ?? String(storeErr);
     const retryInMs = this.cfg.blockedRetryMs;
+    this.lastError = this.storeError = job ? `the store did not take the replication's state: ${error}` : `the store cannot be read: ${error}`;
+    if (!this.storeRefusing.failed()) return;
     if (!job) {
-      this.lastError = `the store cannot be read: ${error}`;
       this.log.error({ event: 'replication.store_failed', error, retryInMs }, `cannot read the replication queue from the store: ${error}; trying again`);
       return;
     }
-    this.lastError = `the store did not take the replication's state: ${error}`;
     this.log.error(
       { event: 'replication.store_failed', camera: job.camera, recording: job.recording, error, cause: (cause as Error)?.message ?? String(cause), retryInMs },
       `replication of ${job.recording} failed and the store did not take it: ${error}; trying again`,
     );
+  }
+
+  /** A round of the queue read and recorded what it had to. */
+  private storeWorks(): void {
+    const failedForMs = this.storeRefusing.ended();
+    if (failedForMs === null) return;
+    if (this.lastError === this.storeError) this.lastError = null;
+    this.storeError = null;
+    this.log.info({ event: 'replication.store_restored', failedForMs }, `the store takes the replication's state again, after ${Math.round(failedForMs / 1000)} s`);
   }
 
   private async replicate(job: Job, signal: AbortSignal): Promise<void> {
