@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.vm-cache/', 'var/'] },
+  { ignores: ['dist/', 'build/', 'node_modules/', '.vm-cache/', 'var/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -13,6 +13,10 @@ import { HashPool } from '../src/ingest/hash-pool.js';
 import { AlignedBuffers } from '../src/ingest/direct-io.js';
 import { BufferPool } from '../drivers/buffer-pool.js';
 import { DriverError } from '../drivers/types.js';
+import { AgeSealPool } from '../src/crypto/age-seal-pool.js';
+import { createDecryptStream, generateIdentity } from '../src/crypto/age.js';
+import { copyRecordingEncrypted } from '../src/ingest/copy-encrypted.js';
+import { buffer } from 'node:stream/consumers';
 
 const log = pino({ level: 'silent' });
 
@@ -288,5 +292,44 @@ describe('copy-and-hash with direct I/O (O_DIRECT staging, verified from the dis
     } as unknown as HashPool;
     const err = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, direct(session, { hashPool: failingDisk })).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'verify-mismatch' });
+  });
+});
+
+describe('encrypted copy', () => {
+  const pool = new HashPool(1);
+  const seals = new AgeSealPool(1);
+  const custodian = generateIdentity();
+  afterAll(async () => {
+    await pool.close();
+    await seals.close();
+  });
+  const decrypt = (file: string) => buffer(Readable.from([readFileSync(file)]).pipe(createDecryptStream([custodian.identity])));
+
+  it('stores ciphertext only, and records the SHA-256 of the file on the disk beside the plaintext one', async () => {
+    const data = randomBytes(2 * 1024 * 1024 + 333);
+    const { session, staging } = await camera({ 'a.mp4': data });
+    const r = await copyRecordingEncrypted({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { hashPool: pool }), [custodian.recipient], seals);
+    const stored = readFileSync(staging);
+    expect(r).toMatchObject({ sha256: sha(data), bytes: data.length, storedSha256: sha(stored), storedBytes: stored.length });
+    expect(stored.includes(data.subarray(1000, 1064)), 'no plaintext on the disk').toBe(false);
+    expect((await decrypt(staging)).equals(data)).toBe(true);
+  });
+
+  it('fails verification when the stored ciphertext changed after it was sealed, though the file still hashes', async () => {
+    const data = randomBytes(700_000);
+    const { session, staging } = await camera({ 'a.mp4': data });
+    // One bit of the stored file flips after the fsync and before the re-read, as on a failing disk.
+    const failingDisk = {
+      hashFile: async (file: string, opts: Parameters<HashPool['hashFile']>[1]) => {
+        const stored = readFileSync(file);
+        expect((await decrypt(file)).equals(data), 'the sealed file was right before the disk failed').toBe(true);
+        stored[stored.length - 5000]! ^= 0x04;
+        writeFileSync(file, stored);
+        return pool.hashFile(file, opts);
+      },
+    } as unknown as HashPool;
+    const err = await copyRecordingEncrypted({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { hashPool: failingDisk }), [custodian.recipient], seals).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VerifyError);
+    expect(err).toMatchObject({ code: 'verify-mismatch', message: expect.stringMatching(/not what was sealed: its payload chunk 10 does not authenticate/) });
   });
 });

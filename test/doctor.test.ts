@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { allVerified, cli, DaemonProcess, ROOT, TestDock, waitFor, type CliResult } from './support/harness.js';
 import { runDoctor } from '../src/admin/doctor.js';
 import { parseConfig } from '../src/config.js';
+import { generateIdentity } from '../src/crypto/age.js';
 
 type Status = 'ok' | 'warn' | 'fail';
 interface DoctorJson {
@@ -20,7 +21,7 @@ interface DoctorJson {
   checks: Array<{ name: string; status: Status; detail: string; fix: string | null }>;
 }
 
-const CHECKS = ['config', 'data-dir', 'permissions', 'keys', 'disk-space', 'database', 'wal', 'daemon', 'clock', 'usb'];
+const CHECKS = ['config', 'data-dir', 'permissions', 'keys', 'disk-space', 'database', 'wal', 'daemon', 'clock', 'usb', 'encryption'];
 
 function parse(r: CliResult): DoctorJson {
   try {
@@ -349,6 +350,15 @@ describe('doctor checks that need another machine', () => {
   });
   const cfg = () => parseConfig({ dataDir: path.join(tmp, 'no-data'), usb: { enabled: true } });
   const named = (rep: DoctorJson, name: string) => check(rep, name);
+
+  it('encryption: off, on with the native binding, and a warning with the fix when sealing falls back to node:crypto', () => {
+    const recipients = [generateIdentity().recipient];
+    expect(named(runDoctor(cfg(), null), 'encryption')).toMatchObject({ status: 'ok', detail: expect.stringMatching(/^off/) });
+    const encrypting = parseConfig({ dataDir: path.join(tmp, 'no-data'), encryption: { recipients } });
+    expect(named(runDoctor(encrypting, null), 'encryption')).toMatchObject({ status: 'ok', detail: "to 1 age recipient; ChaCha20-Poly1305 by dockd's native binding" });
+    const slow = named(runDoctor(encrypting, null, { aead: 'node' }), 'encryption');
+    expect(slow).toMatchObject({ status: 'warn', detail: expect.stringMatching(/node:crypto, about half as fast/), fix: expect.stringMatching(/npm run install/) });
+  });
 
   it('usb: ok with a note without a USB bus, a warning when /dev/bus/usb is out of reach, a count when it is not', () => {
     const noBus = runDoctor(cfg(), null, { sysUsb: path.join(tmp, 'no-sys') });

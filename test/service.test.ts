@@ -177,6 +177,9 @@ describe.skipIf(!linux)('scripts/service/install.sh --root', () => {
     expect(existsSync(path.join(app, 'node_modules/better-sqlite3'))).toBe(true);
     expect(existsSync(path.join(app, 'node_modules/vitest'))).toBe(false);
     expect(existsSync(path.join(app, 'node_modules/typescript'))).toBe(false);
+    // The installed daemon seals with the native binding, not node:crypto's slower cipher.
+    const aead = run(process.execPath, ['--input-type=module', '-e', `import { chunkAead } from ${JSON.stringify(path.join(app, 'dist/src/crypto/aead.js'))}; console.log(chunkAead.kind);`]);
+    expect(aead.stdout.trim(), aead.output).toBe('native');
   });
 
   it('changes nothing on a second run, and says so', () => {

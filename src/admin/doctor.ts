@@ -14,6 +14,7 @@ import { readDaemon, type DaemonRow } from '../daemon/heartbeat.js';
 import { keyDir } from '../custody/signing.js';
 import { bytes, duration } from '../cli/format.js';
 import { openExistingStore, type InspectedStore } from './store-file.js';
+import { chunkAead, type ChunkAead } from '../crypto/aead.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -36,6 +37,8 @@ export interface DoctorEnv {
   uid: () => number;
   sysUsb: string;
   devUsb: string;
+  /** Which ChaCha20-Poly1305 seals encrypted copies (src/crypto/aead.ts). */
+  aead: ChunkAead['kind'];
 }
 
 export const WAL_WARN_BYTES = 512 * 1024 * 1024;
@@ -48,6 +51,7 @@ const defaultEnv: DoctorEnv = {
   uid: () => process.getuid?.() ?? -1,
   sysUsb: '/sys/bus/usb',
   devUsb: '/dev/bus/usb',
+  aead: chunkAead.kind,
 };
 
 const ok = (name: string, detail: string): Check => ({ name, status: 'ok', detail, fix: null });
@@ -291,6 +295,17 @@ function usbCheck(cfg: Config, env: DoctorEnv): Check {
   return ok('usb', `${env.devUsb} accessible; ${open} of ${total} devices open to this user`);
 }
 
+function encryptionCheck(cfg: Config, env: DoctorEnv): Check {
+  if (!cfg.encryption) return ok('encryption', 'off: recordings are archived as the cameras recorded them');
+  const to = `to ${cfg.encryption.recipients.length} age recipient${cfg.encryption.recipients.length === 1 ? '' : 's'}`;
+  if (env.aead === 'native') return ok('encryption', `${to}; ChaCha20-Poly1305 by dockd's native binding`);
+  return warn(
+    'encryption',
+    `${to}; ChaCha20-Poly1305 by node:crypto, about half as fast: the native binding (build/Release/dockd_aead.node) did not build or load`,
+    "in dockd's folder, npm run install (it needs python3, make and g++), then restart the daemon",
+  );
+}
+
 function safeList(dir: string): string[] {
   try {
     return readdirSync(dir);
@@ -323,6 +338,6 @@ export function runDoctor(cfg: Config, configFile: string | null, envOverrides: 
   } else {
     checks.push(clockCheck(null, env));
   }
-  checks.push(usbCheck(cfg, env));
+  checks.push(usbCheck(cfg, env), encryptionCheck(cfg, env));
   return { ok: checks.every((c) => c.status !== 'fail'), checks };
 }

@@ -1,16 +1,17 @@
 /**
- * Sealing age payloads on worker threads. An encrypted copy costs ChaCha20-Poly1305 and a second
- * SHA-256 (of the ciphertext) on top of a plain one; on the main thread those ran beside the
- * camera reads and the plaintext hash and held that one core at its limit. Here the main thread
- * only reads, hashes the plaintext and hands each chunk over (moved, not copied); a worker seals
- * it, hashes the ciphertext and writes it to the staging file through the descriptor it is given.
+ * Sealing age payloads on worker threads. An encrypted copy costs ChaCha20-Poly1305 on top of a
+ * plain one; on the main thread it ran beside the camera reads and the plaintext hash and held
+ * that one core at its limit. Here the main thread only reads, hashes the plaintext and hands
+ * each chunk over (moved, not copied); a worker seals it and writes it to the staging file
+ * through the descriptor it is given. The ciphertext is hashed once, when the stored file is
+ * re-read (src/ingest/copy-encrypted.ts).
  *
  * The file is the one age-stream.ts writes (age-encryption.org/v1, STREAM with 64 KiB chunks):
  * the header comes from startAgeFile, each chunk is sealed by age-stream.ts's own function, and
  * the test of this pool decrypts the output with that module and the daemon's tests with `age`.
  */
 import { Worker } from 'node:worker_threads';
-import { startAgeFile } from './age.js';
+import { AEAD_ADDON, TAG_SIZE, loadChunkAead } from './aead.js';
 import { CHUNK, MAX_COUNTER, sealStreamChunk, streamNonce, streamStep } from './age-stream.js';
 import type { BufferPool } from '../../drivers/buffer-pool.js';
 
@@ -23,16 +24,18 @@ const IN_FLIGHT = 1024 * 1024;
 const ACK_EVERY = 512 * 1024;
 
 // Plain CommonJS evaluated in the worker, so the same code runs from dist/ and under vitest.
-// Writes are blocking: nothing else runs on this thread, and one writev per MiB keeps the
+// Writes are blocking: nothing else runs on this thread, and one write per MiB keeps the
 // per-call cost out of sight.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
-const { createCipheriv, createHash } = require('node:crypto');
-const { writevSync } = require('node:fs');
+const { writeSync } = require('node:fs');
 const CHUNK = ${CHUNK};
-const BATCH = 1024 * 1024;
 const MAX_COUNTER = ${MAX_COUNTER};
-// The chunking and sealing of age-stream.ts, its own source, so both write the same format.
+// Sealed chunks are gathered into one buffer per file and written with one call per MiB.
+const BATCH = 16 * (CHUNK + ${TAG_SIZE});
+// The chunking and sealing of age-stream.ts and the AEAD of aead.ts, their own source, so both write the same format.
+const loadChunkAead = ${loadChunkAead.toString()};
+const aead = loadChunkAead(require, ${JSON.stringify(AEAD_ADDON)});
 const streamNonce = ${streamNonce.toString()};
 const sealStreamChunk = ${sealStreamChunk.toString()};
 const streamStep = ${streamStep.toString()};
@@ -50,38 +53,33 @@ class Job {
     this.held = Buffer.allocUnsafe(CHUNK);
     this.filled = 0;
     this.counter = 0;
-    this.hash = createHash('sha256');
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.batch = Buffer.allocUnsafe(BATCH);
+    this.used = 0;
     this.position = 0;
     this.unacked = 0;
     // Plaintext buffers lent by the main thread's pool, sent back with the next acknowledgement.
     this.back = [];
-    this.out(prefix);
+    this.write(prefix);
   }
 
-  out(buf) {
-    this.hash.update(buf);
-    this.pending.push(buf);
-    this.pendingBytes += buf.length;
-    if (this.pendingBytes >= BATCH) this.flush();
-  }
-
-  flush() {
-    while (this.pendingBytes > 0) {
-      const n = writevSync(this.fd, this.pending, this.position);
+  write(buf) {
+    for (let off = 0; off < buf.length; ) {
+      const n = writeSync(this.fd, buf, off, buf.length - off, this.position);
       if (n === 0) throw fail('the staging file accepted no bytes', 'write-stalled');
       this.position += n;
-      this.pendingBytes -= n;
-      let left = n;
-      while (left > 0 && left >= this.pending[0].length) left -= this.pending.shift().length;
-      if (left > 0) this.pending[0] = this.pending[0].subarray(left);
+      off += n;
     }
   }
 
   seal(plaintext, final) {
     if (this.counter > MAX_COUNTER) throw fail('age payload too long', 'age-too-long');
-    for (const piece of sealStreamChunk(createCipheriv, this.key, this.counter++, final, plaintext)) this.out(piece);
+    if (this.used + plaintext.length + ${TAG_SIZE} > BATCH) this.flush();
+    this.used += sealStreamChunk(aead, this.key, this.counter++, final, plaintext, this.batch.subarray(this.used));
+  }
+
+  flush() {
+    this.write(this.batch.subarray(0, this.used));
+    this.used = 0;
   }
 
   data(buf) {
@@ -96,7 +94,7 @@ class Job {
   end() {
     this.seal(this.held.subarray(0, this.filled), true);
     this.flush();
-    return { sha256: this.hash.digest('hex'), bytes: this.position };
+    return { bytes: this.position };
   }
 }
 
@@ -139,8 +137,7 @@ parentPort.on('message', (m) => {
 `;
 
 export interface SealedFile {
-  /** SHA-256 and size of the whole age file as written. */
-  sha256: string;
+  /** Size of the whole age file as written. */
   bytes: number;
 }
 
@@ -289,9 +286,9 @@ export class AgeSealPool {
   private nextId = 1;
 
   /**
-   * One worker seals about 470 MB/s on the 2-core VM the benchmark runs on, far more than the
-   * USB links of a dock deliver; a second one there did not make the benchmark faster, and each
-   * costs 35–40 MB of memory. Workers start with the first file, so a dock that does not
+   * One worker seals about 1.8–2 GB/s (into /dev/null, with the native binding) on the 2-core VM
+   * the benchmark runs on, far more than the USB links of a dock deliver; a second one there did
+   * not make the benchmark faster, and each costs 35–40 MB of memory. Workers start with the first file, so a dock that does not
    * encrypt never has them.
    */
   constructor(
@@ -300,16 +297,17 @@ export class AgeSealPool {
     private readonly buffers?: BufferPool,
   ) {}
 
-  /** Starts sealing a new age file for `recipients` into the open file `fd`, from position 0. */
-  open(fd: number, recipients: string[]): SealJob {
-    const { prefix, key } = startAgeFile(recipients);
+  /**
+   * Starts sealing a new age file into the open file `fd`, from position 0: `prefix` and `key`
+   * as startAgeFile made them. The worker gets copies; the caller's key stays the caller's to wipe.
+   */
+  open(fd: number, prefix: Buffer, key: Buffer): SealJob {
     const owner = this.pick();
     const id = this.nextId++;
     const job = new SealJob(owner, id, this.buffers);
     owner.jobs.set(id, job);
     // Fresh copies that are all of their memory: the header may sit in Node's shared pool.
     const keyCopy = new Uint8Array(key);
-    key.fill(0);
     const prefixCopy = new Uint8Array(prefix);
     owner.worker.postMessage({ op: 'open', id, fd, key: keyCopy, prefix: prefixCopy }, [keyCopy.buffer, prefixCopy.buffer]);
     return job;

@@ -2,7 +2,7 @@
  * The age payload: a 16-byte nonce, then STREAM — 64 KiB chunks each sealed with
  * ChaCha20-Poly1305 under a nonce of an 11-byte big-endian counter and a last-chunk flag byte.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import {
   AgeError,
@@ -14,6 +14,7 @@ import {
   openHeader,
   type X25519Identity,
 } from './age-header.js';
+import { chunkAead, type ChunkAead } from './aead.js';
 
 export const CHUNK = 64 * 1024;
 const TAG = 16;
@@ -34,12 +35,12 @@ export function streamNonce(counter: number, final: boolean): Buffer {
   return nonce;
 }
 
-/** One sealed STREAM chunk: its ciphertext and its 16-byte tag. The caller bounds `counter`. */
-export function sealStreamChunk(cipheriv: typeof createCipheriv, key: Buffer, counter: number, final: boolean, plaintext: Buffer): [Buffer, Buffer] {
-  const c = cipheriv('chacha20-poly1305', key, streamNonce(counter, final), { authTagLength: 16 });
-  const body = c.update(plaintext);
-  c.final();
-  return [body, c.getAuthTag()];
+/**
+ * Seals STREAM chunk `counter` of `plaintext` into `out` (its ciphertext, then its 16-byte tag)
+ * and returns the bytes written. The caller bounds `counter`.
+ */
+export function sealStreamChunk(aead: ChunkAead, key: Buffer, counter: number, final: boolean, plaintext: Buffer, out: Buffer): number {
+  return aead.seal(key, streamNonce(counter, final), plaintext, out);
 }
 
 /**
@@ -57,26 +58,72 @@ export function streamStep(held: Buffer, filled: number, data: Buffer): { took: 
   return { took: n, filled: filled + n, seal: null };
 }
 
+/**
+ * Checks a stored age file, fed in pieces of any size, against what was sealed into it: the
+ * header and payload nonce must be `prefix` byte for byte and every STREAM chunk's tag must hold
+ * under `key`, the chunk that ends at `total` (the size written) being the final one. A file that
+ * passes is the one sealed, and decrypts, without anyone decrypting it: Poly1305 alone. Like
+ * streamStep it needs only its arguments, streamNonce and CHUNK, because the re-read workers run
+ * its source text (src/ingest/hash-pool.ts).
+ */
+export function storedAgeCheck(aead: ChunkAead, key: Buffer, prefix: Buffer, total: number): { feed(data: Buffer): void; problem(): string | null } {
+  const sealedSize = CHUNK + 16;
+  // A chunk cut by the reader's buffers is gathered here; the others are checked where they lie.
+  const carry = Buffer.allocUnsafe(sealedSize);
+  let carried = 0;
+  let at = 0;
+  let counter = 0;
+  let problem: string | null = null;
+  return {
+    feed(data) {
+      while (data.length > 0 && problem === null) {
+        if (at < prefix.length) {
+          const n = Math.min(prefix.length - at, data.length);
+          if (!data.subarray(0, n).equals(prefix.subarray(at, at + n))) problem = 'its header is not the one written';
+          at += n;
+          data = data.subarray(n);
+          continue;
+        }
+        const start = at - carried;
+        const size = Math.min(sealedSize, total - start);
+        if (size < 16) {
+          problem = `it holds more than the ${total} bytes written`;
+          break;
+        }
+        let sealed: Buffer | null = null;
+        if (carried === 0 && data.length >= size) {
+          sealed = data.subarray(0, size);
+          data = data.subarray(size);
+          at += size;
+        } else {
+          const n = Math.min(size - carried, data.length);
+          data.copy(carry, carried, 0, n);
+          carried += n;
+          at += n;
+          data = data.subarray(n);
+          if (carried === size) {
+            sealed = carry.subarray(0, size);
+            carried = 0;
+          }
+        }
+        if (sealed && !aead.check(key, streamNonce(counter, start + size === total), sealed)) problem = `its payload chunk ${counter} does not authenticate`;
+        if (sealed) counter++;
+      }
+    },
+    problem() {
+      return problem ?? (at === total ? null : `it holds ${at} of the ${total} bytes written`);
+    },
+  };
+}
+
 function chunkNonce(counter: number, final: boolean): Buffer {
   if (counter > MAX_COUNTER) throw new AgeError('payload too long');
   return streamNonce(counter, final);
 }
 
-function sealChunk(key: Buffer, counter: number, final: boolean, plaintext: Buffer): [Buffer, Buffer] {
-  if (counter > MAX_COUNTER) throw new AgeError('payload too long');
-  return sealStreamChunk(createCipheriv, key, counter, final, plaintext);
-}
-
 function openChunk(key: Buffer, counter: number, final: boolean, sealed: Buffer): Buffer | null {
-  const d = createDecipheriv('chacha20-poly1305', key, chunkNonce(counter, final), { authTagLength: TAG });
-  d.setAuthTag(sealed.subarray(sealed.length - TAG));
-  const plaintext = d.update(sealed.subarray(0, sealed.length - TAG));
-  try {
-    d.final();
-  } catch {
-    return null;
-  }
-  return plaintext;
+  const plaintext = Buffer.allocUnsafe(sealed.length - TAG);
+  return chunkAead.open(key, chunkNonce(counter, final), sealed, plaintext) ? plaintext : null;
 }
 
 export function encryptedSize(plaintextBytes: number, recipientCount: number): number {
@@ -175,9 +222,10 @@ class EncryptStream extends ChunkedTransform {
   }
 
   private sealAndSend(plaintext: Buffer, final: boolean): void {
-    const [body, tag] = sealChunk(this.key, this.counter++, final, plaintext);
-    this.send(body);
-    this.send(tag);
+    if (this.counter > MAX_COUNTER) throw new AgeError('payload too long');
+    const out = Buffer.allocUnsafe(plaintext.length + TAG);
+    sealStreamChunk(chunkAead, this.key, this.counter++, final, plaintext, out);
+    this.send(out);
   }
 }
 
