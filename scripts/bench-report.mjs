@@ -135,7 +135,7 @@ export function report({ opts, host, genSeconds, warmupSeconds, warmCopies, runs
     }
     if (fe) {
       out.push('         (fe) is (f) encrypted to an age recipient (scripts/bench-floor-encrypted.mjs): a thread per camera reads, hashes,');
-      out.push('         seals each 64 KiB chunk with ChaCha20-Poly1305, hashes the ciphertext, writes, fsyncs, re-reads and compares.');
+      out.push('         seals each 64 KiB chunk with ChaCha20-Poly1305, writes, fsyncs, re-reads, hashes and checks every tag.');
     }
     out.push('units:   MB = 10^6 bytes; time/(b) and time/(c) are ratios of seconds (lower is faster); CPU s = user + system of the');
     out.push('         process tree (GNU time for cp/sha256sum, /proc for dockd), above "seconds" when work ran on both cores');

@@ -230,7 +230,7 @@ async function bench() {
 
     // Just before (e): what encryption at rest costs on top of the invariants, with nothing around them.
     if (want('fe')) {
-      log(`${tag}(fe) the floor, encrypted: (f) plus ChaCha20-Poly1305 and SHA-256 of the ciphertext, one thread per camera`);
+      log(`${tag}(fe) the floor, encrypted: (f) plus ChaCha20-Poly1305, and a re-read that checks every chunk's tag, one thread per camera`);
       dest = path.join(runsDir, 'fe');
       floorKey ??= await floorIdentity(path.join(work, 'floor.key'));
       round.fe = await timed(process.execPath, [path.join(ROOT, 'scripts', 'bench-floor-encrypted.mjs'), pristineMain, dest, floorKey.recipient], { capture: true, statsFile });
