@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../src/config.js';
 import { CredentialsError, loadCredentials } from '../src/replication/credentials.js';
-import { isBlocking, objectKey } from '../src/replication/replicator.js';
+import { describeError, isBlocking, objectKey } from '../src/replication/replicator.js';
 
 const rep = (over: Record<string, unknown> = {}) => parseConfig({ replication: { endpoint: 'http://127.0.0.1:7480', bucket: 'evidence', dockId: 'station-north-1', ...over } }, '/etc/dockd').replication!;
 
@@ -45,5 +45,17 @@ describe('replication config and credentials', () => {
     expect(isBlocking({ name: 'Whatever', $metadata: { httpStatusCode: 403 } })).toBe(true);
     expect(isBlocking({ name: 'InternalError', $metadata: { httpStatusCode: 500 } })).toBe(false);
     expect(isBlocking(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))).toBe(false);
+  });
+
+  it('names the HTTP status when the store\'s reply had no error body', () => {
+    const bodiless = (status: number) => Object.assign(new Error('UnknownError'), { name: String(status), $metadata: { httpStatusCode: status } });
+    expect(describeError(bodiless(403))).toBe('the store answered HTTP 403: access denied, check the access key and secret');
+    expect(describeError(bodiless(404))).toBe('the store answered HTTP 404: not found, check the bucket');
+    expect(describeError(bodiless(503))).toBe('the store answered HTTP 503');
+    // A reply that did say what went wrong is passed on as it is.
+    expect(describeError(Object.assign(new Error('The request signature we calculated does not match'), { $metadata: { httpStatusCode: 403 } }))).toBe(
+      'The request signature we calculated does not match',
+    );
+    expect(describeError(new Error('socket hang up'))).toBe('socket hang up');
   });
 });

@@ -33,6 +33,18 @@ export function objectKey(dockId: string, j: { camera: string; recording: string
   return `${safeComponent(dockId, 64)}/${safeSerial(j.camera)}/${j.recording}/${safeComponent(baseName(j.source_path))}`;
 }
 
+/**
+ * What an admin reads in status and the log. A HEAD request's error has no body, so the S3 client
+ * can only say "UnknownError"; the HTTP status is what tells a refused key from a missing bucket.
+ */
+export function describeError(err: unknown): string {
+  const message = (err as Error)?.message ?? String(err);
+  const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+  if (status === undefined || (message && message !== 'UnknownError')) return message;
+  const hint = status === 403 ? ': access denied, check the access key and secret' : status === 404 ? ': not found, check the bucket' : '';
+  return `the store answered HTTP ${status}${hint}`;
+}
+
 /** Errors that retrying will not fix: the queue waits and says so once. */
 export function isBlocking(err: unknown): boolean {
   const name = (err as { name?: string })?.name ?? '';
@@ -208,7 +220,7 @@ export class Replicator {
   }
 
   private failed(job: Job, err: unknown): void {
-    const error = (err as Error)?.message ?? String(err);
+    const error = describeError(err);
     this.lastError = error;
     if (err instanceof ArchiveMismatchError) {
       // Uploading again would send the same wrong bytes: the job stops here, for a person to look.
