@@ -36,7 +36,7 @@ export interface Config {
     directIo: boolean;
     retry: RetryConfig;
   };
-  battery: { shiftHours: number; sampleIntervalMs: number };
+  battery: { shiftHours: number; sampleIntervalMs: number; keepDays: number };
   retention: { days: number; requireReplicated: boolean; sweepIntervalMs: number };
   custody: { checkpointEvery: number };
   replication: ReplicationConfig | null;
@@ -109,7 +109,7 @@ export function defaultConfig(): Config {
       directIo: false,
       retry: { attempts: 5, baseDelayMs: 1000, maxDelayMs: 60_000 },
     },
-    battery: { shiftHours: 10, sampleIntervalMs: 60_000 },
+    battery: { shiftHours: 10, sampleIntervalMs: 60_000, keepDays: 400 },
     retention: { days: 0, requireReplicated: false, sweepIntervalMs: 3_600_000 },
     custody: { checkpointEvery: 100 },
     replication: null,
@@ -169,7 +169,7 @@ const SCHEMA: Record<string, Rule> = {
   },
   battery: {
     t: 'object',
-    fields: { shiftHours: { t: 'number', min: 0.5, max: 48 }, sampleIntervalMs: { t: 'int', min: 100 } },
+    fields: { shiftHours: { t: 'number', min: 0.5, max: 48 }, sampleIntervalMs: { t: 'int', min: 100 }, keepDays: { t: 'number', min: 0 } },
   },
   retention: {
     t: 'object',

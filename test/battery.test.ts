@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ROOT, TestDock, allVerified, waitFor } from './support/harness.js';
 import { openStore } from '../src/store/db.js';
 import { fleetVerdicts, storeVerdict } from '../src/battery/fleet.js';
+import { BatteryRecorder } from '../src/battery/recorder.js';
 
 interface Fixture {
   serial: string;
@@ -139,6 +140,74 @@ describe('battery health', () => {
     expect(second.samples!.filter((s) => s.source === 'device')).toHaveLength(device.length);
     expect(d.events('battery.log_ingested')).toHaveLength(1);
     expect(second.status).toBe('short');
+  });
+
+  it('keeps battery samples for battery.keepDays: older ones are deleted by the sweep and not brought back by a camera\'s log', async () => {
+    dock = new TestDock({ battery: { sampleIntervalMs: 60_000, keepDays: 3 }, retention: { sweepIntervalMs: 300 } });
+    const day = 86_400_000;
+    const now = Date.now();
+    // Ten days of the camera's own log, one entry every six hours, the last an hour ago.
+    const batteryLog = Array.from({ length: 40 }, (_, i) => ({ at: new Date(now - 3600_000 - i * 6 * 3600_000).toISOString(), percent: 90 - (i % 4) * 20, charging: i % 4 === 0 }));
+    const spec = { battery: { percent: 80, charging: true }, clockOffsetSeconds: 0, batteryLog };
+    dock.dock('s1', { serial: 'KEEP-1', spec });
+    const d = dock.start();
+    await d.waitForEvent('battery.log_ingested');
+    const samples = async () => (await dock.json<BatteryJson[]>(['battery', 'KEEP-1']))[0]!.samples!;
+    const first = await samples();
+    const within = batteryLog.filter((e) => Date.parse(e.at) >= now - 3 * day).length;
+    expect(first.filter((s) => s.source === 'device')).toHaveLength(within);
+    expect(Math.min(...first.map((s) => s.at))).toBeGreaterThanOrEqual(now - 3 * day - 60_000);
+
+    // A sample of a visit a year ago, as a store that ran before pruning holds: the sweep deletes it.
+    const store = openStore(dock.dataDir);
+    store.prepare("INSERT INTO battery_samples (camera, at, percent, charging, source, visit) VALUES ('KEEP-1', ?, 55, 0, 'dock', 0)").run(now - 365 * day);
+    store.close();
+    const pruned = await d.waitForEvent('battery.pruned');
+    expect(pruned).toMatchObject({ samples: 1, keepDays: 3, level: 30 });
+    const after = await samples();
+    expect(after.some((s) => s.percent === 55)).toBe(false);
+    expect(after.length).toBeGreaterThanOrEqual(first.length);
+
+    // Docked again with the same log: its old entries stay out.
+    dock.undock('s1');
+    await d.waitForEvent('camera.undocked');
+    dock.writeCameraJson('s1', { serial: 'KEEP-1', ...spec });
+    await waitFor('second visit', async () => d.events('camera.docked').length === 2 || null);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await samples()).filter((s) => s.source === 'device')).toHaveLength(within);
+    expect(d.events('battery.log_ingested')).toHaveLength(1);
+    expect(d.events('battery.pruned')).toHaveLength(1);
+  });
+
+  it('prunes years of samples in batches, per camera, and keeps every recent one', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'dockd-prune-'));
+    const db = openStore(dir);
+    try {
+      const iso = new Date().toISOString();
+      const now = Date.now();
+      const sample = db.prepare("INSERT INTO battery_samples (camera, at, percent, charging, source, visit) VALUES (?, ?, 50, 0, 'dock', 1)");
+      db.transaction(() => {
+        for (const serial of ['P-1', 'P-2']) {
+          db.prepare('INSERT INTO cameras (serial, first_seen, last_seen) VALUES (?, ?, ?)').run(serial, iso, iso);
+          // Two and a half batches of old samples, and ten within the days kept.
+          for (let i = 0; i < 12_345; i++) sample.run(serial, now - 500 * 86_400_000 + i * 60_000);
+          for (let i = 0; i < 10; i++) sample.run(serial, now - i * 60_000);
+        }
+      })();
+      const recorder = new BatteryRecorder(db, 400);
+      expect(await recorder.prune(now)).toBe(2 * 12_345);
+      expect(db.prepare('SELECT camera, count(*) n FROM battery_samples GROUP BY camera ORDER BY camera').all()).toEqual([
+        { camera: 'P-1', n: 10 },
+        { camera: 'P-2', n: 10 },
+      ]);
+      expect(await recorder.prune(now)).toBe(0);
+      // keepDays 0 keeps everything, however old.
+      sample.run('P-1', 0);
+      expect(await new BatteryRecorder(db, 0).prune(now)).toBe(0);
+    } finally {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("status judges each camera by the verdict of its last docking, and a camera without one from its samples", () => {

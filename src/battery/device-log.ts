@@ -46,6 +46,11 @@ export interface NewDeviceSamplesOptions {
   toleranceMs?: number;
   /** Defaults to MAX_LOG_ENTRIES_PER_VISIT; when exceeded the newest entries are kept. */
   maxEntries?: number;
+  /**
+   * Entries from before this time (dock clock) are not stored: samples that old have been pruned,
+   * so a camera that still carries them would otherwise bring them back on every docking.
+   */
+  earliest?: number;
 }
 
 /** Index of the first element of `sorted` whose `at` is ≥ `at`. */
@@ -95,6 +100,7 @@ export function newDeviceSamples(
   const tol = options.toleranceMs ?? DEDUP_TOLERANCE_MS;
   const max = Math.max(0, Math.floor(options.maxEntries ?? MAX_LOG_ENTRIES_PER_VISIT));
   const latestPlausible = (options.now ?? Date.now()) + MAX_FUTURE_MS;
+  const earliest = Math.max(EARLIEST_PLAUSIBLE_MS, options.earliest ?? 0);
   const isStored = storedMatcher(stored, tol);
 
   const seen = new Set<string>();
@@ -105,7 +111,7 @@ export function newDeviceSamples(
     if (typeof percent !== 'number' || !Number.isFinite(percent) || percent < 0 || percent > 100) continue;
     if (charging !== undefined && typeof charging !== 'boolean') continue;
     const at = Math.round(e.at.getTime() - clockOffsetSeconds * 1000);
-    if (!Number.isFinite(at) || at < EARLIEST_PLAUSIBLE_MS || at > latestPlausible) continue;
+    if (!Number.isFinite(at) || at < earliest || at > latestPlausible) continue;
     // A log entry without the flag is read as not charging, as the simulated camera's file format does.
     const sample: BatterySample = { at, percent, charging: charging ?? false, source: 'device' };
     const key = `${at}|${percent}|${sample.charging ? 1 : 0}`;

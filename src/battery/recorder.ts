@@ -6,10 +6,17 @@ import type { BatteryReading, DeviceLogEntry } from '../../drivers/types.js';
 import { newDeviceSamples } from './device-log.js';
 import type { Db } from '../store/db.js';
 
+/** Samples deleted per statement, so that a first prune of years of them never holds the store for long. */
+const PRUNE_BATCH = 5000;
+
 export class BatteryRecorder {
   private readonly insert;
 
-  constructor(private readonly db: Db) {
+  /** `keepDays` 0 keeps every sample. */
+  constructor(
+    private readonly db: Db,
+    private readonly keepDays = 0,
+  ) {
     this.insert = db.prepare(
       `INSERT INTO battery_samples (camera, at, percent, charging, voltage, temperature_c, health_percent, cycle_count, source, visit)
        VALUES (@camera, @at, @percent, @charging, @voltage, @temperatureC, @healthPercent, @cycleCount, @source, @visit)`,
@@ -38,16 +45,47 @@ export class BatteryRecorder {
   ingestDeviceLog(camera: string, visit: number, log: DeviceLogEntry[], clockOffsetSeconds: number): number {
     const battery = log.filter((e) => e.type === 'battery');
     if (battery.length === 0) return 0;
+    const earliest = this.cutoff();
     const stored = this.db
-      .prepare<[string], { at: number; percent: number; charging: number }>("SELECT at, percent, charging FROM battery_samples WHERE camera = ? AND source = 'device'")
-      .all(camera)
+      .prepare<[string, number], { at: number; percent: number; charging: number }>("SELECT at, percent, charging FROM battery_samples WHERE camera = ? AND source = 'device' AND at >= ?")
+      .all(camera, earliest)
       .map((r) => ({ at: r.at, percent: r.percent, charging: r.charging === 1 }));
-    const fresh = newDeviceSamples(stored, battery, clockOffsetSeconds);
+    const fresh = newDeviceSamples(stored, battery, clockOffsetSeconds, { earliest });
     this.db.transaction(() => {
       for (const s of fresh) {
         this.insert.run({ camera, at: s.at, percent: s.percent, charging: s.charging ? 1 : 0, voltage: null, temperatureC: null, healthPercent: null, cycleCount: null, source: 'device', visit });
       }
     }).immediate();
     return fresh.length;
+  }
+
+  /** The oldest sample time kept (dock clock); 0 when every sample is kept. */
+  cutoff(now = Date.now()): number {
+    return this.keepDays > 0 ? now - this.keepDays * 86_400_000 : 0;
+  }
+
+  /**
+   * Deletes samples older than `keepDays`: a dock samples each camera every minute it is docked,
+   * and unpruned that grows the store by gigabytes a year for a fleet. The health verdicts look at
+   * the last 30 days. Deleted per camera and in batches, each its own short transaction, with the
+   * event loop let go in between. Returns how many were deleted.
+   */
+  async prune(now = Date.now()): Promise<number> {
+    const cutoff = this.cutoff(now);
+    if (cutoff === 0) return 0;
+    const cameras = this.db.prepare<[], { serial: string }>('SELECT serial FROM cameras').all();
+    const del = this.db.prepare<[string, number, number]>(
+      'DELETE FROM battery_samples WHERE id IN (SELECT id FROM battery_samples WHERE camera = ? AND at < ? LIMIT ?)',
+    );
+    let deleted = 0;
+    for (const { serial } of cameras) {
+      for (;;) {
+        const n = del.run(serial, cutoff, PRUNE_BATCH).changes;
+        deleted += n;
+        if (n < PRUNE_BATCH) break;
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    return deleted;
   }
 }

@@ -77,8 +77,9 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     cleared: (serial) => log.info({ event: 'camera.cleared', camera: serial }, `camera ${serial}: nothing left to offload`),
   }, { replicate: cfg.replication !== null, recipients: cfg.encryption?.recipients ?? null });
   const planner = new Planner(db, custody, log.child({ mod: 'planner' }));
+  const battery = new BatteryRecorder(db, cfg.battery.keepDays);
   const usbDevices = new UsbDeviceRegistry();
-  dock = new DockManager(db, custody, planner, engine, new BatteryRecorder(db), log.child({ mod: 'dock' }), {
+  dock = new DockManager(db, custody, planner, engine, battery, log.child({ mod: 'dock' }), {
     drivers: [simulatedDriver, ...usbDrivers(cfg, (d) => usbDevices.native(d))],
     driverRules: cfg.usb.drivers,
     onBattery: (serial, visit) => {
@@ -129,6 +130,13 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
       for (const d of deleted) log.info({ event: 'retention.deleted', camera: d.camera, recording: d.id, sha256: d.sha256, reason: d.reason }, `retention deleted ${d.id}`);
     } catch (err) {
       log.error({ event: 'retention.error', err }, 'retention sweep failed');
+    }
+    try {
+      const samples = await battery.prune();
+      if (samples) log.info({ event: 'battery.pruned', samples, keepDays: cfg.battery.keepDays }, `deleted ${samples} battery samples older than ${cfg.battery.keepDays} days`);
+    } catch (err) {
+      // As with the retention sweep: the next sweep tries again, and nothing depends on it meanwhile.
+      log.error({ event: 'battery.prune_failed', err }, 'battery sample pruning failed');
     }
   };
   void sweep();
