@@ -478,6 +478,13 @@ describe('hostile device logs', () => {
     expect(newDeviceSamples([], hostile, 0, { now: NOW })).toEqual([{ at: T0, percent: 50, charging: false, source: 'device' }]);
   });
 
+  it('drops entries older than the samples kept, on the dock clock', () => {
+    const log = [{ at: new Date(T0 - 1), percent: 40, charging: false }, { at: new Date(T0), percent: 41, charging: false }, { at: new Date(T0 + 3600_000), percent: 42, charging: false }];
+    // The camera's clock an hour ahead: its T0 + 1 h entry is T0 on the dock's.
+    expect(newDeviceSamples([], log, 3600, { now: NOW, earliest: T0 }).map((s) => s.percent)).toEqual([42]);
+    expect(newDeviceSamples([], log, 0, { now: NOW, earliest: T0 }).map((s) => s.percent)).toEqual([41, 42]);
+  });
+
   it('an entry a little ahead of the dock clock is kept, and a missing charging flag reads as not charging', () => {
     const out = newDeviceSamples([], [{ at: new Date(NOW + 23 * H), percent: 50 }], 0, { now: NOW });
     expect(out).toEqual([{ at: NOW + 23 * H, percent: 50, charging: false, source: 'device' }]);
