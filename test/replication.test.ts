@@ -172,6 +172,7 @@ describe('replication to S3 with Object Lock', () => {
       expect(refused.level).toBe(50);
       expect(String(refused.error)).toContain('disk is full');
       expect(String(refused.cause)).not.toContain('wrong-secret');
+      expect(String(refused.cause)).toMatch(/access denied|SignatureDoesNotMatch|InvalidAccessKeyId/);
       // status shows what the daemon's last heartbeat wrote: the refusal appears within a beat.
       const s = await waitFor('status shows the refusal', async () => {
         const st = await dock.json<{ replication: { count: number; lastError: string | null } }>(['status']);

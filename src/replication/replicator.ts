@@ -33,13 +33,17 @@ export function objectKey(dockId: string, j: { camera: string; recording: string
   return `${safeComponent(dockId, 64)}/${safeSerial(j.camera)}/${j.recording}/${safeComponent(baseName(j.source_path))}`;
 }
 
+function httpStatus(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+}
+
 /**
  * What an admin reads in status and the log. A HEAD request's error has no body, so the S3 client
  * can only say "UnknownError"; the HTTP status is what tells a refused key from a missing bucket.
  */
 export function describeError(err: unknown): string {
   const message = (err as Error)?.message ?? String(err);
-  const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+  const status = httpStatus(err);
   if (status === undefined || (message && message !== 'UnknownError')) return message;
   const hint = status === 403 ? ': access denied, check the access key and secret' : status === 404 ? ': not found, check the bucket' : '';
   return `the store answered HTTP ${status}${hint}`;
@@ -48,7 +52,7 @@ export function describeError(err: unknown): string {
 /** Errors that retrying will not fix: the queue waits and says so once. */
 export function isBlocking(err: unknown): boolean {
   const name = (err as { name?: string })?.name ?? '';
-  const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+  const status = httpStatus(err);
   return (
     ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'NoSuchBucket', 'ObjectLockConfigurationNotFoundError', 'InvalidBucketState', 'CredentialsError'].includes(name) ||
     status === 403
@@ -153,7 +157,7 @@ export class Replicator {
       return;
     }
     this.log.error(
-      { event: 'replication.store_failed', camera: job.camera, recording: job.recording, error, cause: (cause as Error)?.message ?? String(cause), retryInMs },
+      { event: 'replication.store_failed', camera: job.camera, recording: job.recording, error, cause: describeError(cause), retryInMs },
       `replication of ${job.recording} failed and the store did not take it: ${error}; trying again`,
     );
   }
