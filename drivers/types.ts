@@ -104,6 +104,14 @@ export interface RecordingEntry {
   path: string;
   bytes: number;
   modifiedAt: Date | null;
+  /**
+   * What this content is, as far as the device can say without reading it: a string that
+   * changes whenever the file may have changed (its size, modification time, and whatever else
+   * the device offers cheaply: an inode, an object's capture date). Callers bind a copy to it
+   * and compare it for equality only; they never parse it. A file replaced under the same name
+   * must not keep its identity, so a driver puts in it everything that a replacement changes.
+   */
+  identity: string;
 }
 
 export interface ReadOptions {
@@ -132,6 +140,12 @@ export interface CameraSession {
   deviceLog?(): Promise<DeviceLogEntry[]>;
   list(): AsyncIterable<RecordingEntry>;
   read(id: string, offset: number, options?: ReadOptions): Promise<Readable>;
+  /**
+   * What the camera holds under `id` now, described as `list()` would; null when it holds
+   * nothing there any more. Callers ask before they delete a recording and after they copied
+   * one, to learn whether the file is still the one they copied.
+   */
+  stat(id: string): Promise<RecordingEntry | null>;
   /**
    * Removes the recording from the camera. Resolves only once the removal is on the device
    * itself, not in a cache of this machine: a camera pulled out right after must not keep it,

@@ -44,7 +44,7 @@ function dockWith(failures: DriverError[] | Error[], camera: CameraSession) {
   const custody = new CustodyLog(db);
   const cleared: string[] = [];
   const engine = new IngestEngine(db, custody, new LocalArchive(dataDir, false), { ...defaultConfig().ingest, minFreeBytes: 0 }, log, {
-    deviceGone: () => {},
+    deviceGone: () => {}, relist: () => {},
     cleared: (serial) => void cleared.push(serial),
   });
   const opens: number[] = [];

@@ -45,7 +45,7 @@ async function run(cameras: ScriptedCamera[], ingest: Partial<ReturnType<typeof 
   const cleared = new Set<string>();
   let onCleared = () => {};
   engine = new IngestEngine(db, custody, archiveFor(dataDir), cfg, log, {
-    deviceGone: () => {},
+    deviceGone: () => {}, relist: () => {},
     cleared: (serial) => {
       cleared.add(serial);
       onCleared();

@@ -2,7 +2,7 @@
  * A docked mass-storage camera: the files under the configured folders of its mounted volume.
  * Recording ids are `/`-separated paths relative to the volume root, e.g. DCIM/100AXON/A001.MP4.
  */
-import { constants } from 'node:fs';
+import { constants, type BigIntStats } from 'node:fs';
 import { lstat, open, opendir, realpath, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -145,8 +145,8 @@ export class MassStorageSession implements CameraSession {
         if (ent.isDirectory()) {
           yield* this.walk(id, depth + 1);
         } else if (ent.isFile()) {
-          const st = await lstat(path.join(this.mountPoint, id)).catch(() => null);
-          if (st?.isFile()) yield { id, path: id, bytes: st.size, modifiedAt: st.mtime };
+          const st = await lstat(path.join(this.mountPoint, id), { bigint: true }).catch(() => null);
+          if (st?.isFile()) yield entryOf(id, st);
         }
       }
     } catch (err) {
@@ -203,6 +203,18 @@ export class MassStorageSession implements CameraSession {
     return stream;
   }
 
+  async stat(id: string): Promise<RecordingEntry | null> {
+    await this.ready();
+    try {
+      const st = await lstat(await this.resolve(id), { bigint: true });
+      return st.isFile() ? entryOf(id, st) : null;
+    } catch (err) {
+      const e = await this.classify(err, `cannot stat ${id}`);
+      if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return null;
+      throw e;
+    }
+  }
+
   async delete(id: string): Promise<void> {
     await this.ready();
     try {
@@ -227,4 +239,14 @@ export class MassStorageSession implements CameraSession {
     await Promise.all([...this.streams].map((s) => new Promise<void>((r) => (s.closed ? r() : s.once('close', () => r())))));
     await this.o.release();
   }
+}
+
+/**
+ * A file's identity on the volume: FAT keeps modification times to 2 s, so a file rewritten in
+ * place within that window keeps them; its size usually changes, and a file renamed over it
+ * has another directory entry, hence another inode number.
+ */
+function entryOf(id: string, st: BigIntStats): RecordingEntry {
+  const bytes = Number(st.size);
+  return { id, path: id, bytes, modifiedAt: new Date(Number(st.mtimeMs)), identity: `${bytes}:${st.mtimeNs}:${st.ino}` };
 }

@@ -195,8 +195,25 @@ export class PtpCameraSession implements CameraSession {
         this.log.error({ event: 'ptp.size_unknown', path: boundString(path, 512), id: handleId(handle) }, 'camera reports 4 GiB or more and cannot say how much; recording skipped');
         continue;
       }
-      yield { id: handleId(handle), path, bytes, modifiedAt: parsePtpDateTime(info.modificationDate) ?? parsePtpDateTime(info.captureDate) };
+      yield entryOf(handle, path, bytes, info);
     }
+  }
+
+  async stat(id: string): Promise<RecordingEntry | null> {
+    this.ready();
+    const handle = parseHandleId(id);
+    let info: PtpObjectInfo;
+    try {
+      info = await this.objectInfo(handle);
+    } catch (err) {
+      // A handle names one object for the whole session: a file replaced under the same name gets another.
+      if (err instanceof PtpResponseError && err.responseCode === Rc.InvalidObjectHandle) return null;
+      throw err;
+    }
+    if (info.format === Format.Association) return null;
+    const bytes = await this.sizeOf(handle, info);
+    if (bytes === null) throw new DriverError('permanent', 'size-unknown', `camera cannot say how big ${id} is`);
+    return entryOf(handle, componentName(info.filename, handle), bytes, info);
   }
 
   async read(id: string, offset: number, options: ReadOptions = {}): Promise<PtpObjectStream> {
@@ -259,4 +276,14 @@ export class PtpCameraSession implements CameraSession {
     this.session.shut(gone);
     await this.o.transport.close().catch(() => undefined);
   }
+}
+
+/**
+ * The handle is left out of the identity on purpose: handles need only hold within one session,
+ * and a camera that numbers its objects anew at each docking would otherwise make every
+ * recording look replaced. Within a session the handle itself tells a replaced object apart.
+ */
+function entryOf(handle: number, path: string, bytes: number, info: PtpObjectInfo): RecordingEntry {
+  const modifiedAt = parsePtpDateTime(info.modificationDate) ?? parsePtpDateTime(info.captureDate);
+  return { id: handleId(handle), path, bytes, modifiedAt, identity: `${bytes}:${info.captureDate}:${info.modificationDate}` };
 }

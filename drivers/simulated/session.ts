@@ -1,4 +1,5 @@
-import { open, readFile, stat, unlink, opendir } from 'node:fs/promises';
+import { lstat, open, readFile, stat, unlink, opendir } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
 import path from 'node:path';
 import {
   DriverError,
@@ -115,8 +116,8 @@ export class SimCameraSession implements CameraSession {
       if (ent.isDirectory()) {
         yield* this.walk(id, depth + 1);
       } else if (ent.isFile()) {
-        const st = await stat(path.join(this.dir, id)).catch(() => null);
-        if (st) yield { id, path: id, bytes: st.size, modifiedAt: st.mtime };
+        const st = await stat(path.join(this.dir, id), { bigint: true }).catch(() => null);
+        if (st) yield entryOf(id, st);
       }
     }
   }
@@ -152,6 +153,15 @@ export class SimCameraSession implements CameraSession {
     });
   }
 
+  async stat(id: string): Promise<RecordingEntry | null> {
+    await this.ready();
+    const st = await lstat(this.filePath(id), { bigint: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return null;
+      throw new DriverError('transient', err.code ?? 'stat', `cannot stat ${id}: ${err.message}`);
+    });
+    return st?.isFile() ? entryOf(id, st) : null;
+  }
+
   async delete(id: string): Promise<void> {
     await this.ready();
     if (this.faults.deleteFails(id)) throw new DriverError('transient', 'delete-error', `camera refused to delete ${id}`);
@@ -184,5 +194,14 @@ async function readSpec(dir: string, knownKey?: string): Promise<{ spec: CameraS
 }
 
 class Unchanged extends Error {}
+
+/**
+ * A file's identity on the simulated camera: a file written again in place changes its size or
+ * modification time (kept to the nanosecond), one renamed over it changes the inode too.
+ */
+function entryOf(id: string, st: BigIntStats): RecordingEntry {
+  const bytes = Number(st.size);
+  return { id, path: id, bytes, modifiedAt: new Date(Number(st.mtimeMs)), identity: `${bytes}:${st.mtimeNs}:${st.ino}` };
+}
 
 export { CameraFileError };

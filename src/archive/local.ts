@@ -4,7 +4,7 @@
  * staging copies live in `DATA/staging/` on the same filesystem so the final rename is atomic.
  */
 import { mkdirSync } from 'node:fs';
-import { mkdir, open, rename, rm, statfs, readdir } from 'node:fs/promises';
+import { access, constants as fsConstants, mkdir, open, rename, rm, statfs, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { archiveRelPath } from './names.js';
 
@@ -64,6 +64,25 @@ export class LocalArchive {
     const st = await statfs(this.root);
     this.free = { at: now, bytes: st.bavail * st.bsize };
     return this.free.bytes;
+  }
+
+  /**
+   * Throws the error a copy would meet if staging or the archive cannot be written now (a
+   * read-only remount, a failing disk, wrong ownership). Staging gets a real write and fsync;
+   * the archive only an access check, since it must hold nothing but recordings even for an
+   * instant.
+   */
+  async probeWritable(): Promise<void> {
+    const probe = path.join(this.stagingDir, '.write-probe');
+    const h = await open(probe, 'w');
+    try {
+      await h.write(Buffer.from('dockd'));
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    await unlink(probe);
+    await access(this.root, fsConstants.W_OK);
   }
 
   async stagingIds(): Promise<string[]> {

@@ -220,18 +220,18 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
         const args = id !== undefined ? [id] : o.camera !== undefined ? [o.camera] : [];
         const result = db
           .transaction(() => {
-            const failed = db.prepare<unknown[], { id: string; camera: string; last_error: string | null }>(`SELECT id, camera, last_error FROM recordings WHERE status = 'failed' AND ${where}`).all(...args);
+            const failed = db.prepare<unknown[], { id: string; camera: string; last_error: string | null }>(`SELECT id, camera, last_error FROM recordings WHERE status = 'failed' AND deleted_from_camera = 0 AND ${where}`).all(...args);
             for (const r of failed) {
               db.prepare("UPDATE recordings SET status = 'pending', attempts = 0, not_before = 0 WHERE id = ?").run(r.id);
               custody.append({ type: 'offload.retry_requested', camera: r.camera, recording: r.id, details: { previousError: r.last_error } });
             }
             const releases = db
-              .prepare(`UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0 WHERE kind = 'release' AND state = 'failed' AND recording IN (SELECT id FROM recordings WHERE ${where})`)
+              .prepare(`UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0 WHERE kind = 'release' AND state = 'failed' AND recording IN (SELECT id FROM recordings WHERE deleted_from_camera = 0 AND ${where})`)
               .run(...args).changes;
             return { requeued: failed.map((r) => r.id), releasesRequeued: releases };
           })
           .immediate();
-        if (id !== undefined && result.requeued.length === 0 && result.releasesRequeued === 0) throw new ProblemError(`recording ${id} is not failed`);
+        if (id !== undefined && result.requeued.length === 0 && result.releasesRequeued === 0) throw new ProblemError(`recording ${id} is not failed (or the camera no longer holds it)`);
         if (o.json) return printJson(result);
         console.log(`${result.requeued.length} recordings back in the queue${result.releasesRequeued ? `, ${result.releasesRequeued} deletions from cameras` : ''}; a running daemon picks them up when the camera is docked`);
       });

@@ -30,14 +30,26 @@ export interface StatusJson {
   daemon: { running: boolean; pid: number | null; startedAt: string | null; heartbeatAt: string | null; stoppedAt: string | null; version: string | null };
   cameras: CameraStatus[];
   queue: QueueCounts;
-  archive: { path: string; freeBytes: number | null; diskLow: boolean };
+  /** `storeUnwritable`: why offloading is paused for the dock's own storage (read-only, failing), else null. */
+  archive: { path: string; freeBytes: number | null; diskLow: boolean; storeUnwritable: string | null };
+  /** Cameras refused because another docked camera reports the same serial. */
+  conflicts: SerialConflict[];
   replication: (Backlog & { enabled: boolean; lastError: string | null }) | null;
   fleet: { shiftHours: number; short: string[]; degraded: string[] };
+}
+
+export interface SerialConflict {
+  serial: string;
+  slot: string;
+  dockedIn: string;
+  since: string;
 }
 
 interface Progress {
   cameras?: Array<{ serial: string; inflightBytes: number; rateBytesPerSec?: number }>;
   diskLow?: boolean;
+  storeUnwritable?: string | null;
+  conflicts?: SerialConflict[];
   replicationError?: string | null;
 }
 
@@ -116,7 +128,8 @@ export function statusOf(db: Db, cfg: Config): StatusJson {
     },
     cameras,
     queue: queueCounts(db),
-    archive: { path: archivePath, freeBytes, diskLow: progress.diskLow ?? false },
+    archive: { path: archivePath, freeBytes, diskLow: progress.diskLow ?? false, storeUnwritable: progress.storeUnwritable ?? null },
+    conflicts: progress.conflicts ?? [],
     replication: cfg.replication ? { enabled: true, ...replicationBacklog(db), lastError: progress.replicationError ?? null } : null,
     fleet: fleetLine(db, cfg.battery.shiftHours),
   };
@@ -137,6 +150,10 @@ export function renderStatus(s: StatusJson, opts: { bars?: boolean } = {}): stri
   );
   out.push(`queue    ${s.queue.pending} pending  ${s.queue.active} copying  ${s.queue.failed} failed  ${s.queue.verified} verified`);
   out.push(`archive  ${s.archive.path}  ${bytes(s.archive.freeBytes)} free${s.archive.diskLow ? '  OFFLOADING PAUSED: disk below ingest.minFreeBytes' : ''}`);
+  if (s.archive.storeUnwritable) out.push(`archive  OFFLOADING PAUSED: cannot write the archive (${printable(s.archive.storeUnwritable)})`);
+  for (const c of s.conflicts) {
+    out.push(`CONFLICT camera in ${printable(c.slot)} reports serial ${printable(c.serial)}, already docked in ${printable(c.dockedIn)}: not offloaded (since ${c.since})`);
+  }
   if (s.replication) {
     const r = s.replication;
     out.push(`replicate ${r.count} waiting (${bytes(r.bytes)})${r.oldestAt ? `, oldest since ${r.oldestAt}` : ''}${r.lastError ? `  LAST ERROR: ${r.lastError}` : ''}`);

@@ -75,8 +75,9 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   const engine = new IngestEngine(db, custody, archive, cfg.ingest, log.child({ mod: 'ingest' }), {
     deviceGone: (serial, reason) => dock?.deviceGone(serial, reason),
     cleared: (serial) => log.info({ event: 'camera.cleared', camera: serial }, `camera ${serial}: nothing left to offload`),
+    relist: (serial) => dock?.relist(serial),
   }, { replicate: cfg.replication !== null, recipients: cfg.encryption?.recipients ?? null });
-  const planner = new Planner(db, custody, log.child({ mod: 'planner' }));
+  const planner = new Planner(db, custody, log.child({ mod: 'planner' }), (id) => void archive.discardStaging(id).catch(() => undefined));
   const battery = new BatteryRecorder(db, cfg.battery.keepDays);
   const usbDevices = new UsbDeviceRegistry();
   dock = new DockManager(db, custody, planner, engine, battery, log.child({ mod: 'dock' }), {
@@ -111,7 +112,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   const beat = setInterval(() => {
     const cameras = engine.progress().map((c) => ({ ...c, rateBytesPerSec: rates.update(c.serial, c.receivedBytes) }));
     try {
-      heartbeat.beat({ cameras, diskLow: engine.paused, active: engine.queueActive, replicationError: replicator?.lastError ?? null });
+      heartbeat.beat({ cameras, diskLow: engine.diskLowNow, storeUnwritable: engine.storeUnwritable, conflicts: dock?.conflicts() ?? [], active: engine.queueActive, replicationError: replicator?.lastError ?? null });
       const failedForMs = beatFailing.ended();
       // Whoever was paged by the failure learns from the same log that it is over.
       if (failedForMs !== null) log.info({ event: 'daemon.heartbeat_restored', failedForMs }, `the heartbeat is written again, after ${Math.round(failedForMs / 1000)} s`);

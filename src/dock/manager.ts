@@ -27,10 +27,14 @@ const OPEN_RETRY: RetryConfig = { attempts: 6, baseDelayMs: 2000, maxDelayMs: 30
 
 interface Slot {
   device: DeviceInfo;
-  state: 'opening' | 'docked' | 'gone' | 'invalid' | 'retrying';
+  state: 'opening' | 'docked' | 'gone' | 'invalid' | 'retrying' | 'conflict';
   session?: CameraSession;
   serial?: string;
   visit?: number;
+  /** The clock skew measured at docking: it dates what this visit lists. */
+  skew?: number | null;
+  /** For a refused duplicate: the slot where its serial is docked, and since when. */
+  conflict?: { dockedIn: string; since: string };
   lastBattery?: { percent: number; charging: boolean } | null;
 }
 
@@ -135,6 +139,7 @@ export class DockManager implements BusListener {
       if (!SERIAL.test(id.serial)) throw new DriverError('permanent', 'bad-serial', 'camera reports no usable serial (1–64 printable characters)');
       slot.session = session;
       slot.serial = id.serial;
+      if (await this.refuseDuplicate(slot, id, driver.name)) return;
       await this.openVisit(slot, id, session, driver.name);
     } catch (err) {
       slot.state = 'invalid';
@@ -169,12 +174,62 @@ export class DockManager implements BusListener {
     }
   }
 
+  /**
+   * Two cameras that report one serial (cloned or mis-provisioned) must not share one record:
+   * the second would be docked over the first, whose recordings it cannot hold. When the serial
+   * is docked in another slot whose camera still answers with it, the newcomer is refused, said
+   * so, and docked as soon as the other leaves. A camera that no longer answers there has moved.
+   */
+  private async refuseDuplicate(slot: Slot, id: { serial: string; model: string; firmware: string }, driverName: string): Promise<boolean> {
+    for (const [k, other] of this.slots) {
+      if (other === slot || other.serial !== id.serial || other.state !== 'docked') continue;
+      const answers = await other.session!.identity().then(
+        (o) => o.serial === id.serial,
+        () => false,
+      );
+      if (!answers) {
+        await this.undock(k, 'moved');
+        continue;
+      }
+      const since = new Date().toISOString();
+      slot.state = 'conflict';
+      slot.conflict = { dockedIn: other.device.slot, since };
+      await slot.session?.close().catch(() => undefined);
+      slot.session = undefined;
+      this.custody.append({
+        type: 'camera.serial_conflict',
+        camera: id.serial,
+        details: { slot: slot.device.slot, dockedIn: other.device.slot, bus: slot.device.bus, driver: driverName, model: id.model, firmware: id.firmware },
+      });
+      this.log.error(
+        { event: 'camera.serial_conflict', camera: id.serial, slot: slot.device.slot, dockedIn: other.device.slot, model: id.model },
+        `the camera in ${slot.device.slot} reports serial ${id.serial}, which is docked in ${other.device.slot}: not offloaded until that camera leaves; a serial must be unique to each camera`,
+      );
+      return true;
+    }
+    return false;
+  }
+
+  /** Cameras refused for a serial already docked elsewhere, for status. */
+  conflicts(): Array<{ serial: string; slot: string; dockedIn: string; since: string }> {
+    return [...this.slots.values()].filter((s) => s.state === 'conflict' && s.conflict).map((s) => ({ serial: s.serial!, slot: s.device.slot, ...s.conflict! }));
+  }
+
+  /** Lists a docked camera again (its files changed under a copy or a deletion) and plans what it holds now. */
+  relist(serial: string): void {
+    for (const [k, slot] of this.slots) {
+      if (slot.serial !== serial || slot.state !== 'docked') continue;
+      void this.serially(k, async () => {
+        if (slot.state !== 'docked' || !slot.session) return;
+        const plan = await this.planner.plan(serial, slot.visit!, slot.session, slot.skew ?? null);
+        this.log.info({ event: 'camera.relisted', camera: serial, slot: slot.device.slot, ...plan }, `camera ${serial} listed again: ${plan.discovered + plan.replaced} new recordings`);
+        this.engine.kick();
+      });
+    }
+  }
+
   private async openVisit(slot: Slot, id: { serial: string; model: string; firmware: string }, session: CameraSession, driverName: string): Promise<void> {
     const serial = id.serial;
-    // The same serial in another slot: that attachment is stale (the camera moved), end it first.
-    for (const [k, other] of this.slots) {
-      if (other !== slot && other.serial === serial && other.state === 'docked') await this.undock(k, 'moved');
-    }
     const skew = await measureSkew(session);
     const battery = await session.battery().catch(() => null);
     const now = new Date();
@@ -193,6 +248,7 @@ export class DockManager implements BusListener {
       .immediate();
     slot.state = 'docked';
     slot.visit = visit;
+    slot.skew = skew;
     slot.lastBattery = battery;
     const log = this.log.child({ camera: serial, slot: slot.device.slot });
     log.info({ event: 'camera.docked', model: id.model, firmware: id.firmware, clockSkewSeconds: skew, battery, visit }, `camera ${serial} docked in ${slot.device.slot}`);
@@ -262,6 +318,18 @@ export class DockManager implements BusListener {
       })
       .immediate();
     this.log.info({ event: 'camera.undocked', camera: serial, slot: slot.device.slot, reason }, `camera ${serial} left ${slot.device.slot} (${reason})`);
+    if (reason !== 'daemon stopped') this.dockWaiting(serial, k);
+  }
+
+  /** A camera refused for this serial may dock now that the one it collided with left. */
+  private dockWaiting(serial: string, leftKey: string): void {
+    for (const [k, s] of this.slots) {
+      if (k === leftKey || s.state !== 'conflict' || s.serial !== serial) continue;
+      const device = s.device;
+      this.slots.delete(k);
+      void this.serially(k, () => this.dock(k, device));
+      return;
+    }
   }
 
   dockedSerials(): string[] {

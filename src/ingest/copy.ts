@@ -49,6 +49,8 @@ export interface CopyResult {
   storedSha256: string;
   storedBytes: number;
   resumedFrom: number;
+  /** A kept prefix was found not to be the camera's bytes any more, and the copy started over. */
+  resumeRefused?: boolean;
 }
 
 const DURABLE_EVERY = 64 * 1024 * 1024;
@@ -58,6 +60,7 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
   const hash = createHash('sha256');
   let offset = 0;
   let fh: FileHandle;
+  let resumeRefused = false;
   const direct = ctx.direct ? constants.O_DIRECT : 0;
   const create = () => open(req.stagingPath, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | direct);
   if (req.resumeFrom > 0 && ctx.session.capabilities.resume) {
@@ -65,11 +68,16 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
     const { size } = await fh.stat();
     // Direct writes go on from a block boundary; the rest of the last block is read again.
     const keep = ctx.direct ? req.resumeFrom - (req.resumeFrom % DIRECT_ALIGN) : req.resumeFrom;
-    if (size >= keep && keep <= req.expectedBytes) {
+    const matches = size >= keep && keep <= req.expectedBytes && (await keptTailMatches(ctx, req, keep).catch(async (err: unknown) => {
+      await fh.close();
+      throw err;
+    }));
+    if (matches) {
       await fh.truncate(keep);
       await hashFile(req.stagingPath, hash, keep);
       offset = keep;
     } else {
+      resumeRefused = keep > 0;
       await fh.truncate(0);
     }
   } else {
@@ -139,7 +147,37 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
   if (storedBytes !== req.expectedBytes || storedHash !== sha256) {
     throw new VerifyError('verify-mismatch', `the stored copy does not match what was read (${storedHash.slice(0, 12)}… vs ${sha256.slice(0, 12)}…)`);
   }
-  return { sha256, bytes: offset, storedSha256: sha256, storedBytes: offset, resumedFrom };
+  return { sha256, bytes: offset, storedSha256: sha256, storedBytes: offset, resumedFrom, resumeRefused };
+}
+
+/** How much of a kept prefix is read again from the camera before a copy goes on after it. */
+export const RESUME_CHECK_BYTES = 1024 * 1024;
+
+/**
+ * A copy resumes only onto bytes the camera still holds: the last MiB of the kept prefix is read
+ * again from the camera and compared with the staging file. A file replaced under the same name
+ * and size between two attempts would otherwise be archived as the first file's head spliced onto
+ * the second one's tail, and verified, since the hash covers exactly what was stored.
+ */
+async function keptTailMatches(ctx: CopyContext, req: CopyRequest, keep: number): Promise<boolean> {
+  const n = Math.min(keep, RESUME_CHECK_BYTES);
+  if (n === 0) return true;
+  const kept = Buffer.alloc(n);
+  const fh = await open(req.stagingPath, 'r');
+  try {
+    const { bytesRead } = await fh.read(kept, 0, n, keep - n);
+    if (bytesRead !== n) return false;
+  } finally {
+    await fh.close();
+  }
+  let at = 0;
+  for await (const chunk of guardedRead(ctx, req.sourceId, keep - n)) {
+    const take = Math.min(chunk.length, n - at);
+    if (!chunk.subarray(0, take).equals(kept.subarray(at, at + take))) return false;
+    at += take;
+    if (at === n) return true;
+  }
+  return false;
 }
 
 export async function readSourceAgain(ctx: CopyContext, req: CopyRequest, sha256: string): Promise<void> {

@@ -11,7 +11,8 @@ import type { CameraSession } from '../../drivers/types.js';
 import type { Config } from '../config.js';
 import type { CustodyLog } from '../custody/log.js';
 import { relaxedTransaction, type Db } from '../store/db.js';
-import type { RecordingRow } from '../store/recordings.js';
+import { markLeftCamera, type RecordingRow } from '../store/recordings.js';
+import { sameContent } from './planner.js';
 import type { LocalArchive } from '../archive/local.js';
 import { copyRecording, VerifyError, type CopyContext, type CopyRequest } from './copy.js';
 import { copyRecordingEncrypted } from './copy-encrypted.js';
@@ -55,6 +56,8 @@ export interface EngineEvents {
   deviceGone(serial: string, reason: string): void;
   /** Every recording of the visit is verified (and released) or failed. */
   cleared(serial: string): void;
+  /** The camera's files changed under a copy or a deletion: list it again to plan what is there now. */
+  relist(serial: string): void;
 }
 
 export class IngestEngine {
@@ -71,6 +74,8 @@ export class IngestEngine {
   private readonly cameras = new Map<string, ActiveCamera>();
   private readonly claimed = new Set<string>();
   private diskLow = false;
+  /** Why staging or the archive cannot be written; null while they can. */
+  private unwritable: string | null = null;
   /** Since when the queue could not be read from the store; null while it can. */
   private readonly unreadable = new FailureStreak();
   private stopping = false;
@@ -104,7 +109,7 @@ export class IngestEngine {
     this.q = {
       releases: db.prepare<[string, number], RecordingRow>(
         `SELECT r.* FROM jobs j JOIN recordings r ON r.id = j.recording
-         WHERE r.camera = ? AND j.kind = 'release' AND j.state = 'queued' AND j.not_before <= ? AND r.status = 'verified'
+         WHERE r.camera = ? AND j.kind = 'release' AND j.state = 'queued' AND j.not_before <= ? AND r.status = 'verified' AND r.deleted_from_camera = 0
          ORDER BY j.id LIMIT 64`,
       ),
       offloads: db.prepare<[string, number, number], RecordingRow>(
@@ -229,7 +234,7 @@ export class IngestEngine {
       this.claimed.add(task.rec.id);
       cam.cleared = false;
       try {
-        if (task.kind === 'offload' && !(await this.spaceFor(task.rec))) {
+        if (task.kind === 'offload' && (!(await this.writable()) || !(await this.spaceFor(task.rec)))) {
           await sleep(1000, undefined, { signal }).catch(() => undefined);
           continue;
         }
@@ -257,7 +262,9 @@ export class IngestEngine {
       } catch (err) {
         // Only our own bookkeeping gets here (e.g. SQLite refusing a write on a full disk): keep
         // the worker alive, put the recording back where a later pass finds it, and slow down.
-        if (classify(err) === 'diskLow') this.setDiskLow(true, await this.archive.freeBytes().catch(() => 0), this.cfg.minFreeBytes);
+        const kind = classify(err);
+        if (kind === 'diskLow') this.setDiskLow(true, await this.archive.freeBytes().catch(() => 0), this.cfg.minFreeBytes);
+        if (kind === 'storeUnwritable') this.setUnwritable(err);
         this.log.error({ event: 'ingest.error', camera: cam.serial, recording: task.rec.id, err }, 'ingest bookkeeping failed; will try again');
         await this.resetAfterError(task.rec, errorText(err), signal);
       } finally {
@@ -330,8 +337,40 @@ export class IngestEngine {
     }
   }
 
-  get paused(): boolean {
+  /** Offloading waits for free space (`ingest.minFreeBytes`). */
+  get diskLowNow(): boolean {
     return this.diskLow;
+  }
+
+  /** Why offloading is paused for the dock PC's own storage, for status; null when it is not. */
+  get storeUnwritable(): string | null {
+    return this.unwritable;
+  }
+
+  /**
+   * While staging or the archive refuses writes, no copy starts: each would fail at once and
+   * the camera's recordings are not at fault. The store is tried again before each claim.
+   */
+  private async writable(): Promise<boolean> {
+    if (this.unwritable === null) return true;
+    try {
+      await this.archive.probeWritable();
+    } catch (err) {
+      if (classify(err) !== 'storeUnwritable') throw err;
+      return false;
+    }
+    this.log.info({ event: 'ingest.store_writable' }, 'offloading resumed: staging and the archive can be written again');
+    this.unwritable = null;
+    return true;
+  }
+
+  private setUnwritable(err: unknown): void {
+    if (this.unwritable !== null) return;
+    this.unwritable = errorText(err);
+    this.log.error(
+      { event: 'ingest.store_unwritable', err },
+      `offloading paused: the dock cannot write its staging or archive folder (${this.unwritable}); recordings stay on the cameras and keep their retries`,
+    );
   }
 
   private async offload(cam: ActiveCamera, rec: RecordingRow, releaseLink: () => void): Promise<void> {
@@ -376,6 +415,10 @@ export class IngestEngine {
           },
         },
       );
+      if (!(await this.stillOnCamera(cam, rec, 'copy'))) {
+        await this.archive.discardStaging(rec.id);
+        return;
+      }
       const ref = { id: rec.id, camera: rec.camera, sourcePath: rec.source_path, discoveredAt: rec.discovered_at };
       const archivePath = await this.archive.commit(staging, ref);
       const now = new Date();
@@ -388,12 +431,15 @@ export class IngestEngine {
             recording: rec.id,
             sha256: result.sha256,
             at: now,
-            details: { sourcePath: rec.source_path, archivePath, bytes: result.bytes, attempt, resumedFrom: result.resumedFrom, verifiedSource: this.cfg.verifySource, ...(recipients ? { encryptedTo: recipients, storedSha256: result.storedSha256, storedBytes: result.storedBytes } : {}), officer: officerAt(this.db, rec.camera, rec.recorded_at ?? rec.discovered_at) },
+            details: { sourcePath: rec.source_path, archivePath, bytes: result.bytes, attempt, resumedFrom: result.resumedFrom, ...(result.resumeRefused ? { resumeRefused: true } : {}), verifiedSource: this.cfg.verifySource, ...(recipients ? { encryptedTo: recipients, storedSha256: result.storedSha256, storedBytes: result.storedBytes } : {}), officer: officerAt(this.db, rec.camera, rec.recorded_at ?? rec.discovered_at) },
           });
           if (this.cfg.deleteFromCamera) this.q.queueRelease.run(rec.id, now.toISOString(), now.toISOString());
           if (this.opts.replicate) queueReplication(this.db, rec.id, now.toISOString());
         })
         .immediate();
+      if (result.resumeRefused) {
+        log.warn({ event: 'offload.resume_refused', keptBytes: resumeFrom }, `${rec.source_path}: the kept bytes are not the camera's any more; copied again from the start`);
+      }
       log.info({ event: 'offload.verified', sha256: result.sha256, bytes: result.bytes, attempt, archivePath }, `verified ${rec.source_path}`);
     } catch (err) {
       await this.offloadFailed(cam, rec, attempt, err, durable);
@@ -412,7 +458,8 @@ export class IngestEngine {
       await this.archive.discardStaging(rec.id);
       durable = 0;
     }
-    const interrupted = kind === 'deviceGone' || kind === 'diskLow';
+    // The dock PC's own faults interrupt a copy; they are no fault of the recording.
+    const interrupted = kind === 'deviceGone' || kind === 'diskLow' || kind === 'storeUnwritable';
     const exhausted = !interrupted && (kind === 'permanent' || retriesExhausted(attempt, this.cfg.retry));
     const delay = interrupted ? 0 : backoffMs(attempt, this.cfg.retry);
     relaxedTransaction(this.db, () => {
@@ -431,6 +478,8 @@ export class IngestEngine {
     } else if (kind === 'diskLow') {
       const e = err instanceof DiskLowError ? err : null;
       this.setDiskLow(true, e?.freeBytes ?? 0, e?.requiredBytes ?? this.cfg.minFreeBytes);
+    } else if (kind === 'storeUnwritable') {
+      this.setUnwritable(err);
     } else if (exhausted) {
       log.error({ event: 'offload.failed', attempt, error, class: kind }, `giving up on ${rec.source_path}; it stays on the camera`);
     } else {
@@ -438,10 +487,64 @@ export class IngestEngine {
     }
   }
 
+  /**
+   * Asks the camera whether it still holds, under the recording's id, the content the row is
+   * bound to. When it does not, the row lets go of the name (nothing is deleted in its name) and
+   * the camera is listed again, so whatever it holds now is planned as a recording of its own.
+   * A file already gone at a deletion is the deletion done: the archive holds the content.
+   */
+  private async stillOnCamera(cam: ActiveCamera, rec: RecordingRow, step: 'copy' | 'release'): Promise<boolean> {
+    const now = await cam.session.stat(rec.source_id);
+    if (now && sameContent(rec, now)) return true;
+    const at = new Date().toISOString();
+    const log = this.log.child({ camera: cam.serial, recording: rec.id });
+    if (!now && step === 'release') {
+      relaxedTransaction(this.db, () => {
+        this.q.released.run(rec.id);
+        this.q.jobDone.run(at, rec.id, 'release');
+        this.custody.append({ type: 'camera.file_deleted', camera: cam.serial, recording: rec.id, sha256: rec.sha256, details: { sourcePath: rec.source_path, alreadyGone: true } });
+      });
+      log.info({ event: 'camera.file_deleted', alreadyGone: true }, `${rec.source_path} was already gone from the camera`);
+      return false;
+    }
+    this.db
+      .transaction(() => {
+        const error = now ? 'replaced on the camera while it was copied' : 'left the camera while it was copied';
+        const { releaseCancelled } = markLeftCamera(this.db, rec.id, error, at);
+        this.custody.append({
+          type: now ? 'recording.replaced_on_camera' : 'recording.vanished',
+          camera: cam.serial,
+          recording: rec.id,
+          details: {
+            sourcePath: rec.source_path,
+            noticedBy: step,
+            before: { bytes: rec.bytes, identity: rec.source_identity },
+            after: now ? { bytes: now.bytes, identity: now.identity } : null,
+            status: rec.status,
+            deletionCancelled: releaseCancelled,
+          },
+        });
+      })
+      .immediate();
+    if (now) {
+      log.warn(
+        { event: 'recording.replaced_on_camera', sourcePath: rec.source_path, noticedBy: step, status: rec.status },
+        step === 'release'
+          ? `${rec.source_path} on the camera is not the file that was archived; not deleted, it is offloaded as a recording of its own`
+          : `${rec.source_path} changed on the camera while it was copied; the copy is discarded and the file is offloaded as a recording of its own`,
+      );
+    } else {
+      log.warn({ event: 'recording.vanished', sourcePath: rec.source_path, noticedBy: step }, `${rec.source_path} left the camera while it was copied; the copy is discarded`);
+    }
+    this.events.relist(cam.serial);
+    return false;
+  }
+
   private async release(cam: ActiveCamera, rec: RecordingRow): Promise<void> {
     if (cam.abort.signal.aborted) return;
     const log = this.log.child({ camera: cam.serial, recording: rec.id });
     try {
+      if (!(await this.stillOnCamera(cam, rec, 'release'))) return;
       await cam.session.delete(rec.source_id);
       const now = new Date().toISOString();
       // Lost in a power cut, the deletion is simply done again: the camera no longer has the file.

@@ -11,7 +11,14 @@ export class DiskLowError extends Error {
   }
 }
 
-export type FailureClass = 'transient' | 'permanent' | 'deviceGone' | 'diskLow';
+export type FailureClass = 'transient' | 'permanent' | 'deviceGone' | 'diskLow' | 'storeUnwritable';
+
+/**
+ * What the dock PC's own filesystem answers when it cannot take a write it has room for: a
+ * read-only remount after an error, a failing disk, a data dir owned by someone else. Drivers
+ * wrap every error of theirs in a DriverError, so a bare one of these comes from our side.
+ */
+const UNWRITABLE = new Set(['EACCES', 'EPERM', 'EROFS', 'EIO', 'SQLITE_READONLY', 'SQLITE_IOERR', 'SQLITE_CANTOPEN']);
 
 /** The one place errors from drivers and the filesystem are sorted into what ingest does next. */
 export function classify(err: unknown): FailureClass {
@@ -19,6 +26,7 @@ export function classify(err: unknown): FailureClass {
   if (err instanceof DriverError) return err.kind;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return 'diskLow';
+  if (code !== undefined && (UNWRITABLE.has(code) || code.startsWith('SQLITE_IOERR'))) return 'storeUnwritable';
   return 'transient';
 }
 

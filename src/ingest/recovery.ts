@@ -38,10 +38,11 @@ export async function recover(db: Db, custody: CustodyLog, archive: LocalArchive
       report.camerasMarkedUndocked++;
     }
   }).immediate();
-  const live = db.prepare<[string], { status: string }>('SELECT status FROM recordings WHERE id = ?');
+  const live = db.prepare<[string], { status: string; deleted_from_camera: number }>('SELECT status, deleted_from_camera FROM recordings WHERE id = ?');
   for (const id of await archive.stagingIds()) {
     const row = live.get(id);
-    if (!row || row.status === 'verified') {
+    // A partial copy of content the camera no longer holds can never be finished.
+    if (!row || row.status === 'verified' || row.deleted_from_camera !== 0) {
       await archive.discardStaging(id);
       report.orphanStaging++;
     }

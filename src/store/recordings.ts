@@ -9,6 +9,7 @@ export interface RecordingRow {
   camera: string;
   source_path: string;
   source_id: string;
+  source_identity: string | null;
   bytes: number;
   modified_at: string | null;
   status: RecordingStatus;
@@ -44,6 +45,8 @@ export interface RecordingJson {
   attempts: number;
   lastError: string | null;
   deletedFromCamera: boolean;
+  /** The camera itself no longer holds this content: it replaced the file, or it was gone before dockd deleted it. */
+  leftCamera: boolean;
   discoveredAt: string;
   verifiedAt: string | null;
   modifiedAt: string | null;
@@ -70,6 +73,7 @@ export function recordingJson(r: RecordingRow): RecordingJson {
     attempts: r.attempts,
     lastError: r.last_error,
     deletedFromCamera: r.deleted_from_camera === 1,
+    leftCamera: r.deleted_from_camera === 2,
     discoveredAt: r.discovered_at,
     verifiedAt: r.verified_at,
     modifiedAt: r.modified_at,
@@ -122,4 +126,23 @@ export function queueCounts(db: Db): QueueCounts {
     else if (r.status !== 'deleted') c[r.status] = r.n;
   }
   return c;
+}
+
+/**
+ * The camera itself no longer holds the content this row was bound to: it replaced the file, or
+ * the file went before it was verified. The row keeps its status when verified (the archive has
+ * the content) and becomes failed otherwise; either way it stops claiming the name, so content
+ * now there can be planned as a recording of its own, and nothing deletes in its name.
+ */
+export function markLeftCamera(db: Db, id: string, error: string, now: string): { releaseCancelled: boolean } {
+  db.prepare(
+    `UPDATE recordings SET deleted_from_camera = 2, bytes_done = 0,
+       status = CASE WHEN status IN ('verified','deleted') THEN status ELSE 'failed' END,
+       last_error = CASE WHEN status IN ('verified','deleted') THEN last_error ELSE ? END
+     WHERE id = ?`,
+  ).run(error, id);
+  const cancelled = db
+    .prepare("UPDATE jobs SET state = 'failed', last_error = ?, updated_at = ? WHERE recording = ? AND kind = 'release' AND state = 'queued'")
+    .run('not deleted: the camera no longer holds the content that was archived', now, id);
+  return { releaseCancelled: cancelled.changes > 0 };
 }

@@ -152,4 +152,13 @@ export const MIGRATIONS: string[] = [
     UPDATE recording_counts SET n = n - 1 WHERE status = OLD.status;
   END;
   `,
+  `
+  -- What a recording's copy is bound to: the driver's identity of the file (drivers/types.ts,
+  -- RecordingEntry.identity). Before dockd deletes a recording from a camera, and after it copied
+  -- one, it asks the camera again: other content under the same name is a new recording, never
+  -- a reason to delete. NULL on rows stored before; they are bound by size until seen again.
+  -- deleted_from_camera now reads: 0 still on the camera, 1 deleted by dockd after verification,
+  -- 2 the camera itself no longer holds this content (replaced, or gone before it was verified).
+  ALTER TABLE recordings ADD COLUMN source_identity TEXT;
+  `,
 ];

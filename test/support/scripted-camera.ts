@@ -38,7 +38,13 @@ export class ScriptedCamera implements CameraSession {
     return null;
   }
   async *list(): AsyncIterable<RecordingEntry> {
-    for (const id of this.files) yield { id, path: id, bytes: BYTES, modifiedAt: null };
+    for (const id of this.files) yield this.entry(id);
+  }
+  async stat(id: string): Promise<RecordingEntry | null> {
+    return this.files.includes(id) && !this.deleted.includes(id) ? this.entry(id) : null;
+  }
+  private entry(id: string): RecordingEntry {
+    return { id, path: id, bytes: BYTES, modifiedAt: null, identity: `${BYTES}` };
   }
   async read(id: string, offset: number): Promise<Readable> {
     this.started.push(id);
