@@ -13,6 +13,7 @@ import type { Db } from '../store/db.js';
 import type { BusListener } from '../bus/types.js';
 import type { RetryConfig } from '../config.js';
 import { backoffMs } from '../ingest/retry.js';
+import { classify, errorText } from '../ingest/errors.js';
 import { selectDriver } from './drivers.js';
 
 const SERIAL = /^[^\p{Cc}]{1,64}$/u;
@@ -145,12 +146,15 @@ export class DockManager implements BusListener {
       slot.state = 'invalid';
       await slot.session?.close().catch(() => undefined);
       const retry = this.opts.openRetry ?? OPEN_RETRY;
-      if (err instanceof DriverError && err.transient && attempt < retry.attempts && this.slots.get(k) === slot) {
+      // The dock PC's own store refusing the visit (read-only, full) is no fault of the camera:
+      // it is docked as soon as the store takes writes again, however long that takes.
+      const storeFault = !(err instanceof DriverError) && ['storeUnwritable', 'diskLow'].includes(classify(err));
+      if ((storeFault || (err instanceof DriverError && err.transient && attempt < retry.attempts)) && this.slots.get(k) === slot) {
         slot.state = 'retrying';
         const delayMs = backoffMs(attempt, retry);
         slotLog.warn(
-          { event: 'camera.open_retry', slotKey: device.key, attempt, attempts: retry.attempts, delayMs, error: err.message },
-          `cannot open the camera in slot ${device.slot} (attempt ${attempt} of ${retry.attempts}): ${err.message}; trying again in ${(delayMs / 1000).toFixed(1)} s`,
+          { event: 'camera.open_retry', slotKey: device.key, attempt, attempts: storeFault ? null : retry.attempts, delayMs, error: errorText(err) },
+          `cannot ${storeFault ? 'record the docking of' : 'open'} the camera in slot ${device.slot} (attempt ${attempt}${storeFault ? '' : ` of ${retry.attempts}`}): ${errorText(err)}; trying again in ${(delayMs / 1000).toFixed(1)} s`,
         );
         const timer = setTimeout(() => {
           this.reopenTimers.delete(k);
@@ -196,11 +200,15 @@ export class DockManager implements BusListener {
       slot.conflict = { dockedIn: other.device.slot, since };
       await slot.session?.close().catch(() => undefined);
       slot.session = undefined;
-      this.custody.append({
-        type: 'camera.serial_conflict',
-        camera: id.serial,
-        details: { slot: slot.device.slot, dockedIn: other.device.slot, bus: slot.device.bus, driver: driverName, model: id.model, firmware: id.firmware },
-      });
+      this.db
+        .transaction(() =>
+          this.custody.append({
+            type: 'camera.serial_conflict',
+            camera: id.serial,
+            details: { slot: slot.device.slot, dockedIn: other.device.slot, bus: slot.device.bus, driver: driverName, model: id.model, firmware: id.firmware },
+          }),
+        )
+        .immediate();
       this.log.error(
         { event: 'camera.serial_conflict', camera: id.serial, slot: slot.device.slot, dockedIn: other.device.slot, model: id.model },
         `the camera in ${slot.device.slot} reports serial ${id.serial}, which is docked in ${other.device.slot}: not offloaded until that camera leaves; a serial must be unique to each camera`,

@@ -118,8 +118,9 @@ export class TestDock {
     return this.daemons.at(-1);
   }
 
-  start(extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): DaemonProcess {
-    const d = new DaemonProcess(['--config', this.configPath, 'start', ...extraArgs], env);
+  /** `as`: run the daemon as another user (root can then take write permission away from it). */
+  start(extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}, as?: { uid: number; gid: number }): DaemonProcess {
+    const d = new DaemonProcess(['--config', this.configPath, 'start', ...extraArgs], env, as);
     this.daemons.push(d);
     return d;
   }
@@ -156,8 +157,8 @@ export class DaemonProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private buf = '';
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, as?: { uid: number; gid: number }) {
+    this.child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, ...as });
     this.child.stdout!.setEncoding('utf8').on('data', (s: string) => {
       this.buf += s;
       let i;
