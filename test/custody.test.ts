@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -106,6 +107,29 @@ describe('chain of custody', () => {
     const v = JSON.parse(r.stdout) as VerifyJson;
     expect(v.ok).toBe(false);
     expectFn(v);
+  });
+
+  it('catches an archived file swapped together with its row\'s SHA-256, naming the recording', async () => {
+    const copy = copyOfData();
+    const target = recs[1]!;
+    const f = target.archivePath!.replace(dock.dataDir, copy.dir);
+    const forged = readFileSync(f);
+    forged[500]! ^= 1;
+    writeFileSync(f, forged);
+    const forgedSha = createHash('sha256').update(forged).digest('hex');
+    const db = new Database(path.join(copy.dir, 'dockd.db'));
+    db.prepare('UPDATE recordings SET sha256 = ?, stored_sha256 = ? WHERE id = ?').run(forgedSha, forgedSha, target.id);
+    db.close();
+    expect((await copy.cli(['recordings', '--json'])).stdout).toContain(forgedSha);
+
+    const r = await copy.cli(['verify', '--json']);
+    expect(r.code).toBe(1);
+    const v = JSON.parse(r.stdout) as VerifyJson & { files: { rowMismatched: string[] } };
+    expect(v.files).toMatchObject({ mismatched: [target.id], rowMismatched: [target.id], missing: [] });
+    const human = await copy.cli(['verify']);
+    expect(human.code).toBe(1);
+    expect(human.stdout).toContain(`MISMATCH      ${target.id}  the archived file disagrees with custody: the archived file's SHA-256 is ${forgedSha}, custody says ${target.sha256}`);
+    expect(human.stdout).toContain(`ROW MISMATCH  ${target.id}  its recordings row disagrees with custody: recordings.sha256 is ${forgedSha}, custody says ${target.sha256}`);
   });
 
   it('puts a changed archived file on its custody record once, and says who noticed', async () => {
