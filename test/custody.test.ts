@@ -130,6 +130,10 @@ describe('chain of custody', () => {
     expect(human.code).toBe(1);
     expect(human.stdout).toContain(`MISMATCH      ${target.id}  the archived file disagrees with custody: the archived file's SHA-256 is ${forgedSha}, custody says ${target.sha256}`);
     expect(human.stdout).toContain(`ROW MISMATCH  ${target.id}  its recordings row disagrees with custody: recordings.sha256 is ${forgedSha}, custody says ${target.sha256}`);
+    // Nor does it leave in a bundle: export holds the row to custody as verify does.
+    const exp = await copy.cli(['export', '--recording', target.id, '--out', path.join(copy.dir, 'bundle'), '--reason', 'test']);
+    expect(exp.code).toBe(1);
+    expect(exp.stderr).toContain(`the recordings row of ${target.id} disagrees with custody`);
   });
 
   it('puts a changed archived file on its custody record once, and says who noticed', async () => {

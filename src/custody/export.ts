@@ -17,6 +17,7 @@ import { CustodyLog, rowToEvent } from './log.js';
 import { Checkpoints } from './checkpoints.js';
 import type { DockKey } from './signing.js';
 import type { CustodyEvent } from './chain.js';
+import { rowDisagreements, VerifiedRecords } from './verified-record.js';
 import { createDecryptStream } from '../crypto/age.js';
 
 export const EXPORT_FORMAT = 'dockd-export/1';
@@ -98,6 +99,10 @@ export function selectForExport(db: Db, sel: ExportSelection): RecordingRow[] {
   const notReady = rows.filter((r) => r.status !== 'verified' || !r.archive_path);
   if (notReady.length) throw new ExportError(`not exportable (not verified or deleted): ${notReady.map((r) => `${r.id} (${r.status})`).join(', ')}`);
   if (!rows.length) throw new ExportError('no verified recordings match');
+  // A bundle vouches for the hashes custody holds; a row that says otherwise is not exported.
+  const records = new VerifiedRecords(db);
+  const forged = rows.filter((r) => rowDisagreements(r, records.of(r.id)).length);
+  if (forged.length) throw new ExportError(`not exportable: the recordings row of ${forged.map((r) => r.id).join(', ')} disagrees with custody (run dockd verify)`);
   return rows;
 }
 
