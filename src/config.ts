@@ -370,6 +370,10 @@ export interface ConfigSources {
 
 /** Resolves `--config`, `$DOCKD_CONFIG`, `./dockd.config.json`, then defaults; CLI flags win. */
 export function loadConfig(src: ConfigSources = {}): Config {
+  // An empty flag is a mistyped one ("--data-dir $UNSET"), not a request for the config's value.
+  if (src.dataDir === '') throw new ConfigError('--data-dir', 'must not be empty');
+  if (src.simDir === '') throw new ConfigError('--sim-dir', 'must not be empty');
+  if (src.configPath === '') throw new ConfigError('--config', 'must not be empty');
   const env = src.env ?? process.env;
   const cwd = src.cwd ?? process.cwd();
   const explicit = src.configPath ?? env.DOCKD_CONFIG;

@@ -119,6 +119,14 @@ describe('config', () => {
     expect(loadConfig({ cwd: dir, env: {}, dataDir: 'over' }).dataDir).toBe(path.join(dir, 'over'));
   });
 
+  it.each([
+    [{ configPath: '' }, '--config'],
+    [{ dataDir: '' }, '--data-dir'],
+    [{ simDir: '' }, '--sim-dir'],
+  ])('refuses the empty flag %j naming it', (flags, flag) => {
+    expect(() => loadConfig({ cwd: '/base', env: {}, ...flags })).toThrow(`config: ${flag}: must not be empty`);
+  });
+
   it('names the file when it is not JSON or missing', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'dockd-cfg-'));
     writeFileSync(path.join(dir, 'bad.json'), '{ nope');
