@@ -119,8 +119,25 @@ export function defaultConfig(): Config {
   };
 }
 
+/**
+ * The longest delay a Node timer holds: setTimeout and setInterval take a larger one as 1 ms,
+ * so a huge interval or timeout would fire a thousand times a second instead of never.
+ */
+export const TIMER_MAX_MS = 2 ** 31 - 1;
+/** Day counts become dates (retention cut-offs, object-lock dates): a century keeps them dates. */
+export const DAYS_MAX = 36_500;
+/**
+ * Keys that reach an object's prototype when copied or looked up: JSON.parse makes `__proto__`
+ * an own key, which a plain merge would turn into the merged object's prototype.
+ */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
 type Rule =
   | { t: 'string'; nullable?: boolean; oneOf?: string[] }
+  | { t: 'path'; nullable?: boolean }
+  | { t: 'paths' }
+  | { t: 'ms'; min: number }
+  | { t: 'days'; min: number }
   | { t: 'bool' }
   | { t: 'int' | 'number'; min?: number; max?: number }
   | { t: 'strings' }
@@ -128,11 +145,15 @@ type Rule =
   | { t: 'object'; fields: Record<string, Rule>; nullable?: boolean }
   | { t: 'any-object'; nullable?: boolean };
 
+/** A duration in milliseconds that ends up in a timer. */
+const ms = (min: number): Rule => ({ t: 'ms', min });
+const days = (min: number): Rule => ({ t: 'days', min });
+
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 const SCHEMA: Record<string, Rule> = {
-  dataDir: { t: 'string' },
-  sim: { t: 'object', fields: { dir: { t: 'string', nullable: true } } },
+  dataDir: { t: 'path' },
+  sim: { t: 'object', fields: { dir: { t: 'path', nullable: true } } },
   usb: {
     t: 'object',
     fields: {
@@ -140,10 +161,10 @@ const SCHEMA: Record<string, Rule> = {
       slots: { t: 'stringMap' },
       allow: { t: 'strings' },
       drivers: { t: 'stringMap' },
-      pollIntervalMs: { t: 'int', min: 100 },
+      pollIntervalMs: ms(100),
       massStorage: {
         t: 'object',
-        fields: { mount: { t: 'bool' }, automountRoots: { t: 'strings' }, folders: { t: 'strings' } },
+        fields: { mount: { t: 'bool' }, automountRoots: { t: 'paths' }, folders: { t: 'paths' } },
       },
     },
   },
@@ -152,7 +173,7 @@ const SCHEMA: Record<string, Rule> = {
     fields: {
       concurrency: { t: 'int', min: 1, max: 256 },
       perCamera: { t: 'int', min: 1, max: 64 },
-      readTimeoutMs: { t: 'int', min: 10 },
+      readTimeoutMs: ms(10),
       verifySource: { t: 'bool' },
       deleteFromCamera: { t: 'bool' },
       minFreeBytes: { t: 'int', min: 0 },
@@ -161,19 +182,19 @@ const SCHEMA: Record<string, Rule> = {
         t: 'object',
         fields: {
           attempts: { t: 'int', min: 1, max: 1000 },
-          baseDelayMs: { t: 'int', min: 0 },
-          maxDelayMs: { t: 'int', min: 0 },
+          baseDelayMs: ms(0),
+          maxDelayMs: ms(0),
         },
       },
     },
   },
   battery: {
     t: 'object',
-    fields: { shiftHours: { t: 'number', min: 0.5, max: 48 }, sampleIntervalMs: { t: 'int', min: 100 }, keepDays: { t: 'number', min: 0 } },
+    fields: { shiftHours: { t: 'number', min: 0.5, max: 48 }, sampleIntervalMs: ms(100), keepDays: days(0) },
   },
   retention: {
     t: 'object',
-    fields: { days: { t: 'number', min: 0 }, requireReplicated: { t: 'bool' }, sweepIntervalMs: { t: 'int', min: 100 } },
+    fields: { days: days(0), requireReplicated: { t: 'bool' }, sweepIntervalMs: ms(100) },
   },
   custody: { t: 'object', fields: { checkpointEvery: { t: 'int', min: 1 } } },
   replication: {
@@ -185,21 +206,21 @@ const SCHEMA: Record<string, Rule> = {
       bucket: { t: 'string' },
       forcePathStyle: { t: 'bool' },
       dockId: { t: 'string' },
-      objectLock: { t: 'object', fields: { mode: { t: 'string', oneOf: ['COMPLIANCE', 'GOVERNANCE'] }, days: { t: 'number', min: 1 / 24 / 60 } } },
-      credentialsFile: { t: 'string', nullable: true },
+      objectLock: { t: 'object', fields: { mode: { t: 'string', oneOf: ['COMPLIANCE', 'GOVERNANCE'] }, days: days(1 / 24 / 60) } },
+      credentialsFile: { t: 'path', nullable: true },
       partSizeBytes: { t: 'int', min: 5 * 1024 * 1024 },
       multipartThresholdBytes: { t: 'int', min: 5 * 1024 * 1024 },
-      retry: { t: 'object', fields: { attempts: { t: 'int', min: 1 }, baseDelayMs: { t: 'int', min: 0 }, maxDelayMs: { t: 'int', min: 0 } } },
-      blockedRetryMs: { t: 'int', min: 100 },
+      retry: { t: 'object', fields: { attempts: { t: 'int', min: 1 }, baseDelayMs: ms(0), maxDelayMs: ms(0) } },
+      blockedRetryMs: ms(100),
     },
   },
   encryption: { t: 'object', nullable: true, fields: { recipients: { t: 'strings' } } },
-  daemon: { t: 'object', fields: { heartbeatIntervalMs: { t: 'int', min: 50 } } },
+  daemon: { t: 'object', fields: { heartbeatIntervalMs: ms(50) } },
   log: {
     t: 'object',
     fields: {
       level: { t: 'string', oneOf: LOG_LEVELS },
-      file: { t: 'string', nullable: true },
+      file: { t: 'path', nullable: true },
       rotate: { t: 'object', fields: { size: { t: 'string' }, frequency: { t: 'string', oneOf: ['daily', 'hourly'] }, keep: { t: 'int', min: 1 } } },
     },
   },
@@ -216,6 +237,22 @@ function check(key: string, value: unknown, rule: Rule): void {
     case 'string':
       if (typeof value !== 'string') throw new ConfigError(key, `must be a string, got ${describe(value)}`);
       if (rule.oneOf && !rule.oneOf.includes(value)) throw new ConfigError(key, `must be one of ${rule.oneOf.join(', ')}, got "${value}"`);
+      return;
+    case 'path':
+      if (typeof value !== 'string') throw new ConfigError(key, `must be a path, got ${describe(value)}`);
+      if (value === '') throw new ConfigError(key, `must not be empty: give a path${nullable ? ', null' : ''} or leave the key out for the default`);
+      return;
+    case 'paths':
+      if (!Array.isArray(value) || value.some((s) => typeof s !== 'string')) throw new ConfigError(key, `must be an array of paths, got ${describe(value)}`);
+      value.forEach((s, i) => {
+        if (s === '') throw new ConfigError(`${key}[${i}]`, 'must not be empty: give a path ("." for the top folder)');
+      });
+      return;
+    case 'ms':
+      checkNumber(key, value, true, rule.min, TIMER_MAX_MS, 'milliseconds (about 24.8 days), the longest a timer holds');
+      return;
+    case 'days':
+      checkNumber(key, value, false, rule.min, DAYS_MAX, 'days (a century)');
       return;
     case 'bool':
       if (typeof value !== 'boolean') throw new ConfigError(key, `must be true or false, got ${describe(value)}`);
@@ -239,10 +276,28 @@ function check(key: string, value: unknown, rule: Rule): void {
     case 'object':
       if (!isPlainObject(value)) throw new ConfigError(key, `must be an object, got ${describe(value)}`);
       for (const [k, v] of Object.entries(value)) {
-        const sub = rule.fields[k];
+        const sub = Object.hasOwn(rule.fields, k) ? rule.fields[k] : undefined;
         if (!sub) throw new ConfigError(`${key}.${k}`, 'unknown key');
         check(`${key}.${k}`, v, sub);
       }
+  }
+}
+
+function checkNumber(key: string, value: unknown, whole: boolean, min: number, max: number, unit: string): void {
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new ConfigError(key, `must be a number, got ${describe(value)}`);
+  if (whole && !Number.isInteger(value)) throw new ConfigError(key, `must be a whole number, got ${value}`);
+  if (value < min) throw new ConfigError(key, `must be at least ${min}, got ${value}`);
+  if (value > max) throw new ConfigError(key, `must be at most ${max} ${unit}, got ${value}`);
+}
+
+/** Refuses prototype-reaching keys at any depth, arrays included, before anything reads the file. */
+function refuseForbiddenKeys(value: unknown, key: string): void {
+  if (Array.isArray(value)) return value.forEach((v, i) => refuseForbiddenKeys(v, `${key}[${i}]`));
+  if (typeof value !== 'object' || value === null) return;
+  for (const k of Object.keys(value)) {
+    const at = key ? `${key}.${k}` : k;
+    if (FORBIDDEN_KEYS.has(k)) throw new ConfigError(at, `"${k}" is not allowed as a key anywhere in the config`);
+    refuseForbiddenKeys((value as Record<string, unknown>)[k], at);
   }
 }
 
@@ -265,8 +320,9 @@ function merge<T>(base: T, over: Record<string, unknown>): T {
 /** Validates raw JSON against the schema and merges it over the defaults. */
 export function parseConfig(raw: unknown, baseDir = process.cwd()): Config {
   if (!isPlainObject(raw)) throw new ConfigError('(file)', `must hold a JSON object, got ${describe(raw)}`);
+  refuseForbiddenKeys(raw, '');
   for (const [k, v] of Object.entries(raw)) {
-    const rule = SCHEMA[k];
+    const rule = Object.hasOwn(SCHEMA, k) ? SCHEMA[k] : undefined;
     if (!rule) throw new ConfigError(k, 'unknown key');
     check(k, v, rule);
   }
@@ -314,6 +370,10 @@ export interface ConfigSources {
 
 /** Resolves `--config`, `$DOCKD_CONFIG`, `./dockd.config.json`, then defaults; CLI flags win. */
 export function loadConfig(src: ConfigSources = {}): Config {
+  // An empty flag is a mistyped one ("--data-dir $UNSET"), not a request for the config's value.
+  if (src.dataDir === '') throw new ConfigError('--data-dir', 'must not be empty');
+  if (src.simDir === '') throw new ConfigError('--sim-dir', 'must not be empty');
+  if (src.configPath === '') throw new ConfigError('--config', 'must not be empty');
   const env = src.env ?? process.env;
   const cwd = src.cwd ?? process.cwd();
   const explicit = src.configPath ?? env.DOCKD_CONFIG;

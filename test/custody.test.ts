@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -108,6 +109,33 @@ describe('chain of custody', () => {
     expectFn(v);
   });
 
+  it('catches an archived file swapped together with its row\'s SHA-256, naming the recording', async () => {
+    const copy = copyOfData();
+    const target = recs[1]!;
+    const f = target.archivePath!.replace(dock.dataDir, copy.dir);
+    const forged = readFileSync(f);
+    forged[500]! ^= 1;
+    writeFileSync(f, forged);
+    const forgedSha = createHash('sha256').update(forged).digest('hex');
+    const db = new Database(path.join(copy.dir, 'dockd.db'));
+    db.prepare('UPDATE recordings SET sha256 = ?, stored_sha256 = ? WHERE id = ?').run(forgedSha, forgedSha, target.id);
+    db.close();
+    expect((await copy.cli(['recordings', '--json'])).stdout).toContain(forgedSha);
+
+    const r = await copy.cli(['verify', '--json']);
+    expect(r.code).toBe(1);
+    const v = JSON.parse(r.stdout) as VerifyJson & { files: { rowMismatched: string[] } };
+    expect(v.files).toMatchObject({ mismatched: [target.id], rowMismatched: [target.id], missing: [] });
+    const human = await copy.cli(['verify']);
+    expect(human.code).toBe(1);
+    expect(human.stdout).toContain(`MISMATCH      ${target.id}  the archived file disagrees with custody: the archived file's SHA-256 is ${forgedSha}, custody says ${target.sha256}`);
+    expect(human.stdout).toContain(`ROW MISMATCH  ${target.id}  its recordings row disagrees with custody: recordings.sha256 is ${forgedSha}, custody says ${target.sha256}`);
+    // Nor does it leave in a bundle: export holds the row to custody as verify does.
+    const exp = await copy.cli(['export', '--recording', target.id, '--out', path.join(copy.dir, 'bundle'), '--reason', 'test']);
+    expect(exp.code).toBe(1);
+    expect(exp.stderr).toContain(`the recordings row of ${target.id} disagrees with custody`);
+  });
+
   it('puts a changed archived file on its custody record once, and says who noticed', async () => {
     const copy = copyOfData();
     const f = recs[2]!.archivePath!.replace(dock.dataDir, copy.dir);
@@ -151,7 +179,7 @@ describe('export for court', () => {
     expect(other.code).toBe(1);
   });
 
-  it.each(['files', 'manifest.json', 'custody-report.txt', 'custody-chain.jsonl', 'SHA256SUMS', 'manifest.json.sig'])('fails verify-export after one byte of %s changes', async (target) => {
+  it.each(['files', 'manifest.json', 'custody-report.txt', 'custody-chain.jsonl', 'SHA256SUMS', 'manifest.json.sig', 'dock-signing.pub.pem'])('fails verify-export after one byte of %s changes', async (target) => {
     const copy = path.join(dock.root, `bundle-${target.replace(/\W/g, '')}`);
     cpSync(out, copy, { recursive: true });
     const file = target === 'files' ? path.join(copy, 'files', readdirSync(path.join(copy, 'files'))[0]!) : path.join(copy, target);
@@ -162,6 +190,76 @@ describe('export for court', () => {
     const v = await dock.cli(['verify-export', copy]);
     expect(v.code).toBe(1);
     expect(v.stdout).toMatch(/PROBLEM/);
+  });
+
+  describe('checked with standard tools only, as the report and docs say', () => {
+    const checks = [
+      'sha256sum -c SHA256SUMS',
+      'base64 -d manifest.json.sig > manifest.json.sig.bin',
+      'openssl pkeyutl -verify -pubin -inkey dock-signing.pub.pem -rawin -in manifest.json -sigfile manifest.json.sig.bin',
+      'grep -F "$(sha256sum SHA256SUMS | cut -c1-64)" manifest.json',
+    ];
+    const keyOfPem = 'openssl pkey -pubin -in dock-signing.pub.pem -outform DER | tail -c 32 | base64';
+    const sh = (cmd: string, cwd: string) => spawnSync('sh', ['-c', cmd], { cwd, encoding: 'utf8' });
+    /** Exit status of each check, run in order in a copy of the bundle changed by `tamper`. */
+    function run(name: string, tamper: (dir: string) => void = () => {}): number[] {
+      const copy = path.join(dock.root, `bundle-tools-${name}`);
+      cpSync(out, copy, { recursive: true });
+      tamper(copy);
+      return checks.map((c) => sh(c, copy).status!);
+    }
+    const flipByte = (file: string) => {
+      const b = readFileSync(file);
+      b[Math.floor(b.length / 2)]! ^= 1;
+      writeFileSync(file, b);
+    };
+    const recordingFile = (dir: string) => path.join(dir, 'files', readdirSync(path.join(dir, 'files'))[0]!);
+
+    it('shows the commands in custody-report.txt and docs/evidence-bundles.md', () => {
+      const report = readFileSync(path.join(out, 'custody-report.txt'), 'utf8');
+      const docs = readFileSync(path.join(import.meta.dirname, '..', 'docs', 'evidence-bundles.md'), 'utf8');
+      for (const c of [...checks, keyOfPem]) {
+        expect(report).toContain(c);
+        expect(docs).toContain(c);
+      }
+    });
+
+    it('passes on a fresh bundle, whose PEM is the key dockd key prints, and verify-export still passes afterwards', async () => {
+      const copy = path.join(dock.root, 'bundle-tools-fresh');
+      cpSync(out, copy, { recursive: true });
+      const results = checks.map((c) => sh(c, copy));
+      expect(results.map((r) => r.status), results.map((r) => r.stderr).join('')).toEqual([0, 0, 0, 0]);
+      expect(results[0]!.stdout).toMatch(/dock-signing\.pub\.pem: OK/);
+      expect(results[2]!.stdout).toMatch(/Signature Verified Successfully/);
+      const key = JSON.parse((await dock.cli(['key', '--json'])).stdout).publicKey as string;
+      expect(sh(keyOfPem, copy).stdout.trim()).toBe(key);
+      const v = await dock.cli(['verify-export', copy, '--key', key]);
+      expect(v.code, v.stdout).toBe(0);
+    });
+
+    it('fails sha256sum -c after one byte of a recording changes', () => {
+      expect(run('file', (d) => flipByte(recordingFile(d)))[0]).not.toBe(0);
+    });
+
+    it('fails the openssl check after one byte of manifest.json or its signature changes', () => {
+      expect(run('manifest', (d) => flipByte(path.join(d, 'manifest.json')))[2]).not.toBe(0);
+      expect(run('sig', (d) => {
+        const sig = Buffer.from(readFileSync(path.join(d, 'manifest.json.sig'), 'utf8'), 'base64');
+        sig[10]! ^= 1;
+        writeFileSync(path.join(d, 'manifest.json.sig'), sig.toString('base64') + '\n');
+      })[2]).not.toBe(0);
+    });
+
+    it('fails the manifest tie when a recording is replaced together with its SHA256SUMS line', () => {
+      const status = run('resummed', (d) => {
+        const f = recordingFile(d);
+        flipByte(f);
+        const rel = path.relative(d, f);
+        const sums = readFileSync(path.join(d, 'SHA256SUMS'), 'utf8').replace(/^[0-9a-f]{64}(?= {2}(.+)$)/gm, (h, name: string) => (name === rel ? createHash('sha256').update(readFileSync(f)).digest('hex') : h));
+        writeFileSync(path.join(d, 'SHA256SUMS'), sums);
+      });
+      expect(status).toEqual([0, 0, 0, 1]);
+    });
   });
 
   it('fails verify-export when a file is added', async () => {

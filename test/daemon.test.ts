@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { allVerified, cli, TestDock, waitFor, type CustodyJson } from './support/harness.js';
 
@@ -142,6 +142,21 @@ describe('command line', () => {
     const r2 = await dock.cli(['status']);
     expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(/ingest\.bogus: unknown key/);
+  });
+
+  it.each([
+    ['{"ingest": {"readTimeoutMs": 1e300}}', /^dockd: config: ingest\.readTimeoutMs: must be at most 2147483647 milliseconds/],
+    ['{"daemon": {"heartbeatIntervalMs": 4294967296}}', /^dockd: config: daemon\.heartbeatIntervalMs: must be at most 2147483647 /],
+    ['{"__proto__": {"dataDir": "/tmp/elsewhere"}}', /^dockd: config: __proto__: "__proto__" is not allowed/],
+    ['{"dataDir": ""}', /^dockd: config: dataDir: must not be empty/],
+  ])('exits 2 on the config %s, in one line naming the key, and makes no data dir', async (text, re) => {
+    dock = new TestDock();
+    writeFileSync(dock.configPath, text);
+    const r = await dock.cli(['status']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr.trim()).toMatch(re);
+    expect(existsSync(path.join(dock.root, 'var'))).toBe(false);
   });
 
   it('exits 2 on bad usage and prints help for every command', async () => {

@@ -151,7 +151,11 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
           if (report.head) console.log(report.head.ok ? `head ${report.head.seq}   matches` : `head ${report.head.seq}   MISMATCH: ${report.head.reason}`);
           console.log(`archived files  ${report.files.ok}/${report.files.checked} ok${o.quick ? ' (sizes only)' : ''}`);
           for (const id of report.files.missing) console.log(`  missing    ${id}`);
-          for (const id of report.files.mismatched) console.log(`  MISMATCH   ${id}`);
+          // Missing and undecryptable files have their own lines; these say what else disagrees with custody.
+          for (const d of report.files.disagreements) {
+            if (d.disagrees === 'row') console.log(`  ROW MISMATCH  ${d.recording}  its recordings row disagrees with custody: ${d.detail}`);
+            else if (report.files.mismatched.includes(d.recording)) console.log(`  MISMATCH      ${d.recording}  the archived file disagrees with custody: ${d.detail}`);
+          }
           for (const id of report.files.decryptFailed ?? []) console.log(`  DOES NOT DECRYPT to its recorded SHA-256  ${id}`);
           if (remote) {
             console.log(`remote objects  ${remote.ok}/${remote.checked} ok`);

@@ -1,7 +1,7 @@
 /** Commands that serve evidence handling: export, verify-export, holds, retention, officers. */
 import type { Command } from 'commander';
 import path from 'node:path';
-import { exportBundle, ExportError } from '../custody/export.js';
+import { exportBundle, ExportError, REPORT_FILE } from '../custody/export.js';
 import { verifyExport } from '../custody/verify-export.js';
 import { loadOrCreateDockKey } from '../custody/signing.js';
 import { CustodyLog } from '../custody/log.js';
@@ -27,7 +27,7 @@ function collect(v: string, prev: string[] = []): string[] {
 export function registerEvidenceCommands(program: Command, g: () => GlobalOptions): void {
   program
     .command('export')
-    .description('write an evidence bundle: files, SHA256SUMS, custody chain up to a signed checkpoint, report, signed manifest')
+    .description('write an evidence bundle: files, SHA256SUMS, custody chain up to a signed checkpoint, report, the dock key as PEM, signed manifest')
     .option('--recording <id>', 'a recording to export (repeat for more)', collect)
     .option('--camera <serial>', 'every verified recording of this camera (with --from/--to)')
     .option('--from <time>', 'recorded at or after (ISO-8601)')
@@ -45,7 +45,8 @@ export function registerEvidenceCommands(program: Command, g: () => GlobalOption
           const m = await exportBundle(db, sel, { outDir: path.resolve(o.out), reason: o.reason, actor: cliActor(), key: loadOrCreateDockKey(cfg.dataDir), identities });
           if (o.json) return printJson({ out: path.resolve(o.out), bundleId: m.bundleId, recordings: m.recordings.map((r) => r.id), checkpoint: m.checkpoint });
           console.log(`exported ${m.recordings.length} recordings to ${path.resolve(o.out)} (bundle ${m.bundleId})`);
-          console.log(`check it with: (cd ${path.resolve(o.out)} && sha256sum -c SHA256SUMS) and dockd verify-export ${path.resolve(o.out)}`);
+          console.log(`check it with: dockd verify-export ${path.resolve(o.out)} --key KEY (KEY from \`dockd key\`)`);
+          console.log(`or without dockd, with sha256sum and openssl, as ${REPORT_FILE} in the bundle says`);
         } catch (err) {
           if (err instanceof ExportError) throw new ProblemError(err.message);
           throw err;

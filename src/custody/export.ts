@@ -1,8 +1,9 @@
 /**
  * Evidence export for court: a folder anyone can check without dockd. Files and their
  * SHA256SUMS (for `sha256sum -c`), the slice of the custody chain that covers the recordings up
- * to a signed checkpoint, a readable report, and a manifest signed with the dock's key that
- * lists the hash of every other file, so that one changed byte anywhere is found.
+ * to a signed checkpoint, a readable report, the dock's public key as PEM, and a manifest signed
+ * with the dock's key that lists the hash of every other file, so that one changed byte anywhere
+ * is found. The report tells how to check it with sha256sum and OpenSSL alone.
  */
 import { createHash, randomUUID, sign } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
@@ -16,12 +17,17 @@ import { CustodyLog, rowToEvent } from './log.js';
 import { Checkpoints } from './checkpoints.js';
 import type { DockKey } from './signing.js';
 import type { CustodyEvent } from './chain.js';
+import { rowDisagreements, VerifiedRecords } from './verified-record.js';
 import { createDecryptStream } from '../crypto/age.js';
 
 export const EXPORT_FORMAT = 'dockd-export/1';
 export const CHAIN_FILE = 'custody-chain.jsonl';
 export const REPORT_FILE = 'custody-report.txt';
 export const DECRYPT_FILE = 'DECRYPT.txt';
+/** The dock's public key as PEM (SPKI), for OpenSSL; the manifest has it as raw base64. */
+export const KEY_FILE = 'dock-signing.pub.pem';
+/** What `base64 -d manifest.json.sig > …` makes when the bundle is checked with standard tools. */
+export const DECODED_SIG_FILE = 'manifest.json.sig.bin';
 const DECRYPT_TEXT = `The recordings ending in .age are encrypted to the custodians' age keys (age-encryption.org/v1).
 Decrypt one with the custodian's identity file, using Debian's age tool or any age implementation:
 
@@ -93,6 +99,10 @@ export function selectForExport(db: Db, sel: ExportSelection): RecordingRow[] {
   const notReady = rows.filter((r) => r.status !== 'verified' || !r.archive_path);
   if (notReady.length) throw new ExportError(`not exportable (not verified or deleted): ${notReady.map((r) => `${r.id} (${r.status})`).join(', ')}`);
   if (!rows.length) throw new ExportError('no verified recordings match');
+  // A bundle vouches for the hashes custody holds; a row that says otherwise is not exported.
+  const records = new VerifiedRecords(db);
+  const forged = rows.filter((r) => rowDisagreements(r, records.of(r.id)).length);
+  if (forged.length) throw new ExportError(`not exportable: the recordings row of ${forged.map((r) => r.id).join(', ')} disagrees with custody (run dockd verify)`);
   return rows;
 }
 
@@ -190,6 +200,8 @@ export async function exportBundle(db: Db, sel: ExportSelection, opts: ExportOpt
     fileSha256: plan.find((p) => p.r.id === r.id)!.fileSha256,
   }));
   const createdAt = new Date().toISOString();
+  writeFileSync(path.join(opts.outDir, KEY_FILE), opts.key.publicKey.export({ format: 'pem', type: 'spki' }));
+  sums.push(`${await fileSha(path.join(opts.outDir, KEY_FILE))}  ${KEY_FILE}`);
   writeFileSync(path.join(opts.outDir, REPORT_FILE), renderReport({ bundleId, createdAt, actor: opts.actor, reason: opts.reason, key: opts.key, cp, recordings, events: byRec }));
   sums.push(`${await fileSha(path.join(opts.outDir, REPORT_FILE))}  ${REPORT_FILE}`);
   sums.push(`${await fileSha(chainPath)}  ${CHAIN_FILE}`);
@@ -219,6 +231,27 @@ export async function fileSha(file: string): Promise<string> {
   return h.digest('hex');
 }
 
+/**
+ * The bundle checked with coreutils and OpenSSL 3 alone. SHA256SUMS is not signed itself: the
+ * signed manifest names its hash, so step 3 ties the two and step 4 ties the key to the dock.
+ */
+export function checkingInstructions(publicKeyB64: string): string {
+  return `How to check this bundle without dockd, in this folder (coreutils and OpenSSL 3):
+  1. every file is what the dock verified:
+       sha256sum -c SHA256SUMS
+  2. the dock's key signed manifest.json:
+       base64 -d manifest.json.sig > ${DECODED_SIG_FILE}
+       openssl pkeyutl -verify -pubin -inkey ${KEY_FILE} -rawin -in manifest.json -sigfile ${DECODED_SIG_FILE}
+  3. the signed manifest names this SHA256SUMS (prints its line):
+       grep -F "$(sha256sum SHA256SUMS | cut -c1-64)" manifest.json
+  4. the key is the dock's: this prints ${publicKeyB64},
+     which must equal what \`dockd key\` prints on the dock (or dockKey in its daemon.started log lines):
+       openssl pkey -pubin -in ${KEY_FILE} -outform DER | tail -c 32 | base64
+  dockd verify-export . --key KEY  does all of this, and also checks the custody chain up to
+  its signed checkpoint.
+`;
+}
+
 function renderReport(r: {
   bundleId: string;
   createdAt: string;
@@ -238,10 +271,7 @@ function renderReport(r: {
     `dock key      ${r.key.publicKeyB64} (Ed25519, id ${r.key.keyId})`,
     `signed head   seq ${r.cp.seq}, hash ${r.cp.hash}`,
     '',
-    'How to check this bundle without dockd:',
-    '  sha256sum -c SHA256SUMS          every file is what the dock verified',
-    '  dockd verify-export .            also the chain, the signatures and the manifest',
-    '',
+    ...checkingInstructions(r.key.publicKeyB64).split('\n'),
   ];
   for (const rec of r.recordings) {
     lines.push(`RECORDING ${rec.id}`, `  camera        ${rec.camera}`, `  original path ${JSON.stringify(rec.sourcePath)}`, `  file          ${rec.file}`, `  bytes         ${rec.bytes}`, `  sha256        ${rec.sha256}`, `  officer       ${rec.officer ?? '(not assigned)'}`, `  recorded at   ${rec.recordedAt ?? 'unknown'} (dock time)`, '  history:');

@@ -2,12 +2,12 @@
  * Offline check of an export bundle: needs only the folder (and, ideally, the dock's public key
  * obtained independently with `dockd key`). Every byte of the bundle is covered by a check.
  */
-import { verify } from 'node:crypto';
+import { createPublicKey, verify } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { checkChain, type CustodyEvent } from './chain.js';
-import { checkpointValid, publicKeyFromB64 } from './signing.js';
-import { CHAIN_FILE, EXPORT_FORMAT, fileSha, type Manifest } from './export.js';
+import { checkpointValid, publicKeyFromB64, rawPublicKey } from './signing.js';
+import { CHAIN_FILE, DECODED_SIG_FILE, EXPORT_FORMAT, KEY_FILE, fileSha, type Manifest } from './export.js';
 
 export interface ExportCheck {
   ok: boolean;
@@ -65,7 +65,14 @@ export async function verifyExport(dir: string, pinnedKeyB64?: string): Promise<
       else if ((await fileSha(abs)) !== sum) fail(`${rel} does not match its SHA-256`);
     }
   }
+  // The PEM is for OpenSSL; it must be the key the manifest names, or the two checks part ways.
+  if (listed.has(KEY_FILE) && existsSync(path.join(dir, KEY_FILE)) && !pemHoldsKey(readFileSync(path.join(dir, KEY_FILE)), m.dock.publicKey)) {
+    fail(`${KEY_FILE} is not the key manifest.json names`);
+  }
   const expected = new Set([...listed.keys(), 'SHA256SUMS', 'manifest.json', 'manifest.json.sig']);
+  // Left by the standard-tools check (see custody-report.txt): harmless while it is the signature.
+  const decoded = path.join(dir, DECODED_SIG_FILE);
+  if (existsSync(decoded) && readFileSync(decoded).equals(Buffer.from(sig, 'base64'))) expected.add(DECODED_SIG_FILE);
   for (const f of readdirSync(dir, { recursive: true, withFileTypes: true })) {
     if (!f.isFile()) continue;
     const rel = path.relative(dir, path.join(f.parentPath, f.name)).split(path.sep).join('/');
@@ -102,4 +109,12 @@ export async function verifyExport(dir: string, pinnedKeyB64?: string): Promise<
     if (!verified || verified.sha256 !== r.sha256) fail(`recording ${r.id}: no offload.verified event with its SHA-256`);
   }
   return res(m.dock.keyId, m.recordings?.length ?? 0);
+}
+
+function pemHoldsKey(pem: Buffer, publicKeyB64: string): boolean {
+  try {
+    return rawPublicKey(createPublicKey(pem)).toString('base64') === publicKeyB64;
+  } catch {
+    return false;
+  }
 }

@@ -1,6 +1,8 @@
 /**
  * `dockd verify`: recompute the custody chain from the rows themselves (so an edited row is found
- * even when somebody dropped the triggers) and re-hash every archived file.
+ * even when somebody dropped the triggers) and re-hash every archived file against the hash its
+ * `offload.verified` event holds. The `recordings` row is checked against that event too: a file
+ * swapped together with its row's hash is a consistent forgery of the table, not of the chain.
  */
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
@@ -13,14 +15,25 @@ import { checkChain, type ChainCheck } from './chain.js';
 import { CustodyLog } from './log.js';
 import { checkCheckpoints, type CheckpointCheck } from './checkpoints.js';
 import type { DockKey } from './signing.js';
+import { rowDisagreements, VerifiedRecords, type RecordingHashes } from './verified-record.js';
 
 export interface FilesCheck {
   checked: number;
   ok: number;
   missing: string[];
   mismatched: string[];
-  /** With an identity: encrypted files that did not decrypt to the recorded plaintext SHA-256. */
+  /** Recordings whose `recordings` row holds other hashes than their custody `offload.verified` event. */
+  rowMismatched: string[];
+  /** What disagrees with custody, one line each: the archived file or the recordings row. */
+  disagreements: Disagreement[];
+  /** With an identity: encrypted files that did not decrypt to the plaintext SHA-256 custody holds. */
   decryptFailed?: string[];
+}
+
+export interface Disagreement {
+  recording: string;
+  disagrees: 'file' | 'row';
+  detail: string;
 }
 
 export interface HeadCheck {
@@ -121,37 +134,56 @@ export function verifyChain(db: Db): ChainCheck {
 
 export async function verifyFiles(db: Db, opts: VerifyOptions = {}): Promise<FilesCheck> {
   const rows = db
-    .prepare<[], { id: string; camera: string; archive_path: string; sha256: string; bytes: number; stored_sha256: string | null; stored_bytes: number | null }>(
+    .prepare<[], VerifiedRow & RecordingHashes & { bytes: number; stored_bytes: number | null }>(
       "SELECT id, camera, archive_path, sha256, bytes, stored_sha256, stored_bytes FROM recordings WHERE status = 'verified' AND archive_path IS NOT NULL ORDER BY discovered_at, id",
     )
     .all();
   const total = (db.prepare("SELECT count(*) n FROM recordings WHERE status = 'verified' AND archive_path IS NOT NULL").get() as { n: number }).n;
-  const res: FilesCheck = { checked: 0, ok: 0, missing: [], mismatched: [] };
+  const res: FilesCheck = { checked: 0, ok: 0, missing: [], mismatched: [], rowMismatched: [], disagreements: [] };
   const findings = opts.custody ? new ArchiveFindings(db, opts.custody) : null;
+  const records = new VerifiedRecords(db);
   let seen = 0;
   for (const r of rows) {
     res.checked++;
-    // Encrypted archives are checked by their ciphertext hash: no secret key needed.
-    const storedSha = r.stored_sha256 ?? r.sha256;
-    const storedBytes = r.stored_bytes ?? r.bytes;
+    const custody = records.of(r.id);
+    // The file is held to custody's hash; without an event (reported below) the row's is all there is.
+    const storedSha = custody?.storedSha256 ?? r.stored_sha256 ?? r.sha256 ?? '';
+    const storedBytes = custody?.storedBytes ?? r.stored_bytes ?? r.bytes;
     const problem = await fileProblem(r.archive_path, storedBytes, storedSha, opts.quick ?? false);
+    if (problem && findings && !findings.damaged(r, storedSha, problem.actual)) {
+      res.checked--;
+      opts.onFile?.(++seen, total);
+      continue;
+    }
+    const rowProblems = rowDisagreements(r, custody);
+    for (const detail of rowProblems) res.disagreements.push({ recording: r.id, disagrees: 'row', detail });
+    if (rowProblems.length) res.rowMismatched.push(r.id);
     if (problem) {
-      if (findings && !findings.damaged(r, storedSha, problem.actual)) res.checked--;
-      else res[problem.kind].push(r.id);
+      res[problem.kind].push(r.id);
+      res.disagreements.push({ recording: r.id, disagrees: 'file', detail: problem.kind === 'missing' ? problem.actual : fileDetail(problem.actual, storedSha) });
     } else {
       if (!opts.quick) findings?.intact(r, storedSha);
-      const encrypted = r.stored_sha256 !== null && r.stored_sha256 !== r.sha256;
+      const encrypted = custody ? custody.encrypted : r.stored_sha256 !== null && r.stored_sha256 !== r.sha256;
+      const plainSha = custody?.sha256 ?? r.sha256 ?? '';
+      let decrypted = true;
       if (encrypted && opts.identities && !opts.quick) {
         const plain = await decryptedSha256(r.archive_path, opts.identities).catch(() => null);
-        const ok = plain === r.sha256;
-        opts.onDecrypted?.(r.id, r.camera, r.sha256, ok);
-        if (ok) res.ok++;
-        else (res.decryptFailed ??= []).push(r.id);
-      } else res.ok++;
+        decrypted = plain === plainSha;
+        opts.onDecrypted?.(r.id, r.camera, plainSha, decrypted);
+        if (!decrypted) {
+          (res.decryptFailed ??= []).push(r.id);
+          res.disagreements.push({ recording: r.id, disagrees: 'file', detail: `it decrypts to ${plain ?? 'nothing (the identity does not open it)'}, custody says ${plainSha}` });
+        }
+      }
+      if (decrypted && !rowProblems.length) res.ok++;
     }
     opts.onFile?.(++seen, total);
   }
   return res;
+}
+
+function fileDetail(actual: string, expected: string): string {
+  return /^[0-9a-f]{64}$/.test(actual) ? `the archived file's SHA-256 is ${actual}, custody says ${expected}` : actual;
 }
 
 /** What is wrong with an archived file, in words for the record; null when nothing is (sizes only with `quick`). */
@@ -186,6 +218,6 @@ export async function verifyAll(db: Db, opts: VerifyOptions = {}): Promise<Verif
   const checkpoints = checkCheckpoints(db, opts.key ?? null);
   const head = opts.head ? checkHead(db, opts.head) : null;
   const files = await verifyFiles(db, opts);
-  const ok = chain.ok && checkpoints.bad.length === 0 && (head?.ok ?? true) && files.missing.length === 0 && files.mismatched.length === 0 && !files.decryptFailed?.length;
+  const ok = chain.ok && checkpoints.bad.length === 0 && (head?.ok ?? true) && files.missing.length === 0 && files.mismatched.length === 0 && files.rowMismatched.length === 0 && !files.decryptFailed?.length;
   return { chain, files, checkpoints, head, ok };
 }
