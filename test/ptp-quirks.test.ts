@@ -204,7 +204,7 @@ describe('opening a PTP camera: what is retried', () => {
     await until('the camera to be rejected', () => pc.events('camera.rejected').length > 0);
     await sleep(3 * OPEN_RETRY.maxDelayMs);
     expect(pc.events('camera.open_retry')).toHaveLength(0);
-    expect(pc.events('camera.rejected')[0]!.error).toMatch(/GetDeviceInfo.*SessionNotOpen \(0x2003\)/);
+    expect(pc.events('camera.rejected')[0]).toMatchObject({ code: 'ptp-0x2003', attempts: 1, error: expect.stringMatching(/GetDeviceInfo.*SessionNotOpen \(0x2003\)/) });
     expect(responder.commands.filter((c) => c.op === Op.GetDeviceInfo)).toHaveLength(2);
   });
 
@@ -216,6 +216,6 @@ describe('opening a PTP camera: what is retried', () => {
     await until('the camera to be cleared', () => pc.cleared.includes('BWC-4711'));
     const [retry] = pc.events('camera.open_retry');
     expect(pc.events('camera.open_retry')).toHaveLength(1);
-    expect(retry!.error).toMatch(/GetDeviceInfo.*DeviceBusy \(0x2019\)/);
+    expect(retry).toMatchObject({ code: 'ptp-0x2019', error: expect.stringMatching(/GetDeviceInfo.*DeviceBusy \(0x2019\)/) });
   });
 });

@@ -144,7 +144,7 @@ export class DockManager implements BusListener {
         slot.state = 'retrying';
         const delayMs = backoffMs(attempt, retry);
         slotLog.warn(
-          { event: 'camera.open_retry', slotKey: device.key, attempt, attempts: retry.attempts, delayMs, error: err.message },
+          { event: 'camera.open_retry', slotKey: device.key, attempt, attempts: retry.attempts, delayMs, code: err.code, error: err.message },
           `cannot open the camera in slot ${device.slot} (attempt ${attempt} of ${retry.attempts}): ${err.message}; trying again in ${(delayMs / 1000).toFixed(1)} s`,
         );
         const timer = setTimeout(() => {
@@ -162,7 +162,7 @@ export class DockManager implements BusListener {
       const where = device.path ? `${device.path}/camera.json` : device.key;
       const tries = attempt > 1 ? ` after ${attempt} attempts` : '';
       slotLog.error(
-        { event: 'camera.rejected', slotKey: device.key, file: where, attempts: attempt, error: (err as Error).message },
+        { event: 'camera.rejected', slotKey: device.key, file: where, attempts: attempt, code: err instanceof DriverError ? err.code : undefined, error: (err as Error).message },
         `cannot dock camera in slot ${device.slot}${tries}: ${(err as Error).message}`,
       );
       return;
