@@ -328,12 +328,13 @@ describe('ptp driver: reading', () => {
 
   it('past 4 GiB without GetPartialObject64, reads from the start and skips up to the offset', async () => {
     // The camera claims 5 GiB, so a 32-bit GetPartialObject cannot be trusted to reach the offset.
-    const { session, responder } = await world({ operations: ALL_OPERATIONS.filter((op) => op !== Op.GetPartialObject64), sizes: { 'DCIM/100BODY/A001.MP4': 5 * 1024 ** 3 } });
+    const { session, responder, log } = await world({ operations: ALL_OPERATIONS.filter((op) => op !== Op.GetPartialObject64), sizes: { 'DCIM/100BODY/A001.MP4': 5 * 1024 ** 3 } });
     const e = await entry(session, 'DCIM/100BODY/A001.MP4');
     const offset = 2 * TRANSFER + 5;
     expect(sha((await drain(await session.read(e.id, offset))).bytes)).toBe(sha(BIG.subarray(offset)));
     expect(responder.commands.some((c) => c.op === Op.GetPartialObject)).toBe(false);
     expect(responder.commands.at(-1)!.op).toBe(Op.GetObject);
+    expect(log.events('ptp.resume_from_start')).toEqual([expect.objectContaining({ id: e.id, offset })]);
   });
 
   for (const [framing, size] of [['qemu', 1000], ['zlp', 2 * 4096 - 12], ['no-zlp', 4096 * 3 + 100]] as Array<[Framing, number]>) {

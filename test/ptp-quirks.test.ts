@@ -195,6 +195,23 @@ describe('docking cameras that bend PTP', () => {
   });
 });
 
+describe('offloading from a PTP camera: what is retried', () => {
+  it('gives up on a recording the camera refuses with a deterministic code at the first refusal, and copies the rest', async () => {
+    const { root, files } = cameraFolder();
+    const responder = new PtpResponder({ root }).inject({ op: Op.GetObject, kind: 'response', code: Rc.ParameterNotSupported });
+    const pc = dockPc(responder);
+    pc.dock.attach(DEVICE);
+    await until('the camera to be cleared', () => pc.cleared.includes('BWC-4711'));
+    const rows = pc.db.prepare<[], { source_path: string; status: string; attempts: number }>('SELECT source_path, status, attempts FROM recordings ORDER BY rowid').all();
+    expect(rows.filter((r) => r.status === 'verified')).toHaveLength(files.size - 1);
+    const [refused] = rows.filter((r) => r.status === 'failed');
+    expect(refused).toMatchObject({ attempts: 1 });
+    expect(existsSync(path.join(root, refused!.source_path))).toBe(true);
+    expect(pc.events('offload.retry')).toHaveLength(0);
+    expect(pc.events('offload.failed')).toEqual([expect.objectContaining({ class: 'permanent', error: expect.stringMatching(/^ptp-0x2006: GetObject .*ParameterNotSupported \(0x2006\)/) })]);
+  });
+});
+
 describe('opening a PTP camera: what is retried', () => {
   it('does not retry a camera that refuses GetDeviceInfo even inside its session', async () => {
     const { root } = cameraFolder();
