@@ -686,6 +686,16 @@ describe('ptp driver: quirks', () => {
     expect(responder.closed).toBe(true);
   });
 
+  it('does not take a refused OpenSession for a refused GetDeviceInfo', async () => {
+    const responder = new PtpResponder({ root: cameraFolder() }).inject({ op: Op.OpenSession, kind: 'response', code: Rc.ParameterNotSupported });
+    const log = new MemoryLogger();
+    const err = await rejection(createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, session: tuning }).open(DEVICE, log));
+    expect(err).toMatchObject({ kind: 'permanent', code: 'ptp-0x2006' });
+    expect(err.message).toMatch(/^OpenSession/);
+    expect(log.events('ptp.device_info_refused')).toHaveLength(0);
+    expect(responder.commands.map((c) => c.op)).toEqual([Op.GetDeviceInfo, Op.OpenSession]);
+  });
+
   it('keeps DeviceBusy and transport timeouts transient, and deterministic answers permanent', async () => {
     const busy = new PtpResponder({ root: cameraFolder() }).inject({ op: Op.GetDeviceInfo, kind: 'response', code: Rc.DeviceBusy, times: 2 });
     expect(await rejection(createPtpDriver({ openTransport: async () => busy, timeoutMs: 300, session: tuning }).open(DEVICE, new MemoryLogger()))).toMatchObject({ kind: 'transient', code: 'ptp-0x2019' });

@@ -107,10 +107,9 @@ export function createPtpDriver(opts: PtpDriverOptions): PtpDriver {
     if (known) {
       log.info({ event: 'ptp.open_path', vidPid: key, path: 'in-session', source: known }, `asking GetDeviceInfo inside the session, as ${known} says for ${key}`);
     } else {
+      let outside: PtpDeviceInfo | null = null;
       try {
-        const info = await session.getDeviceInfo();
-        await session.open();
-        return { info, path: 'outside' };
+        outside = await session.getDeviceInfo();
       } catch (err) {
         if (err instanceof DriverError && err.kind === 'deviceGone') throw err;
         const code = err instanceof DriverError ? err.code : 'error';
@@ -118,6 +117,10 @@ export function createPtpDriver(opts: PtpDriverOptions): PtpDriver {
           { event: 'ptp.device_info_refused', operation: 'GetDeviceInfo', code, error: (err as Error).message },
           `camera refused GetDeviceInfo outside a session (${(err as Error).message}); asking again inside one`,
         );
+      }
+      if (outside) {
+        await session.open();
+        return { info: outside, path: 'outside' };
       }
     }
     await session.open();
