@@ -145,6 +145,8 @@ describe('ptp driver: matching', () => {
     // Vendor-class MTP needs a usb.drivers rule.
     expect(driver.matches(recordedInfo('body-camera-vendor-mtp'))).toBe(0);
     expect(driver.explainMatch(recordedInfo('ptp-still-camera'))).toMatch(/0x06\/0x01\/0x01/);
+    // `dockd usb` shows which quirks a docked camera gets.
+    expect(driver.explainMatch({ ...DEVICE, vendorId: 0x1d6b, productId: 0x0100 })).toBe('interface class 0x06/0x01/0x01 (PTP still image); quirks: deviceInfoInSession');
   });
 });
 

@@ -144,7 +144,12 @@ export function createPtpDriver(opts: PtpDriverOptions): PtpDriver {
   return {
     name: 'ptp',
     matches: (device) => ptpFingerprintOf(device)?.score ?? 0,
-    explainMatch: (device) => ptpFingerprintOf(device)?.why ?? 'no still-image interface',
+    explainMatch: (device) => {
+      const fingerprint = ptpFingerprintOf(device);
+      if (!fingerprint) return 'no still-image interface';
+      const row = quirksFor(device.vendorId, device.productId, opts.quirks);
+      return row ? `${fingerprint.why}; quirks: ${describeQuirks(row.flags).join(', ')}` : fingerprint.why;
+    },
     async open(device: DeviceInfo, parentLog: DriverLogger) {
       const log = parentLog.child({ mod: 'ptp' });
       const row = quirksFor(device.vendorId, device.productId, opts.quirks);
