@@ -9,6 +9,7 @@ import { DriverError, type CameraSession, type DeviceInfo, type RecordingEntry }
 import { PTP_QUIRKS, createPtpDriver, handleId, type PtpDriverOptions, type PtpQuirkRow } from '../drivers/ptp/driver.js';
 import { ClassRequest, DataType, DeviceProp, Op, Rc } from '../drivers/ptp/constants.js';
 import { DatasetWriter } from '../drivers/ptp/codec.js';
+import { encodeObjectInfo } from '../drivers/ptp/datasets.js';
 import { PtpSession } from '../drivers/ptp/session.js';
 import { findStillImageInterface, openUsbTransport, usbError, type UsbStillImageDevice } from '../drivers/ptp/usb-transport.js';
 import { ALL_OPERATIONS, PtpResponder, STORAGE_ID, syntheticBytes, type Framing, type PtpResponderOptions } from './support/ptp-responder.js';
@@ -766,6 +767,23 @@ describe('ptp driver: quirks', () => {
     const shallow = await world({}, { quirks: table, maxDepth: 1 });
     expect((await all(shallow.session)).map((e) => e.path)).toEqual(['root.txt']);
     expect(shallow.log.events('ptp.too_deep').length).toBeGreaterThan(0);
+
+    // A file whose folder claims to sit inside itself is skipped, not followed forever.
+    const looped = await world({}, { quirks: table });
+    const dcim = looped.responder.handleOf('DCIM');
+    const info = (name: string, format: number) =>
+      encodeObjectInfo({
+        storageId: STORAGE_ID, format, protectionStatus: 0, compressedSize: 3, thumbFormat: 0, thumbCompressedSize: 0, thumbPixWidth: 0, thumbPixHeight: 0,
+        imagePixWidth: 0, imagePixHeight: 0, imageBitDepth: 0, parent: dcim, associationType: 0, associationDesc: 0, sequenceNumber: 0,
+        filename: name, captureDate: '', modificationDate: '', keywords: '',
+      });
+    looped.responder.inject(
+      { op: Op.GetObjectHandles, kind: 'payload', bytes: new DatasetWriter().u32Array([looped.responder.handleOf('root.txt')]).bytes() },
+      { op: Op.GetObjectInfo, kind: 'payload', bytes: info('x.mp4', 0x3000) },
+      { op: Op.GetObjectInfo, kind: 'payload', bytes: info('loop', 0x3001) },
+    );
+    expect(await all(looped.session)).toEqual([]);
+    expect(looped.log.events('ptp.folder_loop')).toHaveLength(1);
   });
 
   it('reads the tail of a recording past 4 GiB with GetPartialObject64, its size from ObjectSize', async () => {
