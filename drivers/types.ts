@@ -128,6 +128,11 @@ export interface ReadOptions {
 export interface SessionCapabilities {
   /** `read()` accepts offsets other than 0. */
   resume: boolean;
+  /**
+   * `delete()` may succeed. It can turn false during a session, once the camera refused
+   * deleting in a way that would refuse every recording (PTP: OperationNotSupported); it never
+   * turns true again before the next docking.
+   */
   delete: boolean;
 }
 
