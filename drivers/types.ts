@@ -15,6 +15,16 @@
  *   seek sets `capabilities.resume` to false and then rejects any offset other than 0 with a
  *   `permanent` error. Streams honour `signal`: when it aborts, the read stops touching the
  *   device before the returned stream is destroyed, so a retried read never races a stale one.
+ * - Never splice: the first byte of a stream from `read(id, offset)` is the recording's byte at
+ *   `offset`, or the call rejects. A driver never serves an offset it cannot reach from some
+ *   other position, since the caller would append those bytes after the ones it already holds.
+ *   A driver that can seek in some recordings but not in others keeps `resume` true and, for
+ *   the others, restarts the transfer itself: it reads the recording from byte 0 and discards
+ *   the bytes before `offset` (the PTP driver does so past 4 GiB on a camera without
+ *   GetPartialObject64, whose 32-bit GetPartialObject cannot name such an offset). That costs
+ *   the same device reads as restarting the copy, writes only the missing bytes, and needs no
+ *   per-recording capability. Whether the recording is still the one copied before is the
+ *   caller's to check before every resume (DESIGN.md invariant 7), whatever the driver.
  * - `list()` yields recordings lazily so a camera with 100,000 files never needs 100,000 objects
  *   held at once by the driver.
  */
@@ -126,6 +136,11 @@ export interface ReadOptions {
 export interface SessionCapabilities {
   /** `read()` accepts offsets other than 0. */
   resume: boolean;
+  /**
+   * `delete()` may succeed. It can turn false during a session, once the camera refused
+   * deleting in a way that would refuse every recording (PTP: OperationNotSupported); it never
+   * turns true again before the next docking.
+   */
   delete: boolean;
 }
 

@@ -6,12 +6,13 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { DriverError, type CameraSession, type DeviceInfo, type RecordingEntry } from '../drivers/types.js';
-import { createPtpDriver, handleId, type PtpDriverOptions } from '../drivers/ptp/driver.js';
+import { PTP_QUIRKS, createPtpDriver, handleId, type PtpDriverOptions, type PtpQuirkRow } from '../drivers/ptp/driver.js';
 import { ClassRequest, DataType, DeviceProp, Op, Rc } from '../drivers/ptp/constants.js';
 import { DatasetWriter } from '../drivers/ptp/codec.js';
+import { encodeObjectInfo } from '../drivers/ptp/datasets.js';
 import { PtpSession } from '../drivers/ptp/session.js';
 import { findStillImageInterface, openUsbTransport, usbError, type UsbStillImageDevice } from '../drivers/ptp/usb-transport.js';
-import { ALL_OPERATIONS, PtpResponder, type Framing, type PtpResponderOptions } from './support/ptp-responder.js';
+import { ALL_OPERATIONS, PtpResponder, STORAGE_ID, syntheticBytes, type Framing, type PtpResponderOptions } from './support/ptp-responder.js';
 import { MemoryLogger, recordedInfo } from './support/usb.js';
 
 const TRANSFER = 64 * 1024;
@@ -145,6 +146,8 @@ describe('ptp driver: matching', () => {
     // Vendor-class MTP needs a usb.drivers rule.
     expect(driver.matches(recordedInfo('body-camera-vendor-mtp'))).toBe(0);
     expect(driver.explainMatch(recordedInfo('ptp-still-camera'))).toMatch(/0x06\/0x01\/0x01/);
+    // `dockd usb` shows which quirks a docked camera gets.
+    expect(driver.explainMatch({ ...DEVICE, vendorId: 0x1d6b, productId: 0x0100 })).toBe('interface class 0x06/0x01/0x01 (PTP still image); quirks: deviceInfoInSession');
   });
 });
 
@@ -328,12 +331,13 @@ describe('ptp driver: reading', () => {
 
   it('past 4 GiB without GetPartialObject64, reads from the start and skips up to the offset', async () => {
     // The camera claims 5 GiB, so a 32-bit GetPartialObject cannot be trusted to reach the offset.
-    const { session, responder } = await world({ operations: ALL_OPERATIONS.filter((op) => op !== Op.GetPartialObject64), sizes: { 'DCIM/100BODY/A001.MP4': 5 * 1024 ** 3 } });
+    const { session, responder, log } = await world({ operations: ALL_OPERATIONS.filter((op) => op !== Op.GetPartialObject64), sizes: { 'DCIM/100BODY/A001.MP4': 5 * 1024 ** 3 } });
     const e = await entry(session, 'DCIM/100BODY/A001.MP4');
     const offset = 2 * TRANSFER + 5;
     expect(sha((await drain(await session.read(e.id, offset))).bytes)).toBe(sha(BIG.subarray(offset)));
     expect(responder.commands.some((c) => c.op === Op.GetPartialObject)).toBe(false);
     expect(responder.commands.at(-1)!.op).toBe(Op.GetObject);
+    expect(log.events('ptp.resume_from_start')).toEqual([expect.objectContaining({ id: e.id, offset })]);
   });
 
   for (const [framing, size] of [['qemu', 1000], ['zlp', 2 * 4096 - 12], ['no-zlp', 4096 * 3 + 100]] as Array<[Framing, number]>) {
@@ -617,9 +621,9 @@ describe('ptp driver: faults', () => {
     expect((await all(session)).length).toBe(9);
   });
 
-  it('refuses to open a camera whose DeviceInfo is malformed, and closes the transport', async () => {
+  it('refuses to open a camera whose DeviceInfo is malformed outside and inside the session, and closes the transport', async () => {
     const responder = new PtpResponder({ root: cameraFolder() });
-    responder.inject({ op: Op.GetDeviceInfo, kind: 'payload', bytes: new Uint8Array([100, 0, 6, 0]) });
+    responder.inject({ op: Op.GetDeviceInfo, kind: 'payload', bytes: new Uint8Array([100, 0, 6, 0]), times: 2 });
     const driver = createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, session: { drainTimeoutMs: 20 } });
     expect(await rejection(driver.open(DEVICE, new MemoryLogger()))).toMatchObject({ kind: 'transient', code: 'ptp-truncated' });
     expect(responder.closed).toBe(true);
@@ -630,6 +634,184 @@ describe('ptp driver: faults', () => {
     responder.sessionOpen = false;
     expect(await rejection(session.battery())).toMatchObject({ kind: 'transient', code: 'ptp-0x2003' });
     expect(await session.battery()).toEqual({ percent: 87, charging: true });
+  });
+});
+
+describe('ptp driver: quirks', () => {
+  const GIB = 1024 ** 3;
+  const tuning: PtpDriverOptions['session'] = { drainTimeoutMs: 20, statusPollMs: 2 };
+  const firstOps = (r: PtpResponder, n: number) => r.commands.slice(0, n).map((c) => [c.op, c.transactionId]);
+
+  it('asks GetDeviceInfo inside the session when refused outside, and takes that path at once on the next docking', async () => {
+    const root = cameraFolder();
+    const driver = createPtpDriver({ openTransport: async () => current, timeoutMs: 300, session: tuning });
+    let current = new PtpResponder({ root, deviceInfoNeedsSession: true });
+    const firstLog = new MemoryLogger();
+    const first = await driver.open(DEVICE, firstLog);
+    expect(await first.identity()).toEqual({ serial: 'MTP-0002', model: 'Responder BodyCam PTP', firmware: '2.4.1' });
+    expect(firstOps(current, 3)).toEqual([
+      [Op.GetDeviceInfo, 0],
+      [Op.OpenSession, 0],
+      [Op.GetDeviceInfo, 1],
+    ]);
+    expect(firstLog.events('ptp.device_info_refused')).toEqual([expect.objectContaining({ operation: 'GetDeviceInfo', code: 'ptp-0x2003' })]);
+    expect(firstLog.events('ptp.open_path')).toEqual([expect.objectContaining({ vidPid: '46f4:0004', path: 'in-session', source: 'fallback' })]);
+    await first.close();
+
+    // Docked again: no refused transaction first.
+    current = new PtpResponder({ root, deviceInfoNeedsSession: true });
+    const againLog = new MemoryLogger();
+    const again = await driver.open(DEVICE, againLog);
+    sessions.push(again);
+    expect(firstOps(current, 2)).toEqual([
+      [Op.OpenSession, 0],
+      [Op.GetDeviceInfo, 1],
+    ]);
+    expect(againLog.events('ptp.device_info_refused')).toHaveLength(0);
+    expect(againLog.events('ptp.open_path')).toEqual([expect.objectContaining({ source: 'an earlier docking' })]);
+    expect((await all(again)).length).toBe(9);
+
+    // What one kind of camera needs says nothing about another.
+    current = new PtpResponder({ root });
+    sessions.push(await driver.open({ ...DEVICE, productId: 0x0005 }, new MemoryLogger()));
+    expect(firstOps(current, 2)).toEqual([
+      [Op.GetDeviceInfo, 0],
+      [Op.OpenSession, 0],
+    ]);
+  });
+
+  it('fails permanently when GetDeviceInfo is refused inside the session too', async () => {
+    const responder = new PtpResponder({ root: cameraFolder() }).inject({ op: Op.GetDeviceInfo, kind: 'response', code: Rc.SessionNotOpen, times: 2 });
+    const driver = createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, session: tuning });
+    const err = await rejection(driver.open(DEVICE, new MemoryLogger()));
+    expect(err).toMatchObject({ kind: 'permanent', code: 'ptp-0x2003' });
+    expect(err.message).toMatch(/GetDeviceInfo.*SessionNotOpen \(0x2003\)/);
+    expect(responder.closed).toBe(true);
+  });
+
+  it('does not take a refused OpenSession for a refused GetDeviceInfo', async () => {
+    const responder = new PtpResponder({ root: cameraFolder() }).inject({ op: Op.OpenSession, kind: 'response', code: Rc.ParameterNotSupported });
+    const log = new MemoryLogger();
+    const err = await rejection(createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, session: tuning }).open(DEVICE, log));
+    expect(err).toMatchObject({ kind: 'permanent', code: 'ptp-0x2006' });
+    expect(err.message).toMatch(/^OpenSession/);
+    expect(log.events('ptp.device_info_refused')).toHaveLength(0);
+    expect(responder.commands.map((c) => c.op)).toEqual([Op.GetDeviceInfo, Op.OpenSession]);
+  });
+
+  it('keeps DeviceBusy and transport timeouts transient, and deterministic answers permanent', async () => {
+    const busy = new PtpResponder({ root: cameraFolder() }).inject({ op: Op.GetDeviceInfo, kind: 'response', code: Rc.DeviceBusy, times: 2 });
+    expect(await rejection(createPtpDriver({ openTransport: async () => busy, timeoutMs: 300, session: tuning }).open(DEVICE, new MemoryLogger()))).toMatchObject({ kind: 'transient', code: 'ptp-0x2019' });
+    const silent = new PtpResponder({ root: cameraFolder() }).inject({ op: Op.GetDeviceInfo, kind: 'stall', times: 2 });
+    expect(await rejection(createPtpDriver({ openTransport: async () => silent, timeoutMs: 100, session: tuning }).open(DEVICE, new MemoryLogger()))).toMatchObject({ kind: 'transient', code: 'usb-timeout' });
+
+    const { session, responder } = await world();
+    const e = await entry(session, 'DCIM/100BODY/A002.MP4');
+    for (const code of [Rc.OperationNotSupported, Rc.ParameterNotSupported, Rc.InvalidObjectHandle]) {
+      responder.inject({ op: Op.GetObjectInfo, kind: 'response', code });
+      expect(await rejection(session.read(e.id, 0))).toMatchObject({ kind: 'permanent', code: `ptp-0x${code.toString(16)}` });
+    }
+  });
+
+  it('follows the quirk table: in-session DeviceInfo from the first docking, a pause after OpenSession, no delete, no partial read', async () => {
+    const slept: number[] = [];
+    const table: PtpQuirkRow[] = [
+      {
+        vendorId: DEVICE.vendorId!,
+        productId: DEVICE.productId!,
+        device: 'test camera',
+        flags: { deviceInfoInSession: true, openSessionDelayMs: 250, noDelete: true, noPartialObject: true },
+        reasons: {},
+      },
+    ];
+    const responder = new PtpResponder({ root: cameraFolder(), rename: HOSTILE_NAMES });
+    const log = new MemoryLogger();
+    const driver = createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, quirks: table, session: { ...tuning, sleep: async (ms) => void slept.push(ms) } });
+    const session = await driver.open(DEVICE, log);
+    sessions.push(session);
+    expect(firstOps(responder, 2)).toEqual([
+      [Op.OpenSession, 0],
+      [Op.GetDeviceInfo, 1],
+    ]);
+    expect(slept).toContain(250);
+    expect(log.events('ptp.quirks')).toEqual([expect.objectContaining({ vidPid: '46f4:0004', flags: ['deviceInfoInSession', 'openSessionDelayMs=250', 'noDelete', 'noPartialObject'] })]);
+    expect(session.capabilities).toEqual({ resume: false, delete: false });
+    const e = await entry(session, 'DCIM/100BODY/A002.MP4');
+    expect(await rejection(session.delete(e.id))).toMatchObject({ kind: 'permanent', code: 'delete-unsupported' });
+    expect(await rejection(session.read(e.id, 5))).toMatchObject({ kind: 'permanent', code: 'resume-unsupported' });
+    expect(responder.commands.some((c) => c.op === Op.DeleteObject || c.op === Op.GetPartialObject || c.op === Op.GetPartialObject64)).toBe(false);
+  });
+
+  it('knows the MTP gadget stack of issue 29 by its VID:PID', async () => {
+    const responder = new PtpResponder({ root: cameraFolder(), deviceInfoNeedsSession: true });
+    const log = new MemoryLogger();
+    const session = await createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, session: tuning }).open({ ...DEVICE, vendorId: 0x1d6b, productId: 0x0100 }, log);
+    sessions.push(session);
+    expect(responder.commands[0]!.op).toBe(Op.OpenSession);
+    expect(log.events('ptp.open_path')).toEqual([expect.objectContaining({ vidPid: '1d6b:0100', source: 'quirk table' })]);
+    for (const row of PTP_QUIRKS) {
+      for (const flag of Object.keys(row.flags)) expect(row.reasons[flag as keyof PtpQuirkRow['flags']], `${row.device}: ${flag}`).toMatchObject({ why: expect.any(String), seen: expect.any(String) });
+    }
+  });
+
+  it('lists a whole storage at once when the table says so, with the same paths as walking its folders', async () => {
+    const walked = (await all((await world()).session)).map((e) => e.path).sort();
+    const table: PtpQuirkRow[] = [{ vendorId: DEVICE.vendorId!, productId: DEVICE.productId!, device: 'test camera', flags: { listWholeStorage: true }, reasons: {} }];
+    const { session, responder } = await world({}, { quirks: table });
+    const entries = await all(session);
+    expect(entries.map((e) => e.path).sort()).toEqual(walked);
+    expect(responder.commands.filter((c) => c.op === Op.GetObjectHandles).map((c) => c.params)).toEqual([[STORAGE_ID, 0, 0]]);
+    const a002 = entries.find((x) => x.path === 'DCIM/100BODY/A002.MP4')!;
+    expect(sha((await drain(await session.read(a002.id, 0))).bytes)).toBe(sha(SMALL));
+
+    const shallow = await world({}, { quirks: table, maxDepth: 1 });
+    expect((await all(shallow.session)).map((e) => e.path)).toEqual(['root.txt']);
+    expect(shallow.log.events('ptp.too_deep').length).toBeGreaterThan(0);
+
+    // A file whose folder claims to sit inside itself is skipped, not followed forever.
+    const looped = await world({}, { quirks: table });
+    const dcim = looped.responder.handleOf('DCIM');
+    const info = (name: string, format: number) =>
+      encodeObjectInfo({
+        storageId: STORAGE_ID, format, protectionStatus: 0, compressedSize: 3, thumbFormat: 0, thumbCompressedSize: 0, thumbPixWidth: 0, thumbPixHeight: 0,
+        imagePixWidth: 0, imagePixHeight: 0, imageBitDepth: 0, parent: dcim, associationType: 0, associationDesc: 0, sequenceNumber: 0,
+        filename: name, captureDate: '', modificationDate: '', keywords: '',
+      });
+    looped.responder.inject(
+      { op: Op.GetObjectHandles, kind: 'payload', bytes: new DatasetWriter().u32Array([looped.responder.handleOf('root.txt')]).bytes() },
+      { op: Op.GetObjectInfo, kind: 'payload', bytes: info('x.mp4', 0x3000) },
+      { op: Op.GetObjectInfo, kind: 'payload', bytes: info('loop', 0x3001) },
+    );
+    expect(await all(looped.session)).toEqual([]);
+    expect(looped.log.events('ptp.folder_loop')).toHaveLength(1);
+  });
+
+  it('reads the tail of a recording past 4 GiB with GetPartialObject64, its size from ObjectSize', async () => {
+    const root = cameraFolder();
+    put(root, 'DCIM/102BODY/LONG.MP4', '');
+    const size = 5 * GIB + 12_345;
+    const { session, responder } = await world({ root, synthetic: { 'DCIM/102BODY/LONG.MP4': size } });
+    const e = await entry(session, 'DCIM/102BODY/LONG.MP4');
+    expect(e.bytes).toBe(size);
+    expect(responder.commands.some((c) => c.op === Op.GetObjectPropValue && c.params[1] === 0xdc04)).toBe(true);
+    const offset = size - 3 * TRANSFER - 7;
+    const { bytes } = await drain(await session.read(e.id, offset));
+    expect(sha(bytes)).toBe(sha(syntheticBytes(offset, size - offset)));
+    const cmd = responder.commands.find((c) => c.op === Op.GetPartialObject64)!;
+    expect(cmd.params).toEqual([parseInt(e.id, 16), offset % 2 ** 32, 1, size - offset]);
+  });
+
+  it('refuses DeleteObject for the rest of the docking once the camera answers OperationNotSupported, and says so once', async () => {
+    const { session, responder, log, root } = await world({ refuseDelete: true });
+    expect(session.capabilities.delete).toBe(true);
+    const a = await entry(session, 'DCIM/100BODY/A002.MP4');
+    const b = await entry(session, 'root.txt');
+    expect(await rejection(session.delete(a.id))).toMatchObject({ kind: 'permanent', code: 'ptp-0x2005' });
+    expect(session.capabilities.delete).toBe(false);
+    expect(await rejection(session.delete(b.id))).toMatchObject({ kind: 'permanent', code: 'delete-unsupported' });
+    expect(responder.commands.filter((c) => c.op === Op.DeleteObject)).toHaveLength(1);
+    expect(log.events('ptp.delete_unsupported')).toHaveLength(1);
+    expect(readFileSync(path.join(root, 'DCIM/100BODY/A002.MP4'))).toEqual(SMALL);
   });
 });
 

@@ -34,6 +34,8 @@ export interface PtpCameraSessionOptions {
   maxObjects: number;
   /** Stream buffer for reads; a bulk transfer is at most this big too. */
   readBufferBytes: number;
+  /** List each storage with one GetObjectHandles instead of folder by folder (a quirk). */
+  listWholeStorage?: boolean;
 }
 
 export function handleId(handle: number): string {
@@ -75,6 +77,8 @@ export class PtpCameraSession implements CameraSession {
   private readonly props: ReadonlySet<number>;
   private readonly session: PtpSession;
   private readonly log: DriverLogger;
+  /** Deletions one after another, so a camera that refuses DeleteObject is asked only once. */
+  private deletions: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly o: PtpCameraSessionOptions) {
     this.session = o.session;
@@ -86,6 +90,9 @@ export class PtpCameraSession implements CameraSession {
       delete: o.deletable && this.ops.has(Op.DeleteObject),
     };
     if (this.ops.has(Op.GetDevicePropValue) && this.props.has(DeviceProp.DateTime)) this.clock = () => this.readClock();
+    if (!this.capabilities.resume) {
+      this.log.info({ event: 'ptp.no_partial_read' }, 'camera cannot read from an offset (no GetPartialObject): an interrupted copy starts over from the beginning');
+    }
   }
 
   private ready(): void {
@@ -148,7 +155,8 @@ export class PtpCameraSession implements CameraSession {
     for (const storage of storages) {
       // One store keeps the camera's own paths; several get a folder each so equal paths stay apart.
       const prefix = storages.length > 1 ? `store-${storage.toString(16).padStart(8, '0')}/` : '';
-      yield* this.walk(storage, PARENT_ROOT, prefix, 0, state);
+      if (this.o.listWholeStorage) yield* this.listStorage(storage, prefix, state);
+      else yield* this.walk(storage, PARENT_ROOT, prefix, 0, state);
     }
   }
 
@@ -199,6 +207,66 @@ export class PtpCameraSession implements CameraSession {
     }
   }
 
+  /**
+   * Every object of a storage from one GetObjectHandles (parent 0 means all of them), folder
+   * paths rebuilt from each object's ParentObject. Only folders are remembered (name and parent);
+   * a folder listed after its files is asked for with GetObjectInfo.
+   */
+  private async *listStorage(storage: number, prefix: string, state: WalkState): AsyncGenerator<RecordingEntry> {
+    const handles = await this.u32List(Op.GetObjectHandles, [storage, 0, 0], `GetObjectHandles ${prefix || '/'} (whole storage)`);
+    const folders = new Map<number, { name: string; parent: number }>();
+    const paths = new Set<string>();
+    for (const handle of handles) {
+      this.ready();
+      if (++state.objects > this.o.maxObjects) {
+        throw new DriverError('permanent', 'ptp-too-many-objects', `camera lists more than ${this.o.maxObjects} objects`);
+      }
+      const info = await this.objectInfo(handle);
+      if (info.format === Format.Association) {
+        folders.set(handle, { name: componentName(info.filename, handle), parent: info.parent });
+        continue;
+      }
+      const dir = await this.folderPath(info.parent, folders, prefix);
+      if (dir === null) continue;
+      let path = `${prefix}${dir}${componentName(info.filename, handle)}`;
+      if (paths.has(path)) path = `${path}~${handleId(handle)}`;
+      paths.add(path);
+      const bytes = await this.sizeOf(handle, info);
+      if (bytes === null) {
+        this.log.error({ event: 'ptp.size_unknown', path: boundString(path, 512), id: handleId(handle) }, 'camera reports 4 GiB or more and cannot say how much; recording skipped');
+        continue;
+      }
+      yield entryOf(handle, path, bytes, info);
+    }
+  }
+
+  /** `DCIM/100BODY/` for a file's parent; null (and a warning) for a folder loop or one too deep. */
+  private async folderPath(parent: number, folders: Map<number, { name: string; parent: number }>, prefix: string): Promise<string | null> {
+    const names: string[] = [];
+    const seen = new Set<number>();
+    for (let at = parent; at !== 0 && at !== PARENT_ROOT; ) {
+      const where = () => boundString(prefix + names.join('/'), 512);
+      if (seen.has(at)) {
+        this.log.warn({ event: 'ptp.folder_loop', path: where() }, 'camera lists a folder inside itself; skipped');
+        return null;
+      }
+      if (names.length >= this.o.maxDepth) {
+        this.log.warn({ event: 'ptp.too_deep', path: where() }, `folder deeper than ${this.o.maxDepth} levels skipped`);
+        return null;
+      }
+      seen.add(at);
+      let folder = folders.get(at);
+      if (!folder) {
+        const info = await this.objectInfo(at);
+        folder = { name: componentName(info.filename, at), parent: info.parent };
+        folders.set(at, folder);
+      }
+      names.unshift(folder.name);
+      at = folder.parent;
+    }
+    return names.map((n) => `${n}/`).join('');
+  }
+
   async stat(id: string): Promise<RecordingEntry | null> {
     this.ready();
     const handle = parseHandleId(id);
@@ -228,12 +296,16 @@ export class PtpCameraSession implements CameraSession {
     const size = await this.sizeOf(handle, info);
     if (size === null) throw new DriverError('permanent', 'size-unknown', `camera cannot say how big ${id} is`);
     if (offset > size) throw new DriverError('permanent', 'bad-offset', `offset ${offset} is past the end (${size}) of ${id}`);
+    const method = this.methodFor(offset, size);
+    if (method === 'object' && offset > 0) {
+      this.log.info({ event: 'ptp.resume_from_start', id, offset, bytes: size }, `no partial read reaches offset ${offset} of ${id}: reading it from the start and skipping to the offset`);
+    }
     const stream = await PtpObjectStream.open({
       session: this.session,
       handle,
       size,
       offset,
-      method: this.methodFor(offset, size),
+      method,
       label: id,
       highWaterMark: this.o.readBufferBytes,
       signal,
@@ -251,14 +323,33 @@ export class PtpCameraSession implements CameraSession {
     return 'object';
   }
 
-  async delete(id: string): Promise<void> {
+  delete(id: string): Promise<void> {
+    const run = this.deletions.then(() => this.deleteNow(id));
+    this.deletions = run.catch(() => undefined);
+    return run;
+  }
+
+  private async deleteNow(id: string): Promise<void> {
     this.ready();
     if (!this.capabilities.delete) throw new DriverError('permanent', 'delete-unsupported', 'camera does not allow deleting');
     const handle = parseHandleId(id);
     // DeleteObject on a folder deletes everything in it (QEMU's usb-mtp does): only ever files.
     const info = await this.objectInfo(handle);
     if (info.format === Format.Association) throw new DriverError('permanent', 'not-a-file', `${id} is a folder`);
-    await this.session.request(Op.DeleteObject, [handle, 0], `DeleteObject ${id}`);
+    try {
+      await this.session.request(Op.DeleteObject, [handle, 0], `DeleteObject ${id}`);
+    } catch (err) {
+      // Listed in DeviceInfo yet refused as an operation: every other recording would be refused
+      // the same way, so the camera is not asked again during this docking.
+      if (err instanceof PtpResponseError && err.responseCode === Rc.OperationNotSupported) {
+        this.capabilities.delete = false;
+        this.log.warn(
+          { event: 'ptp.delete_unsupported', operation: 'DeleteObject', code: err.code },
+          'camera refuses DeleteObject (OperationNotSupported) although it lists it: verified recordings stay on the camera',
+        );
+      }
+      throw err;
+    }
   }
 
   async close(): Promise<void> {

@@ -4,10 +4,12 @@
  * over node-usb (./usb-transport.ts) and over the in-memory responder the tests use.
  */
 import { DriverError, boundString, type CameraDriver, type CameraIdentity, type DeviceInfo, type DriverLogger } from '../types.js';
-import { ACCESS_READ_ONLY_NO_DELETE, Op, STILL_IMAGE_CLASS } from './constants.js';
+import { ACCESS_READ_ONLY_NO_DELETE, Op, Rc, STILL_IMAGE_CLASS } from './constants.js';
 import { DatasetReader } from './codec.js';
 import { decodeStorageInfo, type PtpDeviceInfo } from './datasets.js';
 import { PtpCameraSession } from './camera-session.js';
+import { PtpResponseError } from './errors.js';
+import { describeQuirks, quirkKey, quirksFor, usableOperations, type PtpQuirkFlags, type PtpQuirkRow } from './quirks.js';
 import { PtpSession, type PtpSessionOptions } from './session.js';
 import type { PtpTransport } from './transport.js';
 
@@ -16,6 +18,7 @@ export { PtpSession } from './session.js';
 export type { PtpTransport, UsbDirection } from './transport.js';
 export { TransportCode } from './transport.js';
 export { PtpProtocolError, PtpResponseError } from './errors.js';
+export { PTP_QUIRKS, quirksFor, type PtpQuirkFlags, type PtpQuirkRow } from './quirks.js';
 
 export interface Fingerprint {
   class: number;
@@ -52,7 +55,12 @@ export interface PtpDriverOptions {
   maxObjects?: number;
   /** Tuning for tests: status polling and the wait for stale bytes after a cancel. */
   session?: Pick<PtpSessionOptions, 'statusPolls' | 'statusPollMs' | 'drainTimeoutMs' | 'sleep' | 'maxDatasetBytes'>;
+  /** The quirk table; default PTP_QUIRKS. */
+  quirks?: readonly PtpQuirkRow[];
 }
+
+/** Where GetDeviceInfo was answered: before OpenSession (the spec's way) or inside the session. */
+type DeviceInfoPath = 'outside' | 'in-session';
 
 export type PtpDriver = CameraDriver & { explainMatch(device: DeviceInfo): string };
 
@@ -85,17 +93,73 @@ async function anyStoreDeletable(session: PtpSession, info: PtpDeviceInfo, log: 
 
 export function createPtpDriver(opts: PtpDriverOptions): PtpDriver {
   const transferBytes = opts.transferBytes ?? 256 * 1024;
+  // The VID:PIDs that answer GetDeviceInfo only inside a session, learned while the daemon runs,
+  // so the next docking of such a camera does not spend a refused transaction (or a timeout).
+  const inSession = new Set<string>();
+
+  /**
+   * DeviceInfo the way this camera answers it. The spec lets a host ask before OpenSession,
+   * but some stacks refuse anything outside a session; asking inside it is always allowed.
+   */
+  async function readDeviceInfo(session: PtpSession, device: DeviceInfo, flags: PtpQuirkFlags, log: DriverLogger): Promise<{ info: PtpDeviceInfo; path: DeviceInfoPath }> {
+    const key = quirkKey(device.vendorId, device.productId);
+    const known = flags.deviceInfoInSession ? 'quirk table' : key && inSession.has(key) ? 'an earlier docking' : null;
+    if (known) {
+      log.info({ event: 'ptp.open_path', vidPid: key, path: 'in-session', source: known }, `asking GetDeviceInfo inside the session, as ${known} says for ${key}`);
+    } else {
+      let outside: PtpDeviceInfo | null = null;
+      try {
+        outside = await session.getDeviceInfo();
+      } catch (err) {
+        if (err instanceof DriverError && err.kind === 'deviceGone') throw err;
+        const code = err instanceof DriverError ? err.code : 'error';
+        log.warn(
+          { event: 'ptp.device_info_refused', operation: 'GetDeviceInfo', code, error: (err as Error).message },
+          `camera refused GetDeviceInfo outside a session (${(err as Error).message}); asking again inside one`,
+        );
+      }
+      if (outside) {
+        await session.open();
+        return { info: outside, path: 'outside' };
+      }
+    }
+    await session.open();
+    let info: PtpDeviceInfo;
+    try {
+      info = await session.getDeviceInfo();
+    } catch (err) {
+      // Refused even inside the session it just opened: the next attempt would go the same way.
+      if (err instanceof PtpResponseError && err.responseCode === Rc.SessionNotOpen) {
+        throw new DriverError('permanent', err.code, `${err.message}, even right after OpenSession`, { cause: err });
+      }
+      throw err;
+    }
+    if (!known && key) {
+      inSession.add(key);
+      log.info({ event: 'ptp.open_path', vidPid: key, path: 'in-session', source: 'fallback' }, `GetDeviceInfo works inside the session; ${key} is asked that way from now on`);
+    }
+    return { info, path: 'in-session' };
+  }
+
   return {
     name: 'ptp',
     matches: (device) => ptpFingerprintOf(device)?.score ?? 0,
-    explainMatch: (device) => ptpFingerprintOf(device)?.why ?? 'no still-image interface',
+    explainMatch: (device) => {
+      const fingerprint = ptpFingerprintOf(device);
+      if (!fingerprint) return 'no still-image interface';
+      const row = quirksFor(device.vendorId, device.productId, opts.quirks);
+      return row ? `${fingerprint.why}; quirks: ${describeQuirks(row.flags).join(', ')}` : fingerprint.why;
+    },
     async open(device: DeviceInfo, parentLog: DriverLogger) {
       const log = parentLog.child({ mod: 'ptp' });
+      const row = quirksFor(device.vendorId, device.productId, opts.quirks);
+      const flags = row?.flags ?? {};
+      if (row) log.info({ event: 'ptp.quirks', vidPid: quirkKey(row.vendorId, row.productId), device: row.device, flags: describeQuirks(flags) }, `quirks for ${row.device}: ${describeQuirks(flags).join(', ')}`);
       const transport = await opts.openTransport(device, log);
-      const session = new PtpSession(transport, { ...opts.session, log, timeoutMs: opts.timeoutMs, transferBytes });
+      const session = new PtpSession(transport, { ...opts.session, log, timeoutMs: opts.timeoutMs, transferBytes, openDelayMs: flags.openSessionDelayMs });
       try {
-        const info = await session.getDeviceInfo();
-        await session.open();
+        const { info: listed, path } = await readDeviceInfo(session, device, flags, log);
+        const info = { ...listed, operations: usableOperations(listed.operations, flags) };
         // QEMU's usb-mtp (and some cameras) report one fixed PTP serial for every unit; the USB
         // serial string tells units apart, so it wins when there is one.
         const serial = device.serialNumber?.trim() || info.serialNumber.trim();
@@ -107,7 +171,7 @@ export function createPtpDriver(opts: PtpDriverOptions): PtpDriver {
         };
         const deletable = await anyStoreDeletable(session, info, log);
         log.info(
-          { event: 'ptp.opened', model: identity.model, firmware: identity.firmware, operations: info.operations.length, deletable, vendorExtension: info.vendorExtensionId },
+          { event: 'ptp.opened', model: identity.model, firmware: identity.firmware, operations: info.operations.length, deletable, vendorExtension: info.vendorExtensionId, deviceInfo: path },
           `PTP session open with ${identity.model}`,
         );
         return new PtpCameraSession({
@@ -120,6 +184,7 @@ export function createPtpDriver(opts: PtpDriverOptions): PtpDriver {
           maxDepth: opts.maxDepth ?? 16,
           maxObjects: opts.maxObjects ?? 200_000,
           readBufferBytes: transferBytes,
+          listWholeStorage: flags.listWholeStorage === true,
         });
       } catch (err) {
         await session.close().catch(() => undefined);

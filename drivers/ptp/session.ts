@@ -23,6 +23,8 @@ export interface PtpSessionOptions {
   statusPollMs?: number;
   drainTimeoutMs?: number;
   sleep?(ms: number): Promise<void>;
+  /** A pause after every OpenSession, for cameras that refuse commands right after it (a quirk). */
+  openDelayMs?: number;
 }
 
 /** Serialises transactions: PTP allows one at a time per session. */
@@ -108,10 +110,14 @@ export class PtpSession {
   private lastTid = 0;
   private opened = false;
   private readonly log: DriverLogger;
+  private readonly openDelayMs: number;
+  private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(transport: PtpTransport, o: PtpSessionOptions) {
     this.log = o.log;
     this.maxDatasetBytes = o.maxDatasetBytes ?? 16 * 1024 * 1024;
+    this.openDelayMs = o.openDelayMs ?? 0;
+    this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.pipe = new BulkPipe(transport, {
       log: o.log,
       timeoutMs: o.timeoutMs ?? 10_000,
@@ -119,7 +125,7 @@ export class PtpSession {
       statusPolls: o.statusPolls ?? 20,
       statusPollMs: o.statusPollMs ?? 50,
       drainTimeoutMs: o.drainTimeoutMs ?? 100,
-      sleep: o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
+      sleep: this.sleep,
       onReset: () => {
         this.opened = false;
       },
@@ -191,6 +197,7 @@ export class PtpSession {
     }
     this.opened = true;
     this.lastTid = 0;
+    if (this.openDelayMs > 0) await this.sleep(this.openDelayMs);
   }
 
   private async ensureOpen(): Promise<void> {

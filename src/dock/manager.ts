@@ -153,7 +153,7 @@ export class DockManager implements BusListener {
         slot.state = 'retrying';
         const delayMs = backoffMs(attempt, retry);
         slotLog.warn(
-          { event: 'camera.open_retry', slotKey: device.key, attempt, attempts: storeFault ? null : retry.attempts, delayMs, error: errorText(err) },
+          { event: 'camera.open_retry', slotKey: device.key, attempt, attempts: storeFault ? null : retry.attempts, delayMs, code: err instanceof DriverError ? err.code : ((err as NodeJS.ErrnoException).code ?? null), error: errorText(err) },
           `cannot ${storeFault ? 'record the docking of' : 'open'} the camera in slot ${device.slot} (attempt ${attempt}${storeFault ? '' : ` of ${retry.attempts}`}): ${errorText(err)}; trying again in ${(delayMs / 1000).toFixed(1)} s`,
         );
         const timer = setTimeout(() => {
@@ -171,7 +171,7 @@ export class DockManager implements BusListener {
       const where = device.path ? `${device.path}/camera.json` : device.key;
       const tries = attempt > 1 ? ` after ${attempt} attempts` : '';
       slotLog.error(
-        { event: 'camera.rejected', slotKey: device.key, file: where, attempts: attempt, error: (err as Error).message },
+        { event: 'camera.rejected', slotKey: device.key, file: where, attempts: attempt, code: err instanceof DriverError ? err.code : undefined, error: (err as Error).message },
         `cannot dock camera in slot ${device.slot}${tries}: ${(err as Error).message}`,
       );
       return;

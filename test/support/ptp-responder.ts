@@ -64,6 +64,30 @@ export interface PtpResponderOptions {
   sizes?: Record<string, number>;
   /** Relative paths whose GetObject data container announces 0xFFFFFFFF. */
   unknownLength?: string[];
+  /**
+   * Relative path (a file on disk, its content ignored) → the size of a made-up recording whose
+   * bytes are syntheticBytes() of their position: 5 GiB without 5 GiB anywhere.
+   */
+  synthetic?: Record<string, number>;
+  // Quirks of real MTP stacks (issue 29):
+  /** GetDeviceInfo outside a session is answered SessionNotOpen, as uMTP-Responder does. */
+  deviceInfoNeedsSession?: boolean;
+  /** ObjectInfo says 0xFFFFFFFF for every file; only the ObjectSize property knows the size. */
+  unknownSizes?: boolean;
+  /** DeleteObject is listed in DeviceInfo but every call is answered OperationNotSupported. */
+  refuseDelete?: boolean;
+}
+
+/** The byte at `pos` of a synthetic recording; the high half of the position changes it too. */
+export function syntheticBytes(pos: number, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const p = pos + i;
+    const lo = p % 0x1_0000_0000;
+    const hi = Math.floor(p / 0x1_0000_0000);
+    out[i] = (lo ^ (lo >>> 8) ^ (lo >>> 16) ^ (lo >>> 24) ^ (hi * 0x9d)) & 0xff;
+  }
+  return out;
 }
 
 export const ALL_OPERATIONS = [
@@ -140,6 +164,13 @@ function fileSource(abs: string, offset: number, length: number): Source {
     },
   };
 }
+
+function syntheticSource(offset: number, length: number): Source {
+  return { length, read: async (pos, n) => syntheticBytes(offset + pos, n), close: async () => undefined };
+}
+
+/** Every operation but the partial reads: a camera that can only send a whole object. */
+export const WITHOUT_PARTIAL_READS = ALL_OPERATIONS.filter((op) => op !== Op.GetPartialObject && op !== Op.GetPartialObject64);
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 const gone = () => new DriverError('deviceGone', 'usb-gone', 'transferIn error: Disconnected');
@@ -398,6 +429,8 @@ export class PtpResponder implements PtpTransport {
     if (fault?.kind === 'response') return { code: fault.code };
     if (!this.operations.includes(op)) return { code: Rc.OperationNotSupported };
     if (op !== Op.GetDeviceInfo && op !== Op.OpenSession && !this.sessionOpen) return { code: Rc.SessionNotOpen };
+    if (op === Op.GetDeviceInfo && this.o.deviceInfoNeedsSession && !this.sessionOpen) return { code: Rc.SessionNotOpen };
+    if (op === Op.DeleteObject && this.o.refuseDelete) return { code: Rc.OperationNotSupported };
     const obj = () => this.objects.get(p[0] ?? 0);
     switch (op) {
       case Op.GetDeviceInfo:
@@ -426,8 +459,8 @@ export class PtpResponder implements PtpTransport {
       case Op.GetObject: {
         const o = obj();
         if (!o || o.folder) return { code: Rc.InvalidObjectHandle };
-        const size = (await lstat(o.abs)).size;
-        return { code: Rc.OK, data: fileSource(o.abs, 0, size), unknownLength: this.o.unknownLength?.includes(o.rel) };
+        const size = await this.contentSize(o);
+        return { code: Rc.OK, data: this.content(o, 0, size), unknownLength: this.o.unknownLength?.includes(o.rel) };
       }
       case Op.GetPartialObject:
         return this.partial(obj(), p[1] ?? 0, p[2] ?? 0);
@@ -491,7 +524,8 @@ export class PtpResponder implements PtpTransport {
         const rel = path.relative(this.o.root, abs).split(path.sep).join('/');
         const st = await lstat(abs);
         const handle = next++;
-        this.objects.set(handle, { handle, parent, abs, rel, name: this.o.rename?.[rel] ?? e.name, folder: e.isDirectory(), size: this.o.sizes?.[rel] ?? st.size, mtime: st.mtime });
+        const size = this.o.synthetic?.[rel] ?? this.o.sizes?.[rel] ?? st.size;
+        this.objects.set(handle, { handle, parent, abs, rel, name: this.o.rename?.[rel] ?? e.name, folder: e.isDirectory(), size, mtime: st.mtime });
         if (e.isDirectory()) await walk(abs, handle);
       }
     };
@@ -519,7 +553,7 @@ export class PtpResponder implements PtpTransport {
       storageId: STORAGE_ID,
       format: o.folder ? Format.Association : Format.Undefined,
       protectionStatus: 0,
-      compressedSize: o.folder ? 0 : o.size,
+      compressedSize: o.folder ? 0 : this.o.unknownSizes ? 0xffffffff : o.size,
       thumbFormat: 0,
       thumbCompressedSize: 0,
       thumbPixWidth: 0,
@@ -540,10 +574,19 @@ export class PtpResponder implements PtpTransport {
 
   private async partial(o: DeviceObject | undefined, offset: number, max: number): Promise<Answer> {
     if (!o || o.folder) return { code: Rc.InvalidObjectHandle };
-    const size = (await lstat(o.abs)).size;
+    const size = await this.contentSize(o);
     const from = Math.min(offset, size);
     const length = Math.min(max, size - from);
-    return { code: Rc.OK, params: [length], data: fileSource(o.abs, from, length) };
+    return { code: Rc.OK, params: [length], data: this.content(o, from, length) };
+  }
+
+  /** What a read sends: the file as it is now, or a synthetic recording's made-up bytes. */
+  private async contentSize(o: DeviceObject): Promise<number> {
+    return this.o.synthetic?.[o.rel] ?? (await lstat(o.abs)).size;
+  }
+
+  private content(o: DeviceObject, from: number, length: number): Source {
+    return this.o.synthetic?.[o.rel] !== undefined ? syntheticSource(from, length) : fileSource(o.abs, from, length);
   }
 
   private async delete(o: DeviceObject | undefined, format: number): Promise<Answer> {
