@@ -236,7 +236,7 @@ describe('ptp driver: listing', () => {
       ].sort(),
     );
     const a001 = byPath.get('DCIM/100BODY/A001.MP4')!;
-    expect(a001).toEqual({ id: handleId(responder.handleOf('DCIM/100BODY/A001.MP4')), path: 'DCIM/100BODY/A001.MP4', bytes: BIG.length, modifiedAt: new Date('2024-03-05T14:22:33Z') });
+    expect(a001).toEqual({ id: handleId(responder.handleOf('DCIM/100BODY/A001.MP4')), path: 'DCIM/100BODY/A001.MP4', bytes: BIG.length, modifiedAt: new Date('2024-03-05T14:22:33Z'), identity: `${BIG.length}:20240305T142233Z:20240305T142233Z` });
     expect(a001.id).toMatch(/^0x[0-9a-f]{8}$/);
     expect(byPath.get('DCIM/100BODY/A002.MP4')!.bytes).toBe(1000);
     // The root is asked for with parent 0xFFFFFFFF and no format filter (QEMU refuses one).
