@@ -115,6 +115,18 @@ describe('links on a simulated camera', () => {
     for (const name of ['link.MP4', 'DCIM', 'fifo.MP4']) expect(() => lstatSync(path.join(slot, name)), name).not.toThrow();
     expect(archivedFiles(path.join(dock.dataDir, 'archive')).some((b) => b.equals(secret))).toBe(false);
   });
+
+  it('count all of a camera full of them, but log at most 100 lines for one docking', async () => {
+    dock = new TestDock();
+    const folder = path.join(dock.simDir, 's1', 'links');
+    mkdirSync(folder, { recursive: true });
+    for (let i = 0; i < 150; i++) symlinkSync('/etc/hostname', path.join(folder, `L${i}.MP4`));
+    dock.dock('s1', { serial: 'N-MANY', files: [{ rel: 'REC0001.MP4', size: 1000 }] });
+    const d = dock.start();
+    await allVerified(dock, 1);
+    expect(await d.waitForEvent('camera.listed')).toMatchObject({ discovered: 1, unreadable: 150 });
+    expect(d.events('recording.unreadable')).toHaveLength(100);
+  });
 });
 
 describe('a folder replaced by a link after the listing', () => {
