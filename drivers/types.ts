@@ -26,7 +26,10 @@
  *   per-recording capability. Whether the recording is still the one copied before is the
  *   caller's to check before every resume (DESIGN.md invariant 7), whatever the driver.
  * - `list()` yields recordings lazily so a camera with 100,000 files never needs 100,000 objects
- *   held at once by the driver.
+ *   held at once by the driver. Whatever it finds and cannot offer as a recording (a link, a
+ *   device node, a file that vanished or cannot be stat'ed, a folder too deep or unreadable) it
+ *   reports to `onUnreadable`, never skipping it silently; only what the protocol defines as not
+ *   footage (a simulated camera's camera.json, names starting with ".") is left out unreported.
  */
 import type { Readable } from 'node:stream';
 import type { BufferPool } from './buffer-pool.js';
@@ -108,9 +111,17 @@ export interface DeviceLogEntry {
 }
 
 export interface RecordingEntry {
-  /** The recording's id on the camera, stable while it stays there (a relative path, a handle). */
+  /**
+   * The recording's id on the camera, stable while it stays there (a relative path, a handle).
+   * Opaque to callers: they hand it back to `read()` and `delete()` unchanged.
+   */
   id: string;
-  /** The original path as the camera names it, `/`-separated. Untrusted. */
+  /**
+   * The original path as the camera names it, `/`-separated. Untrusted. Drivers whose names are
+   * bytes (file systems) give a name that is not valid UTF-8 in the lossless encoding of
+   * `camera-names.ts` (docs/recording-names.md): a UTF-8 name is itself, each other byte 0xXY is
+   * U+F7XY. Two different names never give the same path, and the path holds no lone surrogate.
+   */
   path: string;
   bytes: number;
   modifiedAt: Date | null;
@@ -122,6 +133,23 @@ export interface RecordingEntry {
    * must not keep its identity, so a driver puts in it everything that a replacement changes.
    */
   identity: string;
+}
+
+/** Something a listing found on the camera that cannot be offloaded; see `ListOptions`. */
+export interface UnreadableEntry {
+  /** Its path, encoded as `RecordingEntry.path` is. Untrusted. */
+  path: string;
+  /** `symlink`, `not-a-file`, `vanished`, `too-deep`, `outside` or `unreadable` (see `code`). */
+  reason: UnreadableReason;
+  /** The file system's error code when it gave one, e.g. `EACCES`. */
+  code?: string;
+}
+
+export type UnreadableReason = 'symlink' | 'not-a-file' | 'vanished' | 'too-deep' | 'outside' | 'unreadable';
+
+export interface ListOptions {
+  /** Called for each entry the listing passes over; the caller logs and counts it. */
+  onUnreadable?(entry: UnreadableEntry): void;
 }
 
 export interface ReadOptions {
@@ -153,7 +181,7 @@ export interface CameraSession {
   clock?(): Promise<Date>;
   /** Battery and mode events the camera kept since it was last docked. */
   deviceLog?(): Promise<DeviceLogEntry[]>;
-  list(): AsyncIterable<RecordingEntry>;
+  list(options?: ListOptions): AsyncIterable<RecordingEntry>;
   read(id: string, offset: number, options?: ReadOptions): Promise<Readable>;
   /**
    * What the camera holds under `id` now, described as `list()` would; null when it holds

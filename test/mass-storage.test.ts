@@ -1,10 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { DriverError, type CameraSession, type DeviceInfo, type RecordingEntry } from '../drivers/types.js';
+import { DriverError, type CameraSession, type DeviceInfo, type RecordingEntry, type UnreadableEntry } from '../drivers/types.js';
 import { createMassStorageDriver, findDisks, findMount, parseMountinfo, type MassStorageDriverOptions } from '../drivers/mass-storage/index.js';
 import { MemoryLogger, recordedInfo } from './support/usb.js';
 
@@ -264,6 +265,73 @@ describe('mass-storage driver', () => {
     expect(existsSync(path.join(w.camA, 'DCIM/100MEDIA/A0002.MP4'))).toBe(false);
     await s.delete('DCIM/100MEDIA/A0002.MP4');
     expect((await collect(s)).map((e) => e.id)).not.toContain('DCIM/100MEDIA/A0002.MP4');
+  });
+
+  it('lists, reads and deletes a file whose name is not UTF-8 by its raw bytes', async () => {
+    const w = world();
+    const folder = path.join(w.camA, 'DCIM', '100MEDIA');
+    const latin1 = Buffer.concat([Buffer.from(`${folder}/caf`), Buffer.of(0xe9), Buffer.from('.MP4')]);
+    writeFileSync(latin1, 'latin-1 name');
+    // Valid UTF-8 that spells what the Latin-1 name is kept as: it must stay a different recording.
+    writeFileSync(path.join(folder, 'caf\uf7e9.MP4'), 'crafted name');
+    mkdirSync(Buffer.concat([Buffer.from(`${w.camA}/DCIM/`), Buffer.of(0xff)]));
+    writeFileSync(Buffer.concat([Buffer.from(`${w.camA}/DCIM/`), Buffer.of(0xff), Buffer.from('/x.MP4')]), 'in a folder');
+    const s = await open(w);
+    const ids = (await collect(s)).map((e) => e.id);
+    expect(ids).toEqual(expect.arrayContaining(['DCIM/100MEDIA/caf\uf7e9.MP4', 'DCIM/100MEDIA/caf\uf7ef\uf79f\uf7a9.MP4', 'DCIM/\uf7ff/x.MP4']));
+    expect((await all(await s.read('DCIM/100MEDIA/caf\uf7e9.MP4', 0))).toString()).toBe('latin-1 name');
+    expect((await all(await s.read('DCIM/100MEDIA/caf\uf7ef\uf79f\uf7a9.MP4', 0))).toString()).toBe('crafted name');
+    expect((await all(await s.read('DCIM/\uf7ff/x.MP4', 3))).toString()).toBe('a folder');
+    await s.delete('DCIM/100MEDIA/caf\uf7e9.MP4');
+    expect(existsSync(latin1)).toBe(false);
+    expect(readFileSync(path.join(folder, 'caf\uf7e9.MP4'), 'utf8')).toBe('crafted name');
+    // The escape of bytes that are UTF-8 is no name's id: it names nothing rather than é.
+    expect(await rejection(s.read('DCIM/100MEDIA/caf\uf7c3\uf7a9.MP4', 0))).toMatchObject({ kind: 'permanent', code: 'bad-id' });
+  });
+
+  it('reports links, device nodes, vanished files and folders too deep, and skips only dotfiles', async () => {
+    const w = world();
+    execFileSync('mkfifo', [path.join(w.camA, 'DCIM', '100MEDIA', 'pipe.MP4')]);
+    mkdirSync(path.join(w.camA, 'DCIM', ...Array.from({ length: 9 }, (_, i) => `d${i}`)), { recursive: true });
+    symlinkSync('/etc', Buffer.concat([Buffer.from(`${w.camA}/DCIM/l`), Buffer.of(0xe9)]));
+    const s = await open(w);
+    const reported: UnreadableEntry[] = [];
+    const listed: string[] = [];
+    for await (const e of s.list({ onUnreadable: (u) => reported.push(u) })) {
+      listed.push(e.id);
+      // Gone between the listing of its folder and its stat: reported, not skipped.
+      if (e.id === 'DCIM/100MEDIA/A0001.MP4') rmSync(path.join(w.camA, 'DCIM', '100MEDIA', 'A0002.MP4'), { force: true });
+      if (e.id === 'DCIM/100MEDIA/A0002.MP4') rmSync(path.join(w.camA, 'DCIM', '100MEDIA', 'A0001.MP4'), { force: true });
+    }
+    expect(listed).toHaveLength(2);
+    const gone = listed.includes('DCIM/100MEDIA/A0001.MP4') ? 'DCIM/100MEDIA/A0002.MP4' : 'DCIM/100MEDIA/A0001.MP4';
+    expect(reported.sort((a, b) => a.path.localeCompare(b.path))).toEqual(
+      [
+        { path: 'DCIM/d0/d1/d2/d3/d4/d5/d6/d7/d8', reason: 'too-deep' },
+        { path: 'DCIM/l\uf7e9', reason: 'symlink' },
+        { path: 'DCIM/passwd.MP4', reason: 'symlink' },
+        { path: 'DCIM/up', reason: 'symlink' },
+        { path: 'DCIM/100MEDIA/pipe.MP4', reason: 'not-a-file' },
+        { path: gone, reason: 'vanished', code: 'ENOENT' },
+      ].sort((a, b) => a.path.localeCompare(b.path)),
+    );
+    // A FIFO swapped in under a recording's name neither blocks the read nor is read.
+    expect(await rejection(s.read('DCIM/100MEDIA/pipe.MP4', 0))).toMatchObject({ kind: 'permanent', code: 'not-a-file' });
+  });
+
+  it('never reads or deletes through a folder replaced by a link after the listing', async () => {
+    const w = world();
+    const outside = path.join(w.root, 'outside');
+    mkdirSync(outside);
+    writeFileSync(path.join(outside, 'A0002.MP4'), 'not the camera’s');
+    const s = await open(w);
+    expect((await collect(s)).map((e) => e.id)).toContain('DCIM/100MEDIA/A0002.MP4');
+    renameSync(path.join(w.camA, 'DCIM', '100MEDIA'), path.join(w.camA, 'DCIM', '.moved'));
+    symlinkSync(outside, path.join(w.camA, 'DCIM', '100MEDIA'));
+    expect(await rejection(s.read('DCIM/100MEDIA/A0002.MP4', 0))).toMatchObject({ kind: 'permanent', code: 'bad-id' });
+    expect(await rejection(s.delete('DCIM/100MEDIA/A0002.MP4'))).toMatchObject({ kind: 'permanent', code: 'bad-id' });
+    expect(readFileSync(path.join(outside, 'A0002.MP4'), 'utf8')).toBe('not the camera’s');
+    expect(readFileSync(path.join(w.camA, 'DCIM', '.moved', 'A0002.MP4')).equals(SMALL)).toBe(true);
   });
 
   it('ends a read with deviceGone when the camera is unplugged mid-read', async () => {

@@ -2,21 +2,22 @@
  * A docked mass-storage camera: the files under the configured folders of its mounted volume.
  * Recording ids are `/`-separated paths relative to the volume root, e.g. DCIM/100AXON/A001.MP4.
  */
-import { constants, type BigIntStats } from 'node:fs';
-import { lstat, open, opendir, realpath, unlink, type FileHandle } from 'node:fs/promises';
-import path from 'node:path';
+import { constants } from 'node:fs';
+import { open, realpath, type FileHandle } from 'node:fs/promises';
 import {
   DriverError,
   type BatteryReading,
   type CameraIdentity,
   type CameraSession,
   type DriverLogger,
+  type ListOptions,
   type ReadOptions,
   type RecordingEntry,
 } from '../types.js';
 import { readMounts, type Volume } from './volume.js';
 import { usbDevicePresent } from './sysfs.js';
 import { VolumeReadStream } from './read-stream.js';
+import { openInside, statInside, unlinkInside, walkTree, type TreeWalk } from '../file-tree.js';
 
 const MAX_DEPTH = 8;
 /** Errors that only a device that went away gives. */
@@ -41,18 +42,13 @@ export interface MassStorageSessionOptions {
  * until then; on vfat, fsync of the folder writes its entry and the allocation table and flushes
  * the disk (fat_file_fsync), so a camera pulled out a moment later no longer holds the file.
  */
-async function syncDirectory(dir: string): Promise<void> {
+async function syncDirectory(dir: Buffer): Promise<void> {
   const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     await handle.sync();
   } finally {
     await handle.close().catch(() => undefined);
   }
-}
-
-function inside(root: string, p: string): boolean {
-  const rel = path.relative(root, p);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
 export class MassStorageSession implements CameraSession {
@@ -62,13 +58,14 @@ export class MassStorageSession implements CameraSession {
 
   private constructor(
     private readonly o: MassStorageSessionOptions,
-    private readonly realMount: string,
+    /** The mount point as realpath gives it: nothing outside it is ever read or deleted. */
+    private readonly realMount: Buffer,
   ) {}
 
   static async open(o: MassStorageSessionOptions): Promise<MassStorageSession> {
-    let real: string;
+    let real: Buffer;
     try {
-      real = await realpath(o.volume.mountPoint);
+      real = await realpath(o.volume.mountPoint, { encoding: 'buffer' });
     } catch (err) {
       throw new DriverError('deviceGone', 'unmounted', `${o.volume.mountPoint} went away as it was found`, { cause: err });
     }
@@ -123,72 +120,31 @@ export class MassStorageSession implements CameraSession {
     return null;
   }
 
-  async *list(): AsyncIterable<RecordingEntry> {
+  async *list(options: ListOptions = {}): AsyncIterable<RecordingEntry> {
     await this.ready();
-    for (const folder of this.o.folders) yield* this.walk(folder, 0);
-  }
-
-  private async *walk(rel: string, depth: number): AsyncGenerator<RecordingEntry> {
-    if (depth > MAX_DEPTH) return;
-    const dir = await opendir(path.join(this.mountPoint, rel)).catch(async (err: unknown) => {
-      const e = await this.classify(err, `cannot list ${rel || '/'}`);
-      // A configured folder the camera does not have is an empty folder, not a fault.
-      if (e.kind === 'permanent' && (e.code === 'ENOENT' || e.code === 'ENOTDIR')) return null;
-      throw e;
-    });
-    if (!dir) return;
-    try {
-      for await (const ent of dir) {
-        // Symlinks are skipped, never followed: they could point anywhere on the host.
-        if (ent.name.startsWith('.') || ent.isSymbolicLink()) continue;
-        const id = rel ? `${rel}/${ent.name}` : ent.name;
-        if (ent.isDirectory()) {
-          yield* this.walk(id, depth + 1);
-        } else if (ent.isFile()) {
-          const st = await lstat(path.join(this.mountPoint, id), { bigint: true }).catch(() => null);
-          if (st?.isFile()) yield entryOf(id, st);
-        }
-      }
-    } catch (err) {
-      throw await this.classify(err, `cannot list ${rel || '/'}`);
-    }
-  }
-
-  /** The id's absolute path, its folder resolved without leaving the volume. */
-  private async resolve(id: string): Promise<string> {
-    const parts = String(id).split('/');
-    if (String(id).includes('\0') || parts.some((p) => p === '' || p === '.' || p === '..')) {
-      throw new DriverError('permanent', 'bad-id', `not a recording id: ${JSON.stringify(id)}`);
-    }
-    const abs = path.join(this.mountPoint, ...parts);
-    let parent: string;
-    try {
-      parent = await realpath(path.dirname(abs));
-    } catch (err) {
-      throw await this.classify(err, `cannot find ${id}`);
-    }
-    if (!inside(this.realMount, parent)) throw new DriverError('permanent', 'bad-id', `recording id leads outside the camera's volume: ${id}`);
-    return path.join(parent, path.basename(abs));
+    const walk: TreeWalk = {
+      root: this.realMount,
+      maxDepth: MAX_DEPTH,
+      classify: (err, what) => this.classify(err, what),
+      onUnreadable: options.onUnreadable,
+    };
+    for (const folder of this.o.folders) yield* walkTree(walk, Buffer.from(folder));
   }
 
   async read(id: string, offset: number, options: ReadOptions = {}): Promise<VolumeReadStream> {
     if (options.signal?.aborted) throw new DriverError('transient', 'aborted', 'read aborted');
     await this.ready();
     if (!Number.isSafeInteger(offset) || offset < 0) throw new DriverError('permanent', 'bad-offset', `bad offset ${offset}`);
-    const file = await this.resolve(id);
     let handle: FileHandle;
+    let size: number;
     try {
-      handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+      ({ handle, size } = await openInside(this.realMount, id));
     } catch (err) {
       throw await this.classify(err, `cannot open ${id}`);
     }
-    try {
-      const st = await handle.stat();
-      if (!st.isFile()) throw new DriverError('permanent', 'not-a-file', `${id} is not a file`);
-      if (offset > st.size) throw new DriverError('permanent', 'bad-offset', `offset ${offset} is past the end (${st.size}) of ${id}`);
-    } catch (err) {
+    if (offset > size) {
       await handle.close().catch(() => undefined);
-      throw await this.classify(err, `cannot read ${id}`);
+      throw new DriverError('permanent', 'bad-offset', `offset ${offset} is past the end (${size}) of ${id}`);
     }
     const stream = new VolumeReadStream({
       handle,
@@ -206,22 +162,16 @@ export class MassStorageSession implements CameraSession {
   async stat(id: string): Promise<RecordingEntry | null> {
     await this.ready();
     try {
-      const st = await lstat(await this.resolve(id), { bigint: true });
-      return st.isFile() ? entryOf(id, st) : null;
+      return await statInside(this.realMount, id);
     } catch (err) {
-      const e = await this.classify(err, `cannot stat ${id}`);
-      if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return null;
-      throw e;
+      throw await this.classify(err, `cannot stat ${id}`);
     }
   }
 
   async delete(id: string): Promise<void> {
     await this.ready();
     try {
-      const file = await this.resolve(id);
-      if (!(await lstat(file)).isFile()) throw new DriverError('permanent', 'not-a-file', `${id} is not a file`);
-      await unlink(file);
-      await syncDirectory(path.dirname(file));
+      await syncDirectory(await unlinkInside(this.realMount, id));
     } catch (err) {
       const e = await this.classify(err, `cannot delete ${id}`);
       // Already gone is what delete wanted; a vanished volume was turned into deviceGone above.
@@ -239,14 +189,4 @@ export class MassStorageSession implements CameraSession {
     await Promise.all([...this.streams].map((s) => new Promise<void>((r) => (s.closed ? r() : s.once('close', () => r())))));
     await this.o.release();
   }
-}
-
-/**
- * A file's identity on the volume: FAT keeps modification times to 2 s, so a file rewritten in
- * place within that window keeps them; its size usually changes, and a file renamed over it
- * has another directory entry, hence another inode number.
- */
-function entryOf(id: string, st: BigIntStats): RecordingEntry {
-  const bytes = Number(st.size);
-  return { id, path: id, bytes, modifiedAt: new Date(Number(st.mtimeMs)), identity: `${bytes}:${st.mtimeNs}:${st.ino}` };
 }

@@ -1,5 +1,4 @@
-import { lstat, open, readFile, stat, unlink, opendir } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   DriverError,
@@ -8,16 +7,27 @@ import {
   type CameraSession,
   type DeviceLogEntry,
   type DriverLogger,
+  type ListOptions,
   type ReadOptions,
   type RecordingEntry,
 } from '../types.js';
 import { CameraFileError, parseCameraFile, type CameraSpec } from './camera-file.js';
 import { FaultState } from './faults.js';
+import { openInside, statInside, unlinkInside, walkTree } from '../file-tree.js';
 import { SimReadStream } from './read-stream.js';
 import { Throttle } from './throttle.js';
 
 export const CAMERA_FILE = 'camera.json';
+const CAMERA_FILE_BYTES = Buffer.from(CAMERA_FILE);
 const MAX_DEPTH = 32;
+/** Errors no retry fixes: the path is not a plain file, or the slot refuses. */
+const REFUSED_CODES = new Set(['ENOENT', 'EACCES', 'EPERM', 'ELOOP', 'EISDIR', 'ENOTDIR', 'ENAMETOOLONG']);
+
+function classify(err: unknown, what: string): DriverError {
+  if (err instanceof DriverError) return err;
+  const code = (err as NodeJS.ErrnoException).code ?? 'io-error';
+  return new DriverError(REFUSED_CODES.has(code) ? 'permanent' : 'transient', code, `${what}: ${(err as Error).message}`, { cause: err });
+}
 
 /**
  * A docked simulated camera: a slot folder whose files are its storage. camera.json is re-read on
@@ -34,6 +44,8 @@ export class SimCameraSession implements CameraSession {
 
   private constructor(
     private readonly dir: string,
+    /** The slot folder as realpath gives it: nothing outside it is ever read or deleted. */
+    private readonly root: Buffer,
     private readonly log: DriverLogger,
     spec: CameraSpec,
     specKey: string,
@@ -46,7 +58,8 @@ export class SimCameraSession implements CameraSession {
 
   static async open(dir: string, log: DriverLogger): Promise<SimCameraSession> {
     const { spec, key } = await readSpec(dir);
-    return new SimCameraSession(dir, log, spec, key);
+    const root = await realpath(dir, { encoding: 'buffer' });
+    return new SimCameraSession(dir, root, log, spec, key);
   }
 
   private async refresh(): Promise<void> {
@@ -97,45 +110,29 @@ export class SimCameraSession implements CameraSession {
     return this.spec.batteryLog.map((e) => ({ at: e.at, type: 'battery', percent: e.percent, charging: e.charging }));
   }
 
-  async *list(): AsyncIterable<RecordingEntry> {
+  async *list(options: ListOptions = {}): AsyncIterable<RecordingEntry> {
     await this.ready();
-    yield* this.walk('', 0);
-  }
-
-  private async *walk(rel: string, depth: number): AsyncGenerator<RecordingEntry> {
-    if (depth > MAX_DEPTH) return;
-    const dir = await opendir(path.join(this.dir, rel)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return null;
-      throw err;
-    });
-    if (!dir) return;
-    for await (const ent of dir) {
-      if (ent.name.startsWith('.')) continue;
-      if (depth === 0 && ent.name === CAMERA_FILE) continue;
-      const id = rel ? `${rel}/${ent.name}` : ent.name;
-      if (ent.isDirectory()) {
-        yield* this.walk(id, depth + 1);
-      } else if (ent.isFile()) {
-        const st = await stat(path.join(this.dir, id), { bigint: true }).catch(() => null);
-        if (st) yield entryOf(id, st);
-      }
-    }
-  }
-
-  private filePath(id: string): string {
-    // The id came from our own listing, but callers may hand back anything: stay inside the slot.
-    const abs = path.resolve(this.dir, id);
-    if (!abs.startsWith(path.resolve(this.dir) + path.sep)) throw new DriverError('permanent', 'bad-id', `recording id outside the camera: ${id}`);
-    return abs;
+    yield* walkTree(
+      {
+        root: this.root,
+        maxDepth: MAX_DEPTH,
+        notFootage: (name) => name.equals(CAMERA_FILE_BYTES),
+        classify: async (err, what) => classify(err, what),
+        onUnreadable: options.onUnreadable,
+      },
+      Buffer.alloc(0),
+    );
   }
 
   async read(id: string, offset: number, options: ReadOptions = {}): Promise<SimReadStream> {
     await this.ready();
-    const file = this.filePath(id);
-    const handle = await open(file, 'r').catch((err: NodeJS.ErrnoException) => {
-      throw new DriverError(err.code === 'ENOENT' ? 'permanent' : 'transient', err.code ?? 'open', `cannot open ${id}: ${err.message}`);
-    });
-    const { size } = await handle.stat();
+    let opened;
+    try {
+      opened = await openInside(this.root, id);
+    } catch (err) {
+      throw classify(err, `cannot open ${id}`);
+    }
+    const { handle, size } = opened;
     if (offset > size) {
       await handle.close();
       throw new DriverError('permanent', 'bad-offset', `offset ${offset} is past the end (${size}) of ${id}`);
@@ -155,19 +152,23 @@ export class SimCameraSession implements CameraSession {
 
   async stat(id: string): Promise<RecordingEntry | null> {
     await this.ready();
-    const st = await lstat(this.filePath(id), { bigint: true }).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return null;
-      throw new DriverError('transient', err.code ?? 'stat', `cannot stat ${id}: ${err.message}`);
-    });
-    return st?.isFile() ? entryOf(id, st) : null;
+    try {
+      return await statInside(this.root, id);
+    } catch (err) {
+      throw classify(err, `cannot stat ${id}`);
+    }
   }
 
   async delete(id: string): Promise<void> {
     await this.ready();
     if (this.faults.deleteFails(id)) throw new DriverError('transient', 'delete-error', `camera refused to delete ${id}`);
-    await unlink(this.filePath(id)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw new DriverError('transient', err.code ?? 'unlink', `cannot delete ${id}: ${err.message}`);
-    });
+    try {
+      await unlinkInside(this.root, id);
+    } catch (err) {
+      const e = classify(err, `cannot delete ${id}`);
+      // Already gone is what delete wanted.
+      if (e.code !== 'ENOENT') throw e;
+    }
   }
 
   async close(): Promise<void> {
@@ -194,14 +195,5 @@ async function readSpec(dir: string, knownKey?: string): Promise<{ spec: CameraS
 }
 
 class Unchanged extends Error {}
-
-/**
- * A file's identity on the simulated camera: a file written again in place changes its size or
- * modification time (kept to the nanosecond), one renamed over it changes the inode too.
- */
-function entryOf(id: string, st: BigIntStats): RecordingEntry {
-  const bytes = Number(st.size);
-  return { id, path: id, bytes, modifiedAt: new Date(Number(st.mtimeMs)), identity: `${bytes}:${st.mtimeNs}:${st.ino}` };
-}
 
 export { CameraFileError };

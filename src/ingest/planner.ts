@@ -3,7 +3,7 @@
  * 100,000 recordings is planned in bounded memory: nothing is held but the current batch.
  */
 import type { Logger } from 'pino';
-import type { CameraSession, RecordingEntry } from '../../drivers/types.js';
+import type { CameraSession, RecordingEntry, UnreadableEntry } from '../../drivers/types.js';
 import type { CustodyLog } from '../custody/log.js';
 import { relaxedTransaction, type Db } from '../store/db.js';
 import { markLeftCamera } from '../store/recordings.js';
@@ -12,6 +12,7 @@ import { officerAt } from '../officers.js';
 
 const BATCH = 500;
 const MAX_PATH = 4096;
+const UNREADABLE_LINES = 100;
 
 export interface PlanResult {
   discovered: number;
@@ -20,6 +21,8 @@ export interface PlanResult {
   replaced: number;
   vanished: number;
   skipped: number;
+  /** Entries the camera listed that cannot be offloaded (links, device nodes, vanished files). */
+  unreadable: number;
 }
 
 export class Planner {
@@ -51,9 +54,15 @@ export class Planner {
   }
 
   async plan(serial: string, visit: number, session: CameraSession, clockSkewSeconds: number | null = null): Promise<PlanResult> {
-    const result: PlanResult = { discovered: 0, known: 0, replaced: 0, vanished: 0, skipped: 0 };
+    const result: PlanResult = { discovered: 0, known: 0, replaced: 0, vanished: 0, skipped: 0, unreadable: 0 };
     let batch: RecordingEntry[] = [];
-    for await (const entry of session.list()) {
+    const onUnreadable = (u: UnreadableEntry) => {
+      // A camera full of device nodes must not flood the log: the rest are counted in camera.listed.
+      if (++result.unreadable > UNREADABLE_LINES) return;
+      const sourcePath = String(u.path).slice(0, MAX_PATH);
+      this.log.warn({ event: 'recording.unreadable', camera: serial, sourcePath, reason: u.reason, code: u.code }, `cannot offload ${sourcePath} from the camera (${u.reason}); it stays there`);
+    };
+    for await (const entry of session.list({ onUnreadable })) {
       batch.push(entry);
       if (batch.length >= BATCH) {
         this.applyBatch(serial, visit, batch, result, clockSkewSeconds);

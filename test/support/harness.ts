@@ -105,6 +105,17 @@ export class TestDock {
     renameSync(tmp, path.join(dir, 'camera.json'));
   }
 
+  /**
+   * Writes a file of a camera by a path given as raw bytes (any bytes but `/` and NUL in a name,
+   * UTF-8 or not). Call it before `dock()`, which writes camera.json last.
+   */
+  putRawFile(slot: string, rel: Buffer, data: Buffer): Buffer {
+    const file = Buffer.concat([Buffer.from(path.join(this.simDir, slot) + '/'), rel]);
+    mkdirSync(file.subarray(0, file.lastIndexOf(0x2f)), { recursive: true });
+    writeFileSync(file, data);
+    return file;
+  }
+
   undock(slot: string): void {
     rmSync(path.join(this.simDir, slot, 'camera.json'), { force: true });
   }
