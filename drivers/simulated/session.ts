@@ -3,7 +3,9 @@ import path from 'node:path';
 import {
   DriverError,
   type BatteryReading,
+  type CameraEvent,
   type CameraIdentity,
+  type CameraSettings,
   type CameraSession,
   type DeviceLogEntry,
   type DriverLogger,
@@ -14,6 +16,8 @@ import { CameraFileError, parseCameraFile, type CameraSpec } from './camera-file
 import { FaultState } from './faults.js';
 import { SimReadStream } from './read-stream.js';
 import { Throttle } from './throttle.js';
+import { CLOCK_FILE, SETTINGS_FILE } from './camera-settings-file.js';
+import { clockWasSet, reportedSettings, writeClock, writeSettings } from './configuration.js';
 
 export const CAMERA_FILE = 'camera.json';
 const MAX_DEPTH = 32;
@@ -24,7 +28,13 @@ const MAX_DEPTH = 32;
  * file after a detach makes the camera answer again.
  */
 export class SimCameraSession implements CameraSession {
-  readonly capabilities = { resume: true, delete: true };
+  /**
+   * Taking settings changes nothing on the camera's storage (the firmware reads settings.json,
+   * the listing never shows it), so dockd may configure a simulated camera before offloading.
+   */
+  get capabilities() {
+    return { resume: true, delete: true, clock: true, eventLog: true, settings: this.spec.settings !== null, settingsDisturbRecordings: false };
+  }
   private spec: CameraSpec;
   private specKey: string;
   private faults: FaultState;
@@ -88,7 +98,31 @@ export class SimCameraSession implements CameraSession {
 
   async clock(): Promise<Date> {
     await this.ready();
-    return new Date(Date.now() + this.spec.clockOffsetSeconds * 1000);
+    const offsetSeconds = (await clockWasSet(this.dir)) ? 0 : this.spec.clockOffsetSeconds;
+    return new Date(Date.now() + offsetSeconds * 1000);
+  }
+
+  async setClock(date: Date): Promise<void> {
+    await this.ready();
+    await writeClock(this.dir, date);
+  }
+
+  async settings(): Promise<CameraSettings> {
+    await this.ready();
+    if (!this.spec.settings) throw new DriverError('permanent', 'no-settings', 'the camera reports no settings');
+    return reportedSettings(this.dir, this.spec.settings);
+  }
+
+  async applySettings(partial: CameraSettings): Promise<void> {
+    await this.ready();
+    if (!this.spec.settings) throw new DriverError('permanent', 'no-settings', 'the camera reports no settings and cannot be configured');
+    const written = await writeSettings(this.dir, this.spec.settings, partial);
+    if (written) this.log.debug({ event: 'sim.settings_written', keys: Object.keys(partial) }, 'settings.json written');
+  }
+
+  async eventLog(): Promise<CameraEvent[]> {
+    await this.ready();
+    return this.spec.eventLog.map((e) => ({ at: e.at, type: e.type }));
   }
 
   async deviceLog(): Promise<DeviceLogEntry[]> {
@@ -110,7 +144,7 @@ export class SimCameraSession implements CameraSession {
     if (!dir) return;
     for await (const ent of dir) {
       if (ent.name.startsWith('.')) continue;
-      if (depth === 0 && ent.name === CAMERA_FILE) continue;
+      if (depth === 0 && isCameraFile(ent.name)) continue;
       const id = rel ? `${rel}/${ent.name}` : ent.name;
       if (ent.isDirectory()) {
         yield* this.walk(id, depth + 1);
@@ -184,5 +218,10 @@ async function readSpec(dir: string, knownKey?: string): Promise<{ spec: CameraS
 }
 
 class Unchanged extends Error {}
+
+/** The slot's own files, which are the camera's state and configuration, never recordings. */
+function isCameraFile(name: string): boolean {
+  return name === CAMERA_FILE || name === SETTINGS_FILE || name === CLOCK_FILE;
+}
 
 export { CameraFileError };
