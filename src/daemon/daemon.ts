@@ -12,6 +12,8 @@ import { IngestEngine } from '../ingest/engine.js';
 import { Planner } from '../ingest/planner.js';
 import { recover } from '../ingest/recovery.js';
 import { DockManager } from '../dock/manager.js';
+import { CameraConfigurator } from '../dock/configure.js';
+import { pruneCameraEvents } from '../store/camera-settings.js';
 import { BatteryRecorder } from '../battery/recorder.js';
 import { recentHealth, storeVerdict } from '../battery/fleet.js';
 import { simulatedDriver } from '../../drivers/simulated/index.js';
@@ -98,6 +100,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
       }
     },
     batteryIntervalMs: cfg.battery.sampleIntervalMs,
+    configurator: new CameraConfigurator(db, custody, { clock: cfg.clock, settings: cfg.settings, earliest: () => battery.cutoff() }),
   });
 
   const buses: Bus[] = [];
@@ -137,6 +140,13 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     } catch (err) {
       // As with the retention sweep: the next sweep tries again, and nothing depends on it meanwhile.
       log.error({ event: 'battery.prune_failed', err }, 'battery sample pruning failed');
+    }
+    try {
+      // Cameras' event logs are kept exactly as long as their battery samples.
+      const events = await pruneCameraEvents(db, battery.cutoff());
+      if (events) log.info({ event: 'camera.events_pruned', events, keepDays: cfg.battery.keepDays }, `deleted ${events} camera event-log entries older than ${cfg.battery.keepDays} days`);
+    } catch (err) {
+      log.error({ event: 'camera.events_prune_failed', err }, 'camera event-log pruning failed');
     }
   };
   void sweep();
