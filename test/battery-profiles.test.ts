@@ -10,6 +10,9 @@ import { BatteryRecorder } from '../src/battery/recorder.js';
 import { openStore } from '../src/store/db.js';
 import { noteProfile } from '../src/store/camera-settings.js';
 import { cli } from './support/harness.js';
+import { buildReport } from '../src/report/model.js';
+import { renderReport } from '../src/report/html.js';
+import { parseConfig } from '../src/config.js';
 
 interface Range {
   min: number;
@@ -89,5 +92,14 @@ describe('battery drain per settings profile', () => {
 
     const human = await cli(['--data-dir', dir, 'battery', f.serial], { env: { DOCKD_CONFIG: '' } });
     expect(human.stdout).toMatch(/after profile winter the drain fell from 1[12](\.\d+)? to [78](\.\d+)? %\/h/);
+
+    const store = openStore(dir);
+    try {
+      const page = renderReport(buildReport(store, parseConfig({ dataDir: dir }, dir)));
+      expect(page).toContain('<tr data-profile="winter"><td>winter</td>');
+      expect(page).toMatch(/drain per settings profile: after profile winter the drain fell from 1[12](\.\d+)? to [78](\.\d+)? %\/h/);
+    } finally {
+      store.close();
+    }
   });
 });
