@@ -37,7 +37,11 @@ describe('the dock configures a simulated camera', () => {
       { at: iso(base + 60_000), type: 'display.on' },
       { at: iso(base + 90_000), type: 'recording.start' },
     ];
-    const spec = { clockOffsetSeconds: -42, settings: SETTINGS, eventLog: before };
+    const batteryLog = [
+      { at: iso(base), percent: 100, charging: false },
+      { at: iso(base + 3_600_000), percent: 90, charging: false },
+    ];
+    const spec = { clockOffsetSeconds: -42, settings: SETTINGS, eventLog: before, batteryLog };
     dock.dock('dock1-01', { serial: 'DU-0042', files: [{ rel: 'DCIM/REC0001.MP4', size: 50_000 }], spec });
     const d = dock.start();
     await allVerified(dock, 1);
@@ -99,6 +103,9 @@ describe('the dock configures a simulated camera', () => {
     expect(again.filter((e) => e.type === 'camera.clock_set')).toHaveLength(1);
     expect(again.filter((e) => e.type === 'camera.settings_changed')).toHaveLength(1);
     expect(again.filter((e) => e.type === 'camera.docked').at(-1)!.details.clockSkewSeconds).toBeCloseTo(0, 0);
+    // The battery log is recognised by the camera's timestamps too, not stored again 42 s later.
+    const [battery] = await dock.json<Array<{ samples: Array<{ at: number; source: string }> }>>(['battery', 'DU-0042']);
+    expect(battery!.samples.filter((x) => x.source === 'device').map((x) => iso(x.at))).toEqual(batteryLog.map((e) => iso(Date.parse(e.at) + 42_000)));
     const [still] = await dock.json<SettingsJson[]>(['settings', 'DU-0042']);
     expect(still!.settings).toEqual(wanted);
     expect(Object.keys(still!.pending).sort()).toEqual(['displayBrightness', 'nightVision']);

@@ -184,5 +184,8 @@ export const MIGRATIONS: string[] = [
   );
   CREATE UNIQUE INDEX camera_events_once ON camera_events(camera, camera_at, type);
   CREATE INDEX camera_events_by_time ON camera_events(camera, at);
+  -- A device sample's own timestamp on the camera's clock: the same entry handed again after the
+  -- camera's clock was set lands tens of seconds from its twin once corrected, but keeps this.
+  ALTER TABLE battery_samples ADD COLUMN camera_at INTEGER;
   `,
 ];
