@@ -110,6 +110,12 @@ describe('the dock configures a simulated camera', () => {
     expect(still!.settings).toEqual(wanted);
     expect(Object.keys(still!.pending).sort()).toEqual(['displayBrightness', 'nightVision']);
     expect((await dock.json<{ chain: { ok: boolean } }>(['verify'])).chain.ok).toBe(true);
+
+    // The admin gives the camera another profile: until it docks again, that is what is pending.
+    dock.writeConfig({ settings: { profiles: { standard: { wifi: true, preRecordSeconds: 60 } }, assign: [{ profile: 'standard' }] } });
+    const [moved] = await dock.json<SettingsJson[]>(['settings', 'DU-0042']);
+    expect(moved).toMatchObject({ profile: 'standard', settings: wanted, pending: { wifi: { wanted: true, reported: false, reason: expect.stringContaining('next') } } });
+    expect(Object.keys(moved!.pending)).toEqual(['wifi']);
   });
 
   it('only reads settings without a settings section, and leaves a camera within clock.maxSkewSeconds alone', async () => {

@@ -36,10 +36,11 @@ export function settingsOf(db: Db, cfg: Config, serial?: string): SettingsJson[]
     const rec = stored.get(c.serial);
     const profile = profileFor(cfg.settings, { serial: c.serial, model: c.model ?? '' });
     let pending = rec?.pending ?? {};
-    if (profile && rec && rec.profile !== profile.name) {
-      pending = {};
-      for (const [k, v] of Object.entries(profile.values)) {
-        if (rec.settings?.[k] !== v) pending[k] = { wanted: v, reported: rec.settings?.[k] ?? null, reason: 'the profile changed since the last docking; applied at the next one' };
+    if ((rec?.profile ?? null) !== (profile?.name ?? null)) {
+      // Only the clock's entry is about the camera rather than its profile.
+      pending = rec?.pending.clock ? { clock: rec.pending.clock } : {};
+      for (const [k, v] of Object.entries(profile?.values ?? {})) {
+        if (rec?.settings?.[k] !== v) pending[k] = { wanted: v, reported: rec?.settings?.[k] ?? null, reason: 'the profile changed since the last docking; applied at the next one' };
       }
     }
     return { serial: c.serial, profile: profile?.name ?? null, settings: rec?.settings ?? null, pending, configuredAt: rec?.configuredAt ?? null, reportedAt: rec?.reportedAt ?? null };
