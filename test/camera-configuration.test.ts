@@ -68,9 +68,13 @@ describe('the dock configures a simulated camera', () => {
       reportedAt: expect.any(String),
     });
     expect(await dock.json<SettingsJson[]>(['settings'])).toEqual([settings]);
+    const table = await dock.cli(['settings', 'DU-0042']);
+    expect(table.stdout).toContain('profile winter');
+    expect(table.stdout).toMatch(/nightVision\s+-\s+true\s+the camera does not report this setting/);
 
     const shifted = before.map((e) => ({ camera: 'DU-0042', at: iso(Date.parse(e.at) + 42_000), type: e.type }));
     expect(await dock.json<EventJson[]>(['events', '--camera', 'DU-0042'])).toEqual(shifted);
+    expect((await dock.cli(['events', '--camera', 'DU-0042'])).stdout).toContain(`${shifted[1]!.at}  display.on`);
 
     const custody = await dock.json<CustodyJson[]>(['custody', '--camera', 'DU-0042']);
     const clockSet = custody.filter((e) => e.type === 'camera.clock_set');

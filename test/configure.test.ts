@@ -7,7 +7,7 @@ import { DriverError, type CameraSession, type CameraSettings, type SessionCapab
 import { CameraConfigurator, trueTimes } from '../src/dock/configure.js';
 import { CustodyLog } from '../src/custody/log.js';
 import { openStore, type Db } from '../src/store/db.js';
-import { cameraSettings, profileHistory } from '../src/store/camera-settings.js';
+import { cameraEvents, cameraSettings, profileHistory, pruneCameraEvents, storeCameraEvents } from '../src/store/camera-settings.js';
 import { parseConfig } from '../src/config.js';
 
 const dirs: string[] = [];
@@ -124,5 +124,23 @@ describe('event-log true times', () => {
       { at: 'yesterday', type: 'power.on' },
     ];
     expect(trueTimes(entries, -42, now - 30 * 86_400_000, now)).toEqual([{ at: now - 3_600_000 + 42_000, cameraAt: now - 3_600_000, type: 'display.on' }]);
+  });
+});
+
+describe('stored event log', () => {
+  it('keeps an entry once by its camera timestamp and type, with the true time of its first storing, and prunes by true time', async () => {
+    const { db } = setup({});
+    const t = Date.UTC(2026, 11, 1, 8);
+    expect(storeCameraEvents(db, 'DU-7', 1, [{ at: t + 42_000, cameraAt: t, type: 'power.on' }, { at: t + 42_000, cameraAt: t, type: 'display.on' }])).toBe(2);
+    // Handed again after the clock was set: the skew is now 0, the camera's timestamp unchanged.
+    expect(storeCameraEvents(db, 'DU-7', 2, [{ at: t, cameraAt: t, type: 'power.on' }, { at: t + 60_000, cameraAt: t + 60_000, type: 'power.off' }])).toBe(1);
+    expect([...cameraEvents(db, 'DU-7')]).toEqual([
+      { at: t + 42_000, type: 'power.on' },
+      { at: t + 42_000, type: 'display.on' },
+      { at: t + 60_000, type: 'power.off' },
+    ]);
+    expect(await pruneCameraEvents(db, t + 50_000, 1)).toBe(2);
+    expect([...cameraEvents(db, 'DU-7')].map((e) => e.type)).toEqual(['power.off']);
+    expect(await pruneCameraEvents(db, 0)).toBe(0);
   });
 });
