@@ -84,12 +84,29 @@ describe('configuring a camera at docking', () => {
     expect(profileHistory(db, 'DU-7')).toEqual([{ from: expect.any(Number), profile: 'night' }]);
   });
 
-  it('leaves settings that could disturb recordings pending instead of applying them', async () => {
-    const { db, configurator } = setup(PROFILES);
+  it('holds back settings that could disturb recordings until the camera is cleared', async () => {
+    const { db, custody, configurator } = setup(PROFILES);
     const cam = camera({ brightness: 80, wifi: false, ir: true }, { caps: { settingsDisturbRecordings: true } });
     await configurator.atDocking({ serial: 'DU-7', model: 'BodyCam X', visit: 1, session: cam.session, skew: 0, log });
     expect(cam.applied).toEqual([]);
     expect(cameraSettings(db, 'DU-7')[0]!.pending).toEqual({ brightness: expect.objectContaining({ wanted: 20, reason: expect.stringContaining('disturb') }) });
+    await configurator.cleared('DU-7');
+    expect(cam.applied).toEqual([{ brightness: 20 }]);
+    expect(cameraSettings(db, 'DU-7')[0]).toMatchObject({ settings: { brightness: 20, wifi: false, ir: true }, pending: {} });
+    expect([...custody.all()].filter((e) => e.type === 'camera.settings_changed')).toHaveLength(1);
+    // Cleared again (new recordings came and went): nothing is applied twice.
+    await configurator.cleared('DU-7');
+    expect(cam.applied).toHaveLength(1);
+  });
+
+  it('drops settings held back for a camera that docks again before it was cleared', async () => {
+    const { configurator } = setup(PROFILES);
+    const first = camera({ brightness: 80, wifi: false, ir: true }, { caps: { settingsDisturbRecordings: true } });
+    await configurator.atDocking({ serial: 'DU-7', model: 'BodyCam X', visit: 1, session: first.session, skew: 0, log });
+    const second = camera({ brightness: 20, wifi: false, ir: true }, { caps: { settingsDisturbRecordings: true } });
+    await configurator.atDocking({ serial: 'DU-7', model: 'BodyCam X', visit: 2, session: second.session, skew: 0, log });
+    await configurator.cleared('DU-7');
+    expect([first.applied, second.applied]).toEqual([[], []]);
   });
 
   it('shows the clock pending when it cannot be read or is refused, and sets nothing', async () => {

@@ -74,9 +74,13 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   }
 
   let dock: DockManager | null = null;
+  const configurator = new CameraConfigurator(db, custody, { clock: cfg.clock, settings: cfg.settings, earliest: () => battery.cutoff() });
   const engine = new IngestEngine(db, custody, archive, cfg.ingest, log.child({ mod: 'ingest' }), {
     deviceGone: (serial, reason) => dock?.deviceGone(serial, reason),
-    cleared: (serial) => log.info({ event: 'camera.cleared', camera: serial }, `camera ${serial}: nothing left to offload`),
+    cleared: (serial) => {
+      log.info({ event: 'camera.cleared', camera: serial }, `camera ${serial}: nothing left to offload`);
+      void configurator.cleared(serial);
+    },
   }, { replicate: cfg.replication !== null, recipients: cfg.encryption?.recipients ?? null });
   const planner = new Planner(db, custody, log.child({ mod: 'planner' }));
   const battery = new BatteryRecorder(db, cfg.battery.keepDays);
@@ -100,7 +104,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
       }
     },
     batteryIntervalMs: cfg.battery.sampleIntervalMs,
-    configurator: new CameraConfigurator(db, custody, { clock: cfg.clock, settings: cfg.settings, earliest: () => battery.cutoff() }),
+    configurator,
   });
 
   const buses: Bus[] = [];

@@ -37,7 +37,18 @@ export interface DockedCamera {
   log: Logger;
 }
 
+interface Deferred {
+  cam: DockedCamera;
+  profile: string;
+  before: Settings;
+  wanted: CameraSettings;
+  pending: Record<string, PendingSetting>;
+}
+
 export class CameraConfigurator {
+  /** Settings held back until the camera is cleared, by serial. */
+  private readonly deferred = new Map<string, Deferred>();
+
   constructor(
     private readonly db: Db,
     private readonly custody: CustodyLog,
@@ -45,6 +56,8 @@ export class CameraConfigurator {
   ) {}
 
   async atDocking(cam: DockedCamera): Promise<void> {
+    // Whatever was held back at an earlier docking was for a session that is gone.
+    this.deferred.delete(cam.serial);
     const problems: Record<string, PendingSetting> = {};
     try {
       await this.storeEventLog(cam);
@@ -126,35 +139,61 @@ export class CameraConfigurator {
       else if (typeof before[k] !== typeof v) pending[k] = { wanted: v, reported: before[k]!, reason: `the camera reports a ${typeof before[k]}, the profile gives a ${typeof v}` };
       else if (before[k] !== v) wanted[k] = v;
     }
+    if (Object.keys(wanted).length > 0 && session.capabilities.settingsDisturbRecordings) {
+      // Not while recordings are on the camera: taking settings could disturb them.
+      for (const [k, v] of Object.entries(wanted)) pending[k] = { wanted: v, reported: before[k]!, reason: 'waits until every recording is off the camera: taking settings could disturb them' };
+      this.deferred.set(serial, { cam, profile: profile.name, before, wanted, pending: { ...pending } });
+      this.record(cam, profile.name, before, before, pending, now);
+      return;
+    }
+    await this.applyAndRecord(cam, profile.name, before, wanted, pending);
+  }
+
+  /**
+   * The camera has nothing left to offload: settings held back because taking them could disturb
+   * recordings are applied now. Called by whoever learns the camera is cleared.
+   */
+  async cleared(serial: string): Promise<void> {
+    const d = this.deferred.get(serial);
+    if (!d) return;
+    this.deferred.delete(serial);
+    const pending = Object.fromEntries(Object.entries(d.pending).filter(([k]) => !Object.hasOwn(d.wanted, k)));
+    try {
+      await this.applyAndRecord(d.cam, d.profile, d.before, d.wanted, pending);
+    } catch (err) {
+      d.cam.log.warn({ event: 'camera.configure_failed', error: (err as Error).message }, `camera ${serial} could not be configured: ${(err as Error).message}`);
+    }
+  }
+
+  private async applyAndRecord(cam: DockedCamera, profile: string, before: Settings, wanted: CameraSettings, pending: Record<string, PendingSetting>): Promise<void> {
     let after = before;
     if (Object.keys(wanted).length > 0) {
-      if (session.capabilities.settingsDisturbRecordings) {
-        // Not done while recordings are on the camera: taking settings could disturb them.
-        for (const [k, v] of Object.entries(wanted)) pending[k] = { wanted: v, reported: before[k]!, reason: 'applying settings could disturb recordings still on this camera' };
-      } else {
-        await applyEach(session, wanted, pending);
-        after = boundSettings(await session.settings());
-        for (const [k, v] of Object.entries(wanted)) {
-          if (after[k] !== v && !pending[k]) pending[k] = { wanted: v, reported: after[k] ?? null, reason: 'the camera did not take the value' };
-        }
+      await applyEach(cam.session, wanted, pending);
+      after = boundSettings(await cam.session.settings!());
+      for (const [k, v] of Object.entries(wanted)) {
+        if (after[k] !== v && !pending[k]) pending[k] = { wanted: v, reported: after[k] ?? null, reason: 'the camera did not take the value' };
       }
     }
+    this.record(cam, profile, before, after, pending, new Date());
+  }
+
+  private record({ serial, log }: DockedCamera, profile: string, before: Settings, after: Settings, pending: Record<string, PendingSetting>, now: Date): void {
     const changed = Object.keys(after).filter((k) => after[k] !== before[k]);
     const configuredAt = changed.length > 0 ? now : null;
     this.db
       .transaction(() => {
         if (changed.length > 0) {
-          this.custody.append({ type: 'camera.settings_changed', camera: serial, at: now, details: { profile: profile.name, before, after, changed } });
+          this.custody.append({ type: 'camera.settings_changed', camera: serial, at: now, details: { profile, before, after, changed } });
         }
-        saveCameraSettings(this.db, { camera: serial, settings: after, profile: profile.name, pending, configuredAt: configuredAt?.toISOString() ?? null, reportedAt: now.toISOString() });
+        saveCameraSettings(this.db, { camera: serial, settings: after, profile, pending, configuredAt: configuredAt?.toISOString() ?? null, reportedAt: now.toISOString() });
         // The camera runs its profile from now on once nothing of it is pending.
-        if (Object.keys(pending).every((k) => k === 'clock')) noteProfile(this.db, serial, profile.name, now.getTime());
+        if (Object.keys(pending).every((k) => k === 'clock')) noteProfile(this.db, serial, profile, now.getTime());
       })
       .immediate();
-    if (changed.length > 0) log.info({ event: 'camera.settings_changed', profile: profile.name, changed }, `camera ${serial}: ${changed.join(', ')} set for profile ${profile.name}`);
+    if (changed.length > 0) log.info({ event: 'camera.settings_changed', profile, changed }, `camera ${serial}: ${changed.join(', ')} set for profile ${profile}`);
     const open = Object.entries(pending);
     if (open.length > 0) {
-      log.warn({ event: 'camera.settings_pending', profile: profile.name, pending }, `camera ${serial}: not as profile ${profile.name} wants: ${open.map(([k, p]) => `${k} (${p.reason})`).join('; ')}`);
+      log.warn({ event: 'camera.settings_pending', profile, pending }, `camera ${serial}: not as profile ${profile} wants: ${open.map(([k, p]) => `${k} (${p.reason})`).join('; ')}`);
     }
   }
 
