@@ -119,7 +119,11 @@ export interface SessionCapabilities {
   /** `read()` accepts offsets other than 0. */
   resume: boolean;
   delete: boolean;
-  /** `setClock()` sets the camera's clock. Absent = false. */
+  /**
+   * `setClock()` sets the camera's clock. dockd sets it at docking, before listing: a driver
+   * whose way of setting the time could change what `list()` returns (a time file among the
+   * recordings) must keep that file out of its listing. Absent = false.
+   */
   clock?: boolean;
   /** `settings()` reads and `applySettings()` changes the camera's settings. Absent = false. */
   settings?: boolean;
