@@ -170,6 +170,36 @@ export interface SessionCapabilities {
    * turns true again before the next docking.
    */
   delete: boolean;
+  /**
+   * `setClock()` sets the camera's clock. dockd sets it at docking, before listing: a driver
+   * whose way of setting the time could change what `list()` returns (a time file among the
+   * recordings) must keep that file out of its listing. Absent = false.
+   */
+  clock?: boolean;
+  /** `settings()` reads and `applySettings()` changes the camera's settings. Absent = false. */
+  settings?: boolean;
+  /** `eventLog()` returns the camera's power, display and recording events. Absent = false. */
+  eventLog?: boolean;
+  /**
+   * Applying settings may change what `list()` returns or interrupt a read (a camera that
+   * reboots, reformats or remounts its storage to take them): dockd then applies them only
+   * once every recording is off the camera. Absent = false.
+   */
+  settingsDisturbRecordings?: boolean;
+}
+
+/** A camera setting as the camera reports it: settings are flat, one scalar per key. */
+export type SettingValue = string | number | boolean;
+export type CameraSettings = Record<string, SettingValue>;
+
+/** The event types a camera's own event log may hold; anything else is dropped by the caller. */
+export const CAMERA_EVENT_TYPES = ['power.on', 'power.off', 'display.on', 'display.off', 'recording.start', 'recording.stop'] as const;
+export type CameraEventType = (typeof CAMERA_EVENT_TYPES)[number];
+
+/** One entry of the camera's event log, with the camera's own timestamp as it was written. */
+export interface CameraEvent {
+  at: Date;
+  type: string;
 }
 
 export interface CameraSession {
@@ -181,6 +211,21 @@ export interface CameraSession {
   clock?(): Promise<Date>;
   /** Battery and mode events the camera kept since it was last docked. */
   deviceLog?(): Promise<DeviceLogEntry[]>;
+  /**
+   * Power, display and recording events the camera kept, with the timestamps they were written
+   * with: a camera whose log is a ring buffer hands the same entries again at its next docking,
+   * unchanged even when its clock was set in between.
+   */
+  eventLog?(): Promise<CameraEvent[]>;
+  /** Sets the camera's clock to `date` (the dock's clock). Present only with `capabilities.clock`. */
+  setClock?(date: Date): Promise<void>;
+  /** The camera's current settings, untrusted like every other camera string. */
+  settings?(): Promise<CameraSettings>;
+  /**
+   * Changes the given settings and leaves the others as they are. Rejects with a `permanent`
+   * DriverError whose message names the key when the camera refuses a key or a value.
+   */
+  applySettings?(partial: CameraSettings): Promise<void>;
   list(options?: ListOptions): AsyncIterable<RecordingEntry>;
   read(id: string, offset: number, options?: ReadOptions): Promise<Readable>;
   /**

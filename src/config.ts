@@ -7,6 +7,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { isAgeIdentityText, parseRecipient } from './crypto/age.js';
+import { defaultClockConfig, parseClockConfig, parseSettingsConfig, type ClockConfig, type SettingsConfig } from './camera-config.js';
 
 export interface RetryConfig {
   attempts: number;
@@ -43,6 +44,9 @@ export interface Config {
   encryption: { recipients: string[] } | null;
   daemon: { heartbeatIntervalMs: number };
   log: { level: string; file: string | null; rotate: { size: string; frequency: string; keep: number } };
+  /** Camera clock sync and settings profiles (camera-config.ts checks both sections). */
+  clock: ClockConfig;
+  settings: SettingsConfig | null;
 }
 
 export interface ReplicationConfig {
@@ -116,6 +120,8 @@ export function defaultConfig(): Config {
     encryption: null,
     daemon: { heartbeatIntervalMs: 2000 },
     log: { level: 'info', file: null, rotate: { size: '100m', frequency: 'daily', keep: 30 } },
+    clock: defaultClockConfig(),
+    settings: null,
   };
 }
 
@@ -224,6 +230,8 @@ const SCHEMA: Record<string, Rule> = {
       rotate: { t: 'object', fields: { size: { t: 'string' }, frequency: { t: 'string', oneOf: ['daily', 'hourly'] }, keep: { t: 'int', min: 1 } } },
     },
   },
+  clock: { t: 'any-object' },
+  settings: { t: 'any-object', nullable: true },
 };
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -328,6 +336,8 @@ export function parseConfig(raw: unknown, baseDir = process.cwd()): Config {
   }
   const withReplication = isPlainObject(raw.replication) ? { ...raw, replication: merge(defaultReplication(), raw.replication) } : raw;
   const cfg = merge(defaultConfig(), withReplication);
+  cfg.clock = parseClockConfig(raw.clock);
+  cfg.settings = parseSettingsConfig(raw.settings);
   if (cfg.ingest.retry.maxDelayMs < cfg.ingest.retry.baseDelayMs) {
     throw new ConfigError('ingest.retry.maxDelayMs', 'must not be below ingest.retry.baseDelayMs');
   }

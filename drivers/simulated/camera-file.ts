@@ -2,7 +2,8 @@
  * Parsing of a simulated camera's `camera.json` (contracts/simulated-camera.md). The file is as
  * untrusted as a real camera: every field is checked and a problem is reported by name.
  */
-import type { BatteryReading } from '../types.js';
+import type { BatteryReading, CameraSettings } from '../types.js';
+import { parseEventLog, parseSettings, type EventLogSpec } from './camera-settings-file.js';
 
 export type FaultKind = 'io-error' | 'corrupt' | 'stall' | 'delete-error' | 'detach';
 
@@ -30,6 +31,9 @@ export interface CameraSpec {
   throughputBytesPerSec: number;
   batteryLog: BatteryLogSpec[];
   faults: FaultSpec[];
+  /** null: the camera reports no settings and cannot be configured. */
+  settings: CameraSettings | null;
+  eventLog: EventLogSpec[];
 }
 
 export class CameraFileError extends Error {}
@@ -139,5 +143,7 @@ export function parseCameraFile(text: string): CameraSpec {
     throughputBytesPerSec: num(raw, 'throughputBytesPerSec', '', { min: 0 }) ?? 0,
     batteryLog: parseLog(raw.batteryLog),
     faults: parseFaults(raw.faults),
+    settings: parseSettings(raw.settings),
+    eventLog: parseEventLog(raw.eventLog),
   };
 }

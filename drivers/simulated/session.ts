@@ -3,7 +3,9 @@ import path from 'node:path';
 import {
   DriverError,
   type BatteryReading,
+  type CameraEvent,
   type CameraIdentity,
+  type CameraSettings,
   type CameraSession,
   type DeviceLogEntry,
   type DriverLogger,
@@ -16,9 +18,10 @@ import { FaultState } from './faults.js';
 import { openInside, statInside, unlinkInside, walkTree } from '../file-tree.js';
 import { SimReadStream } from './read-stream.js';
 import { Throttle } from './throttle.js';
+import { CLOCK_FILE, SETTINGS_FILE } from './camera-settings-file.js';
+import { clockWasSet, reportedSettings, writeClock, writeSettings } from './configuration.js';
 
 export const CAMERA_FILE = 'camera.json';
-const CAMERA_FILE_BYTES = Buffer.from(CAMERA_FILE);
 const MAX_DEPTH = 32;
 /** Errors no retry fixes: the path is not a plain file, or the slot refuses. */
 const REFUSED_CODES = new Set(['ENOENT', 'EACCES', 'EPERM', 'ELOOP', 'EISDIR', 'ENOTDIR', 'ENAMETOOLONG']);
@@ -35,7 +38,13 @@ function classify(err: unknown, what: string): DriverError {
  * file after a detach makes the camera answer again.
  */
 export class SimCameraSession implements CameraSession {
-  readonly capabilities = { resume: true, delete: true };
+  /**
+   * Taking settings changes nothing on the camera's storage (the firmware reads settings.json,
+   * the listing never shows it), so dockd may configure a simulated camera before offloading.
+   */
+  get capabilities() {
+    return { resume: true, delete: true, clock: true, eventLog: true, settings: this.spec.settings !== null, settingsDisturbRecordings: false };
+  }
   private spec: CameraSpec;
   private specKey: string;
   private faults: FaultState;
@@ -102,7 +111,31 @@ export class SimCameraSession implements CameraSession {
 
   async clock(): Promise<Date> {
     await this.ready();
-    return new Date(Date.now() + this.spec.clockOffsetSeconds * 1000);
+    const offsetSeconds = (await clockWasSet(this.dir)) ? 0 : this.spec.clockOffsetSeconds;
+    return new Date(Date.now() + offsetSeconds * 1000);
+  }
+
+  async setClock(date: Date): Promise<void> {
+    await this.ready();
+    await writeClock(this.dir, date);
+  }
+
+  async settings(): Promise<CameraSettings> {
+    await this.ready();
+    if (!this.spec.settings) throw new DriverError('permanent', 'no-settings', 'the camera reports no settings');
+    return reportedSettings(this.dir, this.spec.settings);
+  }
+
+  async applySettings(partial: CameraSettings): Promise<void> {
+    await this.ready();
+    if (!this.spec.settings) throw new DriverError('permanent', 'no-settings', 'the camera reports no settings and cannot be configured');
+    const written = await writeSettings(this.dir, this.spec.settings, partial);
+    if (written) this.log.debug({ event: 'sim.settings_written', keys: Object.keys(partial) }, 'settings.json written');
+  }
+
+  async eventLog(): Promise<CameraEvent[]> {
+    await this.ready();
+    return this.spec.eventLog.map((e) => ({ at: e.at, type: e.type }));
   }
 
   async deviceLog(): Promise<DeviceLogEntry[]> {
@@ -116,7 +149,7 @@ export class SimCameraSession implements CameraSession {
       {
         root: this.root,
         maxDepth: MAX_DEPTH,
-        notFootage: (name) => name.equals(CAMERA_FILE_BYTES),
+        notFootage: (name) => isCameraFile(name.toString('latin1')),
         classify: async (err, what) => classify(err, what),
         onUnreadable: options.onUnreadable,
       },
@@ -195,5 +228,10 @@ async function readSpec(dir: string, knownKey?: string): Promise<{ spec: CameraS
 }
 
 class Unchanged extends Error {}
+
+/** The slot's own files, which are the camera's state and configuration, never recordings. */
+function isCameraFile(name: string): boolean {
+  return name === CAMERA_FILE || name === SETTINGS_FILE || name === CLOCK_FILE;
+}
 
 export { CameraFileError };

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { cameraHealth, cameraSamples, fleetBattery } from '../battery/fleet.js';
 import { sparkline } from '../battery/format.js';
+import { drainByProfile, profileChangeLine } from '../battery/profiles.js';
+import { profileHistory } from '../store/camera-settings.js';
 import { printJson, ProblemError, UsageError, withStore, type GlobalOptions } from './context.js';
 import { printable, table } from './format.js';
 
@@ -46,10 +48,17 @@ export function registerBatteryCommand(program: Command, g: () => GlobalOptions)
         }
         const { health, view } = cameraHealth(db, serial, shift, since);
         const samples = cameraSamples(db, serial, since);
-        if (o.json) return printJson([{ ...view, shifts: health.shifts, samples }]);
+        const byProfile = drainByProfile(samples, profileHistory(db, serial), shift);
+        if (o.json) return printJson([{ ...view, byProfile, shifts: health.shifts, samples }]);
         console.log(`${printable(serial)}: ${view.status.toUpperCase()}  health ${view.healthPercent ?? '-'}%  drain ${view.drainPercentPerHour ?? '-'} %/h  runtime ${view.projectedRuntimeHours ?? '-'} h from full (shift ${shift} h)`);
         console.log(`drain per shift ${sparkline(view.shiftDrains)}  trend ${view.trend}${view.trendPercentPerHourPerShift !== null ? ` (${view.trendPercentPerHourPerShift} %/h per shift)` : ''}`);
         if (view.minutesToFull !== null) console.log(`charging: about ${view.minutesToFull} min to full`);
+        if (byProfile.some((p) => p.profile !== null)) {
+          console.log('');
+          console.log(table(['PROFILE', 'FROM', 'COUNTED h', 'DRAIN %/h', 'RUNTIME'], byProfile.map((p) => [p.profile ?? '(before any profile)', p.from === null ? '-' : new Date(p.from).toISOString().slice(0, 10), p.countedHours, p.drainPercentPerHour ?? '-', p.projectedRuntimeHours === null ? '-' : `${p.projectedRuntimeHours} h`])));
+          const line = profileChangeLine(byProfile);
+          if (line) console.log(line);
+        }
         console.log('');
         console.log(table(['SHIFT START', 'HOURS', 'USED %', 'DRAIN %/h'], health.shifts.map((s) => [new Date(s.start).toISOString(), s.hours.toFixed(1), s.percentUsed.toFixed(0), s.drainPercentPerHour?.toFixed(2) ?? '-'])));
         console.log('');

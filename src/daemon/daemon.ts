@@ -12,6 +12,8 @@ import { IngestEngine } from '../ingest/engine.js';
 import { Planner } from '../ingest/planner.js';
 import { recover } from '../ingest/recovery.js';
 import { DockManager } from '../dock/manager.js';
+import { CameraConfigurator } from '../dock/configure.js';
+import { pruneCameraEvents } from '../store/camera-settings.js';
 import { BatteryRecorder } from '../battery/recorder.js';
 import { recentHealth, storeVerdict } from '../battery/fleet.js';
 import { simulatedDriver } from '../../drivers/simulated/index.js';
@@ -72,9 +74,13 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   }
 
   let dock: DockManager | null = null;
+  const configurator = new CameraConfigurator(db, custody, { clock: cfg.clock, settings: cfg.settings, earliest: () => battery.cutoff() });
   const engine = new IngestEngine(db, custody, archive, cfg.ingest, log.child({ mod: 'ingest' }), {
     deviceGone: (serial, reason) => dock?.deviceGone(serial, reason),
-    cleared: (serial) => log.info({ event: 'camera.cleared', camera: serial }, `camera ${serial}: nothing left to offload`),
+    cleared: (serial) => {
+      log.info({ event: 'camera.cleared', camera: serial }, `camera ${serial}: nothing left to offload`);
+      void configurator.cleared(serial);
+    },
     relist: (serial) => dock?.relist(serial),
   }, { replicate: cfg.replication !== null, recipients: cfg.encryption?.recipients ?? null });
   const planner = new Planner(db, custody, log.child({ mod: 'planner' }), (id) => void archive.discardStaging(id).catch(() => undefined));
@@ -99,6 +105,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
       }
     },
     batteryIntervalMs: cfg.battery.sampleIntervalMs,
+    configurator,
   });
 
   const buses: Bus[] = [];
@@ -138,6 +145,13 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     } catch (err) {
       // As with the retention sweep: the next sweep tries again, and nothing depends on it meanwhile.
       log.error({ event: 'battery.prune_failed', err }, 'battery sample pruning failed');
+    }
+    try {
+      // Cameras' event logs are kept exactly as long as their battery samples.
+      const events = await pruneCameraEvents(db, battery.cutoff());
+      if (events) log.info({ event: 'camera.events_pruned', events, keepDays: cfg.battery.keepDays }, `deleted ${events} camera event-log entries older than ${cfg.battery.keepDays} days`);
+    } catch (err) {
+      log.error({ event: 'camera.events_prune_failed', err }, 'camera event-log pruning failed');
     }
   };
   void sweep();

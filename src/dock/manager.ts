@@ -15,6 +15,7 @@ import type { RetryConfig } from '../config.js';
 import { backoffMs } from '../ingest/retry.js';
 import { classify, errorText } from '../ingest/errors.js';
 import { selectDriver } from './drivers.js';
+import type { CameraConfigurator } from './configure.js';
 
 const SERIAL = /^[^\p{Cc}]{1,64}$/u;
 
@@ -48,6 +49,8 @@ export interface DockOptions {
   onBattery?(serial: string, visit: number): void;
   /** How often and how fast a transient failure to open a camera is retried. */
   openRetry?: RetryConfig;
+  /** Event log, clock and settings of each camera at docking; absent = none of them. */
+  configurator?: CameraConfigurator;
 }
 
 export class DockManager implements BusListener {
@@ -266,6 +269,7 @@ export class DockManager implements BusListener {
       if (added) log.info({ event: 'battery.log_ingested', samples: added }, `stored ${added} entries of the camera's battery log`);
     }
     this.opts.onBattery?.(serial, visit);
+    await this.opts.configurator?.atDocking({ serial, model: id.model, visit, session, skew, log });
     this.startSampling(slot);
     const plan = await this.planner.plan(serial, visit, session, skew);
     log.info({ event: 'camera.listed', ...plan }, `camera ${serial}: ${plan.discovered} new recordings, ${plan.known} known`);

@@ -4,6 +4,7 @@
  * every fetch backs up the escaping: the file is opened from disk, where nothing else guards it.
  */
 import { FLEET_WINDOW_DAYS } from '../battery/fleet.js';
+import { profileChangeLine } from '../battery/profiles.js';
 import { bytes } from '../cli/format.js';
 import { html, trusted, type Markup } from './markup.js';
 import { localDay, type ReportCamera, type ReportModel } from './model.js';
@@ -99,7 +100,18 @@ function camera(c: ReportCamera, shiftHours: number): Markup {
 ${percentChart(c.chart.points, { title: chartTitle })}
 <div class="sub">drain per shift, %/h (dashed: ${limit.toFixed(1)} %/h lasts exactly ${shiftHours} h)</div>
 ${drains.length ? barChart(drains, { title: `drain per shift of ${c.serial}`, height: 90, threshold: { value: limit, label: `${shiftHours} h shift` }, cls: 'drain' }) : html`<div class="none">no complete shift yet</div>`}
+${profiles(c)}
 </article>`;
+}
+
+/** Only for a camera the dock has given a profile: before and after is the point of it. */
+function profiles(c: ReportCamera): Markup | string {
+  if (!c.byProfile.some((p) => p.profile !== null)) return '';
+  const line = profileChangeLine(c.byProfile);
+  return html`<div class="sub">drain per settings profile${line ? html`: ${line}` : ''}</div>
+<table class="profiles"><tr><th>profile</th><th>from</th><th>counted</th><th>drain</th><th>runtime from full</th></tr>${c.byProfile.map(
+    (p) => html`<tr data-profile="${p.profile ?? ''}"><td>${p.profile ?? '(before any profile)'}</td><td>${p.from === null ? '-' : localDay(p.from)}</td><td class="num">${p.countedHours} h</td><td class="num">${dash(p.drainPercentPerHour, ' %/h')}</td><td class="num">${dash(p.projectedRuntimeHours, ' h')}</td></tr>`,
+  )}</table>`;
 }
 
 function offloads(m: ReportModel): Markup {

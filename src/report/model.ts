@@ -12,6 +12,8 @@ import type { BatterySample } from '../battery/model.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
 import { verifyChain } from '../custody/verify.js';
 import { checkCheckpoints, latestCheckpoint } from '../custody/checkpoints.js';
+import { drainByProfile, type ProfileDrain } from '../battery/profiles.js';
+import { profileHistory } from '../store/camera-settings.js';
 import { loadDockPublicKey } from '../custody/signing.js';
 
 const DAY_MS = 86_400_000;
@@ -31,6 +33,8 @@ export interface ReportCamera extends CameraBattery {
   lastSeen: string;
   /** Battery percent over the last FLEET_WINDOW_DAYS of samples, down-sampled. */
   chart: { from: number | null; to: number | null; samples: number; points: ChartPoint[] };
+  /** Drain under each settings profile the camera ran within the same window. */
+  byProfile: ProfileDrain[];
 }
 
 export interface ReportModel {
@@ -96,6 +100,7 @@ function cameras(db: Db, shiftHours: number, running: boolean): ReportCamera[] {
         docked: running && r?.docked === 1,
         lastSeen: r?.last_seen ?? '',
         chart: { from: samples[0]?.at ?? null, to: samples.at(-1)?.at ?? null, samples: samples.length, points: downsample(samples, MAX_CHART_POINTS) },
+        byProfile: drainByProfile(samples, profileHistory(db, b.serial), shiftHours),
       };
     })
     .sort((a, b) => (SEVERITY[a.status] ?? 9) - (SEVERITY[b.status] ?? 9) || (a.serial < b.serial ? -1 : a.serial > b.serial ? 1 : 0));

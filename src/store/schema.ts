@@ -161,4 +161,40 @@ export const MIGRATIONS: string[] = [
   -- 2 the camera itself no longer holds this content (replaced, or gone before it was verified).
   ALTER TABLE recordings ADD COLUMN source_identity TEXT;
   `,
+  `
+  -- What each camera reported of its settings at its last docking (after dockd configured it),
+  -- the profile it should have, and what still differs from that profile and why.
+  CREATE TABLE camera_settings (
+    camera         TEXT PRIMARY KEY,
+    settings_json  TEXT,
+    profile        TEXT,
+    pending_json   TEXT NOT NULL DEFAULT '{}',
+    configured_at  TEXT,
+    reported_at    TEXT NOT NULL
+  );
+  -- From when (dock clock, ms) a camera ran each profile: battery drain is judged per profile.
+  CREATE TABLE camera_profile_history (
+    id       INTEGER PRIMARY KEY,
+    camera   TEXT NOT NULL,
+    at       INTEGER NOT NULL,
+    profile  TEXT NOT NULL
+  );
+  CREATE INDEX camera_profile_history_by_camera ON camera_profile_history(camera, at);
+  -- The camera's own event log. A camera hands its ring buffer again at every docking, with the
+  -- timestamps the entries were written with: its own timestamp and type identify an entry, and
+  -- the true time (dock clock, ms) computed when it was first stored is kept.
+  CREATE TABLE camera_events (
+    id         INTEGER PRIMARY KEY,
+    camera     TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    camera_at  INTEGER NOT NULL,
+    type       TEXT NOT NULL,
+    visit      INTEGER NOT NULL
+  );
+  CREATE UNIQUE INDEX camera_events_once ON camera_events(camera, camera_at, type);
+  CREATE INDEX camera_events_by_time ON camera_events(camera, at);
+  -- A device sample's own timestamp on the camera's clock: the same entry handed again after the
+  -- camera's clock was set lands tens of seconds from its twin once corrected, but keeps this.
+  ALTER TABLE battery_samples ADD COLUMN camera_at INTEGER;
+  `,
 ];
