@@ -6,6 +6,7 @@ import { queueCounts, type QueueCounts } from '../store/recordings.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
 import { replicationBacklog, type Backlog } from '../replication/queue.js';
 import { fleetVerdicts } from '../battery/fleet.js';
+import { cameraProgress, type CameraProgress, type LiveCamera, type VisitTotals } from './progress.js';
 import { ago, bar, bytes, duration, printable, table } from './format.js';
 
 export interface CameraStatus {
@@ -16,14 +17,7 @@ export interface CameraStatus {
   battery: { percent: number; charging: boolean } | null;
   pending: number;
   failed: number;
-  progress: {
-    recordingsDone: number;
-    recordingsTotal: number;
-    bytesDone: number;
-    bytesTotal: number;
-    rateBytesPerSec: number | null;
-    etaSeconds: number | null;
-  } | null;
+  progress: CameraProgress | null;
 }
 
 export interface StatusJson {
@@ -36,7 +30,7 @@ export interface StatusJson {
 }
 
 interface Progress {
-  cameras?: Array<{ serial: string; inflightBytes: number; rateBytesPerSec?: number }>;
+  cameras?: LiveCamera[];
   diskLow?: boolean;
   replicationError?: string | null;
 }
@@ -59,9 +53,11 @@ export function statusOf(db: Db, cfg: Config): StatusJson {
     else c.pending += r.n;
     counts.set(r.camera, c);
   }
-  const visitTotals = db.prepare<[string, number], { total: number; done: number; bytesTotal: number; bytesDone: number }>(
+  const visitTotals = db.prepare<[string, number], Omit<VisitTotals, 'visit'>>(
     `SELECT count(*) total, coalesce(sum(status = 'verified'), 0) done, coalesce(sum(bytes), 0) bytesTotal,
-            coalesce(sum(CASE WHEN status = 'verified' THEN bytes ELSE 0 END), 0) bytesDone
+            coalesce(sum(CASE WHEN status = 'verified' THEN bytes ELSE 0 END), 0) bytesDone,
+            coalesce(sum(status IN ('pending', 'copying')), 0) toDo,
+            coalesce(sum(CASE WHEN status IN ('pending', 'copying') THEN bytes ELSE 0 END), 0) bytesToDo
      FROM recordings WHERE camera = ? AND seen_visit = ?`,
   );
   const cams = db
@@ -72,22 +68,7 @@ export function statusOf(db: Db, cfg: Config): StatusJson {
   const cameras: CameraStatus[] = cams.map((c) => {
     const docked = running && c.docked === 1;
     const battery = c.battery_json ? (JSON.parse(c.battery_json) as { percent: number; charging: boolean }) : null;
-    let prog: CameraStatus['progress'] = null;
-    if (docked) {
-      const t = visitTotals.get(c.serial, c.visit)!;
-      const l = live.get(c.serial);
-      const bytesDone = t.bytesDone + (l?.inflightBytes ?? 0);
-      const rate = l?.rateBytesPerSec ?? null;
-      const left = t.bytesTotal - bytesDone;
-      prog = {
-        recordingsDone: t.done,
-        recordingsTotal: t.total,
-        bytesDone,
-        bytesTotal: t.bytesTotal,
-        rateBytesPerSec: rate,
-        etaSeconds: rate && rate > 0 ? Math.round(left / rate) : left <= 0 ? 0 : null,
-      };
-    }
+    const prog = docked ? cameraProgress({ visit: c.visit, ...visitTotals.get(c.serial, c.visit)! }, live.get(c.serial)) : null;
     return {
       serial: c.serial,
       slot: c.slot,
