@@ -31,10 +31,11 @@ describe('progress', () => {
     const human = await dock.cli(['status']);
     expect(human.stdout).toMatch(/bay-1\s+P-1\s+-\s+[01]\/2\s+/);
 
+    // Into a pipe, frames follow each other (the screen is redrawn only on a terminal).
     const watch = spawn(process.execPath, [BIN, '--config', dock.configPath, 'status', '--watch'], { cwd: ROOT });
     let screen = '';
     watch.stdout.on('data', (b: Buffer) => (screen += b.toString()));
-    await waitFor('a redraw', async () => screen.split('\u001b[2J').length >= 3, 5000);
+    await waitFor('a second frame', async () => screen.split(/^daemon /m).length >= 3, 5000);
     watch.kill('SIGINT');
     expect(screen).toMatch(/P-1/);
     expect(screen).toMatch(/[█░]{24}/);

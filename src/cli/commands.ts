@@ -1,7 +1,9 @@
 /** Read-side commands: cameras, recordings, custody, verify, retry. Each opens the store itself. */
 import type { Command } from 'commander';
 import { readIdentities } from './identities.js';
-import { iterateRecordings, recordingJson } from '../store/recordings.js';
+import { iterateRecordings, recordingJson, type RecordingStatus } from '../store/recordings.js';
+import type { Db } from '../store/db.js';
+import { colourWanted, paint } from './terminal.js';
 import { CustodyLog } from '../custody/log.js';
 import { verifyAll } from '../custody/verify.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
@@ -12,7 +14,19 @@ import { loadCredentials } from '../replication/credentials.js';
 import { queueReplication } from '../replication/queue.js';
 import { ago, bytes, printable, table } from './format.js';
 
-const STATUSES = ['pending', 'copying', 'verified', 'failed'];
+/** Every status a recording can have; `deleted`: removed from the archive by retention. */
+const STATUSES: RecordingStatus[] = ['pending', 'copying', 'verified', 'failed', 'deleted'];
+
+/** Unknown ids and serials are a problem (exit 1) named as the user typed them, as `hold` does. */
+function mustKnowCamera(db: Db, serial: string): void {
+  // A camera assigned to an officer before it ever docked is known by its custody events only.
+  const known = db.prepare('SELECT 1 FROM cameras WHERE serial = ? UNION ALL SELECT 1 FROM custody_events WHERE camera = ? LIMIT 1').get(serial, serial);
+  if (!known) throw new ProblemError(`no camera ${printable(serial)}`);
+}
+
+function mustKnowRecording(db: Db, id: string): void {
+  if (!db.prepare('SELECT 1 FROM recordings WHERE id = ?').get(id)) throw new ProblemError(`no recording ${printable(id)}`);
+}
 
 export function registerReadCommands(program: Command, g: () => GlobalOptions): void {
   program
@@ -57,8 +71,9 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
     .option('--status <status>', `only this status (${STATUSES.join('|')})`)
     .option('--json', 'machine-readable output')
     .action((o: { camera?: string; status?: string; json?: boolean }) => {
-      if (o.status !== undefined && !STATUSES.includes(o.status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')}`);
+      if (o.status !== undefined && !(STATUSES as string[]).includes(o.status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')}`);
       withStore(g(), (db) => {
+        if (o.camera !== undefined) mustKnowCamera(db, o.camera);
         const it = iterateRecordings(db, { camera: o.camera, status: o.status });
         if (o.json) {
           // Streamed so that 100,000 recordings never sit in one string.
@@ -71,12 +86,14 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
           process.stdout.write(first ? ']\n' : '\n]\n');
           return;
         }
+        const p = paint(colourWanted(g()));
+        const shade: Record<RecordingStatus, (s: string) => string> = { verified: p.good, failed: p.bad, pending: p.warn, copying: p.warn, deleted: p.dim };
         const rows: Array<Array<string | number>> = [];
         for (const r of it) {
           const j = recordingJson(r);
-          rows.push([j.id, printable(j.camera), printable(j.sourcePath), bytes(j.bytes), j.status, j.attempts, j.deletedFromCamera ? 'yes' : 'no', j.sha256 ? j.sha256.slice(0, 16) + '…' : printable(j.lastError)]);
+          rows.push([j.id, printable(j.camera), printable(j.officer), printable(j.sourcePath), bytes(j.bytes), shade[j.status](j.status), j.attempts, j.deletedFromCamera ? 'yes' : 'no', j.sha256 ? j.sha256.slice(0, 16) + '…' : printable(j.lastError)]);
         }
-        console.log(rows.length ? table(['ID', 'CAMERA', 'SOURCE', 'SIZE', 'STATUS', 'TRIES', 'OFF CAMERA', 'SHA-256 / LAST ERROR'], rows) : 'no recordings');
+        console.log(rows.length ? table(['ID', 'CAMERA', 'OFFICER', 'SOURCE', 'SIZE', 'STATUS', 'TRIES', 'OFF CAMERA', 'SHA-256 / LAST ERROR'], rows) : 'no recordings');
       });
     });
 
@@ -89,6 +106,8 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
     .action((o: { recording?: string; camera?: string; json?: boolean }) => {
       if (!o.recording === !o.camera) throw new UsageError('give exactly one of --recording ID or --camera SERIAL');
       withStore(g(), (db) => {
+        if (o.recording !== undefined) mustKnowRecording(db, o.recording);
+        else mustKnowCamera(db, o.camera!);
         const log = new CustodyLog(db);
         const events = o.recording ? log.forRecording(o.recording) : log.forCamera(o.camera!);
         if (o.json) return printJson(events);
@@ -192,6 +211,7 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
              AND NOT EXISTS (SELECT 1 FROM custody_events c WHERE c.recording = r.id AND c.type = 'replication.verified')`,
           )
           .all(...(o.recording ? [o.recording] : []));
+        if (o.recording) mustKnowRecording(db, o.recording);
         if (o.recording && rows.length === 0) throw new ProblemError(`recording ${o.recording} is not verified or already replicated`);
         db.transaction(() => {
           for (const r of rows) {
@@ -215,6 +235,8 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
       const chosen = [id !== undefined, o.camera !== undefined, !!o.all].filter(Boolean).length;
       if (chosen !== 1) throw new UsageError('give exactly one of ID, --camera SERIAL or --all');
       withStore(g(), (db) => {
+        if (id !== undefined) mustKnowRecording(db, id);
+        if (o.camera !== undefined) mustKnowCamera(db, o.camera);
         const custody = new CustodyLog(db, cliActor());
         const where = id !== undefined ? 'id = ?' : o.camera !== undefined ? 'camera = ?' : '1 = 1';
         const args = id !== undefined ? [id] : o.camera !== undefined ? [o.camera] : [];

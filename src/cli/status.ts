@@ -8,6 +8,7 @@ import { replicationBacklog, type Backlog } from '../replication/queue.js';
 import { fleetVerdicts } from '../battery/fleet.js';
 import { cameraProgress, type CameraProgress, type LiveCamera, type VisitTotals } from './progress.js';
 import { ago, bar, bytes, duration, printable, table } from './format.js';
+import { paint, type Paint } from './terminal.js';
 
 export interface CameraStatus {
   serial: string;
@@ -108,43 +109,45 @@ function fleetLine(db: Db, shiftHours: number): StatusJson['fleet'] {
   return { shiftHours, short: fleet.filter((c) => c.status === 'short').map((c) => c.serial), degraded: fleet.filter((c) => c.status === 'degraded').map((c) => c.serial) };
 }
 
-export function renderStatus(s: StatusJson, opts: { bars?: boolean } = {}): string {
+export function renderStatus(s: StatusJson, opts: { bars?: boolean; paint?: Paint } = {}): string {
+  const p = opts.paint ?? paint(false);
   const out: string[] = [];
   const d = s.daemon;
   out.push(
     d.running
-      ? `daemon   running  pid ${d.pid}  version ${d.version}  up since ${d.startedAt}  heartbeat ${ago(d.heartbeatAt)}`
-      : `daemon   NOT RUNNING${d.stoppedAt ? `  (stopped ${ago(d.stoppedAt)})` : d.heartbeatAt ? `  (last heartbeat ${ago(d.heartbeatAt)})` : ''}`,
+      ? `daemon   ${p.good('running')}  pid ${d.pid}  version ${d.version}  up since ${d.startedAt}  heartbeat ${ago(d.heartbeatAt)}`
+      : `daemon   ${p.bad('NOT RUNNING')}${d.stoppedAt ? `  (stopped ${ago(d.stoppedAt)})` : d.heartbeatAt ? `  (last heartbeat ${ago(d.heartbeatAt)})` : ''}`,
   );
-  out.push(`queue    ${s.queue.pending} pending  ${s.queue.active} copying  ${s.queue.failed} failed  ${s.queue.verified} verified`);
-  out.push(`archive  ${s.archive.path}  ${bytes(s.archive.freeBytes)} free${s.archive.diskLow ? '  OFFLOADING PAUSED: disk below ingest.minFreeBytes' : ''}`);
+  const failed = `${s.queue.failed} failed`;
+  out.push(`queue    ${s.queue.pending} pending  ${s.queue.active} copying  ${s.queue.failed ? p.bad(failed) : failed}  ${s.queue.verified} verified`);
+  out.push(`archive  ${s.archive.path}  ${bytes(s.archive.freeBytes)} free${s.archive.diskLow ? `  ${p.bad('OFFLOADING PAUSED: disk below ingest.minFreeBytes')}` : ''}`);
   if (s.replication) {
     const r = s.replication;
-    out.push(`replicate ${r.count} waiting (${bytes(r.bytes)})${r.oldestAt ? `, oldest since ${r.oldestAt}` : ''}${r.lastError ? `  LAST ERROR: ${r.lastError}` : ''}`);
+    out.push(`replicate ${r.count} waiting (${bytes(r.bytes)})${r.oldestAt ? `, oldest since ${r.oldestAt}` : ''}${r.lastError ? `  ${p.bad('LAST ERROR:')} ${r.lastError}` : ''}`);
   }
   if (s.fleet.short.length) {
     const n = s.fleet.short.length;
-    out.push(`battery  ${n} camera${n === 1 ? '' : 's'} will not last a ${s.fleet.shiftHours} h shift: ${s.fleet.short.map(printable).join(', ')}`);
+    out.push(`battery  ${p.warn(`${n} camera${n === 1 ? '' : 's'} will not last a ${s.fleet.shiftHours} h shift`)}: ${s.fleet.short.map(printable).join(', ')}`);
   }
-  if (s.fleet.degraded.length) out.push(`battery  ${s.fleet.degraded.length} degraded (health below 80 %): ${s.fleet.degraded.map(printable).join(', ')}`);
+  if (s.fleet.degraded.length) out.push(`battery  ${p.warn(`${s.fleet.degraded.length} degraded`)} (health below 80 %): ${s.fleet.degraded.map(printable).join(', ')}`);
   const docked = s.cameras.filter((c) => c.docked);
   out.push('');
   if (docked.length === 0) {
     out.push(`no cameras docked (${s.cameras.length} known: dockd cameras)`);
   } else {
     const rows = docked.map((c) => {
-      const p = c.progress;
-      const frac = p && p.bytesTotal > 0 ? p.bytesDone / p.bytesTotal : 1;
+      const pr = c.progress;
+      const frac = pr && pr.bytesTotal > 0 ? pr.bytesDone / pr.bytesTotal : 1;
       return [
         printable(c.slot),
         printable(c.serial),
         c.battery ? `${c.battery.percent}%${c.battery.charging ? ' ⚡' : ''}` : '-',
-        p ? `${p.recordingsDone}/${p.recordingsTotal}` : '-',
-        p ? `${bytes(p.bytesDone)} / ${bytes(p.bytesTotal)}` : '-',
+        pr ? `${pr.recordingsDone}/${pr.recordingsTotal}` : '-',
+        pr ? `${bytes(pr.bytesDone)} / ${bytes(pr.bytesTotal)}` : '-',
         opts.bars ? bar(frac) : `${Math.floor(frac * 100)}%`,
-        p?.rateBytesPerSec ? `${bytes(p.rateBytesPerSec)}/s` : '-',
-        p && p.etaSeconds !== null ? duration(p.etaSeconds) : '-',
-        c.failed ? `${c.failed} failed` : '',
+        pr?.rateBytesPerSec ? `${bytes(pr.rateBytesPerSec)}/s` : '-',
+        pr && pr.etaSeconds !== null ? duration(pr.etaSeconds) : '-',
+        c.failed ? p.bad(`${c.failed} failed`) : '',
       ];
     });
     out.push(table(['SLOT', 'CAMERA', 'BATTERY', 'FILES', 'BYTES', 'DONE', 'RATE', 'ETA', ''], rows));
