@@ -186,3 +186,20 @@ describe('help', () => {
     expect(recordings.stdout).toMatch(/Examples:[\s\S]*\$ dockd recordings --status failed/);
   });
 });
+
+describe('dockd start', () => {
+  it('prints readable lines on a terminal, JSON with --json-logs', async () => {
+    const readable = await onTerminal(['start'], {}, 3);
+    const lines = readable.split(/\r?\n/).filter(Boolean);
+    const started = lines.find((l) => l.includes('daemon.started'));
+    expect(started, readable).toMatch(/^\x1b\[2m\d\d:\d\d:\d\d\.\d{3}\x1b\[0m \x1b\[32mINFO \x1b\[0m \x1b\[36mdaemon\.started\x1b\[0m dockd \S+ started/);
+    expect(lines.some((l) => l.startsWith('{'))).toBe(false);
+    const plain = await onTerminal(['start'], { NO_COLOR: '1' }, 3);
+    expect(plain).toMatch(/\d\d:\d\d:\d\d\.\d{3} INFO {2}daemon\.started dockd \S+ started/);
+    expect(plain).not.toMatch(ESCAPE);
+
+    const json = await onTerminal(['start', '--json-logs'], {}, 3);
+    const parsed = json.split(/\r?\n/).filter(Boolean).map((l) => JSON.parse(l) as { event?: string; level: number });
+    expect(parsed.find((l) => l.event === 'daemon.started')?.level).toBe(30);
+  });
+});

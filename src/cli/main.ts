@@ -50,13 +50,15 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
 
   program
     .command('start')
-    .description('run the daemon in the foreground; JSON logs on stdout; SIGTERM/SIGINT stop it')
+    .description('run the daemon in the foreground; SIGTERM/SIGINT stop it; logs: JSON lines, or readable lines on a terminal')
     .option('--sim-dir <dir>', 'watch this folder as a simulated dock')
-    .action(async (o: { simDir?: string }) => {
+    .option('--json-logs', 'JSON log lines also on a terminal')
+    .action(async (o: { simDir?: string; jsonLogs?: boolean }) => {
       const cfg = resolveConfig(g(), { simDir: o.simDir });
       // The daemon's modules (pino, chokidar, the S3 client) load only when a daemon runs.
       const { runDaemonForeground } = await import('./start.js');
-      await runDaemonForeground(cfg);
+      const readable = !o.jsonLogs && !!process.stdout.isTTY;
+      await runDaemonForeground(cfg, readable ? { readable: { colour: colourWanted(g()) } } : {});
     });
 
   program
