@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../store/db.js';
 import { queueCounts, type QueueCounts } from '../store/recordings.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
-import { replicationBacklog, type Backlog } from '../replication/queue.js';
+import { replicationBacklog, replicationFailed, type Backlog } from '../replication/queue.js';
 import { fleetVerdicts } from '../battery/fleet.js';
 import { cameraProgress, type CameraProgress, type LiveCamera, type VisitTotals } from './progress.js';
 import { ago, bar, bytes, duration, printable, table } from './format.js';
@@ -26,7 +26,7 @@ export interface StatusJson {
   cameras: CameraStatus[];
   queue: QueueCounts;
   archive: { path: string; freeBytes: number | null; diskLow: boolean };
-  replication: (Backlog & { enabled: boolean; lastError: string | null }) | null;
+  replication: (Backlog & { enabled: boolean; failed: number; lastError: string | null }) | null;
   fleet: { shiftHours: number; short: string[]; degraded: string[] };
 }
 
@@ -99,7 +99,7 @@ export function statusOf(db: Db, cfg: Config): StatusJson {
     cameras,
     queue: queueCounts(db),
     archive: { path: archivePath, freeBytes, diskLow: progress.diskLow ?? false },
-    replication: cfg.replication ? { enabled: true, ...replicationBacklog(db), lastError: progress.replicationError ?? null } : null,
+    replication: cfg.replication ? { enabled: true, ...replicationBacklog(db), failed: replicationFailed(db), lastError: progress.replicationError ?? null } : null,
     fleet: fleetLine(db, cfg.battery.shiftHours),
   };
 }
@@ -123,7 +123,8 @@ export function renderStatus(s: StatusJson, opts: { bars?: boolean; paint?: Pain
   out.push(`archive  ${s.archive.path}  ${bytes(s.archive.freeBytes)} free${s.archive.diskLow ? `  ${p.bad('OFFLOADING PAUSED: disk below ingest.minFreeBytes')}` : ''}`);
   if (s.replication) {
     const r = s.replication;
-    out.push(`replicate ${r.count} waiting (${bytes(r.bytes)})${r.oldestAt ? `, oldest since ${r.oldestAt}` : ''}${r.lastError ? `  ${p.bad('LAST ERROR:')} ${r.lastError}` : ''}`);
+    const gaveUp = r.failed ? `  ${p.bad(`${r.failed} FAILED`)} (retries exhausted: dockd replicate --all queues them again)` : '';
+    out.push(`replicate ${r.count} waiting (${bytes(r.bytes)})${r.oldestAt ? `, oldest since ${r.oldestAt}` : ''}${gaveUp}${r.lastError ? `  ${p.bad('LAST ERROR:')} ${r.lastError}` : ''}`);
   }
   if (s.fleet.short.length) {
     const n = s.fleet.short.length;
