@@ -28,6 +28,8 @@ export interface ReadableOptions {
 export function createDaemonLogger(level: string, file: LogFileOptions | null, readable: ReadableOptions | null = null): Logger {
   const options = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.epochTime };
   if (readable) {
+    // A terminal that went away loses the lines that follow, not the offloads under way.
+    process.stdout.on('error', () => undefined);
     const streams: pino.StreamEntry[] = [{ level: level as pino.Level, stream: terminalLogStream(readable.colour) }];
     if (file) streams.push({ level: level as pino.Level, stream: pino.transport({ target: 'pino-roll', options: rollOptions(file) }) });
     return pino(options, pino.multistream(streams));

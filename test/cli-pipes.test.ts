@@ -99,6 +99,12 @@ describe('on a terminal', () => {
     expect(flag).not.toMatch(ESCAPE);
   });
 
+  it('verify says ok in green', async () => {
+    const verify = await onTerminal(['verify', '--quick']);
+    expect(verify).toMatch(/custody chain {3}\x1b\[32mok\x1b\[0m/);
+    expect(verify).toMatch(/archived files {2}\x1b\[32m2\/2 ok\x1b\[0m/);
+  });
+
   it('status --watch redraws the screen', async () => {
     const screen = await onTerminal(['status', '--watch'], {}, 3);
     expect(screen.split('\x1b[H\x1b[2J').length).toBeGreaterThanOrEqual(3);

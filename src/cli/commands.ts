@@ -164,14 +164,16 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
         if (o.json) {
           printJson({ chain: { ok: report.chain.ok, events: report.chain.events, firstBadSeq: report.chain.firstBadSeq, reason: report.chain.reason, head: report.chain.head }, files: report.files, checkpoints: report.checkpoints, head: report.head, remote, ok: report.ok });
         } else {
-          console.log(report.chain.ok ? `custody chain   ok (${report.chain.events} events)` : `custody chain   BROKEN at seq ${report.chain.firstBadSeq}: ${report.chain.reason}`);
+          const p = paint(colourWanted(g()));
+          console.log(report.chain.ok ? `custody chain   ${p.good('ok')} (${report.chain.events} events)` : `custody chain   ${p.bad('BROKEN')} at seq ${report.chain.firstBadSeq}: ${report.chain.reason}`);
           console.log(`checkpoints     ${report.checkpoints.ok}/${report.checkpoints.checked} signed heads ok`);
-          for (const b of report.checkpoints.bad) console.log(`  BAD CHECKPOINT seq ${b.seq}: ${b.reason}`);
-          if (report.head) console.log(report.head.ok ? `head ${report.head.seq}   matches` : `head ${report.head.seq}   MISMATCH: ${report.head.reason}`);
-          console.log(`archived files  ${report.files.ok}/${report.files.checked} ok${o.quick ? ' (sizes only)' : ''}`);
-          for (const id of report.files.missing) console.log(`  missing    ${id}`);
-          for (const id of report.files.mismatched) console.log(`  MISMATCH   ${id}`);
-          for (const id of report.files.decryptFailed ?? []) console.log(`  DOES NOT DECRYPT to its recorded SHA-256  ${id}`);
+          for (const b of report.checkpoints.bad) console.log(`  ${p.bad('BAD CHECKPOINT')} seq ${b.seq}: ${b.reason}`);
+          if (report.head) console.log(report.head.ok ? `head ${report.head.seq}   ${p.good('matches')}` : `head ${report.head.seq}   ${p.bad('MISMATCH')}: ${report.head.reason}`);
+          const filesOk = report.files.ok === report.files.checked;
+          console.log(`archived files  ${(filesOk ? p.good : p.bad)(`${report.files.ok}/${report.files.checked} ok`)}${o.quick ? ' (sizes only)' : ''}`);
+          for (const id of report.files.missing) console.log(`  ${p.bad('missing')}    ${id}`);
+          for (const id of report.files.mismatched) console.log(`  ${p.bad('MISMATCH')}   ${id}`);
+          for (const id of report.files.decryptFailed ?? []) console.log(`  ${p.bad('DOES NOT DECRYPT')} to its recorded SHA-256  ${id}`);
           if (remote) {
             console.log(`remote objects  ${remote.ok}/${remote.checked} ok`);
             for (const id of remote.missing) console.log(`  missing in the store  ${id}`);

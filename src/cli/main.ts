@@ -105,7 +105,8 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  endQuietlyOnClosedPipe();
+  // A daemon must not exit because its reader went away: `start` sees to its own stdout.
+  if (commandWord(argv) !== 'start') endQuietlyOnClosedPipe();
   const program = await buildProgram(argv);
   const debug = argv.includes('--debug');
   try {
