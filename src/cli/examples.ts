@@ -9,7 +9,7 @@ const EXAMPLES: Record<string, string[]> = {
     'dockd recordings --status failed             # what could not be offloaded, and why',
     'dockd verify                                 # re-check the custody chain and every archived file',
   ],
-  start: ['dockd start --config /etc/dockd/dockd.config.json', 'dockd start --sim-dir ./dock --json-logs | tee dockd.log'],
+  start: ['dockd start --config /etc/dockd/dockd.config.json', 'dockd start --sim-dir ./dock --json-logs        # JSON lines also on a terminal'],
   status: ['dockd status', 'dockd status --watch', 'dockd status --json | jq .queue', 'dockd status --require-running || echo "dockd is down"'],
   cameras: ['dockd cameras', 'dockd cameras --json'],
   recordings: ['dockd recordings --camera DU-0042', 'dockd recordings --status failed', 'dockd recordings --json | jq length'],
