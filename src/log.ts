@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { terminalLogStream } from './log-terminal.js';
 
 export type { Logger };
 
@@ -15,23 +16,36 @@ export interface LogFileOptions {
   rotate: { size: string; frequency: string; keep: number };
 }
 
+/** Readable lines instead of JSON on stdout: for `dockd start` on a terminal only. */
+export interface ReadableOptions {
+  colour: boolean;
+}
+
 /**
  * stdout for journald, and with `log.file` a rotated file as well, written by pino-roll in a
- * worker thread so a slow disk never stalls ingest.
+ * worker thread so a slow disk never stalls ingest. The file always gets JSON.
  */
-export function createDaemonLogger(level: string, file: LogFileOptions | null): Logger {
+export function createDaemonLogger(level: string, file: LogFileOptions | null, readable: ReadableOptions | null = null): Logger {
+  const options = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.epochTime };
+  if (readable) {
+    // A terminal that went away loses the lines that follow, not the offloads under way.
+    process.stdout.on('error', () => undefined);
+    const streams: pino.StreamEntry[] = [{ level: level as pino.Level, stream: terminalLogStream(readable.colour) }];
+    if (file) streams.push({ level: level as pino.Level, stream: pino.transport({ target: 'pino-roll', options: rollOptions(file) }) });
+    return pino(options, pino.multistream(streams));
+  }
   if (!file) return createLogger(level);
   const transport = pino.transport({
     targets: [
       { target: 'pino/file', level, options: { destination: 1 } },
-      {
-        target: 'pino-roll',
-        level,
-        options: { file: file.file, size: file.rotate.size, frequency: file.rotate.frequency, limit: { count: file.rotate.keep }, mkdir: true },
-      },
+      { target: 'pino-roll', level, options: rollOptions(file) },
     ],
   });
-  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.epochTime }, transport);
+  return pino(options, transport);
+}
+
+function rollOptions(file: LogFileOptions): Record<string, unknown> {
+  return { file: file.file, size: file.rotate.size, frequency: file.rotate.frequency, limit: { count: file.rotate.keep }, mkdir: true };
 }
 
 /** A logger that writes nowhere, for CLI code paths that share modules with the daemon. */

@@ -182,6 +182,13 @@ describe.skipIf(!linux)('scripts/service/install.sh --root', () => {
     expect(aead.stdout.trim(), aead.output).toBe('native');
   });
 
+  it('ships the battery logs of the demo: the installed demo shows battery figures, not unknown', () => {
+    const demo = run(process.execPath, [path.join(root, 'opt/dockd/bin/dockd.js'), 'demo']);
+    expect(demo.status, demo.output).toBe(0);
+    expect(demo.stdout).toMatch(/DU-0108\s+short\s+drain [\d.]+ %\/h, [\d.]+ h from full/);
+    expect(demo.stdout).not.toMatch(/DU-0108\s+unknown/);
+  });
+
   it('changes nothing on a second run, and says so', () => {
     const before = listing(tmp);
     const second = install();

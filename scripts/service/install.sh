@@ -169,10 +169,10 @@ ensure_user() {
 
 # The app's parts, as paths relative to the source tree and to the app dir alike: the built
 # code, the native ChaCha20-Poly1305 binding where it built, package.json (it makes dist/ ES
-# modules) and production dependencies only, since the dock PC needs no compiler, linter or
-# test runner.
+# modules), the battery logs `dockd demo` gives its cameras, and production dependencies only,
+# since the dock PC needs no compiler, linter or test runner.
 app_parts() {
-  for p in bin dist/src dist/drivers build/Release/dockd_aead.node package.json package-lock.json README.md; do
+  for p in bin dist/src dist/drivers build/Release/dockd_aead.node fixtures/battery package.json package-lock.json README.md; do
     if [ -e "$SRC/$p" ]; then echo "$p"; fi
   done
   if ! command -v npm >/dev/null 2>&1; then

@@ -1,7 +1,9 @@
 /** Read-side commands: cameras, recordings, custody, verify, retry. Each opens the store itself. */
 import type { Command } from 'commander';
 import { readIdentities } from './identities.js';
-import { iterateRecordings, recordingJson } from '../store/recordings.js';
+import { iterateRecordings, recordingJson, type RecordingStatus } from '../store/recordings.js';
+import type { Db } from '../store/db.js';
+import { colourWanted, paint } from './terminal.js';
 import { CustodyLog } from '../custody/log.js';
 import { verifyAll } from '../custody/verify.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
@@ -12,7 +14,19 @@ import { loadCredentials } from '../replication/credentials.js';
 import { queueReplication } from '../replication/queue.js';
 import { ago, bytes, printable, table } from './format.js';
 
-const STATUSES = ['pending', 'copying', 'verified', 'failed'];
+/** Every status a recording can have; `deleted`: removed from the archive by retention. */
+const STATUSES: RecordingStatus[] = ['pending', 'copying', 'verified', 'failed', 'deleted'];
+
+/** Unknown ids and serials are a problem (exit 1) named as the user typed them, as `hold` does. */
+function mustKnowCamera(db: Db, serial: string): void {
+  // A camera assigned to an officer before it ever docked is known by its custody events only.
+  const known = db.prepare('SELECT 1 FROM cameras WHERE serial = ? UNION ALL SELECT 1 FROM custody_events WHERE camera = ? LIMIT 1').get(serial, serial);
+  if (!known) throw new ProblemError(`no camera ${printable(serial)}`);
+}
+
+function mustKnowRecording(db: Db, id: string): void {
+  if (!db.prepare('SELECT 1 FROM recordings WHERE id = ?').get(id)) throw new ProblemError(`no recording ${printable(id)}`);
+}
 
 export function registerReadCommands(program: Command, g: () => GlobalOptions): void {
   program
@@ -57,8 +71,9 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
     .option('--status <status>', `only this status (${STATUSES.join('|')})`)
     .option('--json', 'machine-readable output')
     .action((o: { camera?: string; status?: string; json?: boolean }) => {
-      if (o.status !== undefined && !STATUSES.includes(o.status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')}`);
+      if (o.status !== undefined && !(STATUSES as string[]).includes(o.status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')}`);
       withStore(g(), (db) => {
+        if (o.camera !== undefined) mustKnowCamera(db, o.camera);
         const it = iterateRecordings(db, { camera: o.camera, status: o.status });
         if (o.json) {
           // Streamed so that 100,000 recordings never sit in one string.
@@ -71,12 +86,14 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
           process.stdout.write(first ? ']\n' : '\n]\n');
           return;
         }
+        const p = paint(colourWanted(g()));
+        const shade: Record<RecordingStatus, (s: string) => string> = { verified: p.good, failed: p.bad, pending: p.warn, copying: p.warn, deleted: p.dim };
         const rows: Array<Array<string | number>> = [];
         for (const r of it) {
           const j = recordingJson(r);
-          rows.push([j.id, printable(j.camera), printable(j.sourcePath), bytes(j.bytes), j.status, j.attempts, j.deletedFromCamera ? 'yes' : 'no', j.sha256 ? j.sha256.slice(0, 16) + '…' : printable(j.lastError)]);
+          rows.push([j.id, printable(j.camera), printable(j.officer), printable(j.sourcePath), bytes(j.bytes), shade[j.status](j.status), j.attempts, j.deletedFromCamera ? 'yes' : 'no', j.sha256 ? j.sha256.slice(0, 16) + '…' : printable(j.lastError)]);
         }
-        console.log(rows.length ? table(['ID', 'CAMERA', 'SOURCE', 'SIZE', 'STATUS', 'TRIES', 'OFF CAMERA', 'SHA-256 / LAST ERROR'], rows) : 'no recordings');
+        console.log(rows.length ? table(['ID', 'CAMERA', 'OFFICER', 'SOURCE', 'SIZE', 'STATUS', 'TRIES', 'OFF CAMERA', 'SHA-256 / LAST ERROR'], rows) : 'no recordings');
       });
     });
 
@@ -89,6 +106,8 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
     .action((o: { recording?: string; camera?: string; json?: boolean }) => {
       if (!o.recording === !o.camera) throw new UsageError('give exactly one of --recording ID or --camera SERIAL');
       withStore(g(), (db) => {
+        if (o.recording !== undefined) mustKnowRecording(db, o.recording);
+        else mustKnowCamera(db, o.camera!);
         const log = new CustodyLog(db);
         const events = o.recording ? log.forRecording(o.recording) : log.forCamera(o.camera!);
         if (o.json) return printJson(events);
@@ -145,18 +164,20 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
         if (o.json) {
           printJson({ chain: { ok: report.chain.ok, events: report.chain.events, firstBadSeq: report.chain.firstBadSeq, reason: report.chain.reason, head: report.chain.head }, files: report.files, checkpoints: report.checkpoints, head: report.head, remote, ok: report.ok });
         } else {
-          console.log(report.chain.ok ? `custody chain   ok (${report.chain.events} events)` : `custody chain   BROKEN at seq ${report.chain.firstBadSeq}: ${report.chain.reason}`);
+          const p = paint(colourWanted(g()));
+          console.log(report.chain.ok ? `custody chain   ${p.good('ok')} (${report.chain.events} events)` : `custody chain   ${p.bad('BROKEN')} at seq ${report.chain.firstBadSeq}: ${report.chain.reason}`);
           console.log(`checkpoints     ${report.checkpoints.ok}/${report.checkpoints.checked} signed heads ok`);
-          for (const b of report.checkpoints.bad) console.log(`  BAD CHECKPOINT seq ${b.seq}: ${b.reason}`);
-          if (report.head) console.log(report.head.ok ? `head ${report.head.seq}   matches` : `head ${report.head.seq}   MISMATCH: ${report.head.reason}`);
-          console.log(`archived files  ${report.files.ok}/${report.files.checked} ok${o.quick ? ' (sizes only)' : ''}`);
-          for (const id of report.files.missing) console.log(`  missing    ${id}`);
+          for (const b of report.checkpoints.bad) console.log(`  ${p.bad('BAD CHECKPOINT')} seq ${b.seq}: ${b.reason}`);
+          if (report.head) console.log(report.head.ok ? `head ${report.head.seq}   ${p.good('matches')}` : `head ${report.head.seq}   ${p.bad('MISMATCH')}: ${report.head.reason}`);
+          const filesOk = report.files.ok === report.files.checked;
+          console.log(`archived files  ${(filesOk ? p.good : p.bad)(`${report.files.ok}/${report.files.checked} ok`)}${o.quick ? ' (sizes only)' : ''}`);
+          for (const id of report.files.missing) console.log(`  ${p.bad('missing')}    ${id}`);
           // Missing and undecryptable files have their own lines; these say what else disagrees with custody.
           for (const d of report.files.disagreements) {
-            if (d.disagrees === 'row') console.log(`  ROW MISMATCH  ${d.recording}  its recordings row disagrees with custody: ${d.detail}`);
-            else if (report.files.mismatched.includes(d.recording)) console.log(`  MISMATCH      ${d.recording}  the archived file disagrees with custody: ${d.detail}`);
+            if (d.disagrees === 'row') console.log(`  ${p.bad('ROW MISMATCH')}  ${d.recording}  its recordings row disagrees with custody: ${d.detail}`);
+            else if (report.files.mismatched.includes(d.recording)) console.log(`  ${p.bad('MISMATCH')}      ${d.recording}  the archived file disagrees with custody: ${d.detail}`);
           }
-          for (const id of report.files.decryptFailed ?? []) console.log(`  DOES NOT DECRYPT to its recorded SHA-256  ${id}`);
+          for (const id of report.files.decryptFailed ?? []) console.log(`  ${p.bad('DOES NOT DECRYPT')} to its recorded SHA-256  ${id}`);
           if (remote) {
             console.log(`remote objects  ${remote.ok}/${remote.checked} ok`);
             for (const id of remote.missing) console.log(`  missing in the store  ${id}`);
@@ -196,6 +217,7 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
              AND NOT EXISTS (SELECT 1 FROM custody_events c WHERE c.recording = r.id AND c.type = 'replication.verified')`,
           )
           .all(...(o.recording ? [o.recording] : []));
+        if (o.recording) mustKnowRecording(db, o.recording);
         if (o.recording && rows.length === 0) throw new ProblemError(`recording ${o.recording} is not verified or already replicated`);
         db.transaction(() => {
           for (const r of rows) {
@@ -219,6 +241,8 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
       const chosen = [id !== undefined, o.camera !== undefined, !!o.all].filter(Boolean).length;
       if (chosen !== 1) throw new UsageError('give exactly one of ID, --camera SERIAL or --all');
       withStore(g(), (db) => {
+        if (id !== undefined) mustKnowRecording(db, id);
+        if (o.camera !== undefined) mustKnowCamera(db, o.camera);
         const custody = new CustodyLog(db, cliActor());
         const where = id !== undefined ? 'id = ?' : o.camera !== undefined ? 'camera = ?' : '1 = 1';
         const args = id !== undefined ? [id] : o.camera !== undefined ? [o.camera] : [];

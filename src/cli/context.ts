@@ -1,11 +1,14 @@
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { loadConfig, type Config } from '../config.js';
-import { openStore, type Db } from '../store/db.js';
+import { dbPath, openStore, type Db } from '../store/db.js';
 
 export interface GlobalOptions {
   config?: string;
   dataDir?: string;
   debug?: boolean;
+  /** false with --no-color. */
+  color?: boolean;
 }
 
 export class UsageError extends Error {}
@@ -17,9 +20,31 @@ export function resolveConfig(g: GlobalOptions, extra: { simDir?: string } = {})
   return loadConfig({ configPath: g.config, dataDir: g.dataDir, simDir: extra.simDir });
 }
 
-export function withStore<T>(g: GlobalOptions, fn: (db: Db, cfg: Config) => T): T {
+export interface StoreUse {
+  /**
+   * Only for commands that set a dock up before its daemon first ran (`assign`): every other
+   * command reads or amends what a daemon wrote, and a mistyped --data-dir must say so instead
+   * of leaving a fresh, empty store behind.
+   */
+  create?: boolean;
+}
+
+/** The store of the configured data dir; a missing one is a problem the user must hear about. */
+export function openCliStore(cfg: Config, use: StoreUse = {}): Db {
+  if (use.create) return openStore(cfg.dataDir);
+  if (!existsSync(dbPath(cfg.dataDir))) throw new ProblemError(`no dockd data in ${cfg.dataDir} (no dockd.db there): check --data-dir or dataDir in the config`);
+  try {
+    return openStore(cfg.dataDir, { mustExist: true });
+  } catch (err) {
+    // Removed between the check and the open.
+    if ((err as { code?: string }).code === 'SQLITE_CANTOPEN') throw new ProblemError(`no dockd data in ${cfg.dataDir}`);
+    throw err;
+  }
+}
+
+export function withStore<T>(g: GlobalOptions, fn: (db: Db, cfg: Config) => T, use: StoreUse = {}): T {
   const cfg = resolveConfig(g);
-  const db = openStore(cfg.dataDir);
+  const db = openCliStore(cfg, use);
   try {
     return fn(db, cfg);
   } finally {
@@ -29,7 +54,7 @@ export function withStore<T>(g: GlobalOptions, fn: (db: Db, cfg: Config) => T): 
 
 export async function withStoreAsync<T>(g: GlobalOptions, fn: (db: Db, cfg: Config) => Promise<T>): Promise<T> {
   const cfg = resolveConfig(g);
-  const db = openStore(cfg.dataDir);
+  const db = openCliStore(cfg);
   try {
     return await fn(db, cfg);
   } finally {

@@ -139,7 +139,7 @@ export function registerEvidenceCommands(program: Command, g: () => GlobalOption
       withStore(g(), (db) => {
         assign(db, new CustodyLog(db, cliActor()), serial, officer, parseTime('--from', o.from) ?? new Date());
         console.log(`${serial} assigned to ${officer}`);
-      }),
+      }, { create: true }),
     );
 
   program

@@ -1,4 +1,5 @@
 /** Human output helpers: tables an admin reads at a glance. JSON output never goes through here. */
+import { visibleLength } from './terminal.js';
 
 export function bytes(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return '-';
@@ -28,10 +29,10 @@ export function printable(s: string | null | undefined): string {
 
 export function table(head: string[], rows: Array<Array<string | number | null | undefined>>): string {
   const cells = rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c))));
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((r) => [...(r[i] ?? '')].length)));
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((r) => visibleLength(r[i] ?? ''))));
   const line = (r: string[]) =>
     r
-      .map((c, i) => c + ' '.repeat(Math.max(0, widths[i]! - [...c].length)))
+      .map((c, i) => c + ' '.repeat(Math.max(0, widths[i]! - visibleLength(c))))
       .join('  ')
       .trimEnd();
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');

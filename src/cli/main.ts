@@ -5,6 +5,8 @@ import { AlreadyRunningError } from '../store/lock.js';
 import { VERSION } from '../version.js';
 import { printJson, ProblemError, resolveConfig, UsageError, withStore, type GlobalOptions } from './context.js';
 import { renderStatus, statusOf } from './status.js';
+import { CLEAR_SCREEN, colourWanted, endQuietlyOnClosedPipe, paint } from './terminal.js';
+import { addExamples } from './examples.js';
 
 type Registrar = (program: Command, g: () => GlobalOptions) => void;
 
@@ -42,19 +44,22 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
     .addOption(new Option('--config <file>', 'JSON config file (default $DOCKD_CONFIG, else ./dockd.config.json)'))
     .addOption(new Option('--data-dir <dir>', 'data directory: dockd.db, archive/, staging/'))
     .addOption(new Option('--debug', 'show stack traces on errors'))
+    .addOption(new Option('--no-color', 'no colours, also on a terminal (so does a non-empty NO_COLOR)'))
     .showHelpAfterError()
     .exitOverride();
   const g = (): GlobalOptions => program.opts<GlobalOptions>();
 
   program
     .command('start')
-    .description('run the daemon in the foreground; JSON logs on stdout; SIGTERM/SIGINT stop it')
+    .description('run the daemon in the foreground; SIGTERM/SIGINT stop it; logs: JSON lines, or readable lines on a terminal')
     .option('--sim-dir <dir>', 'watch this folder as a simulated dock')
-    .action(async (o: { simDir?: string }) => {
+    .option('--json-logs', 'JSON log lines also on a terminal')
+    .action(async (o: { simDir?: string; jsonLogs?: boolean }) => {
       const cfg = resolveConfig(g(), { simDir: o.simDir });
       // The daemon's modules (pino, chokidar, the S3 client) load only when a daemon runs.
       const { runDaemonForeground } = await import('./start.js');
-      await runDaemonForeground(cfg);
+      const readable = !o.jsonLogs && !!process.stdout.isTTY;
+      await runDaemonForeground(cfg, readable ? { readable: { colour: colourWanted(g()) } } : {});
     });
 
   program
@@ -65,16 +70,19 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
     .option('--require-running', 'exit 1 when the daemon is not running')
     .action(async (o: { json?: boolean; watch?: boolean; requireRunning?: boolean }) => {
       if (o.watch && o.json) throw new UsageError('--watch and --json do not go together');
+      const look = { paint: paint(colourWanted(g())) };
       if (o.watch) {
+        // Into a pipe or a file, each frame follows the last one: no codes that only a terminal reads.
+        const tty = !!process.stdout.isTTY;
         for (;;) {
-          const text = withStore(g(), (db, cfg) => renderStatus(statusOf(db, cfg), { bars: true }));
-          process.stdout.write('\x1b[H\x1b[2J' + text + '\n');
+          const text = withStore(g(), (db, cfg) => renderStatus(statusOf(db, cfg), { bars: true, ...look }));
+          process.stdout.write(tty ? CLEAR_SCREEN + text + '\n' : text + '\n\n');
           await sleep(1000);
         }
       }
       const s = withStore(g(), (db, cfg) => statusOf(db, cfg));
       if (o.json) printJson(s);
-      else console.log(renderStatus(s));
+      else console.log(renderStatus(s, look));
       if (o.requireRunning && !s.daemon.running) process.exitCode = 1;
     });
 
@@ -93,10 +101,13 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
       await runDemo({ keep: !!o.keep });
     });
 
+  addExamples(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // A daemon must not exit because its reader went away: `start` sees to its own stdout.
+  if (commandWord(argv) !== 'start') endQuietlyOnClosedPipe();
   const program = await buildProgram(argv);
   const debug = argv.includes('--debug');
   try {

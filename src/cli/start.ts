@@ -1,12 +1,12 @@
 import type { Config } from '../config.js';
-import { createDaemonLogger } from '../log.js';
+import { createDaemonLogger, type ReadableOptions } from '../log.js';
 import { startDaemon } from '../daemon/daemon.js';
 
 const STOP_DEADLINE_MS = 9000;
 
 /** `dockd start`: one daemon in the foreground, stopped by SIGTERM/SIGINT within a deadline. */
-export async function runDaemonForeground(cfg: Config): Promise<void> {
-  const log = createDaemonLogger(cfg.log.level, cfg.log.file ? { file: cfg.log.file, rotate: cfg.log.rotate } : null);
+export async function runDaemonForeground(cfg: Config, out: { readable?: ReadableOptions } = {}): Promise<void> {
+  const log = createDaemonLogger(cfg.log.level, cfg.log.file ? { file: cfg.log.file, rotate: cfg.log.rotate } : null, out.readable ?? null);
   const daemon = await startDaemon(cfg, log);
   let shuttingDown = false;
   const onSignal = (sig: NodeJS.Signals) => {

@@ -4,9 +4,11 @@ import type { Config } from '../config.js';
 import type { Db } from '../store/db.js';
 import { queueCounts, type QueueCounts } from '../store/recordings.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
-import { replicationBacklog, type Backlog } from '../replication/queue.js';
+import { replicationBacklog, replicationFailed, type Backlog } from '../replication/queue.js';
 import { fleetVerdicts } from '../battery/fleet.js';
+import { cameraProgress, type CameraProgress, type LiveCamera, type VisitTotals } from './progress.js';
 import { ago, bar, bytes, duration, printable, table } from './format.js';
+import { paint, type Paint } from './terminal.js';
 
 export interface CameraStatus {
   serial: string;
@@ -16,14 +18,7 @@ export interface CameraStatus {
   battery: { percent: number; charging: boolean } | null;
   pending: number;
   failed: number;
-  progress: {
-    recordingsDone: number;
-    recordingsTotal: number;
-    bytesDone: number;
-    bytesTotal: number;
-    rateBytesPerSec: number | null;
-    etaSeconds: number | null;
-  } | null;
+  progress: CameraProgress | null;
 }
 
 export interface StatusJson {
@@ -34,7 +29,7 @@ export interface StatusJson {
   archive: { path: string; freeBytes: number | null; diskLow: boolean; storeUnwritable: string | null };
   /** Cameras refused because another docked camera reports the same serial. */
   conflicts: SerialConflict[];
-  replication: (Backlog & { enabled: boolean; lastError: string | null }) | null;
+  replication: (Backlog & { enabled: boolean; failed: number; lastError: string | null }) | null;
   fleet: { shiftHours: number; short: string[]; degraded: string[] };
 }
 
@@ -46,7 +41,7 @@ export interface SerialConflict {
 }
 
 interface Progress {
-  cameras?: Array<{ serial: string; inflightBytes: number; rateBytesPerSec?: number }>;
+  cameras?: LiveCamera[];
   diskLow?: boolean;
   storeUnwritable?: string | null;
   conflicts?: SerialConflict[];
@@ -71,9 +66,11 @@ export function statusOf(db: Db, cfg: Config): StatusJson {
     else c.pending += r.n;
     counts.set(r.camera, c);
   }
-  const visitTotals = db.prepare<[string, number], { total: number; done: number; bytesTotal: number; bytesDone: number }>(
+  const visitTotals = db.prepare<[string, number], Omit<VisitTotals, 'visit'>>(
     `SELECT count(*) total, coalesce(sum(status = 'verified'), 0) done, coalesce(sum(bytes), 0) bytesTotal,
-            coalesce(sum(CASE WHEN status = 'verified' THEN bytes ELSE 0 END), 0) bytesDone
+            coalesce(sum(CASE WHEN status = 'verified' THEN bytes ELSE 0 END), 0) bytesDone,
+            coalesce(sum(status IN ('pending', 'copying')), 0) toDo,
+            coalesce(sum(CASE WHEN status IN ('pending', 'copying') THEN bytes ELSE 0 END), 0) bytesToDo
      FROM recordings WHERE camera = ? AND seen_visit = ?`,
   );
   const cams = db
@@ -84,22 +81,7 @@ export function statusOf(db: Db, cfg: Config): StatusJson {
   const cameras: CameraStatus[] = cams.map((c) => {
     const docked = running && c.docked === 1;
     const battery = c.battery_json ? (JSON.parse(c.battery_json) as { percent: number; charging: boolean }) : null;
-    let prog: CameraStatus['progress'] = null;
-    if (docked) {
-      const t = visitTotals.get(c.serial, c.visit)!;
-      const l = live.get(c.serial);
-      const bytesDone = t.bytesDone + (l?.inflightBytes ?? 0);
-      const rate = l?.rateBytesPerSec ?? null;
-      const left = t.bytesTotal - bytesDone;
-      prog = {
-        recordingsDone: t.done,
-        recordingsTotal: t.total,
-        bytesDone,
-        bytesTotal: t.bytesTotal,
-        rateBytesPerSec: rate,
-        etaSeconds: rate && rate > 0 ? Math.round(left / rate) : left <= 0 ? 0 : null,
-      };
-    }
+    const prog = docked ? cameraProgress({ visit: c.visit, ...visitTotals.get(c.serial, c.visit)! }, live.get(c.serial)) : null;
     return {
       serial: c.serial,
       slot: c.slot,
@@ -130,7 +112,7 @@ export function statusOf(db: Db, cfg: Config): StatusJson {
     queue: queueCounts(db),
     archive: { path: archivePath, freeBytes, diskLow: progress.diskLow ?? false, storeUnwritable: progress.storeUnwritable ?? null },
     conflicts: progress.conflicts ?? [],
-    replication: cfg.replication ? { enabled: true, ...replicationBacklog(db), lastError: progress.replicationError ?? null } : null,
+    replication: cfg.replication ? { enabled: true, ...replicationBacklog(db), failed: replicationFailed(db), lastError: progress.replicationError ?? null } : null,
     fleet: fleetLine(db, cfg.battery.shiftHours),
   };
 }
@@ -140,47 +122,50 @@ function fleetLine(db: Db, shiftHours: number): StatusJson['fleet'] {
   return { shiftHours, short: fleet.filter((c) => c.status === 'short').map((c) => c.serial), degraded: fleet.filter((c) => c.status === 'degraded').map((c) => c.serial) };
 }
 
-export function renderStatus(s: StatusJson, opts: { bars?: boolean } = {}): string {
+export function renderStatus(s: StatusJson, opts: { bars?: boolean; paint?: Paint } = {}): string {
+  const p = opts.paint ?? paint(false);
   const out: string[] = [];
   const d = s.daemon;
   out.push(
     d.running
-      ? `daemon   running  pid ${d.pid}  version ${d.version}  up since ${d.startedAt}  heartbeat ${ago(d.heartbeatAt)}`
-      : `daemon   NOT RUNNING${d.stoppedAt ? `  (stopped ${ago(d.stoppedAt)})` : d.heartbeatAt ? `  (last heartbeat ${ago(d.heartbeatAt)})` : ''}`,
+      ? `daemon   ${p.good('running')}  pid ${d.pid}  version ${d.version}  up since ${d.startedAt}  heartbeat ${ago(d.heartbeatAt)}`
+      : `daemon   ${p.bad('NOT RUNNING')}${d.stoppedAt ? `  (stopped ${ago(d.stoppedAt)})` : d.heartbeatAt ? `  (last heartbeat ${ago(d.heartbeatAt)})` : ''}`,
   );
-  out.push(`queue    ${s.queue.pending} pending  ${s.queue.active} copying  ${s.queue.failed} failed  ${s.queue.verified} verified`);
-  out.push(`archive  ${s.archive.path}  ${bytes(s.archive.freeBytes)} free${s.archive.diskLow ? '  OFFLOADING PAUSED: disk below ingest.minFreeBytes' : ''}`);
-  if (s.archive.storeUnwritable) out.push(`archive  OFFLOADING PAUSED: cannot write the archive (${printable(s.archive.storeUnwritable)})`);
+  const failed = `${s.queue.failed} failed`;
+  out.push(`queue    ${s.queue.pending} pending  ${s.queue.active} copying  ${s.queue.failed ? p.bad(failed) : failed}  ${s.queue.verified} verified`);
+  out.push(`archive  ${s.archive.path}  ${bytes(s.archive.freeBytes)} free${s.archive.diskLow ? `  ${p.bad('OFFLOADING PAUSED: disk below ingest.minFreeBytes')}` : ''}`);
+  if (s.archive.storeUnwritable) out.push(`archive  ${p.bad(`OFFLOADING PAUSED: cannot write the archive (${printable(s.archive.storeUnwritable)})`)}`);
   for (const c of s.conflicts) {
-    out.push(`CONFLICT camera in ${printable(c.slot)} reports serial ${printable(c.serial)}, already docked in ${printable(c.dockedIn)}: not offloaded (since ${c.since})`);
+    out.push(p.bad(`CONFLICT camera in ${printable(c.slot)} reports serial ${printable(c.serial)}, already docked in ${printable(c.dockedIn)}: not offloaded (since ${c.since})`));
   }
   if (s.replication) {
     const r = s.replication;
-    out.push(`replicate ${r.count} waiting (${bytes(r.bytes)})${r.oldestAt ? `, oldest since ${r.oldestAt}` : ''}${r.lastError ? `  LAST ERROR: ${r.lastError}` : ''}`);
+    const gaveUp = r.failed ? `  ${p.bad(`${r.failed} FAILED`)} (retries exhausted: dockd replicate --all queues them again)` : '';
+    out.push(`replicate ${r.count} waiting (${bytes(r.bytes)})${r.oldestAt ? `, oldest since ${r.oldestAt}` : ''}${gaveUp}${r.lastError ? `  ${p.bad('LAST ERROR:')} ${r.lastError}` : ''}`);
   }
   if (s.fleet.short.length) {
     const n = s.fleet.short.length;
-    out.push(`battery  ${n} camera${n === 1 ? '' : 's'} will not last a ${s.fleet.shiftHours} h shift: ${s.fleet.short.map(printable).join(', ')}`);
+    out.push(`battery  ${p.warn(`${n} camera${n === 1 ? '' : 's'} will not last a ${s.fleet.shiftHours} h shift`)}: ${s.fleet.short.map(printable).join(', ')}`);
   }
-  if (s.fleet.degraded.length) out.push(`battery  ${s.fleet.degraded.length} degraded (health below 80 %): ${s.fleet.degraded.map(printable).join(', ')}`);
+  if (s.fleet.degraded.length) out.push(`battery  ${p.warn(`${s.fleet.degraded.length} degraded`)} (health below 80 %): ${s.fleet.degraded.map(printable).join(', ')}`);
   const docked = s.cameras.filter((c) => c.docked);
   out.push('');
   if (docked.length === 0) {
     out.push(`no cameras docked (${s.cameras.length} known: dockd cameras)`);
   } else {
     const rows = docked.map((c) => {
-      const p = c.progress;
-      const frac = p && p.bytesTotal > 0 ? p.bytesDone / p.bytesTotal : 1;
+      const pr = c.progress;
+      const frac = pr && pr.bytesTotal > 0 ? pr.bytesDone / pr.bytesTotal : 1;
       return [
         printable(c.slot),
         printable(c.serial),
         c.battery ? `${c.battery.percent}%${c.battery.charging ? ' ⚡' : ''}` : '-',
-        p ? `${p.recordingsDone}/${p.recordingsTotal}` : '-',
-        p ? `${bytes(p.bytesDone)} / ${bytes(p.bytesTotal)}` : '-',
+        pr ? `${pr.recordingsDone}/${pr.recordingsTotal}` : '-',
+        pr ? `${bytes(pr.bytesDone)} / ${bytes(pr.bytesTotal)}` : '-',
         opts.bars ? bar(frac) : `${Math.floor(frac * 100)}%`,
-        p?.rateBytesPerSec ? `${bytes(p.rateBytesPerSec)}/s` : '-',
-        p && p.etaSeconds !== null ? duration(p.etaSeconds) : '-',
-        c.failed ? `${c.failed} failed` : '',
+        pr?.rateBytesPerSec ? `${bytes(pr.rateBytesPerSec)}/s` : '-',
+        pr && pr.etaSeconds !== null ? duration(pr.etaSeconds) : '-',
+        c.failed ? p.bad(`${c.failed} failed`) : '',
       ];
     });
     out.push(table(['SLOT', 'CAMERA', 'BATTERY', 'FILES', 'BYTES', 'DONE', 'RATE', 'ETA', ''], rows));

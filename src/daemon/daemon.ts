@@ -115,10 +115,16 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   replicator?.start();
 
   const rates = new RateMeter();
+  const visitVerified = db.prepare<[string], { visit: number; verifiedBytes: number }>(
+    `SELECT c.visit, coalesce(sum(r.bytes), 0) verifiedBytes FROM cameras c
+     LEFT JOIN recordings r ON r.camera = c.serial AND r.seen_visit = c.visit AND r.status = 'verified' WHERE c.serial = ?`,
+  );
   const beatFailing = new FailureStreak();
   const beat = setInterval(() => {
-    const cameras = engine.progress().map((c) => ({ ...c, rateBytesPerSec: rates.update(c.serial, c.receivedBytes) }));
+    // Read in the same tick as the engine's bytes in flight: status adds the two up without
+    // counting a file that finished in between twice (src/cli/progress.ts).
     try {
+      const cameras = engine.progress().map((c) => ({ ...c, ...visitVerified.get(c.serial), rateBytesPerSec: rates.update(c.serial, c.receivedBytes, c.inflightBytes > 0) }));
       heartbeat.beat({ cameras, diskLow: engine.diskLowNow, storeUnwritable: engine.storeUnwritable, conflicts: dock?.conflicts() ?? [], active: engine.queueActive, replicationError: replicator?.lastError ?? null });
       const failedForMs = beatFailing.ended();
       // Whoever was paged by the failure learns from the same log that it is over.

@@ -20,3 +20,8 @@ export function replicationBacklog(db: Db): Backlog {
   return { count: r.count, bytes: r.bytes ?? 0, oldestAt: r.oldest };
 }
 
+
+/** Uploads that exhausted their retries (or found the archive changed): they wait for a person. */
+export function replicationFailed(db: Db): number {
+  return db.prepare<[], { n: number }>("SELECT count(*) n FROM jobs WHERE kind = 'replicate' AND state = 'failed'").get()!.n;
+}

@@ -262,6 +262,12 @@ export class Replicator {
       this.blockedSaid = true;
       // Everything queued waits, not just this job: the cause is the store, not the recording.
       this.db.prepare("UPDATE jobs SET not_before = max(not_before, ?) WHERE kind = 'replicate' AND state = 'queued'").run(Date.now() + delay);
+    } else if (exhausted) {
+      // The last word on this upload: nothing retries it until `dockd replicate` queues it again.
+      this.log.error(
+        { event: 'replication.failed', camera: job.camera, recording: job.recording, attempts, error },
+        `upload of ${job.recording} failed ${attempts} times; giving up: ${error} (dockd replicate --recording ${job.recording} queues it again)`,
+      );
     } else {
       this.log.warn({ event: 'replication.retry', camera: job.camera, recording: job.recording, attempt: attempts, error, retryInMs: delay }, 'upload failed; retrying');
     }

@@ -13,12 +13,13 @@ export function dbPath(dataDir: string): string {
  * Opens (creating and migrating if needed) the store of a data dir. Every connection, daemon or
  * CLI, gets `synchronous = FULL`: WAL mode persists in the file but this build defaults later
  * connections to NORMAL, which could lose a committed custody event on power loss.
+ * With `mustExist`, a missing store is an error (SQLITE_CANTOPEN) instead of a new one.
  */
-export function openStore(dataDir: string): Db {
-  mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+export function openStore(dataDir: string, opts: { mustExist?: boolean } = {}): Db {
+  if (!opts.mustExist) mkdirSync(dataDir, { recursive: true, mode: 0o750 });
   const file = dbPath(dataDir);
   const fresh = !existsSync(file);
-  const db = new Database(file);
+  const db = new Database(file, { fileMustExist: !!opts.mustExist });
   // Evidence metadata is nobody else's business, whatever the umask of whoever created it.
   if (fresh) chmodSync(file, 0o640);
   db.pragma('busy_timeout = 5000');
