@@ -19,6 +19,7 @@ const GROUPS: Array<{ commands: string[]; load: () => Promise<Registrar> }> = [
   { commands: ['doctor', 'backup'], load: async () => (await import('./admin.js')).registerAdminCommands },
   { commands: ['battery'], load: async () => (await import('./battery.js')).registerBatteryCommand },
   { commands: ['report'], load: async () => (await import('./report.js')).registerReportCommand },
+  { commands: ['fleet'], load: async () => (await import('./fleet.js')).registerFleetCommand },
 ];
 
 /** The command word in argv, skipping global options and their values. */
