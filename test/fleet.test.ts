@@ -260,6 +260,26 @@ describe('dockd fleet', () => {
     const back = await fleetJson(pinned);
     expect(back.code).toBe(0);
     expect(back.docks[0]!.custodyHead!.signatureOk).toBe(true);
+
+    // Anyone with write access could have written any of it: strings stay text, junk is skipped.
+    const hostile = '<img src=x onerror=alert(1)>';
+    const camera = { serial: hostile, model: '<script>alert(2)</script>', docked: false, lastSeenAt: new Date().toISOString(), clockSkewSeconds: null, battery: { status: 'short', percent: 10 }, batteryLows: { from: Date.now() - 6 * 3600_000, percent: [90, null, 20] } };
+    await putState(bucket, 'station-north-1', { ...original, cameras: [camera] });
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'junk/_dock/state.json', Body: 'not a dock', ContentMD5: createHash('md5').update('not a dock').digest('base64') }));
+    const listed = await fleetJson(pinned);
+    expect(listed.code).toBe(0);
+    expect(listed.docks.map((x) => x.dockId)).toEqual(['station-north-1']);
+    expect(listed.warnings.map((w) => [w.dockId, w.kind])).toEqual([['junk', 'unreadable']]);
+    expect(listed.cameras.map((c) => [c.serial, c.battery.status])).toEqual([[hostile, 'short']]);
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'dockd-fleet-page-'));
+    cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
+    const file = path.join(tmp, 'fleet.html');
+    expect((await pinned(['--html', file])).code).toBe(0);
+    const page = readFileSync(file, 'utf8');
+    expect(page).toContain('&lt;img src=x onerror=alert(1)&gt;');
+    expect(page).toContain('&lt;script&gt;alert(2)&lt;/script&gt;');
+    expect(page).not.toMatch(/<img|<script/i);
+    expect(/<article class="history" data-serial="&lt;img[\s\S]*?<path class="line" d="(M[^"]+)"/.exec(page)![1]!.match(/[ML]/g)).toHaveLength(2);
   });
 
   it('refuses a bad fleet section with exit 2 naming the key', async () => {

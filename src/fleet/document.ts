@@ -31,8 +31,22 @@ export interface DockCamera {
     projectedRuntimeHours: number | null;
     drainPercentPerHour: number | null;
   } | null;
-  /** [epoch ms, lowest percent] per 3-hour bucket, oldest first. */
-  batterySeries: Array<[number, number]>;
+  batteryLows: BatteryLows | null;
+}
+
+/**
+ * The lowest battery percent in each 3-hour bucket (SERIES_BUCKET_MS), the first starting at
+ * `from` (epoch ms); null where the dock has no sample. Compact on purpose: a dock publishes it
+ * for every camera every interval, and the bucket keeps every version.
+ */
+export interface BatteryLows {
+  from: number;
+  percent: Array<number | null>;
+}
+
+export function lowsToPoints(lows: BatteryLows | null): Array<{ at: number; percent: number }> {
+  if (!lows) return [];
+  return lows.percent.flatMap((p, i) => (p === null ? [] : [{ at: lows.from + i * SERIES_BUCKET_MS, percent: p }]));
 }
 
 export interface CustodyHead {
@@ -119,10 +133,10 @@ function camera(v: unknown, i: number): DockCamera {
   const c = obj(v, `cameras[${i}]`);
   const b = c.battery === null || c.battery === undefined ? null : obj(c.battery, `cameras[${i}].battery`);
   const status = b ? (STATUSES.includes(b.status as BatteryStatus) ? (b.status as BatteryStatus) : 'unknown') : null;
-  const series = list(c.batterySeries ?? [], `cameras[${i}].batterySeries`, SERIES_POINTS * 2).map((p, j) => {
-    const pair = list(p, `cameras[${i}].batterySeries[${j}]`, 2);
-    return [num(pair[0], 'a series time', 0), num(pair[1], 'a series percent', 0, 100)] as [number, number];
-  });
+  const l = c.batteryLows === null || c.batteryLows === undefined ? null : obj(c.batteryLows, `cameras[${i}].batteryLows`);
+  const lows = l
+    ? { from: num(l.from, 'batteryLows.from', 0), percent: list(l.percent, 'batteryLows.percent', SERIES_POINTS).map((p) => (p === null ? null : num(p, 'a battery low', 0, 100))) }
+    : null;
   return {
     serial: str(c.serial, `cameras[${i}].serial`, 64),
     model: optStr(c.model, `cameras[${i}].model`, 128),
@@ -140,7 +154,7 @@ function camera(v: unknown, i: number): DockCamera {
             drainPercentPerHour: optNum(b.drainPercentPerHour, 'battery.drainPercentPerHour'),
           }
         : null,
-    batterySeries: series.sort((x, y) => x[0] - y[0]),
+    batteryLows: lows,
   };
 }
 

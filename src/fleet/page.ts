@@ -87,12 +87,12 @@ function dockStrip(points: readonly BatteryPoint[], colour: (dock: string) => st
   return html`<svg class="chart strip" viewBox="0 0 ${w} 8" width="${w}" height="8" role="img"><title>dock of each point</title>${rects}</svg>`;
 }
 
-function histories(v: FleetView, series: Map<string, BatteryPoint[]>): Markup {
+function histories(v: FleetView, series: (serial: string) => BatteryPoint[]): Markup {
   const ranked = [...v.cameras].sort((a, b) => Number(atRisk(b)) - Number(atRisk(a)) || Date.parse(b.lastSeenAt) - Date.parse(a.lastSeenAt)).slice(0, MAX_HISTORIES);
   const colours = new Map(v.docks.map((d, i) => [d.dockId, DOCK_COLOURS[i % DOCK_COLOURS.length]!]));
   const colour = (dock: string) => colours.get(dock) ?? '#9ca3af';
   const cards = ranked.map((c) => {
-    const points = series.get(c.serial) ?? [];
+    const points = series(c.serial);
     const used = [...new Set(points.map((p) => p.dockId))];
     return html`<article class="history" data-serial="${c.serial}" data-status="${c.battery.status}">
 <h3><code>${c.serial}</code><span class="badge ${c.battery.status}">${c.battery.status}</span></h3>
@@ -115,7 +115,7 @@ function cameraTable(v: FleetView): Markup {
   }</section>`;
 }
 
-export function renderFleetPage(v: FleetView, series: Map<string, BatteryPoint[]>): string {
+export function renderFleetPage(v: FleetView, series: (serial: string) => BatteryPoint[]): string {
   const warnings = v.warnings.length ? html`<section class="warnings" id="warnings">${v.warnings.map((w) => html`<div data-kind="${w.kind}">${w.message}</div>`)}</section>` : '';
   return html`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -10,7 +10,7 @@ import { queueCounts } from '../store/recordings.js';
 import { replicationBacklog } from '../replication/queue.js';
 import { verdictOf } from '../battery/fleet.js';
 import { signCheckpoint, type DockKey } from '../custody/signing.js';
-import { MAX_CAMERAS, SERIES_BUCKET_MS, SERIES_POINTS, STATE_FORMAT, type DockCamera, type DockState } from './document.js';
+import { MAX_CAMERAS, SERIES_BUCKET_MS, SERIES_POINTS, STATE_FORMAT, type BatteryLows, type DockCamera, type DockState } from './document.js';
 
 /** Cameras last seen here longer ago than this are another dock's business now. */
 const CAMERA_WINDOW_MS = 30 * 86_400_000;
@@ -36,7 +36,7 @@ interface CameraRow {
 }
 
 export class DockStateBuilder {
-  private readonly series = new Map<string, { lastAt: number; count: number; points: Array<[number, number]> }>();
+  private readonly series = new Map<string, { lastAt: number; count: number; lows: BatteryLows | null }>();
 
   constructor(
     private readonly db: Db,
@@ -71,7 +71,7 @@ export class DockStateBuilder {
               drainPercentPerHour: v.drainPercentPerHour,
             }
           : null,
-        batterySeries: this.seriesOf(r.serial),
+        batteryLows: this.lowsOf(r.serial),
       };
     });
     const head = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM custody_events ORDER BY seq DESC LIMIT 1').get();
@@ -98,21 +98,25 @@ export class DockStateBuilder {
   }
 
   /** 3-hour lows over the week before the camera's latest sample at this dock. */
-  private seriesOf(serial: string): Array<[number, number]> {
+  private lowsOf(serial: string): BatteryLows | null {
     const last = this.db.prepare<[string], { at: number | null; n: number }>('SELECT max(at) at, count(*) n FROM battery_samples WHERE camera = ?').get(serial);
-    if (!last?.at) return [];
+    if (!last?.at) return null;
     const kept = this.series.get(serial);
-    if (kept && kept.lastAt === last.at && kept.count === last.n) return kept.points;
-    const from = last.at - SERIES_POINTS * SERIES_BUCKET_MS;
-    const points = this.db
-      .prepare<[number, number, string, number], { b: number; p: number }>(
-        'SELECT (at / ?) * ? b, min(percent) p FROM battery_samples WHERE camera = ? AND at > ? GROUP BY b ORDER BY b',
-      )
-      .all(SERIES_BUCKET_MS, SERIES_BUCKET_MS, serial, from)
-      .slice(-SERIES_POINTS)
-      .map((r) => [r.b, Math.round(r.p * 10) / 10] as [number, number]);
-    this.series.set(serial, { lastAt: last.at, count: last.n, points });
-    return points;
+    if (kept && kept.lastAt === last.at && kept.count === last.n) return kept.lows;
+    const to = Math.floor(last.at / SERIES_BUCKET_MS) * SERIES_BUCKET_MS;
+    const from = to - (SERIES_POINTS - 1) * SERIES_BUCKET_MS;
+    const percent: Array<number | null> = new Array(SERIES_POINTS).fill(null);
+    const rows = this.db
+      .prepare<[number, number, string, number], { b: number; p: number }>('SELECT (at / ?) * ? b, min(percent) p FROM battery_samples WHERE camera = ? AND at >= ? GROUP BY b')
+      .all(SERIES_BUCKET_MS, SERIES_BUCKET_MS, serial, from);
+    for (const r of rows) {
+      const i = Math.round((r.b - from) / SERIES_BUCKET_MS);
+      if (i >= 0 && i < SERIES_POINTS) percent[i] = Math.round(r.p);
+    }
+    const first = percent.findIndex((p) => p !== null);
+    const lows = first < 0 ? null : { from: from + first * SERIES_BUCKET_MS, percent: percent.slice(first) };
+    this.series.set(serial, { lastAt: last.at, count: last.n, lows });
+    return lows;
   }
 }
 

@@ -2,7 +2,7 @@
  * The fleet as `dockd fleet` shows it: every dock with its health and trusted custody head, and
  * every camera once, merged by serial across the docks it used.
  */
-import { dockPrefix, type BatteryStatus, type DockCamera, type DockState } from './document.js';
+import { dockPrefix, lowsToPoints, type BatteryStatus, type DockCamera, type DockState } from './document.js';
 import type { FetchedState } from './read.js';
 import type { FleetWarning, KeyRing, KeyTrust } from './trust.js';
 
@@ -63,8 +63,8 @@ export interface FleetView {
 }
 
 export interface FleetHistory {
-  /** serial → its battery series from every dock, by time. */
-  series: Map<string, BatteryPoint[]>;
+  /** A camera's battery lows from every dock, by time; made on demand, for the few the page draws. */
+  series(serial: string): BatteryPoint[];
 }
 
 export function buildFleetView(fetched: FetchedState[], ring: KeyRing, bucket: string, now = new Date()): FleetView & FleetHistory {
@@ -119,19 +119,17 @@ export function buildFleetView(fetched: FetchedState[], ring: KeyRing, bucket: s
   return { generatedAt: now.toISOString(), bucket, docks, cameras, warnings, trust: { file: ring.file, note }, series };
 }
 
-function mergeCameras(seen: Array<{ dock: FleetDock; cam: DockCamera }>): { cameras: FleetCamera[]; series: Map<string, BatteryPoint[]> } {
-  const bySerial = new Map<string, Array<{ dock: FleetDock; cam: DockCamera }>>();
+function mergeCameras(seen: Array<{ dock: FleetDock; cam: DockCamera }>): { cameras: FleetCamera[] } & FleetHistory {
+  const bySerial = new Map<string, Array<{ dock: FleetDock; cam: DockCamera; at: number; here: boolean }>>();
   for (const s of seen) {
     const list = bySerial.get(s.cam.serial) ?? [];
-    list.push(s);
+    // Docked now at a live dock beats any time: two docks' clocks may disagree by minutes.
+    list.push({ ...s, at: Date.parse(s.cam.lastSeenAt), here: s.cam.docked && s.dock.state === 'running' });
     bySerial.set(s.cam.serial, list);
   }
   const cameras: FleetCamera[] = [];
-  const series = new Map<string, BatteryPoint[]>();
   for (const [serial, all] of bySerial) {
-    // Docked now at a live dock beats any time: two docks' clocks may disagree by minutes.
-    const here = (s: { dock: FleetDock; cam: DockCamera }) => s.cam.docked && s.dock.state === 'running';
-    all.sort((a, b) => Number(here(b)) - Number(here(a)) || Date.parse(b.cam.lastSeenAt) - Date.parse(a.cam.lastSeenAt));
+    all.sort((a, b) => Number(b.here) - Number(a.here) || b.at - a.at);
     const last = all[0]!;
     const judged = all.find((s) => s.cam.battery) ?? null;
     const b = judged?.cam.battery;
@@ -140,7 +138,7 @@ function mergeCameras(seen: Array<{ dock: FleetDock; cam: DockCamera }>): { came
       model: last.cam.model,
       lastDock: last.dock.dockId,
       lastSeenAt: last.cam.lastSeenAt,
-      docked: here(last),
+      docked: last.here,
       battery: {
         status: b?.status ?? 'unknown',
         percent: b?.percent ?? null,
@@ -153,9 +151,11 @@ function mergeCameras(seen: Array<{ dock: FleetDock; cam: DockCamera }>): { came
       clockSkewSeconds: last.cam.clockSkewSeconds,
       docks: all.map((s) => ({ dockId: s.dock.dockId, lastSeenAt: s.cam.lastSeenAt })),
     });
-    const points = all.flatMap((s) => s.cam.batterySeries.map(([at, percent]) => ({ at, percent, dockId: s.dock.dockId })));
-    series.set(serial, points.sort((x, y) => x.at - y.at));
   }
   cameras.sort((a, b) => (a.serial < b.serial ? -1 : a.serial > b.serial ? 1 : 0));
+  const series = (serial: string): BatteryPoint[] =>
+    (bySerial.get(serial) ?? [])
+      .flatMap((s) => lowsToPoints(s.cam.batteryLows).map((p) => ({ at: p.at, percent: p.percent, dockId: s.dock.dockId })))
+      .sort((x, y) => x.at - y.at);
   return { cameras, series };
 }
