@@ -240,6 +240,13 @@ describe('dockd fleet', () => {
     expect(f.docks[0]!.key).toMatchObject({ publicKey: otherRaw, trust: 'remembered' });
     expect(f.warnings.map((w) => w.kind)).toEqual(['key_changed']);
     expect(f.stderr).toMatch(/WARNING: dock station-north-1 CHANGED ITS KEY/);
+    // Told that the dock really has a new key, the office forgets the old one and trusts the new.
+    const forgot = await office(['--forget', 'station-north-1', '--json']);
+    expect(JSON.parse(forgot.stdout)).toEqual({ forgotten: 'station-north-1' });
+    f = await fleetJson(office);
+    expect(f.code).toBe(0);
+    expect(f.docks[0]!.key).toMatchObject({ publicKey: otherRaw, trust: 'first-use' });
+    expect(f.docks[0]!.custodyHead!.signatureOk).toBe(true);
 
     // A machine with no data dir trusts each key for its own run only, and says so.
     const passerby = reader(bucket, { dataDir: null });

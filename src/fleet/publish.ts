@@ -50,9 +50,9 @@ export interface PublisherOptions {
 }
 
 /** How long the last document of a stop may take: the whole stop has 10 s. */
-const STOP_PUBLISH_MS = 3000;
+const STOP_PUBLISH_MS = 2500;
 /** How long a stop waits for a PUT already under way before it cuts it off. */
-const STOP_WAIT_MS = 2000;
+const STOP_WAIT_MS = 1000;
 
 export class FleetPublisher {
   private timer: NodeJS.Timeout | null = null;
