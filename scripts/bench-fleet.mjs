@@ -72,6 +72,7 @@ function dockState(d, now) {
     version: 'bench',
     startedAt: new Date(now - 86_400_000).toISOString(),
     publishedAt: new Date(now).toISOString(),
+    heartbeatAt: new Date(now).toISOString(),
     stoppedAt: null,
     publishIntervalMs: 3_600_000,
     shiftHours: 10,

@@ -27,6 +27,7 @@ interface FleetJson {
     stale: boolean;
     stopped: boolean;
     lastSeenAt: string;
+    heartbeatAt: string | null;
     docked: string[];
     custodyHead: { seq: number; hash: string; signatureOk: boolean } | null;
     key: { publicKey: string; trust: string };
@@ -126,6 +127,7 @@ describe('dockd fleet', () => {
     const northDock = f.docks[0]!;
     expect(northDock.docked.sort()).toEqual(['DU-0042', night.serial].sort());
     expect(northDock.custodyHead).toMatchObject({ signatureOk: true });
+    expect(Math.abs(Date.parse(northDock.heartbeatAt!) - Date.parse(northDock.lastSeenAt))).toBeLessThan(5000);
     expect(northDock.custodyHead!.seq).toBeGreaterThan(0);
     // The office trusted each key on first use and remembers it.
     expect(northDock.key.trust).toBe('first-use');

@@ -63,6 +63,8 @@ export interface DockState {
   version: string;
   startedAt: string;
   publishedAt: string;
+  /** The daemon's last heartbeat in its own store: far behind publishedAt, the store is failing. */
+  heartbeatAt: string | null;
   /** Set by the last document of a graceful stop. */
   stoppedAt: string | null;
   /** A reader calls the dock stale after three of these without a new document. */
@@ -180,6 +182,7 @@ export function parseDockState(text: string): DockState {
     version: str(d.version, 'version', 64),
     startedAt: time(d.startedAt, 'startedAt'),
     publishedAt: time(d.publishedAt, 'publishedAt'),
+    heartbeatAt: optTime(d.heartbeatAt, 'heartbeatAt'),
     stoppedAt: optTime(d.stoppedAt, 'stoppedAt'),
     publishIntervalMs: num(d.publishIntervalMs, 'publishIntervalMs', 100, 86_400_000),
     shiftHours: num(d.shiftHours, 'shiftHours', 0, 48),

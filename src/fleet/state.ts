@@ -9,6 +9,7 @@ import type { Db } from '../store/db.js';
 import { queueCounts } from '../store/recordings.js';
 import { replicationBacklog } from '../replication/queue.js';
 import { verdictOf } from '../battery/fleet.js';
+import { readDaemon } from '../daemon/heartbeat.js';
 import { signCheckpoint, type DockKey } from '../custody/signing.js';
 import { MAX_CAMERAS, SERIES_BUCKET_MS, SERIES_POINTS, STATE_FORMAT, type BatteryLows, type DockCamera, type DockState } from './document.js';
 
@@ -82,6 +83,7 @@ export class DockStateBuilder {
       version: this.inputs.version,
       startedAt: this.inputs.startedAt,
       publishedAt: now.toISOString(),
+      heartbeatAt: readDaemon(db)?.heartbeat_at ?? null,
       stoppedAt,
       publishIntervalMs: this.inputs.publishIntervalMs,
       shiftHours: this.inputs.shiftHours,

@@ -17,6 +17,8 @@ export interface FleetDock {
   /** When the store took its last document. */
   lastSeenAt: string;
   publishedAt: string;
+  /** The dock's own heartbeat, by its clock. */
+  heartbeatAt: string | null;
   startedAt: string;
   stoppedAt: string | null;
   version: string;
@@ -94,6 +96,7 @@ export function buildFleetView(fetched: FetchedState[], ring: KeyRing, bucket: s
       stopped,
       lastSeenAt: lastSeen.toISOString(),
       publishedAt: doc.publishedAt,
+      heartbeatAt: doc.heartbeatAt,
       startedAt: doc.startedAt,
       stoppedAt: doc.stoppedAt,
       version: doc.version,
