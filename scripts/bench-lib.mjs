@@ -25,7 +25,7 @@ const MIB = 1024 * 1024;
 const RGW_DEFAULT_DATASET_BYTES = 512 * MIB;
 const RGW_MAX_DATASET_BYTES = 768 * MIB;
 
-export const RUNS = ['b', 'c', 'bsync', 'f', 'a', 'fe', 'e', 'd', 's', 'z', 'r'];
+export const RUNS = ['b', 'c', 'bsync', 'f', 'a', 'fe', 'e', 'd', 's', 'z', 'r', 'k'];
 
 const USAGE = `Usage: node scripts/bench.mjs [options]
 
@@ -42,6 +42,7 @@ without, and replication against a plain upload loop to the same store, all meas
   --rgw-cameras N    first cameras of the main dataset replicated in (r) (default 2; env DOCKD_BENCH_RGW_CAMERAS)
   --rgw-files N      recordings of each of them in (r)      (default: as many as make 512 MiB, at most --files;
                      env DOCKD_BENCH_RGW_FILES); (r) may hold at most 768 MiB, since the RGW's store is 2 GiB of memory
+                     (k) is scripts/bench-fleet.mjs: \`dockd fleet\` over 200 docks × 50 cameras (--quick 20 × 10)
   --only LIST        runs to make, comma-separated, of ${RUNS.join(',')} (default all; b+sync = bsync)
   --rounds N         times the runs that are compared with each other (b c bsync f a fe e) are made, in turn;
                      the table shows each one's median run, the targets the median of the rounds' ratios

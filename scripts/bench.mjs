@@ -11,10 +11,11 @@
  *   npm run bench                     # 4 cameras × 8 × 64 MiB, 20,000 small files, (z) 20 cameras
  *                                     # over 100,000 recordings, (r) 512 MiB
  *   node scripts/bench.mjs --quick
- *   node scripts/bench.mjs --only a,e # only some of the runs: b c bsync f a fe e d s z r
+ *   node scripts/bench.mjs --only a,e # only some of the runs: b c bsync f a fe e d s z r k
  *
  * (r) needs Ceph (radosgw, ceph-mon, ceph-osd: scripts/rgw/install.sh) and is skipped without it.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -306,6 +307,7 @@ async function bench() {
 
   host.loadAverageAtEnd = os.loadavg()[0];
   report({ opts, host, genSeconds, warmupSeconds, warmCopies: warm.length, runs, mainSpec, mainTotals, rgwSkipped, problems });
+  if (want('k')) await docksRun(problems, checked);
   return { problems, checked };
 }
 
@@ -480,4 +482,16 @@ async function replicationRun(pristineMain, main, expected, problems, checked) {
     s3.destroy();
     rgw.stop();
   }
+}
+
+/** (k): the docks' state documents at city scale, by scripts/bench-fleet.mjs, which prints its own figures. */
+async function docksRun(problems, checked) {
+  if (rgwMissing().length) {
+    process.stdout.write(`\n(k) skipped: ${rgwMissing().join(', ')} not installed; run scripts/rgw/install.sh as root\n`);
+    return;
+  }
+  const args = opts.quick ? ['--docks', '20', '--cameras', '10', '--runs', '1'] : [];
+  const code = await new Promise((resolve) => spawn(process.execPath, [path.join(ROOT, 'scripts', 'bench-fleet.mjs'), ...args], { stdio: ['ignore', 'inherit', 'inherit'] }).on('close', resolve));
+  if (code === 0) checked.push('(k) every dock listed with a verified custody head, every camera merged once');
+  else problems.push(`(k) scripts/bench-fleet.mjs exited ${code}`);
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import os from 'node:os';
 import { isAgeIdentityText, parseRecipient } from './crypto/age.js';
 import { defaultClockConfig, parseClockConfig, parseSettingsConfig, type ClockConfig, type SettingsConfig } from './camera-config.js';
+import { parseDockPublicKey } from './custody/signing.js';
 
 export interface RetryConfig {
   attempts: number;
@@ -43,6 +44,7 @@ export interface Config {
   replication: ReplicationConfig | null;
   encryption: { recipients: string[] } | null;
   daemon: { heartbeatIntervalMs: number };
+  fleet: FleetConfig;
   log: { level: string; file: string | null; rotate: { size: string; frequency: string; keep: number } };
   /** Camera clock sync and settings profiles (camera-config.ts checks both sections). */
   clock: ClockConfig;
@@ -63,6 +65,13 @@ export interface ReplicationConfig {
   retry: RetryConfig;
   /** How long the queue waits after an error retrying cannot fix (credentials, bucket). */
   blockedRetryMs: number;
+}
+
+export interface FleetConfig {
+  /** How often a replicating dock publishes its state document; stale after three of these. */
+  publishIntervalMs: number;
+  /** dockId → the dock's Ed25519 public key (PEM or base64 of the raw 32 bytes), pinned. */
+  keys: Record<string, string>;
 }
 
 export function defaultReplication(): ReplicationConfig {
@@ -119,6 +128,7 @@ export function defaultConfig(): Config {
     replication: null,
     encryption: null,
     daemon: { heartbeatIntervalMs: 2000 },
+    fleet: { publishIntervalMs: 60_000, keys: {} },
     log: { level: 'info', file: null, rotate: { size: '100m', frequency: 'daily', keep: 30 } },
     clock: defaultClockConfig(),
     settings: null,
@@ -222,6 +232,7 @@ const SCHEMA: Record<string, Rule> = {
   },
   encryption: { t: 'object', nullable: true, fields: { recipients: { t: 'strings' } } },
   daemon: { t: 'object', fields: { heartbeatIntervalMs: ms(50) } },
+  fleet: { t: 'object', fields: { publishIntervalMs: { t: 'int', min: 100, max: 86_400_000 }, keys: { t: 'stringMap' } } },
   log: {
     t: 'object',
     fields: {
@@ -356,6 +367,7 @@ export function parseConfig(raw: unknown, baseDir = process.cwd()): Config {
       }
     });
   }
+  checkFleetKeys(cfg.fleet.keys);
   if (cfg.replication?.credentialsFile) cfg.replication.credentialsFile = path.resolve(baseDir, cfg.replication.credentialsFile);
   if (cfg.replication && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(cfg.replication.bucket)) {
     throw new ConfigError('replication.bucket', `"${cfg.replication.bucket}" is not a valid S3 bucket name`);
@@ -368,6 +380,18 @@ export function parseConfig(raw: unknown, baseDir = process.cwd()): Config {
     }
   }
   return cfg;
+}
+
+/** A pinned key that does not parse would make every signature of its dock look forged. */
+function checkFleetKeys(keys: Record<string, string>): void {
+  for (const [dockId, text] of Object.entries(keys)) {
+    if (!dockId.trim()) throw new ConfigError('fleet.keys', 'a dock id must not be empty');
+    try {
+      parseDockPublicKey(text);
+    } catch (err) {
+      throw new ConfigError(`fleet.keys.${dockId}`, (err as Error).message);
+    }
+  }
 }
 
 export interface ConfigSources {

@@ -82,8 +82,12 @@ describe('replication to S3 with Object Lock', () => {
         // one body buffer, and metadata alone would not show a part sent with stale bytes.
         const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
         expect(createHash('sha256').update(await got.Body!.transformToByteArray()).digest('hex')).toBe(r.sha256);
-        const manifest = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${key}.custody.json` }));
-        expect(manifest.Metadata?.sha256).toBe(r.sha256);
+        // The manifest's `sha256` is its own, as on every object; the recording's sits beside it.
+        const manifest = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: `${key}.custody.json` }));
+        const manifestBytes = await manifest.Body!.transformToByteArray();
+        expect(manifest.Metadata?.sha256).toBe(createHash('sha256').update(manifestBytes).digest('hex'));
+        expect(manifest.Metadata?.['recording-sha256']).toBe(r.sha256);
+        expect(JSON.parse(Buffer.from(manifestBytes).toString('utf8')).sha256).toBe(r.sha256);
 
         // COMPLIANCE: not even the owner may delete the version.
         const del = await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: head.VersionId })).then(
@@ -268,7 +272,7 @@ describe('replication to S3 with Object Lock', () => {
       expect([...verify.files.mismatched].sort()).toEqual(damaged.map((n) => byName.get(n)!.id).sort());
       // The bucket holds the intact recording and its manifest, and no parts of the changed one.
       const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
-      expect((versions.Versions ?? []).map((v) => v.Key!).filter((k) => !k.endsWith('.custody.json'))).toHaveLength(1);
+      expect((versions.Versions ?? []).map((v) => v.Key!).filter((k) => !k.endsWith('.custody.json') && !k.includes('/_dock/'))).toHaveLength(1);
       const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
       expect(uploads.Uploads ?? []).toEqual([]);
       // Not retried: the same wrong bytes would go again.

@@ -73,15 +73,18 @@ export function storeVerdict(db: Db, serial: string, shiftHours: number, view: C
  */
 export function fleetVerdicts(db: Db, shiftHours: number): CameraBattery[] {
   const rows = db.prepare<[], { serial: string; battery_verdict_json: string | null }>('SELECT serial, battery_verdict_json FROM cameras ORDER BY serial').all();
-  return rows.map((r) => {
-    if (r.battery_verdict_json) {
-      try {
-        const v = JSON.parse(r.battery_verdict_json) as StoredVerdict;
-        if (v.shiftHours === shiftHours && v.view?.serial === r.serial) return v.view;
-      } catch {
-        // judged afresh below
-      }
+  return rows.map((r) => verdictOf(db, r, shiftHours));
+}
+
+/** One camera's verdict as stored at its last docking, else judged now. */
+export function verdictOf(db: Db, r: { serial: string; battery_verdict_json: string | null }, shiftHours: number): CameraBattery {
+  if (r.battery_verdict_json) {
+    try {
+      const v = JSON.parse(r.battery_verdict_json) as StoredVerdict;
+      if (v.shiftHours === shiftHours && v.view?.serial === r.serial) return v.view;
+    } catch {
+      // judged afresh below
     }
-    return recentHealth(db, r.serial, shiftHours).view;
-  });
+  }
+  return recentHealth(db, r.serial, shiftHours).view;
 }

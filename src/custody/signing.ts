@@ -39,6 +39,26 @@ export function publicKeyFromB64(b64: string): KeyObject {
   return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') }, format: 'jwk' });
 }
 
+/**
+ * A dock's public key as an admin pastes it: the PEM of `keys/dock-signing.pub.pem`, or the
+ * base64 of the raw 32 bytes that `dockd key` prints. Anything but Ed25519 is refused.
+ */
+export function parseDockPublicKey(text: string): KeyObject {
+  const t = text.trim();
+  if (t.startsWith('-----BEGIN')) {
+    let k: KeyObject;
+    try {
+      k = createPublicKey(t);
+    } catch {
+      throw new Error('is not a readable PEM public key');
+    }
+    if (k.asymmetricKeyType !== 'ed25519') throw new Error(`must be an Ed25519 key, got ${k.asymmetricKeyType ?? 'an unknown type'}`);
+    return k;
+  }
+  if (!/^[A-Za-z0-9+/]{42,43}=?$/.test(t)) throw new Error('must be a PEM public key or the base64 of a raw 32-byte Ed25519 key (as `dockd key` prints it)');
+  return publicKeyFromB64(t);
+}
+
 /** Loads the dock key, creating it (private part 0600) on first use. */
 export function loadOrCreateDockKey(dataDir: string): DockKey {
   const dir = keyDir(dataDir);

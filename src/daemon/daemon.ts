@@ -31,6 +31,7 @@ import { refuseSecretKeys } from '../crypto/write-only.js';
 import { ConfigError, type Config } from '../config.js';
 import { loadCredentials } from '../replication/credentials.js';
 import type { Replicator } from '../replication/replicator.js';
+import type { FleetPublisher } from '../fleet/publish.js';
 
 export interface RunningDaemon {
   db: Db;
@@ -56,7 +57,9 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   custody.record({ type: 'daemon.started', details: { pid: process.pid, version: VERSION, dataDir: cfg.dataDir } });
   log.info({ event: 'daemon.started', version: VERSION, dataDir: cfg.dataDir, pid: process.pid, dockKey: dockKey.publicKeyB64, keyId: dockKey.keyId }, `dockd ${VERSION} started`);
 
+  const startedAt = new Date().toISOString();
   let replicator: Replicator | null = null;
+  let fleet: FleetPublisher | null = null;
   if (cfg.replication) {
     let creds;
     try {
@@ -71,6 +74,8 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     const { ObjectStore } = await import('../replication/store.js');
     const { Replicator } = await import('../replication/replicator.js');
     replicator = new Replicator(db, custody, checkpoints, cfg.replication, new ObjectStore(cfg.replication, creds), log.child({ mod: 'replication' }), () => engine.queueActive > 0);
+    const { createFleetPublisher } = await import('../fleet/publish.js');
+    fleet = createFleetPublisher({ db, cfg, creds, key: dockKey, startedAt, version: VERSION, log: log.child({ mod: 'fleet' }) });
   }
 
   let dock: DockManager | null = null;
@@ -106,6 +111,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     },
     batteryIntervalMs: cfg.battery.sampleIntervalMs,
     configurator,
+    onPresence: () => fleet?.poke(),
   });
 
   const buses: Bus[] = [];
@@ -113,6 +119,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   if (cfg.usb.enabled) buses.push(new UsbBus(cfg.usb, log.child({ mod: 'usb' }), { registry: usbDevices }));
   for (const bus of buses) await bus.start(dock);
   replicator?.start();
+  fleet?.start();
 
   const rates = new RateMeter();
   const visitVerified = db.prepare<[string], { visit: number; verifiedBytes: number }>(
@@ -178,6 +185,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
       await dock.stop();
       custody.record({ type: 'daemon.stopped', details: { reason } });
       logCheckpoint(checkpoints.signHead());
+      await fleet?.stop();
       heartbeat.stopped();
       db.close();
       lock.release();

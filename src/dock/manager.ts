@@ -47,6 +47,8 @@ export interface DockOptions {
   driverRules?: Record<string, string>;
   /** Called after each battery reading, so battery alerts can be raised once per visit. */
   onBattery?(serial: string, visit: number): void;
+  /** Called when a camera docks or leaves: the fleet's state document says who is here. */
+  onPresence?(serial: string, docked: boolean): void;
   /** How often and how fast a transient failure to open a camera is retried. */
   openRetry?: RetryConfig;
   /** Event log, clock and settings of each camera at docking; absent = none of them. */
@@ -270,6 +272,8 @@ export class DockManager implements BusListener {
     }
     this.opts.onBattery?.(serial, visit);
     await this.opts.configurator?.atDocking({ serial, model: id.model, visit, session, skew, log });
+    // After the verdict, so that the fleet learns of the docking and the battery in one document.
+    this.opts.onPresence?.(serial, true);
     this.startSampling(slot);
     const plan = await this.planner.plan(serial, visit, session, skew);
     log.info({ event: 'camera.listed', ...plan }, `camera ${serial}: ${plan.discovered} new recordings, ${plan.known} known`);
@@ -330,6 +334,7 @@ export class DockManager implements BusListener {
       })
       .immediate();
     this.log.info({ event: 'camera.undocked', camera: serial, slot: slot.device.slot, reason }, `camera ${serial} left ${slot.device.slot} (${reason})`);
+    this.opts.onPresence?.(serial, false);
     if (reason !== 'daemon stopped') this.dockWaiting(serial, k);
   }
 
