@@ -3,6 +3,7 @@
  * and it must show every key the config file has, so that nothing is left to be found in the
  * source.
  */
+import { openStore } from '../src/store/db.js';
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -45,6 +46,8 @@ describe('dockd.config.example.json', () => {
 
   it('runs the CLI: status exits 0 and doctor finds the config sound', async () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dockd-example-'));
+    // Read commands never create a store (they say there is no dockd data): make the one a daemon would.
+    openStore(dataDir).close();
     const status = await cli(['--config', EXAMPLE, '--data-dir', dataDir, 'status', '--json'], { env: { DOCKD_CONFIG: '' } });
     expect(status.stderr).toBe('');
     expect(status.code).toBe(0);
