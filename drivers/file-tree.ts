@@ -4,7 +4,7 @@
  * UTF-8 is still found), never following a link and never leaving the tree's root.
  */
 import { constants } from 'node:fs';
-import { lstat, open, opendir, readlink, realpath, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, open, opendir, readlink, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { bytesFromName, nameFromBytes } from './camera-names.js';
 import { DriverError, type ListOptions, type RecordingEntry, type UnreadableReason } from './types.js';
@@ -170,11 +170,41 @@ export async function openInside(root: Buffer, id: string): Promise<{ handle: Fi
  * sync it. A link swapped in between the check and the unlink is the one race left open; Node
  * has no unlinkat to close it.
  */
-export async function unlinkInside(root: Buffer, id: string): Promise<Buffer> {
+export async function unlinkInside(root: Buffer, id: string, identity?: string): Promise<Buffer> {
   const { file, folder } = await resolveInside(root, id);
+  if (identity !== undefined) return unlinkIfSame(file, folder, id, identity);
   if (!(await lstat(file)).isFile()) throw new DriverError('permanent', 'not-a-file', `${id} is not a file`);
   await unlink(file);
   return folder;
+}
+
+let grabs = 0;
+
+/**
+ * Deletes the file only if it is still the one with `identity`. A check followed by an unlink
+ * would leave a window in which the camera could put new footage under the name, to be deleted
+ * unseen; instead the file is first renamed away (atomic: whatever is under the name now is what
+ * gets checked), then unlinked if it is the expected one, else linked back without replacing
+ * anything that appeared meanwhile. The interim name is a visible one, so a dock that loses power
+ * half-way finds the file again at its next listing as a recording of its own.
+ */
+async function unlinkIfSame(file: Buffer, folder: Buffer, id: string, identity: string): Promise<Buffer> {
+  // Short, so that it fits beside a name already at the file system's limit.
+  const grab = joinBytes(folder, Buffer.from(`~dockd-deleting-${process.pid}-${++grabs}`));
+  await rename(file, grab);
+  const st = await lstat(grab, { bigint: true });
+  if (st.isFile() && entryOf(id, st).identity === identity) {
+    await unlink(grab);
+    return folder;
+  }
+  try {
+    await link(grab, file);
+    await unlink(grab);
+  } catch (err) {
+    // Something new took the name meanwhile: the file stays under the interim name, listed anew.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  throw new DriverError('permanent', 'changed', `${id} is no longer the file that was archived; not deleted`);
 }
 
 /**

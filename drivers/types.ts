@@ -238,8 +238,13 @@ export interface CameraSession {
    * Removes the recording from the camera. Resolves only once the removal is on the device
    * itself, not in a cache of this machine: a camera pulled out right after must not keep it,
    * and custody records the deletion as soon as this resolves.
+   *
+   * With `identity`, the driver removes the file only if it still has that identity (as
+   * `list()` and `stat()` describe it), as close to atomically as the device allows, and rejects
+   * with a `permanent` DriverError of code `changed` otherwise, leaving the file in place. A
+   * driver whose ids name one object for good (a PTP handle within a session) may ignore it.
    */
-  delete(id: string): Promise<void>;
+  delete(id: string, identity?: string): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -17,11 +17,15 @@ describe('faults a dock sees', () => {
     dock.dock('s1', { serial: 'F-IO', files: [{ rel: 'DCIM/100/REC0002.MP4', size: 2_000_000 }], spec: { faults: [{ path: 'DCIM/100/REC0002.MP4', kind: 'io-error', atByte: 1_048_576, times: 2 }] } });
     const d = dock.start();
     const [r] = await allVerified(dock, 1);
-    expect(r!.attempts).toBe(3);
+    // The second error strikes where the retry re-reads the kept bytes to check them, just past
+    // the last byte it needs: that read has what it came for, and the copy goes on from there.
+    expect(r!.attempts).toBe(2);
     expect(r!.sha256).toBe(dock.sources.get('F-IO\nDCIM/100/REC0002.MP4')!.sha256);
     const types = (await custodyOf(r!.id)).map((e) => e.type);
-    expect(types).toEqual(['recording.discovered', 'offload.started', 'offload.failed', 'offload.started', 'offload.failed', 'offload.started', 'offload.verified', 'camera.file_deleted']);
-    expect(d.events('offload.retry')).toHaveLength(2);
+    expect(types).toEqual(['recording.discovered', 'offload.started', 'offload.failed', 'offload.started', 'offload.verified', 'camera.file_deleted']);
+    const verified = (await custodyOf(r!.id)).find((e) => e.type === 'offload.verified')!;
+    expect(verified.details.resumedFrom).toBeGreaterThan(0);
+    expect(d.events('offload.retry')).toHaveLength(1);
     expect(d.events('offload.retry')[0]).toMatchObject({ level: 40, camera: 'F-IO', error: expect.stringMatching(/io-error/) });
   });
 

@@ -168,10 +168,10 @@ export class MassStorageSession implements CameraSession {
     }
   }
 
-  async delete(id: string): Promise<void> {
+  async delete(id: string, identity?: string): Promise<void> {
     await this.ready();
     try {
-      await syncDirectory(await unlinkInside(this.realMount, id));
+      await syncDirectory(await unlinkInside(this.realMount, id, identity));
     } catch (err) {
       const e = await this.classify(err, `cannot delete ${id}`);
       // Already gone is what delete wanted; a vanished volume was turned into deviceGone above.

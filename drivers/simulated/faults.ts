@@ -25,18 +25,24 @@ export class FaultState {
   }
 
   /**
-   * The faults that will fire on one read of `path`, decided when the read starts so that a
-   * fault with `times: 1` fires on exactly one read even if that read is retried midway.
+   * The faults armed for one read of `path`, each with the byte it fires at. A fault is counted
+   * down only when a read reaches its byte (`fire`), so a read that stops short of it, or a
+   * second read racing the first to it, does not use it up.
    */
   planRead(path: string): ReadPlan {
     const plan: ReadPlan = {};
     const io = this.armed('io-error', path)[0];
-    if (io && this.take(io)) plan.ioErrorAt = io.atByte ?? 0;
+    if (io) plan.ioError = { at: io.atByte ?? 0, spec: io };
     const corrupt = this.armed('corrupt', path)[0];
-    if (corrupt && this.take(corrupt)) plan.corruptAt = corrupt.atByte ?? 0;
+    if (corrupt) plan.corrupt = { at: corrupt.atByte ?? 0, spec: corrupt };
     const stall = this.armed('stall', path)[0];
-    if (stall && this.take(stall)) plan.stallAt = stall.atByte ?? 0;
+    if (stall) plan.stall = { at: stall.atByte ?? 0, spec: stall };
     return plan;
+  }
+
+  /** A read reached the fault's byte: it fires if it has occurrences left, and uses one. */
+  fire(f: PlannedFault): boolean {
+    return this.take(f.spec);
   }
 
   deleteFails(path: string): boolean {
@@ -68,8 +74,13 @@ export class FaultState {
   }
 }
 
+export interface PlannedFault {
+  at: number;
+  spec: FaultSpec;
+}
+
 export interface ReadPlan {
-  ioErrorAt?: number;
-  corruptAt?: number;
-  stallAt?: number;
+  ioError?: PlannedFault;
+  corrupt?: PlannedFault;
+  stall?: PlannedFault;
 }

@@ -44,17 +44,24 @@ export class SimReadStream extends Readable {
     const { plan, faults } = this.o;
     if (this.destroyed || this.stalled) return;
     if (this.o.isGone() || faults.isDetached) throw new DriverError('deviceGone', 'detached', 'camera is gone');
+    // A fault reached by this read fires now, or never on this read if its occurrences are used up.
+    if (plan.ioError && this.pos >= plan.ioError.at) {
+      const fires = faults.fire(plan.ioError);
+      plan.ioError = undefined;
+      if (fires) throw new DriverError('transient', 'io-error', `I/O error at byte ${this.pos}`);
+    }
+    if (plan.stall && this.pos >= plan.stall.at) {
+      const fires = faults.fire(plan.stall);
+      plan.stall = undefined;
+      if (fires) {
+        // A stalled link delivers nothing and never ends; only the reader's timeout frees it.
+        this.stalled = true;
+        return;
+      }
+    }
     let want = Math.min(CHUNK, this.o.size - this.pos);
     // Stop exactly at a fault's byte so it fires there and not a chunk later.
-    for (const at of [plan.ioErrorAt, plan.stallAt]) if (at !== undefined && at >= this.pos) want = Math.min(want, at - this.pos);
-    if (plan.ioErrorAt !== undefined && this.pos >= plan.ioErrorAt) {
-      throw new DriverError('transient', 'io-error', `I/O error at byte ${this.pos}`);
-    }
-    if (plan.stallAt !== undefined && this.pos >= plan.stallAt) {
-      // A stalled link delivers nothing and never ends; only the reader's timeout frees it.
-      this.stalled = true;
-      return;
-    }
+    for (const f of [plan.ioError, plan.stall]) if (f) want = Math.min(want, f.at - this.pos);
     if (want <= 0) {
       this.push(null);
       return;
@@ -70,8 +77,10 @@ export class SimReadStream extends Readable {
       return;
     }
     const chunk = buf.subarray(0, bytesRead);
-    if (plan.corruptAt !== undefined && plan.corruptAt >= this.pos && plan.corruptAt < this.pos + bytesRead) {
-      chunk[plan.corruptAt - this.pos]! ^= 0xff;
+    const corrupt = plan.corrupt;
+    if (corrupt && corrupt.at >= this.pos && corrupt.at < this.pos + bytesRead) {
+      plan.corrupt = undefined;
+      if (faults.fire(corrupt)) chunk[corrupt.at - this.pos]! ^= 0xff;
     }
     this.pos += bytesRead;
     if (!this.destroyed) this.push(chunk);

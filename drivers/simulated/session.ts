@@ -192,11 +192,11 @@ export class SimCameraSession implements CameraSession {
     }
   }
 
-  async delete(id: string): Promise<void> {
+  async delete(id: string, identity?: string): Promise<void> {
     await this.ready();
     if (this.faults.deleteFails(id)) throw new DriverError('transient', 'delete-error', `camera refused to delete ${id}`);
     try {
-      await unlinkInside(this.root, id);
+      await unlinkInside(this.root, id, identity);
     } catch (err) {
       const e = classify(err, `cannot delete ${id}`);
       // Already gone is what delete wanted.

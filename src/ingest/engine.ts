@@ -7,7 +7,7 @@ import PQueue from 'p-queue';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { FailureStreak } from '../log.js';
-import type { CameraSession } from '../../drivers/types.js';
+import { DriverError, type CameraSession, type RecordingEntry } from '../../drivers/types.js';
 import type { Config } from '../config.js';
 import type { CustodyLog } from '../custody/log.js';
 import { relaxedTransaction, type Db } from '../store/db.js';
@@ -496,9 +496,9 @@ export class IngestEngine {
   private async stillOnCamera(cam: ActiveCamera, rec: RecordingRow, step: 'copy' | 'release'): Promise<boolean> {
     const now = await cam.session.stat(rec.source_id);
     if (now && sameContent(rec, now)) return true;
-    const at = new Date().toISOString();
     const log = this.log.child({ camera: cam.serial, recording: rec.id });
     if (!now && step === 'release') {
+      const at = new Date().toISOString();
       relaxedTransaction(this.db, () => {
         this.q.released.run(rec.id);
         this.q.jobDone.run(at, rec.id, 'release');
@@ -507,9 +507,18 @@ export class IngestEngine {
       log.info({ event: 'camera.file_deleted', alreadyGone: true }, `${rec.source_path} was already gone from the camera`);
       return false;
     }
+    this.lostTrack(cam, rec, step, now);
+    return false;
+  }
+
+  /** The row lets go of a name the camera holds other content under (or nothing), and the camera is listed again. */
+  private lostTrack(cam: ActiveCamera, rec: RecordingRow, step: 'copy' | 'release', now: RecordingEntry | null): void {
+    const at = new Date().toISOString();
+    const log = this.log.child({ camera: cam.serial, recording: rec.id });
     this.db
       .transaction(() => {
-        const error = now ? 'replaced on the camera while it was copied' : 'left the camera while it was copied';
+        const when = step === 'copy' ? 'while it was copied' : 'before it was deleted';
+        const error = now ? `replaced on the camera ${when}` : `left the camera ${when}`;
         const { releaseCancelled } = markLeftCamera(this.db, rec.id, error, at);
         this.custody.append({
           type: now ? 'recording.replaced_on_camera' : 'recording.vanished',
@@ -534,10 +543,9 @@ export class IngestEngine {
           : `${rec.source_path} changed on the camera while it was copied; the copy is discarded and the file is offloaded as a recording of its own`,
       );
     } else {
-      log.warn({ event: 'recording.vanished', sourcePath: rec.source_path, noticedBy: step }, `${rec.source_path} left the camera while it was copied; the copy is discarded`);
+      log.warn({ event: 'recording.vanished', sourcePath: rec.source_path, noticedBy: step }, step === 'copy' ? `${rec.source_path} left the camera while it was copied; the copy is discarded` : `${rec.source_path} left the camera before dockd deleted it`);
     }
     this.events.relist(cam.serial);
-    return false;
   }
 
   private async release(cam: ActiveCamera, rec: RecordingRow): Promise<void> {
@@ -545,7 +553,14 @@ export class IngestEngine {
     const log = this.log.child({ camera: cam.serial, recording: rec.id });
     try {
       if (!(await this.stillOnCamera(cam, rec, 'release'))) return;
-      await cam.session.delete(rec.source_id);
+      try {
+        // The driver checks the identity once more as it deletes: the camera may write in between.
+        await cam.session.delete(rec.source_id, rec.source_identity ?? undefined);
+      } catch (err) {
+        if (!(err instanceof DriverError && err.code === 'changed')) throw err;
+        this.lostTrack(cam, rec, 'release', await cam.session.stat(rec.source_id).catch(() => null));
+        return;
+      }
       const now = new Date().toISOString();
       // Lost in a power cut, the deletion is simply done again: the camera no longer has the file.
       relaxedTransaction(this.db, () => {

@@ -1,0 +1,38 @@
+/**
+ * A deletion in the name of an archived copy removes only that copy's file: the check and the
+ * removal must not leave the camera a moment to put new footage under the name unseen.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { statInside, unlinkInside } from '../drivers/file-tree.js';
+
+let root: string;
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+describe('deleting a recording only if it is still the one archived', () => {
+  it('deletes the file that still has the identity it was archived with', async () => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'dockd-del-'));
+    writeFileSync(path.join(root, 'REC0001.MP4'), 'old footage');
+    const archived = (await statInside(Buffer.from(root), 'REC0001.MP4'))!;
+    await unlinkInside(Buffer.from(root), 'REC0001.MP4', archived.identity);
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  it('refuses, and leaves new footage under the name where it was, when the camera replaced the file', async () => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'dockd-del-'));
+    writeFileSync(path.join(root, 'REC0001.MP4'), 'old footage');
+    const archived = (await statInside(Buffer.from(root), 'REC0001.MP4'))!;
+    writeFileSync(path.join(root, '.new'), 'new footage!');
+    renameSync(path.join(root, '.new'), path.join(root, 'REC0001.MP4'));
+    await expect(unlinkInside(Buffer.from(root), 'REC0001.MP4', archived.identity)).rejects.toMatchObject({ kind: 'permanent', code: 'changed' });
+    expect(readdirSync(root)).toEqual(['REC0001.MP4']);
+    expect(readFileSync(path.join(root, 'REC0001.MP4'), 'utf8')).toBe('new footage!');
+  });
+
+  it('says the file is gone when it is', async () => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'dockd-del-'));
+    await expect(unlinkInside(Buffer.from(root), 'REC0001.MP4', '1:2:3')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
