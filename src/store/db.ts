@@ -1,7 +1,8 @@
 import Database from 'better-sqlite3';
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { MIGRATIONS } from './schema.js';
+import { fsyncDirSync, mkdirDurably } from './durable.js';
 
 export type Db = Database.Database;
 
@@ -15,7 +16,7 @@ export function dbPath(dataDir: string): string {
  * connections to NORMAL, which could lose a committed custody event on power loss.
  */
 export function openStore(dataDir: string): Db {
-  mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+  mkdirDurably(dataDir);
   const file = dbPath(dataDir);
   const fresh = !existsSync(file);
   const db = new Database(file);
@@ -26,6 +27,8 @@ export function openStore(dataDir: string): Db {
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
   migrate(db);
+  // SQLite syncs the folder when it makes the WAL; the database file's own entry is made sure of here.
+  if (fresh) fsyncDirSync(dataDir);
   return db;
 }
 
