@@ -17,7 +17,8 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v chromium >/dev/null || need+=(chromium)
 command -v sha256sum >/dev/null || need+=(coreutils)
 # The guest's kernel and udev are downloaded as .debs by scripts/vm/build-guest.sh, not installed.
-for p in qemu-system-x86 busybox-static kmod xz-utils mtools dosfstools fdisk; do
+# e2fsprogs: mkfs.ext4 makes the power-cut test's data disk.
+for p in qemu-system-x86 busybox-static kmod xz-utils mtools dosfstools fdisk e2fsprogs; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

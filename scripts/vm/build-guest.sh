@@ -29,9 +29,11 @@ udev_packages=(udev libkmod2 libacl1 libblkid1 libcap2 libselinux1 libzstd1 libl
 # The rest of a module list comes from modprobe --show-depends.
 modules=(usb-common usbcore xhci-hcd xhci-pci scsi_common scsi_mod sd_mod usb-storage uas
   fat vfat nls_cp437 nls_iso8859-1 nls_utf8 nls_ascii
-  virtio_ring virtio virtio_pci netfs fscache 9pnet 9pnet_virtio 9p)
-# Loaded by request from the crc libraries, which fall back to slower code without them.
-optional_modules=(crc64_rocksoft_generic crct10dif_pclmul crct10dif_generic)
+  virtio_ring virtio virtio_pci netfs fscache 9pnet 9pnet_virtio 9p
+  virtio_blk ext4)
+# Loaded by request from the crc libraries, which fall back to slower code without them; ext4
+# cannot mount a file system with metadata checksums (mkfs.ext4's default) without a crc32c.
+optional_modules=(crc64_rocksoft_generic crct10dif_pclmul crct10dif_generic crc32c_generic crc32c-intel)
 udev_rules=(50-udev-default 60-block 60-persistent-storage 80-drivers)
 
 # dpkg-query reports "install ok installed" only for a fully configured package.

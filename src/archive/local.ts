@@ -3,10 +3,10 @@
  * recordings live. `DATA/archive/` holds one file per verified recording and nothing else:
  * staging copies live in `DATA/staging/` on the same filesystem so the final rename is atomic.
  */
-import { mkdirSync } from 'node:fs';
 import { access, constants as fsConstants, mkdir, open, rename, rm, statfs, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { archiveRelPath } from './names.js';
+import { createdChain, mkdirDurably } from '../store/durable.js';
 
 export interface ArchivedRecordingRef {
   id: string;
@@ -26,8 +26,8 @@ export class LocalArchive {
   ) {
     this.root = path.join(dataDir, 'archive');
     this.stagingDir = path.join(dataDir, 'staging');
-    mkdirSync(this.root, { recursive: true, mode: 0o750 });
-    mkdirSync(this.stagingDir, { recursive: true, mode: 0o750 });
+    mkdirDurably(this.root);
+    mkdirDurably(this.stagingDir);
   }
 
   pathFor(rec: ArchivedRecordingRef): string {
@@ -41,9 +41,13 @@ export class LocalArchive {
   /** Moves a verified staging file into place and makes the rename durable. */
   async commit(stagingPath: string, rec: ArchivedRecordingRef): Promise<string> {
     const dest = this.pathFor(rec);
-    await mkdir(path.dirname(dest), { recursive: true, mode: 0o750 });
+    const dir = path.dirname(dest);
+    const first = await mkdir(dir, { recursive: true, mode: 0o750 });
     await rename(stagingPath, dest);
-    await fsyncDir(path.dirname(dest));
+    // A folder made for this file is an entry in its parent: without that fsync a cut can lose
+    // the folder, and the file with it, after the database said verified.
+    const synced = first === undefined ? [dir] : [path.dirname(first), ...createdChain(first, dir)];
+    for (const d of synced.reverse()) await fsyncDir(d);
     return dest;
   }
 

@@ -4,8 +4,9 @@
  * SQLite file is later rewritten wholesale by someone who also recomputed every hash.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { mkdirDurably, writeFileDurably } from '../store/durable.js';
 
 export interface DockKey {
   privateKey: KeyObject | null;
@@ -59,26 +60,97 @@ export function parseDockPublicKey(text: string): KeyObject {
   return publicKeyFromB64(t);
 }
 
-/** Loads the dock key, creating it (private part 0600) on first use. */
-export function loadOrCreateDockKey(dataDir: string): DockKey {
-  const dir = keyDir(dataDir);
-  const priv = path.join(dir, 'dock-signing.pem');
-  if (!existsSync(priv)) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-    writeFileSync(priv, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600, flag: 'wx' });
-    chmodSync(priv, 0o600);
-    writeFileSync(path.join(dir, 'dock-signing.pub.pem'), publicKey.export({ format: 'pem', type: 'spki' }));
+export const PRIVATE_KEY_FILE = 'dock-signing.pem';
+export const PUBLIC_KEY_FILE = 'dock-signing.pub.pem';
+
+/** What a key file holds: a key, nothing, or something no key can be read from. */
+export type KeyFileState<K> = { state: 'ok'; key: K } | { state: 'missing' } | { state: 'torn'; bytes: number; reason: string };
+
+function readKeyFile<K>(file: string, parse: (pem: Buffer) => K): KeyFileState<K> {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'missing' };
+    throw err;
   }
-  const privateKey = createPrivateKey(readFileSync(priv));
+  if (pem.length === 0) return { state: 'torn', bytes: 0, reason: 'empty' };
+  try {
+    return { state: 'ok', key: parse(pem) };
+  } catch (err) {
+    return { state: 'torn', bytes: pem.length, reason: `not a key (${(err as Error).message})` };
+  }
+}
+
+function ed25519(k: KeyObject): KeyObject {
+  if (k.asymmetricKeyType !== 'ed25519') throw new Error(`an ${k.asymmetricKeyType ?? 'unknown'} key, not Ed25519`);
+  return k;
+}
+
+export function readPrivateKeyFile(dataDir: string): KeyFileState<KeyObject> {
+  return readKeyFile(path.join(keyDir(dataDir), PRIVATE_KEY_FILE), (pem) => ed25519(createPrivateKey(pem)));
+}
+
+export function readPublicKeyFile(dataDir: string): KeyFileState<KeyObject> {
+  return readKeyFile(path.join(keyDir(dataDir), PUBLIC_KEY_FILE), (pem) => ed25519(createPublicKey(pem)));
+}
+
+/** "keys/dock-signing.pem is empty (0 bytes)": what a start found, in words. */
+export function describeKeyFile(name: string, s: KeyFileState<unknown>): string {
+  if (s.state === 'ok') return `keys/${name} holds a key`;
+  if (s.state === 'missing') return `keys/${name} is missing`;
+  return `keys/${name} is ${s.reason === 'empty' ? 'empty' : 'torn'} (${s.bytes} bytes${s.reason === 'empty' ? '' : `: ${s.reason}`})`;
+}
+
+/**
+ * Writes a new key pair, each file durably (temporary name, fsync, rename, fsync of keys/), the
+ * private half first: a cut between the two leaves a private key whose public half is derived
+ * again at the next start, never a public key without its private one.
+ */
+export function writeNewDockKey(dataDir: string, pair: { privateKey: KeyObject; publicKey: KeyObject } = generateKeyPairSync('ed25519')): DockKey {
+  const dir = keyDir(dataDir);
+  mkdirDurably(dir, 0o700);
+  const { privateKey, publicKey } = pair;
+  writeFileDurably(path.join(dir, PRIVATE_KEY_FILE), privateKey.export({ format: 'pem', type: 'pkcs8' }), 0o600);
+  writePublicKey(dataDir, publicKey);
+  return describe(publicKey, privateKey);
+}
+
+export function writePublicKey(dataDir: string, publicKey: KeyObject): void {
+  writeFileDurably(path.join(keyDir(dataDir), PUBLIC_KEY_FILE), publicKey.export({ format: 'pem', type: 'spki' }), 0o644);
+}
+
+/**
+ * Loads the dock key, creating it on first use (a data dir without keys/). A key file found
+ * torn is an error here: only the daemon's start (dock-key.ts) may judge whether it can be
+ * made anew, against the checkpoints it signed.
+ */
+export function loadOrCreateDockKey(dataDir: string): DockKey {
+  const priv = readPrivateKeyFile(dataDir);
+  if (priv.state === 'ok') return describe(createPublicKey(priv.key), priv.key);
+  const pub = readPublicKeyFile(dataDir);
+  if (priv.state === 'missing' && pub.state === 'missing') return writeNewDockKey(dataDir);
+  throw new Error(`the dock signing key cannot be read: ${describeKeyFile(PRIVATE_KEY_FILE, priv)}, ${describeKeyFile(PUBLIC_KEY_FILE, pub)}; start the daemon (dockd start) to have it judged`);
+}
+
+/**
+ * The public half only, for commands that never sign; derived from the private key when the
+ * public file is torn. Null when neither can be read: checkpoints then cannot be checked.
+ */
+export function loadDockPublicKey(dataDir: string): DockKey | null {
+  const pub = readPublicKeyFile(dataDir);
+  if (pub.state === 'ok') return describe(pub.key, null);
+  const priv = readPrivateKeyFile(dataDir);
+  if (priv.state === 'ok') return describe(createPublicKey(priv.key), null);
+  return null;
+}
+
+export function describeDockKey(privateKey: KeyObject): DockKey {
   return describe(createPublicKey(privateKey), privateKey);
 }
 
-/** The public half only, for commands that never sign. */
-export function loadDockPublicKey(dataDir: string): DockKey | null {
-  const pub = path.join(keyDir(dataDir), 'dock-signing.pub.pem');
-  if (!existsSync(pub)) return null;
-  return describe(createPublicKey(readFileSync(pub)), null);
+export function describePublicKey(publicKey: KeyObject): DockKey {
+  return describe(publicKey, null);
 }
 
 export function checkpointMessage(seq: number, hash: string): Buffer {

@@ -23,7 +23,7 @@ import { usbDrivers } from '../usb/drivers.js';
 import type { Bus } from '../bus/types.js';
 import { Heartbeat } from './heartbeat.js';
 import { Checkpoints, type Checkpoint } from '../custody/checkpoints.js';
-import { loadOrCreateDockKey } from '../custody/signing.js';
+import { openDockKey } from '../custody/dock-key.js';
 import { RateMeter } from './rate.js';
 import { VERSION } from '../version.js';
 import { sweepRetention } from '../custody/retention.js';
@@ -47,7 +47,14 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   const archive = new LocalArchive(cfg.dataDir, cfg.encryption !== null);
   await recover(db, custody, archive, log.child({ mod: 'recovery' }));
 
-  const dockKey = loadOrCreateDockKey(cfg.dataDir);
+  let dockKey;
+  try {
+    dockKey = openDockKey(cfg.dataDir, db, custody, log.child({ mod: 'custody' }));
+  } catch (err) {
+    db.close();
+    lock.release();
+    throw err;
+  }
   const checkpoints = new Checkpoints(db, dockKey);
   const logCheckpoint = (cp: Checkpoint | null) => {
     if (cp) log.info({ event: 'custody.checkpoint', seq: cp.seq, hash: cp.hash, keyId: cp.keyId, signature: cp.signature }, `custody chain head ${cp.seq} signed`);

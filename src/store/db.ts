@@ -1,7 +1,8 @@
 import Database from 'better-sqlite3';
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { MIGRATIONS } from './schema.js';
+import { fsyncDirSync, mkdirDurably } from './durable.js';
 
 export type Db = Database.Database;
 
@@ -16,7 +17,7 @@ export function dbPath(dataDir: string): string {
  * With `mustExist`, a missing store is an error (SQLITE_CANTOPEN) instead of a new one.
  */
 export function openStore(dataDir: string, opts: { mustExist?: boolean } = {}): Db {
-  if (!opts.mustExist) mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+  if (!opts.mustExist) mkdirDurably(dataDir);
   const file = dbPath(dataDir);
   const fresh = !existsSync(file);
   const db = new Database(file, { fileMustExist: !!opts.mustExist });
@@ -27,6 +28,8 @@ export function openStore(dataDir: string, opts: { mustExist?: boolean } = {}): 
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
   migrate(db);
+  // SQLite syncs the folder when it makes the WAL; the database file's own entry is made sure of here.
+  if (fresh) fsyncDirSync(dataDir);
   return db;
 }
 
