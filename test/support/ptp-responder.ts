@@ -10,8 +10,8 @@ import { lstat, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DriverError } from '../../drivers/types.js';
 import { CANCEL_CODE, ClassRequest, ContainerType, DataType, DeviceProp, Format, HEADER_BYTES, ObjectProp, Op, Rc } from '../../drivers/ptp/constants.js';
-import { DatasetWriter, decodeParamContainer, encodeContainer, encodeDataHeader } from '../../drivers/ptp/codec.js';
-import { encodeDeviceInfo, encodeDevicePropDesc, encodeObjectInfo, formatPtpDateTime, writePropValue } from '../../drivers/ptp/datasets.js';
+import { DatasetReader, DatasetWriter, decodeHeader, decodeParamContainer, encodeContainer, encodeDataHeader } from '../../drivers/ptp/codec.js';
+import { encodeDeviceInfo, encodeDevicePropDesc, encodeObjectInfo, formatPtpDateTime, readPropValue, writePropValue, type PropForm } from '../../drivers/ptp/datasets.js';
 import type { PtpTransport, UsbDirection } from '../../drivers/ptp/transport.js';
 
 export const STORAGE_ID = 0x00010001;
@@ -76,7 +76,30 @@ export interface PtpResponderOptions {
   unknownSizes?: boolean;
   /** DeleteObject is listed in DeviceInfo but every call is answered OperationNotSupported. */
   refuseDelete?: boolean;
+  // Device properties for the clock and settings (issue 24):
+  /** The camera's clock runs this far ahead of the real one (negative: behind); ignored while `dateTime` is fixed. */
+  clockSkewSeconds?: number;
+  /** DateTime is read with a `Z` (the default) or without a zone designator. */
+  clockZone?: 'Z' | 'none';
+  /** DateTime's DevicePropDesc says GetSet = 1 (the default) or 0. */
+  clockWritable?: boolean;
+  /** Vendor properties (0xD000+), listed in DeviceInfo with the battery and DateTime. */
+  vendorProps?: Record<number, ResponderProp>;
+  /** GetDevicePropDesc and SetDevicePropValue are listed but answered OperationNotSupported. */
+  refuseDeviceProps?: boolean;
 }
+
+/** A device property of the responder: its value changes only through SetDevicePropValue. */
+export interface ResponderProp {
+  dataType: number;
+  writable: boolean;
+  value: number | string;
+  factoryDefault?: number | string;
+  form?: PropForm;
+}
+
+/** An operation whose dataset comes from the host. */
+const DATA_OUT_OPS = new Set<number>([Op.SetDevicePropValue]);
 
 /** The byte at `pos` of a synthetic recording; the high half of the position changes it too. */
 export function syntheticBytes(pos: number, n: number): Uint8Array {
@@ -102,6 +125,7 @@ export const ALL_OPERATIONS = [
   Op.DeleteObject,
   Op.GetDevicePropDesc,
   Op.GetDevicePropValue,
+  Op.SetDevicePropValue,
   Op.GetPartialObject,
   Op.GetObjectPropValue,
   Op.GetPartialObject64,
@@ -182,6 +206,18 @@ export class PtpResponder implements PtpTransport {
   readonly commands: Array<{ op: number; transactionId: number; params: number[] }> = [];
   readonly controls: Array<{ request: number; data: number[] }> = [];
   readonly halts: UsbDirection[] = [];
+  /** Every data container the host sent, header included, byte for byte. */
+  readonly dataPhases: Array<{ op: number; transactionId: number; bytes: Uint8Array }> = [];
+  /** Zero-length packets the host sent to end a data phase. */
+  zeroLengthPackets = 0;
+  /** Every DateTime string the host set, as it arrived. */
+  readonly clockSets: string[] = [];
+  /** The camera's clock minus the real one, in ms; changed by setting DateTime. */
+  clockOffsetMs: number;
+  /** Current vendor property values by code. */
+  readonly props: Map<number, ResponderProp>;
+  /** A command with a data phase from the host, waiting for that data. */
+  private dataOut: { op: number; transactionId: number; params: number[]; fault: PtpFault | undefined; parts: Uint8Array[]; got: number; zlpOwed: boolean } | null = null;
   /** Object and dataset payload bytes handed to the host so far. */
   bytesSent = 0;
   sessionOpen = false;
@@ -202,7 +238,14 @@ export class PtpResponder implements PtpTransport {
     this.maxPacketSize = o.maxPacketSize ?? 512;
     this.framing = o.framing ?? 'qemu';
     this.operations = o.operations ?? ALL_OPERATIONS;
-    this.properties = o.properties ?? [DeviceProp.BatteryLevel, DeviceProp.DateTime];
+    this.props = new Map(Object.entries(o.vendorProps ?? {}).map(([code, p]) => [Number(code), { ...p }]));
+    this.properties = o.properties ?? [DeviceProp.BatteryLevel, DeviceProp.DateTime, ...this.props.keys()];
+    this.clockOffsetMs = (o.clockSkewSeconds ?? 0) * 1000;
+  }
+
+  /** What the camera's clock says now. */
+  get cameraTime(): Date {
+    return new Date(Date.now() + this.clockOffsetMs);
   }
 
   inject(...faults: PtpFault[]): this {
@@ -232,12 +275,56 @@ export class PtpResponder implements PtpTransport {
     if (this.unplugged) throw gone();
     // QEMU stalls a command that arrives while a transaction is still in flight.
     if (this.queue.length > 0) throw stalled('transferOut');
+    if (this.dataOut) return this.receiveData(data);
+    if (data.length === 0) {
+      this.zeroLengthPackets++;
+      return;
+    }
     const c = decodeParamContainer(data);
     if (c.type !== ContainerType.Command) throw stalled('transferOut');
     this.commands.push({ op: c.code, transactionId: c.transactionId, params: c.params });
     const fault = this.takeFault(c.code);
+    if (DATA_OUT_OPS.has(c.code)) {
+      this.dataOut = { op: c.code, transactionId: c.transactionId, params: c.params, fault, parts: [], got: 0, zlpOwed: false };
+      return;
+    }
     const answer = await this.answer(c.code, c.params, fault);
     this.enqueue(c.code, c.transactionId, answer, fault);
+    this.wake?.();
+  }
+
+  /**
+   * The host's data phase: one container, perhaps over several transfers, and the zero-length
+   * packet that must follow when it filled its last packet. Only then does the camera answer.
+   */
+  private async receiveData(data: Uint8Array): Promise<void> {
+    const d = this.dataOut!;
+    if (d.zlpOwed) {
+      if (data.length !== 0) throw stalled('transferOut');
+      this.zeroLengthPackets++;
+    } else {
+      d.parts.push(data);
+      d.got += data.length;
+      const first = d.parts[0]!;
+      const header = decodeHeader(first);
+      if (header.type !== ContainerType.Data || header.code !== d.op || header.transactionId !== d.transactionId) throw stalled('transferOut');
+      if (d.got < header.length) return;
+      if (d.got > header.length) throw stalled('transferOut');
+      if (header.length % this.maxPacketSize === 0) {
+        d.zlpOwed = true;
+        return;
+      }
+    }
+    this.dataOut = null;
+    const bytes = new Uint8Array(d.got);
+    let at = 0;
+    for (const p of d.parts) {
+      bytes.set(p, at);
+      at += p.length;
+    }
+    this.dataPhases.push({ op: d.op, transactionId: d.transactionId, bytes });
+    const answer = await this.answer(d.op, d.params, d.fault, bytes.subarray(HEADER_BYTES));
+    this.enqueue(d.op, d.transactionId, answer, d.fault);
     this.wake?.();
   }
 
@@ -425,12 +512,13 @@ export class PtpResponder implements PtpTransport {
     });
   }
 
-  private async answer(op: number, p: number[], fault: PtpFault | undefined): Promise<Answer> {
+  private async answer(op: number, p: number[], fault: PtpFault | undefined, received?: Uint8Array): Promise<Answer> {
     if (fault?.kind === 'response') return { code: fault.code };
     if (!this.operations.includes(op)) return { code: Rc.OperationNotSupported };
     if (op !== Op.GetDeviceInfo && op !== Op.OpenSession && !this.sessionOpen) return { code: Rc.SessionNotOpen };
     if (op === Op.GetDeviceInfo && this.o.deviceInfoNeedsSession && !this.sessionOpen) return { code: Rc.SessionNotOpen };
     if (op === Op.DeleteObject && this.o.refuseDelete) return { code: Rc.OperationNotSupported };
+    if ((op === Op.GetDevicePropDesc || op === Op.SetDevicePropValue) && this.o.refuseDeviceProps) return { code: Rc.OperationNotSupported };
     const obj = () => this.objects.get(p[0] ?? 0);
     switch (op) {
       case Op.GetDeviceInfo:
@@ -477,6 +565,8 @@ export class PtpResponder implements PtpTransport {
       case Op.GetDevicePropDesc:
       case Op.GetDevicePropValue:
         return this.deviceProp(op, p[0] ?? 0);
+      case Op.SetDevicePropValue:
+        return this.setDeviceProp(p[0] ?? 0, received ?? new Uint8Array(0));
     }
     return { code: Rc.OperationNotSupported };
   }
@@ -602,7 +692,7 @@ export class PtpResponder implements PtpTransport {
   private deviceProp(op: number, prop: number): Answer {
     if (!this.properties.includes(prop)) return { code: Rc.DevicePropNotSupported };
     const battery = { min: 0, max: 100, dataType: DataType.UINT8, ...(this.o.battery ?? { value: 87 }) };
-    const dateTime = this.o.dateTime ?? formatPtpDateTime(new Date());
+    const dateTime = this.o.dateTime ?? formatPtpDateTime(this.cameraTime, this.o.clockZone ?? 'Z');
     const w = new DatasetWriter();
     if (prop === DeviceProp.BatteryLevel) {
       if (op === Op.GetDevicePropValue) return { code: Rc.OK, data: bytesSource(writePropValue(w, battery.dataType, battery.value).bytes()) };
@@ -618,8 +708,61 @@ export class PtpResponder implements PtpTransport {
     }
     if (prop === DeviceProp.DateTime) {
       if (op === Op.GetDevicePropValue) return { code: Rc.OK, data: bytesSource(w.string(dateTime).bytes()) };
-      return { code: Rc.OK, data: bytesSource(encodeDevicePropDesc({ code: prop, dataType: DataType.STR, writable: true, factoryDefault: '', current: dateTime, form: { kind: 'none' } })) };
+      const writable = this.o.clockWritable ?? true;
+      return { code: Rc.OK, data: bytesSource(encodeDevicePropDesc({ code: prop, dataType: DataType.STR, writable, factoryDefault: '', current: dateTime, form: { kind: 'none' } })) };
     }
-    return { code: Rc.DevicePropNotSupported };
+    const vendor = this.props.get(prop);
+    if (!vendor) return { code: Rc.DevicePropNotSupported };
+    if (op === Op.GetDevicePropValue) return { code: Rc.OK, data: bytesSource(writePropValue(w, vendor.dataType, vendor.value).bytes()) };
+    const desc = encodeDevicePropDesc({
+      code: prop,
+      dataType: vendor.dataType,
+      writable: vendor.writable,
+      factoryDefault: vendor.factoryDefault ?? vendor.value,
+      current: vendor.value,
+      form: vendor.form ?? { kind: 'none' },
+    });
+    return { code: Rc.OK, data: bytesSource(desc) };
+  }
+
+  /** A value is taken only when it is exactly one value of the property's type, in its form, and the property is writable. */
+  private setDeviceProp(prop: number, payload: Uint8Array): Answer {
+    if (!this.properties.includes(prop)) return { code: Rc.DevicePropNotSupported };
+    const decode = (dataType: number) => {
+      const r = new DatasetReader(payload, 'the new value');
+      const value = readPropValue(r, dataType);
+      return r.atEnd ? value : null;
+    };
+    if (prop === DeviceProp.DateTime) {
+      if (this.o.clockWritable === false) return { code: Rc.AccessDenied };
+      let text: unknown;
+      try {
+        text = decode(DataType.STR);
+      } catch {
+        return { code: Rc.InvalidDevicePropFormat };
+      }
+      const m = typeof text === 'string' ? /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(?:\.\d)?Z?$/.exec(text) : null;
+      if (!m) return { code: Rc.InvalidDevicePropValue };
+      // A camera without a time zone: the digits are its clock.
+      const [y, mo, d, h, mi, sec] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+      this.clockSets.push(text as string);
+      this.clockOffsetMs = Date.UTC(y, mo - 1, d, h, mi, sec) - Date.now();
+      return { code: Rc.OK };
+    }
+    const vendor = this.props.get(prop);
+    if (!vendor) return { code: Rc.DevicePropNotSupported };
+    if (!vendor.writable) return { code: Rc.AccessDenied };
+    let value: number | string | null;
+    try {
+      value = decode(vendor.dataType);
+    } catch {
+      return { code: Rc.InvalidDevicePropFormat };
+    }
+    if (value === null) return { code: Rc.InvalidDevicePropFormat };
+    const form = vendor.form ?? { kind: 'none' };
+    if (form.kind === 'range' && typeof value === 'number' && (value < Number(form.min) || value > Number(form.max))) return { code: Rc.InvalidDevicePropValue };
+    if (form.kind === 'enum' && !form.values.includes(value)) return { code: Rc.InvalidDevicePropValue };
+    vendor.value = value;
+    return { code: Rc.OK };
   }
 }
