@@ -109,11 +109,11 @@ export class PtpCameraSession implements CameraSession {
     if (described.length > 0) {
       this.capabilities.settings = true;
       if (o.settingsDisturbRecordings) this.capabilities.settingsDisturbRecordings = true;
-      this.settings = () => {
+      this.settings = async () => {
         this.ready();
         return readSettings(this.session, described);
       };
-      this.applySettings = (partial) => {
+      this.applySettings = async (partial) => {
         this.ready();
         return writeSettings(this.session, described, partial, this.ops.has(Op.SetDevicePropValue));
       };
