@@ -10,7 +10,7 @@ import path from 'node:path';
 import { DriverError, type CameraSession, type DeviceInfo } from '../drivers/types.js';
 import { createPtpDriver, type PtpDriverOptions, type PtpSettingProfile } from '../drivers/ptp/driver.js';
 import { DataType, DeviceProp, Op, Rc } from '../drivers/ptp/constants.js';
-import { ALL_OPERATIONS, PtpResponder, type PtpResponderOptions, type ResponderProp } from './support/ptp-responder.js';
+import { ALL_OPERATIONS, PtpResponder, type PtpFault, type PtpResponderOptions, type ResponderProp } from './support/ptp-responder.js';
 import { MemoryLogger } from './support/usb.js';
 
 const roots: string[] = [];
@@ -43,12 +43,12 @@ function exampleProps(): Record<number, ResponderProp> {
   };
 }
 
-async function dock(o: Partial<PtpResponderOptions> = {}, d: Partial<PtpDriverOptions> = {}, device: DeviceInfo = EXAMPLE_CAMERA) {
+async function dock(o: Partial<PtpResponderOptions> = {}, d: Partial<PtpDriverOptions> = {}, device: DeviceInfo = EXAMPLE_CAMERA, faults: PtpFault[] = []) {
   const root = mkdtempSync(path.join(os.tmpdir(), 'dockd-ptpcfg-'));
   roots.push(root);
   mkdirSync(path.join(root, 'DCIM'));
   writeFileSync(path.join(root, 'DCIM', 'A001.MP4'), 'footage');
-  const responder = new PtpResponder({ root, ...o });
+  const responder = new PtpResponder({ root, ...o }).inject(...faults);
   const log = new MemoryLogger();
   const driver = createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, transferBytes: 64 * 1024, session: { drainTimeoutMs: 20, statusPollMs: 2 }, ...d });
   const session = await driver.open(device, log);
@@ -212,6 +212,17 @@ describe('ptp settings through a setting profile', () => {
     expect(responder.commands.filter((c) => c.op === Op.GetDevicePropDesc)).toHaveLength(1);
     // Everything else about the camera still works.
     expect(await session.clock!()).toBeInstanceOf(Date);
+    const listed: string[] = [];
+    for await (const e of session.list()) listed.push(e.path);
+    expect(listed).toEqual(['DCIM/A001.MP4']);
+  });
+
+  it('stops describing after a GetDevicePropDesc that times out, and docks without clock or settings', async () => {
+    const { responder, session, log } = await dock({ vendorProps: exampleProps() }, {}, EXAMPLE_CAMERA, [{ op: Op.GetDevicePropDesc, kind: 'stall' }]);
+    expect(session.capabilities.clock).toBeUndefined();
+    expect(session.capabilities.settings).toBeUndefined();
+    expect(responder.commands.filter((c) => c.op === Op.GetDevicePropDesc)).toHaveLength(1);
+    expect(log.events('ptp.setting_skipped')).toEqual([expect.objectContaining({ setting: 'DateTime', code: '0x5011' })]);
     const listed: string[] = [];
     for await (const e of session.list()) listed.push(e.path);
     expect(listed).toEqual(['DCIM/A001.MP4']);

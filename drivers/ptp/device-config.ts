@@ -38,8 +38,9 @@ const INTEGER_BOUNDS: Readonly<Record<number, [number, number]>> = {
 const MAX_PTP_STRING = 254;
 
 /**
- * Thrown on by callers only when the camera left; anything else means "cannot describe it".
- * OperationNotSupported is remembered: every other property would be refused the same way.
+ * Asks GetDevicePropDesc, and rethrows only when the camera left; anything else means "cannot
+ * describe it". OperationNotSupported, a timeout or a garbled answer stops the asking for this
+ * docking: every other property would go the same way.
  */
 class Describer {
   refused = false;
@@ -69,6 +70,8 @@ class Describer {
         );
         return null;
       }
+      // A refusal names this property only; a timeout or garbled answer would likely repeat, at a timeout each.
+      if (!(err instanceof PtpResponseError)) this.refused = true;
       this.log.warn({ event: 'ptp.setting_skipped', setting: what, code: hex16(code), reason: (err as Error).message }, `${what}: cannot read its description; left alone`);
       return null;
     }
