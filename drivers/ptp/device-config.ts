@@ -42,7 +42,7 @@ const MAX_PTP_STRING = 254;
  * describe it". OperationNotSupported, a timeout or a garbled answer stops the asking for this
  * docking: every other property would go the same way.
  */
-class Describer {
+export class Describer {
   refused = false;
 
   constructor(
@@ -238,4 +238,3 @@ export async function writeSettings(session: PtpSession, settings: readonly Desc
   }
 }
 
-export { Describer };
