@@ -9,10 +9,11 @@
 import { lstat, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DriverError } from '../../drivers/types.js';
-import { CANCEL_CODE, ClassRequest, ContainerType, DataType, DeviceProp, Format, HEADER_BYTES, ObjectProp, Op, Rc } from '../../drivers/ptp/constants.js';
-import { DatasetReader, DatasetWriter, decodeHeader, decodeParamContainer, encodeContainer, encodeDataHeader } from '../../drivers/ptp/codec.js';
-import { encodeDeviceInfo, encodeDevicePropDesc, encodeObjectInfo, formatPtpDateTime, readPropValue, writePropValue, type PropForm } from '../../drivers/ptp/datasets.js';
+import { CANCEL_CODE, ClassRequest, ContainerType, Format, HEADER_BYTES, ObjectProp, Op, Rc } from '../../drivers/ptp/constants.js';
+import { DatasetWriter, decodeHeader, decodeParamContainer, encodeContainer, encodeDataHeader } from '../../drivers/ptp/codec.js';
+import { encodeDeviceInfo, encodeObjectInfo, formatPtpDateTime } from '../../drivers/ptp/datasets.js';
 import type { PtpTransport, UsbDirection } from '../../drivers/ptp/transport.js';
+import { DeviceProps, type DevicePropOptions, type PropAnswer, type ResponderProp } from './ptp-device-props.js';
 
 export const STORAGE_ID = 0x00010001;
 
@@ -39,20 +40,16 @@ export type PtpFault = { op: number; times?: number } & (
   | { kind: 'length'; length: number }
 );
 
-export interface PtpResponderOptions {
+export interface PtpResponderOptions extends DevicePropOptions {
   root: string;
   maxPacketSize?: number;
   framing?: Framing;
   /** OperationsSupported; the responder refuses anything not listed. */
   operations?: number[];
-  /** DevicePropertiesSupported. Default BatteryLevel and DateTime. */
-  properties?: number[];
   manufacturer?: string;
   model?: string;
   deviceVersion?: string;
   serialNumber?: string;
-  battery?: { value: number; min?: number; max?: number; dataType?: number };
-  dateTime?: string;
   readOnly?: boolean;
   /** false: Get Device Status and Device Reset stall, as on QEMU's usb-mtp. */
   deviceStatus?: boolean;
@@ -76,27 +73,12 @@ export interface PtpResponderOptions {
   unknownSizes?: boolean;
   /** DeleteObject is listed in DeviceInfo but every call is answered OperationNotSupported. */
   refuseDelete?: boolean;
-  // Device properties for the clock and settings (issue 24):
-  /** The camera's clock runs this far ahead of the real one (negative: behind); ignored while `dateTime` is fixed. */
-  clockSkewSeconds?: number;
-  /** DateTime is read with a `Z` (the default) or without a zone designator. */
-  clockZone?: 'Z' | 'none';
-  /** DateTime's DevicePropDesc says GetSet = 1 (the default) or 0. */
-  clockWritable?: boolean;
-  /** Vendor properties (0xD000+), listed in DeviceInfo with the battery and DateTime. */
-  vendorProps?: Record<number, ResponderProp>;
+  // Device properties for the clock and settings (issue 24) are in DevicePropOptions.
   /** GetDevicePropDesc and SetDevicePropValue are listed but answered OperationNotSupported. */
   refuseDeviceProps?: boolean;
 }
 
-/** A device property of the responder: its value changes only through SetDevicePropValue. */
-export interface ResponderProp {
-  dataType: number;
-  writable: boolean;
-  value: number | string;
-  factoryDefault?: number | string;
-  form?: PropForm;
-}
+export type { ResponderProp } from './ptp-device-props.js';
 
 /** An operation whose dataset comes from the host. */
 const DATA_OUT_OPS = new Set<number>([Op.SetDevicePropValue]);
@@ -210,12 +192,8 @@ export class PtpResponder implements PtpTransport {
   readonly dataPhases: Array<{ op: number; transactionId: number; bytes: Uint8Array }> = [];
   /** Zero-length packets the host sent to end a data phase. */
   zeroLengthPackets = 0;
-  /** Every DateTime string the host set, as it arrived. */
-  readonly clockSets: string[] = [];
-  /** The camera's clock minus the real one, in ms; changed by setting DateTime. */
-  clockOffsetMs: number;
-  /** Current vendor property values by code. */
-  readonly props: Map<number, ResponderProp>;
+  /** BatteryLevel, DateTime and the vendor properties. */
+  readonly deviceProps: DeviceProps;
   /** A command with a data phase from the host, waiting for that data. */
   private dataOut: { op: number; transactionId: number; params: number[]; fault: PtpFault | undefined; parts: Uint8Array[]; got: number; zlpOwed: boolean } | null = null;
   /** Object and dataset payload bytes handed to the host so far. */
@@ -238,14 +216,23 @@ export class PtpResponder implements PtpTransport {
     this.maxPacketSize = o.maxPacketSize ?? 512;
     this.framing = o.framing ?? 'qemu';
     this.operations = o.operations ?? ALL_OPERATIONS;
-    this.props = new Map(Object.entries(o.vendorProps ?? {}).map(([code, p]) => [Number(code), { ...p }]));
-    this.properties = o.properties ?? [DeviceProp.BatteryLevel, DeviceProp.DateTime, ...this.props.keys()];
-    this.clockOffsetMs = (o.clockSkewSeconds ?? 0) * 1000;
+    this.deviceProps = new DeviceProps(o);
+    this.properties = this.deviceProps.listed;
   }
 
   /** What the camera's clock says now. */
   get cameraTime(): Date {
-    return new Date(Date.now() + this.clockOffsetMs);
+    return this.deviceProps.cameraTime;
+  }
+
+  /** Every DateTime string the host set, as it arrived. */
+  get clockSets(): readonly string[] {
+    return this.deviceProps.clockSets;
+  }
+
+  /** Current vendor property values by code. */
+  get props(): ReadonlyMap<number, ResponderProp> {
+    return this.deviceProps.values;
   }
 
   inject(...faults: PtpFault[]): this {
@@ -564,9 +551,9 @@ export class PtpResponder implements PtpTransport {
         return this.delete(obj(), p[1] ?? 0);
       case Op.GetDevicePropDesc:
       case Op.GetDevicePropValue:
-        return this.deviceProp(op, p[0] ?? 0);
+        return this.propAnswer(this.deviceProps.get(op, p[0] ?? 0));
       case Op.SetDevicePropValue:
-        return this.setDeviceProp(p[0] ?? 0, received ?? new Uint8Array(0));
+        return this.propAnswer(this.deviceProps.set(p[0] ?? 0, received ?? new Uint8Array(0)));
     }
     return { code: Rc.OperationNotSupported };
   }
@@ -689,80 +676,7 @@ export class PtpResponder implements PtpTransport {
     return { code: Rc.OK };
   }
 
-  private deviceProp(op: number, prop: number): Answer {
-    if (!this.properties.includes(prop)) return { code: Rc.DevicePropNotSupported };
-    const battery = { min: 0, max: 100, dataType: DataType.UINT8, ...(this.o.battery ?? { value: 87 }) };
-    const dateTime = this.o.dateTime ?? formatPtpDateTime(this.cameraTime, this.o.clockZone ?? 'Z');
-    const w = new DatasetWriter();
-    if (prop === DeviceProp.BatteryLevel) {
-      if (op === Op.GetDevicePropValue) return { code: Rc.OK, data: bytesSource(writePropValue(w, battery.dataType, battery.value).bytes()) };
-      const desc = encodeDevicePropDesc({
-        code: prop,
-        dataType: battery.dataType,
-        writable: false,
-        factoryDefault: battery.max,
-        current: battery.value,
-        form: { kind: 'range', min: battery.min, max: battery.max, step: 1 },
-      });
-      return { code: Rc.OK, data: bytesSource(desc) };
-    }
-    if (prop === DeviceProp.DateTime) {
-      if (op === Op.GetDevicePropValue) return { code: Rc.OK, data: bytesSource(w.string(dateTime).bytes()) };
-      const writable = this.o.clockWritable ?? true;
-      return { code: Rc.OK, data: bytesSource(encodeDevicePropDesc({ code: prop, dataType: DataType.STR, writable, factoryDefault: '', current: dateTime, form: { kind: 'none' } })) };
-    }
-    const vendor = this.props.get(prop);
-    if (!vendor) return { code: Rc.DevicePropNotSupported };
-    if (op === Op.GetDevicePropValue) return { code: Rc.OK, data: bytesSource(writePropValue(w, vendor.dataType, vendor.value).bytes()) };
-    const desc = encodeDevicePropDesc({
-      code: prop,
-      dataType: vendor.dataType,
-      writable: vendor.writable,
-      factoryDefault: vendor.factoryDefault ?? vendor.value,
-      current: vendor.value,
-      form: vendor.form ?? { kind: 'none' },
-    });
-    return { code: Rc.OK, data: bytesSource(desc) };
-  }
-
-  /** A value is taken only when it is exactly one value of the property's type, in its form, and the property is writable. */
-  private setDeviceProp(prop: number, payload: Uint8Array): Answer {
-    if (!this.properties.includes(prop)) return { code: Rc.DevicePropNotSupported };
-    const decode = (dataType: number) => {
-      const r = new DatasetReader(payload, 'the new value');
-      const value = readPropValue(r, dataType);
-      return r.atEnd ? value : null;
-    };
-    if (prop === DeviceProp.DateTime) {
-      if (this.o.clockWritable === false) return { code: Rc.AccessDenied };
-      let text: unknown;
-      try {
-        text = decode(DataType.STR);
-      } catch {
-        return { code: Rc.InvalidDevicePropFormat };
-      }
-      const m = typeof text === 'string' ? /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(?:\.\d)?Z?$/.exec(text) : null;
-      if (!m) return { code: Rc.InvalidDevicePropValue };
-      // A camera without a time zone: the digits are its clock.
-      const [y, mo, d, h, mi, sec] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
-      this.clockSets.push(text as string);
-      this.clockOffsetMs = Date.UTC(y, mo - 1, d, h, mi, sec) - Date.now();
-      return { code: Rc.OK };
-    }
-    const vendor = this.props.get(prop);
-    if (!vendor) return { code: Rc.DevicePropNotSupported };
-    if (!vendor.writable) return { code: Rc.AccessDenied };
-    let value: number | string | null;
-    try {
-      value = decode(vendor.dataType);
-    } catch {
-      return { code: Rc.InvalidDevicePropFormat };
-    }
-    if (value === null) return { code: Rc.InvalidDevicePropFormat };
-    const form = vendor.form ?? { kind: 'none' };
-    if (form.kind === 'range' && typeof value === 'number' && (value < Number(form.min) || value > Number(form.max))) return { code: Rc.InvalidDevicePropValue };
-    if (form.kind === 'enum' && !form.values.includes(value)) return { code: Rc.InvalidDevicePropValue };
-    vendor.value = value;
-    return { code: Rc.OK };
+  private propAnswer(a: PropAnswer): Answer {
+    return a.data ? { code: a.code, data: bytesSource(a.data) } : { code: a.code };
   }
 }
