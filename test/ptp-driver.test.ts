@@ -735,7 +735,7 @@ describe('ptp driver: quirks', () => {
     ]);
     expect(slept).toContain(250);
     expect(log.events('ptp.quirks')).toEqual([expect.objectContaining({ vidPid: '46f4:0004', flags: ['deviceInfoInSession', 'openSessionDelayMs=250', 'noDelete', 'noPartialObject'] })]);
-    expect(session.capabilities).toEqual({ resume: false, delete: false });
+    expect(session.capabilities).toEqual({ resume: false, delete: false, clock: true });
     const e = await entry(session, 'DCIM/100BODY/A002.MP4');
     expect(await rejection(session.delete(e.id))).toMatchObject({ kind: 'permanent', code: 'delete-unsupported' });
     expect(await rejection(session.read(e.id, 5))).toMatchObject({ kind: 'permanent', code: 'resume-unsupported' });

@@ -7,6 +7,7 @@ import {
   boundString,
   type BatteryReading,
   type CameraIdentity,
+  type CameraSettings,
   type CameraSession,
   type DriverLogger,
   type ReadOptions,
@@ -18,6 +19,7 @@ import { DeviceProp, Format, ObjectProp, Op, PARENT_ROOT, Rc } from './constants
 import { decodeObjectInfo, parsePtpDateTime, type PtpDeviceInfo, type PtpObjectInfo } from './datasets.js';
 import { PtpProtocolError, PtpResponseError } from './errors.js';
 import { readBatteryPercent } from './battery.js';
+import { readSettings, setDateTime, writeSettings, type DescribedSetting } from './device-config.js';
 import { PtpObjectStream, type ReadMethod } from './read-stream.js';
 import type { PtpSession } from './session.js';
 import type { PtpTransport } from './transport.js';
@@ -36,6 +38,12 @@ export interface PtpCameraSessionOptions {
   readBufferBytes: number;
   /** List each storage with one GetObjectHandles instead of folder by folder (a quirk). */
   listWholeStorage?: boolean;
+  /** DateTime is described as writable and SetDevicePropValue is listed. */
+  clockSettable?: boolean;
+  /** The setting profile's properties the camera describes; absent without a profile. */
+  settings?: readonly DescribedSetting[];
+  /** The profile says writing its properties disturbs recordings on the camera. */
+  settingsDisturbRecordings?: boolean;
 }
 
 export function handleId(handle: number): string {
@@ -71,6 +79,9 @@ export class PtpCameraSession implements CameraSession {
   readonly capabilities: SessionCapabilities;
   /** Present only when the camera has a DateTime property to read. */
   readonly clock?: () => Promise<Date>;
+  readonly setClock?: (date: Date) => Promise<void>;
+  readonly settings?: () => Promise<CameraSettings>;
+  readonly applySettings?: (partial: CameraSettings) => Promise<void>;
   private closed = false;
   private readonly streams = new Set<PtpObjectStream>();
   private readonly ops: ReadonlySet<number>;
@@ -90,6 +101,23 @@ export class PtpCameraSession implements CameraSession {
       delete: o.deletable && this.ops.has(Op.DeleteObject),
     };
     if (this.ops.has(Op.GetDevicePropValue) && this.props.has(DeviceProp.DateTime)) this.clock = () => this.readClock();
+    if (o.clockSettable) {
+      this.capabilities.clock = true;
+      this.setClock = (date) => this.writeClock(date);
+    }
+    const described = o.settings ?? [];
+    if (described.length > 0) {
+      this.capabilities.settings = true;
+      if (o.settingsDisturbRecordings) this.capabilities.settingsDisturbRecordings = true;
+      this.settings = async () => {
+        this.ready();
+        return readSettings(this.session, described);
+      };
+      this.applySettings = async (partial) => {
+        this.ready();
+        return writeSettings(this.session, described, partial, this.ops.has(Op.SetDevicePropValue));
+      };
+    }
     if (!this.capabilities.resume) {
       this.log.info({ event: 'ptp.no_partial_read' }, 'camera cannot read from an offset (no GetPartialObject): an interrupted copy starts over from the beginning');
     }
@@ -146,6 +174,17 @@ export class PtpCameraSession implements CameraSession {
   private async u32List(op: number, params: number[], what: string): Promise<number[]> {
     const { data } = await this.session.request(op, params, what);
     return new DatasetReader(data ?? new Uint8Array(0), what).u32Array(what);
+  }
+
+  private async writeClock(date: Date): Promise<void> {
+    this.ready();
+    try {
+      await setDateTime(this.session, date);
+    } catch (err) {
+      // Described as writable yet refused as an operation: asking again this docking is pointless.
+      if (err instanceof PtpResponseError && err.responseCode === Rc.OperationNotSupported) this.capabilities.clock = false;
+      throw err;
+    }
   }
 
   async *list(): AsyncIterable<RecordingEntry> {

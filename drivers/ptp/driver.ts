@@ -11,6 +11,8 @@ import { PtpCameraSession } from './camera-session.js';
 import { PtpResponseError } from './errors.js';
 import { describeQuirks, quirkKey, quirksFor, usableOperations, type PtpQuirkFlags, type PtpQuirkRow } from './quirks.js';
 import { PtpSession, type PtpSessionOptions } from './session.js';
+import { Describer, probeClock, probeSettings, type DescribedSetting } from './device-config.js';
+import { PTP_SETTING_PROFILES, settingProfileFor, type PtpSettingProfile } from './setting-profiles.js';
 import type { PtpTransport } from './transport.js';
 
 export { PtpCameraSession, handleId, parseHandleId, componentName } from './camera-session.js';
@@ -19,6 +21,7 @@ export type { PtpTransport, UsbDirection } from './transport.js';
 export { TransportCode } from './transport.js';
 export { PtpProtocolError, PtpResponseError } from './errors.js';
 export { PTP_QUIRKS, quirksFor, type PtpQuirkFlags, type PtpQuirkRow } from './quirks.js';
+export { PTP_SETTING_PROFILES, settingProfileFor, type PtpSettingProfile, type PtpSettingSpec } from './setting-profiles.js';
 
 export interface Fingerprint {
   class: number;
@@ -57,6 +60,8 @@ export interface PtpDriverOptions {
   session?: Pick<PtpSessionOptions, 'statusPolls' | 'statusPollMs' | 'drainTimeoutMs' | 'sleep' | 'maxDatasetBytes'>;
   /** The quirk table; default PTP_QUIRKS. */
   quirks?: readonly PtpQuirkRow[];
+  /** Which vendor properties hold each model's settings; default PTP_SETTING_PROFILES. */
+  settingProfiles?: readonly PtpSettingProfile[];
 }
 
 /** Where GetDeviceInfo was answered: before OpenSession (the spec's way) or inside the session. */
@@ -89,6 +94,28 @@ async function anyStoreDeletable(session: PtpSession, info: PtpDeviceInfo, log: 
     log.warn({ event: 'ptp.storage_info_failed', error: (err as Error).message }, 'cannot read StorageInfo; assuming recordings can be deleted');
     return true;
   }
+}
+
+/**
+ * What of the clock and the settings this camera lets dockd change. Learning it must never cost
+ * the docking: any failure but the camera leaving means "not configurable".
+ */
+async function probeConfiguration(
+  session: PtpSession,
+  info: PtpDeviceInfo,
+  profile: PtpSettingProfile | null,
+  log: DriverLogger,
+): Promise<{ clockSettable: boolean; settings: DescribedSetting[] }> {
+  const support = { ops: new Set(info.operations), props: new Set(info.deviceProperties) };
+  const describer = new Describer(session, log);
+  const clockSettable = await probeClock(session, support, log, describer);
+  if (!profile) return { clockSettable, settings: [] };
+  const settings = await probeSettings(session, support, profile, log, describer);
+  log.info(
+    { event: 'ptp.settings_profile', device: profile.device, settings: settings.map((s) => s.name), skipped: Object.keys(profile.settings).length - settings.length },
+    `settings through the profile for ${profile.device}: ${settings.map((s) => s.name).join(', ') || 'none the camera describes'}`,
+  );
+  return { clockSettable, settings };
 }
 
 export function createPtpDriver(opts: PtpDriverOptions): PtpDriver {
@@ -170,6 +197,8 @@ export function createPtpDriver(opts: PtpDriverOptions): PtpDriver {
           firmware: boundString(info.deviceVersion.trim() || 'unknown'),
         };
         const deletable = await anyStoreDeletable(session, info, log);
+        const profile = settingProfileFor({ vendorId: device.vendorId, productId: device.productId, model: info.model }, opts.settingProfiles ?? PTP_SETTING_PROFILES);
+        const config = await probeConfiguration(session, info, profile, log);
         log.info(
           { event: 'ptp.opened', model: identity.model, firmware: identity.firmware, operations: info.operations.length, deletable, vendorExtension: info.vendorExtensionId, deviceInfo: path },
           `PTP session open with ${identity.model}`,
@@ -185,6 +214,9 @@ export function createPtpDriver(opts: PtpDriverOptions): PtpDriver {
           maxObjects: opts.maxObjects ?? 200_000,
           readBufferBytes: transferBytes,
           listWholeStorage: flags.listWholeStorage === true,
+          clockSettable: config.clockSettable,
+          settings: config.settings,
+          settingsDisturbRecordings: profile?.disturbsRecordings === true,
         });
       } catch (err) {
         await session.close().catch(() => undefined);

@@ -25,6 +25,8 @@ const PERMANENT = new Set<number>([
   Rc.InvalidStorageID,
   Rc.InvalidObjectHandle,
   Rc.DevicePropNotSupported,
+  Rc.InvalidDevicePropFormat,
+  Rc.InvalidDevicePropValue,
   Rc.InvalidObjectFormatCode,
   Rc.ObjectWriteProtected,
   Rc.StoreReadOnly,

@@ -152,16 +152,16 @@ export class PtpSession {
     }
   }
 
-  private async begin(op: number, params: readonly number[], lengthHint?: number): Promise<Transaction> {
+  private async begin(op: number, params: readonly number[], lengthHint?: number, dataOut?: Uint8Array): Promise<Transaction> {
     if (this.pipe.gone) throw this.pipe.gone;
     const tx = new Transaction(this.pipe, op, this.nextTransactionId(), lengthHint);
-    await tx.start(params);
+    await tx.start(params, dataOut);
     return tx;
   }
 
   /** A whole transaction with its data buffered; for datasets only, never object data. */
-  private async exchange(op: number, params: readonly number[]): Promise<{ response: PtpResponse; data: Uint8Array | null }> {
-    const tx = await this.begin(op, params);
+  private async exchange(op: number, params: readonly number[], dataOut?: Uint8Array): Promise<{ response: PtpResponse; data: Uint8Array | null }> {
+    const tx = await this.begin(op, params, undefined, dataOut);
     const data = tx.hasData ? await tx.readAll(this.maxDatasetBytes) : null;
     return { response: await tx.finish(), data };
   }
@@ -221,6 +221,16 @@ export class PtpSession {
       const { response, data } = await this.exchange(op, params);
       this.expectOk(op, response, what);
       return { params: response.params, data };
+    });
+  }
+
+  /** One operation inside the session that sends `data` to the camera (SetDevicePropValue); any answer but OK throws. */
+  async send(op: number, params: readonly number[], data: Uint8Array, what: string): Promise<{ params: number[] }> {
+    return this.locked(async () => {
+      await this.ensureOpen();
+      const { response } = await this.exchange(op, params, data);
+      this.expectOk(op, response, what);
+      return { params: response.params };
     });
   }
 

@@ -1,10 +1,10 @@
 /**
- * One PTP transaction on the bulk pipes: command out, an optional data phase in, response in.
- * The data phase is pulled transfer by transfer so an object of any size passes through without
- * ever being held whole.
+ * One PTP transaction on the bulk pipes: command out, an optional data phase (out for a dataset
+ * the host sends, in for what the camera sends), response in. An incoming data phase is pulled
+ * transfer by transfer so an object of any size passes through without ever being held whole.
  */
 import { ContainerType, HEADER_BYTES, LENGTH_UNKNOWN, opName } from './constants.js';
-import { concatBytes, decodeParamContainer, encodeCommand } from './codec.js';
+import { concatBytes, decodeParamContainer, encodeCommand, encodeDataHeader } from './codec.js';
 import { PtpProtocolError } from './errors.js';
 import { asDriverError, type BulkPipe, type ReceivedContainer } from './pipe.js';
 
@@ -59,12 +59,16 @@ export class Transaction {
     }
   }
 
-  /** Sends the command and reads the first container: the start of the data, or the response. */
-  async start(params: readonly number[]): Promise<void> {
+  /**
+   * Sends the command (and `dataOut`, the dataset of an operation that carries one to the camera)
+   * and reads the first container: the start of the data, or the response.
+   */
+  async start(params: readonly number[], dataOut?: Uint8Array): Promise<void> {
     if (this.phase !== 'command') throw new Error(`${this.name} already started`);
     await this.guard(async () => {
       await this.pipe.send(encodeCommand(this.op, this.transactionId, params));
       this.phase = 'response';
+      if (dataOut) await this.sendData(dataOut);
       const first = await this.pipe.nextContainer();
       if (first.header.type === ContainerType.Response) {
         this.settle(first);
@@ -87,6 +91,16 @@ export class Transaction {
       this.dataLength = this.remaining;
       this.pending = { bytes: first.bytes.subarray(HEADER_BYTES), short: first.short };
     });
+  }
+
+  /**
+   * The data container in one transfer. A container that fills its last packet exactly gets a
+   * zero-length packet after it, or the camera would wait for more (PTP over USB 7.2).
+   */
+  private async sendData(payload: Uint8Array): Promise<void> {
+    const container = concatBytes([encodeDataHeader(this.op, this.transactionId, payload.length), payload]);
+    await this.pipe.send(container);
+    if (container.length % this.pipe.maxPacketSize === 0) await this.pipe.send(new Uint8Array(0));
   }
 
   private checkTransaction(tid: number): void {

@@ -9,10 +9,11 @@
 import { lstat, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DriverError } from '../../drivers/types.js';
-import { CANCEL_CODE, ClassRequest, ContainerType, DataType, DeviceProp, Format, HEADER_BYTES, ObjectProp, Op, Rc } from '../../drivers/ptp/constants.js';
-import { DatasetWriter, decodeParamContainer, encodeContainer, encodeDataHeader } from '../../drivers/ptp/codec.js';
-import { encodeDeviceInfo, encodeDevicePropDesc, encodeObjectInfo, formatPtpDateTime, writePropValue } from '../../drivers/ptp/datasets.js';
+import { CANCEL_CODE, ClassRequest, ContainerType, Format, HEADER_BYTES, ObjectProp, Op, Rc } from '../../drivers/ptp/constants.js';
+import { DatasetWriter, decodeHeader, decodeParamContainer, encodeContainer, encodeDataHeader } from '../../drivers/ptp/codec.js';
+import { encodeDeviceInfo, encodeObjectInfo, formatPtpDateTime } from '../../drivers/ptp/datasets.js';
 import type { PtpTransport, UsbDirection } from '../../drivers/ptp/transport.js';
+import { DeviceProps, type DevicePropOptions, type PropAnswer, type ResponderProp } from './ptp-device-props.js';
 
 export const STORAGE_ID = 0x00010001;
 
@@ -39,20 +40,16 @@ export type PtpFault = { op: number; times?: number } & (
   | { kind: 'length'; length: number }
 );
 
-export interface PtpResponderOptions {
+export interface PtpResponderOptions extends DevicePropOptions {
   root: string;
   maxPacketSize?: number;
   framing?: Framing;
   /** OperationsSupported; the responder refuses anything not listed. */
   operations?: number[];
-  /** DevicePropertiesSupported. Default BatteryLevel and DateTime. */
-  properties?: number[];
   manufacturer?: string;
   model?: string;
   deviceVersion?: string;
   serialNumber?: string;
-  battery?: { value: number; min?: number; max?: number; dataType?: number };
-  dateTime?: string;
   readOnly?: boolean;
   /** false: Get Device Status and Device Reset stall, as on QEMU's usb-mtp. */
   deviceStatus?: boolean;
@@ -76,7 +73,15 @@ export interface PtpResponderOptions {
   unknownSizes?: boolean;
   /** DeleteObject is listed in DeviceInfo but every call is answered OperationNotSupported. */
   refuseDelete?: boolean;
+  // Device properties for the clock and settings (issue 24) are in DevicePropOptions.
+  /** GetDevicePropDesc and SetDevicePropValue are listed but answered OperationNotSupported. */
+  refuseDeviceProps?: boolean;
 }
+
+export type { ResponderProp } from './ptp-device-props.js';
+
+/** An operation whose dataset comes from the host. */
+const DATA_OUT_OPS = new Set<number>([Op.SetDevicePropValue]);
 
 /** The byte at `pos` of a synthetic recording; the high half of the position changes it too. */
 export function syntheticBytes(pos: number, n: number): Uint8Array {
@@ -102,6 +107,7 @@ export const ALL_OPERATIONS = [
   Op.DeleteObject,
   Op.GetDevicePropDesc,
   Op.GetDevicePropValue,
+  Op.SetDevicePropValue,
   Op.GetPartialObject,
   Op.GetObjectPropValue,
   Op.GetPartialObject64,
@@ -182,6 +188,14 @@ export class PtpResponder implements PtpTransport {
   readonly commands: Array<{ op: number; transactionId: number; params: number[] }> = [];
   readonly controls: Array<{ request: number; data: number[] }> = [];
   readonly halts: UsbDirection[] = [];
+  /** Every data container the host sent, header included, byte for byte. */
+  readonly dataPhases: Array<{ op: number; transactionId: number; bytes: Uint8Array }> = [];
+  /** Zero-length packets the host sent to end a data phase. */
+  zeroLengthPackets = 0;
+  /** BatteryLevel, DateTime and the vendor properties. */
+  readonly deviceProps: DeviceProps;
+  /** A command with a data phase from the host, waiting for that data. */
+  private dataOut: { op: number; transactionId: number; params: number[]; fault: PtpFault | undefined; parts: Uint8Array[]; got: number; zlpOwed: boolean } | null = null;
   /** Object and dataset payload bytes handed to the host so far. */
   bytesSent = 0;
   sessionOpen = false;
@@ -202,7 +216,23 @@ export class PtpResponder implements PtpTransport {
     this.maxPacketSize = o.maxPacketSize ?? 512;
     this.framing = o.framing ?? 'qemu';
     this.operations = o.operations ?? ALL_OPERATIONS;
-    this.properties = o.properties ?? [DeviceProp.BatteryLevel, DeviceProp.DateTime];
+    this.deviceProps = new DeviceProps(o);
+    this.properties = this.deviceProps.listed;
+  }
+
+  /** What the camera's clock says now. */
+  get cameraTime(): Date {
+    return this.deviceProps.cameraTime;
+  }
+
+  /** Every DateTime string the host set, as it arrived. */
+  get clockSets(): readonly string[] {
+    return this.deviceProps.clockSets;
+  }
+
+  /** Current vendor property values by code. */
+  get props(): ReadonlyMap<number, ResponderProp> {
+    return this.deviceProps.values;
   }
 
   inject(...faults: PtpFault[]): this {
@@ -232,12 +262,56 @@ export class PtpResponder implements PtpTransport {
     if (this.unplugged) throw gone();
     // QEMU stalls a command that arrives while a transaction is still in flight.
     if (this.queue.length > 0) throw stalled('transferOut');
+    if (this.dataOut) return this.receiveData(data);
+    if (data.length === 0) {
+      this.zeroLengthPackets++;
+      return;
+    }
     const c = decodeParamContainer(data);
     if (c.type !== ContainerType.Command) throw stalled('transferOut');
     this.commands.push({ op: c.code, transactionId: c.transactionId, params: c.params });
     const fault = this.takeFault(c.code);
+    if (DATA_OUT_OPS.has(c.code)) {
+      this.dataOut = { op: c.code, transactionId: c.transactionId, params: c.params, fault, parts: [], got: 0, zlpOwed: false };
+      return;
+    }
     const answer = await this.answer(c.code, c.params, fault);
     this.enqueue(c.code, c.transactionId, answer, fault);
+    this.wake?.();
+  }
+
+  /**
+   * The host's data phase: one container, perhaps over several transfers, and the zero-length
+   * packet that must follow when it filled its last packet. Only then does the camera answer.
+   */
+  private async receiveData(data: Uint8Array): Promise<void> {
+    const d = this.dataOut!;
+    if (d.zlpOwed) {
+      if (data.length !== 0) throw stalled('transferOut');
+      this.zeroLengthPackets++;
+    } else {
+      d.parts.push(data);
+      d.got += data.length;
+      const first = d.parts[0]!;
+      const header = decodeHeader(first);
+      if (header.type !== ContainerType.Data || header.code !== d.op || header.transactionId !== d.transactionId) throw stalled('transferOut');
+      if (d.got < header.length) return;
+      if (d.got > header.length) throw stalled('transferOut');
+      if (header.length % this.maxPacketSize === 0) {
+        d.zlpOwed = true;
+        return;
+      }
+    }
+    this.dataOut = null;
+    const bytes = new Uint8Array(d.got);
+    let at = 0;
+    for (const p of d.parts) {
+      bytes.set(p, at);
+      at += p.length;
+    }
+    this.dataPhases.push({ op: d.op, transactionId: d.transactionId, bytes });
+    const answer = await this.answer(d.op, d.params, d.fault, bytes.subarray(HEADER_BYTES));
+    this.enqueue(d.op, d.transactionId, answer, d.fault);
     this.wake?.();
   }
 
@@ -425,12 +499,13 @@ export class PtpResponder implements PtpTransport {
     });
   }
 
-  private async answer(op: number, p: number[], fault: PtpFault | undefined): Promise<Answer> {
+  private async answer(op: number, p: number[], fault: PtpFault | undefined, received?: Uint8Array): Promise<Answer> {
     if (fault?.kind === 'response') return { code: fault.code };
     if (!this.operations.includes(op)) return { code: Rc.OperationNotSupported };
     if (op !== Op.GetDeviceInfo && op !== Op.OpenSession && !this.sessionOpen) return { code: Rc.SessionNotOpen };
     if (op === Op.GetDeviceInfo && this.o.deviceInfoNeedsSession && !this.sessionOpen) return { code: Rc.SessionNotOpen };
     if (op === Op.DeleteObject && this.o.refuseDelete) return { code: Rc.OperationNotSupported };
+    if ((op === Op.GetDevicePropDesc || op === Op.SetDevicePropValue) && this.o.refuseDeviceProps) return { code: Rc.OperationNotSupported };
     const obj = () => this.objects.get(p[0] ?? 0);
     switch (op) {
       case Op.GetDeviceInfo:
@@ -476,7 +551,9 @@ export class PtpResponder implements PtpTransport {
         return this.delete(obj(), p[1] ?? 0);
       case Op.GetDevicePropDesc:
       case Op.GetDevicePropValue:
-        return this.deviceProp(op, p[0] ?? 0);
+        return this.propAnswer(this.deviceProps.get(op, p[0] ?? 0));
+      case Op.SetDevicePropValue:
+        return this.propAnswer(this.deviceProps.set(p[0] ?? 0, received ?? new Uint8Array(0)));
     }
     return { code: Rc.OperationNotSupported };
   }
@@ -599,27 +676,7 @@ export class PtpResponder implements PtpTransport {
     return { code: Rc.OK };
   }
 
-  private deviceProp(op: number, prop: number): Answer {
-    if (!this.properties.includes(prop)) return { code: Rc.DevicePropNotSupported };
-    const battery = { min: 0, max: 100, dataType: DataType.UINT8, ...(this.o.battery ?? { value: 87 }) };
-    const dateTime = this.o.dateTime ?? formatPtpDateTime(new Date());
-    const w = new DatasetWriter();
-    if (prop === DeviceProp.BatteryLevel) {
-      if (op === Op.GetDevicePropValue) return { code: Rc.OK, data: bytesSource(writePropValue(w, battery.dataType, battery.value).bytes()) };
-      const desc = encodeDevicePropDesc({
-        code: prop,
-        dataType: battery.dataType,
-        writable: false,
-        factoryDefault: battery.max,
-        current: battery.value,
-        form: { kind: 'range', min: battery.min, max: battery.max, step: 1 },
-      });
-      return { code: Rc.OK, data: bytesSource(desc) };
-    }
-    if (prop === DeviceProp.DateTime) {
-      if (op === Op.GetDevicePropValue) return { code: Rc.OK, data: bytesSource(w.string(dateTime).bytes()) };
-      return { code: Rc.OK, data: bytesSource(encodeDevicePropDesc({ code: prop, dataType: DataType.STR, writable: true, factoryDefault: '', current: dateTime, form: { kind: 'none' } })) };
-    }
-    return { code: Rc.DevicePropNotSupported };
+  private propAnswer(a: PropAnswer): Answer {
+    return a.data ? { code: a.code, data: bytesSource(a.data) } : { code: a.code };
   }
 }

@@ -1,0 +1,165 @@
+/**
+ * A PTP camera configured at docking (issue 24), the whole way: the dock with its configurator,
+ * the ingest engine and the real PTP driver against the responder. Its clock is set and its
+ * settings brought to its profile through device properties, both recorded in custody, and its
+ * recordings are offloaded, verified and cleared as from any other camera.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import type { DeviceInfo } from '../drivers/types.js';
+import { createPtpDriver } from '../drivers/ptp/driver.js';
+import { DataType, Op } from '../drivers/ptp/constants.js';
+import { defaultConfig, parseConfig } from '../src/config.js';
+import { CustodyLog } from '../src/custody/log.js';
+import { LocalArchive } from '../src/archive/local.js';
+import { BatteryRecorder } from '../src/battery/recorder.js';
+import { CameraConfigurator } from '../src/dock/configure.js';
+import { DockManager } from '../src/dock/manager.js';
+import { IngestEngine } from '../src/ingest/engine.js';
+import { Planner } from '../src/ingest/planner.js';
+import { cameraSettings } from '../src/store/camera-settings.js';
+import { openStore } from '../src/store/db.js';
+import { PtpResponder } from './support/ptp-responder.js';
+
+/** The example setting profile's VID:PID (drivers/ptp/setting-profiles.ts). */
+const DEVICE: DeviceInfo = {
+  bus: 'usb',
+  key: '1-5',
+  slot: 'Bay 5',
+  vendorId: 0x1209,
+  productId: 0x0001,
+  serialNumber: 'ACME-0042',
+  interfaces: [{ number: 0, class: 6, subclass: 1, protocol: 1 }],
+};
+const SERIAL = 'ACME-0042';
+
+interface LogLine {
+  event?: string;
+  [field: string]: unknown;
+}
+
+let cleanup: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const f of cleanup.reverse()) await f();
+  cleanup = [];
+});
+
+const until = async (what: string, cond: () => boolean, ms = 10_000) => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+function camera() {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'dockd-ptpcfg-cam-'));
+  cleanup.push(() => rmSync(root, { recursive: true, force: true }));
+  const files = new Map<string, Buffer>([
+    ['DCIM/100ACME/A001.MP4', randomBytes(2 * 1024 * 1024 + 5)],
+    ['DCIM/100ACME/A002.MP4', randomBytes(7000)],
+  ]);
+  for (const [rel, data] of files) {
+    mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+    writeFileSync(path.join(root, rel), data);
+  }
+  const responder = new PtpResponder({
+    root,
+    // An hour ahead, as a camera that never learnt daylight saving time ended.
+    clockSkewSeconds: 3600,
+    vendorProps: {
+      0xd001: { dataType: DataType.UINT16, writable: true, value: 10, form: { kind: 'range', min: 0, max: 60, step: 5 } },
+      0xd002: { dataType: DataType.UINT8, writable: true, value: 2, form: { kind: 'enum', values: [1, 2, 3] } },
+      0xd004: { dataType: DataType.UINT8, writable: true, value: 1, form: { kind: 'enum', values: [0, 1] } },
+      0xd006: { dataType: DataType.STR, writable: false, value: 'stable' },
+    },
+  });
+  return { root, files, responder };
+}
+
+function dockPc(responder: PtpResponder) {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dockd-ptpcfg-'));
+  const db = openStore(dataDir);
+  const lines: LogLine[] = [];
+  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
+  const custody = new CustodyLog(db);
+  const config = parseConfig(
+    {
+      settings: {
+        profiles: { patrol: { preRecordSeconds: 30, resolution: '720p', wifi: false, firmwareChannel: 'beta' } },
+        assign: [{ profile: 'patrol' }],
+      },
+    },
+    dataDir,
+  );
+  const configurator = new CameraConfigurator(db, custody, { clock: config.clock, settings: config.settings, earliest: () => 0 });
+  const cleared: string[] = [];
+  const engine = new IngestEngine(db, custody, new LocalArchive(dataDir, false), { ...defaultConfig().ingest, minFreeBytes: 0, retry: { attempts: 5, baseDelayMs: 20, maxDelayMs: 50 } }, log, {
+    deviceGone: () => {},
+    relist: () => {},
+    cleared: (serial) => void cleared.push(serial),
+  });
+  const driver = createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, transferBytes: 64 * 1024, session: { drainTimeoutMs: 20, statusPollMs: 2 } });
+  const dock = new DockManager(db, custody, new Planner(db, custody, log), engine, new BatteryRecorder(db), log, {
+    drivers: [driver],
+    batteryIntervalMs: 60_000,
+    openRetry: { attempts: 4, baseDelayMs: 30, maxDelayMs: 60 },
+    configurator,
+  });
+  cleanup.push(async () => {
+    await dock.stop();
+    await engine.stop();
+    db.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  return { dock, db, custody, lines, cleared };
+}
+
+describe('docking a PTP camera with a skewed clock and a setting profile', () => {
+  it('sets its clock and settings, records both in custody, and still offloads every recording', async () => {
+    const { root, files, responder } = camera();
+    const pc = dockPc(responder);
+    pc.dock.attach(DEVICE);
+    await until('the camera to be cleared', () => pc.cleared.includes(SERIAL));
+
+    const events = [...pc.custody.all()];
+    const clockSet = events.filter((e) => e.type === 'camera.clock_set');
+    expect(clockSet).toHaveLength(1);
+    expect(clockSet[0]!.details.skewSeconds as number).toBeGreaterThan(3590);
+    expect(clockSet[0]!.details.skewSeconds as number).toBeLessThan(3610);
+    expect(responder.clockSets).toHaveLength(1);
+    expect(Math.abs(responder.cameraTime.getTime() - Date.now())).toBeLessThan(2000);
+
+    const changed = events.filter((e) => e.type === 'camera.settings_changed');
+    expect(changed.map((e) => e.details)).toEqual([
+      {
+        profile: 'patrol',
+        before: { preRecordSeconds: 10, resolution: '1080p', wifi: true, firmwareChannel: 'stable' },
+        after: { preRecordSeconds: 30, resolution: '720p', wifi: false, firmwareChannel: 'stable' },
+        changed: ['preRecordSeconds', 'resolution', 'wifi'],
+      },
+    ]);
+    expect([0xd001, 0xd002, 0xd004, 0xd006].map((code) => responder.props.get(code)!.value)).toEqual([30, 1, 0, 'stable']);
+    const [stored] = cameraSettings(pc.db, SERIAL);
+    expect(Object.keys(stored!.pending)).toEqual(['firmwareChannel']);
+    expect(stored!.pending.firmwareChannel!.reason).toMatch(/refused it: firmwareChannel: the camera has it read-only/);
+
+    // Configured before listing: every SetDevicePropValue precedes the first GetObjectHandles.
+    const ops = responder.commands.map((c) => c.op);
+    expect(ops.lastIndexOf(Op.SetDevicePropValue)).toBeLessThan(ops.indexOf(Op.GetObjectHandles));
+
+    const rows = pc.db.prepare<[], { source_path: string; status: string; archive_path: string; deleted_from_camera: number }>('SELECT source_path, status, archive_path, deleted_from_camera FROM recordings ORDER BY source_path').all();
+    expect(rows.map((r) => r.source_path)).toEqual([...files.keys()].sort());
+    for (const r of rows) {
+      expect(r.status, r.source_path).toBe('verified');
+      expect(sha(readFileSync(r.archive_path)), r.source_path).toBe(sha(files.get(r.source_path)!));
+      expect(r.deleted_from_camera, r.source_path).toBe(1);
+      expect(existsSync(path.join(root, r.source_path)), r.source_path).toBe(false);
+    }
+  });
+});
