@@ -217,7 +217,10 @@ describe('PTP DateTime', () => {
 
   it('writes the UTC form', () => {
     expect(formatPtpDateTime(new Date('2024-03-05T14:22:33.900Z'))).toBe('20240305T142233Z');
-    expect(formatPtpDateTime(new Date('2024-03-05T14:22:33Z'), 'none')).toBe('20240305T142233');
+    // Zone-less is local time, both ways: what is written reads back as the same instant.
+    const local = formatPtpDateTime(new Date('2024-03-05T14:22:33Z'), 'local');
+    expect(local).toMatch(/^\d{8}T\d{6}$/);
+    expect(parsePtpDateTime(local)!.toISOString()).toBe('2024-03-05T14:22:33.000Z');
   });
 });
 

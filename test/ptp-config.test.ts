@@ -3,6 +3,7 @@
  * the responder: DateTime through SetDevicePropValue, vendor properties named by a setting
  * profile, and the cameras that refuse either.
  */
+import { formatPtpDateTime } from '../drivers/ptp/datasets.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -71,7 +72,7 @@ const sets = (r: PtpResponder) => r.commands.filter((c) => c.op === Op.SetDevice
 const rejection = (p: Promise<unknown>) => p.then(() => expect.fail('expected a rejection'), (e: unknown) => e as DriverError);
 
 describe('ptp clock through DateTime (0x5011)', () => {
-  it('sets a skewed camera clock with SetDevicePropValue and a UTC string, and reads the new time back', async () => {
+  it('sets a skewed camera clock with SetDevicePropValue and a zone-less local-time string, and reads the new time back', async () => {
     const { responder, session } = await dock({ clockSkewSeconds: -3600 });
     expect(session.capabilities.clock).toBe(true);
     const before = await session.clock!();
@@ -80,9 +81,11 @@ describe('ptp clock through DateTime (0x5011)', () => {
     await session.setClock!(new Date('2026-12-05T21:00:07.400Z'));
     const [set] = sets(responder);
     expect(set!.params).toEqual([DeviceProp.DateTime]);
-    expect(responder.clockSets).toEqual(['20261205T210007']);
+    const digits = formatPtpDateTime(new Date('2026-12-05T21:00:07Z'), 'local');
+    expect(digits).toMatch(/^\d{8}T\d{6}$/);
+    expect(responder.clockSets).toEqual([digits]);
     const phase = responder.dataPhases.at(-1)!;
-    expect([...phase.bytes]).toEqual(dataContainer(set!.transactionId, ptpString('20261205T210007')));
+    expect([...phase.bytes]).toEqual(dataContainer(set!.transactionId, ptpString(digits)));
     // The camera runs on the new time: it reads back as that time plus what has passed since.
     const after = await session.clock!();
     expect(Math.abs(after.getTime() - Date.parse('2026-12-05T21:00:07Z'))).toBeLessThan(2000);

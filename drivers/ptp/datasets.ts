@@ -292,9 +292,12 @@ export function parsePtpDateTime(s: string): Date | null {
   return Number.isFinite(date.getTime()) ? date : null;
 }
 
-/** The UTC form, `YYYYMMDDThhmmssZ`. */
-export function formatPtpDateTime(d: Date, zone: 'Z' | 'none' = 'Z'): string {
+/**
+ * `YYYYMMDDThhmmssZ` in UTC, or with `local` the digits of this machine's local time and no zone
+ * designator: how parsePtpDateTime reads a zone-less time back, so the two agree.
+ */
+export function formatPtpDateTime(d: Date, zone: 'Z' | 'local' = 'Z'): string {
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  const s = `${p(d.getUTCFullYear(), 4)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}T${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
-  return zone === 'Z' ? `${s}Z` : s;
+  if (zone === 'local') return `${p(d.getFullYear(), 4)}${p(d.getMonth() + 1)}${p(d.getDate())}T${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+  return `${p(d.getUTCFullYear(), 4)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}T${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}Z`;
 }

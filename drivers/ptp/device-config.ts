@@ -130,14 +130,14 @@ export async function probeSettings(session: PtpSession, support: PropSupport, p
 }
 
 /**
- * Sets DateTime to `date` as `YYYYMMDDThhmmss` in UTC, without a zone designator: most cameras
- * refuse or misread one. A camera without a time zone takes the digits as its local time, so it
- * runs on UTC from then on (its on-screen time and file dates say UTC); one that keeps a zone
- * converts them as the spec says a zone-less time is, in its own zone.
+ * Sets DateTime to `date` as `YYYYMMDDThhmmss` in the dock PC's local time, without a zone
+ * designator: most cameras refuse or misread one, and a zone-less DateTime is local time in the
+ * spec. The dock reads a zone-less DateTime back the same way (parsePtpDateTime), so the skew it
+ * measures next time is the camera's real drift, not the dock's UTC offset.
  */
 export async function setDateTime(session: PtpSession, date: Date): Promise<void> {
   if (!Number.isFinite(date.getTime())) throw new DriverError('permanent', 'bad-date', 'cannot set the clock to an invalid date');
-  const data = new DatasetWriter().string(formatPtpDateTime(date, 'none')).bytes();
+  const data = new DatasetWriter().string(formatPtpDateTime(date, 'local')).bytes();
   await session.send(Op.SetDevicePropValue, [DeviceProp.DateTime], data, 'SetDevicePropValue DateTime');
 }
 

@@ -26,7 +26,7 @@ export interface DevicePropOptions {
   /** The camera's clock runs this far ahead of the real one (negative: behind). */
   clockSkewSeconds?: number;
   /** DateTime is read with a `Z` (the default) or without a zone designator. */
-  clockZone?: 'Z' | 'none';
+  clockZone?: 'Z' | 'local';
   /** DateTime's DevicePropDesc says GetSet = 1 (the default) or 0. */
   clockWritable?: boolean;
   vendorProps?: Record<number, ResponderProp>;
@@ -40,6 +40,8 @@ export interface PropAnswer {
 export class DeviceProps {
   /** Every DateTime string the host set, as it arrived. */
   readonly clockSets: string[] = [];
+  /** Once set without a zone, the camera reports its time the same way. */
+  private zoneAfterSet: 'Z' | 'local' | undefined;
   /** The camera's clock minus the real one, in ms. */
   clockOffsetMs: number;
   /** Current vendor property values by code. */
@@ -61,7 +63,7 @@ export class DeviceProps {
   get(op: number, prop: number): PropAnswer {
     if (!this.listed.includes(prop)) return { code: Rc.DevicePropNotSupported };
     const battery = { min: 0, max: 100, dataType: DataType.UINT8, ...(this.o.battery ?? { value: 87 }) };
-    const dateTime = this.o.dateTime ?? formatPtpDateTime(this.cameraTime, this.o.clockZone ?? 'Z');
+    const dateTime = this.o.dateTime ?? formatPtpDateTime(this.cameraTime, this.zoneAfterSet ?? this.o.clockZone ?? 'Z');
     const w = new DatasetWriter();
     if (prop === DeviceProp.BatteryLevel) {
       if (op === Op.GetDevicePropValue) return { code: Rc.OK, data: (writePropValue(w, battery.dataType, battery.value).bytes()) };
@@ -112,10 +114,12 @@ export class DeviceProps {
       }
       const m = typeof text === 'string' ? /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(?:\.\d)?Z?$/.exec(text) : null;
       if (!m) return { code: Rc.InvalidDevicePropValue };
-      // A camera without a time zone: the digits are its clock.
+      // A camera without a time zone: the digits are its clock, local time as the spec has it.
       const [y, mo, d, h, mi, sec] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+      const zoneless = !(text as string).endsWith('Z');
       this.clockSets.push(text as string);
-      this.clockOffsetMs = Date.UTC(y, mo - 1, d, h, mi, sec) - Date.now();
+      this.clockOffsetMs = (zoneless ? new Date(y, mo - 1, d, h, mi, sec).getTime() : Date.UTC(y, mo - 1, d, h, mi, sec)) - Date.now();
+      this.zoneAfterSet = zoneless ? 'local' : 'Z';
       return { code: Rc.OK };
     }
     const vendor = this.values.get(prop);
