@@ -1,16 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../src/config.js';
+import { parseConfig } from '../src/config.js';
 import { profileFor } from '../src/camera-config.js';
+import { configError } from './support/config-error.js';
 
-function err(raw: unknown): string {
-  try {
-    parseConfig(raw, '/base');
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a ConfigError');
-}
+const err = configError;
 
 const PROFILES = { standard: { preRecordSeconds: 30, wifi: false }, winter: { displayBrightness: 40, resolution: '720p' } };
 

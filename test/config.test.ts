@@ -2,17 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, defaultConfig, loadConfig, parseConfig } from '../src/config.js';
+import { defaultConfig, loadConfig, parseConfig } from '../src/config.js';
+import { configError } from './support/config-error.js';
 
-function err(raw: unknown): string {
-  try {
-    parseConfig(raw, '/base');
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a ConfigError');
-}
+const err = configError;
 
 describe('config', () => {
   it('fills every key with its default', () => {

@@ -18,6 +18,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sha256, TestDock, waitFor, type RecordingJson } from './support/harness.js';
+import { prng } from './support/prng.js';
 
 const RUNS = Number(process.env.DOCKD_CONSERVATION_RUNS ?? 3);
 const FIRST_SEED = Number(process.env.DOCKD_CONSERVATION_SEED ?? Date.now() % 1_000_000);
@@ -26,17 +27,6 @@ const CAMERAS = 3;
 // Few names, so that the camera reuses them while dockd still knows them.
 const NAMES = ['REC0001.MP4', 'REC0002.MP4', 'DCIM/REC0003.MP4'];
 
-/** mulberry32: small, seedable, good enough to pick actions. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Camera {
   serial: string;

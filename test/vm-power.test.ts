@@ -20,6 +20,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, sha256 } from './support/harness.js';
 import { listFatImage, makeFatImage, prepareGuest, startVm, type Vm } from './support/qemu.js';
+import { prng } from './support/prng.js';
 
 const MB = 1024 * 1024;
 const CUTS = Number(process.env.DOCKD_POWER_CUTS ?? 10);
@@ -107,17 +108,6 @@ interface LogLine {
   [k: string]: unknown;
 }
 
-/** mulberry32: a few lines, and the same cuts for the same seed on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
