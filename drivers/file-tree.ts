@@ -38,6 +38,8 @@ export interface TreeWalk extends ListOptions {
   notFootage?(name: Buffer): boolean;
   /** Turns a file system error into a DriverError; `permanent` ones are reported, others end the listing. */
   classify(err: unknown, what: string): Promise<DriverError>;
+  /** Whether a file keeps its inode number from one mount to the next (true); see entryOf. */
+  stableInodes?: boolean;
 }
 
 /**
@@ -89,7 +91,7 @@ async function* walkFolder(w: TreeWalk, rel: Buffer, depth: number): AsyncGenera
         if (depth >= w.maxDepth) report(w, child, 'too-deep');
         else yield* walkFolder(w, child, depth + 1);
       } else if (st.isFile()) {
-        yield entryOf(nameFromBytes(child), st);
+        yield entryOf(nameFromBytes(child), st, w.stableInodes);
       } else {
         report(w, child, 'not-a-file');
       }
@@ -211,14 +213,18 @@ async function unlinkIfSame(file: Buffer, folder: Buffer, id: string, identity: 
  * A file's identity in a tree: a file written again in place changes its size or modification
  * time (kept to the nanosecond where the file system has it; FAT keeps 2 s), one renamed over it
  * has another inode. The listing and `statInside` describe a file the same way.
+ *
+ * Without `stableInodes` the inode is left out: Linux numbers vfat and exFAT files afresh at
+ * every mount, so a camera docked again would show every file it kept as other content.
  */
-export function entryOf(id: string, st: BigIntStats): RecordingEntry {
+export function entryOf(id: string, st: BigIntStats, stableInodes = true): RecordingEntry {
   const bytes = Number(st.size);
-  return { id, path: id, bytes, modifiedAt: new Date(Number(st.mtimeMs)), identity: `${bytes}:${st.mtimeNs}:${st.ino}` };
+  const identity = stableInodes ? `${bytes}:${st.mtimeNs}:${st.ino}` : `${bytes}:${st.mtimeNs}`;
+  return { id, path: id, bytes, modifiedAt: new Date(Number(st.mtimeMs)), identity };
 }
 
 /** What the tree holds under a recording id now, as the listing describes it; null when it holds no file there. */
-export async function statInside(root: Buffer, id: string): Promise<RecordingEntry | null> {
+export async function statInside(root: Buffer, id: string, stableInodes = true): Promise<RecordingEntry | null> {
   let st: BigIntStats;
   try {
     const { file } = await resolveInside(root, id);
@@ -228,5 +234,5 @@ export async function statInside(root: Buffer, id: string): Promise<RecordingEnt
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
     throw err;
   }
-  return st.isFile() ? entryOf(id, st) : null;
+  return st.isFile() ? entryOf(id, st, stableInodes) : null;
 }

@@ -403,6 +403,19 @@ describe('mass-storage driver', () => {
     expect(existsSync(target)).toBe(false);
   });
 
+  it('says so when the system mounted a write-protected card read-only instead', async () => {
+    const w = world({ mounted: false });
+    const exec = async (file: string, args: string[]) => {
+      const target = args[args.length - 1]!;
+      if (file !== 'mount') return;
+      fillVolume(target);
+      // What mount(8) does on a write-protected device: "mounting read-only", and exit 0.
+      w.setMounts(withoutCamA(w.mounts) + `\n901 28 8:1 / ${target} ro,nosuid,nodev,noexec,relatime - vfat /dev/sda1 ro,uid=0,gid=0\n`);
+    };
+    await open(w, undefined, { mount: true, exec, uid: 1000, gid: 1000, fsType: 'vfat' });
+    expect(w.log.events('mass_storage.read_only')).toHaveLength(1);
+  });
+
   it('uses an existing mount rather than mounting twice', async () => {
     const w = world();
     const calls: string[][] = [];

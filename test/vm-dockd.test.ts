@@ -3,7 +3,7 @@
  * guest while cameras are hot-plugged from here, and each scenario is judged by the daemon's own
  * JSON log, its CLI's --json on the data dir it leaves, and the bytes left on the cameras.
  *
- * One guest (with udev) serves scenarios 1–4 one after another, each with a fresh daemon and data
+ * One guest (with udev) serves scenarios 1–4, 6 and 7 one after another, each with a fresh daemon and data
  * dir; scenario 5 boots a guest without udev. The data dir lives on the guest's tmpfs, never on
  * the 9p share: SQLite's WAL needs shared memory and locks that 9p does not give. When a scenario
  * ends, the guest stops its daemon with SIGTERM, runs `dockd verify` on the data dir, and copies
@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, ROOT, sha256, type CustodyJson, type LogLine as HarnessLogLine, type RecordingJson, type VerifyJson } from './support/harness.js';
-import { listFatImage, makeFatImage, prepareGuest, readFatImage, startVm, type Vm } from './support/qemu.js';
+import { listFatImage, makeFatImage, prepareGuest, readFatImage, startVm, writeFatFile, type Vm } from './support/qemu.js';
 
 /** Where the guest keeps each scenario's data dir (tmpfs). */
 const GUEST_DATA = '/run/dockd';
@@ -27,6 +27,9 @@ const GUEST_DATA = '/run/dockd';
  */
 const RUNNER = `#!/bin/sh
 cd /run || exit 1
+# A camera pulled out mid-read makes the kernel print I/O errors, which the console printed in the
+# middle of the daemon's lines the host waits for; they stay in the kernel's log (dmesg).
+dmesg -n 1
 mkdir -p ${GUEST_DATA}
 while :; do
   while [ ! -e /data/next ]; do sleep 0.1; done
@@ -350,9 +353,9 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
     return daemon;
   };
 
-  const plugStorage = async (id: string, image: string, serial: string, port: string): Promise<number> => {
+  const plugStorage = async (id: string, image: string, serial: string, port: string, readOnly = false): Promise<number> => {
     const at = Date.now();
-    await guest().plugStorage({ id, image, serial, port });
+    await guest().plugStorage({ id, image, serial, port, readOnly });
     plugged.add(id);
     return at;
   };
@@ -550,6 +553,128 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
       await cleanUp();
     }
   }, 240_000);
+  it('6. a recording rewritten on the card after its deletion was refused is kept in both versions', async () => {
+    try {
+      const REWRITTEN = 'DCIM/100BODY/REC0601.MP4';
+      const UNTOUCHED = 'DCIM/100BODY/REC0602.MP4';
+      const [before, untouched] = footage([REWRITTEN, UNTOUCHED], (i) => 3 * MB + 4_321 * i);
+      // The camera reuses the name for other footage of the same size, written an hour later.
+      const [after] = footage([REWRITTEN], () => before!.data.length);
+      const recordedAt = new Date('2024-05-01T10:20:30Z');
+      const image = await makeFatImage({ path: path.join(work, 'cam6.img'), sizeMb: 48, label: 'CAM0006', files: [before!, untouched!].map((f) => ({ path: f.path, data: f.data, mtime: recordedAt })) });
+      const d = await startDaemon('rewritten', { allow: ['46f4:0001'], massStorage: { mount: true } });
+
+      // First docking write-protected: both recordings are verified, the kernel refuses to delete them.
+      let from = d.mark();
+      await plugStorage('cam6', image, 'CAM-0006', '1', true);
+      await d.waitEvents('camera.file_delete_failed', 2, (l) => l.camera === 'CAM-0006', OFFLOAD_MS, from);
+      await d.visit('CAM-0006', 2, from, () => unplug('cam6'));
+      // The kernel mounted the card read-only, and the daemon said so.
+      await d.waitEvent('mass_storage.read_only', () => true, 1000, from);
+      for (const f of [before!, untouched!]) {
+        const held = await readFatImage(image, f.path);
+        expect(held && sha256(held), `${f.path} after the first docking`).toBe(f.sha256);
+      }
+
+      await writeFatFile(image, REWRITTEN, after!.data, new Date(recordedAt.getTime() + 3600_000));
+      const rewritten = await readFatImage(image, REWRITTEN);
+      expect(rewritten && sha256(rewritten)).toBe(after!.sha256);
+
+      // Second docking writable, on another port: only the new footage is copied, then deleted.
+      from = d.mark();
+      const plugAt = await plugStorage('cam6b', image, 'CAM-0006', '2');
+      const { docked, verified } = await d.visit('CAM-0006', 1, from, () => unplug('cam6b'));
+      const result = await d.stop();
+      daemon = undefined;
+
+      result.expectCleanRun(3);
+      const recs = await result.recordings('CAM-0006');
+      const bySha = (f: Footage) => recs.filter((r) => r.sourcePath === f.path && r.sha256 === f.sha256);
+      for (const f of [before!, untouched!, after!]) {
+        const [r] = bySha(f);
+        expect(bySha(f), `${f.path} ${f === after ? 'after' : 'before'} the rewrite`).toHaveLength(1);
+        expect(r).toMatchObject({ status: 'verified', bytes: f.data.length });
+        expect(sha256(readFileSync(result.hostPath(r!.archivePath!))), r!.archivePath!).toBe(f.sha256);
+      }
+      expect(recs).toHaveLength(3);
+      const old = bySha(before!)[0]!;
+      const fresh = bySha(after!)[0]!;
+      expect(old).toMatchObject({ deletedFromCamera: false, leftCamera: true });
+      expect(fresh.deletedFromCamera).toBe(true);
+
+      const oldTypes = (await result.custody(old.id)).map((e) => e.type);
+      expect(oldTypes).toEqual(['recording.discovered', 'offload.started', 'offload.verified', 'camera.file_delete_failed', 'recording.replaced_on_camera']);
+      const replaced = (await result.custody(old.id)).find((e) => e.type === 'recording.replaced_on_camera')!;
+      expect(replaced.details).toMatchObject({ noticedBy: 'listing', replacedBy: fresh.id, before: { bytes: before!.data.length }, after: { bytes: after!.data.length } });
+      // The name left the card only once the footage now under it was verified.
+      expect((await result.custody(fresh.id)).map((e) => e.type)).toEqual(['recording.discovered', 'offload.started', 'offload.verified', 'camera.file_deleted']);
+      expect(await onCamera(image, REWRITTEN), `${REWRITTEN} still on the camera`).toBe(false);
+
+      // A file the camera left alone is the same recording at the next docking, whatever inode
+      // number the kernel gives it on this mount: not copied again. Its refused deletion waits
+      // for `dockd retry`.
+      expect(result.events('recording.replaced_on_camera').map((l) => l.sourcePath)).toEqual([REWRITTEN]);
+      const held = await readFatImage(image, UNTOUCHED);
+      expect(held && sha256(held), `${UNTOUCHED} after the second docking`).toBe(untouched!.sha256);
+
+      timings.push(timingLine('6 rewritten between two dockings', { plugged: plugAt, docked, verified, bytes: after!.data.length }));
+    } finally {
+      await cleanUp();
+    }
+  }, 300_000);
+  it('7. a recording rewritten on the card mid-copy, same size and time, is copied again from the start', async () => {
+    try {
+      // An interrupted copy keeps every byte it received: a third of the file is plenty.
+      const [before] = footage(['DCIM/100BODY/REC0701.MP4'], () => 48 * MB);
+      const [after] = footage([before!.path], () => before!.data.length);
+      const recordedAt = new Date('2024-05-01T10:20:30Z');
+      const image = await makeFatImage({ path: path.join(work, 'cam7.img'), sizeMb: 80, label: 'CAM0007', files: [{ path: before!.path, data: before!.data, mtime: recordedAt }] });
+      const d = await startDaemon('rewritten-mid-copy', { allow: ['46f4:0001'], massStorage: { mount: true } });
+
+      let from = d.mark();
+      await plugStorage('cam7', image, 'CAM-0007', '1');
+      await d.waitEvent('offload.started', (l) => l.camera === 'CAM-0007', 60_000, from);
+      const readBefore = guest().hostReadBytes();
+      const deadline = Date.now() + 90_000;
+      while (guest().hostReadBytes() - readBefore < 16 * MB) {
+        if (Date.now() > deadline) throw new Error(`the guest read only ${guest().hostReadBytes() - readBefore} bytes of the camera in 90 s`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await unplug('cam7');
+      const interrupted = await d.waitEvent('offload.interrupted', (l) => l.camera === 'CAM-0007', 30_000, from);
+      await d.waitEvent('camera.undocked', (l) => l.camera === 'CAM-0007', 30_000, from);
+      // More than the MiB a resume reads again, and short of the end.
+      expect(interrupted.keptBytes as number).toBeGreaterThan(MB);
+      expect(interrupted.keptBytes as number).toBeLessThan(before!.data.length);
+
+      // Other footage under the name, with the size and the time to the second of what was
+      // there: nothing the camera says about the file tells the two apart.
+      await writeFatFile(image, before!.path, after!.data, recordedAt);
+      const rewritten = await readFatImage(image, before!.path);
+      expect(rewritten && sha256(rewritten)).toBe(after!.sha256);
+
+      from = d.mark();
+      const plugAt = await plugStorage('cam7b', image, 'CAM-0007', '2');
+      const { docked, verified } = await d.visit('CAM-0007', 1, from, () => unplug('cam7b'));
+      const result = await d.stop();
+      daemon = undefined;
+
+      // Only the footage the card holds now is in the archive: no head of the first spliced
+      // onto the tail of the second.
+      result.expectCleanRun(1);
+      const [rec] = await result.expectArchived('CAM-0007', [after!]);
+      const custody = await result.custody(rec!.id);
+      expect(custody.filter((e) => e.type === 'offload.started').map((e) => e.details.resumeFrom)).toEqual([0, interrupted.keptBytes]);
+      expect(custody.find((e) => e.type === 'offload.verified')!.details).toMatchObject({ resumeRefused: true, bytes: after!.data.length });
+      expect(result.events('offload.resume_refused', 'CAM-0007')).toHaveLength(1);
+      expect(custody.map((e) => e.type).slice(-2)).toEqual(['offload.verified', 'camera.file_deleted']);
+      expect(await onCamera(image, before!.path), `${before!.path} still on the camera`).toBe(false);
+
+      timings.push(timingLine('7 rewritten mid-copy, same size and time', { plugged: plugAt, docked, verified, bytes: after!.data.length }, `; ${interrupted.keptBytes as number} kept bytes refused`));
+    } finally {
+      await cleanUp();
+    }
+  }, 360_000);
 });
 
 describe('dockd in a guest without udev', () => {

@@ -24,6 +24,11 @@ const MAX_DEPTH = 8;
 const GONE_CODES = new Set(['ENODEV', 'ENXIO', 'ESHUTDOWN', 'ENOMEDIUM', 'ENOTCONN']);
 /** Errors no retry fixes: the volume refuses, or the path is not a plain file. */
 const REFUSED_CODES = new Set(['EROFS', 'EACCES', 'EPERM', 'ELOOP', 'EISDIR', 'ENOTDIR']);
+/**
+ * File systems whose inode numbers Linux makes up at each mount (FAT and exFAT have none on
+ * disk; fuseblk is exfat-fuse's): a file's inode there says nothing from one docking to the next.
+ */
+const INODES_PER_MOUNT = new Set(['vfat', 'msdos', 'exfat', 'fuseblk']);
 
 export interface MassStorageSessionOptions {
   portPath: string;
@@ -70,6 +75,10 @@ export class MassStorageSession implements CameraSession {
       throw new DriverError('deviceGone', 'unmounted', `${o.volume.mountPoint} went away as it was found`, { cause: err });
     }
     return new MassStorageSession(o, real);
+  }
+
+  private get stableInodes(): boolean {
+    return !INODES_PER_MOUNT.has(this.o.volume.fsType);
   }
 
   private get mountPoint(): string {
@@ -127,6 +136,7 @@ export class MassStorageSession implements CameraSession {
       maxDepth: MAX_DEPTH,
       classify: (err, what) => this.classify(err, what),
       onUnreadable: options.onUnreadable,
+      stableInodes: this.stableInodes,
     };
     for (const folder of this.o.folders) yield* walkTree(walk, Buffer.from(folder));
   }
@@ -162,7 +172,7 @@ export class MassStorageSession implements CameraSession {
   async stat(id: string): Promise<RecordingEntry | null> {
     await this.ready();
     try {
-      return await statInside(this.realMount, id);
+      return await statInside(this.realMount, id, this.stableInodes);
     } catch (err) {
       throw await this.classify(err, `cannot stat ${id}`);
     }

@@ -35,6 +35,8 @@ export interface Volume {
   dev: string;
   readOnly: boolean;
   mountedByUs: boolean;
+  /** As the mount table names it: vfat, exfat, … */
+  fsType: string;
 }
 
 const execFileP = promisify(execFile);
@@ -62,7 +64,7 @@ export async function readMounts(mountinfoPath: string): Promise<MountEntry[]> {
 }
 
 function volumeOf(m: MountEntry, mountedByUs: boolean): Volume {
-  return { mountPoint: m.mountPoint, dev: m.dev, readOnly: m.options.includes('ro'), mountedByUs };
+  return { mountPoint: m.mountPoint, dev: m.dev, readOnly: m.options.includes('ro'), mountedByUs, fsType: m.fsType };
 }
 
 /** One look: the block devices of the port and a mount of one of them, if any. */
@@ -160,7 +162,11 @@ export async function mountItself(deps: VolumeDeps, portPath: string, o: MountOp
       try {
         await deps.exec('mount', ['-t', o.fsType, '-o', options, path.join(deps.devDir, c.name), o.target]);
         log.info({ event: 'mass_storage.mounted', device: c.name, mountPoint: o.target }, `mounted ${c.name} at ${o.target}`);
-        return { mountPoint: o.target, dev: c.dev, readOnly: false, mountedByUs: true };
+        // mount(8) falls back to read-only on a write-protected card without failing: the mount
+        // table says what was mounted.
+        const made = (await locate(deps, portPath).catch(() => null))?.mount;
+        if (made?.mountPoint === o.target) return volumeOf(made, true);
+        return { mountPoint: o.target, dev: c.dev, readOnly: false, mountedByUs: true, fsType: o.fsType };
       } catch (err) {
         last = err;
       }

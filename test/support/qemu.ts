@@ -805,3 +805,19 @@ export async function listFatImage(image: string): Promise<string[]> {
     .map((l) => l.slice(3))
     .sort();
 }
+
+/**
+ * Writes `data` as `file` on an image made by makeFatImage(), over what is there (as a camera
+ * does when it reuses a name), with the modification time `mtime`. Unplug first.
+ */
+export async function writeFatFile(image: string, file: string, data: Buffer, mtime: Date): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dockd-fat-'));
+  try {
+    const local = path.join(dir, path.posix.basename(file));
+    writeFileSync(local, data);
+    utimesSync(local, mtime, mtime);
+    await runOk('mcopy', ['-i', `${path.resolve(image)}${PARTITION}`, '-o', '-m', '-Q', local, `::${file.replace(/^\/+/, '')}`], { env: MTOOLS_ENV });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
