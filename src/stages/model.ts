@@ -1,0 +1,166 @@
+/**
+ * The de-escalation figures: the staged procedure (present → display → recording) counted over
+ * the cameras' episodes (episodes.ts) in a window [from, to) of true time. Pure.
+ *
+ * What each figure is counted by:
+ * - an activation, its escalation and its durations, by the time of its display-on;
+ * - a recording, by the time it started;
+ * - a shift, by the time it began; its hours only as far as they lie in the window.
+ * Grouped figures (by week, camera, unit, officer) follow the same rule: an activation belongs to
+ * the group of its display-on, a shift to the group of its start.
+ */
+import { cameraEpisodes, type CameraEpisodes, type CameraLog } from './episodes.js';
+
+export { cameraEpisodes, type CameraEpisodes, type CameraLog } from './episodes.js';
+
+export interface StageWindow {
+  /** ms, inclusive; null: from the beginning. */
+  from: number | null;
+  /** ms, exclusive; null: to the end. */
+  to: number | null;
+}
+
+export interface Spread {
+  count: number;
+  medianSeconds: number | null;
+  p90Seconds: number | null;
+}
+
+export interface StageFigures {
+  /** Cameras whose log has anything counted here. */
+  cameras: number;
+  displayActivations: number;
+  escalated: number;
+  /** escalated / displayActivations; null when there are no activations. */
+  escalationRate: number | null;
+  directRecordings: number;
+  /** Every recording start: escalations, direct recordings and further recordings in one display-on. */
+  recordings: number;
+  shifts: number;
+  shiftHours: number;
+  activationsPer100ShiftHours: number | null;
+  recordingsPer100ShiftHours: number | null;
+  /** From display-on to the recording that escalated it. */
+  displayToRecording: Spread;
+  /** How long a display-on that never recorded lasted. */
+  displayOnly: Spread;
+}
+
+const HOUR = 3_600_000;
+
+const inside = (w: StageWindow, at: number) => (w.from === null || at >= w.from) && (w.to === null || at < w.to);
+
+/** Linear interpolation between closest ranks (the spreadsheet PERCENTILE), over sorted values. */
+export function percentile(sorted: readonly number[], p: number): number | null {
+  if (!sorted.length) return null;
+  const pos = (sorted.length - 1) * p;
+  const lo = Math.floor(pos);
+  const hi = Math.min(lo + 1, sorted.length - 1);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
+}
+
+function spread(ms: number[]): Spread {
+  const s = ms.map((v) => v / 1000).sort((a, b) => a - b);
+  return { count: s.length, medianSeconds: percentile(s, 0.5), p90Seconds: percentile(s, 0.9) };
+}
+
+const per100 = (n: number, hours: number) => (hours > 0 ? (n / hours) * 100 : null);
+
+/** The figures of the episodes that fall in the window. */
+export function stageFigures(all: readonly CameraEpisodes[], w: StageWindow = { from: null, to: null }): StageFigures {
+  const cameras = new Set<string>();
+  let activations = 0;
+  let escalated = 0;
+  let direct = 0;
+  let recordings = 0;
+  let shifts = 0;
+  let shiftMs = 0;
+  const toRecording: number[] = [];
+  const displayOnly: number[] = [];
+  for (const ep of all) {
+    for (const a of ep.activations) {
+      if (!inside(w, a.at)) continue;
+      cameras.add(ep.camera);
+      activations++;
+      if (a.escalatedAfterMs !== null) {
+        escalated++;
+        toRecording.push(a.escalatedAfterMs);
+      }
+      if (a.displayOnlyMs !== null) displayOnly.push(a.displayOnlyMs);
+    }
+    for (const r of ep.recordings) {
+      if (!inside(w, r.at)) continue;
+      cameras.add(ep.camera);
+      recordings++;
+      if (r.direct) direct++;
+    }
+    for (const s of ep.shifts) {
+      const from = Math.max(s.from, w.from ?? -Infinity);
+      const to = Math.min(s.to, w.to ?? Infinity);
+      if (inside(w, s.from)) {
+        shifts++;
+        cameras.add(ep.camera);
+      }
+      if (to > from) shiftMs += to - from;
+    }
+  }
+  const shiftHours = shiftMs / HOUR;
+  return {
+    cameras: cameras.size,
+    displayActivations: activations,
+    escalated,
+    escalationRate: activations ? escalated / activations : null,
+    directRecordings: direct,
+    recordings,
+    shifts,
+    shiftHours,
+    activationsPer100ShiftHours: per100(activations, shiftHours),
+    recordingsPer100ShiftHours: per100(recordings, shiftHours),
+    displayToRecording: spread(toRecording),
+    displayOnly: spread(displayOnly),
+  };
+}
+
+/** ISO 8601 week of a true time, in UTC: "2026-W49". */
+export function isoWeek(ms: number): string {
+  const d = new Date(ms);
+  const day = (d.getUTCDay() + 6) % 7;
+  const thursday = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() - day + 3);
+  const year = new Date(thursday).getUTCFullYear();
+  const week = 1 + Math.floor((thursday - Date.UTC(year, 0, 1)) / (7 * 24 * HOUR));
+  return `${year}-W${String(week).padStart(2, '0')}`;
+}
+
+/** Monday 00:00 UTC of the week holding `ms`. */
+export function weekStart(ms: number): number {
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() - ((d.getUTCDay() + 6) % 7));
+}
+
+export interface WeekFigures extends StageFigures {
+  week: string;
+  from: string;
+  to: string;
+}
+
+/** The figures of each ISO week that has anything in the window, oldest first. */
+export function weeklyFigures(all: readonly CameraEpisodes[], w: StageWindow = { from: null, to: null }): WeekFigures[] {
+  const starts = new Set<number>();
+  for (const ep of all) {
+    for (const t of [...ep.activations.map((a) => a.at), ...ep.recordings.map((r) => r.at), ...ep.shifts.map((s) => s.from)]) {
+      if (inside(w, t)) starts.add(weekStart(t));
+    }
+  }
+  return [...starts]
+    .sort((a, b) => a - b)
+    .map((start) => {
+      const end = start + 7 * 24 * HOUR;
+      const win = { from: Math.max(start, w.from ?? -Infinity), to: Math.min(end, w.to ?? Infinity) };
+      return { week: isoWeek(start), from: new Date(start).toISOString(), to: new Date(end).toISOString(), ...stageFigures(all, win) };
+    });
+}
+
+/** Every camera's episodes from its log. */
+export function episodesOf(logs: readonly CameraLog[]): CameraEpisodes[] {
+  return logs.map(cameraEpisodes);
+}
