@@ -1,0 +1,120 @@
+/**
+ * The cameras' stored event logs and dockings, read for the stage model, and the figures
+ * `dockd stages` prints. Reads only.
+ */
+import type { Db } from '../store/db.js';
+import { officerUnits } from '../officers.js';
+import { cameraEpisodes, type CameraEpisodes, type CameraLog } from './episodes.js';
+import { groupFigures, type GroupFigures, type GroupOf } from './groups.js';
+import { stageFigures, weeklyFigures, type StageFigures, type StageWindow, type WeekFigures } from './model.js';
+
+/**
+ * How far outside the window the logs are read: an activation or shift that began before `from`
+ * needs its display-on or power-on to be understood, and no shift lasts two days.
+ */
+const CONTEXT_MS = 2 * 24 * 3_600_000;
+
+export type StagesBy = 'week' | 'camera' | 'unit' | 'officer';
+
+export interface StagesJson extends StageFigures {
+  from: string | null;
+  to: string | null;
+  /** Cameras that handed no event log at all: no data, which is not zero activations. */
+  camerasWithoutData: number;
+  noData: string[];
+  weeks: WeekFigures[];
+  by?: StagesBy;
+  groups?: Array<GroupFigures | WeekFigures>;
+}
+
+export function readCameraLogs(db: Db, w: StageWindow): { logs: CameraLog[]; noData: string[] } {
+  const lo = w.from === null ? -Number.MAX_SAFE_INTEGER : w.from - CONTEXT_MS;
+  const hi = w.to === null ? Number.MAX_SAFE_INTEGER : w.to + CONTEXT_MS;
+  const logs = new Map<string, { camera: string; entries: Array<{ at: number; type: string }>; dockedAt: number[]; undockedAt: number[] }>();
+  const logOf = (camera: string) => {
+    let l = logs.get(camera);
+    if (!l) logs.set(camera, (l = { camera, entries: [], dockedAt: [], undockedAt: [] }));
+    return l;
+  };
+  for (const e of db.prepare<[number, number], { camera: string; at: number; type: string }>('SELECT camera, at, type FROM camera_events WHERE at >= ? AND at < ?').iterate(lo, hi)) {
+    logOf(e.camera).entries.push({ at: e.at, type: e.type });
+  }
+  const withLog = new Set(db.prepare<[], { camera: string }>('SELECT DISTINCT camera FROM camera_events').pluck().all() as unknown as string[]);
+  const dockings = db.prepare<[], { camera: string; at: string; type: string }>(
+    "SELECT camera, at, type FROM custody_events WHERE type IN ('camera.docked', 'camera.undocked') AND camera IS NOT NULL",
+  );
+  for (const d of dockings.iterate()) {
+    const at = Date.parse(d.at);
+    if (!logs.has(d.camera) || !(at >= lo && at < hi)) continue;
+    (d.type === 'camera.docked' ? logOf(d.camera).dockedAt : logOf(d.camera).undockedAt).push(at);
+  }
+  const noData = (db.prepare<[], { serial: string }>('SELECT serial FROM cameras ORDER BY serial').pluck().all() as unknown as string[]).filter((s) => !withLog.has(s));
+  return { logs: [...logs.values()], noData };
+}
+
+interface Holding {
+  camera: string;
+  officer: string;
+  from: number;
+  to: number;
+}
+
+/** Who held a camera when, from `dockd assign`; officers' units from `dockd assign --unit`. */
+function holderOf(db: Db, by: 'officer' | 'unit'): GroupOf {
+  const rows = db.prepare<[], { camera: string; officer: string; from_at: string; to_at: string | null }>('SELECT camera, officer, from_at, to_at FROM assignments ORDER BY from_at DESC, id DESC').all();
+  const byCamera = new Map<string, Holding[]>();
+  for (const r of rows) {
+    const list = byCamera.get(r.camera) ?? [];
+    list.push({ camera: r.camera, officer: r.officer, from: Date.parse(r.from_at), to: r.to_at === null ? Infinity : Date.parse(r.to_at) });
+    byCamera.set(r.camera, list);
+  }
+  const units = by === 'unit' ? officerUnits(db) : null;
+  return (camera, at) => {
+    const officer = byCamera.get(camera)?.find((h) => h.from <= at && at < h.to)?.officer;
+    if (officer === undefined) return null;
+    return units ? (units.get(officer) ?? null) : officer;
+  };
+}
+
+export interface StagesQuery extends StageWindow {
+  by?: StagesBy;
+  minGroupSize: number;
+}
+
+export function stagesOf(db: Db, q: StagesQuery): StagesJson {
+  const w = { from: q.from, to: q.to };
+  const { logs, noData } = readCameraLogs(db, w);
+  const episodes: CameraEpisodes[] = logs.map(cameraEpisodes);
+  const total = stageFigures(episodes, w);
+  const weeks = weeklyFigures(episodes, w);
+  const out: StagesJson = {
+    ...extent(episodes, w),
+    ...total,
+    camerasWithoutData: noData.length,
+    noData,
+    weeks,
+  };
+  if (q.by === 'week') return { ...out, by: 'week', groups: weeks };
+  if (q.by) {
+    const groupOf: GroupOf = q.by === 'camera' ? (camera) => camera : holderOf(db, q.by);
+    out.by = q.by;
+    out.groups = groupFigures(episodes, w, groupOf, { minShifts: q.minGroupSize, unknown: q.by === 'camera' ? undefined : `(no ${q.by})` });
+  }
+  return out;
+}
+
+/** The window asked for; where it is open, what the logs cover. */
+function extent(episodes: readonly CameraEpisodes[], w: StageWindow): { from: string | null; to: string | null } {
+  let first = Infinity;
+  let last = -Infinity;
+  for (const ep of episodes) {
+    for (const t of [...ep.activations.map((a) => a.at), ...ep.recordings.map((r) => r.at), ...ep.shifts.flatMap((s) => [s.from, s.to])]) {
+      if ((w.from === null || t >= w.from) && (w.to === null || t < w.to)) {
+        first = Math.min(first, t);
+        last = Math.max(last, t);
+      }
+    }
+  }
+  const iso = (ms: number | null, fallback: number) => (ms !== null ? new Date(ms).toISOString() : Number.isFinite(fallback) ? new Date(fallback).toISOString() : null);
+  return { from: iso(w.from, first), to: iso(w.to, last + 1) };
+}
