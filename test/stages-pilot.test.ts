@@ -60,4 +60,15 @@ describe('the seeded pilot', () => {
     const rate = (ws: WeekJson[]) => ws.reduce((a, w) => a + w.escalated, 0) / ws.reduce((a, w) => a + w.displayActivations, 0);
     expect(rate(out.weeks.slice(0, 2))).toBeGreaterThan(rate(out.weeks.slice(-2)) + 0.05);
   });
+
+  it('is the pilot whose funnel dockd demo prints', async () => {
+    const pilot = generatePilot({ seed: 25 });
+    const sum = (k: 'shifts' | 'activations' | 'escalated' | 'directRecordings') => pilot.truth.reduce((a, t) => a + t[k], 0);
+    const r = await cli(['demo'], { env: { DOCKD_CONFIG: '' } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`present    ${sum('shifts')} shifts`);
+    expect(r.stdout).toContain(`display    ${sum('activations')} activations`);
+    expect(r.stdout).toContain(`recording  ${sum('escalated')} escalated (${((sum('escalated') / sum('activations')) * 100).toFixed(1)} %`);
+    expect(r.stdout).toContain(`${sum('directRecordings')} recorded without the display`);
+  });
 });
