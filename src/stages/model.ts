@@ -164,3 +164,28 @@ export function weeklyFigures(all: readonly CameraEpisodes[], w: StageWindow = {
 export function episodesOf(logs: readonly CameraLog[]): CameraEpisodes[] {
   return logs.map(cameraEpisodes);
 }
+
+/** Upper bounds (seconds) of the display-to-recording histogram; the last bucket is open. */
+export const DELAY_BUCKETS_S = [15, 30, 60, 120, 300, 600];
+
+export interface DelayBucket {
+  label: string;
+  /** Exclusive upper bound in seconds; null for the open last bucket. */
+  belowSeconds: number | null;
+  count: number;
+}
+
+/** How long escalated activations in the window took from display-on to recording. */
+export function delayHistogram(all: readonly CameraEpisodes[], w: StageWindow = { from: null, to: null }): DelayBucket[] {
+  const label = (s: number) => (s < 60 ? `${s} s` : `${s / 60} min`);
+  const buckets: DelayBucket[] = DELAY_BUCKETS_S.map((b, i) => ({ label: `${i ? label(DELAY_BUCKETS_S[i - 1]!) : '0'}–${label(b)}`, belowSeconds: b, count: 0 }));
+  buckets.push({ label: `≥ ${label(DELAY_BUCKETS_S.at(-1)!)}`, belowSeconds: null, count: 0 });
+  for (const ep of all) {
+    for (const a of ep.activations) {
+      if (a.escalatedAfterMs === null || !inside(w, a.at)) continue;
+      const i = DELAY_BUCKETS_S.findIndex((b) => a.escalatedAfterMs! < b * 1000);
+      buckets[i === -1 ? buckets.length - 1 : i]!.count++;
+    }
+  }
+  return buckets;
+}

@@ -6,7 +6,7 @@ import type { Db } from '../store/db.js';
 import { officerUnits } from '../officers.js';
 import { cameraEpisodes, type CameraEpisodes, type CameraLog } from './episodes.js';
 import { groupFigures, type GroupFigures, type GroupOf } from './groups.js';
-import { stageFigures, weeklyFigures, type StageFigures, type StageWindow, type WeekFigures } from './model.js';
+import { delayHistogram, stageFigures, weeklyFigures, type DelayBucket, type StageFigures, type StageWindow, type WeekFigures } from './model.js';
 
 /**
  * How far outside the window the logs are read: an activation or shift that began before `from`
@@ -25,6 +25,8 @@ export interface StagesJson extends StageFigures {
   weeks: WeekFigures[];
   by?: StagesBy;
   groups?: Array<GroupFigures | WeekFigures>;
+  /** Only with `delays`: how long escalations took, bucketed (the report's histogram). */
+  delays?: DelayBucket[];
 }
 
 export function readCameraLogs(db: Db, w: StageWindow): { logs: CameraLog[]; noData: string[] } {
@@ -79,6 +81,7 @@ function holderOf(db: Db, by: 'officer' | 'unit'): GroupOf {
 export interface StagesQuery extends StageWindow {
   by?: StagesBy;
   minGroupSize: number;
+  delays?: boolean;
 }
 
 export function stagesOf(db: Db, q: StagesQuery): StagesJson {
@@ -94,6 +97,7 @@ export function stagesOf(db: Db, q: StagesQuery): StagesJson {
     noData,
     weeks,
   };
+  if (q.delays) out.delays = delayHistogram(episodes, w);
   if (q.by === 'week') return { ...out, by: 'week', groups: weeks };
   if (q.by) {
     const groupOf: GroupOf = q.by === 'camera' ? (camera) => camera : holderOf(db, q.by);
