@@ -72,20 +72,15 @@ const ORDER: Record<string, number> = {
 type Step = { at: number; type: string } | { at: number; type: 'docked' | 'undocked' };
 
 function steps(log: CameraLog): Step[] {
-  const seen = new Set<string>();
   const out: Step[] = [];
-  for (const e of log.entries) {
-    if (!(e.type in ORDER) || !Number.isFinite(e.at)) continue;
-    const key = `${e.at}|${e.type}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    out.push({ at: e.at, type: e.type });
-  }
+  for (const e of log.entries) if (e.type in ORDER && Number.isFinite(e.at)) out.push(e);
   for (const at of log.dockedAt ?? []) out.push({ at, type: 'docked' });
   for (const at of log.undockedAt ?? []) out.push({ at, type: 'undocked' });
   // A docking at the same millisecond as an entry comes after it: the camera logged, then docked.
   const rank = (s: Step) => ORDER[s.type] ?? (s.type === 'docked' ? 6 : -1);
-  return out.sort((a, b) => a.at - b.at || rank(a) - rank(b));
+  out.sort((a, b) => a.at - b.at || rank(a) - rank(b));
+  // Sorted, an entry handed twice sits next to its twin.
+  return out.filter((s, i) => i === 0 || s.at !== out[i - 1]!.at || s.type !== out[i - 1]!.type);
 }
 
 export function cameraEpisodes(log: CameraLog): CameraEpisodes {

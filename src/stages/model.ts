@@ -47,6 +47,7 @@ export interface StageFigures {
 }
 
 const HOUR = 3_600_000;
+const WEEK = 7 * 24 * HOUR;
 
 const inside = (w: StageWindow, at: number) => (w.from === null || at >= w.from) && (w.to === null || at < w.to);
 
@@ -131,10 +132,13 @@ export function isoWeek(ms: number): string {
   return `${year}-W${String(week).padStart(2, '0')}`;
 }
 
-/** Monday 00:00 UTC of the week holding `ms`. */
+/** 1970-01-05, the first Monday of the epoch. */
+const FIRST_MONDAY = 4 * 24 * HOUR;
+
+/** Monday 00:00 UTC of the week holding `ms`: arithmetic, as it runs once per event. */
 export function weekStart(ms: number): number {
-  const d = new Date(ms);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() - ((d.getUTCDay() + 6) % 7));
+  const into = (((ms - FIRST_MONDAY) % WEEK) + WEEK) % WEEK;
+  return ms - into;
 }
 
 export interface WeekFigures extends StageFigures {
@@ -145,19 +149,30 @@ export interface WeekFigures extends StageFigures {
 
 /** The figures of each ISO week that has anything in the window, oldest first. */
 export function weeklyFigures(all: readonly CameraEpisodes[], w: StageWindow = { from: null, to: null }): WeekFigures[] {
-  const starts = new Set<number>();
+  // One pass sorts everything into its weeks; a shift goes into every week it has hours in.
+  const weeks = new Map<number, Map<string, CameraEpisodes>>();
+  const slot = (start: number, camera: string): CameraEpisodes => {
+    let g = weeks.get(start);
+    if (!g) weeks.set(start, (g = new Map()));
+    let ep = g.get(camera);
+    if (!ep) g.set(camera, (ep = { camera, activations: [], recordings: [], shifts: [] }));
+    return ep;
+  };
   for (const ep of all) {
-    for (const t of [...ep.activations.map((a) => a.at), ...ep.recordings.map((r) => r.at), ...ep.shifts.map((s) => s.from)]) {
-      if (inside(w, t)) starts.add(weekStart(t));
+    for (const a of ep.activations) if (inside(w, a.at)) slot(weekStart(a.at), ep.camera).activations.push(a);
+    for (const r of ep.recordings) if (inside(w, r.at)) slot(weekStart(r.at), ep.camera).recordings.push(r);
+    for (const s of ep.shifts) {
+      for (let start = weekStart(s.from); start < s.to; start += WEEK) slot(start, ep.camera).shifts.push(s);
     }
   }
-  return [...starts]
-    .sort((a, b) => a - b)
-    .map((start) => {
-      const end = start + 7 * 24 * HOUR;
-      const win = { from: Math.max(start, w.from ?? -Infinity), to: Math.min(end, w.to ?? Infinity) };
-      return { week: isoWeek(start), from: new Date(start).toISOString(), to: new Date(end).toISOString(), ...stageFigures(all, win) };
-    });
+  return [...weeks]
+    .sort((a, b) => a[0] - b[0])
+    .map(([start, eps]) => {
+      const win = { from: Math.max(start, w.from ?? -Infinity), to: Math.min(start + WEEK, w.to ?? Infinity) };
+      const f = stageFigures([...eps.values()], win);
+      return { week: isoWeek(start), from: new Date(start).toISOString(), to: new Date(start + WEEK).toISOString(), ...f };
+    })
+    .filter((f) => f.shifts > 0 || f.shiftHours > 0 || f.displayActivations > 0 || f.recordings > 0);
 }
 
 /** Every camera's episodes from its log. */
