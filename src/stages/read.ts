@@ -4,7 +4,7 @@
  */
 import type { Db } from '../store/db.js';
 import { officerUnits } from '../officers.js';
-import { cameraEpisodes, type CameraEpisodes, type CameraLog } from './episodes.js';
+import { cameraEpisodes, type CameraEpisodes } from './episodes.js';
 import { groupFigures, type GroupFigures, type GroupOf } from './groups.js';
 import { delayHistogram, stageFigures, weeklyFigures, type DelayBucket, type StageFigures, type StageWindow, type WeekFigures } from './model.js';
 
@@ -13,6 +13,10 @@ import { delayHistogram, stageFigures, weeklyFigures, type DelayBucket, type Sta
  * needs its display-on or power-on to be understood, and no shift lasts two days.
  */
 const CONTEXT_MS = 2 * 24 * 3_600_000;
+
+/** The entry types the stage model reads; any other type is read as one it ignores. */
+const TYPES = ['power.on', 'power.off', 'display.on', 'display.off', 'recording.start', 'recording.stop'];
+const TYPE_CODE = `CASE type ${TYPES.map((t, i) => `WHEN '${t}' THEN ${i}`).join(' ')} ELSE ${TYPES.length} END`;
 
 export type StagesBy = 'week' | 'camera' | 'unit' | 'officer';
 
@@ -29,37 +33,39 @@ export interface StagesJson extends StageFigures {
   delays?: DelayBucket[];
 }
 
-export function readCameraLogs(db: Db, w: StageWindow): { logs: CameraLog[]; noData: string[] } {
+/**
+ * Every camera's episodes, one camera at a time: its log is read, read as episodes and let go,
+ * so that only the episodes of 100,000 events stay in memory, not the events.
+ */
+export function readEpisodes(db: Db, w: StageWindow): { episodes: CameraEpisodes[]; noData: string[] } {
   const lo = w.from === null ? -Number.MAX_SAFE_INTEGER : w.from - CONTEXT_MS;
   const hi = w.to === null ? Number.MAX_SAFE_INTEGER : w.to + CONTEXT_MS;
-  const logs = new Map<string, { camera: string; entries: Array<{ at: number; type: string }>; dockedAt: number[]; undockedAt: number[] }>();
-  const logOf = (camera: string) => {
-    let l = logs.get(camera);
-    if (!l) logs.set(camera, (l = { camera, entries: [], dockedAt: [], undockedAt: [] }));
-    return l;
-  };
-  // Raw rows: on 100,000 events, objects per row cost more than the query.
-  const rows = db.prepare<[number, number], [string, number, string]>('SELECT camera, at, type FROM camera_events WHERE at >= ? AND at < ?').raw();
-  let camera = '';
-  let entries: Array<{ at: number; type: string }> = [];
-  for (const [c, at, type] of rows.all(lo, hi)) {
-    if (c !== camera) {
-      camera = c;
-      entries = logOf(c).entries;
-    }
-    entries.push({ at, type });
-  }
-  const withLog = new Set(db.prepare<[], { camera: string }>('SELECT DISTINCT camera FROM camera_events').pluck().all() as unknown as string[]);
-  const dockings = db.prepare<[], { camera: string; at: string; type: string }>(
+  const dockings = new Map<string, { dockedAt: number[]; undockedAt: number[] }>();
+  const custody = db.prepare<[], [string, string, string]>(
     "SELECT camera, at, type FROM custody_events WHERE type IN ('camera.docked', 'camera.undocked') AND camera IS NOT NULL",
   );
-  for (const d of dockings.iterate()) {
-    const at = Date.parse(d.at);
-    if (!logs.has(d.camera) || !(at >= lo && at < hi)) continue;
-    (d.type === 'camera.docked' ? logOf(d.camera).dockedAt : logOf(d.camera).undockedAt).push(at);
+  for (const [camera, iso, type] of custody.raw().iterate()) {
+    const at = Date.parse(iso);
+    if (!(at >= lo && at < hi)) continue;
+    let d = dockings.get(camera);
+    if (!d) dockings.set(camera, (d = { dockedAt: [], undockedAt: [] }));
+    (type === 'camera.docked' ? d.dockedAt : d.undockedAt).push(at);
   }
-  const noData = (db.prepare<[], { serial: string }>('SELECT serial FROM cameras ORDER BY serial').pluck().all() as unknown as string[]).filter((s) => !withLog.has(s));
-  return { logs: [...logs.values()], noData };
+  const withLog = db.prepare<[], string>('SELECT DISTINCT camera FROM camera_events').pluck().all() as unknown as string[];
+  // Along the (camera, at) index, the type as a number: a string per row costs more than the query.
+  const rows = db
+    .prepare<[string, number, number], [number, number]>(`SELECT at, ${TYPE_CODE} FROM camera_events WHERE camera = ? AND at >= ? AND at < ? ORDER BY at`)
+    .raw();
+  const episodes: CameraEpisodes[] = [];
+  for (const camera of withLog) {
+    const got = rows.all(camera, lo, hi);
+    if (!got.length) continue;
+    const entries = got.map(([at, code]) => ({ at, type: TYPES[code] ?? 'unknown' }));
+    episodes.push(cameraEpisodes({ camera, entries, ...dockings.get(camera) }));
+  }
+  const has = new Set(withLog);
+  const noData = (db.prepare<[], string>('SELECT serial FROM cameras ORDER BY serial').pluck().all() as unknown as string[]).filter((c) => !has.has(c));
+  return { episodes, noData };
 }
 
 interface Holding {
@@ -94,8 +100,7 @@ export interface StagesQuery extends StageWindow {
 
 export function stagesOf(db: Db, q: StagesQuery): StagesJson {
   const w = { from: q.from, to: q.to };
-  const { logs, noData } = readCameraLogs(db, w);
-  const episodes: CameraEpisodes[] = logs.map(cameraEpisodes);
+  const { episodes, noData } = readEpisodes(db, w);
   const total = stageFigures(episodes, w);
   const weeks = weeklyFigures(episodes, w);
   const out: StagesJson = {
