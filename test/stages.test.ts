@@ -78,6 +78,34 @@ describe('dockd stages on a simulated dock', () => {
     const byCamera = await dock.json<StagesJson>(['stages', '--by', 'camera']);
     expect(byCamera.groups).toEqual([{ group: 'other', withheld: true, shifts: 1 }]);
   });
+  it('counts a ring buffer handed again after the dock set the clock once, and ends a display-on left open at the docking', async () => {
+    dock = new TestDock();
+    const start = Math.floor(Date.now() / MIN) * MIN - 30 * HOUR;
+    const spec = { clockOffsetSeconds: -42, eventLog: SHIFT.map(([m, type]) => ({ at: iso(start + m * MIN - 42_000), type })) };
+    dock.dock('dock1-01', { serial: 'DU-0042', spec });
+    const d = dock.start();
+    await d.waitForEvent('camera.events_ingested');
+    await d.waitForEvent('camera.clock_set');
+    dock.undock('dock1-01');
+    await d.waitForEvent('camera.undocked');
+
+    // Out again on the dock's clock: switched on, display on, and back in the dock without a display-off.
+    const later = Math.floor(Date.now() / 1000) * 1000 - 10 * MIN;
+    const after = [
+      { at: iso(later), type: 'power.on' },
+      { at: iso(later + MIN), type: 'display.on' },
+    ];
+    dock.writeCameraJson('dock1-01', { serial: 'DU-0042', model: 'SimCam 2', firmware: '4.1.7', ...spec, eventLog: [...spec.eventLog, ...after] });
+    await waitFor('events of the second docking', async () => d.events('camera.events_ingested').length === 2);
+    const dockedAt = Date.parse((await dock.json<Array<{ type: string; at: string }>>(['custody', '--camera', 'DU-0042'])).filter((e) => e.type === 'camera.docked').at(-1)!.at);
+
+    const s = await dock.json<StagesJson & { displayOnly: { count: number } }>(['stages']);
+    // The first shift once (2 activations, 1 escalated, 1 direct), and the open display-on of the second.
+    expect(s).toMatchObject({ displayActivations: 3, escalated: 1, directRecordings: 1, shifts: 2 });
+    expect(s.displayOnly.count).toBe(2);
+    // The second shift runs from its power-on to the docking (within the skew measured at docking).
+    expect(s.shiftHours).toBeCloseTo(8 + (dockedAt - later) / HOUR, 3);
+  });
 });
 
 describe('dockd stages over a store of many cameras', () => {
