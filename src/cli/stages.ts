@@ -48,7 +48,8 @@ const pct = (v: number | null | undefined) => (v === null || v === undefined ? '
 const num = (v: number | null | undefined, digits = 1) => (v === null || v === undefined ? '-' : v.toFixed(digits));
 
 function printTable(s: StagesJson): void {
-  console.log(`${s.from ?? '(no data)'} → ${s.to ?? ''}: ${s.cameras} cameras with data${s.camerasWithoutData ? `, ${s.camerasWithoutData} without an event log (no data, not zero)` : ''}`);
+  if (s.from === null && !s.camerasWithoutData) return console.log('no camera has handed an event log yet');
+  console.log(`${s.from ?? '(no data)'} → ${s.to ?? '(no data)'}: ${s.cameras} cameras with data${s.camerasWithoutData ? `, ${s.camerasWithoutData} without an event log (no data, not zero)` : ''}`);
   console.log(
     table(
       [(s.by ?? 'week').toUpperCase(), 'SHIFTS', 'HOURS', 'DISPLAY', 'ESCALATED', 'RATE', 'DIRECT', 'DISPLAY/100H', 'TO REC. MEDIAN S', 'DISPLAY-ONLY MEDIAN S'],
