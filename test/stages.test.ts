@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { openStore } from '../src/store/db.js';
 import { storeCameraEvents } from '../src/store/camera-settings.js';
-import { cli, TestDock, waitFor } from './support/harness.js';
+import { allVerified, cli, TestDock, waitFor } from './support/harness.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -82,10 +82,11 @@ describe('dockd stages on a simulated dock', () => {
     dock = new TestDock();
     const start = Math.floor(Date.now() / MIN) * MIN - 30 * HOUR;
     const spec = { clockOffsetSeconds: -42, eventLog: SHIFT.map(([m, type]) => ({ at: iso(start + m * MIN - 42_000), type })) };
-    dock.dock('dock1-01', { serial: 'DU-0042', spec });
+    dock.dock('dock1-01', { serial: 'DU-0042', files: [{ rel: 'DCIM/REC0001.MP4', size: 4096 }], spec });
     const d = dock.start();
-    await d.waitForEvent('camera.events_ingested');
     await d.waitForEvent('camera.clock_set');
+    // Undocked once its docking is done, as an officer takes it out in the morning.
+    await allVerified(dock, 1);
     dock.undock('dock1-01');
     await d.waitForEvent('camera.undocked');
 
