@@ -62,7 +62,8 @@ describe('dockd stages on a simulated dock', () => {
 
     const all = await dock.json<StagesJson>(['stages']);
     expect(all).toMatchObject({ cameras: 1, displayActivations: 2, escalated: 1, escalationRate: 0.5, directRecordings: 1, shifts: 1, shiftHours: 8, camerasWithoutData: 1, noData: ['DU-0043'] });
-    expect(all.from).toBe(iso(start));
+    // The skew is measured at docking, to within the time the measurement took.
+    expect(Math.abs(Date.parse(all.from!) - start)).toBeLessThan(2000);
 
     // From the escalation on: the display-only minute is outside.
     const later = await dock.json<StagesJson>(['stages', '--from', iso(start + 90 * MIN), '--to', iso(start + 24 * HOUR)]);
