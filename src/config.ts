@@ -49,6 +49,8 @@ export interface Config {
   /** Camera clock sync and settings profiles (camera-config.ts checks both sections). */
   clock: ClockConfig;
   settings: SettingsConfig | null;
+  /** Who may be seen in the de-escalation statistics (dockd stages). */
+  privacy: { perOfficerStatistics: boolean; minGroupSize: number };
 }
 
 export interface ReplicationConfig {
@@ -132,6 +134,7 @@ export function defaultConfig(): Config {
     log: { level: 'info', file: null, rotate: { size: '100m', frequency: 'daily', keep: 30 } },
     clock: defaultClockConfig(),
     settings: null,
+    privacy: { perOfficerStatistics: false, minGroupSize: 5 },
   };
 }
 
@@ -243,6 +246,7 @@ const SCHEMA: Record<string, Rule> = {
   },
   clock: { t: 'any-object' },
   settings: { t: 'any-object', nullable: true },
+  privacy: { t: 'object', fields: { perOfficerStatistics: { t: 'bool' }, minGroupSize: { t: 'int', min: 1, max: 1_000_000 } } },
 };
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

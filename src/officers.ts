@@ -31,14 +31,22 @@ export const OFFICER_SQL = `(SELECT a.officer FROM assignments a WHERE a.camera 
    AND (a.to_at IS NULL OR a.to_at > coalesce(r.recorded_at, r.discovered_at))
    ORDER BY a.from_at DESC, a.id DESC LIMIT 1)`;
 
-export function assign(db: Db, custody: CustodyLog, camera: string, officer: string, from: Date): void {
+/** `unit`, when given, becomes the officer's unit from then on (one unit per officer). */
+export function assign(db: Db, custody: CustodyLog, camera: string, officer: string, from: Date, unit?: string): void {
   const at = from.toISOString();
   db.transaction(() => {
     // An open assignment ends where the new one starts; the camera has one holder at a time.
     db.prepare('UPDATE assignments SET to_at = ? WHERE camera = ? AND to_at IS NULL AND from_at <= ?').run(at, camera, at);
     db.prepare('INSERT INTO assignments (camera, officer, from_at, to_at) VALUES (?, ?, ?, NULL)').run(camera, officer, at);
-    custody.append({ type: 'camera.assigned', camera, details: { officer, from: at } });
+    if (unit !== undefined) {
+      db.prepare('INSERT INTO officer_units (officer, unit, since) VALUES (?, ?, ?) ON CONFLICT(officer) DO UPDATE SET unit = excluded.unit, since = excluded.since').run(officer, unit, at);
+    }
+    custody.append({ type: 'camera.assigned', camera, details: unit === undefined ? { officer, from: at } : { officer, from: at, unit } });
   }).immediate();
+}
+
+export function officerUnits(db: Db): Map<string, string> {
+  return new Map(db.prepare<[], { officer: string; unit: string }>('SELECT officer, unit FROM officer_units').all().map((r) => [r.officer, r.unit]));
 }
 
 export function unassign(db: Db, custody: CustodyLog, camera: string, from: Date): number {

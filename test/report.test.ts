@@ -10,6 +10,9 @@ import { openStore } from '../src/store/db.js';
 import { loadConfig } from '../src/config.js';
 import { buildReport, MAX_CHART_POINTS, type ReportModel } from '../src/report/model.js';
 import { renderReport } from '../src/report/html.js';
+import { storeCameraEvents } from '../src/store/camera-settings.js';
+import { generatePilot } from '../fixtures/stages/generate.mjs';
+import { cli } from './support/harness.js';
 
 const execFileP = promisify(execFile);
 const HOSTILE = '<img src=x onerror=alert(1)>';
@@ -249,5 +252,44 @@ describe('fleet report', () => {
     } finally {
       db.close();
     }
+  });
+
+  it('shows the de-escalation funnel, the weekly escalation rate and the display-to-recording times of the seeded pilot', async () => {
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'dockd-report-'));
+    const pilot = generatePilot({ seed: 25 });
+    const db = openStore(tmp);
+    for (const cam of pilot.cameras) storeCameraEvents(db, cam.serial, 1, cam.entries.map((e) => ({ ...e, cameraAt: e.at })));
+    // A camera that never handed a log: no data, not zero.
+    db.prepare("INSERT INTO cameras (serial, first_seen, last_seen) VALUES ('DU-OLD', ?, ?)").run(new Date().toISOString(), new Date().toISOString());
+    db.close();
+    const sum = (k: 'shifts' | 'activations' | 'escalated') => pilot.truth.reduce((a, t) => a + t[k], 0);
+
+    const file = path.join(tmp, 'report.html');
+    const r = await cli(['--data-dir', tmp, 'report', '--html', file], { env: { DOCKD_CONFIG: '' } });
+    expect(r.code, r.stderr).toBe(0);
+    const dom = await chromium(['--dump-dom', `file://${file}`], path.join(tmp, 'profile'));
+    const section = /<section id="stages">[\s\S]*?<\/section>/.exec(dom)![0];
+    expect(section).toContain('20 cameras, 1 without an event log: no data');
+    expect(section).toContain(`<b id="escalation-rate">${((sum('escalated') / sum('activations')) * 100).toFixed(1)} %</b>`);
+
+    const stages = [...section.matchAll(/<g class="stage" data-stage="(\w+)">[\s\S]*?<rect class="bar \w+" x="[^"]+" y="[^"]+" width="([^"]+)"[\s\S]*?<title>\w+: ([^<]+)<\/title>/g)];
+    expect(stages.map((m) => [m[1], m[3]])).toEqual([
+      ['present', `${sum('shifts')} shifts`],
+      ['display', `${sum('activations')} activations`],
+      ['recording', `${sum('escalated')} escalated`],
+    ]);
+    // The recording bar is the escalated share of the display bar.
+    expect(Number(stages[2]![2]) / Number(stages[1]![2])).toBeCloseTo(sum('escalated') / sum('activations'), 2);
+
+    const weekly = /<svg class="chart weekly"[\s\S]*?<\/svg>/.exec(section)![0];
+    const weeks = [...weekly.matchAll(/<title>(\d{4}-W\d\d): ([\d.]+) % of (\d+) activations/g)];
+    expect(weeks).toHaveLength(8);
+    weeks.forEach((m, i) => expect(Number(m[2])).toBeCloseTo((pilot.truth[i]!.escalated / pilot.truth[i]!.activations) * 100, 1));
+    expect(weekly.match(/<rect class="bar"/g)).toHaveLength(8);
+
+    const delays = /<svg class="chart delays"[\s\S]*?<\/svg>/.exec(section)![0];
+    const buckets = [...delays.matchAll(/<title>[^<:]+: (\d+) escalations<\/title>/g)].map((m) => Number(m[1]));
+    expect(buckets).toHaveLength(7);
+    expect(buckets.reduce((a, b) => a + b, 0)).toBe(sum('escalated'));
   });
 });

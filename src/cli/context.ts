@@ -71,6 +71,13 @@ export function cliActor(): string {
   }
 }
 
+export function parseTime(flag: string, v: string | undefined): Date | undefined {
+  if (v === undefined) return undefined;
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime())) throw new UsageError(`${flag} must be a date/time such as 2026-11-27T06:00:00Z, got "${v}"`);
+  return d;
+}
+
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }

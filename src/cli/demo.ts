@@ -16,6 +16,8 @@ import { startDaemon } from '../daemon/daemon.js';
 import { CustodyLog } from '../custody/log.js';
 import { verifyAll } from '../custody/verify.js';
 import { bytes, printable } from './format.js';
+import { printPilotFunnel } from './demo-stages.js';
+import { openStore } from '../store/db.js';
 import pino from 'pino';
 
 interface DemoCamera {
@@ -152,6 +154,14 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
   console.log(`battery health from the cameras' own logs (shift ${cfg.battery.shiftHours} h):`);
   for (const b of fleet) {
     console.log(`  ${b.serial}  ${b.status.padEnd(8)} drain ${b.drainPercentPerHour ?? '-'} %/h, ${b.projectedRuntimeHours ?? '-'} h from full, health ${b.healthPercent ?? '-'} %  ${sparkline(b.shiftDrains)} ${b.trend}`);
+  }
+  console.log('');
+  // After the daemon stopped: the pilot's twenty cameras were never docked here.
+  const store = openStore(dataDir);
+  try {
+    await printPilotFunnel(store);
+  } finally {
+    store.close();
   }
   if (opts.keep) {
     console.log(`\nkept ${root}: try  npx dockd --data-dir ${dataDir} recordings`);

@@ -7,18 +7,11 @@ import { loadOrCreateDockKey } from '../custody/signing.js';
 import { CustodyLog } from '../custody/log.js';
 import { retentionCandidates, setHold, sweepRetention } from '../custody/retention.js';
 import { assign, assignments, unassign } from '../officers.js';
-import { cliActor, printJson, ProblemError, resolveConfig, UsageError, withStore, withStoreAsync, type GlobalOptions } from './context.js';
+import { cliActor, parseTime, printJson, ProblemError, resolveConfig, UsageError, withStore, withStoreAsync, type GlobalOptions } from './context.js';
 import { readIdentities } from './identities.js';
 import { generateIdentity } from '../crypto/age.js';
 import { writeFileSync } from 'node:fs';
 import { printable, table } from './format.js';
-
-function parseTime(flag: string, v: string | undefined): Date | undefined {
-  if (v === undefined) return undefined;
-  const d = new Date(v);
-  if (Number.isNaN(d.getTime())) throw new UsageError(`${flag} must be a date/time such as 2026-11-27T06:00:00Z, got "${v}"`);
-  return d;
-}
 
 function collect(v: string, prev: string[] = []): string[] {
   return [...prev, v];
@@ -135,10 +128,12 @@ export function registerEvidenceCommands(program: Command, g: () => GlobalOption
     .argument('<serial>', 'camera serial')
     .argument('<officer>', 'officer id or name')
     .option('--from <time>', 'start (ISO-8601), default now')
-    .action((serial: string, officer: string, o: { from?: string }) =>
+    .option('--unit <unit>', "the officer's unit from then on (dockd stages --by unit)")
+    .action((serial: string, officer: string, o: { from?: string; unit?: string }) =>
       withStore(g(), (db) => {
-        assign(db, new CustodyLog(db, cliActor()), serial, officer, parseTime('--from', o.from) ?? new Date());
-        console.log(`${serial} assigned to ${officer}`);
+        if (o.unit !== undefined && !o.unit.trim()) throw new UsageError('--unit must not be empty');
+        assign(db, new CustodyLog(db, cliActor()), serial, officer, parseTime('--from', o.from) ?? new Date(), o.unit);
+        console.log(`${serial} assigned to ${officer}${o.unit === undefined ? '' : ` of ${o.unit}`}`);
       }, { create: true }),
     );
 

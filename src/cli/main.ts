@@ -22,6 +22,7 @@ const GROUPS: Array<{ commands: string[]; load: () => Promise<Registrar> }> = [
   { commands: ['battery'], load: async () => (await import('./battery.js')).registerBatteryCommand },
   { commands: ['report'], load: async () => (await import('./report.js')).registerReportCommand },
   { commands: ['settings', 'events'], load: async () => (await import('./camera-settings.js')).registerCameraSettingsCommands },
+  { commands: ['stages'], load: async () => (await import('./stages.js')).registerStagesCommand },
   { commands: ['fleet'], load: async () => (await import('./fleet.js')).registerFleetCommand },
 ];
 

@@ -9,6 +9,7 @@ import { bytes } from '../cli/format.js';
 import { html, trusted, type Markup } from './markup.js';
 import { localDay, type ReportCamera, type ReportModel } from './model.js';
 import { barChart, percentChart } from './svg.js';
+import { stagesSection } from './stages.js';
 
 const CSS = `
 :root{--ok:#1b7f3b;--short:#c62828;--degraded:#b26a00;--unknown:#6b7280;--ink:#1f2933;--muted:#6b7280;--line:#e5e7eb;--bg:#f6f7f9}
@@ -29,7 +30,7 @@ main{padding:16px 24px;max-width:1800px}section{margin:0 0 24px}h2{font-size:16p
 .runtime.short i{background:var(--short)}.runtime em{position:absolute;top:-3px;bottom:-3px;width:2px;background:var(--ink)}
 .chart{display:block;max-width:100%;height:auto}.chart .grid{stroke:var(--line)}.chart .axis{fill:var(--muted);font-size:10px}.chart .empty{fill:var(--muted);font-size:12px}
 .chart .line{fill:none;stroke:#2563eb;stroke-width:1.5;stroke-linejoin:round}.chart .bar{fill:#3b82f6}.chart .bar.bad{fill:var(--short)}.chart .bar.warn{fill:var(--degraded)}
-.chart .threshold{stroke:var(--short);stroke-dasharray:4 3}.chart text.warn{fill:var(--short);paint-order:stroke;stroke:#fff;stroke-width:3px;font-weight:600}.sub{color:var(--muted);font-size:12px;margin:8px 0 2px}
+.chart .bar.present{fill:#9aa5b1}.chart .bar.recording{fill:var(--short)}.chart .threshold{stroke:var(--short);stroke-dasharray:4 3}.chart text.warn{fill:var(--short);paint-order:stroke;stroke:#fff;stroke-width:3px;font-weight:600}.sub{color:var(--muted);font-size:12px;margin:8px 0 2px}
 table{border-collapse:collapse;background:#fff;border:1px solid var(--line)}th,td{text-align:left;padding:5px 10px;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-size:12px;color:var(--muted);font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}code{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:12px;word-break:break-all}
 .ok-text{color:var(--ok);font-weight:700}.bad-text{color:var(--short);font-weight:700}.none{color:var(--muted)}
@@ -168,6 +169,6 @@ export function renderReport(m: ReportModel): string {
 <style>${trusted(CSS)}</style></head><body>
 ${header(m)}<main>${tiles(m)}
 <section id="cameras"><h2>Cameras and batteries (${m.cameras.length})</h2>${m.cameras.length ? html`<div class="cams">${m.cameras.map((c) => camera(c, m.shiftHours))}</div>` : html`<p class="none">no cameras seen yet</p>`}</section>
-${offloads(m)}${failures(m)}${archive(m)}${custody(m)}</main></body></html>
+${offloads(m)}${stagesSection(m.stages)}${failures(m)}${archive(m)}${custody(m)}</main></body></html>
 `.text;
 }

@@ -15,6 +15,7 @@ import { checkCheckpoints, latestCheckpoint } from '../custody/checkpoints.js';
 import { drainByProfile, type ProfileDrain } from '../battery/profiles.js';
 import { profileHistory } from '../store/camera-settings.js';
 import { loadDockPublicKey } from '../custody/signing.js';
+import { stagesOf, type StagesJson } from '../stages/read.js';
 
 const DAY_MS = 86_400_000;
 export const REPORT_DAYS = 30;
@@ -58,6 +59,8 @@ export interface ReportModel {
     unsigned: number;
     checkpoints: { checked: number; ok: number; bad: Array<{ seq: number; reason: string }> };
   };
+  /** De-escalation statistics over every stored event log (docs/stages.md), with the delay histogram. */
+  stages: StagesJson;
 }
 
 const SEVERITY: Record<string, number> = { short: 0, degraded: 1, unknown: 2, ok: 3 };
@@ -75,6 +78,7 @@ export function buildReport(db: Db, cfg: Config, now = Date.now()): ReportModel 
     failures: failures(db),
     archive: archive(db, cfg.dataDir),
     custody: custody(db, cfg.dataDir),
+    stages: stagesOf(db, { from: null, to: null, minGroupSize: cfg.privacy.minGroupSize, delays: true }),
   };
 }
 

@@ -197,4 +197,13 @@ export const MIGRATIONS: string[] = [
   -- camera's clock was set lands tens of seconds from its twin once corrected, but keeps this.
   ALTER TABLE battery_samples ADD COLUMN camera_at INTEGER;
   `,
+  `
+  -- Which unit each officer belongs to (\`dockd assign --unit\`): the de-escalation statistics can
+  -- be grouped by unit, which names nobody, where grouping by officer is opt-in.
+  CREATE TABLE officer_units (
+    officer  TEXT PRIMARY KEY,
+    unit     TEXT NOT NULL,
+    since    TEXT NOT NULL
+  );
+  `,
 ];
