@@ -1,9 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { inflateSync } from 'node:zlib';
 import { ROOT, TestDock, waitFor } from './support/harness.js';
 import { openStore } from '../src/store/db.js';
@@ -13,8 +11,8 @@ import { renderReport } from '../src/report/html.js';
 import { storeCameraEvents } from '../src/store/camera-settings.js';
 import { generatePilot } from '../fixtures/stages/generate.mjs';
 import { cli } from './support/harness.js';
+import { chromium, tags } from './support/browser.js';
 
-const execFileP = promisify(execFile);
 const HOSTILE = '<img src=x onerror=alert(1)>';
 const HOSTILE_FILE = 'DCIM/100/<b onmouseover=alert(2)>.MP4';
 
@@ -34,18 +32,6 @@ function fixture(name: string): Fixture {
   return f;
 }
 
-/** Start tags with their attribute names, read from serialized HTML. */
-function tags(doc: string): Array<{ name: string; attrs: Map<string, string> }> {
-  const out: Array<{ name: string; attrs: Map<string, string> }> = [];
-  const tag = /<([a-zA-Z][\w:-]*)((?:\s+[^\s=>/]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+))?)*)\s*\/?>/g;
-  const attr = /([^\s=>/]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]+))?/g;
-  for (const m of doc.matchAll(tag)) {
-    const attrs = new Map<string, string>();
-    for (const a of (m[2] ?? '').matchAll(attr)) attrs.set(a[1]!.toLowerCase(), (a[2] ?? '').replace(/^["']|["']$/g, ''));
-    out.push({ name: m[1]!.toLowerCase(), attrs });
-  }
-  return out;
-}
 
 /** The inner HTML of the element opened at `start`, for elements that do not nest in themselves. */
 function elementAt(doc: string, start: number, name: string): string {
@@ -96,17 +82,6 @@ function pngPixels(png: Buffer): { width: number; height: number; channels: numb
   return { width, height, channels, data };
 }
 
-async function chromium(args: string[], profile: string): Promise<string> {
-  const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--hide-scrollbars', `--user-data-dir=${profile}`];
-  try {
-    const { stdout } = await execFileP('chromium', [...flags, ...args], { maxBuffer: 64 * 1024 * 1024, timeout: 60_000 });
-    return stdout;
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') throw new Error('chromium is not installed: apt-get install -y chromium');
-    throw new Error(`chromium failed: ${e.message}\n${e.stderr ?? ''}`);
-  }
-}
 
 let dock: TestDock | undefined;
 let tmp: string | undefined;
