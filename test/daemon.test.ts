@@ -162,7 +162,7 @@ describe('command line', () => {
   it('exits 2 on bad usage and prints help for every command', async () => {
     expect((await cli(['custody'])).code).toBe(2);
     expect((await cli(['no-such-command'])).code).toBe(2);
-    for (const c of ['start', 'status', 'cameras', 'recordings', 'custody', 'verify', 'key', 'replicate', 'retry', 'export', 'keygen', 'report', 'verify-export', 'hold', 'release', 'retention', 'assign', 'unassign', 'assignments', 'usb', 'doctor', 'backup', 'battery', 'demo']) {
+    for (const c of ['start', 'status', 'cameras', 'recordings', 'custody', 'verify', 'key', 'replicate', 'retry', 'export', 'keygen', 'report', 'verify-export', 'hold', 'release', 'retention', 'assign', 'unassign', 'assignments', 'usb', 'doctor', 'backup', 'battery', 'demo', 'settings', 'events', 'stages', 'fleet']) {
       const r = await cli([c, '--help']);
       expect(r.code, c).toBe(0);
       expect(r.stdout).toMatch(/Usage: dockd/);
