@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { allVerified, TestDock, waitFor, type CustodyJson } from './support/harness.js';
+import { openStore } from '../src/store/db.js';
 
 let dock: TestDock;
 afterEach(async () => {
@@ -148,6 +149,8 @@ describe('the dock configures a simulated camera', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('settings.assign[0].profile: unknown profile "summer"');
     dock.writeConfig(CONFIG);
+    // A store as a daemon leaves it: without one, every read command says there is no dockd data.
+    openStore(dock.dataDir).close();
     for (const args of [['settings', 'DU-404'], ['events', '--camera', 'DU-404']]) {
       const r = await dock.cli([...args, '--json']);
       expect(r.code).toBe(1);

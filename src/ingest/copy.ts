@@ -147,7 +147,7 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
   if (storedBytes !== req.expectedBytes || storedHash !== sha256) {
     throw new VerifyError('verify-mismatch', `the stored copy does not match what was read (${storedHash.slice(0, 12)}… vs ${sha256.slice(0, 12)}…)`);
   }
-  return { sha256, bytes: offset, storedSha256: sha256, storedBytes: offset, resumedFrom, resumeRefused };
+  return { sha256, bytes: offset, storedSha256: sha256, storedBytes: offset, resumedFrom, ...(resumeRefused ? { resumeRefused } : {}) };
 }
 
 /** How much of a kept prefix is read again from the camera before a copy goes on after it. */
