@@ -172,9 +172,9 @@ export async function openInside(root: Buffer, id: string): Promise<{ handle: Fi
  * sync it. A link swapped in between the check and the unlink is the one race left open; Node
  * has no unlinkat to close it.
  */
-export async function unlinkInside(root: Buffer, id: string, identity?: string): Promise<Buffer> {
+export async function unlinkInside(root: Buffer, id: string, identity?: string, stableInodes = true): Promise<Buffer> {
   const { file, folder } = await resolveInside(root, id);
-  if (identity !== undefined) return unlinkIfSame(file, folder, id, identity);
+  if (identity !== undefined) return unlinkIfSame(file, folder, id, identity, stableInodes);
   if (!(await lstat(file)).isFile()) throw new DriverError('permanent', 'not-a-file', `${id} is not a file`);
   await unlink(file);
   return folder;
@@ -190,12 +190,13 @@ let grabs = 0;
  * anything that appeared meanwhile. The interim name is a visible one, so a dock that loses power
  * half-way finds the file again at its next listing as a recording of its own.
  */
-async function unlinkIfSame(file: Buffer, folder: Buffer, id: string, identity: string): Promise<Buffer> {
+async function unlinkIfSame(file: Buffer, folder: Buffer, id: string, identity: string, stableInodes: boolean): Promise<Buffer> {
   // Short, so that it fits beside a name already at the file system's limit.
   const grab = joinBytes(folder, Buffer.from(`~dockd-deleting-${process.pid}-${++grabs}`));
   await rename(file, grab);
   const st = await lstat(grab, { bigint: true });
-  if (st.isFile() && entryOf(id, st).identity === identity) {
+  // Described as the listing described it, or a FAT file (no inode of its own) never matches.
+  if (st.isFile() && entryOf(id, st, stableInodes).identity === identity) {
     await unlink(grab);
     return folder;
   }

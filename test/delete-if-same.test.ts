@@ -31,6 +31,15 @@ describe('deleting a recording only if it is still the one archived', () => {
     expect(readFileSync(path.join(root, 'REC0001.MP4'), 'utf8')).toBe('new footage!');
   });
 
+  it('compares as the listing described the file: without the inode where the file system has none of its own (FAT)', async () => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'dockd-del-'));
+    writeFileSync(path.join(root, 'REC0001.MP4'), 'old footage');
+    const archived = (await statInside(Buffer.from(root), 'REC0001.MP4', false))!;
+    expect(archived.identity.split(':')).toHaveLength(2);
+    await unlinkInside(Buffer.from(root), 'REC0001.MP4', archived.identity, false);
+    expect(readdirSync(root)).toEqual([]);
+  });
+
   it('says the file is gone when it is', async () => {
     root = mkdtempSync(path.join(os.tmpdir(), 'dockd-del-'));
     await expect(unlinkInside(Buffer.from(root), 'REC0001.MP4', '1:2:3')).rejects.toMatchObject({ code: 'ENOENT' });

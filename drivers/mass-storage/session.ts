@@ -181,7 +181,7 @@ export class MassStorageSession implements CameraSession {
   async delete(id: string, identity?: string): Promise<void> {
     await this.ready();
     try {
-      await syncDirectory(await unlinkInside(this.realMount, id, identity));
+      await syncDirectory(await unlinkInside(this.realMount, id, identity, this.stableInodes));
     } catch (err) {
       const e = await this.classify(err, `cannot delete ${id}`);
       // Already gone is what delete wanted; a vanished volume was turned into deviceGone above.
