@@ -127,8 +127,11 @@ export class IngestEngine {
       verified: db.prepare(
         "UPDATE recordings SET status = 'verified', sha256 = ?, stored_sha256 = ?, stored_bytes = ?, archive_path = ?, verified_at = ?, attempts = attempts + 1, last_error = NULL, bytes_done = bytes WHERE id = ?",
       ),
-      backToPending: db.prepare("UPDATE recordings SET status = 'pending', attempts = attempts + ?, last_error = ?, not_before = ?, bytes_done = ? WHERE id = ?"),
-      failed: db.prepare("UPDATE recordings SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?"),
+      // A row a listing found replaced on the camera meanwhile stays as the listing left it.
+      backToPending: db.prepare(
+        "UPDATE recordings SET status = 'pending', attempts = attempts + ?, last_error = ?, not_before = ?, bytes_done = ? WHERE id = ? AND deleted_from_camera = 0",
+      ),
+      failed: db.prepare("UPDATE recordings SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ? AND deleted_from_camera = 0"),
       queueRelease: db.prepare(
         "INSERT OR IGNORE INTO jobs (recording, kind, state, created_at, updated_at) VALUES (?, 'release', 'queued', ?, ?)",
       ),

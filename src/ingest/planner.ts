@@ -111,7 +111,8 @@ export class Planner {
       { event: 'recording.replaced_on_camera', camera: serial, recording: old.id, replacedBy: id, sourcePath: e.path, status: old.status, noticedBy },
       `${e.path} on camera ${serial} is not the file that was ${old.status === 'verified' ? 'archived' : 'being copied'}; it is kept and offloaded as a recording of its own`,
     );
-    if (old.status !== 'verified' && old.status !== 'deleted') this.onReplaced(old.id);
+    // A copy under way still writes its staging file: it finds the change itself when it ends.
+    if (old.status === 'pending' || old.status === 'failed') this.onReplaced(old.id);
     return id;
   }
 
