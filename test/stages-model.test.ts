@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cameraEpisodes, isoWeek, percentile, stageFigures, weeklyFigures, type CameraLog } from '../src/stages/model.js';
 import { groupFigures } from '../src/stages/groups.js';
+import { SHIFT } from './support/stages-shift.js';
 
 // Monday 30 November 2026, 06:00 UTC.
 const T0 = Date.UTC(2026, 10, 30, 6);
@@ -13,19 +14,6 @@ const log = (camera: string, entries: Array<[number, string]>, extra: Partial<Ca
 });
 const figures = (...logs: CameraLog[]) => stageFigures(logs.map(cameraEpisodes));
 
-/** An 8-hour shift: a display-only episode of 2 min, one escalated after 30 s, one direct recording. */
-const SHIFT: Array<[number, string]> = [
-  [0, 'power.on'],
-  [60, 'display.on'],
-  [62, 'display.off'],
-  [120, 'display.on'],
-  [120.5, 'recording.start'],
-  [130, 'recording.stop'],
-  [131, 'display.off'],
-  [200, 'recording.start'],
-  [210, 'recording.stop'],
-  [480, 'power.off'],
-];
 
 describe('the stage model', () => {
   it('counts activations, escalations and direct recordings of one shift as the contract defines them', () => {

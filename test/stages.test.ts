@@ -5,6 +5,7 @@ import path from 'node:path';
 import { openStore } from '../src/store/db.js';
 import { storeCameraEvents } from '../src/store/camera-settings.js';
 import { allVerified, cli, TestDock, waitFor } from './support/harness.js';
+import { SHIFT } from './support/stages-shift.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -26,19 +27,6 @@ interface StagesJson {
   groups?: Array<{ group: string; shifts: number; withheld?: boolean; displayActivations?: number; escalated?: number }>;
 }
 
-/** Minutes into a shift → an event: an 8-hour shift with a display-only minute, one escalation and one direct recording. */
-const SHIFT: Array<[number, string]> = [
-  [0, 'power.on'],
-  [60, 'display.on'],
-  [62, 'display.off'],
-  [120, 'display.on'],
-  [120.5, 'recording.start'],
-  [130, 'recording.stop'],
-  [131, 'display.off'],
-  [200, 'recording.start'],
-  [210, 'recording.stop'],
-  [480, 'power.off'],
-];
 
 let dock: TestDock | undefined;
 const dirs: string[] = [];
