@@ -69,7 +69,8 @@ async function* walkFolder(w: TreeWalk, rel: Buffer, depth: number): AsyncGenera
   let dir;
   try {
     // A folder swapped for a link after its lstat would be followed by opendir: check where it is.
-    if (rel.length > 0 && !insideRoot(w.root, await realpath(abs, { encoding: 'buffer' }))) return report(w, rel, 'outside');
+    if (rel.length > 0 && !insideRoot(w.root, await realpath(abs, { encoding: 'buffer' })))
+      return report(w, rel, 'outside');
     // Node's types leave 'buffer' out, but opendir honours it: entry names come as raw bytes.
     dir = await opendir(abs, { encoding: 'buffer' as BufferEncoding });
   } catch (err) {
@@ -133,15 +134,17 @@ export async function resolveInside(root: Buffer, id: string): Promise<{ file: B
   const raw = bytesFromName(id);
   if (!raw) throw badId(id, 'not a recording id');
   const parts: Buffer[] = [];
-  for (let from = 0; from <= raw.length; ) {
+  for (let from = 0; from <= raw.length;) {
     const to = raw.indexOf(SLASH, from);
     const end = to < 0 ? raw.length : to;
     parts.push(raw.subarray(from, end));
     from = end + 1;
   }
-  const bad = (p: Buffer) => p.length === 0 || p.includes(0) || p.equals(Buffer.from('.')) || p.equals(Buffer.from('..'));
+  const bad = (p: Buffer) =>
+    p.length === 0 || p.includes(0) || p.equals(Buffer.from('.')) || p.equals(Buffer.from('..'));
   if (parts.some(bad)) throw badId(id, 'not a recording id');
-  const folder = parts.length > 1 ? await realpath(joinBytes(root, ...parts.slice(0, -1)), { encoding: 'buffer' }) : root;
+  const folder =
+    parts.length > 1 ? await realpath(joinBytes(root, ...parts.slice(0, -1)), { encoding: 'buffer' }) : root;
   if (!insideRoot(root, folder)) throw badId(id, 'recording id leads outside the camera');
   return { file: joinBytes(folder, parts.at(-1)!), folder };
 }
@@ -190,7 +193,13 @@ let grabs = 0;
  * anything that appeared meanwhile. The interim name is a visible one, so a dock that loses power
  * half-way finds the file again at its next listing as a recording of its own.
  */
-async function unlinkIfSame(file: Buffer, folder: Buffer, id: string, identity: string, stableInodes: boolean): Promise<Buffer> {
+async function unlinkIfSame(
+  file: Buffer,
+  folder: Buffer,
+  id: string,
+  identity: string,
+  stableInodes: boolean,
+): Promise<Buffer> {
   // Short, so that it fits beside a name already at the file system's limit.
   const grab = joinBytes(folder, Buffer.from(`~dockd-deleting-${process.pid}-${++grabs}`));
   await rename(file, grab);

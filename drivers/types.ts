@@ -193,7 +193,14 @@ export type SettingValue = string | number | boolean;
 export type CameraSettings = Record<string, SettingValue>;
 
 /** The event types a camera's own event log may hold; anything else is dropped by the caller. */
-export const CAMERA_EVENT_TYPES = ['power.on', 'power.off', 'display.on', 'display.off', 'recording.start', 'recording.stop'] as const;
+export const CAMERA_EVENT_TYPES = [
+  'power.on',
+  'power.off',
+  'display.on',
+  'display.off',
+  'recording.start',
+  'recording.stop',
+] as const;
 export type CameraEventType = (typeof CAMERA_EVENT_TYPES)[number];
 
 /** One entry of the camera's event log, with the camera's own timestamp as it was written. */

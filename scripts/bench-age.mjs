@@ -113,7 +113,14 @@ const kinds = {
   roundTrip: (bytes) => timeNode(bytes, age.createEncryptStream([recipient]), age.createDecryptStream([identity])),
   npm: (bytes) => timeNpm(bytes, recipient),
 };
-const expectedBytes = { copy: total, ours: expected, hashedCopy: total, hashedOurs: expected, roundTrip: total, npm: expected };
+const expectedBytes = {
+  copy: total,
+  ours: expected,
+  hashedCopy: total,
+  hashedOurs: expected,
+  roundTrip: total,
+  npm: expected,
+};
 const best = {};
 // Untimed, so that the first timed run is not also the one that warms up the JIT.
 for (const fn of Object.values(kinds)) await fn(16 * MIB);
@@ -136,7 +143,11 @@ process.stdout.write(
     row('copy through a PassThrough', best.copy),
     row('dockd encrypt stream', best.ours, `   ${(best.ours / best.copy).toFixed(2)}× copy`),
     row('PassThrough, SHA-256 in and out', best.hashedCopy),
-    row('dockd encrypt, SHA-256 in and out', best.hashedOurs, `   ${(best.hashedOurs / best.hashedCopy).toFixed(2)}× hashed copy`),
+    row(
+      'dockd encrypt, SHA-256 in and out',
+      best.hashedOurs,
+      `   ${(best.hashedOurs / best.hashedCopy).toFixed(2)}× hashed copy`,
+    ),
     row('dockd encrypt → decrypt', best.roundTrip),
     row('age-encryption package encrypt', best.npm),
     `  dockd encrypt vs age-encryption package: ${(best.ours / best.npm).toFixed(1)}×`,

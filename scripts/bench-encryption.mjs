@@ -15,7 +15,11 @@ export function keygen(file, dataDir) {
   const env = { ...process.env };
   // keygen reads a config for the data dir it must stay out of; the caller's is not the run's.
   delete env.DOCKD_CONFIG;
-  const out = execFileSync(process.execPath, [BIN, '--data-dir', dataDir, 'keygen', '--out', file, '--json'], { cwd: ROOT, env, encoding: 'utf8' });
+  const out = execFileSync(process.execPath, [BIN, '--data-dir', dataDir, 'keygen', '--out', file, '--json'], {
+    cwd: ROOT,
+    env,
+    encoding: 'utf8',
+  });
   return JSON.parse(out).recipient;
 }
 
@@ -56,7 +60,9 @@ export async function checkDecrypts(archived, source, identityFile, via) {
       const done = new Promise((resolve, reject) => {
         decrypt.on('data', take).on('end', resolve).on('error', reject);
       });
-      createReadStream(archived).on('error', (e) => decrypt.destroy(e)).pipe(decrypt);
+      createReadStream(archived)
+        .on('error', (e) => decrypt.destroy(e))
+        .pipe(decrypt);
       await done;
     }
   } catch (err) {
@@ -64,5 +70,9 @@ export async function checkDecrypts(archived, source, identityFile, via) {
   }
   const want = { sha: await hashFile(source), bytes: statSync(source).size };
   const got = hash.digest('hex');
-  return got === want.sha && bytes === want.bytes ? [] : [`${archived} decrypts (${via}) to ${bytes} bytes with SHA-256 ${got}; the source ${source} is ${want.bytes} bytes, ${want.sha}`];
+  return got === want.sha && bytes === want.bytes
+    ? []
+    : [
+        `${archived} decrypts (${via}) to ${bytes} bytes with SHA-256 ${got}; the source ${source} is ${want.bytes} bytes, ${want.sha}`,
+      ];
 }

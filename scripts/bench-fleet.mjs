@@ -25,7 +25,13 @@ import { activeRgw, createLockedBucket, rgwMissing, s3Client, startRgw } from '.
 const BUCKET = 'dockd-fleet-bench';
 const HOUR = 3_600_000;
 
-const { values } = parseArgs({ options: { docks: { type: 'string', default: '200' }, cameras: { type: 'string', default: '50' }, runs: { type: 'string', default: '5' } } });
+const { values } = parseArgs({
+  options: {
+    docks: { type: 'string', default: '200' },
+    cameras: { type: 'string', default: '50' },
+    runs: { type: 'string', default: '5' },
+  },
+});
 const DOCKS = Number(values.docks);
 const CAMERAS = Number(values.cameras);
 const RUNS = Number(values.runs);
@@ -38,11 +44,15 @@ if (!existsSync(path.join(ROOT, 'dist', 'src', 'fleet', 'document.js'))) {
   process.exit(2);
 }
 if (rgwMissing().length) {
-  process.stderr.write(`bench-fleet: Ceph is not installed (${rgwMissing().join(', ')}): run scripts/rgw/install.sh as root\n`);
+  process.stderr.write(
+    `bench-fleet: Ceph is not installed (${rgwMissing().join(', ')}): run scripts/rgw/install.sh as root\n`,
+  );
   process.exit(2);
 }
 
-const { STATE_FORMAT, SERIES_BUCKET_MS, SERIES_POINTS, stateKey } = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'fleet', 'document.js')).href);
+const { STATE_FORMAT, SERIES_BUCKET_MS, SERIES_POINTS, stateKey } = await import(
+  pathToFileURL(path.join(ROOT, 'dist', 'src', 'fleet', 'document.js')).href
+);
 const { checkpointMessage } = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'custody', 'signing.js')).href);
 
 /** Cameras roam: neighbouring docks share a fifth of theirs, so merging by serial has work to do. */
@@ -62,8 +72,18 @@ function dockState(d, now) {
       docked: i < 8,
       lastSeenAt: new Date(lastSeen).toISOString(),
       clockSkewSeconds: (n % 7) - 3,
-      battery: { status: n % 13 === 0 ? 'short' : 'ok', percent: 40 + (n % 60), charging: i < 8, healthPercent: 80 + (n % 20), projectedRuntimeHours: n % 13 === 0 ? 7.5 : 11.2, drainPercentPerHour: n % 13 === 0 ? 13.3 : 8.9 },
-      batteryLows: { from: end - (SERIES_POINTS - 1) * SERIES_BUCKET_MS, percent: Array.from({ length: SERIES_POINTS }, (_, k) => 100 - ((k * 13 + n) % 70)) },
+      battery: {
+        status: n % 13 === 0 ? 'short' : 'ok',
+        percent: 40 + (n % 60),
+        charging: i < 8,
+        healthPercent: 80 + (n % 20),
+        projectedRuntimeHours: n % 13 === 0 ? 7.5 : 11.2,
+        drainPercentPerHour: n % 13 === 0 ? 13.3 : 8.9,
+      },
+      batteryLows: {
+        from: end - (SERIES_POINTS - 1) * SERIES_BUCKET_MS,
+        percent: Array.from({ length: SERIES_POINTS }, (_, k) => 100 - ((k * 13 + n) % 70)),
+      },
     };
   });
   return {
@@ -81,7 +101,12 @@ function dockState(d, now) {
     replication: { count: d % 3, bytes: (d % 3) * 50_000_000, oldestAt: null },
     archive: { freeBytes: 500e9 },
     cameras,
-    custodyHead: { seq, hash, signature: sign(null, checkpointMessage(seq, hash), privateKey).toString('base64'), keyId: createHash('sha256').update(raw).digest('hex').slice(0, 16) },
+    custodyHead: {
+      seq,
+      hash,
+      signature: sign(null, checkpointMessage(seq, hash), privateKey).toString('base64'),
+      keyId: createHash('sha256').update(raw).digest('hex').slice(0, 16),
+    },
     publicKey: raw.toString('base64'),
   };
 }
@@ -89,11 +114,16 @@ function dockState(d, now) {
 function runFleet(config, env, args = ['fleet', '--json']) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    execFile(process.execPath, [BIN, '--config', config, ...args], { env: { ...process.env, ...env }, maxBuffer: 512 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const seconds = (performance.now() - t0) / 1000;
-      if (err && err.code !== 1) return reject(new Error(`dockd fleet exited ${err.code}: ${stderr}`));
-      resolve({ seconds, out: args[0] === 'fleet' ? JSON.parse(stdout) : null, bytes: stdout.length });
-    });
+    execFile(
+      process.execPath,
+      [BIN, '--config', config, ...args],
+      { env: { ...process.env, ...env }, maxBuffer: 512 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const seconds = (performance.now() - t0) / 1000;
+        if (err && err.code !== 1) return reject(new Error(`dockd fleet exited ${err.code}: ${stderr}`));
+        resolve({ seconds, out: args[0] === 'fleet' ? JSON.parse(stdout) : null, bytes: stdout.length });
+      },
+    );
   });
 }
 
@@ -114,16 +144,33 @@ try {
         const doc = dockState(next++, now);
         const body = Buffer.from(JSON.stringify(doc));
         bytes += body.length;
-        await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: stateKey(doc.dockId), Body: body, ContentLength: body.length, ContentMD5: createHash('md5').update(body).digest('base64') }));
+        await s3.send(
+          new PutObjectCommand({
+            Bucket: BUCKET,
+            Key: stateKey(doc.dockId),
+            Body: body,
+            ContentLength: body.length,
+            ContentMD5: createHash('md5').update(body).digest('base64'),
+          }),
+        );
       }
     }),
   );
-  log(`put ${DOCKS} documents, ${(bytes / 1e6).toFixed(1)} MB (${Math.round(bytes / DOCKS / 1000)} KB each), in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  log(
+    `put ${DOCKS} documents, ${(bytes / 1e6).toFixed(1)} MB (${Math.round(bytes / DOCKS / 1000)} KB each), in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
   s3.destroy();
 
   const config = path.join(work, 'dockd.config.json');
-  writeFileSync(config, JSON.stringify({ dataDir: work, replication: { endpoint: rgw.endpoint, bucket: BUCKET, dockId: 'office' } }));
-  const env = { AWS_ACCESS_KEY_ID: rgw.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+  writeFileSync(
+    config,
+    JSON.stringify({ dataDir: work, replication: { endpoint: rgw.endpoint, bucket: BUCKET, dockId: 'office' } }),
+  );
+  const env = {
+    AWS_ACCESS_KEY_ID: rgw.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey,
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
   const first = await runFleet(config, env);
   const later = [];
   for (let i = 0; i < RUNS; i++) later.push(await runFleet(config, env));
@@ -132,9 +179,11 @@ try {
   const expectedCameras = (DOCKS - 1) * stride + CAMERAS;
   const problems = [];
   if (out.docks.length !== DOCKS) problems.push(`${out.docks.length} docks, expected ${DOCKS}`);
-  if (out.cameras.length !== expectedCameras) problems.push(`${out.cameras.length} cameras, expected ${expectedCameras}`);
+  if (out.cameras.length !== expectedCameras)
+    problems.push(`${out.cameras.length} cameras, expected ${expectedCameras}`);
   if (out.warnings.length) problems.push(`${out.warnings.length} warnings: ${out.warnings[0].message}`);
-  if (!out.docks.every((d) => d.custodyHead?.signatureOk && d.key.trust === 'remembered')) problems.push('not every head verified against a remembered key');
+  if (!out.docks.every((d) => d.custodyHead?.signatureOk && d.key.trust === 'remembered'))
+    problems.push('not every head verified against a remembered key');
   const secs = later.map((r) => r.seconds);
   // What any dockd command costs on this machine now: Node, the CLI, the config.
   const idle = [];
@@ -150,7 +199,9 @@ try {
     process.stdout.write(`CORRECTNESS CHECK FAILED: ${problems.join('; ')}\n`);
     process.exitCode = 1;
   } else {
-    process.stdout.write(`Correctness: every dock listed with a verified head, ${out.cameras.length} cameras merged by serial, no warnings.\n`);
+    process.stdout.write(
+      `Correctness: every dock listed with a verified head, ${out.cameras.length} cameras merged by serial, no warnings.\n`,
+    );
   }
 } catch (err) {
   process.stderr.write(`bench-fleet: ${err instanceof Error ? err.message : String(err)}\n`);

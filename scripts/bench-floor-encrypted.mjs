@@ -12,7 +12,17 @@
  *
  *   node scripts/bench-floor-encrypted.mjs SRC DEST RECIPIENT
  */
-import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -38,7 +48,7 @@ function rehash(file, buf, check) {
   const h = createHash('sha256');
   const fd = openSync(file, 'r');
   try {
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const n = readSync(fd, buf, 0, buf.length, pos);
       if (n === 0) break;
       h.update(buf.subarray(0, n));
@@ -52,7 +62,7 @@ function rehash(file, buf, check) {
 }
 
 function writeAll(fd, buf, position) {
-  for (let off = 0; off < buf.length; ) {
+  for (let off = 0; off < buf.length;) {
     const n = writeSync(fd, buf, off, buf.length - off, position + off);
     if (n === 0) throw new Error('the staging file accepted no bytes');
     off += n;
@@ -81,7 +91,7 @@ async function copyCamera({ src, dest, camera, recipient }) {
     let written = writeAll(output, prefix, 0);
     let counter = 0;
     // The size is known here, so the final chunk is known without holding one back.
-    for (let pos = 0; pos < size || counter === 0; ) {
+    for (let pos = 0; pos < size || counter === 0;) {
       const n = size === 0 ? 0 : readSync(input, buf, 0, READ, pos);
       if (n === 0 && size > 0) throw new Error(`${rel} ended at ${pos} of ${size} bytes`);
       const data = buf.subarray(0, n);
@@ -89,7 +99,14 @@ async function copyCamera({ src, dest, camera, recipient }) {
       let used = 0;
       for (let at = 0; at < n || (n === 0 && counter === 0); at += CHUNK) {
         const piece = data.subarray(at, Math.min(at + CHUNK, n));
-        used += sealStreamChunk(chunkAead, key, counter++, pos + at + piece.length === size, piece, sealed.subarray(used));
+        used += sealStreamChunk(
+          chunkAead,
+          key,
+          counter++,
+          pos + at + piece.length === size,
+          piece,
+          sealed.subarray(used),
+        );
       }
       written += writeAll(output, sealed.subarray(0, used), written);
       pos += n;

@@ -51,7 +51,7 @@ async function copyCamera(camera) {
     const input = await open(path.join(from, rel), 'r');
     const output = await open(staging, 'w');
     const hash = createHash('sha256');
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const { bytesRead } = await input.read(buf, 0, CHUNK, pos);
       if (bytesRead === 0) break;
       hash.update(buf.subarray(0, bytesRead));

@@ -4,7 +4,23 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { accessSync, closeSync, constants, copyFileSync, createReadStream, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  copyFileSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -86,17 +102,25 @@ export function parseOptions(argv, env = process.env) {
     const raw = values[flag] ?? env[envName];
     if (raw === undefined || raw === '') return quick ? quickDflt : dflt;
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${flag} must be a whole number of at least ${min}, got "${raw}"`);
+    if (!Number.isInteger(n) || n < min)
+      throw new UsageError(`--${flag} must be a whole number of at least ${min}, got "${raw}"`);
     return n;
   };
   const only = new Set(
     (values.only ?? RUNS.join(','))
       .split(',')
-      .map((r) => r.trim().toLowerCase().replace(/^\((.*)\)$/, '$1').replace('b+sync', 'bsync'))
+      .map((r) =>
+        r
+          .trim()
+          .toLowerCase()
+          .replace(/^\((.*)\)$/, '$1')
+          .replace('b+sync', 'bsync'),
+      )
       .filter(Boolean),
   );
   const unknown = [...only].filter((r) => !RUNS.includes(r));
-  if (unknown.length || only.size === 0) throw new UsageError(`--only takes runs of ${RUNS.join(',')}, got "${values.only}"`);
+  if (unknown.length || only.size === 0)
+    throw new UsageError(`--only takes runs of ${RUNS.join(',')}, got "${values.only}"`);
   const cameras = int('cameras', 'DOCKD_BENCH_CAMERAS', 4, 2, 1);
   const files = int('files', 'DOCKD_BENCH_FILES', 8, 4, 1);
   const mib = int('mb', 'DOCKD_BENCH_MB', 64, 8, 1);
@@ -158,7 +182,7 @@ function writeFile(file, label, bytes) {
     for (let left = bytes; left > 0; left -= MIB) {
       const block = cipher.update(left >= MIB ? ZEROS : ZEROS.subarray(0, left));
       hash.update(block);
-      for (let off = 0; off < block.length; ) off += writeSync(fd, block, off);
+      for (let off = 0; off < block.length;) off += writeSync(fd, block, off);
     }
   } finally {
     closeSync(fd);
@@ -280,7 +304,12 @@ export function archivedFiles(dataDir, cameras) {
   const bySerial = new Map(cameras.map((c) => [c.serial, c.slot]));
   const db = new Database(path.join(dataDir, 'dockd.db'), { readonly: true, fileMustExist: true });
   try {
-    return new Map(db.prepare('SELECT camera, source_path, archive_path FROM recordings').all().map((r) => [`${bySerial.get(r.camera)}/${r.source_path}`, r.archive_path]));
+    return new Map(
+      db
+        .prepare('SELECT camera, source_path, archive_path FROM recordings')
+        .all()
+        .map((r) => [`${bySerial.get(r.camera)}/${r.source_path}`, r.archive_path]),
+    );
   } finally {
     db.close();
   }
@@ -405,16 +434,34 @@ export async function runDockd({ dir, expectedFiles, timeoutMs, config = {}, env
   const configPath = path.join(dir, 'dockd.config.json');
   writeFileSync(
     configPath,
-    JSON.stringify({ dataDir, sim: { dir: simDir }, usb: { enabled: false }, ingest: { minFreeBytes: 0 }, log: { level: 'warn' }, ...config }, null, 2),
+    JSON.stringify(
+      {
+        dataDir,
+        sim: { dir: simDir },
+        usb: { enabled: false },
+        ingest: { minFreeBytes: 0 },
+        log: { level: 'warn' },
+        ...config,
+      },
+      null,
+      2,
+    ),
   );
   const dbFile = path.join(dataDir, 'dockd.db');
   const stages = [
-    { label: 'verified and deleted', sql: "SELECT count(*) n FROM recordings WHERE status = 'verified' AND deleted_from_camera = 1" },
+    {
+      label: 'verified and deleted',
+      sql: "SELECT count(*) n FROM recordings WHERE status = 'verified' AND deleted_from_camera = 1",
+    },
     ...(waitFor ? [waitFor] : []),
   ];
   const startedWall = Date.now();
   const started = performance.now();
-  const child = spawn(process.execPath, [BIN, '--config', configPath, 'start'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [BIN, '--config', configPath, 'start'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   activeDaemon = child;
   const out = new Tail();
   const err = new Tail();
@@ -435,12 +482,20 @@ export async function runDockd({ dir, expectedFiles, timeoutMs, config = {}, env
     const deadline = started + timeoutMs;
     for (;;) {
       const stage = stages[stageSeconds.length];
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`dockd exited early (${child.exitCode ?? child.signalCode})${describe()}`);
-      if (performance.now() > deadline) throw new Error(`dockd did not finish within ${Math.round(timeoutMs / 1000)} s (${done ?? 0} of ${expectedFiles} ${stage.label})${describe()}`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`dockd exited early (${child.exitCode ?? child.signalCode})${describe()}`);
+      if (performance.now() > deadline)
+        throw new Error(
+          `dockd did not finish within ${Math.round(timeoutMs / 1000)} s (${done ?? 0} of ${expectedFiles} ${stage.label})${describe()}`,
+        );
       try {
         db ??= existsSync(dbFile) ? new Database(dbFile, { readonly: true, fileMustExist: true }) : null;
         if (db && dockedAt === null) {
-          if (startedAt === null && db.prepare("SELECT count(*) n FROM custody_events WHERE type = 'daemon.started'").get().n > 0) startedAt = performance.now();
+          if (
+            startedAt === null &&
+            db.prepare("SELECT count(*) n FROM custody_events WHERE type = 'daemon.started'").get().n > 0
+          )
+            startedAt = performance.now();
           if (startedAt !== null && performance.now() - startedAt >= IDLE_BEFORE_DOCK_MS) {
             dock();
             dockedAt = performance.now();
@@ -454,10 +509,18 @@ export async function runDockd({ dir, expectedFiles, timeoutMs, config = {}, env
             continue;
           }
           if (++polls % 20 === 0) {
-            const failed = db.prepare("SELECT source_path, last_error FROM recordings WHERE status = 'failed' LIMIT 3").all();
-            if (failed.length) throw new FatalRunError(`dockd gave up on recordings: ${failed.map((f) => `${f.source_path}: ${f.last_error}`).join('; ')}`);
+            const failed = db
+              .prepare("SELECT source_path, last_error FROM recordings WHERE status = 'failed' LIMIT 3")
+              .all();
+            if (failed.length)
+              throw new FatalRunError(
+                `dockd gave up on recordings: ${failed.map((f) => `${f.source_path}: ${f.last_error}`).join('; ')}`,
+              );
             const jobs = db.prepare("SELECT kind, last_error FROM jobs WHERE state = 'failed' LIMIT 3").all();
-            if (jobs.length) throw new FatalRunError(`dockd gave up on jobs: ${jobs.map((j) => `${j.kind}: ${j.last_error}`).join('; ')}`);
+            if (jobs.length)
+              throw new FatalRunError(
+                `dockd gave up on jobs: ${jobs.map((j) => `${j.kind}: ${j.last_error}`).join('; ')}`,
+              );
           }
         }
       } catch (e) {
@@ -555,7 +618,12 @@ export async function checkDockdRun(run, cameras, expected, { encrypted = false,
          ${history ? `WHERE NOT (${history})` : ''}`,
       )
       .all();
-    verifiedEvents = new Map(db.prepare("SELECT recording, count(*) n FROM custody_events WHERE type = 'offload.verified' GROUP BY recording").all().map((e) => [e.recording, e.n]));
+    verifiedEvents = new Map(
+      db
+        .prepare("SELECT recording, count(*) n FROM custody_events WHERE type = 'offload.verified' GROUP BY recording")
+        .all()
+        .map((e) => [e.recording, e.n]),
+    );
   } finally {
     db.close();
   }
@@ -567,12 +635,18 @@ export async function checkDockdRun(run, cameras, expected, { encrypted = false,
     const exp = expected.get(key);
     if (!exp) problems.push(`unexpected recording ${r.camera}:${r.source_path}`);
     else if (r.sha256 !== exp) problems.push(`${key}: dockd SHA-256 ${r.sha256} differs from ${exp}`);
-    if (r.status !== 'verified' || r.deleted_from_camera !== 1) problems.push(`${key}: status ${r.status}, deleted ${r.deleted_from_camera}`);
-    if (verifiedEvents.get(r.id) !== 1) problems.push(`${key}: ${verifiedEvents.get(r.id) ?? 0} offload.verified events, expected 1`);
+    if (r.status !== 'verified' || r.deleted_from_camera !== 1)
+      problems.push(`${key}: status ${r.status}, deleted ${r.deleted_from_camera}`);
+    if (verifiedEvents.get(r.id) !== 1)
+      problems.push(`${key}: ${verifiedEvents.get(r.id) ?? 0} offload.verified events, expected 1`);
     if (encrypted) {
       if (!r.archive_path?.endsWith('.age')) problems.push(`${key}: archived as ${r.archive_path}, not as a .age file`);
-      if (r.stored_sha256 === r.sha256) problems.push(`${key}: the archive's SHA-256 is the plaintext's: not encrypted`);
-      if (r.stored_bytes !== encryptedSize(r.bytes, 1)) problems.push(`${key}: archive holds ${r.stored_bytes} bytes; age makes ${encryptedSize(r.bytes, 1)} of ${r.bytes}`);
+      if (r.stored_sha256 === r.sha256)
+        problems.push(`${key}: the archive's SHA-256 is the plaintext's: not encrypted`);
+      if (r.stored_bytes !== encryptedSize(r.bytes, 1))
+        problems.push(
+          `${key}: archive holds ${r.stored_bytes} bytes; age makes ${encryptedSize(r.bytes, 1)} of ${r.bytes}`,
+        );
     } else if (r.stored_sha256 !== r.sha256 || r.stored_bytes !== r.bytes) {
       problems.push(`${key}: archive holds ${r.stored_bytes} bytes with SHA-256 ${r.stored_sha256}, not the plaintext`);
     }
@@ -588,7 +662,10 @@ export async function checkDockdRun(run, cameras, expected, { encrypted = false,
     }
     const size = statSync(f).size;
     const sha = await hashFile(f);
-    if (size !== r.stored_bytes || sha !== r.stored_sha256) problems.push(`archive file ${f}: ${size} bytes, SHA-256 ${sha}; store says ${r.stored_bytes}, ${r.stored_sha256}`);
+    if (size !== r.stored_bytes || sha !== r.stored_sha256)
+      problems.push(
+        `archive file ${f}: ${size} bytes, SHA-256 ${sha}; store says ${r.stored_bytes}, ${r.stored_sha256}`,
+      );
   }
   const left = listFiles(run.simDir).filter((f) => path.basename(f) !== 'camera.json');
   if (left.length) problems.push(`${left.length} recordings still on the simulated cameras, e.g. ${left[0]}`);
@@ -597,7 +674,8 @@ export async function checkDockdRun(run, cameras, expected, { encrypted = false,
 
 // dockd's own age code, for the size of an encrypted archive file.
 let ageModule = null;
-export const ageLib = async () => (ageModule ??= await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'crypto', 'age.js')).href));
+export const ageLib = async () =>
+  (ageModule ??= await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'crypto', 'age.js')).href));
 
 /**
  * What the simulated links deliver to a reader that only hashes: the driver dockd loads, one
@@ -605,13 +683,18 @@ export const ageLib = async () => (ageModule ??= await import(pathToFileURL(path
  * simulator's own ceiling apart from dockd's share of it.
  */
 export async function readThroughSimDriver(simDir, cameras) {
-  const { simulatedDriver } = await import(pathToFileURL(path.join(ROOT, 'dist', 'drivers', 'simulated', 'index.js')).href);
+  const { simulatedDriver } = await import(
+    pathToFileURL(path.join(ROOT, 'dist', 'drivers', 'simulated', 'index.js')).href
+  );
   const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
   let bytes = 0;
   const started = performance.now();
   await Promise.all(
     cameras.map(async (cam) => {
-      const session = await simulatedDriver.open({ bus: 'sim', key: cam.slot, slot: cam.slot, path: path.join(simDir, cam.slot) }, quiet);
+      const session = await simulatedDriver.open(
+        { bus: 'sim', key: cam.slot, slot: cam.slot, path: path.join(simDir, cam.slot) },
+        quiet,
+      );
       try {
         for (const f of cam.files) {
           const hash = createHash('sha256');
@@ -643,7 +726,8 @@ export function fsTypeOf(dir) {
       const [, mount, type] = line.split(' ');
       if (!mount) continue;
       const m = mount.replace(/\\040/g, ' ');
-      if ((dir === m || dir.startsWith(m.endsWith('/') ? m : `${m}/`)) && m.length >= best.mount.length) best = { mount: m, type };
+      if ((dir === m || dir.startsWith(m.endsWith('/') ? m : `${m}/`)) && m.length >= best.mount.length)
+        best = { mount: m, type };
     }
     return best.type;
   } catch {
@@ -653,7 +737,8 @@ export function fsTypeOf(dir) {
 
 /** The commit measured, and whether the working tree differed from it (dist/ is built from it). */
 export function revision() {
-  const git = (...args) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  const git = (...args) =>
+    execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {
     const dirty = git('status', '--porcelain', '--untracked-files=no', '--', 'src', 'drivers', 'bin').length > 0;
     return `${git('rev-parse', '--short', 'HEAD')}${dirty ? ' + uncommitted changes' : ''}`;
@@ -695,6 +780,7 @@ export function fmt(n, digits = 2) {
 /** Renders rows of cells as an aligned text table; numbers right-aligned. */
 export function renderTable(header, rows) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (cells) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
+  const line = (cells) =>
+    cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }

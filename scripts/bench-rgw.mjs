@@ -72,11 +72,21 @@ export async function startRgw({ timeoutSec = 120 } = {}) {
       'bash',
       [path.join(SCRIPTS, 'start.sh'), dir],
       {
-        env: { ...process.env, RGW_OWNER_PID: String(process.pid), RGW_OWNER_TEMP: '1', RGW_READY_TIMEOUT: String(timeoutSec) },
+        env: {
+          ...process.env,
+          RGW_OWNER_PID: String(process.pid),
+          RGW_OWNER_TEMP: '1',
+          RGW_READY_TIMEOUT: String(timeoutSec),
+        },
         timeout: (timeoutSec + 30) * 1000,
         killSignal: 'SIGKILL',
       },
-      (err, out, errOut) => (err ? reject(new Error(`scripts/rgw/start.sh exited ${err.code ?? err.signal}: ${errOut.trim() || '(no output)'}`)) : resolve(out)),
+      (err, out, errOut) =>
+        err
+          ? reject(
+              new Error(`scripts/rgw/start.sh exited ${err.code ?? err.signal}: ${errOut.trim() || '(no output)'}`),
+            )
+          : resolve(out),
     );
     starter = { child, done: new Promise((r) => child.on('close', r)) };
   })
@@ -100,7 +110,10 @@ export async function s3Client(rgw) {
   // Node 20 is supported until 2027; the SDK's notice about it would only clutter the output.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { s3ClientFor } = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'replication', 'store.js')).href);
-  return s3ClientFor({ endpoint: rgw.endpoint, region: 'us-east-1', forcePathStyle: true }, { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey });
+  return s3ClientFor(
+    { endpoint: rgw.endpoint, region: 'us-east-1', forcePathStyle: true },
+    { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
+  );
 }
 
 /**
@@ -113,8 +126,24 @@ export async function createLockedBucket(s3, bucket) {
   const body = Buffer.alloc(4096, 1);
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'warm-up/put', Body: body, ContentLength: body.length }));
   const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'warm-up/multipart' }));
-  const part = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: 'warm-up/multipart', UploadId, PartNumber: 1, Body: body, ContentLength: body.length }));
-  await s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: 'warm-up/multipart', UploadId, MultipartUpload: { Parts: [{ ETag: part.ETag, PartNumber: 1 }] } }));
+  const part = await s3.send(
+    new UploadPartCommand({
+      Bucket: bucket,
+      Key: 'warm-up/multipart',
+      UploadId,
+      PartNumber: 1,
+      Body: body,
+      ContentLength: body.length,
+    }),
+  );
+  await s3.send(
+    new CompleteMultipartUploadCommand({
+      Bucket: bucket,
+      Key: 'warm-up/multipart',
+      UploadId,
+      MultipartUpload: { Parts: [{ ETag: part.ETag, PartNumber: 1 }] },
+    }),
+  );
 }
 
 /**
@@ -127,7 +156,14 @@ export async function uploadLoop(s3, bucket, prefix, files) {
   const started = performance.now();
   for (const { file, key } of files) {
     const size = statSync(file).size;
-    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}/${key}`, Body: createReadStream(file, { highWaterMark: 1024 * 1024 }), ContentLength: size }));
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: `${prefix}/${key}`,
+        Body: createReadStream(file, { highWaterMark: 1024 * 1024 }),
+        ContentLength: size,
+      }),
+    );
     bytes += size;
   }
   return { seconds: (performance.now() - started) / 1000, bytes, files: files.length };
@@ -145,8 +181,12 @@ export async function checkReplication(s3, bucket, dataDir, cameras, expected) {
   let recs;
   let events;
   try {
-    recs = db.prepare('SELECT id, camera, source_path, bytes, coalesce(stored_bytes, bytes) stored_bytes FROM recordings').all();
-    events = db.prepare("SELECT recording, sha256, details FROM custody_events WHERE type = 'replication.verified'").all();
+    recs = db
+      .prepare('SELECT id, camera, source_path, bytes, coalesce(stored_bytes, bytes) stored_bytes FROM recordings')
+      .all();
+    events = db
+      .prepare("SELECT recording, sha256, details FROM custody_events WHERE type = 'replication.verified'")
+      .all();
   } finally {
     db.close();
   }
@@ -162,13 +202,21 @@ export async function checkReplication(s3, bucket, dataDir, cameras, expected) {
     const objectKey = JSON.parse(evs[0].details).key;
     try {
       const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: objectKey }));
-      if (head.Metadata?.sha256 !== expected.get(key)) problems.push(`${key}: object ${objectKey} has sha256 ${head.Metadata?.sha256}, generated ${expected.get(key)}`);
-      if (head.ContentLength !== r.stored_bytes) problems.push(`${key}: object ${objectKey} is ${head.ContentLength} bytes, the archive holds ${r.stored_bytes}`);
-      if (!head.ObjectLockMode || !head.ObjectLockRetainUntilDate) problems.push(`${key}: object ${objectKey} carries no Object Lock retention`);
+      if (head.Metadata?.sha256 !== expected.get(key))
+        problems.push(
+          `${key}: object ${objectKey} has sha256 ${head.Metadata?.sha256}, generated ${expected.get(key)}`,
+        );
+      if (head.ContentLength !== r.stored_bytes)
+        problems.push(
+          `${key}: object ${objectKey} is ${head.ContentLength} bytes, the archive holds ${r.stored_bytes}`,
+        );
+      if (!head.ObjectLockMode || !head.ObjectLockRetainUntilDate)
+        problems.push(`${key}: object ${objectKey} carries no Object Lock retention`);
     } catch (err) {
       problems.push(`${key}: HEAD ${objectKey} failed: ${err?.name ?? ''} ${err?.message ?? String(err)}`);
     }
   }
-  if (events.length > recs.length) problems.push(`${events.length} replication.verified events for ${recs.length} recordings`);
+  if (events.length > recs.length)
+    problems.push(`${events.length} replication.verified events for ${recs.length} recordings`);
   return problems;
 }

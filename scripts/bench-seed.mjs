@@ -40,7 +40,9 @@ export async function seedHistory(dataDir, serials, perCamera, { shiftHours = 10
                                sha256, stored_sha256, stored_bytes, archive_path, deleted_from_camera, verified_at, bytes_done)
        VALUES (@id, @camera, @sourcePath, @sourcePath, @bytes, @at, @at, 'verified', @visit, @at, @sha256, @sha256, @bytes, @archivePath, 1, @at, @bytes)`,
     );
-    const job = db.prepare(`INSERT INTO jobs (recording, kind, state, attempts, created_at, updated_at) VALUES (?, 'release', 'done', 1, ?, ?)`);
+    const job = db.prepare(
+      `INSERT INTO jobs (recording, kind, state, attempts, created_at, updated_at) VALUES (?, 'release', 'done', 1, ?, ?)`,
+    );
     const sample = db.prepare(
       `INSERT INTO battery_samples (camera, at, percent, charging, voltage, temperature_c, health_percent, cycle_count, source, visit)
        VALUES (?, ?, ?, 1, 3.9, 28, ?, ?, 'dock', ?)`,
@@ -68,12 +70,55 @@ export async function seedHistory(dataDir, serials, perCamera, { shiftHours = 10
             const id = randomUUID();
             const bytes = 50_000_000 + ((i * 7919) % 400_000_000);
             const sha256 = createHash('sha256').update(`${serial}/${sourcePath}`).digest('hex');
-            const archivePath = path.join(dataDir, 'archive', serial, at.toISOString().slice(0, 10), path.basename(sourcePath));
-            recording.run({ id, camera: serial, sourcePath, bytes, at: at.toISOString(), visit: 1 + Math.floor((i / perCamera) * SAMPLE_DAYS), sha256, archivePath });
+            const archivePath = path.join(
+              dataDir,
+              'archive',
+              serial,
+              at.toISOString().slice(0, 10),
+              path.basename(sourcePath),
+            );
+            recording.run({
+              id,
+              camera: serial,
+              sourcePath,
+              bytes,
+              at: at.toISOString(),
+              visit: 1 + Math.floor((i / perCamera) * SAMPLE_DAYS),
+              sha256,
+              archivePath,
+            });
             job.run(id, at.toISOString(), at.toISOString());
-            custody.append({ type: 'offload.started', camera: serial, recording: id, at, details: { attempt: 1, resumeFrom: 0, sourcePath, bytes } });
-            custody.append({ type: 'offload.verified', camera: serial, recording: id, sha256, at, details: { sourcePath, archivePath, bytes, attempt: 1, resumedFrom: 0, verifiedSource: false, officer: null } });
-            custody.append({ type: 'camera.file_deleted', camera: serial, recording: id, sha256, at, details: { sourcePath } });
+            custody.append({
+              type: 'offload.started',
+              camera: serial,
+              recording: id,
+              at,
+              details: { attempt: 1, resumeFrom: 0, sourcePath, bytes },
+            });
+            custody.append({
+              type: 'offload.verified',
+              camera: serial,
+              recording: id,
+              sha256,
+              at,
+              details: {
+                sourcePath,
+                archivePath,
+                bytes,
+                attempt: 1,
+                resumedFrom: 0,
+                verifiedSource: false,
+                officer: null,
+              },
+            });
+            custody.append({
+              type: 'camera.file_deleted',
+              camera: serial,
+              recording: id,
+              sha256,
+              at,
+              details: { sourcePath },
+            });
             events += 3;
           }
         })();

@@ -20,7 +20,13 @@ import { pathToFileURL } from 'node:url';
 import { BIN, ROOT, log, median, rm } from './bench-lib.mjs';
 import { generatePilot } from '../fixtures/stages/generate.mjs';
 
-const { values } = parseArgs({ options: { cameras: { type: 'string', default: '100' }, weeks: { type: 'string', default: '28' }, runs: { type: 'string', default: '5' } } });
+const { values } = parseArgs({
+  options: {
+    cameras: { type: 'string', default: '100' },
+    weeks: { type: 'string', default: '28' },
+    runs: { type: 'string', default: '5' },
+  },
+});
 const CAMERAS = Number(values.cameras);
 const WEEKS = Number(values.weeks);
 const RUNS = Number(values.runs);
@@ -43,7 +49,12 @@ try {
   const db = openStore(dataDir);
   let events = 0;
   for (const cam of pilot.cameras) {
-    events += storeCameraEvents(db, cam.serial, 1, cam.entries.map((e) => ({ at: e.at, cameraAt: e.at, type: e.type })));
+    events += storeCameraEvents(
+      db,
+      cam.serial,
+      1,
+      cam.entries.map((e) => ({ at: e.at, cameraAt: e.at, type: e.type })),
+    );
   }
   db.close();
   log(`stored ${events.toLocaleString('en')} events of ${CAMERAS} cameras over ${WEEKS} weeks in ${dataDir}`);
@@ -52,7 +63,11 @@ try {
   const time = (args) => {
     const t0 = performance.now();
     const cpu0 = childCpuSeconds();
-    execFileSync(process.execPath, [BIN, '--data-dir', dataDir, ...args], { env, stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 256 * 1024 * 1024 });
+    execFileSync(process.execPath, [BIN, '--data-dir', dataDir, ...args], {
+      env,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      maxBuffer: 256 * 1024 * 1024,
+    });
     return { wall: (performance.now() - t0) / 1000, cpu: childCpuSeconds() - cpu0 };
   };
   const month = new Date(pilot.start + 4 * 7 * 86_400_000).toISOString();
@@ -68,12 +83,23 @@ try {
   const rows = cases.map(([label, args]) => {
     const runs = Array.from({ length: RUNS }, () => time(args));
     const wall = runs.map((r) => r.wall);
-    return { label, median: median(wall), min: Math.min(...wall), max: Math.max(...wall), cpu: median(runs.map((r) => r.cpu)) };
+    return {
+      label,
+      median: median(wall),
+      min: Math.min(...wall),
+      max: Math.max(...wall),
+      cpu: median(runs.map((r) => r.cpu)),
+    };
   });
   // On a shared machine the wall clock measures the neighbours too; CPU time is the command's own.
-  console.log(`\n${events.toLocaleString('en')} events, ${CAMERAS} cameras, ${WEEKS} weeks; seconds, median of ${RUNS} (min–max), load ${os.loadavg()[0].toFixed(1)}`);
+  console.log(
+    `\n${events.toLocaleString('en')} events, ${CAMERAS} cameras, ${WEEKS} weeks; seconds, median of ${RUNS} (min–max), load ${os.loadavg()[0].toFixed(1)}`,
+  );
   console.log(`  ${'command'.padEnd(38)} wall                    CPU (user + system)`);
-  for (const r of rows) console.log(`  ${r.label.padEnd(38)} ${r.median.toFixed(3)}  (${r.min.toFixed(3)}–${r.max.toFixed(3)})   ${r.cpu.toFixed(2)}`);
+  for (const r of rows)
+    console.log(
+      `  ${r.label.padEnd(38)} ${r.median.toFixed(3)}  (${r.min.toFixed(3)}–${r.max.toFixed(3)})   ${r.cpu.toFixed(2)}`,
+    );
 } finally {
   rm(dataDir);
 }

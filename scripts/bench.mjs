@@ -50,7 +50,15 @@ import {
 import { checkDecrypts, floorIdentity, keygen } from './bench-encryption.mjs';
 import { report } from './bench-report.mjs';
 import { seedHistory } from './bench-seed.mjs';
-import { activeRgw, checkReplication, createLockedBucket, rgwMissing, s3Client, startRgw, uploadLoop } from './bench-rgw.mjs';
+import {
+  activeRgw,
+  checkReplication,
+  createLockedBucket,
+  rgwMissing,
+  s3Client,
+  startRgw,
+  uploadLoop,
+} from './bench-rgw.mjs';
 
 // The throttled run is cut to fewer recordings per camera when the full set would take longer.
 const THROTTLED_MAX_SECONDS = 25;
@@ -100,7 +108,9 @@ const syncDisks = () => timed('sync', []);
 try {
   const { problems, checked } = await bench();
   if (problems.length) {
-    process.stdout.write(`\nCORRECTNESS CHECK FAILED (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n`);
+    process.stdout.write(
+      `\nCORRECTNESS CHECK FAILED (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n`,
+    );
     for (const p of problems.slice(0, 20)) process.stdout.write(`  - ${p}\n`);
     process.exitCode = 1;
   } else if (checked.length) {
@@ -124,11 +134,17 @@ async function bench() {
   const pristineFleet = path.join(pristine, 'fleet');
 
   const missing = want('r') ? rgwMissing() : [];
-  let rgwSkipped = missing.length ? `(r) skipped: ${missing.includes('radosgw') ? 'radosgw' : missing.join(', ')} not installed; run scripts/rgw/install.sh as root` : null;
+  let rgwSkipped = missing.length
+    ? `(r) skipped: ${missing.includes('radosgw') ? 'radosgw' : missing.join(', ')} not installed; run scripts/rgw/install.sh as root`
+    : null;
   const withRgw = want('r') && !rgwSkipped;
   // With (r) the only run on it, the main dataset need only be as large as (r)'s share of it.
   const mainRuns = ['b', 'c', 'bsync', 'f', 'a', 'fe', 'e', 'd'].filter(want);
-  const mainSpec = mainRuns.length ? opts : withRgw ? { cameras: opts.rgwCameras, files: opts.rgwFiles, mib: opts.mib } : null;
+  const mainSpec = mainRuns.length
+    ? opts
+    : withRgw
+      ? { cameras: opts.rgwCameras, files: opts.rgwFiles, mib: opts.mib }
+      : null;
   const withScale = want('s') && opts.scaleFiles > 0;
   const withFleet = want('z') && opts.fleetCameras > 0;
   log(`work folder ${work}`);
@@ -140,7 +156,9 @@ async function bench() {
   let t = performance.now();
   const main = mainSpec ? generateMain(pristineMain, mainSpec) : [];
   const scale = withScale ? generateScale(pristineScale, opts.scaleFiles) : null;
-  const fleet = withFleet ? generateMain(pristineFleet, { cameras: opts.fleetCameras, files: FLEET_FILES, mib: FLEET_MIB }) : null;
+  const fleet = withFleet
+    ? generateMain(pristineFleet, { cameras: opts.fleetCameras, files: FLEET_FILES, mib: FLEET_MIB })
+    : null;
   const genSeconds = (performance.now() - t) / 1000;
   const mainTotals = totals(main);
   const generated = new Map(main.flatMap((c) => c.files.map((f) => [`${c.slot}/${f.rel}`, f.sha256])));
@@ -152,9 +170,13 @@ async function bench() {
   // any run holds besides the pristine tree, make that cost nobody's.
   // (r) holds its share four times (camera, archive, dockd's objects and the baseline's in the
   // OSD's memory): when the pristine tree is only that share, it takes four copies.
-  const warm = Array.from({ length: mainRuns.length || withScale ? 2 : 4 }, (_, i) => path.join(runsDir, `warm${i + 1}`));
+  const warm = Array.from({ length: mainRuns.length || withScale ? 2 : 4 }, (_, i) =>
+    path.join(runsDir, `warm${i + 1}`),
+  );
   if (existsSync(pristine)) {
-    log(`warm-up: read the pristine tree, copy it ${warm.length === 2 ? 'twice' : `${warm.length} times`} and delete the copies`);
+    log(
+      `warm-up: read the pristine tree, copy it ${warm.length === 2 ? 'twice' : `${warm.length} times`} and delete the copies`,
+    );
     await timed('sh', ['-c', 'find "$1" -type f -exec cat {} + > /dev/null', 'sh', pristine]);
     for (const w of warm) await timed('cp', ['-r', pristine, w]);
     for (const w of warm) rm(w);
@@ -183,7 +205,8 @@ async function bench() {
       log(`${tag}(b) cp -r`);
       dest = path.join(runsDir, 'b');
       round.b = await timed('cp', ['-r', pristineMain, dest], { statsFile });
-      if (listFiles(dest).length !== mainTotals.files) problems.push(`(b) cp -r copied ${listFiles(dest).length} files, expected ${mainTotals.files}`);
+      if (listFiles(dest).length !== mainTotals.files)
+        problems.push(`(b) cp -r copied ${listFiles(dest).length} files, expected ${mainTotals.files}`);
       rm(dest);
       await syncDisks();
     }
@@ -191,10 +214,16 @@ async function bench() {
     if (want('c')) {
       log(`${tag}(c) cp -r + sha256sum`);
       dest = path.join(runsDir, 'c');
-      round.c = await timed('sh', ['-c', 'cp -r "$1" "$2" && cd "$2" && exec find . -type f -exec sha256sum {} +', 'sh', pristineMain, dest], { capture: true, statsFile });
+      round.c = await timed(
+        'sh',
+        ['-c', 'cp -r "$1" "$2" && cd "$2" && exec find . -type f -exec sha256sum {} +', 'sh', pristineMain, dest],
+        { capture: true, statsFile },
+      );
       const sums = parseSums(round.c.stdout);
-      if (sums.size !== mainTotals.files) problems.push(`(c) sha256sum listed ${sums.size} files, expected ${mainTotals.files}`);
-      for (const [k, v] of generated) if (sums.get(k) !== v) problems.push(`(c) sha256sum of ${k} is ${sums.get(k)}, generated ${v}`);
+      if (sums.size !== mainTotals.files)
+        problems.push(`(c) sha256sum listed ${sums.size} files, expected ${mainTotals.files}`);
+      for (const [k, v] of generated)
+        if (sums.get(k) !== v) problems.push(`(c) sha256sum of ${k} is ${sums.get(k)}, generated ${v}`);
       expected = sums;
       rm(dest);
       await syncDisks();
@@ -212,10 +241,15 @@ async function bench() {
     if (want('f')) {
       log(`${tag}(f) the floor: copy + SHA-256, fsync, re-read in a worker and compare, per camera in parallel`);
       dest = path.join(runsDir, 'f');
-      round.f = await timed(process.execPath, [path.join(ROOT, 'scripts', 'bench-floor.mjs'), pristineMain, dest], { capture: true, statsFile });
+      round.f = await timed(process.execPath, [path.join(ROOT, 'scripts', 'bench-floor.mjs'), pristineMain, dest], {
+        capture: true,
+        statsFile,
+      });
       const sums = parseSums(round.f.stdout);
-      if (sums.size !== mainTotals.files) problems.push(`(f) the floor listed ${sums.size} files, expected ${mainTotals.files}`);
-      for (const [k, v] of generated) if (sums.get(k) !== v) problems.push(`(f) the floor hashed ${k} as ${sums.get(k)}, generated ${v}`);
+      if (sums.size !== mainTotals.files)
+        problems.push(`(f) the floor listed ${sums.size} files, expected ${mainTotals.files}`);
+      for (const [k, v] of generated)
+        if (sums.get(k) !== v) problems.push(`(f) the floor hashed ${k} as ${sums.get(k)}, generated ${v}`);
       rm(dest);
       await syncDisks();
     }
@@ -231,20 +265,32 @@ async function bench() {
 
     // Just before (e): what encryption at rest costs on top of the invariants, with nothing around them.
     if (want('fe')) {
-      log(`${tag}(fe) the floor, encrypted: (f) plus ChaCha20-Poly1305, and a re-read that checks every chunk's tag, one thread per camera`);
+      log(
+        `${tag}(fe) the floor, encrypted: (f) plus ChaCha20-Poly1305, and a re-read that checks every chunk's tag, one thread per camera`,
+      );
       dest = path.join(runsDir, 'fe');
       floorKey ??= await floorIdentity(path.join(work, 'floor.key'));
-      round.fe = await timed(process.execPath, [path.join(ROOT, 'scripts', 'bench-floor-encrypted.mjs'), pristineMain, dest, floorKey.recipient], { capture: true, statsFile });
+      round.fe = await timed(
+        process.execPath,
+        [path.join(ROOT, 'scripts', 'bench-floor-encrypted.mjs'), pristineMain, dest, floorKey.recipient],
+        { capture: true, statsFile },
+      );
       const sums = parseSums(round.fe.stdout);
-      if (sums.size !== mainTotals.files) problems.push(`(fe) the encrypted floor listed ${sums.size} files, expected ${mainTotals.files}`);
-      for (const [k, v] of generated) if (sums.get(k) !== v) problems.push(`(fe) the encrypted floor hashed ${k} as ${sums.get(k)}, generated ${v}`);
+      if (sums.size !== mainTotals.files)
+        problems.push(`(fe) the encrypted floor listed ${sums.size} files, expected ${mainTotals.files}`);
+      for (const [k, v] of generated)
+        if (sums.get(k) !== v) problems.push(`(fe) the encrypted floor hashed ${k} as ${sums.get(k)}, generated ${v}`);
       // One file decrypted with Debian's age (else dockd's code), so the floor is known to have done the real work.
       const cam = main[0];
       const rel = cam.files[0].rel;
       const sealed = path.join(dest, cam.slot, `${rel.replaceAll('/', '_')}.age`);
       const via = onPath('age') ? 'age' : 'dockd';
-      for (const p of await checkDecrypts(sealed, path.join(pristineMain, cam.slot, rel), floorKey.file, via)) problems.push(`(fe) ${p}`);
-      if (first) checked.push(`(fe) listed every plaintext SHA-256 as generated, ${cam.slot}/${rel} decrypted by ${via === 'age' ? 'Debian age' : "dockd's dist/ code"} equal to its source`);
+      for (const p of await checkDecrypts(sealed, path.join(pristineMain, cam.slot, rel), floorKey.file, via))
+        problems.push(`(fe) ${p}`);
+      if (first)
+        checked.push(
+          `(fe) listed every plaintext SHA-256 as generated, ${cam.slot}/${rel} decrypted by ${via === 'age' ? 'Debian age' : "dockd's dist/ code"} equal to its source`,
+        );
       rm(dest);
       await syncDisks();
     }
@@ -262,7 +308,10 @@ async function bench() {
   if (want('d')) {
     const linkBytesPerSec = opts.linkMBps * MB;
     const fileBytes = opts.mib * 1024 * 1024;
-    const throttledFiles = Math.max(1, Math.min(opts.files, Math.floor((THROTTLED_MAX_SECONDS * linkBytesPerSec) / fileBytes)));
+    const throttledFiles = Math.max(
+      1,
+      Math.min(opts.files, Math.floor((THROTTLED_MAX_SECONDS * linkBytesPerSec) / fileBytes)),
+    );
     const throttled = main.map((c) => ({ ...c, files: c.files.slice(0, throttledFiles) }));
     log(`(d) dockd, ${opts.cameras} links × ${opts.linkMBps} MB/s, ${throttledFiles} recordings per camera`);
     dir = path.join(runsDir, 'd');
@@ -294,7 +343,8 @@ async function bench() {
     runs.s = await runDockd(dir, scale, scaleExpected, problems, {
       after: async (r) => {
         const { json, seconds } = await timeStatus(r.configPath);
-        if (json?.queue?.verified !== opts.scaleFiles) problems.push(`(s) status --json says ${json?.queue?.verified} verified, expected ${opts.scaleFiles}`);
+        if (json?.queue?.verified !== opts.scaleFiles)
+          problems.push(`(s) status --json says ${json?.queue?.verified} verified, expected ${opts.scaleFiles}`);
         r.statusSeconds = seconds;
       },
     });
@@ -303,10 +353,22 @@ async function bench() {
 
   if (fleet) runs.z = await fleetRun(fleet, pristineFleet, problems, checked);
 
-  if (withRgw) ({ run: runs.r, skipped: rgwSkipped } = await replicationRun(pristineMain, main, expected, problems, checked));
+  if (withRgw)
+    ({ run: runs.r, skipped: rgwSkipped } = await replicationRun(pristineMain, main, expected, problems, checked));
 
   host.loadAverageAtEnd = os.loadavg()[0];
-  report({ opts, host, genSeconds, warmupSeconds, warmCopies: warm.length, runs, mainSpec, mainTotals, rgwSkipped, problems });
+  report({
+    opts,
+    host,
+    genSeconds,
+    warmupSeconds,
+    warmCopies: warm.length,
+    runs,
+    mainSpec,
+    mainTotals,
+    rgwSkipped,
+    problems,
+  });
   if (want('k')) await docksRun(problems, checked);
   return { problems, checked };
 }
@@ -319,9 +381,15 @@ async function bench() {
  */
 async function fleetRun(fleet, pristineFleet, problems, checked) {
   const dir = path.join(runsDir, 'z');
-  log(`(z) dockd, ${fleet.length} cameras docked at once over a store seeded with ${opts.fleetHistory} earlier recordings`);
+  log(
+    `(z) dockd, ${fleet.length} cameras docked at once over a store seeded with ${opts.fleetHistory} earlier recordings`,
+  );
   const t0 = performance.now();
-  const seeded = await seedHistory(path.join(dir, 'data'), fleet.map((c) => c.serial), Math.ceil(opts.fleetHistory / fleet.length));
+  const seeded = await seedHistory(
+    path.join(dir, 'data'),
+    fleet.map((c) => c.serial),
+    Math.ceil(opts.fleetHistory / fleet.length),
+  );
   const seedSeconds = (performance.now() - t0) / 1000;
   prepareSim(path.join(dir, 'sim'), pristineFleet, fleet);
   await syncDisks();
@@ -332,13 +400,20 @@ async function fleetRun(fleet, pristineFleet, problems, checked) {
     after: async (done) => {
       const { json, seconds } = await timeStatus(done.configPath);
       if (json?.queue?.verified !== all || json?.cameras?.length !== fleet.length) {
-        problems.push(`(z) status --json says ${json?.queue?.verified} verified of ${json?.cameras?.length} cameras, expected ${all} of ${fleet.length}`);
+        problems.push(
+          `(z) status --json says ${json?.queue?.verified} verified of ${json?.cameras?.length} cameras, expected ${all} of ${fleet.length}`,
+        );
       }
       done.statusSeconds = seconds;
     },
   });
   checked.push(checkedNote('(z)'));
-  return Object.assign(r, { history: seeded.recordings, historyEvents: seeded.events, seedSeconds, cameras: fleet.length });
+  return Object.assign(r, {
+    history: seeded.recordings,
+    historyEvents: seeded.events,
+    seedSeconds,
+    cameras: fleet.length,
+  });
 }
 
 /** `dockd status --json` on a finished store, STATUS_RUNS times: the last answer and the times. */
@@ -365,15 +440,33 @@ function checkedNote(run) {
  * `history` ({ sql, recordings }), the store already held that many verified recordings,
  * matched by the SQL condition: they count toward done and are left out of the checks.
  */
-async function runDockd(dir, cameras, expected, problems, { after, config, env, waitFor, dock, encrypted = false, extraTimeoutMs = 0, history = null } = {}) {
+async function runDockd(
+  dir,
+  cameras,
+  expected,
+  problems,
+  { after, config, env, waitFor, dock, encrypted = false, extraTimeoutMs = 0, history = null } = {},
+) {
   const { files, bytes } = totals(cameras);
-  const r = await runDaemon({ dir, expectedFiles: files + (history?.recordings ?? 0), timeoutMs: timeoutFor(bytes, files) + extraTimeoutMs, config, env, waitFor, dock });
+  const r = await runDaemon({
+    dir,
+    expectedFiles: files + (history?.recordings ?? 0),
+    timeoutMs: timeoutFor(bytes, files) + extraTimeoutMs,
+    config,
+    env,
+    waitFor,
+    dock,
+  });
   r.files = files;
   r.bytes = bytes;
   r.window = custodyWindow(r.dataDir);
   const name = path.basename(dir);
-  if (r.exit.code !== 0) problems.push(`(${name}) dockd did not stop cleanly on SIGTERM (${r.exit.code ?? r.exit.signal}): ${r.stderr.slice(-500)}`);
-  for (const p of await checkDockdRun(r, cameras, expected, { encrypted, history: history?.sql ?? null })) problems.push(`(${name}) ${p}`);
+  if (r.exit.code !== 0)
+    problems.push(
+      `(${name}) dockd did not stop cleanly on SIGTERM (${r.exit.code ?? r.exit.signal}): ${r.stderr.slice(-500)}`,
+    );
+  for (const p of await checkDockdRun(r, cameras, expected, { encrypted, history: history?.sql ?? null }))
+    problems.push(`(${name}) ${p}`);
   await after?.(r);
   if (!opts.keep) rm(dir);
   await syncDisks();
@@ -407,7 +500,8 @@ async function encryptedRun(pristineMain, main, expected, problems, checked, tag
         const rel = cam.files[0].rel;
         const file = archived.get(`${cam.slot}/${rel}`);
         if (!file) continue; // checkDockdRun has said so
-        for (const p of await checkDecrypts(file, path.join(pristineMain, cam.slot, rel), identityFile, via)) problems.push(`(e) ${p}`);
+        for (const p of await checkDecrypts(file, path.join(pristineMain, cam.slot, rel), identityFile, via))
+          problems.push(`(e) ${p}`);
         r.decrypted.push(via);
       }
       checked.push(
@@ -441,7 +535,9 @@ async function replicationRun(pristineMain, main, expected, problems, checked) {
     rgw?.stop();
     // The store failed, not dockd: the other runs' figures still stand.
     log(`(r) ${err instanceof Error ? err.message : String(err)}`);
-    return { skipped: `(r) skipped: the RGW did not come up (${String(err?.message ?? err).split('\n')[0]}); see above` };
+    return {
+      skipped: `(r) skipped: the RGW did not come up (${String(err?.message ?? err).split('\n')[0]}); see above`,
+    };
   }
   try {
     log(`(r) dockd, ${cameras.length} cameras × ${opts.rgwFiles} recordings, replicated to ${rgw.endpoint}`);
@@ -461,17 +557,24 @@ async function replicationRun(pristineMain, main, expected, problems, checked) {
         },
       },
       env: { AWS_ACCESS_KEY_ID: rgw.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey },
-      waitFor: { label: 'replicated', sql: "SELECT count(DISTINCT recording) n FROM custody_events WHERE type = 'replication.verified'" },
+      waitFor: {
+        label: 'replicated',
+        sql: "SELECT count(DISTINCT recording) n FROM custody_events WHERE type = 'replication.verified'",
+      },
       extraTimeoutMs: (bytes / (5 * MB)) * 1000,
       after: async (run) => {
         const generated = new Map(cameras.flatMap((c) => c.files.map((f) => [`${c.slot}/${f.rel}`, f.sha256])));
         for (const p of await checkReplication(s3, BUCKET, run.dataDir, cameras, generated)) problems.push(`(r) ${p}`);
       },
     });
-    checked.push(`${checkedNote('(r)')}, one replication.verified per recording, each object HEADs back with its size, the generated SHA-256 and Object Lock`);
+    checked.push(
+      `${checkedNote('(r)')}, one replication.verified per recording, each object HEADs back with its size, the generated SHA-256 and Object Lock`,
+    );
     log(`(r0) the same ${files} files, one PutObject each, one at a time, to the same bucket`);
     await syncDisks();
-    const uploads = cameras.flatMap((c) => c.files.map((f) => ({ file: path.join(pristineMain, c.slot, f.rel), key: `${c.slot}/${f.rel}` })));
+    const uploads = cameras.flatMap((c) =>
+      c.files.map((f) => ({ file: path.join(pristineMain, c.slot, f.rel), key: `${c.slot}/${f.rel}` })),
+    );
     r.baseline = await uploadLoop(s3, BUCKET, 'baseline', uploads).catch((err) => {
       log(`(r0) failed: ${err?.name ?? ''} ${err?.message ?? String(err)}`);
       return null;
@@ -487,11 +590,17 @@ async function replicationRun(pristineMain, main, expected, problems, checked) {
 /** (k): the docks' state documents at city scale, by scripts/bench-fleet.mjs, which prints its own figures. */
 async function docksRun(problems, checked) {
   if (rgwMissing().length) {
-    process.stdout.write(`\n(k) skipped: ${rgwMissing().join(', ')} not installed; run scripts/rgw/install.sh as root\n`);
+    process.stdout.write(
+      `\n(k) skipped: ${rgwMissing().join(', ')} not installed; run scripts/rgw/install.sh as root\n`,
+    );
     return;
   }
   const args = opts.quick ? ['--docks', '20', '--cameras', '10', '--runs', '1'] : [];
-  const code = await new Promise((resolve) => spawn(process.execPath, [path.join(ROOT, 'scripts', 'bench-fleet.mjs'), ...args], { stdio: ['ignore', 'inherit', 'inherit'] }).on('close', resolve));
+  const code = await new Promise((resolve) =>
+    spawn(process.execPath, [path.join(ROOT, 'scripts', 'bench-fleet.mjs'), ...args], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    }).on('close', resolve),
+  );
   if (code === 0) checked.push('(k) every dock listed with a verified custody head, every camera merged once');
   else problems.push(`(k) scripts/bench-fleet.mjs exited ${code}`);
 }

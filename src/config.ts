@@ -7,7 +7,13 @@ import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { isAgeIdentityText, parseRecipient } from './crypto/age.js';
-import { defaultClockConfig, parseClockConfig, parseSettingsConfig, type ClockConfig, type SettingsConfig } from './camera-config.js';
+import {
+  defaultClockConfig,
+  parseClockConfig,
+  parseSettingsConfig,
+  type ClockConfig,
+  type SettingsConfig,
+} from './camera-config.js';
 import { parseDockPublicKey } from './custody/signing.js';
 
 export interface RetryConfig {
@@ -225,7 +231,10 @@ const SCHEMA: Record<string, Rule> = {
       bucket: { t: 'string' },
       forcePathStyle: { t: 'bool' },
       dockId: { t: 'string' },
-      objectLock: { t: 'object', fields: { mode: { t: 'string', oneOf: ['COMPLIANCE', 'GOVERNANCE'] }, days: days(1 / 24 / 60) } },
+      objectLock: {
+        t: 'object',
+        fields: { mode: { t: 'string', oneOf: ['COMPLIANCE', 'GOVERNANCE'] }, days: days(1 / 24 / 60) },
+      },
       credentialsFile: { t: 'path', nullable: true },
       partSizeBytes: { t: 'int', min: 5 * 1024 * 1024 },
       multipartThresholdBytes: { t: 'int', min: 5 * 1024 * 1024 },
@@ -235,18 +244,31 @@ const SCHEMA: Record<string, Rule> = {
   },
   encryption: { t: 'object', nullable: true, fields: { recipients: { t: 'strings' } } },
   daemon: { t: 'object', fields: { heartbeatIntervalMs: ms(50) } },
-  fleet: { t: 'object', fields: { publishIntervalMs: { t: 'int', min: 100, max: 86_400_000 }, keys: { t: 'stringMap' } } },
+  fleet: {
+    t: 'object',
+    fields: { publishIntervalMs: { t: 'int', min: 100, max: 86_400_000 }, keys: { t: 'stringMap' } },
+  },
   log: {
     t: 'object',
     fields: {
       level: { t: 'string', oneOf: LOG_LEVELS },
       file: { t: 'path', nullable: true },
-      rotate: { t: 'object', fields: { size: { t: 'string' }, frequency: { t: 'string', oneOf: ['daily', 'hourly'] }, keep: { t: 'int', min: 1 } } },
+      rotate: {
+        t: 'object',
+        fields: {
+          size: { t: 'string' },
+          frequency: { t: 'string', oneOf: ['daily', 'hourly'] },
+          keep: { t: 'int', min: 1 },
+        },
+      },
     },
   },
   clock: { t: 'any-object' },
   settings: { t: 'any-object', nullable: true },
-  privacy: { t: 'object', fields: { perOfficerStatistics: { t: 'bool' }, minGroupSize: { t: 'int', min: 1, max: 1_000_000 } } },
+  privacy: {
+    t: 'object',
+    fields: { perOfficerStatistics: { t: 'bool' }, minGroupSize: { t: 'int', min: 1, max: 1_000_000 } },
+  },
 };
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -259,20 +281,33 @@ function check(key: string, value: unknown, rule: Rule): void {
   switch (rule.t) {
     case 'string':
       if (typeof value !== 'string') throw new ConfigError(key, `must be a string, got ${describe(value)}`);
-      if (rule.oneOf && !rule.oneOf.includes(value)) throw new ConfigError(key, `must be one of ${rule.oneOf.join(', ')}, got "${value}"`);
+      if (rule.oneOf && !rule.oneOf.includes(value))
+        throw new ConfigError(key, `must be one of ${rule.oneOf.join(', ')}, got "${value}"`);
       return;
     case 'path':
       if (typeof value !== 'string') throw new ConfigError(key, `must be a path, got ${describe(value)}`);
-      if (value === '') throw new ConfigError(key, `must not be empty: give a path${nullable ? ', null' : ''} or leave the key out for the default`);
+      if (value === '')
+        throw new ConfigError(
+          key,
+          `must not be empty: give a path${nullable ? ', null' : ''} or leave the key out for the default`,
+        );
       return;
     case 'paths':
-      if (!Array.isArray(value) || value.some((s) => typeof s !== 'string')) throw new ConfigError(key, `must be an array of paths, got ${describe(value)}`);
+      if (!Array.isArray(value) || value.some((s) => typeof s !== 'string'))
+        throw new ConfigError(key, `must be an array of paths, got ${describe(value)}`);
       value.forEach((s, i) => {
         if (s === '') throw new ConfigError(`${key}[${i}]`, 'must not be empty: give a path ("." for the top folder)');
       });
       return;
     case 'ms':
-      checkNumber(key, value, true, rule.min, TIMER_MAX_MS, 'milliseconds (about 24.8 days), the longest a timer holds');
+      checkNumber(
+        key,
+        value,
+        true,
+        rule.min,
+        TIMER_MAX_MS,
+        'milliseconds (about 24.8 days), the longest a timer holds',
+      );
       return;
     case 'days':
       checkNumber(key, value, false, rule.min, DAYS_MAX, 'days (a century)');
@@ -282,16 +317,22 @@ function check(key: string, value: unknown, rule: Rule): void {
       return;
     case 'int':
     case 'number':
-      if (typeof value !== 'number' || !Number.isFinite(value)) throw new ConfigError(key, `must be a number, got ${describe(value)}`);
-      if (rule.t === 'int' && !Number.isInteger(value)) throw new ConfigError(key, `must be a whole number, got ${value}`);
-      if (rule.min !== undefined && value < rule.min) throw new ConfigError(key, `must be at least ${rule.min}, got ${value}`);
-      if (rule.max !== undefined && value > rule.max) throw new ConfigError(key, `must be at most ${rule.max}, got ${value}`);
+      if (typeof value !== 'number' || !Number.isFinite(value))
+        throw new ConfigError(key, `must be a number, got ${describe(value)}`);
+      if (rule.t === 'int' && !Number.isInteger(value))
+        throw new ConfigError(key, `must be a whole number, got ${value}`);
+      if (rule.min !== undefined && value < rule.min)
+        throw new ConfigError(key, `must be at least ${rule.min}, got ${value}`);
+      if (rule.max !== undefined && value > rule.max)
+        throw new ConfigError(key, `must be at most ${rule.max}, got ${value}`);
       return;
     case 'strings':
-      if (!Array.isArray(value) || value.some((s) => typeof s !== 'string')) throw new ConfigError(key, `must be an array of strings, got ${describe(value)}`);
+      if (!Array.isArray(value) || value.some((s) => typeof s !== 'string'))
+        throw new ConfigError(key, `must be an array of strings, got ${describe(value)}`);
       return;
     case 'stringMap':
-      if (!isPlainObject(value) || Object.values(value).some((s) => typeof s !== 'string')) throw new ConfigError(key, `must be an object of strings, got ${describe(value)}`);
+      if (!isPlainObject(value) || Object.values(value).some((s) => typeof s !== 'string'))
+        throw new ConfigError(key, `must be an object of strings, got ${describe(value)}`);
       return;
     case 'any-object':
       if (!isPlainObject(value)) throw new ConfigError(key, `must be an object, got ${describe(value)}`);
@@ -307,7 +348,8 @@ function check(key: string, value: unknown, rule: Rule): void {
 }
 
 function checkNumber(key: string, value: unknown, whole: boolean, min: number, max: number, unit: string): void {
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw new ConfigError(key, `must be a number, got ${describe(value)}`);
+  if (typeof value !== 'number' || !Number.isFinite(value))
+    throw new ConfigError(key, `must be a number, got ${describe(value)}`);
   if (whole && !Number.isInteger(value)) throw new ConfigError(key, `must be a whole number, got ${value}`);
   if (value < min) throw new ConfigError(key, `must be at least ${min}, got ${value}`);
   if (value > max) throw new ConfigError(key, `must be at most ${max} ${unit}, got ${value}`);
@@ -349,7 +391,9 @@ export function parseConfig(raw: unknown, baseDir = process.cwd()): Config {
     if (!rule) throw new ConfigError(k, 'unknown key');
     check(k, v, rule);
   }
-  const withReplication = isPlainObject(raw.replication) ? { ...raw, replication: merge(defaultReplication(), raw.replication) } : raw;
+  const withReplication = isPlainObject(raw.replication)
+    ? { ...raw, replication: merge(defaultReplication(), raw.replication) }
+    : raw;
   const cfg = merge(defaultConfig(), withReplication);
   cfg.clock = parseClockConfig(raw.clock);
   cfg.settings = parseSettingsConfig(raw.settings);
@@ -360,9 +404,14 @@ export function parseConfig(raw: unknown, baseDir = process.cwd()): Config {
   cfg.dataDir = path.resolve(baseDir, cfg.dataDir);
   if (cfg.sim.dir) cfg.sim.dir = path.resolve(baseDir, cfg.sim.dir);
   if (cfg.log.file) cfg.log.file = path.resolve(baseDir, cfg.log.file);
-  if (!/^\d+[kmg]?$/i.test(cfg.log.rotate.size)) throw new ConfigError('log.rotate.size', `must be a size such as "100m", got "${cfg.log.rotate.size}"`);
+  if (!/^\d+[kmg]?$/i.test(cfg.log.rotate.size))
+    throw new ConfigError('log.rotate.size', `must be a size such as "100m", got "${cfg.log.rotate.size}"`);
   if (cfg.encryption) {
-    if (cfg.encryption.recipients.length === 0) throw new ConfigError('encryption.recipients', 'needs at least one age1… public key (or remove the encryption section)');
+    if (cfg.encryption.recipients.length === 0)
+      throw new ConfigError(
+        'encryption.recipients',
+        'needs at least one age1… public key (or remove the encryption section)',
+      );
     cfg.encryption.recipients.forEach((r, i) => {
       try {
         parseRecipient(r);
@@ -372,7 +421,8 @@ export function parseConfig(raw: unknown, baseDir = process.cwd()): Config {
     });
   }
   checkFleetKeys(cfg.fleet.keys);
-  if (cfg.replication?.credentialsFile) cfg.replication.credentialsFile = path.resolve(baseDir, cfg.replication.credentialsFile);
+  if (cfg.replication?.credentialsFile)
+    cfg.replication.credentialsFile = path.resolve(baseDir, cfg.replication.credentialsFile);
   if (cfg.replication && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(cfg.replication.bucket)) {
     throw new ConfigError('replication.bucket', `"${cfg.replication.bucket}" is not a valid S3 bucket name`);
   }
@@ -415,7 +465,8 @@ export function loadConfig(src: ConfigSources = {}): Config {
   const env = src.env ?? process.env;
   const cwd = src.cwd ?? process.cwd();
   const explicit = src.configPath ?? env.DOCKD_CONFIG;
-  const file = explicit ?? (existsSync(path.join(cwd, 'dockd.config.json')) ? path.join(cwd, 'dockd.config.json') : undefined);
+  const file =
+    explicit ?? (existsSync(path.join(cwd, 'dockd.config.json')) ? path.join(cwd, 'dockd.config.json') : undefined);
   let cfg: Config;
   if (file) {
     const abs = path.resolve(cwd, file);
@@ -426,7 +477,11 @@ export function loadConfig(src: ConfigSources = {}): Config {
       throw new ConfigError('--config', `cannot read ${abs}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
     // The dock must be write-only: a custodian's secret key has no business in its config.
-    if (isAgeIdentityText(text)) throw new ConfigError('(file)', `${abs} holds an age secret key (AGE-SECRET-KEY-…); keep it on the custodian's machine, give dockd only the age1… public key`);
+    if (isAgeIdentityText(text))
+      throw new ConfigError(
+        '(file)',
+        `${abs} holds an age secret key (AGE-SECRET-KEY-…); keep it on the custodian's machine, give dockd only the age1… public key`,
+      );
     let raw: unknown;
     try {
       raw = JSON.parse(text);

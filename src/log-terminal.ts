@@ -25,7 +25,8 @@ function shown(s: string): string {
 
 function value(v: unknown): string {
   if (typeof v === 'string') return /[\s"=]/.test(v) || v === '' ? JSON.stringify(v) : shown(v);
-  if (v && typeof v === 'object' && 'message' in v && typeof (v as { message: unknown }).message === 'string') return JSON.stringify((v as { message: string }).message);
+  if (v && typeof v === 'object' && 'message' in v && typeof (v as { message: unknown }).message === 'string')
+    return JSON.stringify((v as { message: string }).message);
   return shown(JSON.stringify(v) ?? String(v));
 }
 
@@ -48,7 +49,10 @@ export function readableLine(json: string, colour: boolean): string {
 }
 
 /** A pino destination that writes each line readable to `out`, synchronously like a TTY write. */
-export function terminalLogStream(colour: boolean, out: { write(s: string): unknown } = process.stdout): { write(line: string): void } {
+export function terminalLogStream(
+  colour: boolean,
+  out: { write(s: string): unknown } = process.stdout,
+): { write(line: string): void } {
   return {
     write(line: string) {
       for (const one of line.split('\n')) if (one) out.write(readableLine(one, colour) + '\n');

@@ -7,7 +7,10 @@ export type { Logger };
  * JSON lines on stdout for journald and IT's log store: numeric level, epoch-ms `time`, `msg`,
  * and an `event` name on every line that matters, so nobody has to parse messages.
  */
-export function createLogger(level: string, dest: pino.DestinationStream = pino.destination({ dest: 1, sync: false })): Logger {
+export function createLogger(
+  level: string,
+  dest: pino.DestinationStream = pino.destination({ dest: 1, sync: false }),
+): Logger {
   return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.epochTime }, dest);
 }
 
@@ -25,13 +28,21 @@ export interface ReadableOptions {
  * stdout for journald, and with `log.file` a rotated file as well, written by pino-roll in a
  * worker thread so a slow disk never stalls ingest. The file always gets JSON.
  */
-export function createDaemonLogger(level: string, file: LogFileOptions | null, readable: ReadableOptions | null = null): Logger {
+export function createDaemonLogger(
+  level: string,
+  file: LogFileOptions | null,
+  readable: ReadableOptions | null = null,
+): Logger {
   const options = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.epochTime };
   if (readable) {
     // A terminal that went away loses the lines that follow, not the offloads under way.
     process.stdout.on('error', () => undefined);
     const streams: pino.StreamEntry[] = [{ level: level as pino.Level, stream: terminalLogStream(readable.colour) }];
-    if (file) streams.push({ level: level as pino.Level, stream: pino.transport({ target: 'pino-roll', options: rollOptions(file) }) });
+    if (file)
+      streams.push({
+        level: level as pino.Level,
+        stream: pino.transport({ target: 'pino-roll', options: rollOptions(file) }),
+      });
     return pino(options, pino.multistream(streams));
   }
   if (!file) return createLogger(level);
@@ -45,7 +56,13 @@ export function createDaemonLogger(level: string, file: LogFileOptions | null, r
 }
 
 function rollOptions(file: LogFileOptions): Record<string, unknown> {
-  return { file: file.file, size: file.rotate.size, frequency: file.rotate.frequency, limit: { count: file.rotate.keep }, mkdir: true };
+  return {
+    file: file.file,
+    size: file.rotate.size,
+    frequency: file.rotate.frequency,
+    limit: { count: file.rotate.keep },
+    mkdir: true,
+  };
 }
 
 /** A logger that writes nowhere, for CLI code paths that share modules with the daemon. */

@@ -12,7 +12,10 @@ export interface Assignment {
   to: string | null;
 }
 
-const officerQueries = new WeakMap<Db, import('better-sqlite3').Statement<[string, string, string], { officer: string }>>();
+const officerQueries = new WeakMap<
+  Db,
+  import('better-sqlite3').Statement<[string, string, string], { officer: string }>
+>();
 
 export function officerAt(db: Db, camera: string, atIso: string): string | null {
   let q = officerQueries.get(db);
@@ -36,24 +39,45 @@ export function assign(db: Db, custody: CustodyLog, camera: string, officer: str
   const at = from.toISOString();
   db.transaction(() => {
     // An open assignment ends where the new one starts; the camera has one holder at a time.
-    db.prepare('UPDATE assignments SET to_at = ? WHERE camera = ? AND to_at IS NULL AND from_at <= ?').run(at, camera, at);
-    db.prepare('INSERT INTO assignments (camera, officer, from_at, to_at) VALUES (?, ?, ?, NULL)').run(camera, officer, at);
+    db.prepare('UPDATE assignments SET to_at = ? WHERE camera = ? AND to_at IS NULL AND from_at <= ?').run(
+      at,
+      camera,
+      at,
+    );
+    db.prepare('INSERT INTO assignments (camera, officer, from_at, to_at) VALUES (?, ?, ?, NULL)').run(
+      camera,
+      officer,
+      at,
+    );
     if (unit !== undefined) {
-      db.prepare('INSERT INTO officer_units (officer, unit, since) VALUES (?, ?, ?) ON CONFLICT(officer) DO UPDATE SET unit = excluded.unit, since = excluded.since').run(officer, unit, at);
+      db.prepare(
+        'INSERT INTO officer_units (officer, unit, since) VALUES (?, ?, ?) ON CONFLICT(officer) DO UPDATE SET unit = excluded.unit, since = excluded.since',
+      ).run(officer, unit, at);
     }
-    custody.append({ type: 'camera.assigned', camera, details: unit === undefined ? { officer, from: at } : { officer, from: at, unit } });
+    custody.append({
+      type: 'camera.assigned',
+      camera,
+      details: unit === undefined ? { officer, from: at } : { officer, from: at, unit },
+    });
   }).immediate();
 }
 
 export function officerUnits(db: Db): Map<string, string> {
-  return new Map(db.prepare<[], { officer: string; unit: string }>('SELECT officer, unit FROM officer_units').all().map((r) => [r.officer, r.unit]));
+  return new Map(
+    db
+      .prepare<[], { officer: string; unit: string }>('SELECT officer, unit FROM officer_units')
+      .all()
+      .map((r) => [r.officer, r.unit]),
+  );
 }
 
 export function unassign(db: Db, custody: CustodyLog, camera: string, from: Date): number {
   const at = from.toISOString();
   return db
     .transaction(() => {
-      const ended = db.prepare('UPDATE assignments SET to_at = ? WHERE camera = ? AND to_at IS NULL AND from_at <= ?').run(at, camera, at).changes;
+      const ended = db
+        .prepare('UPDATE assignments SET to_at = ? WHERE camera = ? AND to_at IS NULL AND from_at <= ?')
+        .run(at, camera, at).changes;
       if (ended) custody.append({ type: 'camera.unassigned', camera, details: { from: at } });
       return ended;
     })

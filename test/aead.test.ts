@@ -35,7 +35,10 @@ describe('ChaCha20-Poly1305 on a STREAM chunk', () => {
       expect(chunkAead.seal(key, nonce, plaintext, a)).toBe(size + 16);
       expect(node.seal(key, nonce, plaintext, b)).toBe(size + 16);
       expect(a.equals(b), `${size} bytes`).toBe(true);
-      for (const [opener, sealed] of [[node, a], [chunkAead, b]] as Array<[ChunkAead, Buffer]>) {
+      for (const [opener, sealed] of [
+        [node, a],
+        [chunkAead, b],
+      ] as Array<[ChunkAead, Buffer]>) {
         const out = Buffer.alloc(size);
         expect(opener.open(key, nonce, sealed, out), `${opener.kind} opens ${size} bytes`).toBe(true);
         expect(out.equals(plaintext)).toBe(true);
@@ -78,7 +81,8 @@ describe('ChaCha20-Poly1305 on a STREAM chunk', () => {
         const out = Buffer.alloc(3000, 0xff);
         expect(aead.open(k, n, s, out), `${aead.kind}: ${what}`).toBe(false);
         expect(aead.check(k, n, s), `${aead.kind}: ${what}`).toBe(false);
-        if (aead.kind === 'native') expect(out.equals(Buffer.alloc(3000)), 'the unauthenticated plaintext is wiped').toBe(true);
+        if (aead.kind === 'native')
+          expect(out.equals(Buffer.alloc(3000)), 'the unauthenticated plaintext is wiped').toBe(true);
       }
     }
   });
@@ -157,16 +161,22 @@ describe('checking a stored age file against what was sealed into it', () => {
       return c;
     };
     expect(problem(s, changed(20), total, [999])).toMatch(/header is not the one written/);
-    expect(problem(s, changed(s.prefix.length + 70_000), total, [999])).toMatch(/payload chunk 1 does not authenticate/);
+    expect(problem(s, changed(s.prefix.length + 70_000), total, [999])).toMatch(
+      /payload chunk 1 does not authenticate/,
+    );
     expect(problem(s, changed(total - 1), total, [999])).toMatch(/payload chunk 3 does not authenticate/);
-    expect(problem(s, s.file.subarray(0, total - 100), total)).toMatch(new RegExp(`holds ${total - 100} of the ${total} bytes`));
+    expect(problem(s, s.file.subarray(0, total - 100), total)).toMatch(
+      new RegExp(`holds ${total - 100} of the ${total} bytes`),
+    );
     expect(problem(s, Buffer.concat([s.file, Buffer.from('x')]), total)).toMatch(/more than the/);
     // Cut at a chunk boundary, the last chunk left was sealed as not the final one.
     const cut = s.prefix.length + 2 * (64 * KiB + 16);
     expect(problem(s, s.file.subarray(0, cut), cut)).toMatch(/payload chunk 1 does not authenticate/);
     // The same bytes checked under another file's key.
     const other = startAgeFile([alice.recipient]);
-    expect(problem({ prefix: s.prefix, key: other.key }, s.file, total)).toMatch(/payload chunk 0 does not authenticate/);
+    expect(problem({ prefix: s.prefix, key: other.key }, s.file, total)).toMatch(
+      /payload chunk 0 does not authenticate/,
+    );
   });
 
   it('is done by the hash pool in its re-read, which gives the file SHA-256 as well', async () => {
@@ -174,12 +184,18 @@ describe('checking a stored age file against what was sealed into it', () => {
     const file = path.join(dir, 'a.age');
     writeFileSync(file, s.file);
     const good = await pool.hashFile(file, { age: { key: s.key, prefix: s.prefix, total: s.file.length } });
-    expect(good).toEqual({ sha256: createHash('sha256').update(s.file).digest('hex'), bytes: s.file.length, sealed: null });
+    expect(good).toEqual({
+      sha256: createHash('sha256').update(s.file).digest('hex'),
+      bytes: s.file.length,
+      sealed: null,
+    });
     const bad = Buffer.from(s.file);
     bad[s.prefix.length + 2 * 1024 * KiB]! ^= 1;
     writeFileSync(file, bad);
     // Sealed chunks are 64 KiB + 16: the 2 MiB-th payload byte lies in chunk 31.
-    expect((await pool.hashFile(file, { age: { key: s.key, prefix: s.prefix, total: s.file.length } })).sealed).toMatch(/payload chunk 31 does not authenticate/);
+    expect((await pool.hashFile(file, { age: { key: s.key, prefix: s.prefix, total: s.file.length } })).sealed).toMatch(
+      /payload chunk 31 does not authenticate/,
+    );
     // Without a key it only hashes, as for a plain copy.
     expect(await pool.hashFile(file)).not.toHaveProperty('sealed');
   });

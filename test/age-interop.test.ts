@@ -100,7 +100,9 @@ describe('interop with the age-encryption npm package', () => {
     };
     const full = randomBytes(CHUNK);
     const good = Buffer.concat([header, nonce, seal(0, false, full), seal(1, true, Buffer.from('end'))]);
-    expect((await run(createDecryptStream([me.identity]), good)).equals(Buffer.concat([full, Buffer.from('end')]))).toBe(true);
+    expect(
+      (await run(createDecryptStream([me.identity]), good)).equals(Buffer.concat([full, Buffer.from('end')])),
+    ).toBe(true);
     const bad = Buffer.concat([header, nonce, seal(0, false, full), seal(1, true, Buffer.alloc(0))]);
     await expect(run(createDecryptStream([me.identity]), bad)).rejects.toThrow(/empty final chunk/);
   });
@@ -146,7 +148,9 @@ describe('interop with the age command-line tool', () => {
     const [identity] = parseIdentityFile(keygen);
     expect(keygen).toContain(`# public key: ${identityToRecipient(identity!)}`);
     const ours = generateIdentity();
-    expect(execFileSync('age-keygen', ['-y', keyFile(ours.identity)], { encoding: 'utf8' }).trim()).toBe(ours.recipient);
+    expect(execFileSync('age-keygen', ['-y', keyFile(ours.identity)], { encoding: 'utf8' }).trim()).toBe(
+      ours.recipient,
+    );
   });
 
   it.each(SIZES)('age -d opens what we encrypt (%i bytes)', async (n) => {

@@ -80,7 +80,9 @@ describe('sealing age files on worker threads', () => {
 
   it('seals several files at once on shared workers without mixing them up', async () => {
     const inputs = Array.from({ length: 5 }, (_, i) => randomBytes(700 * KiB + i * 4099));
-    const results = await Promise.all(inputs.map((p, i) => seal(`par-${i}`, p, [256 * KiB, 12_345], [alice.recipient, bob.recipient])));
+    const results = await Promise.all(
+      inputs.map((p, i) => seal(`par-${i}`, p, [256 * KiB, 12_345], [alice.recipient, bob.recipient])),
+    );
     for (const [i, { file }] of results.entries()) {
       expect((await decrypt(file, [bob.identity])).equals(inputs[i]!), `file ${i}`).toBe(true);
     }

@@ -34,7 +34,7 @@ function* pieces(data: Buffer, rand?: () => number): Generator<Buffer> {
     yield data;
     return;
   }
-  for (let at = 0; at < data.length; ) {
+  for (let at = 0; at < data.length;) {
     const r = rand();
     // Mostly mid-sized pieces, with single bytes and exact chunk sizes mixed in.
     const size = r < 0.1 ? 1 : r < 0.2 ? CHUNK : r < 0.3 ? SEALED : 1 + Math.floor(rand() * 150_000);
@@ -388,7 +388,10 @@ describe('age encrypt/decrypt streams', () => {
       [`${v1}-> other\r\n\n${mac}`, /invalid byte in header/],
     ];
     for (const [text, why] of cases) {
-      const { error } = await run(createDecryptStream([alice.identity]), Buffer.concat([Buffer.from(text, 'latin1'), tail]));
+      const { error } = await run(
+        createDecryptStream([alice.identity]),
+        Buffer.concat([Buffer.from(text, 'latin1'), tail]),
+      );
       expect(error?.message, JSON.stringify(text)).toMatch(why);
     }
   });

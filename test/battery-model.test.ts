@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseCameraFile } from '../drivers/simulated/camera-file.js';
-import { DEDUP_TOLERANCE_MS, MAX_LOG_ENTRIES_PER_VISIT, newDeviceSamples, type DeviceLogInput } from '../src/battery/device-log.js';
+import {
+  DEDUP_TOLERANCE_MS,
+  MAX_LOG_ENTRIES_PER_VISIT,
+  newDeviceSamples,
+  type DeviceLogInput,
+} from '../src/battery/device-log.js';
 import { formatBatteryHealth, sparkline } from '../src/battery/format.js';
 import {
   assessBattery,
@@ -17,12 +22,27 @@ const H = 3_600_000;
 const MIN = 60_000;
 const T0 = Date.UTC(2026, 10, 2, 6);
 
-function at(hours: number, percent: number, charging = false, source: SampleSource = 'device', visit?: number): BatterySample {
+function at(
+  hours: number,
+  percent: number,
+  charging = false,
+  source: SampleSource = 'device',
+  visit?: number,
+): BatterySample {
   return { at: T0 + hours * H, percent, charging, source, ...(visit === undefined ? {} : { visit }) };
 }
 
-function assess(samples: BatterySample[], opts: { healthPercent?: number | null; shiftHours?: number; now?: number; windowHours?: number } = {}): BatteryHealth {
-  return assessBattery({ samples, healthPercent: opts.healthPercent ?? 95, shiftHours: opts.shiftHours ?? 10, now: opts.now, windowHours: opts.windowHours });
+function assess(
+  samples: BatterySample[],
+  opts: { healthPercent?: number | null; shiftHours?: number; now?: number; windowHours?: number } = {},
+): BatteryHealth {
+  return assessBattery({
+    samples,
+    healthPercent: opts.healthPercent ?? 95,
+    shiftHours: opts.shiftHours ?? 10,
+    now: opts.now,
+    windowHours: opts.windowHours,
+  });
 }
 
 /** Shifts a day apart, each `hours` long at the given drain with a sample every 30 min, then charged on the dock. */
@@ -42,13 +62,20 @@ interface Fixture {
   healthPercent: number;
   clockOffsetSeconds: number;
   batteryLog: Array<{ at: string; percent: number; charging: boolean }>;
-  expected: { shiftHours: number; status: BatteryStatus; drainPercentPerHour: { min: number; max: number } | null; trend: TrendLabel };
+  expected: {
+    shiftHours: number;
+    status: BatteryStatus;
+    drainPercentPerHour: { min: number; max: number } | null;
+    trend: TrendLabel;
+  };
 }
 
 const FIXTURES = ['healthy', 'night-ir', 'aging', 'new-camera', 'charging-only'] as const;
-const fixtureText = (name: string): string => readFileSync(new URL(`../fixtures/battery/${name}.json`, import.meta.url), 'utf8');
+const fixtureText = (name: string): string =>
+  readFileSync(new URL(`../fixtures/battery/${name}.json`, import.meta.url), 'utf8');
 const fixture = (name: string): Fixture => JSON.parse(fixtureText(name)) as Fixture;
-const toLog = (f: Fixture): DeviceLogInput[] => f.batteryLog.map((e) => ({ at: new Date(e.at), percent: e.percent, charging: e.charging }));
+const toLog = (f: Fixture): DeviceLogInput[] =>
+  f.batteryLog.map((e) => ({ at: new Date(e.at), percent: e.percent, charging: e.charging }));
 const NOW = Date.UTC(2026, 11, 1);
 
 function assessFixture(name: string): { f: Fixture; samples: BatterySample[]; h: BatteryHealth } {
@@ -316,7 +343,9 @@ describe('duplicates', () => {
 
 describe('clock skew', () => {
   it('the true time is the camera time minus the offset', () => {
-    const [s] = newDeviceSamples([], [{ at: new Date('2026-11-27T11:00:00Z'), percent: 60, charging: false }], 3600, { now: NOW });
+    const [s] = newDeviceSamples([], [{ at: new Date('2026-11-27T11:00:00Z'), percent: 60, charging: false }], 3600, {
+      now: NOW,
+    });
     expect(s).toEqual({ at: Date.parse('2026-11-27T10:00:00Z'), percent: 60, charging: false, source: 'device' });
   });
 
@@ -325,9 +354,17 @@ describe('clock skew', () => {
     // from 05:05, with a dock sample every 5 min.
     const start = Date.UTC(2026, 10, 20, 19);
     const cameraLog: DeviceLogInput[] = [];
-    for (let k = 0; k <= 20; k++) cameraLog.push({ at: new Date(start + k * 30 * MIN + 3600_000), percent: 100 - 4 * k, charging: false });
+    for (let k = 0; k <= 20; k++)
+      cameraLog.push({ at: new Date(start + k * 30 * MIN + 3600_000), percent: 100 - 4 * k, charging: false });
     const dock: BatterySample[] = [];
-    for (let k = 0; k < 24; k++) dock.push({ at: start + 10 * H + 5 * MIN + k * 5 * MIN, percent: Math.min(100, 20 + k * 3), charging: true, source: 'dock', visit: 7 });
+    for (let k = 0; k < 24; k++)
+      dock.push({
+        at: start + 10 * H + 5 * MIN + k * 5 * MIN,
+        percent: Math.min(100, 20 + k * 3),
+        charging: true,
+        source: 'dock',
+        visit: 7,
+      });
 
     const corrected = assess([...dock, ...newDeviceSamples([], cameraLog, 3600, { now: NOW })]);
     expect(corrected.drainPercentPerHour).toBe(8);
@@ -352,7 +389,8 @@ describe('clock skew', () => {
 describe('charging', () => {
   function docked(from: number, ratePerMin: number, minutes: number, visit = 1, startHour = 10): BatterySample[] {
     const out: BatterySample[] = [];
-    for (let m = 0; m <= minutes; m++) out.push(at(startHour + m / 60, Math.min(100, from + ratePerMin * m), true, 'dock', visit));
+    for (let m = 0; m <= minutes; m++)
+      out.push(at(startHour + m / 60, Math.min(100, from + ratePerMin * m), true, 'dock', visit));
     return out;
   }
 
@@ -395,7 +433,11 @@ describe('shifts and trend', () => {
   });
 
   it('needs three shifts, and fits only the last five', () => {
-    expect(assess(shiftSeries([6, 9])).trend).toEqual({ label: 'unknown', slopePercentPerHourPerShift: null, shifts: 2 });
+    expect(assess(shiftSeries([6, 9])).trend).toEqual({
+      label: 'unknown',
+      slopePercentPerHourPerShift: null,
+      shifts: 2,
+    });
     const h = assess(shiftSeries([12, 5, 6, 7, 8, 9]));
     expect(h.shifts).toHaveLength(6);
     expect(h.trend).toEqual({ label: 'rising', slopePercentPerHourPerShift: expect.closeTo(1, 9), shifts: 5 });
@@ -414,7 +456,13 @@ describe('shifts and trend', () => {
     ];
     const h = assess(samples);
     expect(h.shifts.map((s) => s.countedHours)).toEqual([8, 8, 8, 1, 1, expect.closeTo(0.15, 9)]);
-    expect(h.shifts[3]).toMatchObject({ start: T0 + 72 * H, end: T0 + 73 * H, hours: 1, percentUsed: 8, drainPercentPerHour: 8 });
+    expect(h.shifts[3]).toMatchObject({
+      start: T0 + 72 * H,
+      end: T0 + 73 * H,
+      hours: 1,
+      percentUsed: 8,
+      drainPercentPerHour: 8,
+    });
     expect(h.shifts[4]).toMatchObject({ start: T0 + 78 * H, end: T0 + 79 * H, drainPercentPerHour: 8 });
     expect(h.shifts[5]!.countedHours).toBeCloseTo(0.15, 9);
     // The 0.15 h excursion and its 13 %/h are left out of the trend; the five it fits are 6, 7, 8, 8, 8.
@@ -424,7 +472,16 @@ describe('shifts and trend', () => {
 
   it('reports each shift from its first to its last sample', () => {
     const [s] = assess(shiftSeries([7.5])).shifts;
-    expect(s).toEqual({ start: T0, end: T0 + 8 * H, hours: 8, countedHours: 8, startPercent: 100, endPercent: 40, percentUsed: 60, drainPercentPerHour: 7.5 });
+    expect(s).toEqual({
+      start: T0,
+      end: T0 + 8 * H,
+      hours: 8,
+      countedHours: 8,
+      startPercent: 100,
+      endPercent: 40,
+      percentUsed: 60,
+      drainPercentPerHour: 7.5,
+    });
   });
 });
 
@@ -475,11 +532,17 @@ describe('hostile device logs', () => {
       42,
       good,
     ] as unknown as DeviceLogInput[];
-    expect(newDeviceSamples([], hostile, 0, { now: NOW })).toEqual([{ at: T0, percent: 50, charging: false, source: 'device' }]);
+    expect(newDeviceSamples([], hostile, 0, { now: NOW })).toEqual([
+      { at: T0, percent: 50, charging: false, source: 'device' },
+    ]);
   });
 
   it('drops entries older than the samples kept, on the dock clock', () => {
-    const log = [{ at: new Date(T0 - 1), percent: 40, charging: false }, { at: new Date(T0), percent: 41, charging: false }, { at: new Date(T0 + 3600_000), percent: 42, charging: false }];
+    const log = [
+      { at: new Date(T0 - 1), percent: 40, charging: false },
+      { at: new Date(T0), percent: 41, charging: false },
+      { at: new Date(T0 + 3600_000), percent: 42, charging: false },
+    ];
     // The camera's clock an hour ahead: its T0 + 1 h entry is T0 on the dock's.
     expect(newDeviceSamples([], log, 3600, { now: NOW, earliest: T0 }).map((s) => s.percent)).toEqual([42]);
     expect(newDeviceSamples([], log, 0, { now: NOW, earliest: T0 }).map((s) => s.percent)).toEqual([41, 42]);
@@ -503,11 +566,17 @@ describe('hostile device logs', () => {
 
   it('takes at most the newest entries allowed per visit', () => {
     const n = MAX_LOG_ENTRIES_PER_VISIT + 500;
-    const flood: DeviceLogInput[] = Array.from({ length: n }, (_, i) => ({ at: new Date(T0 + i * 1000), percent: i % 101, charging: false }));
+    const flood: DeviceLogInput[] = Array.from({ length: n }, (_, i) => ({
+      at: new Date(T0 + i * 1000),
+      percent: i % 101,
+      charging: false,
+    }));
     const out = newDeviceSamples([], flood, 0, { now: NOW });
     expect(out).toHaveLength(MAX_LOG_ENTRIES_PER_VISIT);
     expect(out[0]!.at).toBe(T0 + 500 * 1000);
     expect(out.at(-1)!.at).toBe(T0 + (n - 1) * 1000);
-    expect(newDeviceSamples([], flood.slice(0, 10), 0, { now: NOW, maxEntries: 3 }).map((s) => s.percent)).toEqual([7, 8, 9]);
+    expect(newDeviceSamples([], flood.slice(0, 10), 0, { now: NOW, maxEntries: 3 }).map((s) => s.percent)).toEqual([
+      7, 8, 9,
+    ]);
   });
 });

@@ -24,7 +24,13 @@ interface Fixture {
   healthPercent: number;
   batteryLog: Array<{ at: string; percent: number; charging: boolean }>;
   settingsChanges: Array<{ at: string; profile: string }>;
-  expected: { shiftHours: number; status: string; trend: string; drainPercentPerHour: Range; byProfile: Array<{ profile: string | null; drainPercentPerHour: Range }> };
+  expected: {
+    shiftHours: number;
+    status: string;
+    trend: string;
+    drainPercentPerHour: Range;
+    byProfile: Array<{ profile: string | null; drainPercentPerHour: Range }>;
+  };
 }
 
 const text = readFileSync(new URL('../fixtures/battery/profile-change.json', import.meta.url), 'utf8');
@@ -63,10 +69,27 @@ describe('battery drain per settings profile', () => {
 
   it('counts a profile the camera ran twice as one, and none for a camera never given one', () => {
     const H = 3_600_000;
-    const shift = (day: number, drain: number) => Array.from({ length: 9 }, (_, k) => ({ at: day * 24 * H + k * H, percent: 100 - drain * k, charging: false, source: 'device' as const }));
+    const shift = (day: number, drain: number) =>
+      Array.from({ length: 9 }, (_, k) => ({
+        at: day * 24 * H + k * H,
+        percent: 100 - drain * k,
+        charging: false,
+        source: 'device' as const,
+      }));
     const samples = [...shift(0, 10), ...shift(1, 6), ...shift(2, 10)];
-    const by = drainByProfile(samples, [{ from: 0, profile: 'full' }, { from: 20 * H, profile: 'eco' }, { from: 44 * H, profile: 'full' }], 10);
-    expect(by.map((p) => [p.profile, p.drainPercentPerHour])).toEqual([['full', 10], ['eco', 6]]);
+    const by = drainByProfile(
+      samples,
+      [
+        { from: 0, profile: 'full' },
+        { from: 20 * H, profile: 'eco' },
+        { from: 44 * H, profile: 'full' },
+      ],
+      10,
+    );
+    expect(by.map((p) => [p.profile, p.drainPercentPerHour])).toEqual([
+      ['full', 10],
+      ['eco', 6],
+    ]);
     expect(drainByProfile(samples, [], 10).map((p) => p.profile)).toEqual([null]);
   });
 
@@ -78,14 +101,23 @@ describe('battery drain per settings profile', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'dockd-byprofile-'));
     dirs.push(dir);
     const db = openStore(dir);
-    db.prepare("INSERT INTO cameras (serial, model, firmware, slot, docked, first_seen, last_seen, visit) VALUES (?, 'SimCam 2', '4.1.7', 's1', 0, ?, ?, 2)").run(f.serial, new Date(NOW).toISOString(), new Date(NOW).toISOString());
-    new BatteryRecorder(db).ingestDeviceLog(f.serial, 1, log.map((e) => ({ ...e, type: 'battery' })), f.clockOffsetSeconds);
+    db.prepare(
+      "INSERT INTO cameras (serial, model, firmware, slot, docked, first_seen, last_seen, visit) VALUES (?, 'SimCam 2', '4.1.7', 's1', 0, ?, ?, 2)",
+    ).run(f.serial, new Date(NOW).toISOString(), new Date(NOW).toISOString());
+    new BatteryRecorder(db).ingestDeviceLog(
+      f.serial,
+      1,
+      log.map((e) => ({ ...e, type: 'battery' })),
+      f.clockOffsetSeconds,
+    );
     db.transaction(() => noteProfile(db, f.serial, 'winter', starts[0]!.from))();
     db.close();
 
     const r = await cli(['--data-dir', dir, 'battery', f.serial, '--json'], { env: { DOCKD_CONFIG: '' } });
     expect(r.stderr).toBe('');
-    const [cam] = JSON.parse(r.stdout) as Array<{ byProfile: Array<{ profile: string | null; drainPercentPerHour: number; projectedRuntimeHours: number }> }>;
+    const [cam] = JSON.parse(r.stdout) as Array<{
+      byProfile: Array<{ profile: string | null; drainPercentPerHour: number; projectedRuntimeHours: number }>;
+    }>;
     expect(cam!.byProfile.map((p) => p.profile)).toEqual([null, 'winter']);
     expect(cam!.byProfile[0]!.drainPercentPerHour).toBeCloseTo(12, 0);
     expect(cam!.byProfile[1]!.drainPercentPerHour).toBeCloseTo(8, 0);
@@ -97,7 +129,9 @@ describe('battery drain per settings profile', () => {
     try {
       const page = renderReport(buildReport(store, parseConfig({ dataDir: dir }, dir)));
       expect(page).toContain('<tr data-profile="winter"><td>winter</td>');
-      expect(page).toMatch(/drain per settings profile: after profile winter the drain fell from 1[12](\.\d+)? to [78](\.\d+)? %\/h/);
+      expect(page).toMatch(
+        /drain per settings profile: after profile winter the drain fell from 1[12](\.\d+)? to [78](\.\d+)? %\/h/,
+      );
     } finally {
       store.close();
     }

@@ -48,10 +48,17 @@ describe('battery health', () => {
     dock = new TestDock({ battery: { shiftHours: 10, sampleIntervalMs: 200 } });
     for (const name of NAMES) {
       const f = fixture(name);
-      dock.dock(name, { serial: f.serial, spec: { battery: f.battery, clockOffsetSeconds: f.clockOffsetSeconds, batteryLog: f.batteryLog } });
+      dock.dock(name, {
+        serial: f.serial,
+        spec: { battery: f.battery, clockOffsetSeconds: f.clockOffsetSeconds, batteryLog: f.batteryLog },
+      });
     }
     const d = dock.start();
-    await waitFor('all docked', async () => (await dock.json<Array<{ docked: boolean }>>(['cameras'])).filter((c) => c.docked).length === NAMES.length);
+    await waitFor(
+      'all docked',
+      async () =>
+        (await dock.json<Array<{ docked: boolean }>>(['cameras'])).filter((c) => c.docked).length === NAMES.length,
+    );
     const fleet = await dock.json<BatteryJson[]>(['battery']);
     for (const name of NAMES) {
       const f = fixture(name);
@@ -78,9 +85,16 @@ describe('battery health', () => {
         store
           .prepare<[], { serial: string; v: string | null }>('SELECT serial, battery_verdict_json v FROM cameras')
           .all()
-          .map((r) => [r.serial, r.v === null ? null : (JSON.parse(r.v) as { shiftHours: number; view: { status: string } })]),
+          .map((r) => [
+            r.serial,
+            r.v === null ? null : (JSON.parse(r.v) as { shiftHours: number; view: { status: string } }),
+          ]),
       );
-      for (const name of NAMES) expect(verdicts.get(fixture(name).serial), name).toMatchObject({ shiftHours: 10, view: { status: fixture(name).expected.status } });
+      for (const name of NAMES)
+        expect(verdicts.get(fixture(name).serial), name).toMatchObject({
+          shiftHours: 10,
+          view: { status: fixture(name).expected.status },
+        });
     } finally {
       store.close();
     }
@@ -94,12 +108,17 @@ describe('battery health', () => {
     dock = new TestDock({ battery: { shiftHours: 10, sampleIntervalMs: 200 } });
     // Only the verdict's write fails, as on a store that refuses that one row.
     const store = openStore(dock.dataDir);
-    store.exec("CREATE TRIGGER verdict_refused BEFORE UPDATE OF battery_verdict_json ON cameras WHEN NEW.battery_verdict_json IS NOT NULL BEGIN SELECT RAISE(ABORT, 'verdict refused'); END");
+    store.exec(
+      "CREATE TRIGGER verdict_refused BEFORE UPDATE OF battery_verdict_json ON cameras WHEN NEW.battery_verdict_json IS NOT NULL BEGIN SELECT RAISE(ABORT, 'verdict refused'); END",
+    );
     store.close();
     const f = fixture('night-ir');
     dock.dock('s1', {
       serial: f.serial,
-      files: [{ rel: 'DCIM/100CAM/a.mp4', size: 300_000 }, { rel: 'DCIM/100CAM/b.mp4', size: 70_000 }],
+      files: [
+        { rel: 'DCIM/100CAM/a.mp4', size: 300_000 },
+        { rel: 'DCIM/100CAM/b.mp4', size: 70_000 },
+      ],
       spec: { battery: f.battery, clockOffsetSeconds: f.clockOffsetSeconds, batteryLog: f.batteryLog },
     });
     const d = dock.start();
@@ -142,12 +161,16 @@ describe('battery health', () => {
     expect(second.status).toBe('short');
   });
 
-  it('keeps battery samples for battery.keepDays: older ones are deleted by the sweep and not brought back by a camera\'s log', async () => {
+  it("keeps battery samples for battery.keepDays: older ones are deleted by the sweep and not brought back by a camera's log", async () => {
     dock = new TestDock({ battery: { sampleIntervalMs: 60_000, keepDays: 3 }, retention: { sweepIntervalMs: 300 } });
     const day = 86_400_000;
     const now = Date.now();
     // Ten days of the camera's own log, one entry every six hours, the last an hour ago.
-    const batteryLog = Array.from({ length: 40 }, (_, i) => ({ at: new Date(now - 3600_000 - i * 6 * 3600_000).toISOString(), percent: 90 - (i % 4) * 20, charging: i % 4 === 0 }));
+    const batteryLog = Array.from({ length: 40 }, (_, i) => ({
+      at: new Date(now - 3600_000 - i * 6 * 3600_000).toISOString(),
+      percent: 90 - (i % 4) * 20,
+      charging: i % 4 === 0,
+    }));
     const spec = { battery: { percent: 80, charging: true }, clockOffsetSeconds: 0, batteryLog };
     dock.dock('s1', { serial: 'KEEP-1', spec });
     const d = dock.start();
@@ -160,7 +183,11 @@ describe('battery health', () => {
 
     // A sample of a visit a year ago, as a store that ran before pruning holds: the sweep deletes it.
     const store = openStore(dock.dataDir);
-    store.prepare("INSERT INTO battery_samples (camera, at, percent, charging, source, visit) VALUES ('KEEP-1', ?, 55, 0, 'dock', 0)").run(now - 365 * day);
+    store
+      .prepare(
+        "INSERT INTO battery_samples (camera, at, percent, charging, source, visit) VALUES ('KEEP-1', ?, 55, 0, 'dock', 0)",
+      )
+      .run(now - 365 * day);
     store.close();
     const pruned = await d.waitForEvent('battery.pruned');
     expect(pruned).toMatchObject({ samples: 1, keepDays: 3, level: 30 });
@@ -185,7 +212,9 @@ describe('battery health', () => {
     try {
       const iso = new Date().toISOString();
       const now = Date.now();
-      const sample = db.prepare("INSERT INTO battery_samples (camera, at, percent, charging, source, visit) VALUES (?, ?, 50, 0, 'dock', 1)");
+      const sample = db.prepare(
+        "INSERT INTO battery_samples (camera, at, percent, charging, source, visit) VALUES (?, ?, 50, 0, 'dock', 1)",
+      );
       db.transaction(() => {
         for (const serial of ['P-1', 'P-2']) {
           db.prepare('INSERT INTO cameras (serial, first_seen, last_seen) VALUES (?, ?, ?)').run(serial, iso, iso);
@@ -196,7 +225,9 @@ describe('battery health', () => {
       })();
       const recorder = new BatteryRecorder(db, 400);
       expect(await recorder.prune(now)).toBe(2 * 12_345);
-      expect(db.prepare('SELECT camera, count(*) n FROM battery_samples GROUP BY camera ORDER BY camera').all()).toEqual([
+      expect(
+        db.prepare('SELECT camera, count(*) n FROM battery_samples GROUP BY camera ORDER BY camera').all(),
+      ).toEqual([
         { camera: 'P-1', n: 10 },
         { camera: 'P-2', n: 10 },
       ]);
@@ -210,14 +241,16 @@ describe('battery health', () => {
     }
   });
 
-  it("status judges each camera by the verdict of its last docking, and a camera without one from its samples", () => {
+  it('status judges each camera by the verdict of its last docking, and a camera without one from its samples', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'dockd-verdict-'));
     const db = openStore(dir);
     try {
       const f = fixture('night-ir');
       const iso = new Date().toISOString();
-      db.prepare("INSERT INTO cameras (serial, first_seen, last_seen) VALUES (?, ?, ?)").run(f.serial, iso, iso);
-      const sample = db.prepare("INSERT INTO battery_samples (camera, at, percent, charging, source, visit) VALUES (?, ?, ?, ?, 'device', 1)");
+      db.prepare('INSERT INTO cameras (serial, first_seen, last_seen) VALUES (?, ?, ?)').run(f.serial, iso, iso);
+      const sample = db.prepare(
+        "INSERT INTO battery_samples (camera, at, percent, charging, source, visit) VALUES (?, ?, ?, ?, 'device', 1)",
+      );
       for (const e of f.batteryLog) sample.run(f.serial, Date.parse(e.at), e.percent, e.charging ? 1 : 0);
 
       // A store from before verdicts were kept: judged from the samples.

@@ -66,4 +66,3 @@ describe('BufferPool', () => {
     expect(pool.kept).toBe(0);
   });
 });
-

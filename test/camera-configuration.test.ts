@@ -24,7 +24,15 @@ interface EventJson {
 
 const SETTINGS = { preRecordSeconds: 30, displayBrightness: 80, wifi: true, gps: true, resolution: '1080p' };
 const WINTER = { preRecordSeconds: 60, wifi: false, displayBrightness: 'low', nightVision: true };
-const CONFIG = { settings: { profiles: { winter: WINTER, standard: { wifi: true } }, assign: [{ serial: 'DU-0099', profile: 'standard' }, { model: 'SimCam 2', profile: 'winter' }] } };
+const CONFIG = {
+  settings: {
+    profiles: { winter: WINTER, standard: { wifi: true } },
+    assign: [
+      { serial: 'DU-0099', profile: 'standard' },
+      { model: 'SimCam 2', profile: 'winter' },
+    ],
+  },
+};
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -79,9 +87,17 @@ describe('the dock configures a simulated camera', () => {
 
     const custody = await dock.json<CustodyJson[]>(['custody', '--camera', 'DU-0042']);
     const clockSet = custody.filter((e) => e.type === 'camera.clock_set');
-    expect(clockSet).toEqual([expect.objectContaining({ details: expect.objectContaining({ skewSeconds: expect.closeTo(-42, 0), setTo: clock.setTo }) })]);
+    expect(clockSet).toEqual([
+      expect.objectContaining({
+        details: expect.objectContaining({ skewSeconds: expect.closeTo(-42, 0), setTo: clock.setTo }),
+      }),
+    ]);
     const changed = custody.filter((e) => e.type === 'camera.settings_changed');
-    expect(changed).toEqual([expect.objectContaining({ details: { profile: 'winter', before: SETTINGS, after: wanted, changed: ['preRecordSeconds', 'wifi'] } })]);
+    expect(changed).toEqual([
+      expect.objectContaining({
+        details: { profile: 'winter', before: SETTINGS, after: wanted, changed: ['preRecordSeconds', 'wifi'] },
+      }),
+    ]);
     // Configured before the recordings were listed, and the docking carried the skew from before the clock was set.
     const types = custody.map((e) => e.type);
     expect(types.indexOf('camera.settings_changed')).toBeLessThan(types.indexOf('recording.discovered'));
@@ -96,7 +112,13 @@ describe('the dock configures a simulated camera', () => {
       { at: iso(later), type: 'power.on' },
       { at: iso(later + 5_000), type: 'display.off' },
     ];
-    dock.writeCameraJson('dock1-01', { serial: 'DU-0042', model: 'SimCam 2', firmware: '4.1.7', ...spec, eventLog: [...before, ...after] });
+    dock.writeCameraJson('dock1-01', {
+      serial: 'DU-0042',
+      model: 'SimCam 2',
+      firmware: '4.1.7',
+      ...spec,
+      eventLog: [...before, ...after],
+    });
     await waitFor('second docking', async () => d.events('camera.docked').length === 2);
     await waitFor('events of the second docking', async () => d.events('camera.events_ingested').length === 2);
 
@@ -109,23 +131,38 @@ describe('the dock configures a simulated camera', () => {
     expect(again.filter((e) => e.type === 'camera.settings_changed')).toHaveLength(1);
     expect(again.filter((e) => e.type === 'camera.docked').at(-1)!.details.clockSkewSeconds).toBeCloseTo(0, 0);
     // The battery log is recognised by the camera's timestamps too, not stored again 42 s later.
-    const [battery] = await dock.json<Array<{ samples: Array<{ at: number; source: string }> }>>(['battery', 'DU-0042']);
-    expect(battery!.samples.filter((x) => x.source === 'device').map((x) => iso(x.at))).toEqual(batteryLog.map((e) => iso(Date.parse(e.at) + 42_000)));
+    const [battery] = await dock.json<Array<{ samples: Array<{ at: number; source: string }> }>>([
+      'battery',
+      'DU-0042',
+    ]);
+    expect(battery!.samples.filter((x) => x.source === 'device').map((x) => iso(x.at))).toEqual(
+      batteryLog.map((e) => iso(Date.parse(e.at) + 42_000)),
+    );
     const [still] = await dock.json<SettingsJson[]>(['settings', 'DU-0042']);
     expect(still!.settings).toEqual(wanted);
     expect(Object.keys(still!.pending).sort()).toEqual(['displayBrightness', 'nightVision']);
     expect((await dock.json<{ chain: { ok: boolean } }>(['verify'])).chain.ok).toBe(true);
 
     // The admin gives the camera another profile: until it docks again, that is what is pending.
-    dock.writeConfig({ settings: { profiles: { standard: { wifi: true, preRecordSeconds: 60 } }, assign: [{ profile: 'standard' }] } });
+    dock.writeConfig({
+      settings: { profiles: { standard: { wifi: true, preRecordSeconds: 60 } }, assign: [{ profile: 'standard' }] },
+    });
     const [moved] = await dock.json<SettingsJson[]>(['settings', 'DU-0042']);
-    expect(moved).toMatchObject({ profile: 'standard', settings: wanted, pending: { wifi: { wanted: true, reported: false, reason: expect.stringContaining('next') } } });
+    expect(moved).toMatchObject({
+      profile: 'standard',
+      settings: wanted,
+      pending: { wifi: { wanted: true, reported: false, reason: expect.stringContaining('next') } },
+    });
     expect(Object.keys(moved!.pending)).toEqual(['wifi']);
   });
 
   it('only reads settings without a settings section, and leaves a camera within clock.maxSkewSeconds alone', async () => {
     dock = new TestDock({ clock: { maxSkewSeconds: 5 } });
-    dock.dock('s1', { serial: 'DU-0050', files: [{ rel: 'a.mp4', size: 1000 }], spec: { clockOffsetSeconds: 3, settings: SETTINGS } });
+    dock.dock('s1', {
+      serial: 'DU-0050',
+      files: [{ rel: 'a.mp4', size: 1000 }],
+      spec: { clockOffsetSeconds: 3, settings: SETTINGS },
+    });
     dock.dock('s2', { serial: 'DU-0051', files: [{ rel: 'b.mp4', size: 1000 }] });
     dock.start();
     await allVerified(dock, 2);
@@ -134,8 +171,22 @@ describe('the dock configures a simulated camera', () => {
       return r.length === 2 ? r : null;
     });
     expect(rows).toEqual([
-      { serial: 'DU-0050', profile: null, settings: SETTINGS, pending: {}, configuredAt: null, reportedAt: expect.any(String) },
-      { serial: 'DU-0051', profile: null, settings: null, pending: {}, configuredAt: null, reportedAt: expect.any(String) },
+      {
+        serial: 'DU-0050',
+        profile: null,
+        settings: SETTINGS,
+        pending: {},
+        configuredAt: null,
+        reportedAt: expect.any(String),
+      },
+      {
+        serial: 'DU-0051',
+        profile: null,
+        settings: null,
+        pending: {},
+        configuredAt: null,
+        reportedAt: expect.any(String),
+      },
     ]);
     expect(dock.cameraFileExists('s1', 'settings.json')).toBe(false);
     expect(dock.cameraFileExists('s1', 'clock.json')).toBe(false);
@@ -144,14 +195,19 @@ describe('the dock configures a simulated camera', () => {
   });
 
   it('refuses an unknown profile in settings.assign (exit 2 naming the key) and an unknown serial (exit 1 naming it)', async () => {
-    dock = new TestDock({ settings: { profiles: { winter: { wifi: false } }, assign: [{ model: 'SimCam 2', profile: 'summer' }] } });
+    dock = new TestDock({
+      settings: { profiles: { winter: { wifi: false } }, assign: [{ model: 'SimCam 2', profile: 'summer' }] },
+    });
     const bad = await dock.cli(['settings']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('settings.assign[0].profile: unknown profile "summer"');
     dock.writeConfig(CONFIG);
     // A store as a daemon leaves it: without one, every read command says there is no dockd data.
     openStore(dock.dataDir).close();
-    for (const args of [['settings', 'DU-404'], ['events', '--camera', 'DU-404']]) {
+    for (const args of [
+      ['settings', 'DU-404'],
+      ['events', '--camera', 'DU-404'],
+    ]) {
       const r = await dock.cli([...args, '--json']);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('no camera DU-404');

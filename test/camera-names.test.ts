@@ -17,16 +17,38 @@ function random(seed: number): () => number {
 
 /** Names biased towards the hard cases: UTF-8 prefixes, lone continuation bytes, U+F7xx. */
 function randomName(next: () => number): Buffer {
-  const pieces = [hex('e9'), hex('ff'), hex('c0af'), hex('eda080'), hex('ef9fa9'), hex('ef9e80'), hex('c3a9'), hex('f09f8ea5'), hex('e282'), hex('f4908080'), Buffer.from('a'), Buffer.from('.MP4')];
+  const pieces = [
+    hex('e9'),
+    hex('ff'),
+    hex('c0af'),
+    hex('eda080'),
+    hex('ef9fa9'),
+    hex('ef9e80'),
+    hex('c3a9'),
+    hex('f09f8ea5'),
+    hex('e282'),
+    hex('f4908080'),
+    Buffer.from('a'),
+    Buffer.from('.MP4'),
+  ];
   const out: Buffer[] = [];
   const n = 1 + Math.floor(next() * 8);
-  for (let i = 0; i < n; i++) out.push(next() < 0.5 ? pieces[Math.floor(next() * pieces.length)]! : Buffer.of(1 + Math.floor(next() * 255)));
+  for (let i = 0; i < n; i++)
+    out.push(next() < 0.5 ? pieces[Math.floor(next() * pieces.length)]! : Buffer.of(1 + Math.floor(next() * 255)));
   return Buffer.concat(out);
 }
 
 describe('camera names as bytes', () => {
   it('keeps a UTF-8 name exactly as it is', () => {
-    for (const name of ['DCIM/100/REC0001.MP4', 'caf\u00e9.mp4', 'cafe\u0301.mp4', '\u{1F3A5} night.mp4', 'line\nbreak', '\ufffd.mp4', '\uf700\uf77f.mp4']) {
+    for (const name of [
+      'DCIM/100/REC0001.MP4',
+      'caf\u00e9.mp4',
+      'cafe\u0301.mp4',
+      '\u{1F3A5} night.mp4',
+      'line\nbreak',
+      '\ufffd.mp4',
+      '\uf700\uf77f.mp4',
+    ]) {
       expect(nameFromBytes(Buffer.from(name, 'utf8'))).toBe(name);
       expect(bytesFromName(name)).toEqual(Buffer.from(name, 'utf8'));
     }
@@ -71,12 +93,18 @@ describe('camera names as bytes', () => {
       // A lone surrogate would not survive a trip through UTF-8.
       expect(Buffer.from(name, 'utf8').toString('utf8'), `seed ${seed}`).toBe(name);
       const seen = byName.get(name);
-      expect(seen === undefined || seen === bytes.toString('hex'), `seed ${seed}: ${seen} and ${bytes.toString('hex')} share ${JSON.stringify(name)}`).toBe(true);
+      expect(
+        seen === undefined || seen === bytes.toString('hex'),
+        `seed ${seed}: ${seen} and ${bytes.toString('hex')} share ${JSON.stringify(name)}`,
+      ).toBe(true);
       byName.set(name, bytes.toString('hex'));
       insert.run(name);
       expect(JSON.parse(JSON.stringify(name))).toBe(name);
     }
-    const stored = db.prepare<[], { name: string }>('SELECT name FROM names').all().map((r) => r.name);
+    const stored = db
+      .prepare<[], { name: string }>('SELECT name FROM names')
+      .all()
+      .map((r) => r.name);
     expect(new Set(stored)).toEqual(new Set(byName.keys()));
     db.close();
   });

@@ -13,17 +13,36 @@ function store() {
 
 describe('custody chain', () => {
   it('canonical JSON sorts keys at every depth and has no whitespace', () => {
-    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: 'x' } })).toBe('{"a":{"c":"x","d":[3,{"y":2,"z":1}]},"b":1}');
+    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: 'x' } })).toBe(
+      '{"a":{"c":"x","d":[3,{"y":2,"z":1}]},"b":1}',
+    );
     expect(canonicalJson({ a: undefined, b: null })).toBe('{"b":null}');
   });
 
   it('hashes prevHash, a newline and the canonical event, starting from 64 zeros', () => {
     const db = store();
     const log = new CustodyLog(db);
-    const e = log.record({ type: 'camera.docked', camera: 'DU-1', details: { slot: 's1' }, at: new Date('2026-01-01T00:00:00Z') });
+    const e = log.record({
+      type: 'camera.docked',
+      camera: 'DU-1',
+      details: { slot: 's1' },
+      at: new Date('2026-01-01T00:00:00Z'),
+    });
     expect(e.prevHash).toBe(GENESIS_HASH);
-    const body = { seq: 1, at: '2026-01-01T00:00:00.000Z', type: 'camera.docked', camera: 'DU-1', recording: null, sha256: null, actor: 'dockd', details: { slot: 's1' }, prevHash: GENESIS_HASH };
-    const expected = createHash('sha256').update(GENESIS_HASH + '\n' + canonicalJson(body)).digest('hex');
+    const body = {
+      seq: 1,
+      at: '2026-01-01T00:00:00.000Z',
+      type: 'camera.docked',
+      camera: 'DU-1',
+      recording: null,
+      sha256: null,
+      actor: 'dockd',
+      details: { slot: 's1' },
+      prevHash: GENESIS_HASH,
+    };
+    const expected = createHash('sha256')
+      .update(GENESIS_HASH + '\n' + canonicalJson(body))
+      .digest('hex');
     expect(e.hash).toBe(expected);
     const e2 = log.record({ type: 'camera.undocked', camera: 'DU-1' });
     expect(e2.prevHash).toBe(e.hash);
@@ -51,7 +70,7 @@ describe('custody chain', () => {
       return { db, log };
     };
     let { db, log } = make();
-    db.prepare("UPDATE custody_events SET sha256 = ? WHERE seq = 3").run('b'.repeat(64));
+    db.prepare('UPDATE custody_events SET sha256 = ? WHERE seq = 3').run('b'.repeat(64));
     expect(checkChain(log.all())).toMatchObject({ ok: false, firstBadSeq: 3 });
 
     ({ db, log } = make());
@@ -62,7 +81,10 @@ describe('custody chain', () => {
     ({ db, log } = make());
     const row = [...log.all()][2]!;
     const forged = { ...row, details: { forged: true } };
-    db.prepare('UPDATE custody_events SET details = ?, hash = ? WHERE seq = 3').run(JSON.stringify(forged.details), eventHash(forged));
+    db.prepare('UPDATE custody_events SET details = ?, hash = ? WHERE seq = 3').run(
+      JSON.stringify(forged.details),
+      eventHash(forged),
+    );
     expect(checkChain(log.all())).toMatchObject({ ok: false, firstBadSeq: 4 });
   });
 });

@@ -21,7 +21,13 @@ let recs: RecordingJson[];
 
 beforeAll(async () => {
   dock = new TestDock();
-  dock.dock('bay-1', { serial: 'P-7', files: [{ rel: 'DCIM/A.MP4', size: 200_000 }, { rel: 'DCIM/B.MP4', size: 100_000 }] });
+  dock.dock('bay-1', {
+    serial: 'P-7',
+    files: [
+      { rel: 'DCIM/A.MP4', size: 200_000 },
+      { rel: 'DCIM/B.MP4', size: 100_000 },
+    ],
+  });
   const past = new Date(Date.now() - 3600_000).toISOString();
   expect((await dock.cli(['assign', 'P-7', 'officer-17', '--from', past])).code).toBe(0);
   const d = dock.start();
@@ -35,7 +41,8 @@ beforeAll(async () => {
     "INSERT INTO recordings (id, camera, source_path, source_id, bytes, status, discovered_at, deleted_at, deleted_from_camera) VALUES (?, 'P-7', ?, ?, 1000, 'deleted', ?, ?, 1)",
   );
   db.transaction(() => {
-    for (let i = 0; i < DELETED_ROWS; i++) add.run(`old-${i}`, `DCIM/OLD/REC${i}.MP4`, `old-${i}`, '2025-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
+    for (let i = 0; i < DELETED_ROWS; i++)
+      add.run(`old-${i}`, `DCIM/OLD/REC${i}.MP4`, `old-${i}`, '2025-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
   })();
   db.close();
 });
@@ -44,8 +51,14 @@ afterAll(async () => {
 });
 
 /** Runs dockd with stdout on a pipe that is closed once `enough` bytes arrived. */
-async function readThenClose(args: string[], enough: number): Promise<{ head: string; code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, '--config', dock.configPath, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+async function readThenClose(
+  args: string[],
+  enough: number,
+): Promise<{ head: string; code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, '--config', dock.configPath, ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let head = '';
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
@@ -59,9 +72,14 @@ async function readThenClose(args: string[], enough: number): Promise<{ head: st
 
 /** Runs dockd on a pseudo-terminal (util-linux `script`), for what only a terminal gets. */
 async function onTerminal(args: string[], env: NodeJS.ProcessEnv = {}, timeoutS?: number): Promise<string> {
-  const quoted = [process.execPath, BIN, '--config', dock.configPath, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+  const quoted = [process.execPath, BIN, '--config', dock.configPath, ...args]
+    .map((a) => `'${a.replace(/'/g, "'\\''")}'`)
+    .join(' ');
   const command = timeoutS ? `timeout -s INT ${timeoutS} ${quoted}` : quoted;
-  const { stdout } = await execFileP('script', ['-qec', command, '/dev/null'], { cwd: ROOT, env: { ...process.env, NO_COLOR: '', ...env } }).catch((e: { stdout: string }) => e);
+  const { stdout } = await execFileP('script', ['-qec', command, '/dev/null'], {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: '', ...env },
+  }).catch((e: { stdout: string }) => e);
   return stdout;
 }
 
@@ -114,7 +132,7 @@ describe('on a terminal', () => {
     const table = await onTerminal(['recordings', '--camera', 'P-7', '--status', 'verified']);
     const lines = table.split(/\r?\n/).filter(Boolean);
     expect(lines[2]).toMatch(/\x1b\[32mverified\x1b\[0m/);
-        const plain = lines.map((l) => l.replace(/\x1b\[[0-9;]*m/g, ''));
+    const plain = lines.map((l) => l.replace(/\x1b\[[0-9;]*m/g, ''));
     expect(plain[2]!.indexOf('verified')).toBe(plain[0]!.indexOf('STATUS'));
   });
 });
@@ -123,10 +141,20 @@ describe('read commands on a data dir that is not there', () => {
   it('exit 1 naming the directory, and create nothing', async () => {
     const empty = mkdtempSync(path.join(os.tmpdir(), 'dockd-empty-'));
     try {
-      for (const args of [['cameras'], ['status'], ['recordings', '--json'], ['custody', '--camera', 'X'], ['verify'], ['battery'], ['status', '--watch']]) {
+      for (const args of [
+        ['cameras'],
+        ['status'],
+        ['recordings', '--json'],
+        ['custody', '--camera', 'X'],
+        ['verify'],
+        ['battery'],
+        ['status', '--watch'],
+      ]) {
         const r = await cli(args, { cwd: empty });
         expect(r.code, args.join(' ')).toBe(1);
-        expect(r.stderr.trim()).toBe(`dockd: no dockd data in ${path.join(empty, 'var')} (no dockd.db there): check --data-dir or dataDir in the config`);
+        expect(r.stderr.trim()).toBe(
+          `dockd: no dockd data in ${path.join(empty, 'var')} (no dockd.db there): check --data-dir or dataDir in the config`,
+        );
         expect(r.stdout).toBe('');
       }
       const typo = path.join(empty, 'data-typo');
@@ -168,7 +196,9 @@ describe('recordings', () => {
     const deleted = await dock.json<RecordingJson[]>(['recordings', '--status', 'deleted']);
     expect(deleted).toHaveLength(DELETED_ROWS);
     expect(deleted.every((r) => (r.status as string) === 'deleted')).toBe(true);
-    expect((await dock.cli(['recordings', '--status', 'gone'])).stderr).toMatch(/--status must be one of pending, copying, verified, failed, deleted/);
+    expect((await dock.cli(['recordings', '--status', 'gone'])).stderr).toMatch(
+      /--status must be one of pending, copying, verified, failed, deleted/,
+    );
   });
 
   it('the table shows the officer who held the camera', async () => {
@@ -181,7 +211,7 @@ describe('recordings', () => {
 });
 
 describe('help', () => {
-  it('dockd --help and a command\'s help show examples', async () => {
+  it("dockd --help and a command's help show examples", async () => {
     const top = await cli(['--help']);
     expect(top.code).toBe(0);
     expect(top.stdout).toMatch(/Examples:\n {2}\$ dockd demo/);
@@ -198,14 +228,19 @@ describe('dockd start', () => {
     const readable = await onTerminal(['start'], {}, 3);
     const lines = readable.split(/\r?\n/).filter(Boolean);
     const started = lines.find((l) => l.includes('daemon.started'));
-    expect(started, readable).toMatch(/^\x1b\[2m\d\d:\d\d:\d\d\.\d{3}\x1b\[0m \x1b\[32mINFO \x1b\[0m \x1b\[36mdaemon\.started\x1b\[0m dockd \S+ started/);
+    expect(started, readable).toMatch(
+      /^\x1b\[2m\d\d:\d\d:\d\d\.\d{3}\x1b\[0m \x1b\[32mINFO \x1b\[0m \x1b\[36mdaemon\.started\x1b\[0m dockd \S+ started/,
+    );
     expect(lines.some((l) => l.startsWith('{'))).toBe(false);
     const plain = await onTerminal(['start'], { NO_COLOR: '1' }, 3);
     expect(plain).toMatch(/\d\d:\d\d:\d\d\.\d{3} INFO {2}daemon\.started dockd \S+ started/);
     expect(plain).not.toMatch(ESCAPE);
 
     const json = await onTerminal(['start', '--json-logs'], {}, 3);
-    const parsed = json.split(/\r?\n/).filter(Boolean).map((l) => JSON.parse(l) as { event?: string; level: number });
+    const parsed = json
+      .split(/\r?\n/)
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { event?: string; level: number });
     expect(parsed.find((l) => l.event === 'daemon.started')?.level).toBe(30);
   });
 });

@@ -52,8 +52,11 @@ describe('config', () => {
     'daemon.heartbeatIntervalMs',
   ])('bounds %s to what a timer holds', (key) => {
     const parts = key.split('.');
-    const at = (v: number, siblings: object = {}) => parts.slice(0, -1).reduceRight<unknown>((inner, k) => ({ [k]: inner }), { ...siblings, [parts.at(-1)!]: v });
-    expect(err(at(1e300))).toBe(`config: ${key}: must be at most 2147483647 milliseconds (about 24.8 days), the longest a timer holds, got 1e+300`);
+    const at = (v: number, siblings: object = {}) =>
+      parts.slice(0, -1).reduceRight<unknown>((inner, k) => ({ [k]: inner }), { ...siblings, [parts.at(-1)!]: v });
+    expect(err(at(1e300))).toBe(
+      `config: ${key}: must be at most 2147483647 milliseconds (about 24.8 days), the longest a timer holds, got 1e+300`,
+    );
     expect(err(at(2 ** 31))).toMatch(new RegExp(`^config: ${key.replace(/\./g, '\\.')}: must be at most 2147483647 `));
     // A base delay that long needs a maximum as long, or that rule speaks first.
     const longest = key.endsWith('baseDelayMs') ? at(2 ** 31 - 1, { maxDelayMs: 2 ** 31 - 1 }) : at(2 ** 31 - 1);
@@ -61,11 +64,14 @@ describe('config', () => {
     expect(key.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], cfg)).toBe(2 ** 31 - 1);
   });
 
-  it.each(['retention.days', 'battery.keepDays', 'replication.objectLock.days'])('bounds %s to a century, so that it stays a date', (key) => {
-    const at = (v: number) => key.split('.').reduceRight<unknown>((inner, k) => ({ [k]: inner }), v);
-    expect(err(at(1e300))).toBe(`config: ${key}: must be at most 36500 days (a century), got 1e+300`);
-    expect(() => parseConfig(at(36_500), '/base')).not.toThrow();
-  });
+  it.each(['retention.days', 'battery.keepDays', 'replication.objectLock.days'])(
+    'bounds %s to a century, so that it stays a date',
+    (key) => {
+      const at = (v: number) => key.split('.').reduceRight<unknown>((inner, k) => ({ [k]: inner }), v);
+      expect(err(at(1e300))).toBe(`config: ${key}: must be at most 36500 days (a century), got 1e+300`);
+      expect(() => parseConfig(at(36_500), '/base')).not.toThrow();
+    },
+  );
 
   it.each([
     ['{"__proto__": {"dataDir": "/elsewhere"}}', '__proto__'],
@@ -77,10 +83,12 @@ describe('config', () => {
     ['{"encryption": {"recipients": [{"__proto__": 1}]}}', 'encryption.recipients[0].__proto__'],
   ])('refuses the prototype key in %s naming %s', (text, key) => {
     // JSON.parse, as for a file: it makes "__proto__" an own key, which an object literal would not.
-    expect(err(JSON.parse(text))).toBe(`config: ${key}: "${key.split('.').pop()!.replace(/^.*\]/, '')}" is not allowed as a key anywhere in the config`);
+    expect(err(JSON.parse(text))).toBe(
+      `config: ${key}: "${key.split('.').pop()!.replace(/^.*\]/, '')}" is not allowed as a key anywhere in the config`,
+    );
   });
 
-  it('refuses keys that only an object\'s prototype knows', () => {
+  it("refuses keys that only an object's prototype knows", () => {
     expect(err({ ingest: { toString: 1 } })).toBe('config: ingest.toString: unknown key');
     expect(err({ hasOwnProperty: 1 })).toBe('config: hasOwnProperty: unknown key');
   });
@@ -97,7 +105,10 @@ describe('config', () => {
   });
 
   it('still takes null for the paths that may be off', () => {
-    const cfg = parseConfig({ sim: { dir: null }, log: { file: null }, replication: { credentialsFile: null } }, '/base');
+    const cfg = parseConfig(
+      { sim: { dir: null }, log: { file: null }, replication: { credentialsFile: null } },
+      '/base',
+    );
     expect([cfg.sim.dir, cfg.log.file, cfg.replication!.credentialsFile]).toEqual([null, null, null]);
   });
 
@@ -108,7 +119,9 @@ describe('config', () => {
     writeFileSync(path.join(dir, 'flag.json'), JSON.stringify({ dataDir: 'from-flag' }));
     expect(loadConfig({ cwd: dir, env: {} }).dataDir).toBe(path.join(dir, 'from-cwd'));
     expect(loadConfig({ cwd: dir, env: { DOCKD_CONFIG: 'env.json' } }).dataDir).toBe(path.join(dir, 'from-env'));
-    expect(loadConfig({ cwd: dir, env: { DOCKD_CONFIG: 'env.json' }, configPath: 'flag.json' }).dataDir).toBe(path.join(dir, 'from-flag'));
+    expect(loadConfig({ cwd: dir, env: { DOCKD_CONFIG: 'env.json' }, configPath: 'flag.json' }).dataDir).toBe(
+      path.join(dir, 'from-flag'),
+    );
     expect(loadConfig({ cwd: dir, env: {}, dataDir: 'over' }).dataDir).toBe(path.join(dir, 'over'));
   });
 
@@ -124,6 +137,8 @@ describe('config', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'dockd-cfg-'));
     writeFileSync(path.join(dir, 'bad.json'), '{ nope');
     expect(() => loadConfig({ cwd: dir, env: {}, configPath: 'bad.json' })).toThrow(/bad\.json is not valid JSON/);
-    expect(() => loadConfig({ cwd: dir, env: {}, configPath: 'missing.json' })).toThrow(/--config: cannot read .*missing\.json: ENOENT/);
+    expect(() => loadConfig({ cwd: dir, env: {}, configPath: 'missing.json' })).toThrow(
+      /--config: cannot read .*missing\.json: ENOENT/,
+    );
   });
 });

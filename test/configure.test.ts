@@ -7,7 +7,13 @@ import { DriverError, type CameraSession, type CameraSettings, type SessionCapab
 import { CameraConfigurator, trueTimes } from '../src/dock/configure.js';
 import { CustodyLog } from '../src/custody/log.js';
 import { openStore, type Db } from '../src/store/db.js';
-import { cameraEvents, cameraSettings, profileHistory, pruneCameraEvents, storeCameraEvents } from '../src/store/camera-settings.js';
+import {
+  cameraEvents,
+  cameraSettings,
+  profileHistory,
+  pruneCameraEvents,
+  storeCameraEvents,
+} from '../src/store/camera-settings.js';
 import { parseConfig } from '../src/config.js';
 
 const dirs: string[] = [];
@@ -18,7 +24,10 @@ afterEach(() => {
 });
 
 /** A camera with a settings menu that refuses some values, as a real one refuses an out-of-range brightness. */
-function camera(own: CameraSettings, opts: { refuses?: string[]; caps?: Partial<SessionCapabilities>; clockFails?: boolean } = {}) {
+function camera(
+  own: CameraSettings,
+  opts: { refuses?: string[]; caps?: Partial<SessionCapabilities>; clockFails?: boolean } = {},
+) {
   const current = { ...own };
   const applied: CameraSettings[] = [];
   const clockSets: Date[] = [];
@@ -39,7 +48,8 @@ function camera(own: CameraSettings, opts: { refuses?: string[]; caps?: Partial<
     },
     settings: async () => ({ ...current }),
     applySettings: async (partial: CameraSettings) => {
-      for (const k of Object.keys(partial)) if (opts.refuses?.includes(k)) throw new DriverError('permanent', 'refused', `value out of range for ${k}`);
+      for (const k of Object.keys(partial))
+        if (opts.refuses?.includes(k)) throw new DriverError('permanent', 'refused', `value out of range for ${k}`);
       applied.push(partial);
       Object.assign(current, partial);
     },
@@ -54,24 +64,48 @@ function setup(config: unknown) {
   dbs.push(db);
   const custody = new CustodyLog(db);
   const cfg = parseConfig(config, dir);
-  const configurator = new CameraConfigurator(db, custody, { clock: cfg.clock, settings: cfg.settings, earliest: () => 0 });
+  const configurator = new CameraConfigurator(db, custody, {
+    clock: cfg.clock,
+    settings: cfg.settings,
+    earliest: () => 0,
+  });
   return { db, custody, configurator };
 }
 
 const log = pino({ level: 'silent' });
-const PROFILES = { settings: { profiles: { night: { brightness: 20, wifi: false, ir: true } }, assign: [{ profile: 'night' }] } };
+const PROFILES = {
+  settings: { profiles: { night: { brightness: 20, wifi: false, ir: true } }, assign: [{ profile: 'night' }] },
+};
 
 describe('configuring a camera at docking', () => {
   it('sets what the camera takes, keeps what it refuses pending with its reason, and records the change once', async () => {
     const { db, custody, configurator } = setup(PROFILES);
     const cam = camera({ brightness: 80, wifi: true, ir: false }, { refuses: ['ir'] });
-    await configurator.atDocking({ serial: 'DU-7', model: 'BodyCam X', visit: 1, session: cam.session, skew: 0.4, log });
+    await configurator.atDocking({
+      serial: 'DU-7',
+      model: 'BodyCam X',
+      visit: 1,
+      session: cam.session,
+      skew: 0.4,
+      log,
+    });
     expect(cam.current).toEqual({ brightness: 20, wifi: false, ir: false });
     const [rec] = cameraSettings(db, 'DU-7');
-    expect(rec).toMatchObject({ profile: 'night', settings: { brightness: 20, wifi: false, ir: false }, configuredAt: expect.any(String) });
+    expect(rec).toMatchObject({
+      profile: 'night',
+      settings: { brightness: 20, wifi: false, ir: false },
+      configuredAt: expect.any(String),
+    });
     expect(rec!.pending).toEqual({ ir: { wanted: true, reason: 'the camera refused it: value out of range for ir' } });
     const changed = [...custody.all()].filter((e) => e.type === 'camera.settings_changed');
-    expect(changed.map((e) => e.details)).toEqual([{ profile: 'night', before: { brightness: 80, wifi: true, ir: false }, after: { brightness: 20, wifi: false, ir: false }, changed: ['brightness', 'wifi'] }]);
+    expect(changed.map((e) => e.details)).toEqual([
+      {
+        profile: 'night',
+        before: { brightness: 80, wifi: true, ir: false },
+        after: { brightness: 20, wifi: false, ir: false },
+        changed: ['brightness', 'wifi'],
+      },
+    ]);
     // Not on its profile while something is pending: battery drain is not credited to it yet.
     expect(profileHistory(db, 'DU-7')).toEqual([]);
     expect(cam.clockSets).toEqual([]);
@@ -90,10 +124,15 @@ describe('configuring a camera at docking', () => {
     const cam = camera({ brightness: 80, wifi: false, ir: true }, { caps: { settingsDisturbRecordings: true } });
     await configurator.atDocking({ serial: 'DU-7', model: 'BodyCam X', visit: 1, session: cam.session, skew: 0, log });
     expect(cam.applied).toEqual([]);
-    expect(cameraSettings(db, 'DU-7')[0]!.pending).toEqual({ brightness: expect.objectContaining({ wanted: 20, reason: expect.stringContaining('disturb') }) });
+    expect(cameraSettings(db, 'DU-7')[0]!.pending).toEqual({
+      brightness: expect.objectContaining({ wanted: 20, reason: expect.stringContaining('disturb') }),
+    });
     await configurator.cleared('DU-7');
     expect(cam.applied).toEqual([{ brightness: 20 }]);
-    expect(cameraSettings(db, 'DU-7')[0]).toMatchObject({ settings: { brightness: 20, wifi: false, ir: true }, pending: {} });
+    expect(cameraSettings(db, 'DU-7')[0]).toMatchObject({
+      settings: { brightness: 20, wifi: false, ir: true },
+      pending: {},
+    });
     expect([...custody.all()].filter((e) => e.type === 'camera.settings_changed')).toHaveLength(1);
     // Cleared again (new recordings came and went): nothing is applied twice.
     await configurator.cleared('DU-7');
@@ -103,9 +142,23 @@ describe('configuring a camera at docking', () => {
   it('drops settings held back for a camera that docks again before it was cleared', async () => {
     const { configurator } = setup(PROFILES);
     const first = camera({ brightness: 80, wifi: false, ir: true }, { caps: { settingsDisturbRecordings: true } });
-    await configurator.atDocking({ serial: 'DU-7', model: 'BodyCam X', visit: 1, session: first.session, skew: 0, log });
+    await configurator.atDocking({
+      serial: 'DU-7',
+      model: 'BodyCam X',
+      visit: 1,
+      session: first.session,
+      skew: 0,
+      log,
+    });
     const second = camera({ brightness: 20, wifi: false, ir: true }, { caps: { settingsDisturbRecordings: true } });
-    await configurator.atDocking({ serial: 'DU-7', model: 'BodyCam X', visit: 2, session: second.session, skew: 0, log });
+    await configurator.atDocking({
+      serial: 'DU-7',
+      model: 'BodyCam X',
+      visit: 2,
+      session: second.session,
+      skew: 0,
+      log,
+    });
     await configurator.cleared('DU-7');
     expect([first.applied, second.applied]).toEqual([[], []]);
   });
@@ -113,11 +166,27 @@ describe('configuring a camera at docking', () => {
   it('shows the clock pending when it cannot be read or is refused, and sets nothing', async () => {
     const { db, custody, configurator } = setup({});
     const unreadable = camera({});
-    await configurator.atDocking({ serial: 'DU-7', model: 'BodyCam X', visit: 1, session: unreadable.session, skew: null, log });
+    await configurator.atDocking({
+      serial: 'DU-7',
+      model: 'BodyCam X',
+      visit: 1,
+      session: unreadable.session,
+      skew: null,
+      log,
+    });
     expect(unreadable.clockSets).toEqual([]);
-    expect(cameraSettings(db, 'DU-7')[0]!.pending).toEqual({ clock: expect.objectContaining({ reason: "the camera's clock cannot be read" }) });
+    expect(cameraSettings(db, 'DU-7')[0]!.pending).toEqual({
+      clock: expect.objectContaining({ reason: "the camera's clock cannot be read" }),
+    });
     const refusing = camera({}, { clockFails: true });
-    await configurator.atDocking({ serial: 'DU-7', model: 'BodyCam X', visit: 2, session: refusing.session, skew: -30, log });
+    await configurator.atDocking({
+      serial: 'DU-7',
+      model: 'BodyCam X',
+      visit: 2,
+      session: refusing.session,
+      skew: -30,
+      log,
+    });
     expect(cameraSettings(db, 'DU-7')[0]!.pending.clock!.reason).toContain('operation not supported');
     expect([...custody.all()].map((e) => e.type)).not.toContain('camera.clock_set');
   });
@@ -126,7 +195,11 @@ describe('configuring a camera at docking', () => {
     const { db, configurator } = setup(PROFILES);
     const cam = camera({}, { caps: { settings: false } });
     await configurator.atDocking({ serial: 'DU-7', model: 'BodyCam X', visit: 1, session: cam.session, skew: 0, log });
-    expect(cameraSettings(db, 'DU-7')[0]).toMatchObject({ settings: null, profile: 'night', pending: { brightness: expect.anything(), wifi: expect.anything(), ir: expect.anything() } });
+    expect(cameraSettings(db, 'DU-7')[0]).toMatchObject({
+      settings: null,
+      profile: 'night',
+      pending: { brightness: expect.anything(), wifi: expect.anything(), ir: expect.anything() },
+    });
   });
 });
 
@@ -141,7 +214,9 @@ describe('event-log true times', () => {
       { at: new Date(now - 40 * 86_400_000), type: 'power.on' },
       { at: 'yesterday', type: 'power.on' },
     ];
-    expect(trueTimes(entries, -42, now - 30 * 86_400_000, now)).toEqual([{ at: now - 3_600_000 + 42_000, cameraAt: now - 3_600_000, type: 'display.on' }]);
+    expect(trueTimes(entries, -42, now - 30 * 86_400_000, now)).toEqual([
+      { at: now - 3_600_000 + 42_000, cameraAt: now - 3_600_000, type: 'display.on' },
+    ]);
   });
 });
 
@@ -149,9 +224,19 @@ describe('stored event log', () => {
   it('keeps an entry once by its camera timestamp and type, with the true time of its first storing, and prunes by true time', async () => {
     const { db } = setup({});
     const t = Date.UTC(2026, 11, 1, 8);
-    expect(storeCameraEvents(db, 'DU-7', 1, [{ at: t + 42_000, cameraAt: t, type: 'power.on' }, { at: t + 42_000, cameraAt: t, type: 'display.on' }])).toBe(2);
+    expect(
+      storeCameraEvents(db, 'DU-7', 1, [
+        { at: t + 42_000, cameraAt: t, type: 'power.on' },
+        { at: t + 42_000, cameraAt: t, type: 'display.on' },
+      ]),
+    ).toBe(2);
     // Handed again after the clock was set: the skew is now 0, the camera's timestamp unchanged.
-    expect(storeCameraEvents(db, 'DU-7', 2, [{ at: t, cameraAt: t, type: 'power.on' }, { at: t + 60_000, cameraAt: t + 60_000, type: 'power.off' }])).toBe(1);
+    expect(
+      storeCameraEvents(db, 'DU-7', 2, [
+        { at: t, cameraAt: t, type: 'power.on' },
+        { at: t + 60_000, cameraAt: t + 60_000, type: 'power.off' },
+      ]),
+    ).toBe(1);
     expect([...cameraEvents(db, 'DU-7')]).toEqual([
       { at: t + 42_000, type: 'power.on' },
       { at: t + 42_000, type: 'display.on' },

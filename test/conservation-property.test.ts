@@ -14,7 +14,19 @@
  * soak of it, and DOCKD_CONSERVATION_SEED=N DOCKD_CONSERVATION_RUNS=1 replays seed N.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sha256, TestDock, waitFor, type RecordingJson } from './support/harness.js';
@@ -28,7 +40,6 @@ const CAMERAS = 3;
 // Few names, so that the camera reuses them while dockd still knows them.
 const NAMES = ['REC0001.MP4', 'REC0002.MP4', 'DCIM/REC0003.MP4'];
 
-
 interface Camera {
   serial: string;
   slot: string;
@@ -41,13 +52,16 @@ interface Camera {
 
 class Run {
   readonly rand: () => number;
-  readonly dock = new TestDock({ ingest: { readTimeoutMs: 1500, retry: { attempts: 5, baseDelayMs: 150, maxDelayMs: 600 } } });
+  readonly dock = new TestDock({
+    ingest: { readTimeoutMs: 1500, retry: { attempts: 5, baseDelayMs: 150, maxDelayMs: 600 } },
+  });
   readonly cams: Camera[] = [];
   readonly log: string[] = [];
 
   constructor(readonly seed: number) {
     this.rand = prng(seed);
-    for (let i = 0; i < CAMERAS; i++) this.cams.push({ serial: `PROP-${i}`, slot: `s${i}`, docked: false, ever: new Map(), dropped: new Set() });
+    for (let i = 0; i < CAMERAS; i++)
+      this.cams.push({ serial: `PROP-${i}`, slot: `s${i}`, docked: false, ever: new Map(), dropped: new Set() });
   }
 
   pick<T>(xs: readonly T[]): T {
@@ -93,7 +107,8 @@ class Run {
   dockCamera(c: Camera): void {
     const faults: unknown[] = [];
     if (this.rand() < 0.3) faults.push({ kind: 'detach', afterBytes: 20_000 + Math.floor(this.rand() * 200_000) });
-    if (this.rand() < 0.4) faults.push({ path: this.pick(NAMES), kind: 'delete-error', times: 1 + Math.floor(this.rand() * 4) });
+    if (this.rand() < 0.4)
+      faults.push({ path: this.pick(NAMES), kind: 'delete-error', times: 1 + Math.floor(this.rand() * 4) });
     this.dock.writeCameraJson(c.slot, { serial: c.serial, throughputBytesPerSec: 400_000, faults });
     c.docked = true;
   }
@@ -221,12 +236,17 @@ describe('conservation of footage, as a property', () => {
         for (const [h, data] of c.ever) {
           if (c.dropped.has(h)) continue;
           const kept = onCamera.has(h) || archived.has(`${c.serial}\n${h}`);
-          expect(kept, `${why}: ${c.serial} content ${h.slice(0, 12)}… (${data.length} B) is neither on the camera nor archived`).toBe(true);
+          expect(
+            kept,
+            `${why}: ${c.serial} content ${h.slice(0, 12)}… (${data.length} B) is neither on the camera nor archived`,
+          ).toBe(true);
         }
         for (const [key, data] of archived) {
           const [serial] = key.split('\n');
           if (serial !== c.serial) continue;
-          const known = [...c.ever.values()].some((e) => e.length >= data.length && e.subarray(0, data.length).equals(data));
+          const known = [...c.ever.values()].some(
+            (e) => e.length >= data.length && e.subarray(0, data.length).equals(data),
+          );
           expect(known, `${why}: ${c.serial} archive holds ${data.length} B that never were on the camera`).toBe(true);
         }
       }

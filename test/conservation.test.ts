@@ -7,7 +7,17 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { allVerified, sha256, TestDock, waitFor, type CustodyJson, type RecordingJson } from './support/harness.js';
 
@@ -38,10 +48,14 @@ function archivedHashes(recs: RecordingJson[]): string[] {
 }
 
 function settled(pred: (recs: RecordingJson[]) => boolean, what: string, timeoutMs = 30_000): Promise<RecordingJson[]> {
-  return waitFor(what, async () => {
-    const recs = await dock.recordings();
-    return pred(recs) ? recs : null;
-  }, timeoutMs);
+  return waitFor(
+    what,
+    async () => {
+      const recs = await dock.recordings();
+      return pred(recs) ? recs : null;
+    },
+    timeoutMs,
+  );
 }
 
 describe('a name the camera reuses after a failed deletion', () => {
@@ -56,7 +70,11 @@ describe('a name the camera reuses after a failed deletion', () => {
       dock = new TestDock();
       const first = randomBytes(60_000);
       const second = randomBytes(v.size === 'same' ? 60_000 : 75_000);
-      dock.dock('s1', { serial: 'C-REUSE', files: [{ rel: 'DCIM/REC0001.MP4', data: first }], spec: { faults: [{ path: 'DCIM/REC0001.MP4', kind: 'delete-error' }] } });
+      dock.dock('s1', {
+        serial: 'C-REUSE',
+        files: [{ rel: 'DCIM/REC0001.MP4', data: first }],
+        spec: { faults: [{ path: 'DCIM/REC0001.MP4', kind: 'delete-error' }] },
+      });
       const d = dock.start();
       await d.waitForEvent('camera.file_delete_failed');
       // The officer takes the camera out, records new footage under the same name, docks again.
@@ -65,8 +83,14 @@ describe('a name the camera reuses after a failed deletion', () => {
       replaceOnCamera('s1', 'DCIM/REC0001.MP4', second, v.how);
       dock.writeCameraJson('s1', { serial: 'C-REUSE' });
 
-      const recs = await settled((rs) => rs.length === 2 && rs.every((r) => r.status === 'verified') && rs.some((r) => r.deletedFromCamera), 'both versions verified');
-      const [old, fresh] = [recs.find((r) => r.sha256 === sha256(first))!, recs.find((r) => r.sha256 === sha256(second))!];
+      const recs = await settled(
+        (rs) => rs.length === 2 && rs.every((r) => r.status === 'verified') && rs.some((r) => r.deletedFromCamera),
+        'both versions verified',
+      );
+      const [old, fresh] = [
+        recs.find((r) => r.sha256 === sha256(first))!,
+        recs.find((r) => r.sha256 === sha256(second))!,
+      ];
       expect(old, 'the first version stays archived').toBeDefined();
       expect(fresh, 'the new footage is archived').toBeDefined();
       expect(archivedHashes(recs).sort()).toEqual([sha256(first), sha256(second)].sort());
@@ -77,7 +101,13 @@ describe('a name the camera reuses after a failed deletion', () => {
       const oldEvents = await custodyOf(old.id);
       expect(oldEvents.map((e) => e.type)).not.toContain('camera.file_deleted');
       const replaced = oldEvents.find((e) => e.type === 'recording.replaced_on_camera')!;
-      expect(replaced.details).toMatchObject({ noticedBy: 'listing', replacedBy: fresh.id, deletionCancelled: true, before: { bytes: 60_000 }, after: { bytes: second.length } });
+      expect(replaced.details).toMatchObject({
+        noticedBy: 'listing',
+        replacedBy: fresh.id,
+        deletionCancelled: true,
+        before: { bytes: 60_000 },
+        after: { bytes: second.length },
+      });
       expect((await dock.cli(['verify'])).code).toBe(0);
     });
   }
@@ -86,38 +116,74 @@ describe('a name the camera reuses after a failed deletion', () => {
     dock = new TestDock({ ingest: { retry: { attempts: 40, baseDelayMs: 300, maxDelayMs: 300 } } });
     const first = randomBytes(40_000);
     const second = randomBytes(40_000);
-    dock.dock('s1', { serial: 'C-DOCKED', files: [{ rel: 'REC0001.MP4', data: first }], spec: { faults: [{ path: 'REC0001.MP4', kind: 'delete-error' }] } });
+    dock.dock('s1', {
+      serial: 'C-DOCKED',
+      files: [{ rel: 'REC0001.MP4', data: first }],
+      spec: { faults: [{ path: 'REC0001.MP4', kind: 'delete-error' }] },
+    });
     const d = dock.start();
     await d.waitForEvent('camera.file_delete_failed');
     replaceOnCamera('s1', 'REC0001.MP4', second, 'rename');
     // The camera lets deletions through again; the queued one must look before it deletes.
     dock.writeCameraJson('s1', { serial: 'C-DOCKED' });
-    const recs = await settled((rs) => rs.length === 2 && rs.every((r) => r.status === 'verified') && rs.some((r) => r.deletedFromCamera), 'the new file offloaded in the same visit');
+    const recs = await settled(
+      (rs) => rs.length === 2 && rs.every((r) => r.status === 'verified') && rs.some((r) => r.deletedFromCamera),
+      'the new file offloaded in the same visit',
+    );
     const old = recs.find((r) => r.sha256 === sha256(first))!;
     expect(old).toMatchObject({ deletedFromCamera: false, leftCamera: true });
     expect(recs.find((r) => r.sha256 === sha256(second))!.deletedFromCamera).toBe(true);
-    expect(d.events('recording.replaced_on_camera')[0]).toMatchObject({ level: 40, noticedBy: 'release', recording: old.id });
+    expect(d.events('recording.replaced_on_camera')[0]).toMatchObject({
+      level: 40,
+      noticedBy: 'release',
+      recording: old.id,
+    });
     expect(d.events('camera.relisted')).toHaveLength(1);
   });
 });
 
 describe('a file that changes while it is copied', () => {
   const changes: Array<{ name: string; change: (file: string, original: Buffer) => Buffer }> = [
-    { name: 'grown (still being finalised)', change: (f, o) => (appendFileSync(f, Buffer.alloc(50_000, 7)), Buffer.concat([o, Buffer.alloc(50_000, 7)])) },
-    { name: 'replaced by rename, same size', change: (f, o) => { const n = randomBytes(o.length); writeFileSync(f + '.tmp', n); renameSync(f + '.tmp', f); return n; } },
-    { name: 'rewritten in place, same size', change: (f, o) => { const n = randomBytes(o.length); writeFileSync(f, n); return n; } },
+    {
+      name: 'grown (still being finalised)',
+      change: (f, o) => (appendFileSync(f, Buffer.alloc(50_000, 7)), Buffer.concat([o, Buffer.alloc(50_000, 7)])),
+    },
+    {
+      name: 'replaced by rename, same size',
+      change: (f, o) => {
+        const n = randomBytes(o.length);
+        writeFileSync(f + '.tmp', n);
+        renameSync(f + '.tmp', f);
+        return n;
+      },
+    },
+    {
+      name: 'rewritten in place, same size',
+      change: (f, o) => {
+        const n = randomBytes(o.length);
+        writeFileSync(f, n);
+        return n;
+      },
+    },
   ];
   for (const c of changes) {
     it(`discards the copy of a file ${c.name} and archives what the camera holds at the end`, async () => {
       dock = new TestDock();
       const original = randomBytes(400_000);
       // 200 kB/s: two seconds of copying to change the file in.
-      dock.dock('s1', { serial: 'C-LIVE', files: [{ rel: 'REC.MP4', data: original }], spec: { throughputBytesPerSec: 200_000 } });
+      dock.dock('s1', {
+        serial: 'C-LIVE',
+        files: [{ rel: 'REC.MP4', data: original }],
+        spec: { throughputBytesPerSec: 200_000 },
+      });
       const d = dock.start();
       await d.waitForEvent('offload.started');
       await new Promise((r) => setTimeout(r, 300));
       const now = c.change(path.join(dock.simDir, 's1', 'REC.MP4'), original);
-      const recs = await settled((rs) => rs.some((r) => r.status === 'verified' && r.deletedFromCamera), 'the final file verified');
+      const recs = await settled(
+        (rs) => rs.some((r) => r.status === 'verified' && r.deletedFromCamera),
+        'the final file verified',
+      );
       const verified = recs.filter((r) => r.status === 'verified');
       expect(verified).toHaveLength(1);
       expect(verified[0]!.sha256).toBe(sha256(now));
@@ -135,7 +201,11 @@ describe('a file that changes while it is copied', () => {
 describe('a copy interrupted and resumed', () => {
   /** Copies `long.mp4` until the camera detaches after 600 kB, and waits for the kept bytes. */
   async function interrupted(data: Buffer): Promise<void> {
-    dock.dock('s1', { serial: 'C-SPLICE', files: [{ rel: 'long.mp4', data }], spec: { faults: [{ kind: 'detach', afterBytes: 600_000 }] } });
+    dock.dock('s1', {
+      serial: 'C-SPLICE',
+      files: [{ rel: 'long.mp4', data }],
+      spec: { faults: [{ kind: 'detach', afterBytes: 600_000 }] },
+    });
     const d = dock.start();
     await d.waitForEvent('offload.interrupted');
     const [r] = await dock.recordings();
@@ -151,7 +221,10 @@ describe('a copy interrupted and resumed', () => {
     await interrupted(first);
     replaceOnCamera('s1', 'long.mp4', second, 'rename');
     dock.writeCameraJson('s1', { serial: 'C-SPLICE' });
-    const recs = await settled((rs) => rs.some((r) => r.status === 'verified' && r.deletedFromCamera), 'the second file verified');
+    const recs = await settled(
+      (rs) => rs.some((r) => r.status === 'verified' && r.deletedFromCamera),
+      'the second file verified',
+    );
     const v = recs.find((r) => r.status === 'verified')!;
     expect(v.sha256).toBe(sha256(second));
     expect(archivedHashes(recs)).toEqual([sha256(second)]);
@@ -191,7 +264,10 @@ describe('a copy interrupted and resumed', () => {
     replaceOnCamera('s1', 'long.mp4', second, 'in-place');
     dock.writeCameraJson('s1', { serial: 'C-SPLICE' });
     dock.start();
-    const recs = await settled((rs) => rs.some((r) => r.status === 'verified' && r.deletedFromCamera), 'the second file verified');
+    const recs = await settled(
+      (rs) => rs.some((r) => r.status === 'verified' && r.deletedFromCamera),
+      'the second file verified',
+    );
     expect(archivedHashes(recs)).toEqual([sha256(second)]);
     expect(readdirNames(path.join(dock.dataDir, 'staging'))).toEqual([]);
   });
@@ -210,25 +286,36 @@ describe('a copy interrupted and resumed', () => {
 });
 
 function readdirNames(dir: string): string[] {
-  return existsSync(dir) ? (execFileSync('ls', ['-A', dir], { encoding: 'utf8' }).split('\n').filter(Boolean)) : [];
+  return existsSync(dir) ? execFileSync('ls', ['-A', dir], { encoding: 'utf8' }).split('\n').filter(Boolean) : [];
 }
 
 describe('two cameras with one serial', () => {
   it('refuses the second while the first is docked, says so, and offloads it once the first leaves', async () => {
     dock = new TestDock();
-    dock.dock('slotA', { serial: 'CLONE-1', files: [{ rel: 'a.mp4', size: 600_000 }], spec: { throughputBytesPerSec: 200_000 } });
+    dock.dock('slotA', {
+      serial: 'CLONE-1',
+      files: [{ rel: 'a.mp4', size: 600_000 }],
+      spec: { throughputBytesPerSec: 200_000 },
+    });
     const d = dock.start();
     await d.waitForEvent('camera.docked');
     dock.dock('slotB', { serial: 'CLONE-1', files: [{ rel: 'b.mp4', size: 20_000 }] });
     const conflict = await d.waitForEvent('camera.serial_conflict');
     expect(conflict).toMatchObject({ level: 50, camera: 'CLONE-1', slot: 'slotB', dockedIn: 'slotA' });
-    const status = await dock.json<{ conflicts: Array<{ serial: string; slot: string; dockedIn: string }> }>(['status']);
-    expect(status.conflicts).toEqual([expect.objectContaining({ serial: 'CLONE-1', slot: 'slotB', dockedIn: 'slotA' })]);
+    const status = await dock.json<{ conflicts: Array<{ serial: string; slot: string; dockedIn: string }> }>([
+      'status',
+    ]);
+    expect(status.conflicts).toEqual([
+      expect.objectContaining({ serial: 'CLONE-1', slot: 'slotB', dockedIn: 'slotA' }),
+    ]);
     expect((await dock.cli(['status'])).stdout).toMatch(/CONFLICT .*slotB.*CLONE-1.*slotA/);
     const cams = await dock.json<Array<{ serial: string; slot: string }>>(['cameras']);
     expect(cams).toEqual([expect.objectContaining({ serial: 'CLONE-1', slot: 'slotA' })]);
     const events = await dock.json<CustodyJson[]>(['custody', '--camera', 'CLONE-1']);
-    expect(events.find((e) => e.type === 'camera.serial_conflict')!.details).toMatchObject({ slot: 'slotB', dockedIn: 'slotA' });
+    expect(events.find((e) => e.type === 'camera.serial_conflict')!.details).toMatchObject({
+      slot: 'slotB',
+      dockedIn: 'slotA',
+    });
     // b.mp4 waits on its camera; a.mp4 is offloaded meanwhile.
     await settled((rs) => rs.some((r) => r.sourcePath === 'a.mp4' && r.status === 'verified'), 'a.mp4 verified');
     expect((await dock.recordings()).map((r) => r.sourcePath)).toEqual(['a.mp4']);
@@ -268,7 +355,13 @@ describe('a dock whose own storage refuses writes', () => {
   it('pauses offloading while staging cannot be written, spends no retries, deletes nothing, and resumes by itself', async () => {
     dock = new TestDock();
     mkdirSync(path.join(dock.dataDir, 'staging'), { recursive: true });
-    dock.dock('s1', { serial: 'RO-1', files: [{ rel: 'a.mp4', size: 100_000 }, { rel: 'b.mp4', size: 100_000 }] });
+    dock.dock('s1', {
+      serial: 'RO-1',
+      files: [
+        { rel: 'a.mp4', size: 100_000 },
+        { rel: 'b.mp4', size: 100_000 },
+      ],
+    });
     chown();
     chmodSync(path.join(dock.dataDir, 'staging'), 0o555);
     const d = dock.start([], {}, NOBODY);
@@ -305,7 +398,13 @@ describe('a dock whose own storage refuses writes', () => {
     execFileSync('find', [path.join(dock.dataDir, 'archive'), '-type', 'd', '-exec', 'chmod', '555', '{}', '+']);
     dock.undock('s1');
     await waitFor('undocked', async () => !(await dock.status()).cameras[0]?.docked);
-    dock.dock('s1', { serial: 'RO-2', files: [{ rel: 'second.mp4', size: 50_000 }, { rel: 'third.mp4', size: 50_000 }] });
+    dock.dock('s1', {
+      serial: 'RO-2',
+      files: [
+        { rel: 'second.mp4', size: 50_000 },
+        { rel: 'third.mp4', size: 50_000 },
+      ],
+    });
     chown();
     await d.waitForEvent('ingest.store_unwritable');
     await new Promise((r) => setTimeout(r, 2000));

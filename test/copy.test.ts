@@ -32,14 +32,23 @@ async function camera(files: Record<string, Buffer>, spec: Record<string, unknow
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const ctx = (session: SimCameraSession, extra = {}) => ({ session, readTimeoutMs: 500, verifySource: false, signal: new AbortController().signal, ...extra });
+const ctx = (session: SimCameraSession, extra = {}) => ({
+  session,
+  readTimeoutMs: 500,
+  verifySource: false,
+  signal: new AbortController().signal,
+  ...extra,
+});
 
 describe('copy-and-hash', () => {
   it('hashes in the copy pass and leaves a staging file equal to the source', async () => {
     const data = randomBytes(3 * 1024 * 1024 + 17);
     const { session, staging } = await camera({ 'a.mp4': data });
     const seen: number[] = [];
-    const r = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { onProgress: (n: number) => seen.push(n) }));
+    const r = await copyRecording(
+      { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 },
+      ctx(session, { onProgress: (n: number) => seen.push(n) }),
+    );
     expect(r.sha256).toBe(sha(data));
     expect(readFileSync(staging).equals(data)).toBe(true);
     expect(seen.at(-1)).toBe(data.length);
@@ -57,7 +66,10 @@ describe('copy-and-hash', () => {
       taken.add(b.buffer);
       return b;
     };
-    const r = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { buffers }));
+    const r = await copyRecording(
+      { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 },
+      ctx(session, { buffers }),
+    );
     // A buffer read into again before its bytes were written would have changed the file.
     expect(r.sha256).toBe(sha(data));
     expect(readFileSync(staging).equals(data)).toBe(true);
@@ -71,51 +83,90 @@ describe('copy-and-hash', () => {
     const { session, staging } = await camera({ 'a.mp4': data });
     writeFileSync(staging, Buffer.concat([data.subarray(0, 600_000), Buffer.from('garbage past the durable point')]));
     let fromCamera = 0;
-    const r = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 600_000 }, ctx(session, { onProgress: (n: number) => (fromCamera = n - 600_000) }));
+    const r = await copyRecording(
+      { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 600_000 },
+      ctx(session, { onProgress: (n: number) => (fromCamera = n - 600_000) }),
+    );
     // Without encryption what is stored is the plaintext itself, so both hashes agree.
-    expect(r).toEqual({ sha256: sha(data), bytes: data.length, resumedFrom: 600_000, storedSha256: sha(data), storedBytes: data.length });
+    expect(r).toEqual({
+      sha256: sha(data),
+      bytes: data.length,
+      resumedFrom: 600_000,
+      storedSha256: sha(data),
+      storedBytes: data.length,
+    });
     expect(fromCamera).toBe(400_000);
     expect(readFileSync(staging).equals(data)).toBe(true);
   });
 
   it('fails an io-error as transient at the fault byte', async () => {
     const data = randomBytes(200_000);
-    const { session, staging } = await camera({ 'a.mp4': data }, { faults: [{ path: 'a.mp4', kind: 'io-error', atByte: 100_000, times: 1 }] });
+    const { session, staging } = await camera(
+      { 'a.mp4': data },
+      { faults: [{ path: 'a.mp4', kind: 'io-error', atByte: 100_000, times: 1 }] },
+    );
     let got = 0;
     let durable = 0;
-    const p = copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { onProgress: (n: number) => (got = n), onDurable: (n: number) => (durable = n) }));
+    const p = copyRecording(
+      { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 },
+      ctx(session, { onProgress: (n: number) => (got = n), onDurable: (n: number) => (durable = n) }),
+    );
     await expect(p).rejects.toMatchObject({ kind: 'transient', code: 'io-error' });
     expect(got).toBe(100_000);
     // What arrived before the fault is on disk and durable: the next attempt may resume after it.
     expect(durable).toBe(100_000);
     expect(readFileSync(staging).equals(data.subarray(0, 100_000))).toBe(true);
-    const again = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session));
+    const again = await copyRecording(
+      { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 },
+      ctx(session),
+    );
     expect(again.sha256).toBe(sha(data));
   });
 
   it('times out a stalled read as transient "stall"', async () => {
     const data = randomBytes(100_000);
-    const { session, staging } = await camera({ 'a.mp4': data }, { faults: [{ path: 'a.mp4', kind: 'stall', atByte: 50_000, times: 1 }] });
+    const { session, staging } = await camera(
+      { 'a.mp4': data },
+      { faults: [{ path: 'a.mp4', kind: 'stall', atByte: 50_000, times: 1 }] },
+    );
     const t0 = Date.now();
-    await expect(copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { readTimeoutMs: 300 }))).rejects.toMatchObject({ kind: 'transient', code: 'stall' });
+    await expect(
+      copyRecording(
+        { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 },
+        ctx(session, { readTimeoutMs: 300 }),
+      ),
+    ).rejects.toMatchObject({ kind: 'transient', code: 'stall' });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
   });
 
   it('with verifySource, a corrupted transfer is caught by the second read', async () => {
     const data = randomBytes(100_000);
-    const { session, staging } = await camera({ 'a.mp4': data }, { faults: [{ path: 'a.mp4', kind: 'corrupt', atByte: 4096, times: 1 }] });
-    const err = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { verifySource: true })).catch((e: unknown) => e);
+    const { session, staging } = await camera(
+      { 'a.mp4': data },
+      { faults: [{ path: 'a.mp4', kind: 'corrupt', atByte: 4096, times: 1 }] },
+    );
+    const err = await copyRecording(
+      { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 },
+      ctx(session, { verifySource: true }),
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(VerifyError);
     expect((err as DriverError).code).toBe('source-mismatch');
-    const ok = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { verifySource: true }));
+    const ok = await copyRecording(
+      { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 },
+      ctx(session, { verifySource: true }),
+    );
     expect(ok.sha256).toBe(sha(data));
   });
 
   it('refuses a camera that sends more or fewer bytes than it listed', async () => {
     const data = randomBytes(10_000);
     const { session, staging } = await camera({ 'a.mp4': data });
-    await expect(copyRecording({ sourceId: 'a.mp4', expectedBytes: 5000, stagingPath: staging, resumeFrom: 0 }, ctx(session))).rejects.toMatchObject({ code: 'size-mismatch' });
-    await expect(copyRecording({ sourceId: 'a.mp4', expectedBytes: 20_000, stagingPath: staging, resumeFrom: 0 }, ctx(session))).rejects.toMatchObject({ code: 'short-read' });
+    await expect(
+      copyRecording({ sourceId: 'a.mp4', expectedBytes: 5000, stagingPath: staging, resumeFrom: 0 }, ctx(session)),
+    ).rejects.toMatchObject({ code: 'size-mismatch' });
+    await expect(
+      copyRecording({ sourceId: 'a.mp4', expectedBytes: 20_000, stagingPath: staging, resumeFrom: 0 }, ctx(session)),
+    ).rejects.toMatchObject({ code: 'short-read' });
   });
 
   it('catches a staging file that changed between the copy and the re-read', async () => {
@@ -131,7 +182,10 @@ describe('copy-and-hash', () => {
         return hashWhole(file);
       },
     } as unknown as HashPool;
-    const err = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { hashPool: failingDisk })).catch((e: unknown) => e);
+    const err = await copyRecording(
+      { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 },
+      ctx(session, { hashPool: failingDisk }),
+    ).catch((e: unknown) => e);
     expect(reread).toBe(true);
     expect(err).toMatchObject({ code: 'verify-mismatch' });
   });
@@ -210,7 +264,9 @@ describe('copy-and-hash', () => {
   });
 
   it('fails the copy at the next chunk when a checkpoint fsync fails, and reports nothing durable', async () => {
-    const badDisk = { sync: () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })) } as unknown as FileHandle;
+    const badDisk = {
+      sync: () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })),
+    } as unknown as FileHandle;
     const durable: number[] = [];
     const cp = new Checkpointer(badDisk, (n) => durable.push(n));
     cp.start(4096);
@@ -240,21 +296,36 @@ describe('copy-and-hash', () => {
 describe('copy-and-hash with direct I/O (O_DIRECT staging, verified from the disk)', () => {
   const pool = new HashPool(1);
   afterAll(() => pool.close());
-  const direct = (session: SimCameraSession, extra = {}) => ctx(session, { direct: new AlignedBuffers(1024 * 1024), buffers: new BufferPool(4 * 1024 * 1024), hashPool: pool, ...extra });
+  const direct = (session: SimCameraSession, extra = {}) =>
+    ctx(session, {
+      direct: new AlignedBuffers(1024 * 1024),
+      buffers: new BufferPool(4 * 1024 * 1024),
+      hashPool: pool,
+      ...extra,
+    });
 
   it('leaves a staging file equal to the source, cut to its exact size', async () => {
     const data = randomBytes(3 * 1024 * 1024 + 17);
     const { session, staging } = await camera({ 'a.mp4': data });
-    const r = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, direct(session));
+    const r = await copyRecording(
+      { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 },
+      direct(session),
+    );
     expect(r).toMatchObject({ sha256: sha(data), bytes: data.length, storedBytes: data.length });
     expect(readFileSync(staging).equals(data)).toBe(true);
   });
 
   it('keeps only whole blocks of an interrupted copy durable, and resumes from the last one', async () => {
     const data = randomBytes(1_500_000);
-    const { session, staging } = await camera({ 'a.mp4': data }, { faults: [{ path: 'a.mp4', kind: 'io-error', atByte: 1_000_000, times: 1 }] });
+    const { session, staging } = await camera(
+      { 'a.mp4': data },
+      { faults: [{ path: 'a.mp4', kind: 'io-error', atByte: 1_000_000, times: 1 }] },
+    );
     let durable = 0;
-    const p = copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, direct(session, { onDurable: (n: number) => (durable = n) }));
+    const p = copyRecording(
+      { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 },
+      direct(session, { onDurable: (n: number) => (durable = n) }),
+    );
     await expect(p).rejects.toMatchObject({ kind: 'transient', code: 'io-error' });
     // 1,000,000 bytes arrived; the durable point is the last block boundary before it.
     expect(durable).toBe(1_000_000 - (1_000_000 % 4096));
@@ -274,7 +345,10 @@ describe('copy-and-hash with direct I/O (O_DIRECT staging, verified from the dis
     const { session, staging } = await camera({ 'a.mp4': data });
     // A staging file left by a buffered copy: durable to a byte that is not a block boundary.
     writeFileSync(staging, data.subarray(0, 600_000));
-    const r = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 600_000 }, direct(session));
+    const r = await copyRecording(
+      { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 600_000 },
+      direct(session),
+    );
     expect(r).toMatchObject({ sha256: sha(data), resumedFrom: 598_016 });
     expect(readFileSync(staging).equals(data)).toBe(true);
   });
@@ -290,7 +364,10 @@ describe('copy-and-hash with direct I/O (O_DIRECT staging, verified from the dis
         return pool.hashFile(file, opts);
       },
     } as unknown as HashPool;
-    const err = await copyRecording({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, direct(session, { hashPool: failingDisk })).catch((e: unknown) => e);
+    const err = await copyRecording(
+      { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 },
+      direct(session, { hashPool: failingDisk }),
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'verify-mismatch' });
   });
 });
@@ -303,14 +380,25 @@ describe('encrypted copy', () => {
     await pool.close();
     await seals.close();
   });
-  const decrypt = (file: string) => buffer(Readable.from([readFileSync(file)]).pipe(createDecryptStream([custodian.identity])));
+  const decrypt = (file: string) =>
+    buffer(Readable.from([readFileSync(file)]).pipe(createDecryptStream([custodian.identity])));
 
   it('stores ciphertext only, and records the SHA-256 of the file on the disk beside the plaintext one', async () => {
     const data = randomBytes(2 * 1024 * 1024 + 333);
     const { session, staging } = await camera({ 'a.mp4': data });
-    const r = await copyRecordingEncrypted({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { hashPool: pool }), [custodian.recipient], seals);
+    const r = await copyRecordingEncrypted(
+      { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 },
+      ctx(session, { hashPool: pool }),
+      [custodian.recipient],
+      seals,
+    );
     const stored = readFileSync(staging);
-    expect(r).toMatchObject({ sha256: sha(data), bytes: data.length, storedSha256: sha(stored), storedBytes: stored.length });
+    expect(r).toMatchObject({
+      sha256: sha(data),
+      bytes: data.length,
+      storedSha256: sha(stored),
+      storedBytes: stored.length,
+    });
     expect(stored.includes(data.subarray(1000, 1064)), 'no plaintext on the disk').toBe(false);
     expect((await decrypt(staging)).equals(data)).toBe(true);
   });
@@ -328,8 +416,16 @@ describe('encrypted copy', () => {
         return pool.hashFile(file, opts);
       },
     } as unknown as HashPool;
-    const err = await copyRecordingEncrypted({ sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 }, ctx(session, { hashPool: failingDisk }), [custodian.recipient], seals).catch((e: unknown) => e);
+    const err = await copyRecordingEncrypted(
+      { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 },
+      ctx(session, { hashPool: failingDisk }),
+      [custodian.recipient],
+      seals,
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(VerifyError);
-    expect(err).toMatchObject({ code: 'verify-mismatch', message: expect.stringMatching(/not what was sealed: its payload chunk 10 does not authenticate/) });
+    expect(err).toMatchObject({
+      code: 'verify-mismatch',
+      message: expect.stringMatching(/not what was sealed: its payload chunk 10 does not authenticate/),
+    });
   });
 });

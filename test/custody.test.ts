@@ -24,7 +24,14 @@ function copyOfData(): { dir: string; cli: (args: string[]) => ReturnType<TestDo
 beforeAll(async () => {
   dock = new TestDock({ custody: { checkpointEvery: 5 } });
   const past = new Date(Date.now() - 3600_000).toISOString();
-  dock.dock('s1', { serial: 'C-1', files: [{ rel: 'DCIM/A.MP4', size: 300_000 }, { rel: 'DCIM/B.MP4', size: 200_000 }, { rel: 'DCIM/C.MP4', size: 100_000 }] });
+  dock.dock('s1', {
+    serial: 'C-1',
+    files: [
+      { rel: 'DCIM/A.MP4', size: 300_000 },
+      { rel: 'DCIM/B.MP4', size: 200_000 },
+      { rel: 'DCIM/C.MP4', size: 100_000 },
+    ],
+  });
   expect((await dock.cli(['assign', 'C-1', 'officer-17', '--from', past])).code).toBe(0);
   const d = dock.start();
   recs = await allVerified(dock, 3);
@@ -46,7 +53,11 @@ describe('chain of custody', () => {
     const r = await dock.cli(['verify', '--json']);
     expect(r.code).toBe(0);
     const v = JSON.parse(r.stdout) as VerifyJson;
-    expect(v).toMatchObject({ ok: true, chain: { ok: true, firstBadSeq: null }, files: { checked: 3, ok: 3, missing: [], mismatched: [] } });
+    expect(v).toMatchObject({
+      ok: true,
+      chain: { ok: true, firstBadSeq: null },
+      files: { checked: 3, ok: 3, missing: [], mismatched: [] },
+    });
     expect(v.checkpoints.checked).toBeGreaterThanOrEqual(2);
     expect(v.checkpoints.bad).toEqual([]);
     const key = JSON.parse((await dock.cli(['key', '--json'])).stdout) as { publicKey: string; keyId: string };
@@ -69,7 +80,9 @@ describe('chain of custody', () => {
 
   it('refuses UPDATE and DELETE on the custody table', () => {
     const db = new Database(path.join(dock.dataDir, 'dockd.db'));
-    const tables = db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%custody%'").all();
+    const tables = db
+      .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%custody%'")
+      .all();
     expect(tables.map((t) => t.name)).toEqual(['custody_events']);
     expect(() => db.prepare("UPDATE custody_events SET actor = 'mallory'").run()).toThrow(/append-only/);
     expect(() => db.prepare('DELETE FROM custody_events WHERE seq = 1').run()).toThrow(/append-only/);
@@ -77,27 +90,53 @@ describe('chain of custody', () => {
   });
 
   it.each([
-    ['an edited row after the triggers were dropped', (dir: string) => {
-      const db = new Database(path.join(dir, 'dockd.db'));
-      db.exec('DROP TRIGGER custody_events_no_update');
-      db.prepare("UPDATE custody_events SET details = '{\"slot\":\"elsewhere\"}' WHERE seq = 3").run();
-      db.close();
-    }, (v: VerifyJson) => expect(v.chain).toMatchObject({ ok: false, firstBadSeq: 3 })],
-    ['a changed archived file', (dir: string) => {
-      const f = recs[0]!.archivePath!.replace(dock.dataDir, dir);
-      const b = readFileSync(f);
-      b[1000]! ^= 1;
-      writeFileSync(f, b);
-    }, (v: VerifyJson) => expect(v.files.mismatched).toEqual([recs[0]!.id])],
-    ['a missing archived file', (dir: string) => rmSync(recs[1]!.archivePath!.replace(dock.dataDir, dir)), (v: VerifyJson) => expect(v.files.missing).toEqual([recs[1]!.id])],
-    ['a forged checkpoint', (dir: string) => {
-      const db = new Database(path.join(dir, 'dockd.db'));
-      const head = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM custody_events ORDER BY seq DESC LIMIT 1').get()!;
-      const cp = db.prepare<[], { key_id: string; signature: string }>('SELECT key_id, signature FROM chain_checkpoints LIMIT 1').get()!;
-      db.prepare('DELETE FROM chain_checkpoints WHERE seq = ?').run(head.seq);
-      db.prepare('INSERT INTO chain_checkpoints (seq, hash, at, key_id, signature) VALUES (?, ?, ?, ?, ?)').run(head.seq, head.hash, new Date().toISOString(), cp.key_id, cp.signature);
-      db.close();
-    }, (v: VerifyJson) => expect(v.checkpoints.bad[0]!.reason).toMatch(/signature/)],
+    [
+      'an edited row after the triggers were dropped',
+      (dir: string) => {
+        const db = new Database(path.join(dir, 'dockd.db'));
+        db.exec('DROP TRIGGER custody_events_no_update');
+        db.prepare('UPDATE custody_events SET details = \'{"slot":"elsewhere"}\' WHERE seq = 3').run();
+        db.close();
+      },
+      (v: VerifyJson) => expect(v.chain).toMatchObject({ ok: false, firstBadSeq: 3 }),
+    ],
+    [
+      'a changed archived file',
+      (dir: string) => {
+        const f = recs[0]!.archivePath!.replace(dock.dataDir, dir);
+        const b = readFileSync(f);
+        b[1000]! ^= 1;
+        writeFileSync(f, b);
+      },
+      (v: VerifyJson) => expect(v.files.mismatched).toEqual([recs[0]!.id]),
+    ],
+    [
+      'a missing archived file',
+      (dir: string) => rmSync(recs[1]!.archivePath!.replace(dock.dataDir, dir)),
+      (v: VerifyJson) => expect(v.files.missing).toEqual([recs[1]!.id]),
+    ],
+    [
+      'a forged checkpoint',
+      (dir: string) => {
+        const db = new Database(path.join(dir, 'dockd.db'));
+        const head = db
+          .prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM custody_events ORDER BY seq DESC LIMIT 1')
+          .get()!;
+        const cp = db
+          .prepare<[], { key_id: string; signature: string }>('SELECT key_id, signature FROM chain_checkpoints LIMIT 1')
+          .get()!;
+        db.prepare('DELETE FROM chain_checkpoints WHERE seq = ?').run(head.seq);
+        db.prepare('INSERT INTO chain_checkpoints (seq, hash, at, key_id, signature) VALUES (?, ?, ?, ?, ?)').run(
+          head.seq,
+          head.hash,
+          new Date().toISOString(),
+          cp.key_id,
+          cp.signature,
+        );
+        db.close();
+      },
+      (v: VerifyJson) => expect(v.checkpoints.bad[0]!.reason).toMatch(/signature/),
+    ],
   ])('catches %s with exit 1', async (_what, tamper, expectFn) => {
     const copy = copyOfData();
     expect((await copy.cli(['verify', '--json'])).code).toBe(0);
@@ -109,7 +148,7 @@ describe('chain of custody', () => {
     expectFn(v);
   });
 
-  it('catches an archived file swapped together with its row\'s SHA-256, naming the recording', async () => {
+  it("catches an archived file swapped together with its row's SHA-256, naming the recording", async () => {
     const copy = copyOfData();
     const target = recs[1]!;
     const f = target.archivePath!.replace(dock.dataDir, copy.dir);
@@ -128,10 +167,22 @@ describe('chain of custody', () => {
     expect(v.files).toMatchObject({ mismatched: [target.id], rowMismatched: [target.id], missing: [] });
     const human = await copy.cli(['verify']);
     expect(human.code).toBe(1);
-    expect(human.stdout).toContain(`MISMATCH      ${target.id}  the archived file disagrees with custody: the archived file's SHA-256 is ${forgedSha}, custody says ${target.sha256}`);
-    expect(human.stdout).toContain(`ROW MISMATCH  ${target.id}  its recordings row disagrees with custody: recordings.sha256 is ${forgedSha}, custody says ${target.sha256}`);
+    expect(human.stdout).toContain(
+      `MISMATCH      ${target.id}  the archived file disagrees with custody: the archived file's SHA-256 is ${forgedSha}, custody says ${target.sha256}`,
+    );
+    expect(human.stdout).toContain(
+      `ROW MISMATCH  ${target.id}  its recordings row disagrees with custody: recordings.sha256 is ${forgedSha}, custody says ${target.sha256}`,
+    );
     // Nor does it leave in a bundle: export holds the row to custody as verify does.
-    const exp = await copy.cli(['export', '--recording', target.id, '--out', path.join(copy.dir, 'bundle'), '--reason', 'test']);
+    const exp = await copy.cli([
+      'export',
+      '--recording',
+      target.id,
+      '--out',
+      path.join(copy.dir, 'bundle'),
+      '--reason',
+      'test',
+    ]);
     expect(exp.code).toBe(1);
     expect(exp.stderr).toContain(`the recordings row of ${target.id} disagrees with custody`);
   });
@@ -157,7 +208,17 @@ describe('export for court', () => {
   let out: string;
   beforeAll(async () => {
     out = path.join(dock.root, 'bundle');
-    const r = await dock.cli(['export', '--recording', recs[0]!.id, '--recording', recs[2]!.id, '--out', out, '--reason', 'case 2026-4711']);
+    const r = await dock.cli([
+      'export',
+      '--recording',
+      recs[0]!.id,
+      '--recording',
+      recs[2]!.id,
+      '--out',
+      out,
+      '--reason',
+      'case 2026-4711',
+    ]);
     expect(r.code, r.stderr).toBe(0);
   });
 
@@ -169,7 +230,15 @@ describe('export for court', () => {
     expect(JSON.parse(v.stdout)).toMatchObject({ ok: true, recordings: 2 });
     const files = readdirSync(path.join(out, 'files'));
     expect(files).toHaveLength(2);
-    expect(readFileSync(path.join(out, 'files', files.find((f) => f.startsWith(recs[0]!.id))!)).equals(dock.sources.get(`C-1\n${recs[0]!.sourcePath}`)!.data)).toBe(true);
+    expect(
+      readFileSync(
+        path.join(
+          out,
+          'files',
+          files.find((f) => f.startsWith(recs[0]!.id))!,
+        ),
+      ).equals(dock.sources.get(`C-1\n${recs[0]!.sourcePath}`)!.data),
+    ).toBe(true);
     expect(readFileSync(path.join(out, 'custody-report.txt'), 'utf8')).toMatch(/case 2026-4711/);
     const ev = await dock.json<CustodyJson[]>(['custody', '--recording', recs[0]!.id]);
     const exp = ev.find((e) => e.type === 'export.created')!;
@@ -179,10 +248,21 @@ describe('export for court', () => {
     expect(other.code).toBe(1);
   });
 
-  it.each(['files', 'manifest.json', 'custody-report.txt', 'custody-chain.jsonl', 'SHA256SUMS', 'manifest.json.sig', 'dock-signing.pub.pem'])('fails verify-export after one byte of %s changes', async (target) => {
+  it.each([
+    'files',
+    'manifest.json',
+    'custody-report.txt',
+    'custody-chain.jsonl',
+    'SHA256SUMS',
+    'manifest.json.sig',
+    'dock-signing.pub.pem',
+  ])('fails verify-export after one byte of %s changes', async (target) => {
     const copy = path.join(dock.root, `bundle-${target.replace(/\W/g, '')}`);
     cpSync(out, copy, { recursive: true });
-    const file = target === 'files' ? path.join(copy, 'files', readdirSync(path.join(copy, 'files'))[0]!) : path.join(copy, target);
+    const file =
+      target === 'files'
+        ? path.join(copy, 'files', readdirSync(path.join(copy, 'files'))[0]!)
+        : path.join(copy, target);
     const b = readFileSync(file);
     const i = Math.floor(b.length / 2);
     b[i] = b[i] === 0x30 ? 0x31 : 0x30;
@@ -228,7 +308,10 @@ describe('export for court', () => {
       const copy = path.join(dock.root, 'bundle-tools-fresh');
       cpSync(out, copy, { recursive: true });
       const results = checks.map((c) => sh(c, copy));
-      expect(results.map((r) => r.status), results.map((r) => r.stderr).join('')).toEqual([0, 0, 0, 0]);
+      expect(
+        results.map((r) => r.status),
+        results.map((r) => r.stderr).join(''),
+      ).toEqual([0, 0, 0, 0]);
       expect(results[0]!.stdout).toMatch(/dock-signing\.pub\.pem: OK/);
       expect(results[2]!.stdout).toMatch(/Signature Verified Successfully/);
       const key = JSON.parse((await dock.cli(['key', '--json'])).stdout).publicKey as string;
@@ -243,11 +326,13 @@ describe('export for court', () => {
 
     it('fails the openssl check after one byte of manifest.json or its signature changes', () => {
       expect(run('manifest', (d) => flipByte(path.join(d, 'manifest.json')))[2]).not.toBe(0);
-      expect(run('sig', (d) => {
-        const sig = Buffer.from(readFileSync(path.join(d, 'manifest.json.sig'), 'utf8'), 'base64');
-        sig[10]! ^= 1;
-        writeFileSync(path.join(d, 'manifest.json.sig'), sig.toString('base64') + '\n');
-      })[2]).not.toBe(0);
+      expect(
+        run('sig', (d) => {
+          const sig = Buffer.from(readFileSync(path.join(d, 'manifest.json.sig'), 'utf8'), 'base64');
+          sig[10]! ^= 1;
+          writeFileSync(path.join(d, 'manifest.json.sig'), sig.toString('base64') + '\n');
+        })[2],
+      ).not.toBe(0);
     });
 
     it('fails the manifest tie when a recording is replaced together with its SHA256SUMS line', () => {
@@ -255,7 +340,10 @@ describe('export for court', () => {
         const f = recordingFile(d);
         flipByte(f);
         const rel = path.relative(d, f);
-        const sums = readFileSync(path.join(d, 'SHA256SUMS'), 'utf8').replace(/^[0-9a-f]{64}(?= {2}(.+)$)/gm, (h, name: string) => (name === rel ? createHash('sha256').update(readFileSync(f)).digest('hex') : h));
+        const sums = readFileSync(path.join(d, 'SHA256SUMS'), 'utf8').replace(
+          /^[0-9a-f]{64}(?= {2}(.+)$)/gm,
+          (h, name: string) => (name === rel ? createHash('sha256').update(readFileSync(f)).digest('hex') : h),
+        );
         writeFileSync(path.join(d, 'SHA256SUMS'), sums);
       });
       expect(status).toEqual([0, 0, 0, 1]);

@@ -14,7 +14,14 @@ describe('daemon against a simulated dock', () => {
   for (const directIo of [true, false]) {
     it(`offloads every recording with the right SHA-256, archives an equal copy, and frees the camera only after verification (ingest.directIo ${directIo})`, async () => {
       dock = new TestDock({ ingest: { directIo } });
-      dock.dock('dock1-01', { serial: 'DU-0042', files: [{ rel: 'DCIM/100/REC0001.MP4', size: 3_000_000 }, { rel: 'DCIM/100/REC0002.MP4', size: 70_000 }, { rel: 'DCIM/101/REC0003.MP4', size: 0 }] });
+      dock.dock('dock1-01', {
+        serial: 'DU-0042',
+        files: [
+          { rel: 'DCIM/100/REC0001.MP4', size: 3_000_000 },
+          { rel: 'DCIM/100/REC0002.MP4', size: 70_000 },
+          { rel: 'DCIM/101/REC0003.MP4', size: 0 },
+        ],
+      });
       dock.dock('dock1-02', { serial: 'DU-0077', files: [{ rel: 'REC0001.MP4', size: 1_234_567 }] });
       const d = dock.start();
       const recs = await allVerified(dock, 4);
@@ -41,13 +48,19 @@ describe('daemon against a simulated dock', () => {
       const logs = d.events('offload.verified');
       expect(logs).toHaveLength(4);
       expect(logs[0]).toMatchObject({ level: 30, camera: expect.any(String), recording: expect.any(String) });
-      expect(d.events('ingest.direct_io')).toEqual(directIo ? [expect.objectContaining({ level: 30, enabled: true })] : []);
+      expect(d.events('ingest.direct_io')).toEqual(
+        directIo ? [expect.objectContaining({ level: 30, enabled: true })] : [],
+      );
     });
   }
 
   it('shows cameras docked and undocked in status, and status works with the daemon down', async () => {
     dock = new TestDock();
-    dock.dock('dock1-03', { serial: 'DU-0108', files: [{ rel: 'a.mp4', size: 10_000 }], spec: { battery: { percent: 37, charging: true } } });
+    dock.dock('dock1-03', {
+      serial: 'DU-0108',
+      files: [{ rel: 'a.mp4', size: 10_000 }],
+      spec: { battery: { percent: 37, charging: true } },
+    });
     const d = dock.start();
     await allVerified(dock, 1);
     const s = await waitFor('docked in status', async () => {
@@ -55,7 +68,16 @@ describe('daemon against a simulated dock', () => {
       return s.daemon.running && s.cameras.some((c) => c.docked) ? s : null;
     });
     expect(s.daemon.pid).toBe(d.child.pid);
-    expect(s.cameras).toEqual([expect.objectContaining({ serial: 'DU-0108', slot: 'dock1-03', docked: true, battery: { percent: 37, charging: true }, pending: 0, failed: 0 })]);
+    expect(s.cameras).toEqual([
+      expect.objectContaining({
+        serial: 'DU-0108',
+        slot: 'dock1-03',
+        docked: true,
+        battery: { percent: 37, charging: true },
+        pending: 0,
+        failed: 0,
+      }),
+    ]);
     expect(s.queue).toMatchObject({ pending: 0, active: 0, failed: 0, verified: 1 });
     expect(s.archive.freeBytes).toBeGreaterThan(0);
 
@@ -77,7 +99,11 @@ describe('daemon against a simulated dock', () => {
 
   it('stops gracefully on SIGTERM in the middle of a copy and resumes that copy at the next start', async () => {
     dock = new TestDock();
-    dock.dock('s1', { serial: 'SLOW-1', files: [{ rel: 'big.mp4', size: 4_000_000 }], spec: { throughputBytesPerSec: 1_000_000 } });
+    dock.dock('s1', {
+      serial: 'SLOW-1',
+      files: [{ rel: 'big.mp4', size: 4_000_000 }],
+      spec: { throughputBytesPerSec: 1_000_000 },
+    });
     const d = dock.start();
     await d.waitForEvent('offload.started');
     await new Promise((r) => setTimeout(r, 800));
@@ -118,7 +144,9 @@ describe('daemon against a simulated dock', () => {
     expect(d.child.exitCode).toBeNull();
     expect(await dock.json(['cameras'])).toEqual([]);
     dock.writeCameraJson('bad', { serial: 'FIXED-1' });
-    await waitFor('camera docked', async () => (await dock.json<Array<{ serial: string }>>(['cameras'])).some((c) => c.serial === 'FIXED-1'));
+    await waitFor('camera docked', async () =>
+      (await dock.json<Array<{ serial: string }>>(['cameras'])).some((c) => c.serial === 'FIXED-1'),
+    );
     expect(d.events('camera.rejected')).toHaveLength(1);
   });
 
@@ -145,8 +173,14 @@ describe('command line', () => {
   });
 
   it.each([
-    ['{"ingest": {"readTimeoutMs": 1e300}}', /^dockd: config: ingest\.readTimeoutMs: must be at most 2147483647 milliseconds/],
-    ['{"daemon": {"heartbeatIntervalMs": 4294967296}}', /^dockd: config: daemon\.heartbeatIntervalMs: must be at most 2147483647 /],
+    [
+      '{"ingest": {"readTimeoutMs": 1e300}}',
+      /^dockd: config: ingest\.readTimeoutMs: must be at most 2147483647 milliseconds/,
+    ],
+    [
+      '{"daemon": {"heartbeatIntervalMs": 4294967296}}',
+      /^dockd: config: daemon\.heartbeatIntervalMs: must be at most 2147483647 /,
+    ],
     ['{"__proto__": {"dataDir": "/tmp/elsewhere"}}', /^dockd: config: __proto__: "__proto__" is not allowed/],
     ['{"dataDir": ""}', /^dockd: config: dataDir: must not be empty/],
   ])('exits 2 on the config %s, in one line naming the key, and makes no data dir', async (text, re) => {
@@ -162,7 +196,36 @@ describe('command line', () => {
   it('exits 2 on bad usage and prints help for every command', async () => {
     expect((await cli(['custody'])).code).toBe(2);
     expect((await cli(['no-such-command'])).code).toBe(2);
-    const commands = ['start', 'status', 'cameras', 'recordings', 'custody', 'verify', 'key', 'replicate', 'retry', 'export', 'keygen', 'report', 'verify-export', 'hold', 'release', 'retention', 'assign', 'unassign', 'assignments', 'usb', 'doctor', 'backup', 'battery', 'demo', 'settings', 'events', 'stages', 'fleet'];
+    const commands = [
+      'start',
+      'status',
+      'cameras',
+      'recordings',
+      'custody',
+      'verify',
+      'key',
+      'replicate',
+      'retry',
+      'export',
+      'keygen',
+      'report',
+      'verify-export',
+      'hold',
+      'release',
+      'retention',
+      'assign',
+      'unassign',
+      'assignments',
+      'usb',
+      'doctor',
+      'backup',
+      'battery',
+      'demo',
+      'settings',
+      'events',
+      'stages',
+      'fleet',
+    ];
     // Four at a time: one after another, 28 start-ups of Node took most of a minute on a busy machine.
     for (let i = 0; i < commands.length; i += 4) {
       const batch = commands.slice(i, i + 4);

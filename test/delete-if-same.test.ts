@@ -26,7 +26,10 @@ describe('deleting a recording only if it is still the one archived', () => {
     const archived = (await statInside(Buffer.from(root), 'REC0001.MP4'))!;
     writeFileSync(path.join(root, '.new'), 'new footage!');
     renameSync(path.join(root, '.new'), path.join(root, 'REC0001.MP4'));
-    await expect(unlinkInside(Buffer.from(root), 'REC0001.MP4', archived.identity)).rejects.toMatchObject({ kind: 'permanent', code: 'changed' });
+    await expect(unlinkInside(Buffer.from(root), 'REC0001.MP4', archived.identity)).rejects.toMatchObject({
+      kind: 'permanent',
+      code: 'changed',
+    });
     expect(readdirSync(root)).toEqual(['REC0001.MP4']);
     expect(readFileSync(path.join(root, 'REC0001.MP4'), 'utf8')).toBe('new footage!');
   });

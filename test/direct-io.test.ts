@@ -20,10 +20,16 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const openDirect = (file: string, flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC) => open(file, flags | constants.O_DIRECT);
+const openDirect = (file: string, flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC) =>
+  open(file, flags | constants.O_DIRECT);
 
 /** Writes `data` through a DirectWriter in chunks of `chunk` bytes, as a copy does. */
-async function writeDirect(file: string, data: Buffer, chunk: number, buffers = new AlignedBuffers(MiB)): Promise<number> {
+async function writeDirect(
+  file: string,
+  data: Buffer,
+  chunk: number,
+  buffers = new AlignedBuffers(MiB),
+): Promise<number> {
   const fh = await openDirect(file);
   const out = new DirectWriter(fh, 0, buffers);
   try {
@@ -53,7 +59,8 @@ describe('alignedBuffer', () => {
     buf.fill(7);
     const fh = await openDirect(path.join(dir, 'aligned'));
     try {
-      for (const at of [0, DIRECT_ALIGN, 5 * DIRECT_ALIGN]) await expect(fh.write(buf, at, DIRECT_ALIGN, at)).resolves.toMatchObject({ bytesWritten: DIRECT_ALIGN });
+      for (const at of [0, DIRECT_ALIGN, 5 * DIRECT_ALIGN])
+        await expect(fh.write(buf, at, DIRECT_ALIGN, at)).resolves.toMatchObject({ bytesWritten: DIRECT_ALIGN });
       // The contrast that shows the test can fail: an unaligned view is refused.
       await expect(fh.write(buf, 16, DIRECT_ALIGN, 0)).rejects.toMatchObject({ code: 'EINVAL' });
     } finally {
@@ -151,7 +158,8 @@ describe('DirectWriter', () => {
       taken.push(b);
       return b;
     };
-    for (let i = 0; i < 3; i++) await writeDirect(path.join(dir, `many-${i}`), randomBytes(3 * MiB), 256 * 1024, buffers);
+    for (let i = 0; i < 3; i++)
+      await writeDirect(path.join(dir, `many-${i}`), randomBytes(3 * MiB), 256 * 1024, buffers);
     // Two per file at most (one filling, one on its way to the disk), and the same two each time.
     expect(new Set(taken.map((b) => b.buffer)).size).toBe(2);
   });

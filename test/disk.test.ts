@@ -50,7 +50,13 @@ describe('disk guard', () => {
   it('pauses offloading below minFreeBytes, deletes nothing from the camera, and resumes when space returns', async () => {
     dock = new SmallDiskDock(24, { ingest: { minFreeBytes: 4_000_000 } });
     const filler = dock.fill(19_000_000);
-    dock.dock('s1', { serial: 'DISK-1', files: [{ rel: 'a.mp4', size: 3_000_000 }, { rel: 'b.mp4', size: 2_000_000 }] });
+    dock.dock('s1', {
+      serial: 'DISK-1',
+      files: [
+        { rel: 'a.mp4', size: 3_000_000 },
+        { rel: 'b.mp4', size: 2_000_000 },
+      ],
+    });
     const d = dock.start();
     const warn = await d.waitForEvent('ingest.disk_low');
     expect(warn.level).toBe(40);
@@ -73,25 +79,36 @@ describe('disk guard', () => {
   it.each([
     ['a plain copy', {}],
     ['an encrypted copy', { encryption: { recipients: [generateIdentity().recipient] } }],
-  ])('survives ENOSPC in the middle of %s (even SQLite full), keeps the recording on the camera and finishes once space returns', async (_kind, extra) => {
-    dock = new SmallDiskDock(16, { ingest: { minFreeBytes: 0 }, ...extra });
-    dock.dock('s1', { serial: 'DISK-2', files: [{ rel: 'long.mp4', size: 6_000_000 }], spec: { throughputBytesPerSec: 3_000_000 } });
-    const d = dock.start();
-    await d.waitForEvent('offload.started');
-    await new Promise((r) => setTimeout(r, 700));
-    // Leave room for SQLite's few pages but not for the rest of the recording.
-    const free = (await dock.status()).archive.freeBytes;
-    const filler = dock.fill(free - 600_000);
-    await d.waitForEvent('ingest.disk_low');
-    // The disk is full to the last byte: even SQLite cannot write. Nothing may leave the camera.
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(dock.cameraFileExists('s1', 'long.mp4')).toBe(true);
-    expect(d.child.exitCode).toBeNull();
-    rmSync(filler);
-    const [r] = await allVerified(dock, 1);
-    expect(r!.sha256).toBe(dock.sources.get('DISK-2\nlong.mp4')!.sha256);
-    expect(r!.attempts).toBe(1);
-    const events = await dock.json<Array<{ type: string; details: Record<string, unknown> }>>(['custody', '--recording', r!.id]);
-    expect(events.map((e) => e.type)).toContain('offload.interrupted');
-  });
+  ])(
+    'survives ENOSPC in the middle of %s (even SQLite full), keeps the recording on the camera and finishes once space returns',
+    async (_kind, extra) => {
+      dock = new SmallDiskDock(16, { ingest: { minFreeBytes: 0 }, ...extra });
+      dock.dock('s1', {
+        serial: 'DISK-2',
+        files: [{ rel: 'long.mp4', size: 6_000_000 }],
+        spec: { throughputBytesPerSec: 3_000_000 },
+      });
+      const d = dock.start();
+      await d.waitForEvent('offload.started');
+      await new Promise((r) => setTimeout(r, 700));
+      // Leave room for SQLite's few pages but not for the rest of the recording.
+      const free = (await dock.status()).archive.freeBytes;
+      const filler = dock.fill(free - 600_000);
+      await d.waitForEvent('ingest.disk_low');
+      // The disk is full to the last byte: even SQLite cannot write. Nothing may leave the camera.
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(dock.cameraFileExists('s1', 'long.mp4')).toBe(true);
+      expect(d.child.exitCode).toBeNull();
+      rmSync(filler);
+      const [r] = await allVerified(dock, 1);
+      expect(r!.sha256).toBe(dock.sources.get('DISK-2\nlong.mp4')!.sha256);
+      expect(r!.attempts).toBe(1);
+      const events = await dock.json<Array<{ type: string; details: Record<string, unknown> }>>([
+        'custody',
+        '--recording',
+        r!.id,
+      ]);
+      expect(events.map((e) => e.type)).toContain('offload.interrupted');
+    },
+  );
 });

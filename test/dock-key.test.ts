@@ -45,7 +45,10 @@ async function runOnce(d: TestDock): Promise<{ keyId: string }> {
 function checkpointKeyIds(d: TestDock): string[] {
   const db = new Database(path.join(d.dataDir, 'dockd.db'), { readonly: true });
   try {
-    return db.prepare<[], { key_id: string }>('SELECT key_id FROM chain_checkpoints ORDER BY seq').all().map((r) => r.key_id);
+    return db
+      .prepare<[], { key_id: string }>('SELECT key_id FROM chain_checkpoints ORDER BY seq')
+      .all()
+      .map((r) => r.key_id);
   } finally {
     db.close();
   }
@@ -55,7 +58,9 @@ function custodyEvents(d: TestDock, type: string): Array<{ seq: number; details:
   const db = new Database(path.join(d.dataDir, 'dockd.db'), { readonly: true });
   try {
     return db
-      .prepare<[string], { seq: number; details: string }>('SELECT seq, details FROM custody_events WHERE type = ? ORDER BY seq')
+      .prepare<[string], { seq: number; details: string }>(
+        'SELECT seq, details FROM custody_events WHERE type = ? ORDER BY seq',
+      )
       .all(type)
       .map((r) => ({ seq: r.seq, details: JSON.parse(r.details) as Record<string, unknown> }));
   } finally {
@@ -79,7 +84,9 @@ describe('a torn dock key that never signed anything', () => {
     const replaced = await p.waitForEvent('custody.key_replaced');
     const started = await p.waitForEvent('daemon.started');
     expect(replaced).toMatchObject({ level: 40, oldKeyId: null, keyId: started.keyId });
-    expect(replaced.found).toBe('keys/dock-signing.pem is empty (0 bytes), keys/dock-signing.pub.pem is empty (0 bytes)');
+    expect(replaced.found).toBe(
+      'keys/dock-signing.pem is empty (0 bytes), keys/dock-signing.pub.pem is empty (0 bytes)',
+    );
     await stopGracefully(p);
 
     const [event] = custodyEvents(d, 'custody.key_replaced');
@@ -105,7 +112,10 @@ describe('a torn dock key that never signed anything', () => {
     expect(replaced.oldKeyId).toMatch(/^[0-9a-f]{16}$/);
     expect(replaced.keyId).not.toBe(replaced.oldKeyId);
     await stopGracefully(p);
-    expect(custodyEvents(d, 'custody.key_replaced')[0]?.details).toMatchObject({ oldKeyId: replaced.oldKeyId, newKeyId: replaced.keyId });
+    expect(custodyEvents(d, 'custody.key_replaced')[0]?.details).toMatchObject({
+      oldKeyId: replaced.oldKeyId,
+      newKeyId: replaced.keyId,
+    });
   });
 
   it('a leftover temporary file from a write cut before its rename is neither read nor kept', async () => {

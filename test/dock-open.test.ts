@@ -43,10 +43,18 @@ function dockWith(failures: DriverError[] | Error[], camera: CameraSession) {
   const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
   const custody = new CustodyLog(db);
   const cleared: string[] = [];
-  const engine = new IngestEngine(db, custody, new LocalArchive(dataDir, false), { ...defaultConfig().ingest, minFreeBytes: 0 }, log, {
-    deviceGone: () => {}, relist: () => {},
-    cleared: (serial) => void cleared.push(serial),
-  });
+  const engine = new IngestEngine(
+    db,
+    custody,
+    new LocalArchive(dataDir, false),
+    { ...defaultConfig().ingest, minFreeBytes: 0 },
+    log,
+    {
+      deviceGone: () => {},
+      relist: () => {},
+      cleared: (serial) => void cleared.push(serial),
+    },
+  );
   const opens: number[] = [];
   const left = [...failures];
   const driver: CameraDriver = {
@@ -85,7 +93,11 @@ const events = (lines: LogLine[], name: string) => lines.filter((l) => l.event =
 
 describe('opening a docked camera', () => {
   it('tries again after transient failures and offloads the camera without a re-plug', async () => {
-    const busy = new DriverError('transient', 'usb-busy', 'LIBUSB_ERROR_BUSY (another program, e.g. gvfs or gphoto2, may hold the camera)');
+    const busy = new DriverError(
+      'transient',
+      'usb-busy',
+      'LIBUSB_ERROR_BUSY (another program, e.g. gvfs or gphoto2, may hold the camera)',
+    );
     const cam = new ScriptedCamera('R-1', ['A.MP4']);
     const t = dockWith([busy, busy], cam);
     t.dock.attach(device);
@@ -98,7 +110,11 @@ describe('opening a docked camera', () => {
     ]);
     expect(retries[0]!.msg).toMatch(/attempt 1 of 4.*gvfs.*trying again in/);
     expect(events(t.lines, 'camera.rejected')).toHaveLength(0);
-    const row = t.db.prepare<[], { status: string; deleted_from_camera: number }>('SELECT status, deleted_from_camera FROM recordings').get();
+    const row = t.db
+      .prepare<[], { status: string; deleted_from_camera: number }>(
+        'SELECT status, deleted_from_camera FROM recordings',
+      )
+      .get();
     expect(row).toEqual({ status: 'verified', deleted_from_camera: 1 });
     expect(t.db.prepare("SELECT count(*) n FROM custody_events WHERE type = 'camera.docked'").get()).toEqual({ n: 1 });
   });
@@ -117,7 +133,13 @@ describe('opening a docked camera', () => {
   });
 
   it('does not retry what cannot get better', async () => {
-    const t = dockWith([new DriverError('permanent', 'no-serial', 'camera reports no serial number'), new Error('malformed camera.json')], new ScriptedCamera('R-1', []));
+    const t = dockWith(
+      [
+        new DriverError('permanent', 'no-serial', 'camera reports no serial number'),
+        new Error('malformed camera.json'),
+      ],
+      new ScriptedCamera('R-1', []),
+    );
     t.dock.attach(device);
     await until('the camera to be rejected', () => events(t.lines, 'camera.rejected').length > 0);
     await sleep(3 * RETRY.maxDelayMs);

@@ -10,7 +10,12 @@ import { buildProgram } from '../src/cli/main.js';
 import { ROOT } from './support/harness.js';
 
 const DOCS = path.join(ROOT, 'docs');
-const pages = ['README.md', ...readdirSync(DOCS).filter((f) => f.endsWith('.md')).map((f) => path.join('docs', f))];
+const pages = [
+  'README.md',
+  ...readdirSync(DOCS)
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => path.join('docs', f)),
+];
 
 function read(rel: string): string {
   return readFileSync(path.join(ROOT, rel), 'utf8');
@@ -18,12 +23,16 @@ function read(rel: string): string {
 
 /** Targets of Markdown links and images that are not URLs or anchors. */
 function localLinks(text: string): string[] {
-  return [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!).filter((t) => !/^[a-z]+:/i.test(t) && !t.startsWith('#'));
+  return [...text.matchAll(/\]\(([^)\s]+)\)/g)]
+    .map((m) => m[1]!)
+    .filter((t) => !/^[a-z]+:/i.test(t) && !t.startsWith('#'));
 }
 
 function keyPaths(v: Record<string, unknown>, prefix = ''): string[] {
   return Object.entries(v).flatMap(([k, child]) =>
-    typeof child === 'object' && child !== null && !Array.isArray(child) && Object.keys(child).length > 0 ? keyPaths(child as Record<string, unknown>, `${prefix}${k}.`) : [`${prefix}${k}`],
+    typeof child === 'object' && child !== null && !Array.isArray(child) && Object.keys(child).length > 0
+      ? keyPaths(child as Record<string, unknown>, `${prefix}${k}.`)
+      : [`${prefix}${k}`],
   );
 }
 
@@ -40,7 +49,11 @@ describe('documentation', () => {
 
   it('docs/configuration.md names every config key', () => {
     const text = read('docs/configuration.md');
-    const keys = keyPaths({ ...defaultConfig(), replication: defaultReplication(), encryption: { recipients: [] } } as unknown as Record<string, unknown>);
+    const keys = keyPaths({
+      ...defaultConfig(),
+      replication: defaultReplication(),
+      encryption: { recipients: [] },
+    } as unknown as Record<string, unknown>);
     expect(keys.filter((k) => !text.includes(`\`${k}\``))).toEqual([]);
   });
 

@@ -4,7 +4,22 @@
  */
 import Database from 'better-sqlite3';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  statfsSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -21,7 +36,19 @@ interface DoctorJson {
   checks: Array<{ name: string; status: Status; detail: string; fix: string | null }>;
 }
 
-const CHECKS = ['config', 'data-dir', 'permissions', 'keys', 'disk-space', 'database', 'wal', 'daemon', 'clock', 'usb', 'encryption'];
+const CHECKS = [
+  'config',
+  'data-dir',
+  'permissions',
+  'keys',
+  'disk-space',
+  'database',
+  'wal',
+  'daemon',
+  'clock',
+  'usb',
+  'encryption',
+];
 
 function parse(r: CliResult): DoctorJson {
   try {
@@ -82,7 +109,8 @@ describe('dockd doctor and backup', () => {
   const configWith = (patch: Record<string, unknown>): string => {
     const base = JSON.parse(readFileSync(dock.configPath, 'utf8')) as Record<string, Record<string, unknown>>;
     const merged: Record<string, unknown> = { ...base };
-    for (const [k, v] of Object.entries(patch)) merged[k] = typeof v === 'object' && v !== null ? { ...base[k], ...v } : v;
+    for (const [k, v] of Object.entries(patch))
+      merged[k] = typeof v === 'object' && v !== null ? { ...base[k], ...v } : v;
     const file = path.join(dock.root, `config-${++copies}.json`);
     writeFileSync(file, JSON.stringify(merged));
     return file;
@@ -90,7 +118,10 @@ describe('dockd doctor and backup', () => {
 
   beforeAll(async () => {
     dock = new TestDock();
-    dock.dock('bay-1', { serial: 'DU-0101', files: [1, 2, 3].map((n) => ({ rel: `DCIM/100/REC000${n}.MP4`, size: 150_000 })) });
+    dock.dock('bay-1', {
+      serial: 'DU-0101',
+      files: [1, 2, 3].map((n) => ({ rel: `DCIM/100/REC000${n}.MP4`, size: 150_000 })),
+    });
     daemon = dock.start();
     await allVerified(dock, 3);
   });
@@ -116,13 +147,22 @@ describe('dockd doctor and backup', () => {
 
   it('backs up while the daemon writes; the copy passes integrity_check and holds the same custody rows', async () => {
     // A second camera keeps the daemon appending custody events during the backup.
-    dock.dock('bay-2', { serial: 'DU-0102', files: Array.from({ length: 12 }, (_, i) => ({ rel: `DCIM/100/B${i}.MP4`, size: 100_000 })) });
+    dock.dock('bay-2', {
+      serial: 'DU-0102',
+      files: Array.from({ length: 12 }, (_, i) => ({ rel: `DCIM/100/B${i}.MP4`, size: 100_000 })),
+    });
     const before = custodyRows(path.join(dock.dataDir, 'dockd.db')).length;
     mkdirSync(path.join(dock.root, 'backups'));
     backupFile = path.join(dock.root, 'backups', 'dockd-backup.db');
     const r = await dock.cli(['backup', backupFile, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout) as { ok: boolean; file: string; integrity: string; custodyEvents: number; lastSeq: number };
+    const out = JSON.parse(r.stdout) as {
+      ok: boolean;
+      file: string;
+      integrity: string;
+      custodyEvents: number;
+      lastSeq: number;
+    };
     expect(out).toMatchObject({ ok: true, file: backupFile, integrity: 'ok' });
     expect(statSync(backupFile).mode & 0o777).toBe(0o600);
     expect(existsSync(backupFile + '-wal')).toBe(false);
@@ -226,7 +266,12 @@ describe('dockd doctor and backup', () => {
 
       const st = statfsSync(path.join(dock.dataDir, 'archive'));
       const free = st.bavail * st.bsize;
-      const tight = await cli(['--config', configWith({ ingest: { minFreeBytes: Math.floor(free * 0.7) } }), 'doctor', '--json']);
+      const tight = await cli([
+        '--config',
+        configWith({ ingest: { minFreeBytes: Math.floor(free * 0.7) } }),
+        'doctor',
+        '--json',
+      ]);
       expect(check(parse(tight), 'disk-space')).toMatchObject({ status: 'warn' });
       expect(tight.code).toBe(0);
     });
@@ -235,7 +280,9 @@ describe('dockd doctor and backup', () => {
       const dir = copyOfData();
       const file = path.join(dir, 'dockd.db');
       const db = new Database(file, { fileMustExist: true });
-      const root = (db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'custody_events'").get() as { rootpage: number }).rootpage;
+      const root = (
+        db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'custody_events'").get() as { rootpage: number }
+      ).rootpage;
       const pageSize = db.pragma('page_size', { simple: true }) as number;
       db.close();
       expect(existsSync(file + '-wal')).toBe(false);
@@ -253,7 +300,9 @@ describe('dockd doctor and backup', () => {
     it('fails a fresh heartbeat that no daemon holds the lock for', async () => {
       const dir = copyOfData();
       const db = new Database(path.join(dir, 'dockd.db'));
-      db.prepare('UPDATE daemon SET heartbeat_at = ?, heartbeat_ms = 600000, stopped_at = NULL').run(new Date().toISOString());
+      db.prepare('UPDATE daemon SET heartbeat_at = ?, heartbeat_ms = 600000, stopped_at = NULL').run(
+        new Date().toISOString(),
+      );
       db.close();
       const { code, rep } = await doctor(['--data-dir', dir]);
       expect(code).toBe(1);
@@ -264,13 +313,13 @@ describe('dockd doctor and backup', () => {
     it('fails a clock that is more than a day behind the newest custody event', async () => {
       const dir = copyOfData();
       const db = new Database(path.join(dir, 'dockd.db'));
-      const head = db.prepare('SELECT seq, hash FROM custody_events ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string };
-      db.prepare("INSERT INTO custody_events (seq, at, type, actor, details, prev_hash, hash) VALUES (?, ?, 'test.future', 'test', '{}', ?, ?)").run(
-        head.seq + 1,
-        new Date(Date.now() + 2 * 86_400_000).toISOString(),
-        head.hash,
-        '0'.repeat(64),
-      );
+      const head = db.prepare('SELECT seq, hash FROM custody_events ORDER BY seq DESC LIMIT 1').get() as {
+        seq: number;
+        hash: string;
+      };
+      db.prepare(
+        "INSERT INTO custody_events (seq, at, type, actor, details, prev_hash, hash) VALUES (?, ?, 'test.future', 'test', '{}', ?, ?)",
+      ).run(head.seq + 1, new Date(Date.now() + 2 * 86_400_000).toISOString(), head.hash, '0'.repeat(64));
       db.close();
       const { code, rep } = await doctor(['--data-dir', dir]);
       expect(code).toBe(1);
@@ -295,7 +344,9 @@ describe('dockd doctor and backup', () => {
       const file = path.join(dir, 'dockd.db');
       const db = new Database(file);
       // About 8,000 pages: some 30 backup steps, each a chance for the writer to get in between.
-      const insert = db.prepare("INSERT INTO battery_samples (camera, at, percent, charging, source, visit) VALUES (?, ?, 50, 0, 'dock', 1)");
+      const insert = db.prepare(
+        "INSERT INTO battery_samples (camera, at, percent, charging, source, visit) VALUES (?, ?, 50, 0, 'dock', 1)",
+      );
       const filler = 'DU-FILL-' + 'x'.repeat(3500);
       db.transaction(() => {
         for (let i = 0; i < 8000; i++) insert.run(filler, i);
@@ -305,7 +356,10 @@ describe('dockd doctor and backup', () => {
       // whenever the source changes between two of its steps.
       writer = spawn(
         process.execPath,
-        ['-e', `const db = new (require('better-sqlite3'))(${JSON.stringify(file)}); db.pragma('busy_timeout = 5000'); setInterval(() => db.prepare('UPDATE daemon SET heartbeat_at = ?').run(new Date().toISOString()), 1); console.log('writing');`],
+        [
+          '-e',
+          `const db = new (require('better-sqlite3'))(${JSON.stringify(file)}); db.pragma('busy_timeout = 5000'); setInterval(() => db.prepare('UPDATE daemon SET heartbeat_at = ?').run(new Date().toISOString()), 1); console.log('writing');`,
+        ],
         { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
       );
       try {
@@ -353,11 +407,21 @@ describe('doctor checks that need another machine', () => {
 
   it('encryption: off, on with the native binding, and a warning with the fix when sealing falls back to node:crypto', () => {
     const recipients = [generateIdentity().recipient];
-    expect(named(runDoctor(cfg(), null), 'encryption')).toMatchObject({ status: 'ok', detail: expect.stringMatching(/^off/) });
+    expect(named(runDoctor(cfg(), null), 'encryption')).toMatchObject({
+      status: 'ok',
+      detail: expect.stringMatching(/^off/),
+    });
     const encrypting = parseConfig({ dataDir: path.join(tmp, 'no-data'), encryption: { recipients } });
-    expect(named(runDoctor(encrypting, null), 'encryption')).toMatchObject({ status: 'ok', detail: "to 1 age recipient; ChaCha20-Poly1305 by dockd's native binding" });
+    expect(named(runDoctor(encrypting, null), 'encryption')).toMatchObject({
+      status: 'ok',
+      detail: "to 1 age recipient; ChaCha20-Poly1305 by dockd's native binding",
+    });
     const slow = named(runDoctor(encrypting, null, { aead: 'node' }), 'encryption');
-    expect(slow).toMatchObject({ status: 'warn', detail: expect.stringMatching(/node:crypto, about half as fast/), fix: expect.stringMatching(/npm run install/) });
+    expect(slow).toMatchObject({
+      status: 'warn',
+      detail: expect.stringMatching(/node:crypto, about half as fast/),
+      fix: expect.stringMatching(/npm run install/),
+    });
   });
 
   it('usb: ok with a note without a USB bus, a warning when /dev/bus/usb is out of reach, a count when it is not', () => {

@@ -15,7 +15,8 @@ let recipient: string;
 let recs: Array<RecordingJson & { encrypted: boolean; storedSha256: string }>;
 // A pattern no ciphertext will contain: if it shows up on disk, plaintext leaked.
 const MARKER = Buffer.from('PLAINTEXT-FOOTAGE-MARKER-0123456789');
-const footage = (n: number) => Buffer.concat(Array.from({ length: Math.ceil(n / MARKER.length) }, () => MARKER)).subarray(0, n);
+const footage = (n: number) =>
+  Buffer.concat(Array.from({ length: Math.ceil(n / MARKER.length) }, () => MARKER)).subarray(0, n);
 
 function allFiles(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -31,7 +32,14 @@ beforeAll(async () => {
   recipient = kg.stdout.trim();
   expect(recipient).toMatch(/^age1[0-9a-z]{58}$/);
   dock.writeConfig({ encryption: { recipients: [recipient] }, ingest: { verifySource: true } });
-  dock.dock('s1', { serial: 'E-1', files: [{ rel: 'DCIM/A.MP4', data: footage(3_000_000) }, { rel: 'DCIM/B.MP4', data: footage(70_001) }, { rel: 'C.MP4', data: Buffer.alloc(0) }] });
+  dock.dock('s1', {
+    serial: 'E-1',
+    files: [
+      { rel: 'DCIM/A.MP4', data: footage(3_000_000) },
+      { rel: 'DCIM/B.MP4', data: footage(70_001) },
+      { rel: 'C.MP4', data: Buffer.alloc(0) },
+    ],
+  });
   const d = dock.start();
   recs = (await allVerified(dock, 3)) as typeof recs;
   d.kill('SIGTERM');
@@ -54,7 +62,9 @@ describe('encryption at rest', () => {
   });
 
   it('decrypts with Debian age and the age-encryption package to the original bytes', async () => {
-    const identity = readFileSync(keyFile, 'utf8').split('\n').find((l) => l.startsWith('AGE-SECRET-KEY-'))!;
+    const identity = readFileSync(keyFile, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('AGE-SECRET-KEY-'))!;
     for (const r of recs) {
       const original = dock.sources.get(`E-1\n${r.sourcePath}`)!.data;
       const viaAge = execFileSync('age', ['-d', '-i', keyFile, r.archivePath!], { maxBuffer: 64 * 1024 * 1024 });
@@ -67,7 +77,8 @@ describe('encryption at rest', () => {
   });
 
   it('holds no secret key, and refuses to start when one is put in its data dir', async () => {
-    for (const f of allFiles(dock.dataDir)) expect(readFileSync(f).includes(Buffer.from('AGE-SECRET-KEY-')), f).toBe(false);
+    for (const f of allFiles(dock.dataDir))
+      expect(readFileSync(f).includes(Buffer.from('AGE-SECRET-KEY-')), f).toBe(false);
     const stray = path.join(dock.dataDir, 'custodian.key');
     cpSync(keyFile, stray);
     try {
@@ -105,7 +116,17 @@ describe('encryption at rest', () => {
 
   it('exports decrypted files with an identity, or .age files with instructions without one; both bundles verify', async () => {
     const plain = path.join(dock.root, 'bundle-plain');
-    const r1 = await dock.cli(['export', '--camera', 'E-1', '--out', plain, '--reason', 'court', '--identity', keyFile]);
+    const r1 = await dock.cli([
+      'export',
+      '--camera',
+      'E-1',
+      '--out',
+      plain,
+      '--reason',
+      'court',
+      '--identity',
+      keyFile,
+    ]);
     expect(r1.code, r1.stderr).toBe(0);
     execFileSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: plain });
     for (const f of readdirSync(path.join(plain, 'files'))) expect(f.endsWith('.age')).toBe(false);
@@ -119,6 +140,9 @@ describe('encryption at rest', () => {
     expect(readFileSync(path.join(sealed, 'DECRYPT.txt'), 'utf8')).toMatch(/age -d -i/);
     expect((await dock.cli(['verify-export', sealed])).code).toBe(0);
     const ev = await dock.json<CustodyJson[]>(['custody', '--recording', recs[0]!.id]);
-    expect(ev.filter((e) => e.type === 'recording.decrypted').map((e) => e.details.purpose)).toEqual(['verify', 'export']);
+    expect(ev.filter((e) => e.type === 'recording.decrypted').map((e) => e.details.purpose)).toEqual([
+      'verify',
+      'export',
+    ]);
   });
 });

@@ -36,7 +36,11 @@ afterEach(async () => {
   dirs = [];
 });
 
-async function run(cameras: ScriptedCamera[], ingest: Partial<ReturnType<typeof defaultConfig>['ingest']>, archiveFor = (dataDir: string) => new LocalArchive(dataDir, false)) {
+async function run(
+  cameras: ScriptedCamera[],
+  ingest: Partial<ReturnType<typeof defaultConfig>['ingest']>,
+  archiveFor = (dataDir: string) => new LocalArchive(dataDir, false),
+) {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dockd-engine-'));
   dirs.push(dataDir);
   db = openStore(dataDir);
@@ -45,7 +49,8 @@ async function run(cameras: ScriptedCamera[], ingest: Partial<ReturnType<typeof 
   const cleared = new Set<string>();
   let onCleared = () => {};
   engine = new IngestEngine(db, custody, archiveFor(dataDir), cfg, log, {
-    deviceGone: () => {}, relist: () => {},
+    deviceGone: () => {},
+    relist: () => {},
     cleared: (serial) => {
       cleared.add(serial);
       onCleared();
@@ -54,7 +59,11 @@ async function run(cameras: ScriptedCamera[], ingest: Partial<ReturnType<typeof 
   const planner = new Planner(db, custody, log);
   const now = new Date().toISOString();
   for (const cam of cameras) {
-    db.prepare('INSERT INTO cameras (serial, first_seen, last_seen, docked, visit) VALUES (?, ?, ?, 1, 1)').run(cam.serial, now, now);
+    db.prepare('INSERT INTO cameras (serial, first_seen, last_seen, docked, visit) VALUES (?, ?, ?, 1, 1)').run(
+      cam.serial,
+      now,
+      now,
+    );
     await planner.plan(cam.serial, 1, cam);
   }
   const allCleared = new Promise<void>((resolve) => {
@@ -64,9 +73,11 @@ async function run(cameras: ScriptedCamera[], ingest: Partial<ReturnType<typeof 
   });
   for (const cam of cameras) engine.attach(cam.serial, 1, cam);
   await allCleared;
-  return db.prepare<[], { camera: string; source_path: string; status: string; sha256: string; deleted_from_camera: number }>(
-    'SELECT camera, source_path, status, sha256, deleted_from_camera FROM recordings ORDER BY camera, source_path',
-  ).all();
+  return db
+    .prepare<[], { camera: string; source_path: string; status: string; sha256: string; deleted_from_camera: number }>(
+      'SELECT camera, source_path, status, sha256, deleted_from_camera FROM recordings ORDER BY camera, source_path',
+    )
+    .all();
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -98,7 +109,10 @@ describe('offload engine scheduling', () => {
     let peak = 0;
     const all: ScriptedCamera[] = [];
     const beforeData = async () => {
-      peak = Math.max(peak, all.reduce((n, c) => n + c.active, 0));
+      peak = Math.max(
+        peak,
+        all.reduce((n, c) => n + c.active, 0),
+      );
       await new Promise((r) => setTimeout(r, 30));
     };
     for (let i = 1; i <= 4; i++) all.push(new ScriptedCamera(`C-${i}`, ['1.MP4', '2.MP4', '3.MP4'], { beforeData }));

@@ -37,9 +37,15 @@ describe('dockd.config.example.json', () => {
   });
 
   it('sets every key the config file has', () => {
-    const defaults = { ...defaultConfig(), replication: defaultReplication(), encryption: { recipients: [] } } as unknown as Record<string, unknown>;
+    const defaults = {
+      ...defaultConfig(),
+      replication: defaultReplication(),
+      encryption: { recipients: [] },
+    } as unknown as Record<string, unknown>;
     // A map the example fills (usb.slots) counts as shown, whatever names it maps.
-    const shown = new Set(keyPaths(raw).flatMap((k) => k.split('.').map((_, i, parts) => parts.slice(0, i + 1).join('.'))));
+    const shown = new Set(
+      keyPaths(raw).flatMap((k) => k.split('.').map((_, i, parts) => parts.slice(0, i + 1).join('.'))),
+    );
     const missing = keyPaths(defaults).filter((k) => !shown.has(k));
     expect(missing, 'keys to add to dockd.config.example.json (and docs/configuration.md)').toEqual([]);
   });
@@ -48,7 +54,9 @@ describe('dockd.config.example.json', () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dockd-example-'));
     // Read commands never create a store (they say there is no dockd data): make the one a daemon would.
     openStore(dataDir).close();
-    const status = await cli(['--config', EXAMPLE, '--data-dir', dataDir, 'status', '--json'], { env: { DOCKD_CONFIG: '' } });
+    const status = await cli(['--config', EXAMPLE, '--data-dir', dataDir, 'status', '--json'], {
+      env: { DOCKD_CONFIG: '' },
+    });
     expect(status.stderr).toBe('');
     expect(status.code).toBe(0);
     expect(JSON.parse(status.stdout).replication.enabled).toBe(true);

@@ -14,7 +14,11 @@ const custodyOf = (id: string) => dock.json<CustodyJson[]>(['custody', '--record
 describe('faults a dock sees', () => {
   it('retries io-errors with backoff and counts every attempt', async () => {
     dock = new TestDock();
-    dock.dock('s1', { serial: 'F-IO', files: [{ rel: 'DCIM/100/REC0002.MP4', size: 2_000_000 }], spec: { faults: [{ path: 'DCIM/100/REC0002.MP4', kind: 'io-error', atByte: 1_048_576, times: 2 }] } });
+    dock.dock('s1', {
+      serial: 'F-IO',
+      files: [{ rel: 'DCIM/100/REC0002.MP4', size: 2_000_000 }],
+      spec: { faults: [{ path: 'DCIM/100/REC0002.MP4', kind: 'io-error', atByte: 1_048_576, times: 2 }] },
+    });
     const d = dock.start();
     const [r] = await allVerified(dock, 1);
     // The second error strikes where the retry re-reads the kept bytes to check them, just past
@@ -22,16 +26,31 @@ describe('faults a dock sees', () => {
     expect(r!.attempts).toBe(2);
     expect(r!.sha256).toBe(dock.sources.get('F-IO\nDCIM/100/REC0002.MP4')!.sha256);
     const types = (await custodyOf(r!.id)).map((e) => e.type);
-    expect(types).toEqual(['recording.discovered', 'offload.started', 'offload.failed', 'offload.started', 'offload.verified', 'camera.file_deleted']);
+    expect(types).toEqual([
+      'recording.discovered',
+      'offload.started',
+      'offload.failed',
+      'offload.started',
+      'offload.verified',
+      'camera.file_deleted',
+    ]);
     const verified = (await custodyOf(r!.id)).find((e) => e.type === 'offload.verified')!;
     expect(verified.details.resumedFrom).toBeGreaterThan(0);
     expect(d.events('offload.retry')).toHaveLength(1);
-    expect(d.events('offload.retry')[0]).toMatchObject({ level: 40, camera: 'F-IO', error: expect.stringMatching(/io-error/) });
+    expect(d.events('offload.retry')[0]).toMatchObject({
+      level: 40,
+      camera: 'F-IO',
+      error: expect.stringMatching(/io-error/),
+    });
   });
 
   it('with verifySource, a corrupted transfer is discarded and copied again', async () => {
     dock = new TestDock({ ingest: { verifySource: true } });
-    dock.dock('s1', { serial: 'F-CORRUPT', files: [{ rel: 'REC0003.MP4', size: 100_000 }], spec: { faults: [{ path: 'REC0003.MP4', kind: 'corrupt', atByte: 4096, times: 1 }] } });
+    dock.dock('s1', {
+      serial: 'F-CORRUPT',
+      files: [{ rel: 'REC0003.MP4', size: 100_000 }],
+      spec: { faults: [{ path: 'REC0003.MP4', kind: 'corrupt', atByte: 4096, times: 1 }] },
+    });
     dock.start();
     const [r] = await allVerified(dock, 1);
     expect(r!.attempts).toBe(2);
@@ -43,7 +62,11 @@ describe('faults a dock sees', () => {
 
   it('aborts a stalled read after readTimeoutMs and retries it', async () => {
     dock = new TestDock({ ingest: { readTimeoutMs: 400 } });
-    dock.dock('s1', { serial: 'F-STALL', files: [{ rel: 'REC0004.MP4', size: 300_000 }], spec: { faults: [{ path: 'REC0004.MP4', kind: 'stall', atByte: 0, times: 1 }] } });
+    dock.dock('s1', {
+      serial: 'F-STALL',
+      files: [{ rel: 'REC0004.MP4', size: 300_000 }],
+      spec: { faults: [{ path: 'REC0004.MP4', kind: 'stall', atByte: 0, times: 1 }] },
+    });
     dock.start();
     const [r] = await allVerified(dock, 1);
     expect(r!.attempts).toBe(2);
@@ -54,7 +77,11 @@ describe('faults a dock sees', () => {
 
   it('keeps a verified recording whose deletion failed, retries the deletion, and records both', async () => {
     dock = new TestDock();
-    dock.dock('s1', { serial: 'F-DEL', files: [{ rel: 'REC0005.MP4', size: 50_000 }], spec: { faults: [{ path: 'REC0005.MP4', kind: 'delete-error', times: 1 }] } });
+    dock.dock('s1', {
+      serial: 'F-DEL',
+      files: [{ rel: 'REC0005.MP4', size: 50_000 }],
+      spec: { faults: [{ path: 'REC0005.MP4', kind: 'delete-error', times: 1 }] },
+    });
     dock.start();
     const [r] = await allVerified(dock, 1);
     expect(r!.attempts).toBe(1);
@@ -66,14 +93,28 @@ describe('faults a dock sees', () => {
   it('fails a recording whose retries run out, keeps it on the camera, and `dockd retry` puts it back', async () => {
     dock = new TestDock({ ingest: { retry: { attempts: 2, baseDelayMs: 20, maxDelayMs: 40 } } });
     const spec = { faults: [{ path: 'bad.mp4', kind: 'io-error', atByte: 10 }] };
-    dock.dock('s1', { serial: 'F-GIVEUP', files: [{ rel: 'bad.mp4', size: 20_000 }, { rel: 'good.mp4', size: 20_000 }], spec });
+    dock.dock('s1', {
+      serial: 'F-GIVEUP',
+      files: [
+        { rel: 'bad.mp4', size: 20_000 },
+        { rel: 'good.mp4', size: 20_000 },
+      ],
+      spec,
+    });
     const d = dock.start();
     const recs = await waitFor('one failed', async () => {
       const recs = await dock.recordings();
       return recs.some((r) => r.status === 'failed') && recs.some((r) => r.status === 'verified') ? recs : null;
     });
     const bad = recs.find((r) => r.sourcePath === 'bad.mp4')!;
-    expect(bad).toMatchObject({ status: 'failed', attempts: 2, sha256: null, archivePath: null, deletedFromCamera: false, lastError: expect.stringMatching(/io-error/) });
+    expect(bad).toMatchObject({
+      status: 'failed',
+      attempts: 2,
+      sha256: null,
+      archivePath: null,
+      deletedFromCamera: false,
+      lastError: expect.stringMatching(/io-error/),
+    });
     expect(dock.cameraFileExists('s1', 'bad.mp4')).toBe(true);
     expect(d.events('offload.failed')[0]).toMatchObject({ level: 50, recording: bad.id });
     expect((await dock.status()).queue.failed).toBe(1);
@@ -89,7 +130,11 @@ describe('faults a dock sees', () => {
 
   it('pauses a camera that detaches mid-copy and resumes from the kept bytes when it docks again in another slot', async () => {
     dock = new TestDock();
-    dock.dock('slotA', { serial: 'F-DETACH', files: [{ rel: 'long.mp4', size: 3_000_000 }], spec: { faults: [{ kind: 'detach', afterBytes: 1_000_000 }] } });
+    dock.dock('slotA', {
+      serial: 'F-DETACH',
+      files: [{ rel: 'long.mp4', size: 3_000_000 }],
+      spec: { faults: [{ kind: 'detach', afterBytes: 1_000_000 }] },
+    });
     const d = dock.start();
     await d.waitForEvent('offload.interrupted');
     await waitFor('camera undocked', async () => !(await dock.status()).cameras[0]?.docked);
@@ -129,7 +174,10 @@ describe('faults a dock sees', () => {
       '-rf.mp4',
     ];
     // A Linux file name cannot hold '/', so traversal shows up as dots and backslashes instead.
-    const files = [...names.map((n) => ({ rel: n.replace(/\.\.\//g, 'dotdot/'), size: 1000 })), { rel: '.hidden-is-not-a-recording', size: 10 }];
+    const files = [
+      ...names.map((n) => ({ rel: n.replace(/\.\.\//g, 'dotdot/'), size: 1000 })),
+      { rel: '.hidden-is-not-a-recording', size: 10 },
+    ];
     files[0]!.rel = 'DCIM/weird../passwd..';
     dock.dock('s1', { serial: '../../evil:serial \\x', files });
     dock.start();
@@ -147,7 +195,12 @@ describe('faults a dock sees', () => {
       archivedPaths.add(r.archivePath!);
     }
     expect(archivedPaths.size).toBe(recs.length);
-    expect(recs.map((r) => r.sourcePath).sort()).toEqual(files.filter((f) => !f.rel.startsWith('.')).map((f) => f.rel).sort());
+    expect(recs.map((r) => r.sourcePath).sort()).toEqual(
+      files
+        .filter((f) => !f.rel.startsWith('.'))
+        .map((f) => f.rel)
+        .sort(),
+    );
   });
 
   // Encrypted copies are written by a worker thread; a kill must leave them as recoverable as plain ones.
@@ -155,43 +208,48 @@ describe('faults a dock sees', () => {
   it.each([
     ['plain', {}],
     ['encrypted', { encryption: { recipients: [custodian.recipient] } }],
-  ])('survives kill -9 in the middle of %s copies: every recording ends verified exactly once, no staging left', async (kind, extra) => {
-    dock = new TestDock({ ingest: { concurrency: 2 }, ...extra });
-    const files = Array.from({ length: 6 }, (_, i) => ({ rel: `REC${i}.MP4`, size: 1_500_000 }));
-    dock.dock('s1', { serial: 'K-1', files: files.slice(0, 3), spec: { throughputBytesPerSec: 3_000_000 } });
-    dock.dock('s2', { serial: 'K-2', files: files.slice(3), spec: { throughputBytesPerSec: 3_000_000 } });
-    for (let round = 0; round < 3; round++) {
-      const d = dock.start();
-      await d.waitForEvent('offload.started');
-      await new Promise((r) => setTimeout(r, 300 + round * 200));
-      d.kill('SIGKILL');
-      await d.exited;
-      // Nothing that is not verified in SQLite may be gone from its camera.
-      for (const r of await dock.recordings()) {
-        const slot = r.camera === 'K-1' ? 's1' : 's2';
-        if (r.status !== 'verified') expect(dock.cameraFileExists(slot, r.sourcePath), r.sourcePath).toBe(true);
+  ])(
+    'survives kill -9 in the middle of %s copies: every recording ends verified exactly once, no staging left',
+    async (kind, extra) => {
+      dock = new TestDock({ ingest: { concurrency: 2 }, ...extra });
+      const files = Array.from({ length: 6 }, (_, i) => ({ rel: `REC${i}.MP4`, size: 1_500_000 }));
+      dock.dock('s1', { serial: 'K-1', files: files.slice(0, 3), spec: { throughputBytesPerSec: 3_000_000 } });
+      dock.dock('s2', { serial: 'K-2', files: files.slice(3), spec: { throughputBytesPerSec: 3_000_000 } });
+      for (let round = 0; round < 3; round++) {
+        const d = dock.start();
+        await d.waitForEvent('offload.started');
+        await new Promise((r) => setTimeout(r, 300 + round * 200));
+        d.kill('SIGKILL');
+        await d.exited;
+        // Nothing that is not verified in SQLite may be gone from its camera.
+        for (const r of await dock.recordings()) {
+          const slot = r.camera === 'K-1' ? 's1' : 's2';
+          if (r.status !== 'verified') expect(dock.cameraFileExists(slot, r.sourcePath), r.sourcePath).toBe(true);
+        }
       }
-    }
-    const d = dock.start();
-    const recs = await allVerified(dock, 6);
-    d.kill('SIGTERM');
-    await d.exited;
-    for (const r of recs) {
-      expect(r.sha256).toBe(dock.sources.get(`${r.camera}\n${r.sourcePath}`)!.sha256);
-      const verified = (await custodyOf(r.id)).filter((e) => e.type === 'offload.verified');
-      expect(verified).toHaveLength(1);
-    }
-    expect(readdirSync(path.join(dock.dataDir, 'staging'))).toEqual([]);
-    const archived = readdirSync(path.join(dock.dataDir, 'archive'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
-    expect(archived).toHaveLength(6);
-    expect((await dock.json<{ chain: { ok: boolean } }>(['verify'])).chain.ok).toBe(true);
-    if (kind === 'encrypted') {
-      expect(archived.every((e) => e.name.endsWith('.age'))).toBe(true);
-      // Decrypted, each file must give back what the camera recorded.
-      const keyFile = path.join(dock.root, 'custodian.key');
-      writeFileSync(keyFile, `${custodian.identity}\n`, { mode: 0o600 });
-      const v = await dock.cli(['verify', '--identity', keyFile, '--json']);
-      expect(v.code, v.stdout + v.stderr).toBe(0);
-    }
-  });
+      const d = dock.start();
+      const recs = await allVerified(dock, 6);
+      d.kill('SIGTERM');
+      await d.exited;
+      for (const r of recs) {
+        expect(r.sha256).toBe(dock.sources.get(`${r.camera}\n${r.sourcePath}`)!.sha256);
+        const verified = (await custodyOf(r.id)).filter((e) => e.type === 'offload.verified');
+        expect(verified).toHaveLength(1);
+      }
+      expect(readdirSync(path.join(dock.dataDir, 'staging'))).toEqual([]);
+      const archived = readdirSync(path.join(dock.dataDir, 'archive'), { recursive: true, withFileTypes: true }).filter(
+        (e) => e.isFile(),
+      );
+      expect(archived).toHaveLength(6);
+      expect((await dock.json<{ chain: { ok: boolean } }>(['verify'])).chain.ok).toBe(true);
+      if (kind === 'encrypted') {
+        expect(archived.every((e) => e.name.endsWith('.age'))).toBe(true);
+        // Decrypted, each file must give back what the camera recorded.
+        const keyFile = path.join(dock.root, 'custodian.key');
+        writeFileSync(keyFile, `${custodian.identity}\n`, { mode: 0o600 });
+        const v = await dock.cli(['verify', '--identity', keyFile, '--json']);
+        expect(v.code, v.stdout + v.stderr).toBe(0);
+      }
+    },
+  );
 });

@@ -57,7 +57,10 @@ function catalogue(): Row[] {
       if (/^## /.test(text)) inEvents = /^## Events\b/.test(text);
       const m = inEvents ? /^\|\s*`([^`]+)`\s*\|([^|]*)\|/.exec(text) : null;
       if (!m) return;
-      const levels = m[2]!.split(/,|\/|\bor\b/).map((l) => l.trim()).filter(Boolean);
+      const levels = m[2]!
+        .split(/,|\/|\bor\b/)
+        .map((l) => l.trim())
+        .filter(Boolean);
       rows.push({ name: m[1]!, levels, line: i + 1 });
     });
   return rows;
@@ -89,14 +92,19 @@ describe('log event catalogue (docs/log-events.md)', () => {
     const seen = new Set<string>();
     const dupes = rows.filter((r) => (seen.has(r.name) ? true : (seen.add(r.name), false))).map((r) => r.name);
     expect(dupes).toEqual([]);
-    const bad = rows.filter((r) => r.levels.some((l) => !LEVELS.includes(l))).map((r) => `${r.name}: ${r.levels.join(', ')}`);
+    const bad = rows
+      .filter((r) => r.levels.some((l) => !LEVELS.includes(l)))
+      .map((r) => `${r.name}: ${r.levels.join(', ')}`);
     expect(bad).toEqual([]);
   });
 
   it('gives each event the level the code logs it at', () => {
     const wrong = code
       .filter((e) => e.level && documented.has(e.name) && !documented.get(e.name)!.levels.includes(e.level))
-      .map((e) => `${e.name}: logged at ${e.level} (${e.where}), catalogue says ${documented.get(e.name)!.levels.join(' or ')}`);
+      .map(
+        (e) =>
+          `${e.name}: logged at ${e.level} (${e.where}), catalogue says ${documented.get(e.name)!.levels.join(' or ')}`,
+      );
     expect(wrong).toEqual([]);
   });
 });

@@ -12,8 +12,17 @@ describe('log file for IT', () => {
   it('writes the same JSON lines to a size-rotated file as to stdout', async () => {
     dock = new TestDock();
     const logDir = path.join(dock.root, 'logs');
-    dock.writeConfig({ log: { level: 'info', file: path.join(logDir, 'dockd.log'), rotate: { size: '4k', frequency: 'daily', keep: 50 } } });
-    dock.dock('s1', { serial: 'L-1', files: Array.from({ length: 12 }, (_, i) => ({ rel: `REC${i}.MP4`, size: 2000 })) });
+    dock.writeConfig({
+      log: {
+        level: 'info',
+        file: path.join(logDir, 'dockd.log'),
+        rotate: { size: '4k', frequency: 'daily', keep: 50 },
+      },
+    });
+    dock.dock('s1', {
+      serial: 'L-1',
+      files: Array.from({ length: 12 }, (_, i) => ({ rel: `REC${i}.MP4`, size: 2000 })),
+    });
     const d = dock.start();
     await allVerified(dock, 12);
     d.kill('SIGTERM');
@@ -22,7 +31,9 @@ describe('log file for IT', () => {
       const f = readdirSync(logDir).filter((n) => n.startsWith('dockd'));
       return f.length >= 2 ? f : null;
     });
-    const lines = files.flatMap((f) => readFileSync(path.join(logDir, f), 'utf8').split('\n').filter(Boolean)).map((l) => JSON.parse(l) as { event?: string; level: number });
+    const lines = files
+      .flatMap((f) => readFileSync(path.join(logDir, f), 'utf8').split('\n').filter(Boolean))
+      .map((l) => JSON.parse(l) as { event?: string; level: number });
     expect(lines.filter((l) => l.event === 'offload.verified')).toHaveLength(12);
     expect(lines.some((l) => l.event === 'daemon.stopped')).toBe(true);
     expect(d.events('offload.verified')).toHaveLength(12);

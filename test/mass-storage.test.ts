@@ -1,12 +1,33 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { DriverError, type CameraSession, type DeviceInfo, type RecordingEntry, type UnreadableEntry } from '../drivers/types.js';
-import { createMassStorageDriver, findDisks, findMount, parseMountinfo, type MassStorageDriverOptions } from '../drivers/mass-storage/index.js';
+import {
+  DriverError,
+  type CameraSession,
+  type DeviceInfo,
+  type RecordingEntry,
+  type UnreadableEntry,
+} from '../drivers/types.js';
+import {
+  createMassStorageDriver,
+  findDisks,
+  findMount,
+  parseMountinfo,
+  type MassStorageDriverOptions,
+} from '../drivers/mass-storage/index.js';
 import { MemoryLogger, recordedInfo } from './support/usb.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/sysfs');
@@ -122,7 +143,11 @@ async function collect(session: CameraSession): Promise<RecordingEntry[]> {
   return out.sort((a, b) => a.id.localeCompare(b.id));
 }
 
-async function open(w: World, device: DeviceInfo = recordedInfo('qemu-usb-storage'), o?: MassStorageDriverOptions): Promise<CameraSession> {
+async function open(
+  w: World,
+  device: DeviceInfo = recordedInfo('qemu-usb-storage'),
+  o?: MassStorageDriverOptions,
+): Promise<CameraSession> {
   const s = await w.driver(o).open(device, w.log);
   sessions.push(s);
   return s;
@@ -141,8 +166,12 @@ async function rejection(p: Promise<unknown>): Promise<DriverError> {
 describe('sysfs and mountinfo', () => {
   it('finds each USB disk and its partitions by port path', async () => {
     const w = world();
-    expect(await findDisks(w.sys, '1-1')).toEqual([{ name: 'sda', dev: '8:0', partitions: [{ name: 'sda1', dev: '8:1', number: 1 }] }]);
-    expect(await findDisks(w.sys, '2-1')).toEqual([{ name: 'sdb', dev: '8:16', partitions: [{ name: 'sdb1', dev: '8:17', number: 1 }] }]);
+    expect(await findDisks(w.sys, '1-1')).toEqual([
+      { name: 'sda', dev: '8:0', partitions: [{ name: 'sda1', dev: '8:1', number: 1 }] },
+    ]);
+    expect(await findDisks(w.sys, '2-1')).toEqual([
+      { name: 'sdb', dev: '8:16', partitions: [{ name: 'sdb1', dev: '8:17', number: 1 }] },
+    ]);
     expect(await findDisks(w.sys, '1-4')).toEqual([{ name: 'sdd', dev: '8:48', partitions: [] }]);
     expect(await findDisks(w.sys, '1-9')).toEqual([]);
   });
@@ -150,7 +179,12 @@ describe('sysfs and mountinfo', () => {
   it('reads mountinfo, unescaping octal and skipping bind mounts of a sub-folder', () => {
     const entries = parseMountinfo(MOUNTINFO);
     expect(entries).toHaveLength(13);
-    expect(findMount(entries, ['8:1'])).toMatchObject({ mountPoint: '/media/officer/CAM A', fsType: 'vfat', source: '/dev/sda1', root: '/' });
+    expect(findMount(entries, ['8:1'])).toMatchObject({
+      mountPoint: '/media/officer/CAM A',
+      fsType: 'vfat',
+      source: '/dev/sda1',
+      root: '/',
+    });
     expect(findMount(entries, ['8:99', '8:48'])?.mountPoint).toBe('/run/media/officer/BODYCAM');
     expect(findMount(entries, ['8:0'])).toBeNull();
   });
@@ -161,7 +195,14 @@ describe('mass-storage driver', () => {
     const d = createMassStorageDriver();
     expect(d.matches(recordedInfo('qemu-usb-storage'))).toBe(60);
     expect(d.matches(recordedInfo('qemu-usb-mtp'))).toBe(0);
-    expect(d.matches({ bus: 'sim', key: 'A', slot: 'A', interfaces: [{ number: 0, class: 8, subclass: 6, protocol: 0x50 }] })).toBe(0);
+    expect(
+      d.matches({
+        bus: 'sim',
+        key: 'A',
+        slot: 'A',
+        interfaces: [{ number: 0, class: 8, subclass: 6, protocol: 0x50 }],
+      }),
+    ).toBe(0);
   });
 
   it('resolves the camera to its own mount point, not the stick’s or a bind mount’s', async () => {
@@ -170,13 +211,25 @@ describe('mass-storage driver', () => {
     expect(await s.identity()).toEqual({ serial: 'CAM-0001', model: 'QEMU USB HARDDRIVE', firmware: '0.00' });
     expect(await s.battery()).toBeNull();
     expect(s.clock).toBeUndefined();
-    expect(w.log.events('mass_storage.volume')[0]).toMatchObject({ mountPoint: w.camA, dev: '8:1', mountedByUs: false });
+    expect(w.log.events('mass_storage.volume')[0]).toMatchObject({
+      mountPoint: w.camA,
+      dev: '8:1',
+      mountedByUs: false,
+    });
   });
 
   it('finds a volume on a disk without a partition table and reads identity from sysfs', async () => {
     const w = world();
     fillVolume(path.join(w.root, 'run', 'media', 'officer', 'BODYCAM'));
-    const device: DeviceInfo = { bus: 'usb', key: '1-4', slot: '1-4', portPath: '1-4', vendorId: 0x2e1a, productId: 0x0202, interfaces: [{ number: 0, class: 8, subclass: 6, protocol: 0x50 }] };
+    const device: DeviceInfo = {
+      bus: 'usb',
+      key: '1-4',
+      slot: '1-4',
+      portPath: '1-4',
+      vendorId: 0x2e1a,
+      productId: 0x0202,
+      interfaces: [{ number: 0, class: 8, subclass: 6, protocol: 0x50 }],
+    };
     const s = await open(w, device);
     expect(await s.identity()).toEqual({ serial: 'X81024731', model: 'BodyCam 3', firmware: '3.18' });
     expect((await collect(s)).length).toBe(3);
@@ -200,7 +253,9 @@ describe('mass-storage driver', () => {
     const w = world({ mounted: false });
     const err = await rejection(open(w, undefined, { mountWaitMs: 300 }));
     expect(err.code).toBe('not-mounted');
-    expect(err.message).toBe('USB device 1-1: sda1, sda were not mounted within 300 ms; mount it, or set usb.massStorage.mount to true');
+    expect(err.message).toBe(
+      'USB device 1-1: sda1, sda were not mounted within 300 ms; mount it, or set usb.massStorage.mount to true',
+    );
   });
 
   it('stops waiting when the device is unplugged meanwhile', async () => {
@@ -213,7 +268,16 @@ describe('mass-storage driver', () => {
 
   it('rejects a device without a USB serial at once', async () => {
     const w = world();
-    const device: DeviceInfo = { bus: 'usb', key: '1-3', slot: '1-3', portPath: '1-3', vendorId: 0x2e1a, productId: 0x0201, product: 'BodyCam 2', interfaces: [{ number: 0, class: 8, subclass: 6, protocol: 0x50 }] };
+    const device: DeviceInfo = {
+      bus: 'usb',
+      key: '1-3',
+      slot: '1-3',
+      portPath: '1-3',
+      vendorId: 0x2e1a,
+      productId: 0x0201,
+      product: 'BodyCam 2',
+      interfaces: [{ number: 0, class: 8, subclass: 6, protocol: 0x50 }],
+    };
     const t0 = Date.now();
     const err = await rejection(open(w, device));
     expect(Date.now() - t0).toBeLessThan(1000);
@@ -243,7 +307,10 @@ describe('mass-storage driver', () => {
     expect((await all(await s.read('DCIM/100MEDIA/A0001.MP4', 0))).equals(BIG)).toBe(true);
     expect((await all(await s.read('DCIM/100MEDIA/A0001.MP4', 3_000_001))).equals(BIG.subarray(3_000_001))).toBe(true);
     expect((await all(await s.read('DCIM/100MEDIA/A0002.MP4', SMALL.length))).length).toBe(0);
-    expect(await rejection(s.read('DCIM/100MEDIA/A0002.MP4', SMALL.length + 1))).toMatchObject({ kind: 'permanent', code: 'bad-offset' });
+    expect(await rejection(s.read('DCIM/100MEDIA/A0002.MP4', SMALL.length + 1))).toMatchObject({
+      kind: 'permanent',
+      code: 'bad-offset',
+    });
   });
 
   it('calls a missing recording permanent and never leaves the volume', async () => {
@@ -275,10 +342,19 @@ describe('mass-storage driver', () => {
     // Valid UTF-8 that spells what the Latin-1 name is kept as: it must stay a different recording.
     writeFileSync(path.join(folder, 'caf\uf7e9.MP4'), 'crafted name');
     mkdirSync(Buffer.concat([Buffer.from(`${w.camA}/DCIM/`), Buffer.of(0xff)]));
-    writeFileSync(Buffer.concat([Buffer.from(`${w.camA}/DCIM/`), Buffer.of(0xff), Buffer.from('/x.MP4')]), 'in a folder');
+    writeFileSync(
+      Buffer.concat([Buffer.from(`${w.camA}/DCIM/`), Buffer.of(0xff), Buffer.from('/x.MP4')]),
+      'in a folder',
+    );
     const s = await open(w);
     const ids = (await collect(s)).map((e) => e.id);
-    expect(ids).toEqual(expect.arrayContaining(['DCIM/100MEDIA/caf\uf7e9.MP4', 'DCIM/100MEDIA/caf\uf7ef\uf79f\uf7a9.MP4', 'DCIM/\uf7ff/x.MP4']));
+    expect(ids).toEqual(
+      expect.arrayContaining([
+        'DCIM/100MEDIA/caf\uf7e9.MP4',
+        'DCIM/100MEDIA/caf\uf7ef\uf79f\uf7a9.MP4',
+        'DCIM/\uf7ff/x.MP4',
+      ]),
+    );
     expect((await all(await s.read('DCIM/100MEDIA/caf\uf7e9.MP4', 0))).toString()).toBe('latin-1 name');
     expect((await all(await s.read('DCIM/100MEDIA/caf\uf7ef\uf79f\uf7a9.MP4', 0))).toString()).toBe('crafted name');
     expect((await all(await s.read('DCIM/\uf7ff/x.MP4', 3))).toString()).toBe('a folder');
@@ -286,7 +362,10 @@ describe('mass-storage driver', () => {
     expect(existsSync(latin1)).toBe(false);
     expect(readFileSync(path.join(folder, 'caf\uf7e9.MP4'), 'utf8')).toBe('crafted name');
     // The escape of bytes that are UTF-8 is no name's id: it names nothing rather than é.
-    expect(await rejection(s.read('DCIM/100MEDIA/caf\uf7c3\uf7a9.MP4', 0))).toMatchObject({ kind: 'permanent', code: 'bad-id' });
+    expect(await rejection(s.read('DCIM/100MEDIA/caf\uf7c3\uf7a9.MP4', 0))).toMatchObject({
+      kind: 'permanent',
+      code: 'bad-id',
+    });
   });
 
   it('reports links, device nodes, vanished files and folders too deep, and skips only dotfiles', async () => {
@@ -300,8 +379,10 @@ describe('mass-storage driver', () => {
     for await (const e of s.list({ onUnreadable: (u) => reported.push(u) })) {
       listed.push(e.id);
       // Gone between the listing of its folder and its stat: reported, not skipped.
-      if (e.id === 'DCIM/100MEDIA/A0001.MP4') rmSync(path.join(w.camA, 'DCIM', '100MEDIA', 'A0002.MP4'), { force: true });
-      if (e.id === 'DCIM/100MEDIA/A0002.MP4') rmSync(path.join(w.camA, 'DCIM', '100MEDIA', 'A0001.MP4'), { force: true });
+      if (e.id === 'DCIM/100MEDIA/A0001.MP4')
+        rmSync(path.join(w.camA, 'DCIM', '100MEDIA', 'A0002.MP4'), { force: true });
+      if (e.id === 'DCIM/100MEDIA/A0002.MP4')
+        rmSync(path.join(w.camA, 'DCIM', '100MEDIA', 'A0001.MP4'), { force: true });
     }
     expect(listed).toHaveLength(2);
     const gone = listed.includes('DCIM/100MEDIA/A0001.MP4') ? 'DCIM/100MEDIA/A0002.MP4' : 'DCIM/100MEDIA/A0001.MP4';
@@ -316,7 +397,10 @@ describe('mass-storage driver', () => {
       ].sort((a, b) => a.path.localeCompare(b.path)),
     );
     // A FIFO swapped in under a recording's name neither blocks the read nor is read.
-    expect(await rejection(s.read('DCIM/100MEDIA/pipe.MP4', 0))).toMatchObject({ kind: 'permanent', code: 'not-a-file' });
+    expect(await rejection(s.read('DCIM/100MEDIA/pipe.MP4', 0))).toMatchObject({
+      kind: 'permanent',
+      code: 'not-a-file',
+    });
   });
 
   it('never reads or deletes through a folder replaced by a link after the listing', async () => {
@@ -360,7 +444,10 @@ describe('mass-storage driver', () => {
     const w = world();
     const s = await open(w);
     w.setMounts(withoutCamA(w.mounts));
-    expect(await rejection(s.read('DCIM/100MEDIA/A0002.MP4', 0))).toMatchObject({ kind: 'deviceGone', code: 'unmounted' });
+    expect(await rejection(s.read('DCIM/100MEDIA/A0002.MP4', 0))).toMatchObject({
+      kind: 'deviceGone',
+      code: 'unmounted',
+    });
     expect(await rejection(s.delete('DCIM/100MEDIA/A0002.MP4'))).toMatchObject({ kind: 'deviceGone' });
   });
 
@@ -371,7 +458,9 @@ describe('mass-storage driver', () => {
     const stream = await s.read('DCIM/100MEDIA/A0001.MP4', 0, { signal: ac.signal });
     ac.abort();
     expect(await rejection(all(stream))).toMatchObject({ kind: 'transient', code: 'aborted' });
-    expect(await rejection(s.read('DCIM/100MEDIA/A0001.MP4', 0, { signal: ac.signal }))).toMatchObject({ code: 'aborted' });
+    expect(await rejection(s.read('DCIM/100MEDIA/A0001.MP4', 0, { signal: ac.signal }))).toMatchObject({
+      code: 'aborted',
+    });
 
     const open1 = await s.read('DCIM/100MEDIA/A0001.MP4', 0);
     const closedWith = new Promise<unknown>((r) => open1.once('error', r));
@@ -388,7 +477,10 @@ describe('mass-storage driver', () => {
       const target = args[args.length - 1]!;
       if (file === 'mount') {
         fillVolume(target);
-        w.setMounts(withoutCamA(w.mounts) + `\n901 28 8:1 / ${target} rw,nosuid,nodev,noexec,relatime - vfat /dev/sda1 rw,uid=0,gid=0\n`);
+        w.setMounts(
+          withoutCamA(w.mounts) +
+            `\n901 28 8:1 / ${target} rw,nosuid,nodev,noexec,relatime - vfat /dev/sda1 rw,uid=0,gid=0\n`,
+        );
       } else {
         for (const f of ['DCIM', 'notes.txt']) rmSync(path.join(target, f), { recursive: true, force: true });
         w.setMounts(withoutCamA(w.mounts));
@@ -396,7 +488,9 @@ describe('mass-storage driver', () => {
     };
     const s = await open(w, undefined, { mount: true, exec, uid: 1000, gid: 1000, fsType: 'vfat' });
     const target = path.join(w.root, 'data', 'mnt', '1-1');
-    expect(calls).toEqual([['mount', '-t', 'vfat', '-o', 'rw,nosuid,nodev,noexec,uid=1000,gid=1000,umask=077', '/dev/sda1', target]]);
+    expect(calls).toEqual([
+      ['mount', '-t', 'vfat', '-o', 'rw,nosuid,nodev,noexec,uid=1000,gid=1000,umask=077', '/dev/sda1', target],
+    ]);
     expect((await collect(s)).length).toBe(3);
     await s.close();
     expect(calls[1]).toEqual(['umount', target]);
@@ -410,7 +504,10 @@ describe('mass-storage driver', () => {
       if (file !== 'mount') return;
       fillVolume(target);
       // What mount(8) does on a write-protected device: "mounting read-only", and exit 0.
-      w.setMounts(withoutCamA(w.mounts) + `\n901 28 8:1 / ${target} ro,nosuid,nodev,noexec,relatime - vfat /dev/sda1 ro,uid=0,gid=0\n`);
+      w.setMounts(
+        withoutCamA(w.mounts) +
+          `\n901 28 8:1 / ${target} ro,nosuid,nodev,noexec,relatime - vfat /dev/sda1 ro,uid=0,gid=0\n`,
+      );
     };
     await open(w, undefined, { mount: true, exec, uid: 1000, gid: 1000, fsType: 'vfat' });
     expect(w.log.events('mass_storage.read_only')).toHaveLength(1);
@@ -442,7 +539,9 @@ describe('mass-storage driver', () => {
       }
       const target = args.at(-1)!;
       fillVolume(target);
-      w.setMounts(withoutCamA(w.mounts) + `\n901 28 8:1 / ${target} rw,nosuid,nodev,noexec,relatime - vfat /dev/sda1 rw\n`);
+      w.setMounts(
+        withoutCamA(w.mounts) + `\n901 28 8:1 / ${target} rw,nosuid,nodev,noexec,relatime - vfat /dev/sda1 rw\n`,
+      );
     };
     const s = await open(w, undefined, { mount: true, exec });
     expect(calls).toEqual(['mount /dev/sda', 'mount /dev/sda1']);

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { DatasetReader, DatasetWriter, decodeHeader, decodeParamContainer, encodeCommand, encodeContainer, encodeDataHeader } from '../drivers/ptp/codec.js';
+import {
+  DatasetReader,
+  DatasetWriter,
+  decodeHeader,
+  decodeParamContainer,
+  encodeCommand,
+  encodeContainer,
+  encodeDataHeader,
+} from '../drivers/ptp/codec.js';
 import { ContainerType, DataType, Op, Rc } from '../drivers/ptp/constants.js';
 import {
   decodeDeviceInfo,
@@ -92,7 +100,9 @@ describe('PTP containers', () => {
   });
 
   it('encodes GetObjectHandles(storage, any format, root) byte for byte', () => {
-    expect(encodeCommand(Op.GetObjectHandles, 7, [0x00010001, 0, 0xffffffff])).toEqual(hex('18000000 0100 0710 07000000 01000100 00000000 ffffffff'));
+    expect(encodeCommand(Op.GetObjectHandles, 7, [0x00010001, 0, 0xffffffff])).toEqual(
+      hex('18000000 0100 0710 07000000 01000100 00000000 ffffffff'),
+    );
   });
 
   it('refuses more than five parameters and values that are not u32', () => {
@@ -108,20 +118,35 @@ describe('PTP containers', () => {
 
   it('decodes a response with parameters', () => {
     const r = decodeParamContainer(hex('14000000 0300 0120 05000000 2a000000 00000100'));
-    expect(r).toEqual({ length: 20, type: ContainerType.Response, code: Rc.OK, transactionId: 5, params: [0x2a, 0x10000] });
-    expect(decodeParamContainer(encodeContainer(ContainerType.Response, Rc.DeviceBusy, 9))).toMatchObject({ code: Rc.DeviceBusy, params: [] });
+    expect(r).toEqual({
+      length: 20,
+      type: ContainerType.Response,
+      code: Rc.OK,
+      transactionId: 5,
+      params: [0x2a, 0x10000],
+    });
+    expect(decodeParamContainer(encodeContainer(ContainerType.Response, Rc.DeviceBusy, 9))).toMatchObject({
+      code: Rc.DeviceBusy,
+      params: [],
+    });
   });
 
   it('refuses containers whose length field lies', () => {
     expect(protocolCode(() => decodeHeader(hex('0c000000 0300 01')))).toBe('ptp-short-packet');
     // Says 20 bytes, 16 arrived.
-    expect(protocolCode(() => decodeParamContainer(hex('14000000 0300 0120 05000000 2a000000')))).toBe('ptp-short-packet');
+    expect(protocolCode(() => decodeParamContainer(hex('14000000 0300 0120 05000000 2a000000')))).toBe(
+      'ptp-short-packet',
+    );
     // Says 16, 20 arrived.
-    expect(protocolCode(() => decodeParamContainer(hex('10000000 0300 0120 05000000 2a000000 2a000000')))).toBe('ptp-bad-length');
+    expect(protocolCode(() => decodeParamContainer(hex('10000000 0300 0120 05000000 2a000000 2a000000')))).toBe(
+      'ptp-bad-length',
+    );
     // Not a whole parameter; shorter than a header; more than five parameters.
     expect(protocolCode(() => decodeParamContainer(hex('0d000000 0300 0120 05000000 2a')))).toBe('ptp-bad-length');
     expect(protocolCode(() => decodeParamContainer(hex('08000000 0300 0120 05000000')))).toBe('ptp-bad-length');
-    expect(protocolCode(() => decodeParamContainer(new Uint8Array(36).fill(0).map((_, i) => (i === 0 ? 36 : 0))))).toBe('ptp-bad-length');
+    expect(protocolCode(() => decodeParamContainer(new Uint8Array(36).fill(0).map((_, i) => (i === 0 ? 36 : 0))))).toBe(
+      'ptp-bad-length',
+    );
   });
 });
 
@@ -136,7 +161,9 @@ describe('PTP datasets', () => {
 
   it('refuses every truncation of a DeviceInfo with a protocol error, never a RangeError', () => {
     for (let n = 0; n < DEVICE_INFO.length; n++) {
-      expect(['ptp-truncated', 'ptp-bad-count']).toContain(protocolCode(() => decodeDeviceInfo(DEVICE_INFO.subarray(0, n))));
+      expect(['ptp-truncated', 'ptp-bad-count']).toContain(
+        protocolCode(() => decodeDeviceInfo(DEVICE_INFO.subarray(0, n))),
+      );
     }
   });
 
@@ -176,7 +203,11 @@ describe('PTP datasets', () => {
   it('takes an ObjectInfo that ends after the filename but not one cut inside a field', () => {
     const full = encodeObjectInfo(OBJECT_INFO);
     const afterName = 52 + 1 + (OBJECT_INFO.filename.length + 1) * 2;
-    expect(decodeObjectInfo(full.subarray(0, afterName))).toMatchObject({ filename: 'A001.MP4', captureDate: '', modificationDate: '' });
+    expect(decodeObjectInfo(full.subarray(0, afterName))).toMatchObject({
+      filename: 'A001.MP4',
+      captureDate: '',
+      modificationDate: '',
+    });
     expect(protocolCode(() => decodeObjectInfo(full.subarray(0, afterName + 3)))).toBe('ptp-truncated');
     expect(protocolCode(() => decodeObjectInfo(full.subarray(0, 30)))).toBe('ptp-truncated');
   });
@@ -187,9 +218,30 @@ describe('PTP datasets', () => {
   });
 
   it('decodes DevicePropDesc ranges, enumerations and skips array values', () => {
-    const range = encodeDevicePropDesc({ code: 0x5001, dataType: DataType.UINT8, writable: false, factoryDefault: 4, current: 3, form: { kind: 'range', min: 0, max: 4, step: 1 } });
-    expect(decodeDevicePropDesc(range)).toEqual({ code: 0x5001, dataType: DataType.UINT8, writable: false, factoryDefault: 4, current: 3, form: { kind: 'range', min: 0, max: 4, step: 1 } });
-    const en = encodeDevicePropDesc({ code: 0x5001, dataType: DataType.UINT16, writable: false, factoryDefault: 100, current: 50, form: { kind: 'enum', values: [0, 50, 100] } });
+    const range = encodeDevicePropDesc({
+      code: 0x5001,
+      dataType: DataType.UINT8,
+      writable: false,
+      factoryDefault: 4,
+      current: 3,
+      form: { kind: 'range', min: 0, max: 4, step: 1 },
+    });
+    expect(decodeDevicePropDesc(range)).toEqual({
+      code: 0x5001,
+      dataType: DataType.UINT8,
+      writable: false,
+      factoryDefault: 4,
+      current: 3,
+      form: { kind: 'range', min: 0, max: 4, step: 1 },
+    });
+    const en = encodeDevicePropDesc({
+      code: 0x5001,
+      dataType: DataType.UINT16,
+      writable: false,
+      factoryDefault: 100,
+      current: 50,
+      form: { kind: 'enum', values: [0, 50, 100] },
+    });
     expect(decodeDevicePropDesc(en).form).toEqual({ kind: 'enum', values: [0, 50, 100] });
     // AUINT16 value [1, 2] as default and current, no form.
     const arr = hex('0150 0440 00 02000000 0100 0200 02000000 0100 0200 00');
@@ -210,7 +262,15 @@ describe('PTP DateTime', () => {
   });
 
   it('refuses impossible and malformed times', () => {
-    for (const s of ['20240230T000000Z', '20241305T000000Z', '20240305T246000Z', '2024-03-05T14:22:33Z', '20240305T142233+9900', '', 'x'.repeat(300)]) {
+    for (const s of [
+      '20240230T000000Z',
+      '20241305T000000Z',
+      '20240305T246000Z',
+      '2024-03-05T14:22:33Z',
+      '20240305T142233+9900',
+      '',
+      'x'.repeat(300),
+    ]) {
       expect(parsePtpDateTime(s)).toBeNull();
     }
   });
@@ -226,9 +286,17 @@ describe('PTP DateTime', () => {
 
 describe('PTP errors', () => {
   it('sorts responses into permanent and transient', () => {
-    expect(new PtpResponseError(Op.GetObject, Rc.InvalidObjectHandle, 'GetObject')).toMatchObject({ kind: 'permanent', code: 'ptp-0x2009' });
-    expect(new PtpResponseError(Op.GetObject, Rc.DeviceBusy, 'GetObject')).toMatchObject({ kind: 'transient', code: 'ptp-0x2019' });
-    expect(new PtpResponseError(Op.DeleteObject, Rc.StoreReadOnly, 'DeleteObject').message).toMatch(/StoreReadOnly \(0x200e\)/);
+    expect(new PtpResponseError(Op.GetObject, Rc.InvalidObjectHandle, 'GetObject')).toMatchObject({
+      kind: 'permanent',
+      code: 'ptp-0x2009',
+    });
+    expect(new PtpResponseError(Op.GetObject, Rc.DeviceBusy, 'GetObject')).toMatchObject({
+      kind: 'transient',
+      code: 'ptp-0x2019',
+    });
+    expect(new PtpResponseError(Op.DeleteObject, Rc.StoreReadOnly, 'DeleteObject').message).toMatch(
+      /StoreReadOnly \(0x200e\)/,
+    );
     expect(new PtpResponseError(Op.GetObject, 0x2fff, 'GetObject').kind).toBe('transient');
   });
 });

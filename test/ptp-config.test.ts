@@ -11,7 +11,13 @@ import path from 'node:path';
 import { DriverError, type CameraSession, type DeviceInfo } from '../drivers/types.js';
 import { createPtpDriver, type PtpDriverOptions, type PtpSettingProfile } from '../drivers/ptp/driver.js';
 import { DataType, DeviceProp, Op, Rc } from '../drivers/ptp/constants.js';
-import { ALL_OPERATIONS, PtpResponder, type PtpFault, type PtpResponderOptions, type ResponderProp } from './support/ptp-responder.js';
+import {
+  ALL_OPERATIONS,
+  PtpResponder,
+  type PtpFault,
+  type PtpResponderOptions,
+  type ResponderProp,
+} from './support/ptp-responder.js';
 import { MemoryLogger } from './support/usb.js';
 
 const roots: string[] = [];
@@ -44,14 +50,25 @@ function exampleProps(): Record<number, ResponderProp> {
   };
 }
 
-async function dock(o: Partial<PtpResponderOptions> = {}, d: Partial<PtpDriverOptions> = {}, device: DeviceInfo = EXAMPLE_CAMERA, faults: PtpFault[] = []) {
+async function dock(
+  o: Partial<PtpResponderOptions> = {},
+  d: Partial<PtpDriverOptions> = {},
+  device: DeviceInfo = EXAMPLE_CAMERA,
+  faults: PtpFault[] = [],
+) {
   const root = mkdtempSync(path.join(os.tmpdir(), 'dockd-ptpcfg-'));
   roots.push(root);
   mkdirSync(path.join(root, 'DCIM'));
   writeFileSync(path.join(root, 'DCIM', 'A001.MP4'), 'footage');
   const responder = new PtpResponder({ root, ...o }).inject(...faults);
   const log = new MemoryLogger();
-  const driver = createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, transferBytes: 64 * 1024, session: { drainTimeoutMs: 20, statusPollMs: 2 }, ...d });
+  const driver = createPtpDriver({
+    openTransport: async () => responder,
+    timeoutMs: 300,
+    transferBytes: 64 * 1024,
+    session: { drainTimeoutMs: 20, statusPollMs: 2 },
+    ...d,
+  });
   const session = await driver.open(device, log);
   sessions.push(session);
   return { responder, session, log };
@@ -60,7 +77,21 @@ async function dock(o: Partial<PtpResponderOptions> = {}, d: Partial<PtpDriverOp
 /** The data container the host sends with SetDevicePropValue: header, then the value. */
 function dataContainer(transactionId: number, value: number[]): number[] {
   const length = 12 + value.length;
-  return [length & 0xff, length >> 8, 0, 0, 0x02, 0x00, 0x16, 0x10, transactionId & 0xff, (transactionId >> 8) & 0xff, 0, 0, ...value];
+  return [
+    length & 0xff,
+    length >> 8,
+    0,
+    0,
+    0x02,
+    0x00,
+    0x16,
+    0x10,
+    transactionId & 0xff,
+    (transactionId >> 8) & 0xff,
+    0,
+    0,
+    ...value,
+  ];
 }
 
 function ptpString(s: string): number[] {
@@ -69,7 +100,11 @@ function ptpString(s: string): number[] {
 }
 
 const sets = (r: PtpResponder) => r.commands.filter((c) => c.op === Op.SetDevicePropValue);
-const rejection = (p: Promise<unknown>) => p.then(() => expect.fail('expected a rejection'), (e: unknown) => e as DriverError);
+const rejection = (p: Promise<unknown>) =>
+  p.then(
+    () => expect.fail('expected a rejection'),
+    (e: unknown) => e as DriverError,
+  );
 
 describe('ptp clock through DateTime (0x5011)', () => {
   it('sets a skewed camera clock with SetDevicePropValue and a zone-less local-time string, and reads the new time back', async () => {
@@ -95,7 +130,9 @@ describe('ptp clock through DateTime (0x5011)', () => {
     const readOnly = await dock({ clockWritable: false });
     expect(readOnly.session.capabilities.clock).toBeUndefined();
     expect(readOnly.session.setClock).toBeUndefined();
-    expect(readOnly.log.events('ptp.clock_read_only')).toEqual([expect.objectContaining({ reason: 'DateTime is read-only (GetSet = 0)' })]);
+    expect(readOnly.log.events('ptp.clock_read_only')).toEqual([
+      expect.objectContaining({ reason: 'DateTime is read-only (GetSet = 0)' }),
+    ]);
 
     const noSet = await dock({ operations: ALL_OPERATIONS.filter((op) => op !== Op.SetDevicePropValue) });
     expect(noSet.session.capabilities.clock).toBeUndefined();
@@ -133,7 +170,12 @@ describe('ptp settings through a setting profile', () => {
       [0xd005, 'Ofc. Rivera'],
       [0xd006, 'stable'],
     ]);
-    expect(await session.settings!()).toMatchObject({ preRecordSeconds: 30, resolution: '720p', wifi: false, unitName: 'Ofc. Rivera' });
+    expect(await session.settings!()).toMatchObject({
+      preRecordSeconds: 30,
+      resolution: '720p',
+      wifi: false,
+      unitName: 'Ofc. Rivera',
+    });
   });
 
   it('refuses a read-only property with a permanent error naming the key, without writing', async () => {
@@ -185,13 +227,25 @@ describe('ptp settings through a setting profile', () => {
     props[0xd003] = { dataType: DataType.UINT16, writable: true, value: 80 };
     delete props[0xd005];
     const { session, log } = await dock({ vendorProps: props });
-    expect(Object.keys(await session.settings!()).sort()).toEqual(['firmwareChannel', 'preRecordSeconds', 'resolution', 'wifi']);
+    expect(Object.keys(await session.settings!()).sort()).toEqual([
+      'firmwareChannel',
+      'preRecordSeconds',
+      'resolution',
+      'wifi',
+    ]);
     expect(log.events('ptp.setting_skipped').map((l) => l.setting)).toEqual(['displayBrightness', 'unitName']);
     expect((await rejection(session.applySettings!({ displayBrightness: 40 }))).message).toContain('displayBrightness');
   });
 
   it('ends a data phase that fills its last packet with a zero-length packet', async () => {
-    const table: PtpSettingProfile[] = [{ model: 'BodyCam PTP', device: 'test', source: 'test', settings: { sleepAfterSeconds: { code: 0xd010, type: 'UINT32' } } }];
+    const table: PtpSettingProfile[] = [
+      {
+        model: 'BodyCam PTP',
+        device: 'test',
+        source: 'test',
+        settings: { sleepAfterSeconds: { code: 0xd010, type: 'UINT32' } },
+      },
+    ];
     const { responder, session } = await dock(
       { maxPacketSize: 16, vendorProps: { 0xd010: { dataType: DataType.UINT32, writable: true, value: 300 } } },
       { settingProfiles: table },
@@ -221,18 +275,26 @@ describe('ptp settings through a setting profile', () => {
   });
 
   it('stops describing after a GetDevicePropDesc that times out, and docks without clock or settings', async () => {
-    const { responder, session, log } = await dock({ vendorProps: exampleProps() }, {}, EXAMPLE_CAMERA, [{ op: Op.GetDevicePropDesc, kind: 'stall' }]);
+    const { responder, session, log } = await dock({ vendorProps: exampleProps() }, {}, EXAMPLE_CAMERA, [
+      { op: Op.GetDevicePropDesc, kind: 'stall' },
+    ]);
     expect(session.capabilities.clock).toBeUndefined();
     expect(session.capabilities.settings).toBeUndefined();
     expect(responder.commands.filter((c) => c.op === Op.GetDevicePropDesc)).toHaveLength(1);
-    expect(log.events('ptp.setting_skipped')).toEqual([expect.objectContaining({ setting: 'DateTime', code: '0x5011' })]);
+    expect(log.events('ptp.setting_skipped')).toEqual([
+      expect.objectContaining({ setting: 'DateTime', code: '0x5011' }),
+    ]);
     const listed: string[] = [];
     for await (const e of session.list()) listed.push(e.path);
     expect(listed).toEqual(['DCIM/A001.MP4']);
   });
 
   it('reports settings without a profile for the camera as no capability at all', async () => {
-    const { session } = await dock({ vendorProps: exampleProps() }, {}, { ...EXAMPLE_CAMERA, vendorId: 0x2a70, productId: 0x0a11 });
+    const { session } = await dock(
+      { vendorProps: exampleProps() },
+      {},
+      { ...EXAMPLE_CAMERA, vendorId: 0x2a70, productId: 0x0a11 },
+    );
     expect(session.capabilities.settings).toBeUndefined();
     expect(session.settings).toBeUndefined();
   });

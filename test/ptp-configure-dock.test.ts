@@ -73,7 +73,12 @@ function camera() {
     // An hour ahead, as a camera that never learnt daylight saving time ended.
     clockSkewSeconds: 3600,
     vendorProps: {
-      0xd001: { dataType: DataType.UINT16, writable: true, value: 10, form: { kind: 'range', min: 0, max: 60, step: 5 } },
+      0xd001: {
+        dataType: DataType.UINT16,
+        writable: true,
+        value: 10,
+        form: { kind: 'range', min: 0, max: 60, step: 5 },
+      },
       0xd002: { dataType: DataType.UINT8, writable: true, value: 2, form: { kind: 'enum', values: [1, 2, 3] } },
       0xd004: { dataType: DataType.UINT8, writable: true, value: 1, form: { kind: 'enum', values: [0, 1] } },
       0xd006: { dataType: DataType.STR, writable: false, value: 'stable' },
@@ -97,14 +102,30 @@ function dockPc(responder: PtpResponder) {
     },
     dataDir,
   );
-  const configurator = new CameraConfigurator(db, custody, { clock: config.clock, settings: config.settings, earliest: () => 0 });
-  const cleared: string[] = [];
-  const engine = new IngestEngine(db, custody, new LocalArchive(dataDir, false), { ...defaultConfig().ingest, minFreeBytes: 0, retry: { attempts: 5, baseDelayMs: 20, maxDelayMs: 50 } }, log, {
-    deviceGone: () => {},
-    relist: () => {},
-    cleared: (serial) => void cleared.push(serial),
+  const configurator = new CameraConfigurator(db, custody, {
+    clock: config.clock,
+    settings: config.settings,
+    earliest: () => 0,
   });
-  const driver = createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, transferBytes: 64 * 1024, session: { drainTimeoutMs: 20, statusPollMs: 2 } });
+  const cleared: string[] = [];
+  const engine = new IngestEngine(
+    db,
+    custody,
+    new LocalArchive(dataDir, false),
+    { ...defaultConfig().ingest, minFreeBytes: 0, retry: { attempts: 5, baseDelayMs: 20, maxDelayMs: 50 } },
+    log,
+    {
+      deviceGone: () => {},
+      relist: () => {},
+      cleared: (serial) => void cleared.push(serial),
+    },
+  );
+  const driver = createPtpDriver({
+    openTransport: async () => responder,
+    timeoutMs: 300,
+    transferBytes: 64 * 1024,
+    session: { drainTimeoutMs: 20, statusPollMs: 2 },
+  });
   const dock = new DockManager(db, custody, new Planner(db, custody, log), engine, new BatteryRecorder(db), log, {
     drivers: [driver],
     batteryIntervalMs: 60_000,
@@ -144,7 +165,12 @@ describe('docking a PTP camera with a skewed clock and a setting profile', () =>
         changed: ['preRecordSeconds', 'resolution', 'wifi'],
       },
     ]);
-    expect([0xd001, 0xd002, 0xd004, 0xd006].map((code) => responder.props.get(code)!.value)).toEqual([30, 1, 0, 'stable']);
+    expect([0xd001, 0xd002, 0xd004, 0xd006].map((code) => responder.props.get(code)!.value)).toEqual([
+      30,
+      1,
+      0,
+      'stable',
+    ]);
     const [stored] = cameraSettings(pc.db, SERIAL);
     expect(Object.keys(stored!.pending)).toEqual(['firmwareChannel']);
     expect(stored!.pending.firmwareChannel!.reason).toMatch(/refused it: firmwareChannel: the camera has it read-only/);
@@ -153,7 +179,11 @@ describe('docking a PTP camera with a skewed clock and a setting profile', () =>
     const ops = responder.commands.map((c) => c.op);
     expect(ops.lastIndexOf(Op.SetDevicePropValue)).toBeLessThan(ops.indexOf(Op.GetObjectHandles));
 
-    const rows = pc.db.prepare<[], { source_path: string; status: string; archive_path: string; deleted_from_camera: number }>('SELECT source_path, status, archive_path, deleted_from_camera FROM recordings ORDER BY source_path').all();
+    const rows = pc.db
+      .prepare<[], { source_path: string; status: string; archive_path: string; deleted_from_camera: number }>(
+        'SELECT source_path, status, archive_path, deleted_from_camera FROM recordings ORDER BY source_path',
+      )
+      .all();
     expect(rows.map((r) => r.source_path)).toEqual([...files.keys()].sort());
     for (const r of rows) {
       expect(r.status, r.source_path).toBe('verified');

@@ -6,13 +6,31 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { DriverError, type CameraSession, type DeviceInfo, type RecordingEntry } from '../drivers/types.js';
-import { PTP_QUIRKS, createPtpDriver, handleId, type PtpDriverOptions, type PtpQuirkRow } from '../drivers/ptp/driver.js';
+import {
+  PTP_QUIRKS,
+  createPtpDriver,
+  handleId,
+  type PtpDriverOptions,
+  type PtpQuirkRow,
+} from '../drivers/ptp/driver.js';
 import { ClassRequest, DataType, DeviceProp, Op, Rc } from '../drivers/ptp/constants.js';
 import { DatasetWriter } from '../drivers/ptp/codec.js';
 import { encodeObjectInfo } from '../drivers/ptp/datasets.js';
 import { PtpSession } from '../drivers/ptp/session.js';
-import { findStillImageInterface, openUsbTransport, usbError, type UsbStillImageDevice } from '../drivers/ptp/usb-transport.js';
-import { ALL_OPERATIONS, PtpResponder, STORAGE_ID, syntheticBytes, type Framing, type PtpResponderOptions } from './support/ptp-responder.js';
+import {
+  findStillImageInterface,
+  openUsbTransport,
+  usbError,
+  type UsbStillImageDevice,
+} from '../drivers/ptp/usb-transport.js';
+import {
+  ALL_OPERATIONS,
+  PtpResponder,
+  STORAGE_ID,
+  syntheticBytes,
+  type Framing,
+  type PtpResponderOptions,
+} from './support/ptp-responder.js';
 import { MemoryLogger, recordedInfo } from './support/usb.js';
 
 const TRANSFER = 64 * 1024;
@@ -75,7 +93,11 @@ interface World {
   log: MemoryLogger;
 }
 
-async function world(o: Partial<PtpResponderOptions> = {}, d: Partial<PtpDriverOptions> = {}, device: DeviceInfo = DEVICE): Promise<World> {
+async function world(
+  o: Partial<PtpResponderOptions> = {},
+  d: Partial<PtpDriverOptions> = {},
+  device: DeviceInfo = DEVICE,
+): Promise<World> {
   const root = o.root ?? cameraFolder();
   const responder = new PtpResponder({ rename: HOSTILE_NAMES, ...o, root });
   const log = new MemoryLogger();
@@ -147,7 +169,9 @@ describe('ptp driver: matching', () => {
     expect(driver.matches(recordedInfo('body-camera-vendor-mtp'))).toBe(0);
     expect(driver.explainMatch(recordedInfo('ptp-still-camera'))).toMatch(/0x06\/0x01\/0x01/);
     // `dockd usb` shows which quirks a docked camera gets.
-    expect(driver.explainMatch({ ...DEVICE, vendorId: 0x1d6b, productId: 0x0100 })).toBe('interface class 0x06/0x01/0x01 (PTP still image); quirks: deviceInfoInSession');
+    expect(driver.explainMatch({ ...DEVICE, vendorId: 0x1d6b, productId: 0x0100 })).toBe(
+      'interface class 0x06/0x01/0x01 (PTP still image); quirks: deviceInfoInSession',
+    );
   });
 });
 
@@ -164,7 +188,10 @@ describe('ptp driver: session', () => {
 
     const responder = new PtpResponder({ root: cameraFolder(), serialNumber: '  ' });
     const driver = createPtpDriver({ openTransport: async () => responder });
-    expect(await rejection(driver.open(noUsbSerial, new MemoryLogger()))).toMatchObject({ kind: 'permanent', code: 'no-serial' });
+    expect(await rejection(driver.open(noUsbSerial, new MemoryLogger()))).toMatchObject({
+      kind: 'permanent',
+      code: 'no-serial',
+    });
     expect(responder.closed).toBe(true);
   });
 
@@ -183,7 +210,10 @@ describe('ptp driver: session', () => {
   it('carries on with a session a previous host left open', async () => {
     const first = await world();
     const log = new MemoryLogger();
-    const second = await createPtpDriver({ openTransport: async () => first.responder, transferBytes: TRANSFER }).open(DEVICE, log);
+    const second = await createPtpDriver({ openTransport: async () => first.responder, transferBytes: TRANSFER }).open(
+      DEVICE,
+      log,
+    );
     sessions.push(second);
     expect(log.events('ptp.session_already_open')).toHaveLength(1);
     expect((await all(second)).length).toBeGreaterThan(0);
@@ -191,16 +221,28 @@ describe('ptp driver: session', () => {
 
   it('reads the battery level, scaled by the range the camera describes', async () => {
     expect(await (await world()).session.battery()).toEqual({ percent: 87, charging: true });
-    expect(await (await world({ battery: { value: 3, min: 0, max: 4 } })).session.battery()).toEqual({ percent: 75, charging: true });
-    expect(await (await world({ battery: { value: 100 } })).session.battery()).toEqual({ percent: 100, charging: false });
+    expect(await (await world({ battery: { value: 3, min: 0, max: 4 } })).session.battery()).toEqual({
+      percent: 75,
+      charging: true,
+    });
+    expect(await (await world({ battery: { value: 100 } })).session.battery()).toEqual({
+      percent: 100,
+      charging: false,
+    });
     // No description: the value's size says how to read it.
     const noDesc = ALL_OPERATIONS.filter((op) => op !== Op.GetDevicePropDesc);
-    expect(await (await world({ operations: noDesc, battery: { value: 42, dataType: DataType.UINT16 } })).session.battery()).toEqual({ percent: 42, charging: true });
+    expect(
+      await (await world({ operations: noDesc, battery: { value: 42, dataType: DataType.UINT16 } })).session.battery(),
+    ).toEqual({ percent: 42, charging: true });
   });
 
   it('has no battery when the camera lists neither the property nor the operation', async () => {
     expect(await (await world({ properties: [DeviceProp.DateTime] })).session.battery()).toBeNull();
-    expect(await (await world({ operations: ALL_OPERATIONS.filter((op) => op !== Op.GetDevicePropValue) })).session.battery()).toBeNull();
+    expect(
+      await (
+        await world({ operations: ALL_OPERATIONS.filter((op) => op !== Op.GetDevicePropValue) })
+      ).session.battery(),
+    ).toBeNull();
   });
 
   it('refuses a battery level outside the described range', async () => {
@@ -209,8 +251,12 @@ describe('ptp driver: session', () => {
   });
 
   it('reads the clock from DateTime, and has no clock without it', async () => {
-    expect((await (await world({ dateTime: '20240305T142233Z' })).session.clock!()).toISOString()).toBe('2024-03-05T14:22:33.000Z');
-    expect((await (await world({ dateTime: '20240305T142233.5+0130' })).session.clock!()).toISOString()).toBe('2024-03-05T12:52:33.500Z');
+    expect((await (await world({ dateTime: '20240305T142233Z' })).session.clock!()).toISOString()).toBe(
+      '2024-03-05T14:22:33.000Z',
+    );
+    expect((await (await world({ dateTime: '20240305T142233.5+0130' })).session.clock!()).toISOString()).toBe(
+      '2024-03-05T12:52:33.500Z',
+    );
     expect((await world({ properties: [DeviceProp.BatteryLevel] })).session.clock).toBeUndefined();
     const bad = await world({ dateTime: '2024-03-05 14:22' });
     expect(await rejection(bad.session.clock!())).toMatchObject({ kind: 'transient', code: 'ptp-bad-datetime' });
@@ -236,7 +282,13 @@ describe('ptp driver: listing', () => {
       ].sort(),
     );
     const a001 = byPath.get('DCIM/100BODY/A001.MP4')!;
-    expect(a001).toEqual({ id: handleId(responder.handleOf('DCIM/100BODY/A001.MP4')), path: 'DCIM/100BODY/A001.MP4', bytes: BIG.length, modifiedAt: new Date('2024-03-05T14:22:33Z'), identity: `${BIG.length}:20240305T142233Z:20240305T142233Z` });
+    expect(a001).toEqual({
+      id: handleId(responder.handleOf('DCIM/100BODY/A001.MP4')),
+      path: 'DCIM/100BODY/A001.MP4',
+      bytes: BIG.length,
+      modifiedAt: new Date('2024-03-05T14:22:33Z'),
+      identity: `${BIG.length}:20240305T142233Z:20240305T142233Z`,
+    });
     expect(a001.id).toMatch(/^0x[0-9a-f]{8}$/);
     expect(byPath.get('DCIM/100BODY/A002.MP4')!.bytes).toBe(1000);
     // The root is asked for with parent 0xFFFFFFFF and no format filter (QEMU refuses one).
@@ -257,7 +309,12 @@ describe('ptp driver: listing', () => {
   it('does not follow a folder that lists itself', async () => {
     const { session, responder, log } = await world();
     const dcim = responder.handleOf('DCIM');
-    responder.inject({ op: Op.GetObjectHandles, kind: 'payload', bytes: new DatasetWriter().u32Array([dcim]).bytes(), times: 2 });
+    responder.inject({
+      op: Op.GetObjectHandles,
+      kind: 'payload',
+      bytes: new DatasetWriter().u32Array([dcim]).bytes(),
+      times: 2,
+    });
     expect(await all(session)).toEqual([]);
     expect(log.events('ptp.folder_loop')).toHaveLength(1);
   });
@@ -267,7 +324,10 @@ describe('ptp driver: listing', () => {
     const withProp = await world({ sizes: { 'DCIM/100BODY/A002.MP4': five } });
     expect((await entry(withProp.session, 'DCIM/100BODY/A002.MP4')).bytes).toBe(five);
 
-    const without = await world({ sizes: { 'DCIM/100BODY/A002.MP4': five }, operations: ALL_OPERATIONS.filter((op) => op !== Op.GetObjectPropValue) });
+    const without = await world({
+      sizes: { 'DCIM/100BODY/A002.MP4': five },
+      operations: ALL_OPERATIONS.filter((op) => op !== Op.GetObjectPropValue),
+    });
     expect((await all(without.session)).map((e) => e.path)).not.toContain('DCIM/100BODY/A002.MP4');
     expect(without.log.events('ptp.size_unknown')).toHaveLength(1);
   });
@@ -297,7 +357,8 @@ describe('ptp driver: reading', () => {
         expect(e.bytes).toBe(b.length);
         expect(sha((await drain(await session.read(e.id, 0))).bytes), rel).toBe(sha(b));
         // A partial read continues right where asked.
-        if (b.length > 3) expect(sha((await drain(await session.read(e.id, 3))).bytes), `${rel}@3`).toBe(sha(b.subarray(3)));
+        if (b.length > 3)
+          expect(sha((await drain(await session.read(e.id, 3))).bytes), `${rel}@3`).toBe(sha(b.subarray(3)));
       }
       expect((await all(session)).length).toBe(entries.length);
     });
@@ -314,15 +375,23 @@ describe('ptp driver: reading', () => {
   });
 
   it('falls back to the 32-bit GetPartialObject', async () => {
-    const { session, responder } = await world({ operations: ALL_OPERATIONS.filter((op) => op !== Op.GetPartialObject64) });
+    const { session, responder } = await world({
+      operations: ALL_OPERATIONS.filter((op) => op !== Op.GetPartialObject64),
+    });
     const e = await entry(session, 'DCIM/100BODY/A001.MP4');
     expect(session.capabilities.resume).toBe(true);
     expect(sha((await drain(await session.read(e.id, 1000))).bytes)).toBe(sha(BIG.subarray(1000)));
-    expect(responder.commands.find((c) => c.op === Op.GetPartialObject)!.params).toEqual([parseInt(e.id, 16), 1000, BIG.length - 1000]);
+    expect(responder.commands.find((c) => c.op === Op.GetPartialObject)!.params).toEqual([
+      parseInt(e.id, 16),
+      1000,
+      BIG.length - 1000,
+    ]);
   });
 
   it('without partial reads says resume: false and refuses offsets', async () => {
-    const { session } = await world({ operations: ALL_OPERATIONS.filter((op) => op !== Op.GetPartialObject64 && op !== Op.GetPartialObject) });
+    const { session } = await world({
+      operations: ALL_OPERATIONS.filter((op) => op !== Op.GetPartialObject64 && op !== Op.GetPartialObject),
+    });
     const e = await entry(session, 'DCIM/100BODY/A002.MP4');
     expect(session.capabilities.resume).toBe(false);
     expect(await rejection(session.read(e.id, 10))).toMatchObject({ kind: 'permanent', code: 'resume-unsupported' });
@@ -331,7 +400,10 @@ describe('ptp driver: reading', () => {
 
   it('past 4 GiB without GetPartialObject64, reads from the start and skips up to the offset', async () => {
     // The camera claims 5 GiB, so a 32-bit GetPartialObject cannot be trusted to reach the offset.
-    const { session, responder, log } = await world({ operations: ALL_OPERATIONS.filter((op) => op !== Op.GetPartialObject64), sizes: { 'DCIM/100BODY/A001.MP4': 5 * 1024 ** 3 } });
+    const { session, responder, log } = await world({
+      operations: ALL_OPERATIONS.filter((op) => op !== Op.GetPartialObject64),
+      sizes: { 'DCIM/100BODY/A001.MP4': 5 * 1024 ** 3 },
+    });
     const e = await entry(session, 'DCIM/100BODY/A001.MP4');
     const offset = 2 * TRANSFER + 5;
     expect(sha((await drain(await session.read(e.id, offset))).bytes)).toBe(sha(BIG.subarray(offset)));
@@ -340,7 +412,11 @@ describe('ptp driver: reading', () => {
     expect(log.events('ptp.resume_from_start')).toEqual([expect.objectContaining({ id: e.id, offset })]);
   });
 
-  for (const [framing, size] of [['qemu', 1000], ['zlp', 2 * 4096 - 12], ['no-zlp', 4096 * 3 + 100]] as Array<[Framing, number]>) {
+  for (const [framing, size] of [
+    ['qemu', 1000],
+    ['zlp', 2 * 4096 - 12],
+    ['no-zlp', 4096 * 3 + 100],
+  ] as Array<[Framing, number]>) {
     it(`reads a data phase announced as 0xFFFFFFFF to its short packet when no length is expected (${framing}, ${size} bytes)`, async () => {
       const root = cameraFolder();
       const data = randomBytes(size);
@@ -363,10 +439,19 @@ describe('ptp driver: reading', () => {
     const { session, responder } = await world();
     const e = await entry(session, 'DCIM/100BODY/A002.MP4');
     expect((await drain(await session.read(e.id, SMALL.length))).bytes.length).toBe(0);
-    expect(await rejection(session.read(e.id, SMALL.length + 1))).toMatchObject({ kind: 'permanent', code: 'bad-offset' });
+    expect(await rejection(session.read(e.id, SMALL.length + 1))).toMatchObject({
+      kind: 'permanent',
+      code: 'bad-offset',
+    });
     expect(await rejection(session.read(e.id, -1))).toMatchObject({ kind: 'permanent', code: 'bad-offset' });
-    expect(await rejection(session.read('DCIM/100BODY/A002.MP4', 0))).toMatchObject({ kind: 'permanent', code: 'bad-id' });
-    expect(await rejection(session.read(handleId(responder.handleOf('DCIM')), 0))).toMatchObject({ kind: 'permanent', code: 'not-a-file' });
+    expect(await rejection(session.read('DCIM/100BODY/A002.MP4', 0))).toMatchObject({
+      kind: 'permanent',
+      code: 'bad-id',
+    });
+    expect(await rejection(session.read(handleId(responder.handleOf('DCIM')), 0))).toMatchObject({
+      kind: 'permanent',
+      code: 'not-a-file',
+    });
     expect(await rejection(session.read('0x0000ffff', 0))).toMatchObject({ kind: 'permanent', code: 'ptp-0x2009' });
   });
 
@@ -450,7 +535,10 @@ describe('ptp driver: abort and close', () => {
   it('refuses a read whose signal already aborted', async () => {
     const { session } = await world();
     const e = await entry(session, 'DCIM/100BODY/A002.MP4');
-    expect(await rejection(session.read(e.id, 0, { signal: AbortSignal.abort() }))).toMatchObject({ kind: 'transient', code: 'aborted' });
+    expect(await rejection(session.read(e.id, 0, { signal: AbortSignal.abort() }))).toMatchObject({
+      kind: 'transient',
+      code: 'aborted',
+    });
   });
 
   it('cancels the transaction when the consumer destroys the stream', async () => {
@@ -474,7 +562,13 @@ describe('ptp driver: abort and close', () => {
     expect(await errored).toMatchObject({ kind: 'deviceGone', code: 'closed' });
     expect(responder.commands.at(-1)!.op).toBe(Op.CloseSession);
     expect(responder.closed).toBe(true);
-    for (const p of [session.identity(), session.battery(), all(session), session.read(e.id, 0), session.delete(e.id)]) {
+    for (const p of [
+      session.identity(),
+      session.battery(),
+      all(session),
+      session.read(e.id, 0),
+      session.delete(e.id),
+    ]) {
       expect(await rejection(p)).toMatchObject({ kind: 'deviceGone' });
     }
   });
@@ -493,7 +587,10 @@ describe('ptp driver: delete', () => {
 
   it('never deletes a folder', async () => {
     const { session, responder, root } = await world();
-    expect(await rejection(session.delete(handleId(responder.handleOf('DCIM/100BODY'))))).toMatchObject({ kind: 'permanent', code: 'not-a-file' });
+    expect(await rejection(session.delete(handleId(responder.handleOf('DCIM/100BODY'))))).toMatchObject({
+      kind: 'permanent',
+      code: 'not-a-file',
+    });
     expect(readFileSync(path.join(root, 'DCIM/100BODY/A002.MP4'))).toEqual(SMALL);
     expect(responder.commands.some((c) => c.op === Op.DeleteObject)).toBe(false);
   });
@@ -525,7 +622,10 @@ describe('ptp driver: faults', () => {
     const { session, responder } = await world();
     const e = await entry(session, 'DCIM/100BODY/A002.MP4');
     responder.inject({ op: Op.GetObjectInfo, kind: 'wrong-transaction' });
-    expect(await rejection(session.read(e.id, 0))).toMatchObject({ kind: 'transient', code: 'ptp-transaction-mismatch' });
+    expect(await rejection(session.read(e.id, 0))).toMatchObject({
+      kind: 'transient',
+      code: 'ptp-transaction-mismatch',
+    });
     expect(sha((await drain(await session.read(e.id, 0))).bytes)).toBe(sha(SMALL));
   });
 
@@ -580,7 +680,13 @@ describe('ptp driver: faults', () => {
     const e = await entry(session, 'DCIM/100BODY/A001.MP4');
     responder.inject({ op: Op.GetObject, kind: 'vanish', afterBytes: 2 * 1024 * 1024 });
     expect(await streamError(await session.read(e.id, 0))).toMatchObject({ kind: 'deviceGone', code: 'usb-gone' });
-    for (const p of [session.battery(), all(session), session.read(e.id, 0), session.delete(e.id), session.identity()]) {
+    for (const p of [
+      session.battery(),
+      all(session),
+      session.read(e.id, 0),
+      session.delete(e.id),
+      session.identity(),
+    ]) {
       expect(await rejection(p)).toMatchObject({ kind: 'deviceGone' });
     }
     await session.close();
@@ -607,16 +713,43 @@ describe('ptp driver: faults', () => {
 
   it('refuses malformed datasets: unterminated names, huge counts, 64-bit sizes past any real file', async () => {
     const { session, responder } = await world();
-    const unterminated = new DatasetWriter().u32(0x00010001).u16(0x3000).u16(0).u32(5).raw(new Uint8Array(40)).u8(3).u16(0x41).u16(0x42).u16(0x43).bytes();
+    const unterminated = new DatasetWriter()
+      .u32(0x00010001)
+      .u16(0x3000)
+      .u16(0)
+      .u32(5)
+      .raw(new Uint8Array(40))
+      .u8(3)
+      .u16(0x41)
+      .u16(0x42)
+      .u16(0x43)
+      .bytes();
     responder.inject({ op: Op.GetObjectInfo, kind: 'payload', bytes: unterminated });
     expect(await rejection(all(session))).toMatchObject({ kind: 'transient', code: 'ptp-unterminated-string' });
 
-    responder.inject({ op: Op.GetObjectHandles, kind: 'payload', bytes: new DatasetWriter().u32(0xfffffff0).u32(1).bytes() });
+    responder.inject({
+      op: Op.GetObjectHandles,
+      kind: 'payload',
+      bytes: new DatasetWriter().u32(0xfffffff0).u32(1).bytes(),
+    });
     expect(await rejection(all(session))).toMatchObject({ kind: 'transient', code: 'ptp-bad-count' });
 
     const e = await entry(session, 'DCIM/100BODY/A002.MP4');
-    const big = new DatasetWriter().u32(0x00010001).u16(0x3000).u16(0).u32(0xffffffff).raw(new Uint8Array(40)).string('X.MP4').string('').string('').string('').bytes();
-    responder.inject({ op: Op.GetObjectInfo, kind: 'payload', bytes: big }, { op: Op.GetObjectPropValue, kind: 'payload', bytes: new DatasetWriter().u64(2n ** 60n).bytes() });
+    const big = new DatasetWriter()
+      .u32(0x00010001)
+      .u16(0x3000)
+      .u16(0)
+      .u32(0xffffffff)
+      .raw(new Uint8Array(40))
+      .string('X.MP4')
+      .string('')
+      .string('')
+      .string('')
+      .bytes();
+    responder.inject(
+      { op: Op.GetObjectInfo, kind: 'payload', bytes: big },
+      { op: Op.GetObjectPropValue, kind: 'payload', bytes: new DatasetWriter().u64(2n ** 60n).bytes() },
+    );
     expect(await rejection(session.read(e.id, 0))).toMatchObject({ kind: 'transient', code: 'ptp-too-large' });
     expect((await all(session)).length).toBe(9);
   });
@@ -624,8 +757,15 @@ describe('ptp driver: faults', () => {
   it('refuses to open a camera whose DeviceInfo is malformed outside and inside the session, and closes the transport', async () => {
     const responder = new PtpResponder({ root: cameraFolder() });
     responder.inject({ op: Op.GetDeviceInfo, kind: 'payload', bytes: new Uint8Array([100, 0, 6, 0]), times: 2 });
-    const driver = createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, session: { drainTimeoutMs: 20 } });
-    expect(await rejection(driver.open(DEVICE, new MemoryLogger()))).toMatchObject({ kind: 'transient', code: 'ptp-truncated' });
+    const driver = createPtpDriver({
+      openTransport: async () => responder,
+      timeoutMs: 300,
+      session: { drainTimeoutMs: 20 },
+    });
+    expect(await rejection(driver.open(DEVICE, new MemoryLogger()))).toMatchObject({
+      kind: 'transient',
+      code: 'ptp-truncated',
+    });
     expect(responder.closed).toBe(true);
   });
 
@@ -654,8 +794,12 @@ describe('ptp driver: quirks', () => {
       [Op.OpenSession, 0],
       [Op.GetDeviceInfo, 1],
     ]);
-    expect(firstLog.events('ptp.device_info_refused')).toEqual([expect.objectContaining({ operation: 'GetDeviceInfo', code: 'ptp-0x2003' })]);
-    expect(firstLog.events('ptp.open_path')).toEqual([expect.objectContaining({ vidPid: '46f4:0004', path: 'in-session', source: 'fallback' })]);
+    expect(firstLog.events('ptp.device_info_refused')).toEqual([
+      expect.objectContaining({ operation: 'GetDeviceInfo', code: 'ptp-0x2003' }),
+    ]);
+    expect(firstLog.events('ptp.open_path')).toEqual([
+      expect.objectContaining({ vidPid: '46f4:0004', path: 'in-session', source: 'fallback' }),
+    ]);
     await first.close();
 
     // Docked again: no refused transaction first.
@@ -681,7 +825,12 @@ describe('ptp driver: quirks', () => {
   });
 
   it('fails permanently when GetDeviceInfo is refused inside the session too', async () => {
-    const responder = new PtpResponder({ root: cameraFolder() }).inject({ op: Op.GetDeviceInfo, kind: 'response', code: Rc.SessionNotOpen, times: 2 });
+    const responder = new PtpResponder({ root: cameraFolder() }).inject({
+      op: Op.GetDeviceInfo,
+      kind: 'response',
+      code: Rc.SessionNotOpen,
+      times: 2,
+    });
     const driver = createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, session: tuning });
     const err = await rejection(driver.open(DEVICE, new MemoryLogger()));
     expect(err).toMatchObject({ kind: 'permanent', code: 'ptp-0x2003' });
@@ -690,9 +839,15 @@ describe('ptp driver: quirks', () => {
   });
 
   it('does not take a refused OpenSession for a refused GetDeviceInfo', async () => {
-    const responder = new PtpResponder({ root: cameraFolder() }).inject({ op: Op.OpenSession, kind: 'response', code: Rc.ParameterNotSupported });
+    const responder = new PtpResponder({ root: cameraFolder() }).inject({
+      op: Op.OpenSession,
+      kind: 'response',
+      code: Rc.ParameterNotSupported,
+    });
     const log = new MemoryLogger();
-    const err = await rejection(createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, session: tuning }).open(DEVICE, log));
+    const err = await rejection(
+      createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, session: tuning }).open(DEVICE, log),
+    );
     expect(err).toMatchObject({ kind: 'permanent', code: 'ptp-0x2006' });
     expect(err.message).toMatch(/^OpenSession/);
     expect(log.events('ptp.device_info_refused')).toHaveLength(0);
@@ -700,16 +855,38 @@ describe('ptp driver: quirks', () => {
   });
 
   it('keeps DeviceBusy and transport timeouts transient, and deterministic answers permanent', async () => {
-    const busy = new PtpResponder({ root: cameraFolder() }).inject({ op: Op.GetDeviceInfo, kind: 'response', code: Rc.DeviceBusy, times: 2 });
-    expect(await rejection(createPtpDriver({ openTransport: async () => busy, timeoutMs: 300, session: tuning }).open(DEVICE, new MemoryLogger()))).toMatchObject({ kind: 'transient', code: 'ptp-0x2019' });
+    const busy = new PtpResponder({ root: cameraFolder() }).inject({
+      op: Op.GetDeviceInfo,
+      kind: 'response',
+      code: Rc.DeviceBusy,
+      times: 2,
+    });
+    expect(
+      await rejection(
+        createPtpDriver({ openTransport: async () => busy, timeoutMs: 300, session: tuning }).open(
+          DEVICE,
+          new MemoryLogger(),
+        ),
+      ),
+    ).toMatchObject({ kind: 'transient', code: 'ptp-0x2019' });
     const silent = new PtpResponder({ root: cameraFolder() }).inject({ op: Op.GetDeviceInfo, kind: 'stall', times: 2 });
-    expect(await rejection(createPtpDriver({ openTransport: async () => silent, timeoutMs: 100, session: tuning }).open(DEVICE, new MemoryLogger()))).toMatchObject({ kind: 'transient', code: 'usb-timeout' });
+    expect(
+      await rejection(
+        createPtpDriver({ openTransport: async () => silent, timeoutMs: 100, session: tuning }).open(
+          DEVICE,
+          new MemoryLogger(),
+        ),
+      ),
+    ).toMatchObject({ kind: 'transient', code: 'usb-timeout' });
 
     const { session, responder } = await world();
     const e = await entry(session, 'DCIM/100BODY/A002.MP4');
     for (const code of [Rc.OperationNotSupported, Rc.ParameterNotSupported, Rc.InvalidObjectHandle]) {
       responder.inject({ op: Op.GetObjectInfo, kind: 'response', code });
-      expect(await rejection(session.read(e.id, 0))).toMatchObject({ kind: 'permanent', code: `ptp-0x${code.toString(16)}` });
+      expect(await rejection(session.read(e.id, 0))).toMatchObject({
+        kind: 'permanent',
+        code: `ptp-0x${code.toString(16)}`,
+      });
     }
   });
 
@@ -726,7 +903,12 @@ describe('ptp driver: quirks', () => {
     ];
     const responder = new PtpResponder({ root: cameraFolder(), rename: HOSTILE_NAMES });
     const log = new MemoryLogger();
-    const driver = createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, quirks: table, session: { ...tuning, sleep: async (ms) => void slept.push(ms) } });
+    const driver = createPtpDriver({
+      openTransport: async () => responder,
+      timeoutMs: 300,
+      quirks: table,
+      session: { ...tuning, sleep: async (ms) => void slept.push(ms) },
+    });
     const session = await driver.open(DEVICE, log);
     sessions.push(session);
     expect(firstOps(responder, 2)).toEqual([
@@ -734,33 +916,62 @@ describe('ptp driver: quirks', () => {
       [Op.GetDeviceInfo, 1],
     ]);
     expect(slept).toContain(250);
-    expect(log.events('ptp.quirks')).toEqual([expect.objectContaining({ vidPid: '46f4:0004', flags: ['deviceInfoInSession', 'openSessionDelayMs=250', 'noDelete', 'noPartialObject'] })]);
+    expect(log.events('ptp.quirks')).toEqual([
+      expect.objectContaining({
+        vidPid: '46f4:0004',
+        flags: ['deviceInfoInSession', 'openSessionDelayMs=250', 'noDelete', 'noPartialObject'],
+      }),
+    ]);
     expect(session.capabilities).toEqual({ resume: false, delete: false, clock: true });
     const e = await entry(session, 'DCIM/100BODY/A002.MP4');
     expect(await rejection(session.delete(e.id))).toMatchObject({ kind: 'permanent', code: 'delete-unsupported' });
     expect(await rejection(session.read(e.id, 5))).toMatchObject({ kind: 'permanent', code: 'resume-unsupported' });
-    expect(responder.commands.some((c) => c.op === Op.DeleteObject || c.op === Op.GetPartialObject || c.op === Op.GetPartialObject64)).toBe(false);
+    expect(
+      responder.commands.some(
+        (c) => c.op === Op.DeleteObject || c.op === Op.GetPartialObject || c.op === Op.GetPartialObject64,
+      ),
+    ).toBe(false);
   });
 
   it('knows the MTP gadget stack of issue 29 by its VID:PID', async () => {
     const responder = new PtpResponder({ root: cameraFolder(), deviceInfoNeedsSession: true });
     const log = new MemoryLogger();
-    const session = await createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, session: tuning }).open({ ...DEVICE, vendorId: 0x1d6b, productId: 0x0100 }, log);
+    const session = await createPtpDriver({
+      openTransport: async () => responder,
+      timeoutMs: 300,
+      session: tuning,
+    }).open({ ...DEVICE, vendorId: 0x1d6b, productId: 0x0100 }, log);
     sessions.push(session);
     expect(responder.commands[0]!.op).toBe(Op.OpenSession);
-    expect(log.events('ptp.open_path')).toEqual([expect.objectContaining({ vidPid: '1d6b:0100', source: 'quirk table' })]);
+    expect(log.events('ptp.open_path')).toEqual([
+      expect.objectContaining({ vidPid: '1d6b:0100', source: 'quirk table' }),
+    ]);
     for (const row of PTP_QUIRKS) {
-      for (const flag of Object.keys(row.flags)) expect(row.reasons[flag as keyof PtpQuirkRow['flags']], `${row.device}: ${flag}`).toMatchObject({ why: expect.any(String), seen: expect.any(String) });
+      for (const flag of Object.keys(row.flags))
+        expect(row.reasons[flag as keyof PtpQuirkRow['flags']], `${row.device}: ${flag}`).toMatchObject({
+          why: expect.any(String),
+          seen: expect.any(String),
+        });
     }
   });
 
   it('lists a whole storage at once when the table says so, with the same paths as walking its folders', async () => {
     const walked = (await all((await world()).session)).map((e) => e.path).sort();
-    const table: PtpQuirkRow[] = [{ vendorId: DEVICE.vendorId!, productId: DEVICE.productId!, device: 'test camera', flags: { listWholeStorage: true }, reasons: {} }];
+    const table: PtpQuirkRow[] = [
+      {
+        vendorId: DEVICE.vendorId!,
+        productId: DEVICE.productId!,
+        device: 'test camera',
+        flags: { listWholeStorage: true },
+        reasons: {},
+      },
+    ];
     const { session, responder } = await world({}, { quirks: table });
     const entries = await all(session);
     expect(entries.map((e) => e.path).sort()).toEqual(walked);
-    expect(responder.commands.filter((c) => c.op === Op.GetObjectHandles).map((c) => c.params)).toEqual([[STORAGE_ID, 0, 0]]);
+    expect(responder.commands.filter((c) => c.op === Op.GetObjectHandles).map((c) => c.params)).toEqual([
+      [STORAGE_ID, 0, 0],
+    ]);
     const a002 = entries.find((x) => x.path === 'DCIM/100BODY/A002.MP4')!;
     expect(sha((await drain(await session.read(a002.id, 0))).bytes)).toBe(sha(SMALL));
 
@@ -773,12 +984,32 @@ describe('ptp driver: quirks', () => {
     const dcim = looped.responder.handleOf('DCIM');
     const info = (name: string, format: number) =>
       encodeObjectInfo({
-        storageId: STORAGE_ID, format, protectionStatus: 0, compressedSize: 3, thumbFormat: 0, thumbCompressedSize: 0, thumbPixWidth: 0, thumbPixHeight: 0,
-        imagePixWidth: 0, imagePixHeight: 0, imageBitDepth: 0, parent: dcim, associationType: 0, associationDesc: 0, sequenceNumber: 0,
-        filename: name, captureDate: '', modificationDate: '', keywords: '',
+        storageId: STORAGE_ID,
+        format,
+        protectionStatus: 0,
+        compressedSize: 3,
+        thumbFormat: 0,
+        thumbCompressedSize: 0,
+        thumbPixWidth: 0,
+        thumbPixHeight: 0,
+        imagePixWidth: 0,
+        imagePixHeight: 0,
+        imageBitDepth: 0,
+        parent: dcim,
+        associationType: 0,
+        associationDesc: 0,
+        sequenceNumber: 0,
+        filename: name,
+        captureDate: '',
+        modificationDate: '',
+        keywords: '',
       });
     looped.responder.inject(
-      { op: Op.GetObjectHandles, kind: 'payload', bytes: new DatasetWriter().u32Array([looped.responder.handleOf('root.txt')]).bytes() },
+      {
+        op: Op.GetObjectHandles,
+        kind: 'payload',
+        bytes: new DatasetWriter().u32Array([looped.responder.handleOf('root.txt')]).bytes(),
+      },
       { op: Op.GetObjectInfo, kind: 'payload', bytes: info('x.mp4', 0x3000) },
       { op: Op.GetObjectInfo, kind: 'payload', bytes: info('loop', 0x3001) },
     );
@@ -835,20 +1066,63 @@ describe('ptp usb transport', () => {
   };
 
   it('translates node-usb errors once', () => {
-    expect(usbError(new Error('transferIn error: Disconnected'), 'bulk-in')).toMatchObject({ kind: 'deviceGone', code: 'usb-gone' });
-    expect(usbError(new Error('transferIn error: Stall'), 'bulk-in')).toMatchObject({ kind: 'transient', code: 'usb-stall' });
-    expect(usbError(new Error('controlTransferIn error: endpoint STALL condition'), 'status')).toMatchObject({ code: 'usb-stall' });
+    expect(usbError(new Error('transferIn error: Disconnected'), 'bulk-in')).toMatchObject({
+      kind: 'deviceGone',
+      code: 'usb-gone',
+    });
+    expect(usbError(new Error('transferIn error: Stall'), 'bulk-in')).toMatchObject({
+      kind: 'transient',
+      code: 'usb-stall',
+    });
+    expect(usbError(new Error('controlTransferIn error: endpoint STALL condition'), 'status')).toMatchObject({
+      code: 'usb-stall',
+    });
     // nusb reports an expired timeout as a cancelled transfer.
-    expect(usbError(new Error('transferIn error: Cancelled'), 'bulk-in')).toMatchObject({ kind: 'transient', code: 'usb-timeout' });
-    expect(usbError(new Error('claimInterface error: Device or resource busy'), 'claim')).toMatchObject({ kind: 'transient', code: 'usb-busy' });
-    expect(usbError(new Error('transferIn error: Fault'), 'bulk-in')).toMatchObject({ kind: 'transient', code: 'usb-io' });
+    expect(usbError(new Error('transferIn error: Cancelled'), 'bulk-in')).toMatchObject({
+      kind: 'transient',
+      code: 'usb-timeout',
+    });
+    expect(usbError(new Error('claimInterface error: Device or resource busy'), 'claim')).toMatchObject({
+      kind: 'transient',
+      code: 'usb-busy',
+    });
+    expect(usbError(new Error('transferIn error: Fault'), 'bulk-in')).toMatchObject({
+      kind: 'transient',
+      code: 'usb-io',
+    });
   });
 
   it('finds the still-image interface and its endpoints, or a vendor-class one shaped like it', () => {
-    expect(findStillImageInterface(QEMU_CONFIG)).toEqual({ number: 0, bulkIn: 1, bulkOut: 2, interruptIn: 3, maxPacketSize: 512 });
-    const vendor = { interfaces: [{ ...QEMU_CONFIG.interfaces[0]!, interfaceNumber: 2, alternate: { ...QEMU_CONFIG.interfaces[0]!.alternate, interfaceClass: 0xff } }] };
+    expect(findStillImageInterface(QEMU_CONFIG)).toEqual({
+      number: 0,
+      bulkIn: 1,
+      bulkOut: 2,
+      interruptIn: 3,
+      maxPacketSize: 512,
+    });
+    const vendor = {
+      interfaces: [
+        {
+          ...QEMU_CONFIG.interfaces[0]!,
+          interfaceNumber: 2,
+          alternate: { ...QEMU_CONFIG.interfaces[0]!.alternate, interfaceClass: 0xff },
+        },
+      ],
+    };
     expect(findStillImageInterface(vendor)?.number).toBe(2);
-    const hid = { interfaces: [{ interfaceNumber: 0, alternate: { interfaceClass: 3, interfaceSubclass: 1, interfaceProtocol: 1, endpoints: [{ endpointNumber: 1, direction: 'in', type: 'interrupt', packetSize: 8 }] } }] };
+    const hid = {
+      interfaces: [
+        {
+          interfaceNumber: 0,
+          alternate: {
+            interfaceClass: 3,
+            interfaceSubclass: 1,
+            interfaceProtocol: 1,
+            endpoints: [{ endpointNumber: 1, direction: 'in', type: 'interrupt', packetSize: 8 }],
+          },
+        },
+      ],
+    };
     expect(findStillImageInterface(hid)).toBeNull();
   });
 
@@ -862,10 +1136,19 @@ describe('ptp usb transport', () => {
       claimInterface: async (n) => void calls.push(`claim ${n}`),
       releaseInterface: async (n) => void calls.push(`release ${n}`),
       detachKernelDriver: async () => Promise.reject(new Error('detachKernelDriver error: no driver')),
-      nativeTransferIn: async (ep, timeout, length) => (calls.push(`in ${ep} ${timeout} ${length}`), ep === 1 ? new Uint8Array(3) : null),
+      nativeTransferIn: async (ep, timeout, length) => (
+        calls.push(`in ${ep} ${timeout} ${length}`),
+        ep === 1 ? new Uint8Array(3) : null
+      ),
       nativeTransferOut: async (ep, timeout, data) => (calls.push(`out ${ep} ${timeout} ${data.length}`), data.length),
-      nativeControlTransferIn: async (s, timeout, length) => (calls.push(`ctrl-in ${s.requestType} ${s.recipient} ${s.request} ${s.index} ${length}`), new Uint8Array([4, 0, 1, 0x20])),
-      nativeControlTransferOut: async (s, _t, data) => (calls.push(`ctrl-out ${s.request} ${s.index} ${data?.length}`), data?.length ?? 0),
+      nativeControlTransferIn: async (s, timeout, length) => (
+        calls.push(`ctrl-in ${s.requestType} ${s.recipient} ${s.request} ${s.index} ${length}`),
+        new Uint8Array([4, 0, 1, 0x20])
+      ),
+      nativeControlTransferOut: async (s, _t, data) => (
+        calls.push(`ctrl-out ${s.request} ${s.index} ${data?.length}`),
+        data?.length ?? 0
+      ),
       clearHalt: async (dir, ep) => void calls.push(`halt ${dir} ${ep}`),
     };
     const t = await openUsbTransport(device, { outTimeoutMs: 4000 });

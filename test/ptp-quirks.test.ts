@@ -72,12 +72,24 @@ function dockPc(responder: PtpResponder) {
   const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
   const custody = new CustodyLog(db);
   const cleared: string[] = [];
-  const engine = new IngestEngine(db, custody, new LocalArchive(dataDir, false), { ...defaultConfig().ingest, minFreeBytes: 0, retry: INGEST_RETRY }, log, {
-    deviceGone: () => {},
-    relist: () => {},
-    cleared: (serial) => void cleared.push(serial),
+  const engine = new IngestEngine(
+    db,
+    custody,
+    new LocalArchive(dataDir, false),
+    { ...defaultConfig().ingest, minFreeBytes: 0, retry: INGEST_RETRY },
+    log,
+    {
+      deviceGone: () => {},
+      relist: () => {},
+      cleared: (serial) => void cleared.push(serial),
+    },
+  );
+  const driver = createPtpDriver({
+    openTransport: async () => responder,
+    timeoutMs: 300,
+    transferBytes: 64 * 1024,
+    session: { drainTimeoutMs: 20, statusPollMs: 2 },
   });
-  const driver = createPtpDriver({ openTransport: async () => responder, timeoutMs: 300, transferBytes: 64 * 1024, session: { drainTimeoutMs: 20, statusPollMs: 2 } });
   const dock = new DockManager(db, custody, new Planner(db, custody, log), engine, new BatteryRecorder(db), log, {
     drivers: [driver],
     batteryIntervalMs: 60_000,
@@ -118,7 +130,11 @@ async function offload(mode: Partial<PtpResponderOptions>) {
   const pc = dockPc(responder);
   pc.dock.attach(DEVICE);
   await until('the camera to be cleared', () => pc.cleared.includes('BWC-4711'));
-  const rows = pc.db.prepare<[], Row>('SELECT source_path, status, sha256, archive_path, deleted_from_camera FROM recordings ORDER BY source_path').all();
+  const rows = pc.db
+    .prepare<[], Row>(
+      'SELECT source_path, status, sha256, archive_path, deleted_from_camera FROM recordings ORDER BY source_path',
+    )
+    .all();
   expect(rows.map((r) => r.source_path)).toEqual([...files.keys()].sort());
   for (const r of rows) {
     const original = files.get(r.source_path)!;
@@ -162,15 +178,24 @@ describe('docking cameras that bend PTP', () => {
     const pc = dockPc(responder);
     pc.dock.attach(DEVICE);
     await until('the camera to be cleared', () => pc.cleared.includes('BWC-4711'));
-    const rows = pc.db.prepare<[], Row>("SELECT source_path, status, sha256, archive_path, deleted_from_camera FROM recordings WHERE status = 'verified'").all();
+    const rows = pc.db
+      .prepare<[], Row>(
+        "SELECT source_path, status, sha256, archive_path, deleted_from_camera FROM recordings WHERE status = 'verified'",
+      )
+      .all();
     expect(rows).toHaveLength(files.size);
-    for (const r of rows) expect(sha(readFileSync(r.archive_path!)), r.source_path).toBe(sha(files.get(r.source_path)!));
+    for (const r of rows)
+      expect(sha(readFileSync(r.archive_path!)), r.source_path).toBe(sha(files.get(r.source_path)!));
     const starts = pc.db
-      .prepare<[], { details: string }>("SELECT details FROM custody_events WHERE type = 'offload.started' ORDER BY seq")
+      .prepare<[], { details: string }>(
+        "SELECT details FROM custody_events WHERE type = 'offload.started' ORDER BY seq",
+      )
       .all()
       .map((e) => JSON.parse(e.details) as { attempt: number; resumeFrom: number });
     // The failed attempt had kept bytes; the next one still started from byte 0.
-    const failed = pc.db.prepare<[], { details: string }>("SELECT details FROM custody_events WHERE type = 'offload.failed'").all();
+    const failed = pc.db
+      .prepare<[], { details: string }>("SELECT details FROM custody_events WHERE type = 'offload.failed'")
+      .all();
     expect(failed.map((e) => (JSON.parse(e.details) as { keptBytes: number }).keptBytes)).toEqual([expect.any(Number)]);
     expect((JSON.parse(failed[0]!.details) as { keptBytes: number }).keptBytes).toBeGreaterThan(0);
     expect(starts.some((s) => s.attempt === 2)).toBe(true);
@@ -188,7 +213,9 @@ describe('docking cameras that bend PTP', () => {
     expect(line).toMatchObject({ operation: 'DeleteObject', code: 'ptp-0x2005' });
     expect(t.responder.commands.filter((c) => c.op === Op.DeleteObject)).toHaveLength(1);
     // Each release job gave up at its first refusal instead of retrying it.
-    const jobs = t.db.prepare<[], { state: string; attempts: number }>("SELECT state, attempts FROM jobs WHERE kind = 'release'").all();
+    const jobs = t.db
+      .prepare<[], { state: string; attempts: number }>("SELECT state, attempts FROM jobs WHERE kind = 'release'")
+      .all();
     expect(jobs).toHaveLength(t.files.size);
     expect(jobs.every((j) => j.state === 'failed' && j.attempts === 1)).toBe(true);
     await sleep(5 * INGEST_RETRY.maxDelayMs);
@@ -199,41 +226,71 @@ describe('docking cameras that bend PTP', () => {
 describe('offloading from a PTP camera: what is retried', () => {
   it('gives up on a recording the camera refuses with a deterministic code at the first refusal, and copies the rest', async () => {
     const { root, files } = cameraFolder();
-    const responder = new PtpResponder({ root }).inject({ op: Op.GetObject, kind: 'response', code: Rc.ParameterNotSupported });
+    const responder = new PtpResponder({ root }).inject({
+      op: Op.GetObject,
+      kind: 'response',
+      code: Rc.ParameterNotSupported,
+    });
     const pc = dockPc(responder);
     pc.dock.attach(DEVICE);
     await until('the camera to be cleared', () => pc.cleared.includes('BWC-4711'));
-    const rows = pc.db.prepare<[], { source_path: string; status: string; attempts: number }>('SELECT source_path, status, attempts FROM recordings ORDER BY rowid').all();
+    const rows = pc.db
+      .prepare<[], { source_path: string; status: string; attempts: number }>(
+        'SELECT source_path, status, attempts FROM recordings ORDER BY rowid',
+      )
+      .all();
     expect(rows.filter((r) => r.status === 'verified')).toHaveLength(files.size - 1);
     const [refused] = rows.filter((r) => r.status === 'failed');
     expect(refused).toMatchObject({ attempts: 1 });
     expect(existsSync(path.join(root, refused!.source_path))).toBe(true);
     expect(pc.events('offload.retry')).toHaveLength(0);
-    expect(pc.events('offload.failed')).toEqual([expect.objectContaining({ class: 'permanent', error: expect.stringMatching(/^ptp-0x2006: GetObject .*ParameterNotSupported \(0x2006\)/) })]);
+    expect(pc.events('offload.failed')).toEqual([
+      expect.objectContaining({
+        class: 'permanent',
+        error: expect.stringMatching(/^ptp-0x2006: GetObject .*ParameterNotSupported \(0x2006\)/),
+      }),
+    ]);
   });
 });
 
 describe('opening a PTP camera: what is retried', () => {
   it('does not retry a camera that refuses GetDeviceInfo even inside its session', async () => {
     const { root } = cameraFolder();
-    const responder = new PtpResponder({ root }).inject({ op: Op.GetDeviceInfo, kind: 'response', code: Rc.SessionNotOpen, times: 2 });
+    const responder = new PtpResponder({ root }).inject({
+      op: Op.GetDeviceInfo,
+      kind: 'response',
+      code: Rc.SessionNotOpen,
+      times: 2,
+    });
     const pc = dockPc(responder);
     pc.dock.attach(DEVICE);
     await until('the camera to be rejected', () => pc.events('camera.rejected').length > 0);
     await sleep(3 * OPEN_RETRY.maxDelayMs);
     expect(pc.events('camera.open_retry')).toHaveLength(0);
-    expect(pc.events('camera.rejected')[0]).toMatchObject({ code: 'ptp-0x2003', attempts: 1, error: expect.stringMatching(/GetDeviceInfo.*SessionNotOpen \(0x2003\)/) });
+    expect(pc.events('camera.rejected')[0]).toMatchObject({
+      code: 'ptp-0x2003',
+      attempts: 1,
+      error: expect.stringMatching(/GetDeviceInfo.*SessionNotOpen \(0x2003\)/),
+    });
     expect(responder.commands.filter((c) => c.op === Op.GetDeviceInfo)).toHaveLength(2);
   });
 
   it('retries a camera that answers DeviceBusy, and offloads it once it is ready', async () => {
     const { root } = cameraFolder();
-    const responder = new PtpResponder({ root }).inject({ op: Op.GetDeviceInfo, kind: 'response', code: Rc.DeviceBusy, times: 2 });
+    const responder = new PtpResponder({ root }).inject({
+      op: Op.GetDeviceInfo,
+      kind: 'response',
+      code: Rc.DeviceBusy,
+      times: 2,
+    });
     const pc = dockPc(responder);
     pc.dock.attach(DEVICE);
     await until('the camera to be cleared', () => pc.cleared.includes('BWC-4711'));
     const [retry] = pc.events('camera.open_retry');
     expect(pc.events('camera.open_retry')).toHaveLength(1);
-    expect(retry).toMatchObject({ code: 'ptp-0x2019', error: expect.stringMatching(/GetDeviceInfo.*DeviceBusy \(0x2019\)/) });
+    expect(retry).toMatchObject({
+      code: 'ptp-0x2019',
+      error: expect.stringMatching(/GetDeviceInfo.*DeviceBusy \(0x2019\)/),
+    });
   });
 });

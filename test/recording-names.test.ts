@@ -5,7 +5,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { allVerified, sha256, TestDock, waitFor, type CustodyJson, type VerifyJson } from './support/harness.js';
 
@@ -61,7 +70,10 @@ describe('names that are not UTF-8', () => {
     for (const r of recs) {
       const raw = originalBytes(r.sourcePath);
       const data = byName.get(raw.toString('hex'));
-      expect(data, `${JSON.stringify(r.sourcePath)} decodes to ${raw.toString('hex')}, a name that was not on the camera`).toBeDefined();
+      expect(
+        data,
+        `${JSON.stringify(r.sourcePath)} decodes to ${raw.toString('hex')}, a name that was not on the camera`,
+      ).toBeDefined();
       expect(r.sha256).toBe(sha256(data!));
       expect(readFileSync(r.archivePath!).equals(data!)).toBe(true);
       expect(existsSync(cat(Buffer.from(path.join(dock.simDir, 's1') + '/'), raw))).toBe(false);
@@ -101,7 +113,9 @@ describe('links on a simulated camera', () => {
     expect(rec!.sourcePath).toBe('REC0001.MP4');
     const listed = await d.waitForEvent('camera.listed');
     expect(listed).toMatchObject({ discovered: 1, unreadable: 4 });
-    const unreadable = d.events('recording.unreadable').map((l) => ({ level: l.level, camera: l.camera, sourcePath: l.sourcePath, reason: l.reason }));
+    const unreadable = d
+      .events('recording.unreadable')
+      .map((l) => ({ level: l.level, camera: l.camera, sourcePath: l.sourcePath, reason: l.reason }));
     expect(unreadable).toEqual(
       expect.arrayContaining([
         { level: 40, camera: 'N-LINKS', sourcePath: 'link.MP4', reason: 'symlink' },
@@ -112,7 +126,8 @@ describe('links on a simulated camera', () => {
     );
     expect(unreadable).toHaveLength(4);
     expect(readFileSync(path.join(outside, 'secret.MP4')).equals(secret)).toBe(true);
-    for (const name of ['link.MP4', 'DCIM', 'fifo.MP4']) expect(() => lstatSync(path.join(slot, name)), name).not.toThrow();
+    for (const name of ['link.MP4', 'DCIM', 'fifo.MP4'])
+      expect(() => lstatSync(path.join(slot, name)), name).not.toThrow();
     expect(archivedFiles(path.join(dock.dataDir, 'archive')).some((b) => b.equals(secret))).toBe(false);
   });
 
@@ -143,7 +158,11 @@ describe('a folder replaced by a link after the listing', () => {
     const theirs = randomBytes(30_000);
     writeFileSync(path.join(outside, 'REC1.MP4'), theirs);
     // The first read stalls, which holds the copy between the listing and the next open.
-    dock.dock('s1', { serial: 'N-SWAP-READ', files: [{ rel: 'DCIM/100/REC1.MP4', size: 30_000 }], spec: { faults: [{ path: 'DCIM/100/REC1.MP4', kind: 'stall', atByte: 0, times: 1 }] } });
+    dock.dock('s1', {
+      serial: 'N-SWAP-READ',
+      files: [{ rel: 'DCIM/100/REC1.MP4', size: 30_000 }],
+      spec: { faults: [{ path: 'DCIM/100/REC1.MP4', kind: 'stall', atByte: 0, times: 1 }] },
+    });
     const ours = dock.sources.get('N-SWAP-READ\nDCIM/100/REC1.MP4')!;
     const slot = path.join(dock.simDir, 's1');
     const d = dock.start();
@@ -168,7 +187,11 @@ describe('a folder replaced by a link after the listing', () => {
     const theirs = randomBytes(30_000);
     writeFileSync(path.join(outside, 'REC2.MP4'), theirs);
     // The first deletion fails, which holds it between the verification and the next try.
-    dock.dock('s1', { serial: 'N-SWAP-DEL', files: [{ rel: 'DCIM/100/REC2.MP4', size: 30_000 }], spec: { faults: [{ path: 'DCIM/100/REC2.MP4', kind: 'delete-error', times: 1 }] } });
+    dock.dock('s1', {
+      serial: 'N-SWAP-DEL',
+      files: [{ rel: 'DCIM/100/REC2.MP4', size: 30_000 }],
+      spec: { faults: [{ path: 'DCIM/100/REC2.MP4', kind: 'delete-error', times: 1 }] },
+    });
     const ours = dock.sources.get('N-SWAP-DEL\nDCIM/100/REC2.MP4')!;
     const slot = path.join(dock.simDir, 's1');
     const d = dock.start();

@@ -22,7 +22,12 @@ import { cli, waitFor, type LogLine } from './support/harness.js';
 let dir: string;
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-const REPLICATION = { endpoint: 'http://127.0.0.1:9', bucket: 'evidence', dockId: 'station-test', retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 } };
+const REPLICATION = {
+  endpoint: 'http://127.0.0.1:9',
+  bucket: 'evidence',
+  dockId: 'station-test',
+  retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+};
 
 /** A data dir with one verified recording queued for replication. */
 function storeWithQueuedUpload(): Db {
@@ -53,10 +58,23 @@ describe('replication whose retries run out', () => {
     const lines: LogLine[] = [];
     const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
     const cfg = parseConfig({ dataDir: path.join(dir, 'data'), replication: REPLICATION }, dir);
-    const replicator = new Replicator(db, new CustodyLog(db), new Checkpoints(db, loadOrCreateDockKey(cfg.dataDir)), cfg.replication!, unreachable, log, () => false);
+    const replicator = new Replicator(
+      db,
+      new CustodyLog(db),
+      new Checkpoints(db, loadOrCreateDockKey(cfg.dataDir)),
+      cfg.replication!,
+      unreachable,
+      log,
+      () => false,
+    );
     replicator.start();
     try {
-      await waitFor('the upload given up', async () => db.prepare("SELECT 1 FROM jobs WHERE state = 'failed'").get(), 10_000, 20);
+      await waitFor(
+        'the upload given up',
+        async () => db.prepare("SELECT 1 FROM jobs WHERE state = 'failed'").get(),
+        10_000,
+        20,
+      );
       // Time for the loop to come round again: a given-up job must not be tried or logged again.
       await new Promise((r) => setTimeout(r, 700));
     } finally {
@@ -74,8 +92,13 @@ describe('replication whose retries run out', () => {
     writeFileSync(config, JSON.stringify({ dataDir: path.join(dir, 'data'), replication: REPLICATION }));
     const json = await cli(['--config', config, 'status', '--json']);
     expect(json.code).toBe(0);
-    expect((JSON.parse(json.stdout) as { replication: { failed: number; count: number } }).replication).toMatchObject({ failed: 1, count: 0 });
+    expect((JSON.parse(json.stdout) as { replication: { failed: number; count: number } }).replication).toMatchObject({
+      failed: 1,
+      count: 0,
+    });
     const human = await cli(['--config', config, 'status']);
-    expect(human.stdout).toMatch(/^replicate 0 waiting \(0 B\) {2}1 FAILED \(retries exhausted: dockd replicate --all queues them again\)/m);
+    expect(human.stdout).toMatch(
+      /^replicate 0 waiting \(0 B\) {2}1 FAILED \(retries exhausted: dockd replicate --all queues them again\)/m,
+    );
   });
 });

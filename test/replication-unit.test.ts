@@ -6,12 +6,20 @@ import { parseConfig } from '../src/config.js';
 import { CredentialsError, loadCredentials } from '../src/replication/credentials.js';
 import { describeError, isBlocking, objectKey } from '../src/replication/replicator.js';
 
-const rep = (over: Record<string, unknown> = {}) => parseConfig({ replication: { endpoint: 'http://127.0.0.1:7480', bucket: 'evidence', dockId: 'station-north-1', ...over } }, '/etc/dockd').replication!;
+const rep = (over: Record<string, unknown> = {}) =>
+  parseConfig(
+    { replication: { endpoint: 'http://127.0.0.1:7480', bucket: 'evidence', dockId: 'station-north-1', ...over } },
+    '/etc/dockd',
+  ).replication!;
 
 describe('replication config and credentials', () => {
   it('fills defaults and checks the bucket name and endpoint', () => {
     const r = rep();
-    expect(r).toMatchObject({ region: 'us-east-1', forcePathStyle: true, objectLock: { mode: 'COMPLIANCE', days: 30 } });
+    expect(r).toMatchObject({
+      region: 'us-east-1',
+      forcePathStyle: true,
+      objectLock: { mode: 'COMPLIANCE', days: 30 },
+    });
     expect(() => rep({ bucket: 'Bad_Bucket' })).toThrow(/replication\.bucket/);
     expect(() => rep({ endpoint: 'not a url' })).toThrow(/replication\.endpoint/);
     expect(() => rep({ objectLock: { mode: 'NONE', days: 1 } })).toThrow(/replication\.objectLock\.mode/);
@@ -20,7 +28,10 @@ describe('replication config and credentials', () => {
   });
 
   it('takes credentials from the environment or a file only its owner can read', () => {
-    expect(loadCredentials(rep(), { AWS_ACCESS_KEY_ID: 'AK', AWS_SECRET_ACCESS_KEY: 'SK' })).toEqual({ accessKeyId: 'AK', secretAccessKey: 'SK' });
+    expect(loadCredentials(rep(), { AWS_ACCESS_KEY_ID: 'AK', AWS_SECRET_ACCESS_KEY: 'SK' })).toEqual({
+      accessKeyId: 'AK',
+      secretAccessKey: 'SK',
+    });
     expect(() => loadCredentials(rep(), {})).toThrow(CredentialsError);
     const dir = mkdtempSync(path.join(os.tmpdir(), 'dockd-cred-'));
     const f = path.join(dir, 'creds');
@@ -34,7 +45,11 @@ describe('replication config and credentials', () => {
   });
 
   it('builds object keys under the dock id that untrusted names cannot escape', () => {
-    const key = objectKey('station-north-1', { camera: '../../evil', recording: 'r1', source_path: 'DCIM/../../x y.mp4' });
+    const key = objectKey('station-north-1', {
+      camera: '../../evil',
+      recording: 'r1',
+      source_path: 'DCIM/../../x y.mp4',
+    });
     expect(key.startsWith('station-north-1/')).toBe(true);
     expect(key.split('/')).toHaveLength(4);
     expect(key).not.toMatch(/\.\.\//);
@@ -47,15 +62,22 @@ describe('replication config and credentials', () => {
     expect(isBlocking(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))).toBe(false);
   });
 
-  it('names the HTTP status when the store\'s reply had no error body', () => {
-    const bodiless = (status: number) => Object.assign(new Error('UnknownError'), { name: String(status), $metadata: { httpStatusCode: status } });
-    expect(describeError(bodiless(403))).toBe('the store answered HTTP 403: access denied, check the access key and secret');
+  it("names the HTTP status when the store's reply had no error body", () => {
+    const bodiless = (status: number) =>
+      Object.assign(new Error('UnknownError'), { name: String(status), $metadata: { httpStatusCode: status } });
+    expect(describeError(bodiless(403))).toBe(
+      'the store answered HTTP 403: access denied, check the access key and secret',
+    );
     expect(describeError(bodiless(404))).toBe('the store answered HTTP 404: not found, check the bucket');
     expect(describeError(bodiless(503))).toBe('the store answered HTTP 503');
     // A reply that did say what went wrong is passed on as it is.
-    expect(describeError(Object.assign(new Error('The request signature we calculated does not match'), { $metadata: { httpStatusCode: 403 } }))).toBe(
-      'The request signature we calculated does not match',
-    );
+    expect(
+      describeError(
+        Object.assign(new Error('The request signature we calculated does not match'), {
+          $metadata: { httpStatusCode: 403 },
+        }),
+      ),
+    ).toBe('The request signature we calculated does not match');
     expect(describeError(new Error('socket hang up'))).toBe('socket hang up');
   });
 });

@@ -32,7 +32,6 @@ function fixture(name: string): Fixture {
   return f;
 }
 
-
 /** The inner HTML of the element opened at `start`, for elements that do not nest in themselves. */
 function elementAt(doc: string, start: number, name: string): string {
   const end = doc.indexOf(`</${name}>`, start);
@@ -82,7 +81,6 @@ function pngPixels(png: Buffer): { width: number; height: number; channels: numb
   return { width, height, channels, data };
 }
 
-
 let dock: TestDock | undefined;
 let tmp: string | undefined;
 afterEach(async () => {
@@ -104,15 +102,30 @@ describe('fleet report', () => {
     for (const name of names) {
       const f = fixture(name);
       // The recording that fails carries a hostile name, so the failures table shows it.
-      const files = [1, 2, 3].map((i) => ({ rel: name === 'night-ir' && i === 2 ? HOSTILE_FILE : `DCIM/100/REC000${i}.MP4`, size: 4096 + i }));
+      const files = [1, 2, 3].map((i) => ({
+        rel: name === 'night-ir' && i === 2 ? HOSTILE_FILE : `DCIM/100/REC000${i}.MP4`,
+        size: 4096 + i,
+      }));
       const faults = name === 'night-ir' ? [{ path: HOSTILE_FILE, kind: 'io-error', atByte: 1024 }] : [];
-      dock.dock(name, { serial: f.serial, files, spec: { battery: f.battery, clockOffsetSeconds: f.clockOffsetSeconds, batteryLog: f.batteryLog, faults } });
+      dock.dock(name, {
+        serial: f.serial,
+        files,
+        spec: { battery: f.battery, clockOffsetSeconds: f.clockOffsetSeconds, batteryLog: f.batteryLog, faults },
+      });
     }
-    dock.dock('hostile', { serial: HOSTILE, files: [{ rel: 'DCIM/100/REC0001.MP4', size: 2048 }], spec: { model: '<script>alert(3)</script>', battery: { percent: 80, charging: true } } });
+    dock.dock('hostile', {
+      serial: HOSTILE,
+      files: [{ rel: 'DCIM/100/REC0001.MP4', size: 2048 }],
+      spec: { model: '<script>alert(3)</script>', battery: { percent: 80, charging: true } },
+    });
     const d = dock.start();
     await waitFor('offloads settled', async () => {
       const recs = await dock!.recordings();
-      return recs.length === 10 && recs.filter((r) => r.status === 'verified').length === 9 && recs.filter((r) => r.status === 'failed').length === 1;
+      return (
+        recs.length === 10 &&
+        recs.filter((r) => r.status === 'verified').length === 9 &&
+        recs.filter((r) => r.status === 'failed').length === 1
+      );
     });
     await d.waitForEvent('custody.checkpoint');
 
@@ -130,8 +143,22 @@ describe('fleet report', () => {
     // Today's bar, or yesterday's and today's when the test runs across midnight.
     expect(model.offloads.days.slice(-2).reduce((s, d) => s + d.count, 0)).toBe(9);
     expect(model.offloads.count).toBe(9);
-    expect(model.failures.recordings).toEqual([{ error: expect.stringMatching(/io-error/), count: 1, cameras: [fixture('night-ir').serial], example: HOSTILE_FILE }]);
-    expect(model.failures.events).toEqual([expect.objectContaining({ class: 'transient', count: 2, gaveUp: 1, lastError: expect.stringMatching(/io-error/) })]);
+    expect(model.failures.recordings).toEqual([
+      {
+        error: expect.stringMatching(/io-error/),
+        count: 1,
+        cameras: [fixture('night-ir').serial],
+        example: HOSTILE_FILE,
+      },
+    ]);
+    expect(model.failures.events).toEqual([
+      expect.objectContaining({
+        class: 'transient',
+        count: 2,
+        gaveUp: 1,
+        lastError: expect.stringMatching(/io-error/),
+      }),
+    ]);
     expect(model.archive).toMatchObject({ verifiedCount: 9, failed: 1 });
     expect(model.archive.verifiedBytes).toBe([...dock.sources.values()].reduce((s, f) => s + f.bytes, 0) - 4098);
     expect(model.archive.freeBytes).toBeGreaterThan(0);
@@ -159,7 +186,9 @@ describe('fleet report', () => {
     expect(dom).toContain('<code>DCIM/100/&lt;b onmouseover=alert(2)&gt;.MP4</code>');
     // Self-contained: nothing is fetched from anywhere.
     for (const t of all) {
-      for (const [k, v] of t.attrs) if (['src', 'href', 'xlink:href', 'action', 'poster'].includes(k)) expect(v, `${t.name} ${k}`).not.toMatch(/^\s*(https?:|\/\/)/i);
+      for (const [k, v] of t.attrs)
+        if (['src', 'href', 'xlink:href', 'action', 'poster'].includes(k))
+          expect(v, `${t.name} ${k}`).not.toMatch(/^\s*(https?:|\/\/)/i);
     }
 
     const articles = [...dom.matchAll(/<article class="camera" data-serial="([^"]*)" data-status="([^"]*)">/g)];
@@ -177,7 +206,9 @@ describe('fleet report', () => {
     }
     const offloads = /<svg class="chart offloads"[\s\S]*?<\/svg>/.exec(dom)![0];
     expect(offloads.match(/<rect class="bar"/g)).toHaveLength(30);
-    expect([...offloads.matchAll(/<title>\d{4}-\d\d-\d\d: (\d+) recordings/g)].reduce((s, m) => s + Number(m[1]), 0)).toBe(9);
+    expect(
+      [...offloads.matchAll(/<title>\d{4}-\d\d-\d\d: (\d+) recordings/g)].reduce((s, m) => s + Number(m[1]), 0),
+    ).toBe(9);
     expect(dom).toMatch(/<td id="chain" data-ok="true">/);
     expect(dom).toMatch(/id="daemon" data-running="true"/);
     expect(dom).toMatch(/io-error/);
@@ -204,14 +235,25 @@ describe('fleet report', () => {
     const db = openStore(tmp);
     try {
       const now = Date.now();
-      const insert = db.prepare('INSERT INTO battery_samples (camera, at, percent, charging, source, visit) VALUES (?, ?, ?, ?, ?, 0)');
-      db.prepare("INSERT INTO cameras (serial, first_seen, last_seen) VALUES ('DU-YEAR', ?, ?)").run(new Date(now).toISOString(), new Date(now).toISOString());
+      const insert = db.prepare(
+        'INSERT INTO battery_samples (camera, at, percent, charging, source, visit) VALUES (?, ?, ?, ?, ?, 0)',
+      );
+      db.prepare("INSERT INTO cameras (serial, first_seen, last_seen) VALUES ('DU-YEAR', ?, ?)").run(
+        new Date(now).toISOString(),
+        new Date(now).toISOString(),
+      );
       db.transaction(() => {
         // A 24 h cycle: ten hours of use from full, then charging back up.
         for (let m = 0; m < 365 * 24 * 60; m++) {
           const h = m % (24 * 60);
           const use = h < 600;
-          insert.run('DU-YEAR', now - (365 * 24 * 60 - m) * 60_000, use ? 100 - h / 10 : Math.min(100, 40 + (h - 600) / 5), use ? 0 : 1, 'device');
+          insert.run(
+            'DU-YEAR',
+            now - (365 * 24 * 60 - m) * 60_000,
+            use ? 100 - h / 10 : Math.min(100, 40 + (h - 600) / 5),
+            use ? 0 : 1,
+            'device',
+          );
         }
       })();
       const model = buildReport(db, loadConfig({ dataDir: tmp, env: {}, cwd: tmp }));
@@ -233,9 +275,18 @@ describe('fleet report', () => {
     tmp = mkdtempSync(path.join(os.tmpdir(), 'dockd-report-'));
     const pilot = generatePilot({ seed: 25 });
     const db = openStore(tmp);
-    for (const cam of pilot.cameras) storeCameraEvents(db, cam.serial, 1, cam.entries.map((e) => ({ ...e, cameraAt: e.at })));
+    for (const cam of pilot.cameras)
+      storeCameraEvents(
+        db,
+        cam.serial,
+        1,
+        cam.entries.map((e) => ({ ...e, cameraAt: e.at })),
+      );
     // A camera that never handed a log: no data, not zero.
-    db.prepare("INSERT INTO cameras (serial, first_seen, last_seen) VALUES ('DU-OLD', ?, ?)").run(new Date().toISOString(), new Date().toISOString());
+    db.prepare("INSERT INTO cameras (serial, first_seen, last_seen) VALUES ('DU-OLD', ?, ?)").run(
+      new Date().toISOString(),
+      new Date().toISOString(),
+    );
     db.close();
     const sum = (k: 'shifts' | 'activations' | 'escalated') => pilot.truth.reduce((a, t) => a + t[k], 0);
 
@@ -245,9 +296,15 @@ describe('fleet report', () => {
     const dom = await chromium(['--dump-dom', `file://${file}`], path.join(tmp, 'profile'));
     const section = /<section id="stages">[\s\S]*?<\/section>/.exec(dom)![0];
     expect(section).toContain('20 cameras, 1 without an event log: no data');
-    expect(section).toContain(`<b id="escalation-rate">${((sum('escalated') / sum('activations')) * 100).toFixed(1)} %</b>`);
+    expect(section).toContain(
+      `<b id="escalation-rate">${((sum('escalated') / sum('activations')) * 100).toFixed(1)} %</b>`,
+    );
 
-    const stages = [...section.matchAll(/<g class="stage" data-stage="(\w+)">[\s\S]*?<rect class="bar \w+" x="[^"]+" y="[^"]+" width="([^"]+)"[\s\S]*?<title>\w+: ([^<]+)<\/title>/g)];
+    const stages = [
+      ...section.matchAll(
+        /<g class="stage" data-stage="(\w+)">[\s\S]*?<rect class="bar \w+" x="[^"]+" y="[^"]+" width="([^"]+)"[\s\S]*?<title>\w+: ([^<]+)<\/title>/g,
+      ),
+    ];
     expect(stages.map((m) => [m[1], m[3]])).toEqual([
       ['present', `${sum('shifts')} shifts`],
       ['display', `${sum('activations')} activations`],
@@ -259,7 +316,9 @@ describe('fleet report', () => {
     const weekly = /<svg class="chart weekly"[\s\S]*?<\/svg>/.exec(section)![0];
     const weeks = [...weekly.matchAll(/<title>(\d{4}-W\d\d): ([\d.]+) % of (\d+) activations/g)];
     expect(weeks).toHaveLength(8);
-    weeks.forEach((m, i) => expect(Number(m[2])).toBeCloseTo((pilot.truth[i]!.escalated / pilot.truth[i]!.activations) * 100, 1));
+    weeks.forEach((m, i) =>
+      expect(Number(m[2])).toBeCloseTo((pilot.truth[i]!.escalated / pilot.truth[i]!.activations) * 100, 1),
+    );
     expect(weekly.match(/<rect class="bar"/g)).toHaveLength(8);
 
     const delays = /<svg class="chart delays"[\s\S]*?<\/svg>/.exec(section)![0];

@@ -81,7 +81,9 @@ describe('real S3 store (Ceph RGW)', () => {
     expect(denied).toEqual({ name: 'AccessDenied', status: 403 });
     // Unlike GOVERNANCE, COMPLIANCE cannot be bypassed, not even by the owner.
     const bypass = await refusal(
-      s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId, BypassGovernanceRetention: true })),
+      s3.send(
+        new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId, BypassGovernanceRetention: true }),
+      ),
     );
     expect(bypass).toEqual({ name: 'AccessDenied', status: 403 });
   });

@@ -4,7 +4,18 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,7 +54,10 @@ function directives(text: string): Map<string, string[]> {
  * runs with. User=dockd need not exist: verify does not resolve users.
  */
 function verifiableCopy(dir: string, transform: (unit: string) => string = (u) => u): string {
-  const unit = readFileSync(UNIT, 'utf8').replace(/^ExecStart=\/usr\/bin\/node \/opt\/dockd\/bin\/dockd\.js/m, `ExecStart=${process.execPath} ${BIN}`);
+  const unit = readFileSync(UNIT, 'utf8').replace(
+    /^ExecStart=\/usr\/bin\/node \/opt\/dockd\/bin\/dockd\.js/m,
+    `ExecStart=${process.execPath} ${BIN}`,
+  );
   expect(unit).toContain(`ExecStart=${process.execPath} ${BIN} start`);
   const sub = mkdtempSync(path.join(dir, 'unit-'));
   const file = path.join(sub, 'dockd.service');
@@ -67,7 +81,9 @@ function listing(root: string): string[] {
         out.push(`${rel}/ dir ${mode} ${st.uid}:${st.gid}`);
         walk(p);
       } else {
-        out.push(`${rel} file ${mode} ${st.uid}:${st.gid} ${st.size} ${createHash('sha256').update(readFileSync(p)).digest('hex')} ${st.mtimeMs}`);
+        out.push(
+          `${rel} file ${mode} ${st.uid}:${st.gid} ${st.size} ${createHash('sha256').update(readFileSync(p)).digest('hex')} ${st.mtimeMs}`,
+        );
       }
     }
   };
@@ -98,7 +114,9 @@ describe.skipIf(!linux)('systemd unit scripts/service/dockd.service', () => {
     requireSystemdAnalyze();
     const badValue = verifiableCopy(tmp, (u) => u.replace(/^Restart=on-failure$/m, 'Restart=sometimes'));
     expect(run('systemd-analyze', ['verify', '--man=no', badValue]).output).toMatch(/restart/i);
-    const badBinary = verifiableCopy(tmp, (u) => u.replace(`ExecStart=${process.execPath}`, 'ExecStart=/nonexistent/node'));
+    const badBinary = verifiableCopy(tmp, (u) =>
+      u.replace(`ExecStart=${process.execPath}`, 'ExecStart=/nonexistent/node'),
+    );
     const r = run('systemd-analyze', ['verify', '--man=no', badBinary]);
     expect(r.status).not.toBe(0);
     expect(r.output).toMatch(/nonexistent/);
@@ -137,8 +155,15 @@ describe('udev rule scripts/service/70-dockd.rules', () => {
     for (const rule of rules) {
       for (const part of rule.split(',')) expect(pair.test(part), `${part} in ${rule}`).toBe(true);
     }
-    expect(rules.some((r) => r.includes('ID_USB_INTERFACES}=="*:06????:*"') && r.includes('MODE="0660"') && r.includes('GROUP="dockd"'))).toBe(true);
-    expect(lines.some((l) => /^#\s*SUBSYSTEM==.*ATTR\{idVendor\}==.*ATTR\{idProduct\}==.*GROUP="dockd"/.test(l))).toBe(true);
+    expect(
+      rules.some(
+        (r) =>
+          r.includes('ID_USB_INTERFACES}=="*:06????:*"') && r.includes('MODE="0660"') && r.includes('GROUP="dockd"'),
+      ),
+    ).toBe(true);
+    expect(lines.some((l) => /^#\s*SUBSYSTEM==.*ATTR\{idVendor\}==.*ATTR\{idProduct\}==.*GROUP="dockd"/.test(l))).toBe(
+      true,
+    );
   });
 });
 
@@ -173,12 +198,18 @@ describe.skipIf(!linux)('scripts/service/install.sh --root', () => {
     const app = path.join(root, 'opt/dockd');
     const version = run(process.execPath, [path.join(app, 'bin/dockd.js'), '--version']);
     expect(version.status, version.output).toBe(0);
-    expect(version.stdout.trim()).toBe((JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+    expect(version.stdout.trim()).toBe(
+      (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version,
+    );
     expect(existsSync(path.join(app, 'node_modules/better-sqlite3'))).toBe(true);
     expect(existsSync(path.join(app, 'node_modules/vitest'))).toBe(false);
     expect(existsSync(path.join(app, 'node_modules/typescript'))).toBe(false);
     // The installed daemon seals with the native binding, not node:crypto's slower cipher.
-    const aead = run(process.execPath, ['--input-type=module', '-e', `import { chunkAead } from ${JSON.stringify(path.join(app, 'dist/src/crypto/aead.js'))}; console.log(chunkAead.kind);`]);
+    const aead = run(process.execPath, [
+      '--input-type=module',
+      '-e',
+      `import { chunkAead } from ${JSON.stringify(path.join(app, 'dist/src/crypto/aead.js'))}; console.log(chunkAead.kind);`,
+    ]);
     expect(aead.stdout.trim(), aead.output).toBe('native');
   });
 

@@ -35,7 +35,13 @@ async function listed(s: SimCameraSession): Promise<string[]> {
 
 describe('camera.json settings and eventLog', () => {
   it('reads flat settings and an event log with the contract event types', () => {
-    const spec = parseCameraFile(JSON.stringify({ serial: 'A', settings: SETTINGS, eventLog: [{ at: '2026-11-27T06:00:00Z', type: 'display.on' }] }));
+    const spec = parseCameraFile(
+      JSON.stringify({
+        serial: 'A',
+        settings: SETTINGS,
+        eventLog: [{ at: '2026-11-27T06:00:00Z', type: 'display.on' }],
+      }),
+    );
     expect(spec.settings).toEqual(SETTINGS);
     expect(spec.eventLog).toEqual([{ at: new Date('2026-11-27T06:00:00Z'), type: 'display.on' }]);
     expect(parseCameraFile('{"serial":"A"}')).toMatchObject({ settings: null, eventLog: [] });
@@ -47,7 +53,15 @@ describe('camera.json settings and eventLog', () => {
     [{ settings: { gps: null } }, 'settings.gps must be'],
     [{ eventLog: {} }, 'eventLog must be an array'],
     [{ eventLog: [{ at: 'yesterday', type: 'power.on' }] }, 'eventLog[0].at must be an ISO-8601 time'],
-    [{ eventLog: [{ at: '2026-11-27T06:00:00Z', type: 'power.on' }, { at: '2026-11-27T06:00:00Z', type: 'reboot' }] }, 'eventLog[1].type must be one of power.on'],
+    [
+      {
+        eventLog: [
+          { at: '2026-11-27T06:00:00Z', type: 'power.on' },
+          { at: '2026-11-27T06:00:00Z', type: 'reboot' },
+        ],
+      },
+      'eventLog[1].type must be one of power.on',
+    ],
   ])('refuses %j naming the field', (extra, message) => {
     expect(() => parseCameraFile(JSON.stringify({ serial: 'A', ...extra }))).toThrow(CameraFileError);
     expect(() => parseCameraFile(JSON.stringify({ serial: 'A', ...extra }))).toThrow(message);
@@ -56,7 +70,12 @@ describe('camera.json settings and eventLog', () => {
 
 describe('configuring a simulated camera', () => {
   it('says what it can do: settings only when camera.json reports some', async () => {
-    expect((await open(slot({ settings: SETTINGS }))).capabilities).toMatchObject({ clock: true, settings: true, eventLog: true, settingsDisturbRecordings: false });
+    expect((await open(slot({ settings: SETTINGS }))).capabilities).toMatchObject({
+      clock: true,
+      settings: true,
+      eventLog: true,
+      settingsDisturbRecordings: false,
+    });
     expect((await open(slot({}))).capabilities.settings).toBe(false);
   });
 
@@ -64,11 +83,20 @@ describe('configuring a simulated camera', () => {
     const dir = slot({ settings: SETTINGS });
     const s = await open(dir);
     await s.applySettings({ wifi: false, preRecordSeconds: 60 });
-    expect(JSON.parse(readFileSync(path.join(dir, 'settings.json'), 'utf8'))).toEqual({ ...SETTINGS, wifi: false, preRecordSeconds: 60 });
+    expect(JSON.parse(readFileSync(path.join(dir, 'settings.json'), 'utf8'))).toEqual({
+      ...SETTINGS,
+      wifi: false,
+      preRecordSeconds: 60,
+    });
     expect(await s.settings()).toEqual({ ...SETTINGS, wifi: false, preRecordSeconds: 60 });
     // A later change keeps the earlier one: the file always holds every wanted value.
     await s.applySettings({ gps: false });
-    expect(JSON.parse(readFileSync(path.join(dir, 'settings.json'), 'utf8'))).toEqual({ ...SETTINGS, wifi: false, preRecordSeconds: 60, gps: false });
+    expect(JSON.parse(readFileSync(path.join(dir, 'settings.json'), 'utf8'))).toEqual({
+      ...SETTINGS,
+      wifi: false,
+      preRecordSeconds: 60,
+      gps: false,
+    });
     expect(readdirSync(dir).filter((n) => n.startsWith('.'))).toEqual([]);
   });
 
@@ -81,15 +109,24 @@ describe('configuring a simulated camera', () => {
   it('refuses a key it does not report and a value of another type, naming the key', async () => {
     const dir = slot({ settings: SETTINGS });
     const s = await open(dir);
-    await expect(s.applySettings({ nightVision: true })).rejects.toMatchObject({ kind: 'permanent', message: expect.stringContaining('nightVision') });
-    await expect(s.applySettings({ wifi: 'off' })).rejects.toMatchObject({ kind: 'permanent', message: expect.stringContaining('wifi') });
+    await expect(s.applySettings({ nightVision: true })).rejects.toMatchObject({
+      kind: 'permanent',
+      message: expect.stringContaining('nightVision'),
+    });
+    await expect(s.applySettings({ wifi: 'off' })).rejects.toMatchObject({
+      kind: 'permanent',
+      message: expect.stringContaining('wifi'),
+    });
     await expect(s.applySettings({ wifi: false })).resolves.toBeUndefined();
     await expect((await open(slot({}))).applySettings({ wifi: false })).rejects.toBeInstanceOf(DriverError);
     expect(existsSync(path.join(dir, 'settings.json'))).toBe(true);
   });
 
   it('ignores keys of settings.json the camera does not report', async () => {
-    const dir = slot({ settings: SETTINGS }, { 'settings.json': JSON.stringify({ wifi: false, laser: true, gps: 'no' }) });
+    const dir = slot(
+      { settings: SETTINGS },
+      { 'settings.json': JSON.stringify({ wifi: false, laser: true, gps: 'no' }) },
+    );
     expect(await (await open(dir)).settings()).toEqual({ ...SETTINGS, wifi: false });
   });
 
@@ -106,7 +143,10 @@ describe('configuring a simulated camera', () => {
   });
 
   it('hands its logs with the timestamps they were written with, also after its clock was set', async () => {
-    const eventLog = [{ at: '2026-11-27T06:00:00.000Z', type: 'power.on' }, { at: '2026-11-27T06:05:00.000Z', type: 'recording.start' }];
+    const eventLog = [
+      { at: '2026-11-27T06:00:00.000Z', type: 'power.on' },
+      { at: '2026-11-27T06:05:00.000Z', type: 'recording.start' },
+    ];
     const batteryLog = [{ at: '2026-11-27T06:00:00.000Z', percent: 100, charging: false }];
     const s = await open(slot({ clockOffsetSeconds: -42, eventLog, batteryLog }));
     await s.setClock(new Date());

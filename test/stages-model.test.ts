@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { cameraEpisodes, isoWeek, percentile, stageFigures, weeklyFigures, type CameraLog } from '../src/stages/model.js';
+import {
+  cameraEpisodes,
+  isoWeek,
+  percentile,
+  stageFigures,
+  weeklyFigures,
+  type CameraLog,
+} from '../src/stages/model.js';
 import { groupFigures } from '../src/stages/groups.js';
 import { SHIFT } from './support/stages-shift.js';
 
@@ -14,11 +21,19 @@ const log = (camera: string, entries: Array<[number, string]>, extra: Partial<Ca
 });
 const figures = (...logs: CameraLog[]) => stageFigures(logs.map(cameraEpisodes));
 
-
 describe('the stage model', () => {
   it('counts activations, escalations and direct recordings of one shift as the contract defines them', () => {
     const f = figures(log('DU-1', SHIFT));
-    expect(f).toMatchObject({ cameras: 1, displayActivations: 2, escalated: 1, escalationRate: 0.5, directRecordings: 1, recordings: 2, shifts: 1, shiftHours: 8 });
+    expect(f).toMatchObject({
+      cameras: 1,
+      displayActivations: 2,
+      escalated: 1,
+      escalationRate: 0.5,
+      directRecordings: 1,
+      recordings: 2,
+      shifts: 1,
+      shiftHours: 8,
+    });
     // 2 activations and 2 recordings in 8 shift-hours.
     expect(f.activationsPer100ShiftHours).toBe(25);
     expect(f.recordingsPer100ShiftHours).toBe(25);
@@ -38,7 +53,16 @@ describe('the stage model', () => {
   });
 
   it('ends a display-on at the power-off: not escalated by a recording after it, a display-only episode until the power-off', () => {
-    const f = figures(log('DU-2', [[0, 'power.on'], [10, 'display.on'], [20, 'power.off'], [30, 'power.on'], [35, 'recording.start'], [40, 'power.off']]));
+    const f = figures(
+      log('DU-2', [
+        [0, 'power.on'],
+        [10, 'display.on'],
+        [20, 'power.off'],
+        [30, 'power.on'],
+        [35, 'recording.start'],
+        [40, 'power.off'],
+      ]),
+    );
     // The recording at 35 min started with the display off: direct, and no escalation.
     expect(f).toMatchObject({ displayActivations: 1, escalated: 0, escalationRate: 0, directRecordings: 1, shifts: 2 });
     expect(f.displayOnly).toEqual({ count: 1, medianSeconds: 600, p90Seconds: 600 });
@@ -47,7 +71,14 @@ describe('the stage model', () => {
   });
 
   it('ends a display-on at the docking when the camera logs no power events, and takes docking to docking as the shift', () => {
-    const cam = log('DU-3', [[10, 'display.on'], [70, 'recording.start']], { undockedAt: [at(0), at(60)], dockedAt: [at(25), at(600)] });
+    const cam = log(
+      'DU-3',
+      [
+        [10, 'display.on'],
+        [70, 'recording.start'],
+      ],
+      { undockedAt: [at(0), at(60)], dockedAt: [at(25), at(600)] },
+    );
     const f = figures(cam);
     expect(f).toMatchObject({ displayActivations: 1, escalated: 0, directRecordings: 1, shifts: 2 });
     expect(f.displayOnly.medianSeconds).toBe(15 * 60);
@@ -56,13 +87,27 @@ describe('the stage model', () => {
   });
 
   it('does not count a recording that started before the log began, and starts that shift at the first entry', () => {
-    const f = figures(log('DU-4', [[5, 'recording.stop'], [10, 'display.on'], [11, 'display.off'], [20, 'power.off']]));
+    const f = figures(
+      log('DU-4', [
+        [5, 'recording.stop'],
+        [10, 'display.on'],
+        [11, 'display.off'],
+        [20, 'power.off'],
+      ]),
+    );
     expect(f).toMatchObject({ recordings: 0, directRecordings: 0, displayActivations: 1, escalated: 0, shifts: 1 });
     expect(f.shiftHours).toBeCloseTo(15 / 60, 10);
   });
 
   it('ends a shift whose power-off was never logged at its last entry, and the open display-on with no known length', () => {
-    const f = figures(log('DU-5', [[0, 'power.on'], [10, 'display.on'], [100, 'power.on'], [160, 'power.off']]));
+    const f = figures(
+      log('DU-5', [
+        [0, 'power.on'],
+        [10, 'display.on'],
+        [100, 'power.on'],
+        [160, 'power.off'],
+      ]),
+    );
     expect(f).toMatchObject({ displayActivations: 1, escalated: 0, shifts: 2 });
     expect(f.displayOnly.count).toBe(0);
     // 0 → 10 min (the last entry before the second power-on), 100 → 160 min.
@@ -79,8 +124,19 @@ describe('the stage model', () => {
   });
 
   it('gives no rate, not a zero one, when nothing was activated', () => {
-    const f = figures(log('DU-6', [[0, 'power.on'], [480, 'power.off']]));
-    expect(f).toMatchObject({ displayActivations: 0, escalationRate: null, shifts: 1, shiftHours: 8, activationsPer100ShiftHours: 0 });
+    const f = figures(
+      log('DU-6', [
+        [0, 'power.on'],
+        [480, 'power.off'],
+      ]),
+    );
+    expect(f).toMatchObject({
+      displayActivations: 0,
+      escalationRate: null,
+      shifts: 1,
+      shiftHours: 8,
+      activationsPer100ShiftHours: 0,
+    });
     expect(figures(log('DU-7', []))).toMatchObject({ cameras: 0, shifts: 0, activationsPer100ShiftHours: null });
   });
 
@@ -103,8 +159,14 @@ describe('the stage model', () => {
   });
 
   it('merges groups with fewer shifts than the minimum into "other", and withholds "other" when it is still too small', () => {
-    const day = (camera: string, d: number) => log(camera, SHIFT.map(([m, t]): [number, string] => [m + d * 24 * 60, t]));
-    const eps = [...[0, 1, 2].map((d) => day('DU-1', d)), ...[0, 1].map((d) => day('DU-2', d)), day('DU-3', 0)].map(cameraEpisodes);
+    const day = (camera: string, d: number) =>
+      log(
+        camera,
+        SHIFT.map(([m, t]): [number, string] => [m + d * 24 * 60, t]),
+      );
+    const eps = [...[0, 1, 2].map((d) => day('DU-1', d)), ...[0, 1].map((d) => day('DU-2', d)), day('DU-3', 0)].map(
+      cameraEpisodes,
+    );
     const byCamera = groupFigures(eps, { from: null, to: null }, (camera) => camera, { minShifts: 3 });
     expect(byCamera.map((g) => [g.group, g.shifts, g.withheld ?? false])).toEqual([
       ['DU-1', 3, false],

@@ -48,27 +48,38 @@ describe('the seeded pilot', () => {
     out.weeks.forEach((w, i) => {
       const t = pilot.truth[i]!;
       expect(Date.parse(w.from)).toBe(pilot.start + i * 7 * 24 * HOUR);
-      expect([w.shifts, w.displayActivations, w.escalated, w.directRecordings]).toEqual([t.shifts, t.activations, t.escalated, t.directRecordings]);
+      expect([w.shifts, w.displayActivations, w.escalated, w.directRecordings]).toEqual([
+        t.shifts,
+        t.activations,
+        t.escalated,
+        t.directRecordings,
+      ]);
       expect(w.shiftHours).toBeCloseTo(t.shiftMs / HOUR, 6);
       // The rate drawn from is recovered as well as a binomial sample of this size allows.
-      expect(Math.abs(w.escalationRate - t.rate)).toBeLessThan(3 * Math.sqrt((t.rate * (1 - t.rate)) / w.displayActivations));
+      expect(Math.abs(w.escalationRate - t.rate)).toBeLessThan(
+        3 * Math.sqrt((t.rate * (1 - t.rate)) / w.displayActivations),
+      );
     });
     const mean = pilot.rates.reduce((a, b) => a + b, 0) / pilot.rates.length;
     const n = out.weeks.reduce((a, w) => a + w.displayActivations, 0);
     expect(Math.abs(out.escalationRate - mean)).toBeLessThan(3 * Math.sqrt((mean * (1 - mean)) / n));
     // The drift the generator was given is visible: the first fortnight escalated more than the last.
-    const rate = (ws: WeekJson[]) => ws.reduce((a, w) => a + w.escalated, 0) / ws.reduce((a, w) => a + w.displayActivations, 0);
+    const rate = (ws: WeekJson[]) =>
+      ws.reduce((a, w) => a + w.escalated, 0) / ws.reduce((a, w) => a + w.displayActivations, 0);
     expect(rate(out.weeks.slice(0, 2))).toBeGreaterThan(rate(out.weeks.slice(-2)) + 0.05);
   });
 
   it('is the pilot whose funnel dockd demo prints', async () => {
     const pilot = generatePilot({ seed: 25 });
-    const sum = (k: 'shifts' | 'activations' | 'escalated' | 'directRecordings') => pilot.truth.reduce((a, t) => a + t[k], 0);
+    const sum = (k: 'shifts' | 'activations' | 'escalated' | 'directRecordings') =>
+      pilot.truth.reduce((a, t) => a + t[k], 0);
     const r = await cli(['demo'], { env: { DOCKD_CONFIG: '' } });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`present    ${sum('shifts')} shifts`);
     expect(r.stdout).toContain(`display    ${sum('activations')} activations`);
-    expect(r.stdout).toContain(`recording  ${sum('escalated')} escalated (${((sum('escalated') / sum('activations')) * 100).toFixed(1)} %`);
+    expect(r.stdout).toContain(
+      `recording  ${sum('escalated')} escalated (${((sum('escalated') / sum('activations')) * 100).toFixed(1)} %`,
+    );
     expect(r.stdout).toContain(`${sum('directRecordings')} recorded without the display`);
   });
 });

@@ -24,9 +24,14 @@ interface StagesJson {
   camerasWithoutData: number;
   noData: string[];
   weeks: Array<{ week: string; displayActivations: number }>;
-  groups?: Array<{ group: string; shifts: number; withheld?: boolean; displayActivations?: number; escalated?: number }>;
+  groups?: Array<{
+    group: string;
+    shifts: number;
+    withheld?: boolean;
+    displayActivations?: number;
+    escalated?: number;
+  }>;
 }
-
 
 let dock: TestDock | undefined;
 const dirs: string[] = [];
@@ -49,13 +54,35 @@ describe('dockd stages on a simulated dock', () => {
     await waitFor('both cameras', async () => (await dock!.json<Array<{ serial: string }>>(['cameras'])).length === 2);
 
     const all = await dock.json<StagesJson>(['stages']);
-    expect(all).toMatchObject({ cameras: 1, displayActivations: 2, escalated: 1, escalationRate: 0.5, directRecordings: 1, shifts: 1, shiftHours: 8, camerasWithoutData: 1, noData: ['DU-0043'] });
+    expect(all).toMatchObject({
+      cameras: 1,
+      displayActivations: 2,
+      escalated: 1,
+      escalationRate: 0.5,
+      directRecordings: 1,
+      shifts: 1,
+      shiftHours: 8,
+      camerasWithoutData: 1,
+      noData: ['DU-0043'],
+    });
     // The skew is measured at docking, to within the time the measurement took.
     expect(Math.abs(Date.parse(all.from!) - start)).toBeLessThan(2000);
 
     // From the escalation on: the display-only minute is outside.
-    const later = await dock.json<StagesJson>(['stages', '--from', iso(start + 90 * MIN), '--to', iso(start + 24 * HOUR)]);
-    expect(later).toMatchObject({ from: iso(start + 90 * MIN), displayActivations: 1, escalated: 1, escalationRate: 1, directRecordings: 1 });
+    const later = await dock.json<StagesJson>([
+      'stages',
+      '--from',
+      iso(start + 90 * MIN),
+      '--to',
+      iso(start + 24 * HOUR),
+    ]);
+    expect(later).toMatchObject({
+      from: iso(start + 90 * MIN),
+      displayActivations: 1,
+      escalated: 1,
+      escalationRate: 1,
+      directRecordings: 1,
+    });
     const before = await dock.json<StagesJson>(['stages', '--to', iso(start)]);
     expect(before).toMatchObject({ displayActivations: 0, escalationRate: null, cameras: 0 });
 
@@ -70,7 +97,10 @@ describe('dockd stages on a simulated dock', () => {
   it('counts a ring buffer handed again after the dock set the clock once, and ends a display-on left open at the docking', async () => {
     dock = new TestDock();
     const start = Math.floor(Date.now() / MIN) * MIN - 30 * HOUR;
-    const spec = { clockOffsetSeconds: -42, eventLog: SHIFT.map(([m, type]) => ({ at: iso(start + m * MIN - 42_000), type })) };
+    const spec = {
+      clockOffsetSeconds: -42,
+      eventLog: SHIFT.map(([m, type]) => ({ at: iso(start + m * MIN - 42_000), type })),
+    };
     dock.dock('dock1-01', { serial: 'DU-0042', files: [{ rel: 'DCIM/REC0001.MP4', size: 4096 }], spec });
     const d = dock.start();
     await d.waitForEvent('camera.clock_set');
@@ -85,9 +115,19 @@ describe('dockd stages on a simulated dock', () => {
       { at: iso(later), type: 'power.on' },
       { at: iso(later + MIN), type: 'display.on' },
     ];
-    dock.writeCameraJson('dock1-01', { serial: 'DU-0042', model: 'SimCam 2', firmware: '4.1.7', ...spec, eventLog: [...spec.eventLog, ...after] });
+    dock.writeCameraJson('dock1-01', {
+      serial: 'DU-0042',
+      model: 'SimCam 2',
+      firmware: '4.1.7',
+      ...spec,
+      eventLog: [...spec.eventLog, ...after],
+    });
     await waitFor('events of the second docking', async () => d.events('camera.events_ingested').length === 2);
-    const dockedAt = Date.parse((await dock.json<Array<{ type: string; at: string }>>(['custody', '--camera', 'DU-0042'])).filter((e) => e.type === 'camera.docked').at(-1)!.at);
+    const dockedAt = Date.parse(
+      (await dock.json<Array<{ type: string; at: string }>>(['custody', '--camera', 'DU-0042']))
+        .filter((e) => e.type === 'camera.docked')
+        .at(-1)!.at,
+    );
 
     const s = await dock.json<StagesJson & { displayOnly: { count: number } }>(['stages']);
     // The first shift once (2 activations, 1 escalated, 1 direct), and the open display-on of the second.
@@ -109,7 +149,12 @@ describe('dockd stages over a store of many cameras', () => {
     for (let c = 1; c <= 6; c++) {
       const events = [0, 1].flatMap((day) => {
         const t = (m: number) => day0 + day * 24 * HOUR + m * MIN;
-        const log: Array<[number, string]> = [[0, 'power.on'], [60, 'display.on'], [62, 'display.off'], [480, 'power.off']];
+        const log: Array<[number, string]> = [
+          [0, 'power.on'],
+          [60, 'display.on'],
+          [62, 'display.off'],
+          [480, 'power.off'],
+        ];
         if (c === 1) log.splice(2, 0, [61, 'recording.start'], [61.5, 'recording.stop']);
         return log.map(([m, type]) => ({ at: t(m), cameraAt: t(m), type }));
       });
@@ -123,7 +168,8 @@ describe('dockd stages over a store of many cameras', () => {
     writeFileSync(file, JSON.stringify(cfg));
     return file;
   };
-  const run = (dataDir: string, configFile: string, args: string[]) => cli(['--config', configFile, '--data-dir', dataDir, ...args]);
+  const run = (dataDir: string, configFile: string, args: string[]) =>
+    cli(['--config', configFile, '--data-dir', dataDir, ...args]);
 
   it('groups by unit from `assign --unit`, merges small units into "other", and refuses per-officer figures unless the config allows them', async () => {
     const dataDir = fillStore();
@@ -131,7 +177,15 @@ describe('dockd stages over a store of many cameras', () => {
     const units = ['north', 'north', 'north', 'south', 'south', 'east'];
     for (let c = 1; c <= 6; c++) {
       const officer = c === 4 ? '=HYPERLINK("x")' : `officer-${c}`;
-      const r = await run(dataDir, config(root, {}), ['assign', `DU-${c}`, officer, '--unit', units[c - 1]!, '--from', '2026-11-01T00:00:00Z']);
+      const r = await run(dataDir, config(root, {}), [
+        'assign',
+        `DU-${c}`,
+        officer,
+        '--unit',
+        units[c - 1]!,
+        '--from',
+        '2026-11-01T00:00:00Z',
+      ]);
       expect(r.stderr).toBe('');
     }
     const plain = config(root, {});

@@ -37,7 +37,10 @@ describe('a store that fails under the running daemon', () => {
     dock = new TestDock({ ingest: { readTimeoutMs: 30_000 } });
     dock.dock('s1', {
       serial: 'L-1',
-      files: [{ rel: 'DCIM/A.MP4', size: 24_000_000 }, { rel: 'DCIM/B.MP4', size: 3_000_000 }],
+      files: [
+        { rel: 'DCIM/A.MP4', size: 24_000_000 },
+        { rel: 'DCIM/B.MP4', size: 3_000_000 },
+      ],
       spec: { throughputBytesPerSec: 4_000_000 },
     });
     const d = dock.start();
@@ -71,7 +74,11 @@ describe('a store that fails under the running daemon', () => {
     dock = new TestDock({});
     dock.dock('s1', {
       serial: 'Q-1',
-      files: [{ rel: 'DCIM/A.MP4', size: 12_000_000 }, { rel: 'DCIM/B.MP4', size: 2_000_000 }, { rel: 'DCIM/C.MP4', size: 2_000_000 }],
+      files: [
+        { rel: 'DCIM/A.MP4', size: 12_000_000 },
+        { rel: 'DCIM/B.MP4', size: 2_000_000 },
+        { rel: 'DCIM/C.MP4', size: 2_000_000 },
+      ],
       spec: { throughputBytesPerSec: 4_000_000 },
     });
     const d = dock.start();

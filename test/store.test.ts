@@ -9,7 +9,9 @@ type Db = InstanceType<typeof Database>;
 /** What `dockd status` would say if it counted every row, as it did before the counts table. */
 function counted(db: Db): QueueCounts {
   const c: QueueCounts = { pending: 0, active: 0, failed: 0, verified: 0 };
-  for (const r of db.prepare<[], { status: string; n: number }>('SELECT status, count(*) n FROM recordings GROUP BY status').all()) {
+  for (const r of db
+    .prepare<[], { status: string; n: number }>('SELECT status, count(*) n FROM recordings GROUP BY status')
+    .all()) {
     if (r.status === 'copying') c.active = r.n;
     else if (r.status !== 'deleted') c[r.status as keyof QueueCounts] = r.n;
   }
@@ -26,7 +28,9 @@ function insert(db: Db, status: string, camera = 'C-1'): string {
 }
 
 function withCamera(db: Db): Db {
-  db.prepare(`INSERT INTO cameras (serial, first_seen, last_seen) VALUES ('C-1', '2026-12-01T00:00:00Z', '2026-12-01T00:00:00Z')`).run();
+  db.prepare(
+    `INSERT INTO cameras (serial, first_seen, last_seen) VALUES ('C-1', '2026-12-01T00:00:00Z', '2026-12-01T00:00:00Z')`,
+  ).run();
   return db;
 }
 
@@ -39,7 +43,8 @@ describe('queue counts', () => {
       db.pragma(`user_version = ${v + 1}`);
     }
     withCamera(db);
-    for (const s of ['pending', 'pending', 'copying', 'verified', 'verified', 'verified', 'failed', 'deleted']) insert(db, s);
+    for (const s of ['pending', 'pending', 'copying', 'verified', 'verified', 'verified', 'failed', 'deleted'])
+      insert(db, s);
     migrate(db);
     expect(queueCounts(db)).toEqual({ pending: 2, active: 1, failed: 1, verified: 3 });
   });
@@ -50,7 +55,8 @@ describe('queue counts', () => {
     withCamera(db);
     expect(queueCounts(db)).toEqual({ pending: 0, active: 0, failed: 0, verified: 0 });
     const ids = Array.from({ length: 6 }, () => insert(db, 'pending'));
-    const set = (id: string, status: string) => db.prepare('UPDATE recordings SET status = ? WHERE id = ?').run(status, id);
+    const set = (id: string, status: string) =>
+      db.prepare('UPDATE recordings SET status = ? WHERE id = ?').run(status, id);
     const steps: Array<() => unknown> = [
       () => set(ids[0]!, 'copying'),
       () => set(ids[0]!, 'verified'),
@@ -58,7 +64,7 @@ describe('queue counts', () => {
       () => set(ids[1]!, 'pending'), // a transient error puts it back
       () => set(ids[2]!, 'failed'),
       () => set(ids[2]!, 'failed'), // the same status again changes nothing
-      () => db.prepare("UPDATE recordings SET bytes_done = 500 WHERE id = ?").run(ids[3]), // not a status change
+      () => db.prepare('UPDATE recordings SET bytes_done = 500 WHERE id = ?').run(ids[3]), // not a status change
       () => db.prepare("UPDATE recordings SET status = 'pending' WHERE status = 'failed'").run(), // dockd retry --all
       () => db.prepare("UPDATE recordings SET status = 'verified' WHERE status = 'pending'").run(), // many rows at once
       () => set(ids[4]!, 'deleted'), // retention

@@ -5,7 +5,13 @@ import path from 'node:path';
 import type { DeviceInfo } from '../drivers/types.js';
 import type { BusListener } from '../src/bus/types.js';
 import { UsbBus, UsbDeviceRegistry, type UsbBusConfig } from '../src/bus/usb.js';
-import { createNodeUsbBackend, portPathOf, snapshotOf, type NodeUsbDevice, type NodeUsbModule } from '../src/usb/node-usb.js';
+import {
+  createNodeUsbBackend,
+  portPathOf,
+  snapshotOf,
+  type NodeUsbDevice,
+  type NodeUsbModule,
+} from '../src/usb/node-usb.js';
 import { FakeUsbBackend, MemoryLogger, recorded } from './support/usb.js';
 
 class Recorder implements BusListener {
@@ -39,7 +45,11 @@ function setup(opts: { hotplug?: boolean; cfg?: Partial<UsbBusConfig>; backend?:
   const backend = opts.backend ?? new FakeUsbBackend({ hotplug: opts.hotplug });
   const log = new MemoryLogger();
   const registry = new UsbDeviceRegistry();
-  const bus = new UsbBus({ slots: {}, allow: [], pollIntervalMs: 60_000, ...opts.cfg }, log, { backend, sysfsRoot: sysfsWithUsb(), registry });
+  const bus = new UsbBus({ slots: {}, allow: [], pollIntervalMs: 60_000, ...opts.cfg }, log, {
+    backend,
+    sysfsRoot: sysfsWithUsb(),
+    registry,
+  });
   buses.push(bus);
   return { backend, log, registry, bus, listener: new Recorder() };
 }
@@ -238,7 +248,10 @@ describe('UsbBus', () => {
 });
 
 describe('node-usb backend', () => {
-  function fakeDevice(over: Partial<Record<keyof NodeUsbDevice, unknown>> = {}, throwing: string[] = []): NodeUsbDevice {
+  function fakeDevice(
+    over: Partial<Record<keyof NodeUsbDevice, unknown>> = {},
+    throwing: string[] = [],
+  ): NodeUsbDevice {
     const dev: Record<string, unknown> = {
       vendorId: 0x46f4,
       productId: 0x0001,
@@ -248,7 +261,11 @@ describe('node-usb backend', () => {
       manufacturerName: 'QEMU',
       productName: 'QEMU USB HARDDRIVE',
       serialNumber: 'CAM-0001',
-      configuration: { interfaces: [{ interfaceNumber: 0, alternate: { interfaceClass: 8, interfaceSubclass: 6, interfaceProtocol: 0x50 } }] },
+      configuration: {
+        interfaces: [
+          { interfaceNumber: 0, alternate: { interfaceClass: 8, interfaceSubclass: 6, interfaceProtocol: 0x50 } },
+        ],
+      },
       ...over,
     };
     for (const k of throwing) {

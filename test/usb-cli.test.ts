@@ -32,7 +32,11 @@ function dock(): FakeUsbBackend {
 
 describe('dockd usb', () => {
   it('reports each device with slot, allow verdict and driver choice, and why', async () => {
-    const cfg = config({ allow: ['46f4:0001', 'class:06', 'nonsense'], slots: { '1-1': 'Bay 1' }, drivers: { '46f4:0004': 'ptp' } });
+    const cfg = config({
+      allow: ['46f4:0001', 'class:06', 'nonsense'],
+      slots: { '1-1': 'Bay 1' },
+      drivers: { '46f4:0004': 'ptp' },
+    });
     const r = await usbReport(cfg, { backend: dock(), sysfsRoot: sysfs(true) });
     expect(r.available).toBe(true);
     expect(r.invalidAllowEntries).toEqual(['nonsense']);
@@ -53,16 +57,32 @@ describe('dockd usb', () => {
     });
     // An explicit usb.drivers rule wins over the interface class, and says so.
     expect(r.devices[1]).toMatchObject({ allowed: true, driver: 'ptp', driverReason: 'rule 46f4:0004' });
-    expect(r.devices[4]).toMatchObject({ vidPid: '0781:5581', allowed: false, allowReason: 'not in usb.allow', driver: 'mass-storage' });
+    expect(r.devices[4]).toMatchObject({
+      vidPid: '0781:5581',
+      allowed: false,
+      allowReason: 'not in usb.allow',
+      driver: 'mass-storage',
+    });
   });
 
   it('renders a block per device that an admin can read, with camera strings escaped', async () => {
     const r = await usbReport(config(), { backend: dock(), sysfsRoot: sysfs(true) });
     const text = renderUsbReport(r);
-    expect(text).toContain(['46f4:0001  QEMU QEMU USB HARDDRIVE', '  port     1-1', '  serial   CAM-0001', '  classes  08/06/50', '  allowed  no: mass storage (class 0x08) is never offloaded unless usb.allow names it', '  driver   mass-storage: interface class 0x08 (SCSI, bulk-only transport) (not used: the device is not allowed)'].join('\n'));
+    expect(text).toContain(
+      [
+        '46f4:0001  QEMU QEMU USB HARDDRIVE',
+        '  port     1-1',
+        '  serial   CAM-0001',
+        '  classes  08/06/50',
+        '  allowed  no: mass storage (class 0x08) is never offloaded unless usb.allow names it',
+        '  driver   mass-storage: interface class 0x08 (SCSI, bulk-only transport) (not used: the device is not allowed)',
+      ].join('\n'),
+    );
     expect(text).toContain('  allowed  yes: still-image interface (class 0x06), allowed by default');
     expect(text).toContain('  driver   ptp: interface class 0x06/0x01/0x01 (PTP still image)');
-    expect(text).toContain('  driver   none: no driver matches interface class 0x03 (not used: the device is not allowed)');
+    expect(text).toContain(
+      '  driver   none: no driver matches interface class 0x03 (not used: the device is not allowed)',
+    );
     expect(text).toContain('bad\\x1b[2Jserial');
     expect(text).not.toContain('\u001b');
   });
@@ -70,7 +90,9 @@ describe('dockd usb', () => {
   it('says so and succeeds on a machine without USB', async () => {
     const out: string[] = [];
     await runUsbCommand(config(), {}, { backend: dock(), sysfsRoot: sysfs(false) }, (s) => out.push(s));
-    expect(out.join('')).toMatch(/^this machine has no USB bus \(.*\/bus\/usb is missing\); dockd runs without USB here\.\n$/);
+    expect(out.join('')).toMatch(
+      /^this machine has no USB bus \(.*\/bus\/usb is missing\); dockd runs without USB here\.\n$/,
+    );
     const json: string[] = [];
     await runUsbCommand(config({ enabled: false }), { json: true }, { sysfsRoot: sysfs(false) }, (s) => json.push(s));
     expect(JSON.parse(json.join('')) as UsbReport).toMatchObject({ available: false, enabled: false, devices: [] });

@@ -6,7 +6,15 @@ import { chooseDriver, selectDriver } from '../src/dock/drivers.js';
 import { allowVerdict, compileAllowList, formatVidPid, parseVidPid, slotFor } from '../src/usb/policy.js';
 import { recorded, recordedInfo, type RecordedName } from './support/usb.js';
 
-const ALL: RecordedName[] = ['qemu-usb-storage', 'qemu-usb-mtp', 'ptp-still-camera', 'body-camera-vendor-mtp', 'usb-stick', 'keyboard', 'hub'];
+const ALL: RecordedName[] = [
+  'qemu-usb-storage',
+  'qemu-usb-mtp',
+  'ptp-still-camera',
+  'body-camera-vendor-mtp',
+  'usb-stick',
+  'keyboard',
+  'hub',
+];
 
 function allowed(entries: string[]): RecordedName[] {
   const list = compileAllowList(entries);
@@ -23,13 +31,17 @@ const ptpStandIn: CameraDriver = {
 describe('usb allow policy', () => {
   it('allows only still-image devices when usb.allow is empty: never a stick, never the QEMU disk', () => {
     expect(allowed([])).toEqual(['qemu-usb-mtp', 'ptp-still-camera']);
-    expect(allowVerdict(recorded('usb-stick'), compileAllowList([])).reason).toMatch(/mass storage \(class 0x08\) is never offloaded unless usb\.allow names it/);
+    expect(allowVerdict(recorded('usb-stick'), compileAllowList([])).reason).toMatch(
+      /mass storage \(class 0x08\) is never offloaded unless usb\.allow names it/,
+    );
     expect(allowVerdict(recorded('keyboard'), compileAllowList([])).reason).toMatch(/not a still-image device/);
   });
 
   it('takes VID:PID entries in either case, and the list then replaces the default', () => {
     expect(allowed(['46F4:0001'])).toEqual(['qemu-usb-storage']);
-    expect(allowVerdict(recorded('qemu-usb-storage'), compileAllowList(['46f4:0001'])).reason).toBe('usb.allow "46f4:0001"');
+    expect(allowVerdict(recorded('qemu-usb-storage'), compileAllowList(['46f4:0001'])).reason).toBe(
+      'usb.allow "46f4:0001"',
+    );
     expect(allowed(['46f4:0001', 'class:06'])).toEqual(['qemu-usb-storage', 'qemu-usb-mtp', 'ptp-still-camera']);
   });
 
@@ -47,7 +59,10 @@ describe('usb allow policy', () => {
 
   it('refuses a device whose configuration could not be read unless its VID:PID is allowed', () => {
     const blind = recorded('qemu-usb-mtp', { interfaces: [] });
-    expect(allowVerdict(blind, compileAllowList([]))).toEqual({ allowed: false, reason: expect.stringMatching(/interfaces unknown/) });
+    expect(allowVerdict(blind, compileAllowList([]))).toEqual({
+      allowed: false,
+      reason: expect.stringMatching(/interfaces unknown/),
+    });
     expect(allowVerdict(blind, compileAllowList(['46f4:0004'])).allowed).toBe(true);
   });
 
@@ -69,7 +84,10 @@ describe('driver selection', () => {
   const drivers = [simulatedDriver, createMassStorageDriver(), ptpStandIn];
 
   it('gives mass storage to mass-storage and still-image devices to ptp, saying why', () => {
-    expect(chooseDriver(drivers, recordedInfo('qemu-usb-storage'))).toEqual({ driver: drivers[1], reason: 'interface class 0x08 (SCSI, bulk-only transport)' });
+    expect(chooseDriver(drivers, recordedInfo('qemu-usb-storage'))).toEqual({
+      driver: drivers[1],
+      reason: 'interface class 0x08 (SCSI, bulk-only transport)',
+    });
     expect(chooseDriver(drivers, recordedInfo('usb-stick')).driver?.name).toBe('mass-storage');
     expect(chooseDriver(drivers, recordedInfo('qemu-usb-mtp')).driver?.name).toBe('ptp');
     expect(chooseDriver(drivers, recordedInfo('ptp-still-camera'))).toMatchObject({ reason: 'score 50' });
@@ -77,8 +95,14 @@ describe('driver selection', () => {
 
   it('lets a usb.drivers rule win over the scores', () => {
     const rules = { '46F4:0001': 'ptp', '2e1a:0102': 'ptp' };
-    expect(chooseDriver(drivers, recordedInfo('qemu-usb-storage'), rules)).toEqual({ driver: ptpStandIn, reason: 'rule 46f4:0001' });
-    expect(chooseDriver(drivers, recordedInfo('body-camera-vendor-mtp'), rules)).toEqual({ driver: ptpStandIn, reason: 'rule 2e1a:0102' });
+    expect(chooseDriver(drivers, recordedInfo('qemu-usb-storage'), rules)).toEqual({
+      driver: ptpStandIn,
+      reason: 'rule 46f4:0001',
+    });
+    expect(chooseDriver(drivers, recordedInfo('body-camera-vendor-mtp'), rules)).toEqual({
+      driver: ptpStandIn,
+      reason: 'rule 2e1a:0102',
+    });
     expect(chooseDriver(drivers, recordedInfo('body-camera-vendor-mtp')).driver).toBeNull();
   });
 

@@ -15,7 +15,9 @@ beforeEach(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'dockd-verify-'));
   db = openStore(path.join(dir, 'data'));
   custody = new CustodyLog(db);
-  db.prepare(`INSERT INTO cameras (serial, first_seen, last_seen) VALUES ('C-1', '2026-12-01T00:00:00Z', '2026-12-01T00:00:00Z')`).run();
+  db.prepare(
+    `INSERT INTO cameras (serial, first_seen, last_seen) VALUES ('C-1', '2026-12-01T00:00:00Z', '2026-12-01T00:00:00Z')`,
+  ).run();
 });
 afterEach(() => {
   db.close();
@@ -30,8 +32,25 @@ function archived(id: string, data: Buffer): { id: string; file: string; sha256:
   db.prepare(
     `INSERT INTO recordings (id, camera, source_path, source_id, bytes, status, sha256, stored_sha256, stored_bytes, archive_path, discovered_at, verified_at)
      VALUES (?, 'C-1', ?, ?, ?, 'verified', ?, ?, ?, ?, ?, ?)`,
-  ).run(id, `DCIM/${id}.MP4`, `DCIM/${id}.MP4`, data.length, sha256, sha256, data.length, file, `2026-12-01T00:00:0${id.slice(1)}Z`, '2026-12-01T01:00:00Z');
-  custody.record({ type: 'offload.verified', camera: 'C-1', recording: id, sha256, details: { sourcePath: `DCIM/${id}.MP4`, archivePath: file, bytes: data.length } });
+  ).run(
+    id,
+    `DCIM/${id}.MP4`,
+    `DCIM/${id}.MP4`,
+    data.length,
+    sha256,
+    sha256,
+    data.length,
+    file,
+    `2026-12-01T00:00:0${id.slice(1)}Z`,
+    '2026-12-01T01:00:00Z',
+  );
+  custody.record({
+    type: 'offload.verified',
+    camera: 'C-1',
+    recording: id,
+    sha256,
+    details: { sourcePath: `DCIM/${id}.MP4`, archivePath: file, bytes: data.length },
+  });
   return { id, file, sha256 };
 }
 
@@ -51,11 +70,20 @@ describe('verify puts what it finds about archived files on the custody record',
     rmSync(b.file);
 
     for (let run = 0; run < 3; run++) {
-      expect(await verifyFiles(db, { custody })).toMatchObject({ checked: 3, ok: 1, missing: ['r2'], mismatched: ['r1'] });
+      expect(await verifyFiles(db, { custody })).toMatchObject({
+        checked: 3,
+        ok: 1,
+        missing: ['r2'],
+        mismatched: ['r1'],
+      });
     }
     const changedSha = createHash('sha256').update(changed).digest('hex');
-    expect(findings('r1').map((e) => [e.type, e.sha256, e.details])).toEqual([['archive.mismatch', a.sha256, { file: a.file, actual: changedSha, noticedBy: 'verify' }]]);
-    expect(findings('r2').map((e) => [e.type, e.details.actual])).toEqual([['archive.mismatch', 'the file is missing']]);
+    expect(findings('r1').map((e) => [e.type, e.sha256, e.details])).toEqual([
+      ['archive.mismatch', a.sha256, { file: a.file, actual: changedSha, noticedBy: 'verify' }],
+    ]);
+    expect(findings('r2').map((e) => [e.type, e.details.actual])).toEqual([
+      ['archive.mismatch', 'the file is missing'],
+    ]);
     expect(findings('r3')).toEqual([]);
 
     // Restored from a backup: on the record once; then cut short: a new finding.
@@ -80,7 +108,9 @@ describe('verify puts what it finds about archived files on the custody record',
       custody,
       onFile: (done) => {
         if (done !== 1) return;
-        db.prepare("UPDATE recordings SET status = 'deleted', deleted_at = ? WHERE id = 'r2'").run(new Date().toISOString());
+        db.prepare("UPDATE recordings SET status = 'deleted', deleted_at = ? WHERE id = 'r2'").run(
+          new Date().toISOString(),
+        );
         rmSync(b.file);
       },
     });
@@ -108,11 +138,21 @@ describe('verify holds files and rows to the hash custody recorded', () => {
     expect(res).toMatchObject({ checked: 2, ok: 1, missing: [], mismatched: ['r1'], rowMismatched: ['r1'] });
     expect(res.disagreements).toEqual([
       { recording: 'r1', disagrees: 'row', detail: `recordings.sha256 is ${sha(forged)}, custody says ${a.sha256}` },
-      { recording: 'r1', disagrees: 'row', detail: `recordings.stored_sha256 is ${sha(forged)}, custody says ${a.sha256}` },
-      { recording: 'r1', disagrees: 'file', detail: `the archived file's SHA-256 is ${sha(forged)}, custody says ${a.sha256}` },
+      {
+        recording: 'r1',
+        disagrees: 'row',
+        detail: `recordings.stored_sha256 is ${sha(forged)}, custody says ${a.sha256}`,
+      },
+      {
+        recording: 'r1',
+        disagrees: 'file',
+        detail: `the archived file's SHA-256 is ${sha(forged)}, custody says ${a.sha256}`,
+      },
     ]);
     // The finding on the record names the hash custody holds, not the forged row's.
-    expect(findings('r1').map((e) => [e.type, e.sha256, e.details.actual])).toEqual([['archive.mismatch', a.sha256, sha(forged)]]);
+    expect(findings('r1').map((e) => [e.type, e.sha256, e.details.actual])).toEqual([
+      ['archive.mismatch', a.sha256, sha(forged)],
+    ]);
   });
 
   it('finds an edited row whose file is intact, also with --quick, and records no archive finding', async () => {
@@ -148,7 +188,13 @@ describe('verify holds files and rows to the hash custody recorded', () => {
       `INSERT INTO recordings (id, camera, source_path, source_id, bytes, status, sha256, stored_sha256, stored_bytes, archive_path, discovered_at, verified_at)
        VALUES ('r1', 'C-1', 'DCIM/R1.MP4', 'DCIM/R1.MP4', ?, 'verified', ?, ?, ?, ?, '2026-12-01T00:00:01Z', '2026-12-01T01:00:00Z')`,
     ).run(plain.length, sha(plain), sha(sealed), sealed.length, file);
-    custody.record({ type: 'offload.verified', camera: 'C-1', recording: 'r1', sha256: sha(plain), details: { archivePath: file, bytes: plain.length, storedSha256: sha(sealed), storedBytes: sealed.length } });
+    custody.record({
+      type: 'offload.verified',
+      camera: 'C-1',
+      recording: 'r1',
+      sha256: sha(plain),
+      details: { archivePath: file, bytes: plain.length, storedSha256: sha(sealed), storedBytes: sealed.length },
+    });
     expect(await verifyFiles(db, { custody })).toMatchObject({ ok: 1, mismatched: [], rowMismatched: [] });
 
     // Another age file swapped in with its hash in the row: custody still holds the first one's.
@@ -157,6 +203,8 @@ describe('verify holds files and rows to the hash custody recorded', () => {
     db.prepare('UPDATE recordings SET stored_sha256 = ? WHERE id = ?').run(sha(other), 'r1');
     const res = await verifyFiles(db, { custody });
     expect(res).toMatchObject({ ok: 0, mismatched: ['r1'], rowMismatched: ['r1'] });
-    expect(res.disagreements.find((d) => d.disagrees === 'file')!.detail).toBe(`the archived file's SHA-256 is ${sha(other)}, custody says ${sha(sealed)}`);
+    expect(res.disagreements.find((d) => d.disagrees === 'file')!.detail).toBe(
+      `the archived file's SHA-256 is ${sha(other)}, custody says ${sha(sealed)}`,
+    );
   });
 });

@@ -14,8 +14,24 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, w
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, ROOT, sha256, type CustodyJson, type LogLine as HarnessLogLine, type RecordingJson, type VerifyJson } from './support/harness.js';
-import { listFatImage, makeFatImage, prepareGuest, readFatImage, startVm, writeFatFile, type Vm } from './support/qemu.js';
+import {
+  cli,
+  ROOT,
+  sha256,
+  type CustodyJson,
+  type LogLine as HarnessLogLine,
+  type RecordingJson,
+  type VerifyJson,
+} from './support/harness.js';
+import {
+  listFatImage,
+  makeFatImage,
+  prepareGuest,
+  readFatImage,
+  startVm,
+  writeFatFile,
+  type Vm,
+} from './support/qemu.js';
 
 /** Where the guest keeps each scenario's data dir (tmpfs). */
 const GUEST_DATA = '/run/dockd';
@@ -83,7 +99,6 @@ interface Footage {
   data: Buffer;
   sha256: string;
 }
-
 
 /**
  * Whether the camera's disk image still holds `file` (read after unplugging). A boolean, not the
@@ -154,7 +169,8 @@ class DaemonResult {
   /** An archive path as the guest wrote it, mapped into the copy the host has. */
   hostPath(guestPath: string): string {
     const rel = path.posix.relative(`${GUEST_DATA}/${this.daemon.name}`, guestPath);
-    if (rel.startsWith('..') || path.posix.isAbsolute(rel)) throw new Error(`archive path outside the data dir: ${guestPath}`);
+    if (rel.startsWith('..') || path.posix.isAbsolute(rel))
+      throw new Error(`archive path outside the data dir: ${guestPath}`);
     return path.join(this.dataDir, ...rel.split('/'));
   }
 
@@ -171,7 +187,12 @@ class DaemonResult {
     expect(recs.map((r) => r.sourcePath).sort()).toEqual(files.map((f) => f.path).sort());
     for (const r of recs) {
       const f = files.find((x) => x.path === r.sourcePath)!;
-      expect(r, r.sourcePath).toMatchObject({ status: 'verified', bytes: f.data.length, sha256: f.sha256, deletedFromCamera: true });
+      expect(r, r.sourcePath).toMatchObject({
+        status: 'verified',
+        bytes: f.data.length,
+        sha256: f.sha256,
+        deletedFromCamera: true,
+      });
       const archived = readFileSync(this.hostPath(r.archivePath!));
       expect(archived.length, r.archivePath!).toBe(f.data.length);
       expect(sha256(archived), r.archivePath!).toBe(f.sha256);
@@ -183,7 +204,12 @@ class DaemonResult {
   async expectCustodyInOrder(recs: RecordingJson[]): Promise<void> {
     for (const r of recs) {
       const types = (await this.custody(r.id)).map((e) => e.type);
-      expect(types, r.sourcePath).toEqual(['recording.discovered', 'offload.started', 'offload.verified', 'camera.file_deleted']);
+      expect(types, r.sourcePath).toEqual([
+        'recording.discovered',
+        'offload.started',
+        'offload.verified',
+        'camera.file_deleted',
+      ]);
     }
   }
 
@@ -223,14 +249,23 @@ class GuestDaemon {
     const next = path.join(this.vm.dataDir, 'next');
     writeFileSync(`${next}.tmp`, this.name);
     renameSync(`${next}.tmp`, next);
-    const started = await this.vm.waitForSerial(new RegExp(`^\\[guest\\] RUNNER started ${this.name} (\\d+)$`, 'm'), 30_000, { from: this.from });
+    const started = await this.vm.waitForSerial(
+      new RegExp(`^\\[guest\\] RUNNER started ${this.name} (\\d+)$`, 'm'),
+      30_000,
+      { from: this.from },
+    );
     this.pid = Number(started[1]);
     this.from = started.index;
     await this.waitEvent('bus.started', (l) => l.bus === 'usb', 60_000);
   }
 
   /** The next line from now (or from `from`) whose event is `event` and that `match` accepts. */
-  async waitEvent(event: string, match: (l: LogLine) => boolean = () => true, timeoutMs = OFFLOAD_MS, from = this.from): Promise<Seen> {
+  async waitEvent(
+    event: string,
+    match: (l: LogLine) => boolean = () => true,
+    timeoutMs = OFFLOAD_MS,
+    from = this.from,
+  ): Promise<Seen> {
     const deadline = Date.now() + timeoutMs;
     const re = new RegExp(`^\\[guest\\] (\\{.*"event":"${event.replace(/\./g, '\\.')}".*\\})$`, 'm');
     let cursor = from;
@@ -245,7 +280,13 @@ class GuestDaemon {
   }
 
   /** Waits for `count` events, each accepted by `match`, counting from `from`. */
-  async waitEvents(event: string, count: number, match: (l: LogLine) => boolean = () => true, timeoutMs = OFFLOAD_MS, from = this.from): Promise<LogLine[]> {
+  async waitEvents(
+    event: string,
+    count: number,
+    match: (l: LogLine) => boolean = () => true,
+    timeoutMs = OFFLOAD_MS,
+    from = this.from,
+  ): Promise<LogLine[]> {
     const deadline = Date.now() + timeoutMs;
     const out: LogLine[] = [];
     let cursor = from;
@@ -261,7 +302,12 @@ class GuestDaemon {
    * One dock visit as the log tells it, counting from `from`: the camera docks, `count` of its
    * recordings are verified and it is cleared; then `unplug` pulls it out and it undocks.
    */
-  async visit(camera: string, count: number, from: number, unplug: () => Promise<void>): Promise<{ docked: Seen; verified: LogLine[] }> {
+  async visit(
+    camera: string,
+    count: number,
+    from: number,
+    unplug: () => Promise<void>,
+  ): Promise<{ docked: Seen; verified: LogLine[] }> {
     const mine = (l: LogLine) => l.camera === camera;
     const docked = await this.waitEvent('camera.docked', mine, 60_000, from);
     const verified = await this.waitEvents('offload.verified', count, mine, OFFLOAD_MS, from);
@@ -279,9 +325,19 @@ class GuestDaemon {
   /** SIGTERM in the guest, `dockd verify` there, and the data dir copied out for the host. */
   async stop(): Promise<DaemonResult> {
     writeFileSync(path.join(this.dir, 'stop'), '');
-    const exited = await this.vm.waitForSerial(new RegExp(`^\\[guest\\] RUNNER exited ${this.name} (\\d+)$`, 'm'), 30_000, { from: this.from });
-    const verified = await this.vm.waitForSerial(new RegExp(`^\\[guest\\] RUNNER verified ${this.name} (\\d+)$`, 'm'), WRAP_UP_MS, { from: exited.index });
-    await this.vm.waitForSerial(new RegExp(`^\\[guest\\] RUNNER done ${this.name}$`, 'm'), WRAP_UP_MS, { from: verified.index });
+    const exited = await this.vm.waitForSerial(
+      new RegExp(`^\\[guest\\] RUNNER exited ${this.name} (\\d+)$`, 'm'),
+      30_000,
+      { from: this.from },
+    );
+    const verified = await this.vm.waitForSerial(
+      new RegExp(`^\\[guest\\] RUNNER verified ${this.name} (\\d+)$`, 'm'),
+      WRAP_UP_MS,
+      { from: exited.index },
+    );
+    await this.vm.waitForSerial(new RegExp(`^\\[guest\\] RUNNER done ${this.name}$`, 'm'), WRAP_UP_MS, {
+      from: verified.index,
+    });
     const log = readFileSync(path.join(this.dir, 'daemon.log'), 'utf8')
       .split('\n')
       .map(parseLogLine)
@@ -291,7 +347,9 @@ class GuestDaemon {
     try {
       verify = JSON.parse(verifyText) as VerifyJson;
     } catch {
-      throw new Error(`dockd verify in the guest printed no JSON: ${verifyText}${readFileSync(path.join(this.dir, 'verify.err'), 'utf8')}`);
+      throw new Error(
+        `dockd verify in the guest printed no JSON: ${verifyText}${readFileSync(path.join(this.dir, 'verify.err'), 'utf8')}`,
+      );
     }
     return new DaemonResult(this, Number(exited[1]), Number(verified[1]), verify, log);
   }
@@ -300,7 +358,9 @@ class GuestDaemon {
   async abandon(): Promise<void> {
     if (this.vm.exited || existsSync(path.join(this.dir, 'stop'))) return;
     writeFileSync(path.join(this.dir, 'stop'), '');
-    await this.vm.waitForSerial(new RegExp(`^\\[guest\\] RUNNER done ${this.name}$`, 'm'), WRAP_UP_MS, { from: this.from }).catch(() => undefined);
+    await this.vm
+      .waitForSerial(new RegExp(`^\\[guest\\] RUNNER done ${this.name}$`, 'm'), WRAP_UP_MS, { from: this.from })
+      .catch(() => undefined);
   }
 }
 
@@ -326,7 +386,8 @@ let work: string;
 beforeAll(async () => {
   // A first build of the guest downloads the kernel and udev: not a scenario's time.
   await prepareGuest();
-  if (!existsSync(path.join(ROOT, 'dist', 'src', 'cli', 'main.js'))) throw new Error('the guest runs the built daemon: build first (npm run test:vm does)');
+  if (!existsSync(path.join(ROOT, 'dist', 'src', 'cli', 'main.js')))
+    throw new Error('the guest runs the built daemon: build first (npm run test:vm does)');
   work = mkdtempSync(path.join(os.tmpdir(), 'dockd-vm-dockd-'));
 }, 600_000);
 
@@ -353,7 +414,13 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
     return daemon;
   };
 
-  const plugStorage = async (id: string, image: string, serial: string, port: string, readOnly = false): Promise<number> => {
+  const plugStorage = async (
+    id: string,
+    image: string,
+    serial: string,
+    port: string,
+    readOnly = false,
+  ): Promise<number> => {
     const at = Date.now();
     await guest().plugStorage({ id, image, serial, port, readOnly });
     plugged.add(id);
@@ -387,8 +454,21 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
 
   it('1. offloads a mass-storage camera found by its USB serial, verifies, deletes from it, and keeps custody', async () => {
     try {
-      const files = footage(['DCIM/100BODY/REC0001.MP4', 'DCIM/100BODY/REC0002.MP4', 'DCIM/100BODY/REC0003.MP4', 'DCIM/100BODY/REC0004.MP4'], (i) => (2 + i) * MB + 12_345 * i);
-      const image = await makeFatImage({ path: path.join(work, 'cam1.img'), sizeMb: 64, label: 'CAM0001', files: files.map((f) => ({ path: f.path, data: f.data, mtime: new Date('2024-05-01T10:20:30Z') })) });
+      const files = footage(
+        [
+          'DCIM/100BODY/REC0001.MP4',
+          'DCIM/100BODY/REC0002.MP4',
+          'DCIM/100BODY/REC0003.MP4',
+          'DCIM/100BODY/REC0004.MP4',
+        ],
+        (i) => (2 + i) * MB + 12_345 * i,
+      );
+      const image = await makeFatImage({
+        path: path.join(work, 'cam1.img'),
+        sizeMb: 64,
+        label: 'CAM0001',
+        files: files.map((f) => ({ path: f.path, data: f.data, mtime: new Date('2024-05-01T10:20:30Z') })),
+      });
       const d = await startDaemon('mass-storage', { allow: ['46f4:0001'], massStorage: { mount: true } });
 
       const from = d.mark();
@@ -398,7 +478,9 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
       daemon = undefined;
 
       // The volume was found through sysfs and mounted by the daemon itself, under its data dir.
-      expect(result.events('mass_storage.mounted')[0]).toMatchObject({ mountPoint: `${GUEST_DATA}/mass-storage/mnt/2-1` });
+      expect(result.events('mass_storage.mounted')[0]).toMatchObject({
+        mountPoint: `${GUEST_DATA}/mass-storage/mnt/2-1`,
+      });
       expect(result.events('camera.docked', 'CAM-0001')[0]).toMatchObject({ slot: '2-1', model: expect.any(String) });
       result.expectCleanRun(files.length);
       const recs = await result.expectArchived('CAM-0001', files);
@@ -407,7 +489,14 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
       for (const f of files) expect(await onCamera(image, f.path), `${f.path} still on the camera`).toBe(false);
       expect(await listFatImage(image)).toEqual([]);
 
-      timings.push(timingLine('1 mass storage', { plugged: plugAt, docked, verified, bytes: files.reduce((n, f) => n + f.data.length, 0) }));
+      timings.push(
+        timingLine('1 mass storage', {
+          plugged: plugAt,
+          docked,
+          verified,
+          bytes: files.reduce((n, f) => n + f.data.length, 0),
+        }),
+      );
     } finally {
       await cleanUp();
     }
@@ -416,7 +505,10 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
   it('2. offloads an MTP camera through the PTP driver, deleting each object once verified', async () => {
     try {
       const root = path.join(work, 'mtp-root');
-      const files = footage(['DCIM/100BODY/MTP0001.MP4', 'DCIM/100BODY/MTP0002.MP4', 'DCIM/100BODY/MTP0003.MP4'], (i) => 1 * MB + 54_321 * i);
+      const files = footage(
+        ['DCIM/100BODY/MTP0001.MP4', 'DCIM/100BODY/MTP0002.MP4', 'DCIM/100BODY/MTP0003.MP4'],
+        (i) => 1 * MB + 54_321 * i,
+      );
       for (const f of files) {
         mkdirSync(path.dirname(path.join(root, f.path)), { recursive: true });
         writeFileSync(path.join(root, f.path), f.data);
@@ -439,7 +531,9 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
       // DeleteObject reached the device: usb-mtp removed the files from the folder it serves.
       for (const f of files) expect(existsSync(path.join(root, f.path)), `${f.path} still on the camera`).toBe(false);
 
-      timings.push(timingLine('2 MTP', { plugged: plugAt, docked, verified, bytes: files.reduce((n, f) => n + f.data.length, 0) }));
+      timings.push(
+        timingLine('2 MTP', { plugged: plugAt, docked, verified, bytes: files.reduce((n, f) => n + f.data.length, 0) }),
+      );
     } finally {
       await cleanUp();
     }
@@ -449,7 +543,12 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
     try {
       // Large enough to pass the copy's first durable point (every 64 MiB) before the unplug.
       const [big] = footage(['DCIM/100BODY/REC0100.MP4'], () => 160 * MB);
-      const image = await makeFatImage({ path: path.join(work, 'cam3.img'), sizeMb: 192, label: 'CAM0003', files: [{ path: big!.path, data: big!.data }] });
+      const image = await makeFatImage({
+        path: path.join(work, 'cam3.img'),
+        sizeMb: 192,
+        label: 'CAM0003',
+        files: [{ path: big!.path, data: big!.data }],
+      });
       const d = await startDaemon('unplug', { allow: ['46f4:0001'], massStorage: { mount: true } });
 
       let from = d.mark();
@@ -459,7 +558,8 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
       const readBefore = guest().hostReadBytes();
       const deadline = Date.now() + 90_000;
       while (guest().hostReadBytes() - readBefore < 96 * MB) {
-        if (Date.now() > deadline) throw new Error(`the guest read only ${guest().hostReadBytes() - readBefore} bytes of the camera in 90 s`);
+        if (Date.now() > deadline)
+          throw new Error(`the guest read only ${guest().hostReadBytes() - readBefore} bytes of the camera in 90 s`);
         await new Promise((r) => setTimeout(r, 20));
       }
       await unplug('cam3');
@@ -488,15 +588,29 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
       const failed = custody.filter((e) => e.type === 'offload.failed');
       expect(failed).toHaveLength(1);
       expect(failed[0]!.details).toMatchObject({ class: 'deviceGone', willRetry: true });
-      expect(types).toEqual(['recording.discovered', 'offload.started', 'offload.failed', 'offload.started', 'offload.verified', 'camera.file_deleted']);
+      expect(types).toEqual([
+        'recording.discovered',
+        'offload.started',
+        'offload.failed',
+        'offload.started',
+        'offload.verified',
+        'camera.file_deleted',
+      ]);
       // The second copy resumed from what the first one made durable, not from byte 0.
       expect(interrupted.keptBytes as number).toBeGreaterThan(0);
       expect(resumed.resumeFrom).toBe(interrupted.keptBytes);
-      expect(custody.filter((e) => e.type === 'offload.started').map((e) => e.details.resumeFrom)).toEqual([0, interrupted.keptBytes]);
+      expect(custody.filter((e) => e.type === 'offload.started').map((e) => e.details.resumeFrom)).toEqual([
+        0,
+        interrupted.keptBytes,
+      ]);
       expect(await onCamera(image, big!.path), `${big!.path} still on the camera`).toBe(false);
 
       timings.push(
-        timingLine('3 unplug mid-copy, replug', { plugged: plugAt, docked, verified, bytes: big!.data.length }, `; interrupted with ${interrupted.keptBytes as number} bytes kept, resumed from ${resumed.resumeFrom as number}`),
+        timingLine(
+          '3 unplug mid-copy, replug',
+          { plugged: plugAt, docked, verified, bytes: big!.data.length },
+          `; interrupted with ${interrupted.keptBytes as number} bytes kept, resumed from ${resumed.resumeFrom as number}`,
+        ),
       );
     } finally {
       await cleanUp();
@@ -512,7 +626,11 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
         makeFatImage({ path: path.join(work, 'cam4r.img'), sizeMb: 48, files: right }),
       ]);
       // usb-storage is SuperSpeed: QEMU ports 1 and 2 are the guest's second root hub, ports 1 and 2.
-      const d = await startDaemon('slots', { allow: ['46f4:0001'], massStorage: { mount: true }, slots: { '2-1': 'bay-left', '2-2': 'bay-right' } });
+      const d = await startDaemon('slots', {
+        allow: ['46f4:0001'],
+        massStorage: { mount: true },
+        slots: { '2-1': 'bay-left', '2-2': 'bay-right' },
+      });
 
       const from = d.mark();
       const plugAt = await plugStorage('cam4l', imgL, 'CAM-0041', '1');
@@ -531,16 +649,26 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
 
       // Each serial in the slot its port is configured as.
       const cameras = await result.json<Array<{ serial: string; slot: string; docked: boolean }>>('cameras');
-      expect(cameras.map((c) => ({ serial: c.serial, slot: c.slot })).sort((a, b) => a.serial.localeCompare(b.serial))).toEqual([
+      expect(
+        cameras.map((c) => ({ serial: c.serial, slot: c.slot })).sort((a, b) => a.serial.localeCompare(b.serial)),
+      ).toEqual([
         { serial: 'CAM-0041', slot: 'bay-left' },
         { serial: 'CAM-0042', slot: 'bay-right' },
       ]);
-      expect(result.events('usb.attached').map((l) => [l.portPath, l.slot]).sort()).toEqual([
+      expect(
+        result
+          .events('usb.attached')
+          .map((l) => [l.portPath, l.slot])
+          .sort(),
+      ).toEqual([
         ['2-1', 'bay-left'],
         ['2-2', 'bay-right'],
       ]);
       result.expectCleanRun(4);
-      await result.expectCustodyInOrder([...(await result.expectArchived('CAM-0041', left)), ...(await result.expectArchived('CAM-0042', right))]);
+      await result.expectCustodyInOrder([
+        ...(await result.expectArchived('CAM-0041', left)),
+        ...(await result.expectArchived('CAM-0042', right)),
+      ]);
       expect(await listFatImage(imgL)).toEqual([]);
       expect(await listFatImage(imgR)).toEqual([]);
       // Both cameras were offloaded side by side, not one after the other.
@@ -548,7 +676,14 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
       const verifiedR = result.events('offload.verified', 'CAM-0042').map((l) => l.time);
       expect(Math.min(...startedL)).toBeLessThan(Math.max(...verifiedR));
 
-      timings.push(timingLine('4 two cameras, named slots', { plugged: plugAt, docked, verified, bytes: [...left, ...right].reduce((n, f) => n + f.data.length, 0) }));
+      timings.push(
+        timingLine('4 two cameras, named slots', {
+          plugged: plugAt,
+          docked,
+          verified,
+          bytes: [...left, ...right].reduce((n, f) => n + f.data.length, 0),
+        }),
+      );
     } finally {
       await cleanUp();
     }
@@ -561,7 +696,12 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
       // The camera reuses the name for other footage of the same size, written an hour later.
       const [after] = footage([REWRITTEN], () => before!.data.length);
       const recordedAt = new Date('2024-05-01T10:20:30Z');
-      const image = await makeFatImage({ path: path.join(work, 'cam6.img'), sizeMb: 48, label: 'CAM0006', files: [before!, untouched!].map((f) => ({ path: f.path, data: f.data, mtime: recordedAt })) });
+      const image = await makeFatImage({
+        path: path.join(work, 'cam6.img'),
+        sizeMb: 48,
+        label: 'CAM0006',
+        files: [before!, untouched!].map((f) => ({ path: f.path, data: f.data, mtime: recordedAt })),
+      });
       const d = await startDaemon('rewritten', { allow: ['46f4:0001'], massStorage: { mount: true } });
 
       // First docking write-protected: both recordings are verified, the kernel refuses to delete them.
@@ -603,11 +743,27 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
       expect(fresh.deletedFromCamera).toBe(true);
 
       const oldTypes = (await result.custody(old.id)).map((e) => e.type);
-      expect(oldTypes).toEqual(['recording.discovered', 'offload.started', 'offload.verified', 'camera.file_delete_failed', 'recording.replaced_on_camera']);
+      expect(oldTypes).toEqual([
+        'recording.discovered',
+        'offload.started',
+        'offload.verified',
+        'camera.file_delete_failed',
+        'recording.replaced_on_camera',
+      ]);
       const replaced = (await result.custody(old.id)).find((e) => e.type === 'recording.replaced_on_camera')!;
-      expect(replaced.details).toMatchObject({ noticedBy: 'listing', replacedBy: fresh.id, before: { bytes: before!.data.length }, after: { bytes: after!.data.length } });
+      expect(replaced.details).toMatchObject({
+        noticedBy: 'listing',
+        replacedBy: fresh.id,
+        before: { bytes: before!.data.length },
+        after: { bytes: after!.data.length },
+      });
       // The name left the card only once the footage now under it was verified.
-      expect((await result.custody(fresh.id)).map((e) => e.type)).toEqual(['recording.discovered', 'offload.started', 'offload.verified', 'camera.file_deleted']);
+      expect((await result.custody(fresh.id)).map((e) => e.type)).toEqual([
+        'recording.discovered',
+        'offload.started',
+        'offload.verified',
+        'camera.file_deleted',
+      ]);
       expect(await onCamera(image, REWRITTEN), `${REWRITTEN} still on the camera`).toBe(false);
 
       // A file the camera left alone is the same recording at the next docking, whatever inode
@@ -617,7 +773,14 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
       const held = await readFatImage(image, UNTOUCHED);
       expect(held && sha256(held), `${UNTOUCHED} after the second docking`).toBe(untouched!.sha256);
 
-      timings.push(timingLine('6 rewritten between two dockings', { plugged: plugAt, docked, verified, bytes: after!.data.length }));
+      timings.push(
+        timingLine('6 rewritten between two dockings', {
+          plugged: plugAt,
+          docked,
+          verified,
+          bytes: after!.data.length,
+        }),
+      );
     } finally {
       await cleanUp();
     }
@@ -628,7 +791,12 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
       const [before] = footage(['DCIM/100BODY/REC0701.MP4'], () => 48 * MB);
       const [after] = footage([before!.path], () => before!.data.length);
       const recordedAt = new Date('2024-05-01T10:20:30Z');
-      const image = await makeFatImage({ path: path.join(work, 'cam7.img'), sizeMb: 80, label: 'CAM0007', files: [{ path: before!.path, data: before!.data, mtime: recordedAt }] });
+      const image = await makeFatImage({
+        path: path.join(work, 'cam7.img'),
+        sizeMb: 80,
+        label: 'CAM0007',
+        files: [{ path: before!.path, data: before!.data, mtime: recordedAt }],
+      });
       const d = await startDaemon('rewritten-mid-copy', { allow: ['46f4:0001'], massStorage: { mount: true } });
 
       let from = d.mark();
@@ -637,7 +805,8 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
       const readBefore = guest().hostReadBytes();
       const deadline = Date.now() + 90_000;
       while (guest().hostReadBytes() - readBefore < 16 * MB) {
-        if (Date.now() > deadline) throw new Error(`the guest read only ${guest().hostReadBytes() - readBefore} bytes of the camera in 90 s`);
+        if (Date.now() > deadline)
+          throw new Error(`the guest read only ${guest().hostReadBytes() - readBefore} bytes of the camera in 90 s`);
         await new Promise((r) => setTimeout(r, 20));
       }
       await unplug('cam7');
@@ -664,13 +833,25 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
       result.expectCleanRun(1);
       const [rec] = await result.expectArchived('CAM-0007', [after!]);
       const custody = await result.custody(rec!.id);
-      expect(custody.filter((e) => e.type === 'offload.started').map((e) => e.details.resumeFrom)).toEqual([0, interrupted.keptBytes]);
-      expect(custody.find((e) => e.type === 'offload.verified')!.details).toMatchObject({ resumeRefused: true, bytes: after!.data.length });
+      expect(custody.filter((e) => e.type === 'offload.started').map((e) => e.details.resumeFrom)).toEqual([
+        0,
+        interrupted.keptBytes,
+      ]);
+      expect(custody.find((e) => e.type === 'offload.verified')!.details).toMatchObject({
+        resumeRefused: true,
+        bytes: after!.data.length,
+      });
       expect(result.events('offload.resume_refused', 'CAM-0007')).toHaveLength(1);
       expect(custody.map((e) => e.type).slice(-2)).toEqual(['offload.verified', 'camera.file_deleted']);
       expect(await onCamera(image, before!.path), `${before!.path} still on the camera`).toBe(false);
 
-      timings.push(timingLine('7 rewritten mid-copy, same size and time', { plugged: plugAt, docked, verified, bytes: after!.data.length }, `; ${interrupted.keptBytes as number} kept bytes refused`));
+      timings.push(
+        timingLine(
+          '7 rewritten mid-copy, same size and time',
+          { plugged: plugAt, docked, verified, bytes: after!.data.length },
+          `; ${interrupted.keptBytes as number} kept bytes refused`,
+        ),
+      );
     } finally {
       await cleanUp();
     }
@@ -689,7 +870,11 @@ describe('dockd in a guest without udev', () => {
     const image = await makeFatImage({ path: path.join(work, 'cam5.img'), sizeMb: 48, files });
     vm = await startVm({ dataDir: path.join(work, 'plain'), script: RUNNER, udev: false });
     expect(vm.serial).toMatch(/^dockd-init: udev off$/m);
-    const d = new GuestDaemon(vm, 'poll', daemonConfig({ allow: ['46f4:0001'], massStorage: { mount: true }, pollIntervalMs: 500 }));
+    const d = new GuestDaemon(
+      vm,
+      'poll',
+      daemonConfig({ allow: ['46f4:0001'], massStorage: { mount: true }, pollIntervalMs: 500 }),
+    );
     await d.start();
 
     const from = d.mark();
@@ -704,6 +889,13 @@ describe('dockd in a guest without udev', () => {
     writeFileSync(path.join(vm.dataDir, 'next'), 'quit');
     expect(await vm.exitCode(15_000)).toBe(0);
 
-    timings.push(timingLine('5 no udev, polling every 500 ms', { plugged: plugAt, docked, verified, bytes: files.reduce((n, f) => n + f.data.length, 0) }));
+    timings.push(
+      timingLine('5 no udev, polling every 500 ms', {
+        plugged: plugAt,
+        docked,
+        verified,
+        bytes: files.reduce((n, f) => n + f.data.length, 0),
+      }),
+    );
   }, 240_000);
 });

@@ -128,8 +128,8 @@ interface MountLine {
 
 function lines<T>(vm: Vm, tag: string, from = 0): T[] {
   const prefix = `${tag} `;
-  return vm
-    .serial.slice(from)
+  return vm.serial
+    .slice(from)
     .split('\n')
     .filter((l) => l.startsWith(`[guest] ${prefix}`))
     .map((l) => JSON.parse(l.slice(`[guest] ${prefix}`.length)) as T);
@@ -140,7 +140,9 @@ async function waitLine<T>(vm: Vm, tag: string, match: (v: T) => boolean, timeou
   const deadline = Date.now() + timeoutMs;
   let cursor = from;
   for (;;) {
-    const m = await vm.waitForSerial(new RegExp(`^\\[guest\\] ${tag} (.*)$`, 'm'), Math.max(1, deadline - Date.now()), { from: cursor });
+    const m = await vm.waitForSerial(new RegExp(`^\\[guest\\] ${tag} (.*)$`, 'm'), Math.max(1, deadline - Date.now()), {
+      from: cursor,
+    });
     const value = JSON.parse(m[1] ?? 'null') as T;
     if (match(value)) return value;
     cursor = m.index + m[0].length;
@@ -180,7 +182,12 @@ describe('QEMU guest with hot-plugged cameras', () => {
     const dataDir = path.join(work, 'udev-data');
     const footage = randomBytes(300_000);
     const image = await timed('makeFatImage 64 MB', () =>
-      makeFatImage({ path: path.join(work, 'cam1.img'), sizeMb: 64, label: 'CAM0001', files: [{ path: 'DCIM/100BODY/REC0001.MP4', data: footage, mtime: new Date('2024-05-01T10:20:30Z') }] }),
+      makeFatImage({
+        path: path.join(work, 'cam1.img'),
+        sizeMb: 64,
+        label: 'CAM0001',
+        files: [{ path: 'DCIM/100BODY/REC0001.MP4', data: footage, mtime: new Date('2024-05-01T10:20:30Z') }],
+      }),
     );
     expect(await listFatImage(image)).toEqual(['DCIM/100BODY/REC0001.MP4']);
     expect((await readFatImage(image, 'DCIM/100BODY/REC0001.MP4'))?.equals(footage)).toBe(true);
@@ -191,7 +198,10 @@ describe('QEMU guest with hot-plugged cameras', () => {
     const spawned = Date.now();
     vm = await startVm({ dataDir, script: GUEST_SCRIPT });
     await vm.waitForSerial(/^\[guest\] READY /m, 60_000);
-    timings.push(`boot → init ran the command (udev settled): ${vm.bootMs} ms`, `boot → node-usb ready: ${Date.now() - spawned} ms`);
+    timings.push(
+      `boot → init ran the command (udev settled): ${vm.bootMs} ms`,
+      `boot → node-usb ready: ${Date.now() - spawned} ms`,
+    );
     await vm.waitForSerial(/^\[guest\] ENUM /m, 30_000);
     expect(lastEnum(vm)?.devices).toEqual([]);
 
@@ -199,11 +209,23 @@ describe('QEMU guest with hot-plugged cameras', () => {
     let from = vm.serial.length;
     let plugged = Date.now();
     await vm.plugStorage({ id: 'cam1', image, serial: 'CAM-0001' });
-    const connect = await waitLine<EventLine>(vm, 'EVENT', (e) => e.type === 'connect' && e.serial === 'CAM-0001', 20_000, from);
+    const connect = await waitLine<EventLine>(
+      vm,
+      'EVENT',
+      (e) => e.type === 'connect' && e.serial === 'CAM-0001',
+      20_000,
+      from,
+    );
     timings.push(`usb-storage plug → connect event: ${Date.now() - plugged} ms`);
     expect(connect).toMatchObject({ id: '46f4:0001', serial: 'CAM-0001' });
     expect(connect.classes).toContain(8);
-    const seen = await waitLine<EnumLine>(vm, 'ENUM', (e) => e.devices.some((d) => d.serial === 'CAM-0001'), 20_000, from);
+    const seen = await waitLine<EnumLine>(
+      vm,
+      'ENUM',
+      (e) => e.devices.some((d) => d.serial === 'CAM-0001'),
+      20_000,
+      from,
+    );
     timings.push(`usb-storage plug → enumerated: ${Date.now() - plugged} ms`);
     expect(seen.devices).toContainEqual(expect.objectContaining({ id: '46f4:0001', serial: 'CAM-0001', classes: [8] }));
     const mount = await waitLine<MountLine>(vm, 'MOUNT', (m) => m.serial === 'CAM-0001', 20_000, from);
@@ -216,7 +238,13 @@ describe('QEMU guest with hot-plugged cameras', () => {
     from = vm.serial.length;
     plugged = Date.now();
     await vm.plugMtp({ id: 'mtp1', rootdir: mtpRoot, serial: 'MTP-0002' });
-    const mtp = await waitLine<EventLine>(vm, 'EVENT', (e) => e.type === 'connect' && e.serial === 'MTP-0002', 20_000, from);
+    const mtp = await waitLine<EventLine>(
+      vm,
+      'EVENT',
+      (e) => e.type === 'connect' && e.serial === 'MTP-0002',
+      20_000,
+      from,
+    );
     timings.push(`usb-mtp plug → connect event: ${Date.now() - plugged} ms`);
     expect(mtp).toMatchObject({ id: '46f4:0004', classes: [6] });
     const both = await waitLine<EnumLine>(vm, 'ENUM', (e) => e.devices.length === 2, 20_000, from);
@@ -248,7 +276,11 @@ describe('QEMU guest with hot-plugged cameras', () => {
 
   it('without udev, enumeration alone sees a camera, and the guest exit code comes back', async () => {
     const dataDir = path.join(work, 'plain-data');
-    const image = await makeFatImage({ path: path.join(work, 'cam2.img'), sizeMb: 40, files: [{ path: 'DCIM/100BODY/REC0009.MP4', data: randomBytes(4096) }] });
+    const image = await makeFatImage({
+      path: path.join(work, 'cam2.img'),
+      sizeMb: 40,
+      files: [{ path: 'DCIM/100BODY/REC0009.MP4', data: randomBytes(4096) }],
+    });
 
     const spawned = Date.now();
     vm = await startVm({ dataDir, script: GUEST_SCRIPT, udev: false });
@@ -259,7 +291,13 @@ describe('QEMU guest with hot-plugged cameras', () => {
     const from = vm.serial.length;
     const plugged = Date.now();
     await vm.plugStorage({ id: 'cam2', image, serial: 'CAM-0002', port: '3' });
-    const seen = await waitLine<EnumLine>(vm, 'ENUM', (e) => e.devices.some((d) => d.serial === 'CAM-0002'), 20_000, from);
+    const seen = await waitLine<EnumLine>(
+      vm,
+      'ENUM',
+      (e) => e.devices.some((d) => d.serial === 'CAM-0002'),
+      20_000,
+      from,
+    );
     timings.push(`no udev: plug → enumerated: ${Date.now() - plugged} ms`);
     expect(seen.devices).toContainEqual(expect.objectContaining({ id: '46f4:0001', classes: [8], ports: [3] }));
     // The kernel alone still makes the disk and its /dev node (devtmpfs).
@@ -278,14 +316,25 @@ describe('QEMU guest with hot-plugged cameras', () => {
     // A QEMU that dies of SIGSEGV the first time it is started, as qemu-system-x86_64 once did in CI.
     const marker = path.join(work, 'crashed-once');
     const crashing = path.join(work, 'qemu-crashing-once');
-    writeFileSync(crashing, `#!/bin/sh\nif [ ! -e ${marker} ]; then : > ${marker}; kill -SEGV $$; fi\nexec qemu-system-x86_64 "$@"\n`, { mode: 0o755 });
-    vm = await startVm({ dataDir: path.join(work, 'crash-data'), script: '#!/bin/sh\nexit 5\n', udev: false, qemu: crashing });
+    writeFileSync(
+      crashing,
+      `#!/bin/sh\nif [ ! -e ${marker} ]; then : > ${marker}; kill -SEGV $$; fi\nexec qemu-system-x86_64 "$@"\n`,
+      { mode: 0o755 },
+    );
+    vm = await startVm({
+      dataDir: path.join(work, 'crash-data'),
+      script: '#!/bin/sh\nexit 5\n',
+      udev: false,
+      qemu: crashing,
+    });
     expect(existsSync(marker)).toBe(true);
     expect(await vm.exitCode(60_000)).toBe(5);
 
     // A QEMU that always dies is not retried for ever: the error says what happened.
     const always = path.join(work, 'qemu-crashing');
     writeFileSync(always, '#!/bin/sh\nkill -SEGV $$\n', { mode: 0o755 });
-    await expect(startVm({ dataDir: path.join(work, 'crash-data-2'), script: '#!/bin/sh\nexit 5\n', udev: false, qemu: always })).rejects.toThrow(/QEMU died of SIGSEGV before the guest printed anything/);
+    await expect(
+      startVm({ dataDir: path.join(work, 'crash-data-2'), script: '#!/bin/sh\nexit 5\n', udev: false, qemu: always }),
+    ).rejects.toThrow(/QEMU died of SIGSEGV before the guest printed anything/);
   }, 120_000);
 });

@@ -108,7 +108,6 @@ interface LogLine {
   [k: string]: unknown;
 }
 
-
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -135,8 +134,10 @@ async function waitFor<T>(what: string, fn: () => T | undefined, vm: Vm, timeout
   for (;;) {
     const v = fn();
     if (v !== undefined) return v;
-    if (vm.exited) throw new Error(`QEMU exited while waiting for ${what}\n${vm.serial.split('\n').slice(-30).join('\n')}`);
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms\n${vm.serial.split('\n').slice(-30).join('\n')}`);
+    if (vm.exited)
+      throw new Error(`QEMU exited while waiting for ${what}\n${vm.serial.split('\n').slice(-30).join('\n')}`);
+    if (Date.now() > deadline)
+      throw new Error(`no ${what} within ${timeoutMs} ms\n${vm.serial.split('\n').slice(-30).join('\n')}`);
     await sleep(10);
   }
 }
@@ -162,15 +163,30 @@ function inFlight(lines: LogLine[], round: Round): string {
   }
   const parts: string[] = [];
   if (copying.size) parts.push(`copying ${[...copying].map((r) => names.get(r)).join(', ')}`);
-  if (undeleted.size) parts.push(`verified, not deleted: ${[...undeleted].map((r) => names.get(r) ?? r.slice(0, 8)).join(', ')}`);
+  if (undeleted.size)
+    parts.push(`verified, not deleted: ${[...undeleted].map((r) => names.get(r) ?? r.slice(0, 8)).join(', ')}`);
   const last = lines.filter((l) => l.event).at(-1)?.event;
-  if (!parts.length) parts.push(round.moment === 'first start' ? `start-up: data dir, database and key just made; last line ${last ?? 'none'}` : 'nothing');
+  if (!parts.length)
+    parts.push(
+      round.moment === 'first start'
+        ? `start-up: data dir, database and key just made; last line ${last ?? 'none'}`
+        : 'nothing',
+    );
   return parts.join('; ');
 }
 
 interface CheckJson {
   integrity: string;
-  recordings: Array<{ id: string; camera: string; sourcePath: string; status: string; sha256: string | null; archivePath: string | null; bytes: number; deletedFromCamera: number }>;
+  recordings: Array<{
+    id: string;
+    camera: string;
+    sourcePath: string;
+    status: string;
+    sha256: string | null;
+    archivePath: string | null;
+    bytes: number;
+    deletedFromCamera: number;
+  }>;
   verifiedEvents: Array<{ recording: string; n: number }>;
   keyReplaced: number;
   archive: Array<{ path: string; bytes: number }>;
@@ -184,7 +200,8 @@ const rounds: Round[] = [];
 
 beforeAll(async () => {
   await prepareGuest();
-  if (!existsSync(path.join(ROOT, 'dist', 'src', 'cli', 'main.js'))) throw new Error('the guest runs the built daemon: build first (npm run test:vm does)');
+  if (!existsSync(path.join(ROOT, 'dist', 'src', 'cli', 'main.js')))
+    throw new Error('the guest runs the built daemon: build first (npm run test:vm does)');
   work = mkdtempSync(path.join(os.tmpdir(), 'dockd-vm-power-'));
   disk = path.join(work, 'data.ext4');
   // Sparse: the file system takes what the archive holds, a few hundred MB at most.
@@ -207,8 +224,12 @@ beforeAll(async () => {
 afterAll(() => {
   if (work && process.env.DOCKD_VM_KEEP === '1') console.log(`kept ${work}`);
   else if (work) rmSync(work, { recursive: true, force: true });
-  const rows = rounds.map((r) => `| ${r.n} | ${r.cutAt ?? r.moment} | ${r.inFlight ?? ''} | ${r.result ?? 'not checked'} |`);
-  console.log(`power cuts (seed ${SEED}):\n| # | cut | in flight | after the next boot |\n| --- | --- | --- | --- |\n${rows.join('\n')}`);
+  const rows = rounds.map(
+    (r) => `| ${r.n} | ${r.cutAt ?? r.moment} | ${r.inFlight ?? ''} | ${r.result ?? 'not checked'} |`,
+  );
+  console.log(
+    `power cuts (seed ${SEED}):\n| # | cut | in flight | after the next boot |\n| --- | --- | --- | --- |\n${rows.join('\n')}`,
+  );
 });
 
 function planRounds(): void {
@@ -228,7 +249,11 @@ function planRounds(): void {
     const serial = `PWR-${String(n).padStart(4, '0')}`;
     const files = sizes.map((bytes, i) => {
       const data = randomBytes(bytes);
-      return { path: `DCIM/100BODY/R${String(n).padStart(2, '0')}_${String(i + 1).padStart(4, '0')}.MP4`, data, sha256: sha256(data) };
+      return {
+        path: `DCIM/100BODY/R${String(n).padStart(2, '0')}_${String(i + 1).padStart(4, '0')}.MP4`,
+        data,
+        sha256: sha256(data),
+      };
     });
     const round: Round = {
       n,
@@ -260,21 +285,42 @@ async function cut(vm: Vm, round: Round, daemonPid: number, from: number, starte
   } else {
     const mine = (l: LogLine) => l.camera === round.serial;
     let match: (l: LogLine) => boolean;
-    if (round.moment === 'offload.started') match = (l) => l.event === 'offload.started' && mine(l) && l.msg === `copying ${round.target!.path}`;
+    if (round.moment === 'offload.started')
+      match = (l) => l.event === 'offload.started' && mine(l) && l.msg === `copying ${round.target!.path}`;
     else if (round.moment === 'custody.checkpoint') match = (l) => l.event === 'custody.checkpoint';
     else match = (l) => l.event === round.moment && mine(l);
     // Checkpoints come from every event: count only those after this camera docked.
-    const docked = await waitFor(`camera ${round.serial} docked`, () => lines().findIndex((l) => l.event === 'camera.docked' && mine(l)) + 1 || undefined, vm, 60_000);
-    const hit = await waitFor(`${round.moment} #${round.occurrence}`, () => {
-      const seen = lines().slice(docked).filter(match);
-      if (seen.length >= round.occurrence) return seen[round.occurrence - 1];
-      // A round whose moment never comes (the camera finished first) is cut when it clears.
-      return lines().slice(docked).find((l) => l.event === 'camera.cleared' && mine(l));
-    }, vm, 180_000);
-    let at = hit.event === 'camera.cleared' ? `${round.moment} #${round.occurrence} never came: camera.cleared` : `${hit.event} #${round.occurrence}`;
+    const docked = await waitFor(
+      `camera ${round.serial} docked`,
+      () => lines().findIndex((l) => l.event === 'camera.docked' && mine(l)) + 1 || undefined,
+      vm,
+      60_000,
+    );
+    const hit = await waitFor(
+      `${round.moment} #${round.occurrence}`,
+      () => {
+        const seen = lines().slice(docked).filter(match);
+        if (seen.length >= round.occurrence) return seen[round.occurrence - 1];
+        // A round whose moment never comes (the camera finished first) is cut when it clears.
+        return lines()
+          .slice(docked)
+          .find((l) => l.event === 'camera.cleared' && mine(l));
+      },
+      vm,
+      180_000,
+    );
+    let at =
+      hit.event === 'camera.cleared'
+        ? `${round.moment} #${round.occurrence} never came: camera.cleared`
+        : `${hit.event} #${round.occurrence}`;
     if (round.readPastMb !== undefined && hit.event === 'offload.started') {
       const before = vm.hostReadBytes();
-      await waitFor(`${round.readPastMb} MB read of ${round.target!.path}`, () => (vm.hostReadBytes() - before >= round.readPastMb! * MB ? true : undefined), vm, 120_000);
+      await waitFor(
+        `${round.readPastMb} MB read of ${round.target!.path}`,
+        () => (vm.hostReadBytes() - before >= round.readPastMb! * MB ? true : undefined),
+        vm,
+        120_000,
+      );
       at += ` (${baseName(round.target!.path)}, after ${round.readPastMb} MB of ${Math.round(round.target!.data.length / MB)} MB were read)`;
     } else if (hit.event === 'offload.started') {
       at += ` (${baseName(round.target!.path)})`;
@@ -290,7 +336,8 @@ async function cut(vm: Vm, round: Round, daemonPid: number, from: number, starte
 /** The newest signed chain head the daemon logged so far, over every boot: durable once logged. */
 let lastHead: { seq: number; hash: string } | null = null;
 function noteHeads(vm: Vm, from: number): void {
-  for (const l of daemonLines(vm, from)) if (l.event === 'custody.checkpoint') lastHead = { seq: l.seq as number, hash: l.hash as string };
+  for (const l of daemonLines(vm, from))
+    if (l.event === 'custody.checkpoint') lastHead = { seq: l.seq as number, hash: l.hash as string };
 }
 
 /** Written by rename: the guest never reads a command half-written. */
@@ -301,23 +348,46 @@ function tellGuest(command: string): void {
 }
 
 /** Recovers `round`'s camera in a fresh boot until it is empty, then judges the data dir. */
-async function recoverAndCheck(vm: Vm, round: Round, daemonPid: number, from: number, headBeforeCut: { seq: number; hash: string } | null, last: boolean): Promise<void> {
+async function recoverAndCheck(
+  vm: Vm,
+  round: Round,
+  daemonPid: number,
+  from: number,
+  headBeforeCut: { seq: number; hash: string } | null,
+  last: boolean,
+): Promise<void> {
   const lines = () => daemonLines(vm, from, daemonPid);
   const mine = (l: LogLine) => l.camera === round.serial;
   const plugFrom = vm.serial.length;
   await vm.plugStorage({ id: `cam${round.n}`, image: round.image, serial: round.serial, port: '1' });
-  await waitFor(`camera ${round.serial} cleared`, () => daemonLines(vm, plugFrom, daemonPid).find((l) => l.event === 'camera.cleared' && mine(l)), vm, 240_000);
+  await waitFor(
+    `camera ${round.serial} cleared`,
+    () => daemonLines(vm, plugFrom, daemonPid).find((l) => l.event === 'camera.cleared' && mine(l)),
+    vm,
+    240_000,
+  );
   await vm.unplug(`cam${round.n}`);
-  await waitFor(`camera ${round.serial} undocked`, () => daemonLines(vm, plugFrom, daemonPid).find((l) => l.event === 'camera.undocked' && mine(l)), vm, 30_000);
+  await waitFor(
+    `camera ${round.serial} undocked`,
+    () => daemonLines(vm, plugFrom, daemonPid).find((l) => l.event === 'camera.undocked' && mine(l)),
+    vm,
+    30_000,
+  );
   noteHeads(vm, from);
 
   const name = `round${round.n}`;
   const checkFrom = vm.serial.length;
   // Archived files never change once committed: re-hashing all of them after every cut would
   // cost more with each round, so the last round's check re-hashes what every round archived.
-  tellGuest(`check ${name} ${headBeforeCut ? `${headBeforeCut.seq}:${headBeforeCut.hash}` : '-'} ${last ? 'full' : 'quick'}`);
-  const checked = await vm.waitForSerial(new RegExp(`^\\[guest\\] POWER checked ${name} (\\d+)$`, 'm'), 120_000, { from: checkFrom });
-  const verified = await vm.waitForSerial(new RegExp(`^\\[guest\\] POWER verified ${name} (\\d+)$`, 'm'), 180_000, { from: checkFrom });
+  tellGuest(
+    `check ${name} ${headBeforeCut ? `${headBeforeCut.seq}:${headBeforeCut.hash}` : '-'} ${last ? 'full' : 'quick'}`,
+  );
+  const checked = await vm.waitForSerial(new RegExp(`^\\[guest\\] POWER checked ${name} (\\d+)$`, 'm'), 120_000, {
+    from: checkFrom,
+  });
+  const verified = await vm.waitForSerial(new RegExp(`^\\[guest\\] POWER verified ${name} (\\d+)$`, 'm'), 180_000, {
+    from: checkFrom,
+  });
   const read = (ext: string) => readFileSync(path.join(work, `${name}.${ext}`), 'utf8');
   expect(checked[1], read('check.err')).toBe('0');
   const check = JSON.parse(read('check.json')) as CheckJson;
@@ -328,33 +398,62 @@ async function recoverAndCheck(vm: Vm, round: Round, daemonPid: number, from: nu
   expect(check.integrity).toBe('ok');
   // Every recording that was on the camera: verified exactly once, with the right SHA-256.
   const recs = check.recordings.filter((r) => r.camera === round.serial);
-  expect(recs.map((r) => r.sourcePath).sort(), `round ${round.n}: recordings of ${round.serial}`).toEqual(round.files.map((f) => f.path).sort());
+  expect(recs.map((r) => r.sourcePath).sort(), `round ${round.n}: recordings of ${round.serial}`).toEqual(
+    round.files.map((f) => f.path).sort(),
+  );
   const archived = new Map(check.archive.map((a) => [a.path, a]));
   for (const f of round.files) {
     const r = recs.find((x) => x.sourcePath === f.path)!;
-    expect(r, `round ${round.n}: ${f.path}`).toMatchObject({ status: 'verified', sha256: f.sha256, bytes: f.data.length, deletedFromCamera: 1 });
+    expect(r, `round ${round.n}: ${f.path}`).toMatchObject({
+      status: 'verified',
+      sha256: f.sha256,
+      bytes: f.data.length,
+      deletedFromCamera: 1,
+    });
     expect(archived.get(r.archivePath!)?.bytes, `round ${round.n}: archived ${f.path}`).toBe(f.data.length);
-    expect(check.verifiedEvents.find((e) => e.recording === r.id)?.n, `round ${round.n}: offload.verified events of ${f.path}`).toBe(1);
+    expect(
+      check.verifiedEvents.find((e) => e.recording === r.id)?.n,
+      `round ${round.n}: offload.verified events of ${f.path}`,
+    ).toBe(1);
   }
   // The archive holds what the database knows as verified, every earlier round's too, and nothing else.
   const known = new Map(check.recordings.filter((r) => r.status === 'verified').map((r) => [r.archivePath!, r]));
-  expect(check.archive.map((a) => a.path).filter((p) => !known.has(p)), `round ${round.n}: files in archive/ the database does not know`).toEqual([]);
+  expect(
+    check.archive.map((a) => a.path).filter((p) => !known.has(p)),
+    `round ${round.n}: files in archive/ the database does not know`,
+  ).toEqual([]);
   for (const [p, r] of known) expect(archived.get(p)?.bytes, `round ${round.n}: ${p}`).toBe(r.bytes);
   // The key made in the first seconds was durable: never found torn, never made anew.
-  expect(check.keys.map((k) => [path.basename(k.path), k.bytes > 0])).toEqual([['dock-signing.pem', true], ['dock-signing.pub.pem', true]]);
+  expect(check.keys.map((k) => [path.basename(k.path), k.bytes > 0])).toEqual([
+    ['dock-signing.pem', true],
+    ['dock-signing.pub.pem', true],
+  ]);
   expect(check.keyReplaced, `round ${round.n}: custody.key_replaced events`).toBe(0);
   // dockd verify: the chain, the signed checkpoints, every archived file, and the head logged before the cut.
   // It re-hashes every archived file against the SHA-256 the database holds, which the host
   // compared with the footage above.
-  const verify = JSON.parse(read('verify.json')) as { ok: boolean; files: { checked: number; ok: number; missing: unknown[]; mismatched: unknown[] }; head?: { ok: boolean } | null };
+  const verify = JSON.parse(read('verify.json')) as {
+    ok: boolean;
+    files: { checked: number; ok: number; missing: unknown[]; mismatched: unknown[] };
+    head?: { ok: boolean } | null;
+  };
   expect(verified[1], `round ${round.n}: dockd verify: ${read('verify.json')}${read('verify.err')}`).toBe('0');
   expect(verify.ok).toBe(true);
   expect(verify.files).toMatchObject({ checked: known.size, ok: known.size, missing: [], mismatched: [] });
-  if (headBeforeCut) expect(verify.head?.ok, `round ${round.n}: the chain continues head ${headBeforeCut.seq}`).toBe(true);
+  if (headBeforeCut)
+    expect(verify.head?.ok, `round ${round.n}: the chain continues head ${headBeforeCut.seq}`).toBe(true);
 
   // A copy cut past its first durable point goes on from the synced bytes, not from byte 0.
-  const resumed = round.target && daemonLines(vm, plugFrom, daemonPid).find((l) => l.event === 'offload.started' && mine(l) && l.msg === `copying ${round.target!.path}`);
-  const counts = recovered ? Object.entries(recovered).filter(([k, v]) => ['interrupted', 'uncommittedArchiveFiles', 'orphanStaging'].includes(k) && v).map(([k, v]) => `${k} ${String(v)}`) : [];
+  const resumed =
+    round.target &&
+    daemonLines(vm, plugFrom, daemonPid).find(
+      (l) => l.event === 'offload.started' && mine(l) && l.msg === `copying ${round.target!.path}`,
+    );
+  const counts = recovered
+    ? Object.entries(recovered)
+        .filter(([k, v]) => ['interrupted', 'uncommittedArchiveFiles', 'orphanStaging'].includes(k) && v)
+        .map(([k, v]) => `${k} ${String(v)}`)
+    : [];
   round.result = [
     `ok: ${round.files.length}/${round.files.length} verified once, camera empty`,
     'integrity ok',
@@ -365,51 +464,59 @@ async function recoverAndCheck(vm: Vm, round: Round, daemonPid: number, from: nu
 }
 
 describe('power cuts on a real kernel, the data dir on ext4', () => {
-  it(`loses nothing over ${CUTS} cuts of the guest's power`, async () => {
-    planRounds();
-    for (let boot = 1; boot <= CUTS + 1; boot++) {
-      const previous = rounds[boot - 2];
-      const round = rounds[boot - 1];
-      const bootAt = Date.now();
-      const vm = await startVm({
-        dataDir: work,
-        serialLog: path.join(work, `serial-${boot}.log`),
-        script: GUEST,
-        memoryMb: 768,
-        extraArgs: ['-drive', `file=${disk},format=raw,if=virtio,cache=writeback`],
-      });
-      try {
-        const started = await vm.waitForSerial(/^\[guest\] POWER started (\d+)$/m, 30_000);
-        const startedAt = Date.now();
-        const pid = Number(started[1]);
-        const from = started.index;
-        if (round?.moment === 'first start') {
-          await makeFatImage({ path: round.image, sizeMb: 48, files: round.files });
-          await vm.plugStorage({ id: `cam${round.n}`, image: round.image, serial: round.serial, port: '2' });
+  it(
+    `loses nothing over ${CUTS} cuts of the guest's power`,
+    async () => {
+      planRounds();
+      for (let boot = 1; boot <= CUTS + 1; boot++) {
+        const previous = rounds[boot - 2];
+        const round = rounds[boot - 1];
+        const bootAt = Date.now();
+        const vm = await startVm({
+          dataDir: work,
+          serialLog: path.join(work, `serial-${boot}.log`),
+          script: GUEST,
+          memoryMb: 768,
+          extraArgs: ['-drive', `file=${disk},format=raw,if=virtio,cache=writeback`],
+        });
+        try {
+          const started = await vm.waitForSerial(/^\[guest\] POWER started (\d+)$/m, 30_000);
+          const startedAt = Date.now();
+          const pid = Number(started[1]);
+          const from = started.index;
+          if (round?.moment === 'first start') {
+            await makeFatImage({ path: round.image, sizeMb: 48, files: round.files });
+            await vm.plugStorage({ id: `cam${round.n}`, image: round.image, serial: round.serial, port: '2' });
+          }
+          const headBeforeCut = lastHead;
+          if (previous) {
+            await recoverAndCheck(vm, previous, pid, from, headBeforeCut, !round);
+            process.stderr.write(
+              `power cut ${previous.n}, next boot: ${previous.result} (${Date.now() - startedAt} ms from dockd start)\n`,
+            );
+          }
+          if (!round) {
+            tellGuest('quit');
+            expect(await vm.exitCode(60_000)).toBe(0);
+            break;
+          }
+          if (round.moment !== 'first start') {
+            const big = round.files.some((f) => f.data.length >= BIG);
+            await makeFatImage({ path: round.image, sizeMb: big ? 128 : 48, files: round.files });
+            await vm.plugStorage({ id: `cam${round.n}`, image: round.image, serial: round.serial, port: '2' });
+          }
+          await cut(vm, round, pid, from, startedAt);
+          // The last checkpoint line before the cut is the head the next boot must continue.
+          noteHeads(vm, from);
+          process.stderr.write(
+            `power cut ${round.n}: ${round.cutAt}; in flight: ${round.inFlight} (boot ${startedAt - bootAt} ms, cut ${Date.now() - startedAt} ms after dockd start)\n`,
+          );
+        } finally {
+          await vm.stop();
         }
-        const headBeforeCut = lastHead;
-        if (previous) {
-          await recoverAndCheck(vm, previous, pid, from, headBeforeCut, !round);
-          process.stderr.write(`power cut ${previous.n}, next boot: ${previous.result} (${Date.now() - startedAt} ms from dockd start)\n`);
-        }
-        if (!round) {
-          tellGuest('quit');
-          expect(await vm.exitCode(60_000)).toBe(0);
-          break;
-        }
-        if (round.moment !== 'first start') {
-          const big = round.files.some((f) => f.data.length >= BIG);
-          await makeFatImage({ path: round.image, sizeMb: big ? 128 : 48, files: round.files });
-          await vm.plugStorage({ id: `cam${round.n}`, image: round.image, serial: round.serial, port: '2' });
-        }
-        await cut(vm, round, pid, from, startedAt);
-        // The last checkpoint line before the cut is the head the next boot must continue.
-        noteHeads(vm, from);
-        process.stderr.write(`power cut ${round.n}: ${round.cutAt}; in flight: ${round.inFlight} (boot ${startedAt - bootAt} ms, cut ${Date.now() - startedAt} ms after dockd start)\n`);
-      } finally {
-        await vm.stop();
       }
-    }
-    for (const r of rounds) expect(r.result, `round ${r.n}`).toMatch(/^ok/);
-  }, (CUTS + 1) * 150_000 + 120_000);
+      for (const r of rounds) expect(r.result, `round ${r.n}`).toMatch(/^ok/);
+    },
+    (CUTS + 1) * 150_000 + 120_000,
+  );
 });

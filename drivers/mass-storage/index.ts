@@ -7,7 +7,18 @@ import path from 'node:path';
 import { DriverError, boundString, type CameraDriver, type DeviceInfo, type DriverLogger } from '../types.js';
 import { MassStorageSession } from './session.js';
 import { readUsbAttr } from './sysfs.js';
-import { chokidarWatchRoots, mountItself, realExec, realTimers, unmount, waitForAutomount, type ExecFn, type Timers, type VolumeDeps, type WatchRootsFn } from './volume.js';
+import {
+  chokidarWatchRoots,
+  mountItself,
+  realExec,
+  realTimers,
+  unmount,
+  waitForAutomount,
+  type ExecFn,
+  type Timers,
+  type VolumeDeps,
+  type WatchRootsFn,
+} from './volume.js';
 
 export { MassStorageSession } from './session.js';
 export { parseMountinfo, unescapeMountPath, findMount, type MountEntry } from './mountinfo.js';
@@ -35,7 +46,15 @@ export function fingerprintOf(device: DeviceInfo): Fingerprint | null {
   if (device.bus !== 'usb') return null;
   const ifaces = device.interfaces ?? [];
   for (const f of MASS_STORAGE_FINGERPRINTS) {
-    if (ifaces.some((i) => i.class === f.class && (f.subclass === undefined || i.subclass === f.subclass) && (f.protocol === undefined || i.protocol === f.protocol))) return f;
+    if (
+      ifaces.some(
+        (i) =>
+          i.class === f.class &&
+          (f.subclass === undefined || i.subclass === f.subclass) &&
+          (f.protocol === undefined || i.protocol === f.protocol),
+      )
+    )
+      return f;
   }
   return null;
 }
@@ -95,20 +114,29 @@ export function createMassStorageDriver(opts: MassStorageDriverOptions = {}): Ma
     timers: opts.timers ?? realTimers,
   };
   const folders = normalizeFolders(opts.folders ?? ['DCIM']);
-  const wait = { timeoutMs: opts.mountWaitMs ?? 20_000, recheckMs: opts.recheckMs ?? 250, roots: opts.automountRoots ?? ['/media', '/run/media'] };
+  const wait = {
+    timeoutMs: opts.mountWaitMs ?? 20_000,
+    recheckMs: opts.recheckMs ?? 250,
+    roots: opts.automountRoots ?? ['/media', '/run/media'],
+  };
 
   return {
     name: 'mass-storage',
     matches: (device) => fingerprintOf(device)?.score ?? 0,
     explainMatch: (device) => fingerprintOf(device)?.why ?? 'not mass storage',
     async open(device: DeviceInfo, log: DriverLogger) {
-      if (device.bus !== 'usb') throw new DriverError('permanent', 'not-usb', 'the mass-storage driver only opens USB devices');
+      if (device.bus !== 'usb')
+        throw new DriverError('permanent', 'not-usb', 'the mass-storage driver only opens USB devices');
       const port = device.portPath ?? device.key;
       const attr = async (name: string) => (await readUsbAttr(sysfsRoot, port, name)) || undefined;
       // The USB serial string is the camera's identity: without it two cameras would be one.
       const serial = device.serialNumber?.trim() || (await attr('serial'));
       if (!serial) {
-        throw new DriverError('permanent', 'no-serial', `USB mass-storage device at ${port} reports no serial number; without one dockd cannot tell cameras apart`);
+        throw new DriverError(
+          'permanent',
+          'no-serial',
+          `USB mass-storage device at ${port} reports no serial number; without one dockd cannot tell cameras apart`,
+        );
       }
       const identity = {
         serial: boundString(serial),
@@ -130,11 +158,32 @@ export function createMassStorageDriver(opts: MassStorageDriverOptions = {}): Ma
             log,
           )
         : await waitForAutomount(deps, port, wait);
-      if (volume.readOnly) log.warn({ event: 'mass_storage.read_only', mountPoint: volume.mountPoint }, `${volume.mountPoint} is mounted read-only: recordings can be copied but not deleted`);
-      log.info({ event: 'mass_storage.volume', mountPoint: volume.mountPoint, dev: volume.dev, mountedByUs: volume.mountedByUs }, `camera volume at ${volume.mountPoint}`);
+      if (volume.readOnly)
+        log.warn(
+          { event: 'mass_storage.read_only', mountPoint: volume.mountPoint },
+          `${volume.mountPoint} is mounted read-only: recordings can be copied but not deleted`,
+        );
+      log.info(
+        {
+          event: 'mass_storage.volume',
+          mountPoint: volume.mountPoint,
+          dev: volume.dev,
+          mountedByUs: volume.mountedByUs,
+        },
+        `camera volume at ${volume.mountPoint}`,
+      );
       const release = () => unmount(deps, volume, log);
       try {
-        return await MassStorageSession.open({ portPath: port, volume, identity, folders, sysfsRoot, mountinfoPath: deps.mountinfoPath, log, release });
+        return await MassStorageSession.open({
+          portPath: port,
+          volume,
+          identity,
+          folders,
+          sysfsRoot,
+          mountinfoPath: deps.mountinfoPath,
+          log,
+          release,
+        });
       } catch (err) {
         await release();
         throw err;

@@ -72,7 +72,9 @@ export class MassStorageSession implements CameraSession {
     try {
       real = await realpath(o.volume.mountPoint, { encoding: 'buffer' });
     } catch (err) {
-      throw new DriverError('deviceGone', 'unmounted', `${o.volume.mountPoint} went away as it was found`, { cause: err });
+      throw new DriverError('deviceGone', 'unmounted', `${o.volume.mountPoint} went away as it was found`, {
+        cause: err,
+      });
     }
     return new MassStorageSession(o, real);
   }
@@ -96,12 +98,14 @@ export class MassStorageSession implements CameraSession {
 
   private async attached(): Promise<void> {
     if (this.closed) throw new DriverError('deviceGone', 'closed', 'session is closed');
-    if (!(await usbDevicePresent(this.o.sysfsRoot, this.o.portPath))) throw new DriverError('deviceGone', 'unplugged', `USB device ${this.o.portPath} is gone`);
+    if (!(await usbDevicePresent(this.o.sysfsRoot, this.o.portPath)))
+      throw new DriverError('deviceGone', 'unplugged', `USB device ${this.o.portPath} is gone`);
   }
 
   private async ready(): Promise<void> {
     await this.attached();
-    if (!(await this.mounted())) throw new DriverError('deviceGone', 'unmounted', `${this.mountPoint} is no longer mounted`);
+    if (!(await this.mounted()))
+      throw new DriverError('deviceGone', 'unmounted', `${this.mountPoint} is no longer mounted`);
   }
 
   /** One place where filesystem errors become DriverErrors; a vanished volume explains any of them. */
@@ -144,7 +148,8 @@ export class MassStorageSession implements CameraSession {
   async read(id: string, offset: number, options: ReadOptions = {}): Promise<VolumeReadStream> {
     if (options.signal?.aborted) throw new DriverError('transient', 'aborted', 'read aborted');
     await this.ready();
-    if (!Number.isSafeInteger(offset) || offset < 0) throw new DriverError('permanent', 'bad-offset', `bad offset ${offset}`);
+    if (!Number.isSafeInteger(offset) || offset < 0)
+      throw new DriverError('permanent', 'bad-offset', `bad offset ${offset}`);
     let handle: FileHandle;
     let size: number;
     try {
@@ -196,7 +201,9 @@ export class MassStorageSession implements CameraSession {
     const gone = new DriverError('deviceGone', 'closed', 'session is closed');
     for (const s of this.streams) s.destroy(gone);
     // Let the streams release their file handles before the volume is unmounted.
-    await Promise.all([...this.streams].map((s) => new Promise<void>((r) => (s.closed ? r() : s.once('close', () => r())))));
+    await Promise.all(
+      [...this.streams].map((s) => new Promise<void>((r) => (s.closed ? r() : s.once('close', () => r())))),
+    );
     await this.o.release();
   }
 }

@@ -50,7 +50,9 @@ export const chokidarWatchRoots: WatchRootsFn = (roots, onChange) => {
   if (!existing.length) return async () => undefined;
   // depth 1 sees both /media/LABEL and /media/<user>/LABEL appear without reading into volumes.
   const w = watch(existing, { depth: 1, ignoreInitial: true, persistent: true });
-  w.on('addDir', onChange).on('unlinkDir', onChange).on('error', () => undefined);
+  w.on('addDir', onChange)
+    .on('unlinkDir', onChange)
+    .on('error', () => undefined);
   return () => w.close();
 };
 
@@ -68,16 +70,27 @@ function volumeOf(m: MountEntry, mountedByUs: boolean): Volume {
 }
 
 /** One look: the block devices of the port and a mount of one of them, if any. */
-export async function locate(deps: VolumeDeps, portPath: string): Promise<{ candidates: BlockDevice[]; mount: MountEntry | null }> {
+export async function locate(
+  deps: VolumeDeps,
+  portPath: string,
+): Promise<{ candidates: BlockDevice[]; mount: MountEntry | null }> {
   const candidates = volumeCandidates(await findDisks(deps.sysfsRoot, portPath));
   if (!candidates.length) return { candidates, mount: null };
   let mounts: MountEntry[];
   try {
     mounts = await readMounts(deps.mountinfoPath);
   } catch (err) {
-    throw new DriverError('transient', 'mountinfo', `cannot read ${deps.mountinfoPath}: ${(err as Error).message}`, { cause: err });
+    throw new DriverError('transient', 'mountinfo', `cannot read ${deps.mountinfoPath}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
-  return { candidates, mount: findMount(mounts, candidates.map((c) => c.dev)) };
+  return {
+    candidates,
+    mount: findMount(
+      mounts,
+      candidates.map((c) => c.dev),
+    ),
+  };
 }
 
 export interface WaitOptions {
@@ -91,7 +104,12 @@ export interface WaitOptions {
  * Filesystem events under the roots wake it early; the recheck interval catches what they miss
  * (a mount lands after its folder is made, and /proc cannot be watched).
  */
-async function waitFor<T>(deps: VolumeDeps, portPath: string, o: WaitOptions, probe: () => Promise<T | null>): Promise<T | null> {
+async function waitFor<T>(
+  deps: VolumeDeps,
+  portPath: string,
+  o: WaitOptions,
+  probe: () => Promise<T | null>,
+): Promise<T | null> {
   let wake: (() => void) | null = null;
   let expired = false;
   const deadline = deps.timers.setTimeout(() => {
@@ -103,7 +121,8 @@ async function waitFor<T>(deps: VolumeDeps, portPath: string, o: WaitOptions, pr
     for (;;) {
       const found = await probe();
       if (found !== null) return found;
-      if (!(await usbDevicePresent(deps.sysfsRoot, portPath))) throw new DriverError('deviceGone', 'unplugged', `USB device ${portPath} left before its volume was found`);
+      if (!(await usbDevicePresent(deps.sysfsRoot, portPath)))
+        throw new DriverError('deviceGone', 'unplugged', `USB device ${portPath} left before its volume was found`);
       if (expired) return null;
       await new Promise<void>((resolve) => {
         const t = deps.timers.setTimeout(() => resolve(), o.recheckMs);
@@ -129,8 +148,14 @@ export async function waitForAutomount(deps: VolumeDeps, portPath: string, o: Wa
     return r.mount;
   });
   if (mount) return volumeOf(mount, false);
-  const what = seen.length ? `${seen.map((c) => c.name).join(', ')} ${seen.length > 1 ? 'were' : 'was'} not mounted` : 'no block device appeared';
-  throw new DriverError('transient', 'not-mounted', `USB device ${portPath}: ${what} within ${o.timeoutMs} ms; mount it, or set usb.massStorage.mount to true`);
+  const what = seen.length
+    ? `${seen.map((c) => c.name).join(', ')} ${seen.length > 1 ? 'were' : 'was'} not mounted`
+    : 'no block device appeared';
+  throw new DriverError(
+    'transient',
+    'not-mounted',
+    `USB device ${portPath}: ${what} within ${o.timeoutMs} ms; mount it, or set usb.massStorage.mount to true`,
+  );
 }
 
 export interface MountOptions extends WaitOptions {
@@ -141,7 +166,12 @@ export interface MountOptions extends WaitOptions {
 }
 
 /** Mounts the first block device that mounts; a mount the system already made is used as it is. */
-export async function mountItself(deps: VolumeDeps, portPath: string, o: MountOptions, log: DriverLogger): Promise<Volume> {
+export async function mountItself(
+  deps: VolumeDeps,
+  portPath: string,
+  o: MountOptions,
+  log: DriverLogger,
+): Promise<Volume> {
   // noexec/nosuid/nodev: a camera's volume is data we copy, never anything we run.
   const options = `rw,nosuid,nodev,noexec,uid=${o.uid},gid=${o.gid},umask=077`;
   let tried: BlockDevice[] = [];
@@ -161,7 +191,10 @@ export async function mountItself(deps: VolumeDeps, portPath: string, o: MountOp
     for (const c of found.candidates) {
       try {
         await deps.exec('mount', ['-t', o.fsType, '-o', options, path.join(deps.devDir, c.name), o.target]);
-        log.info({ event: 'mass_storage.mounted', device: c.name, mountPoint: o.target }, `mounted ${c.name} at ${o.target}`);
+        log.info(
+          { event: 'mass_storage.mounted', device: c.name, mountPoint: o.target },
+          `mounted ${c.name} at ${o.target}`,
+        );
         // mount(8) falls back to read-only on a write-protected card without failing: the mount
         // table says what was mounted.
         const made = (await locate(deps, portPath).catch(() => null))?.mount;
@@ -175,9 +208,19 @@ export async function mountItself(deps: VolumeDeps, portPath: string, o: MountOp
   });
   if (volume) return volume;
   if (madeTarget) await rmdir(o.target).catch(() => undefined);
-  if (!tried.length) throw new DriverError('transient', 'no-block-device', `USB device ${portPath}: no block device appeared within ${o.timeoutMs} ms`);
+  if (!tried.length)
+    throw new DriverError(
+      'transient',
+      'no-block-device',
+      `USB device ${portPath}: no block device appeared within ${o.timeoutMs} ms`,
+    );
   const msg = last instanceof Error ? last.message.trim() : String(last);
-  throw new DriverError('transient', 'mount-failed', `USB device ${portPath}: cannot mount ${tried.map((c) => c.name).join(', ')} as ${o.fsType}: ${msg}`, { cause: last });
+  throw new DriverError(
+    'transient',
+    'mount-failed',
+    `USB device ${portPath}: cannot mount ${tried.map((c) => c.name).join(', ')} as ${o.fsType}: ${msg}`,
+    { cause: last },
+  );
 }
 
 /** Unmounts what we mounted; a lazy unmount when the device is already gone and the mount is busy. */
@@ -189,7 +232,10 @@ export async function unmount(deps: VolumeDeps, v: Volume, log: DriverLogger): P
     try {
       await deps.exec('umount', ['-l', v.mountPoint]);
     } catch {
-      log.warn({ event: 'mass_storage.unmount_failed', mountPoint: v.mountPoint, err: (err as Error).message }, `cannot unmount ${v.mountPoint}`);
+      log.warn(
+        { event: 'mass_storage.unmount_failed', mountPoint: v.mountPoint, err: (err as Error).message },
+        `cannot unmount ${v.mountPoint}`,
+      );
       return;
     }
   }

@@ -24,7 +24,11 @@ function isNumber(x: PropValue): x is number {
 async function batteryScale(session: PtpSession): Promise<BatteryScale> {
   let data: Uint8Array | null;
   try {
-    ({ data } = await session.request(Op.GetDevicePropDesc, [DeviceProp.BatteryLevel], 'GetDevicePropDesc BatteryLevel'));
+    ({ data } = await session.request(
+      Op.GetDevicePropDesc,
+      [DeviceProp.BatteryLevel],
+      'GetDevicePropDesc BatteryLevel',
+    ));
   } catch (err) {
     if (err instanceof PtpResponseError && err.kind === 'permanent') return PERCENT;
     throw err;
@@ -49,11 +53,21 @@ function readByLength(data: Uint8Array): number {
 
 export async function readBatteryPercent(session: PtpSession, hasDesc: boolean): Promise<number> {
   const scale = hasDesc ? await batteryScale(session) : PERCENT;
-  const { data } = await session.request(Op.GetDevicePropValue, [DeviceProp.BatteryLevel], 'GetDevicePropValue BatteryLevel');
+  const { data } = await session.request(
+    Op.GetDevicePropValue,
+    [DeviceProp.BatteryLevel],
+    'GetDevicePropValue BatteryLevel',
+  );
   const bytes = data ?? new Uint8Array(0);
-  const value = scale.dataType === null ? readByLength(bytes) : readPropValue(new DatasetReader(bytes, 'BatteryLevel'), scale.dataType, 'BatteryLevel');
+  const value =
+    scale.dataType === null
+      ? readByLength(bytes)
+      : readPropValue(new DatasetReader(bytes, 'BatteryLevel'), scale.dataType, 'BatteryLevel');
   if (!isNumber(value) || value < scale.min || value > scale.max) {
-    throw new PtpProtocolError(`BatteryLevel ${String(value)} is outside ${scale.min}..${scale.max}`, 'ptp-bad-battery');
+    throw new PtpProtocolError(
+      `BatteryLevel ${String(value)} is outside ${scale.min}..${scale.max}`,
+      'ptp-bad-battery',
+    );
   }
   return Math.round(((value - scale.min) * 100) / (scale.max - scale.min));
 }

@@ -51,7 +51,8 @@ export function handleId(handle: number): string {
 }
 
 export function parseHandleId(id: string): number {
-  if (typeof id !== 'string' || !/^0x[0-9a-f]{8}$/i.test(id)) throw new DriverError('permanent', 'bad-id', `not a PTP recording id: ${JSON.stringify(String(id).slice(0, 64))}`);
+  if (typeof id !== 'string' || !/^0x[0-9a-f]{8}$/i.test(id))
+    throw new DriverError('permanent', 'bad-id', `not a PTP recording id: ${JSON.stringify(String(id).slice(0, 64))}`);
   return parseInt(id.slice(2), 16);
 }
 
@@ -119,7 +120,10 @@ export class PtpCameraSession implements CameraSession {
       };
     }
     if (!this.capabilities.resume) {
-      this.log.info({ event: 'ptp.no_partial_read' }, 'camera cannot read from an offset (no GetPartialObject): an interrupted copy starts over from the beginning');
+      this.log.info(
+        { event: 'ptp.no_partial_read' },
+        'camera cannot read from an offset (no GetPartialObject): an interrupted copy starts over from the beginning',
+      );
     }
   }
 
@@ -144,16 +148,25 @@ export class PtpCameraSession implements CameraSession {
 
   private async readClock(): Promise<Date> {
     this.ready();
-    const { data } = await this.session.request(Op.GetDevicePropValue, [DeviceProp.DateTime], 'GetDevicePropValue DateTime');
+    const { data } = await this.session.request(
+      Op.GetDevicePropValue,
+      [DeviceProp.DateTime],
+      'GetDevicePropValue DateTime',
+    );
     const text = new DatasetReader(data ?? new Uint8Array(0), 'DateTime').string('DateTime');
     const at = parsePtpDateTime(text);
-    if (!at) throw new PtpProtocolError(`camera clock ${JSON.stringify(boundString(text, 64))} is not a PTP DateTime`, 'ptp-bad-datetime');
+    if (!at)
+      throw new PtpProtocolError(
+        `camera clock ${JSON.stringify(boundString(text, 64))} is not a PTP DateTime`,
+        'ptp-bad-datetime',
+      );
     return at;
   }
 
   private async objectInfo(handle: number): Promise<PtpObjectInfo> {
     const { data } = await this.session.request(Op.GetObjectInfo, [handle], `GetObjectInfo ${handleId(handle)}`);
-    if (!data) throw new PtpProtocolError(`GetObjectInfo ${handleId(handle)}: camera sent no ObjectInfo`, 'ptp-no-data');
+    if (!data)
+      throw new PtpProtocolError(`GetObjectInfo ${handleId(handle)}: camera sent no ObjectInfo`, 'ptp-no-data');
     return decodeObjectInfo(data);
   }
 
@@ -162,7 +175,11 @@ export class PtpCameraSession implements CameraSession {
     if (info.compressedSize !== null) return info.compressedSize;
     if (!this.ops.has(Op.GetObjectPropValue)) return null;
     try {
-      const { data } = await this.session.request(Op.GetObjectPropValue, [handle, ObjectProp.ObjectSize], `GetObjectPropValue ObjectSize ${handleId(handle)}`);
+      const { data } = await this.session.request(
+        Op.GetObjectPropValue,
+        [handle, ObjectProp.ObjectSize],
+        `GetObjectPropValue ObjectSize ${handleId(handle)}`,
+      );
       const r = new DatasetReader(data ?? new Uint8Array(0), 'ObjectSize');
       return r.u64('ObjectSize');
     } catch (err) {
@@ -182,7 +199,8 @@ export class PtpCameraSession implements CameraSession {
       await setDateTime(this.session, date);
     } catch (err) {
       // Described as writable yet refused as an operation: asking again this docking is pointless.
-      if (err instanceof PtpResponseError && err.responseCode === Rc.OperationNotSupported) this.capabilities.clock = false;
+      if (err instanceof PtpResponseError && err.responseCode === Rc.OperationNotSupported)
+        this.capabilities.clock = false;
       throw err;
     }
   }
@@ -199,14 +217,24 @@ export class PtpCameraSession implements CameraSession {
     }
   }
 
-  private async *walk(storage: number, parent: number, prefix: string, depth: number, state: WalkState): AsyncGenerator<RecordingEntry> {
+  private async *walk(
+    storage: number,
+    parent: number,
+    prefix: string,
+    depth: number,
+    state: WalkState,
+  ): AsyncGenerator<RecordingEntry> {
     let handles: number[];
     try {
       // Format 0 (any): QEMU's usb-mtp refuses a format filter, and every object there is 0x3000 anyway.
       handles = await this.u32List(Op.GetObjectHandles, [storage, 0, parent], `GetObjectHandles ${prefix || '/'}`);
     } catch (err) {
       // A card pulled between GetStorageIDs and now: its recordings are not on the camera any more.
-      if (depth === 0 && err instanceof PtpResponseError && (err.responseCode === Rc.StoreNotAvailable || err.responseCode === Rc.InvalidStorageID)) {
+      if (
+        depth === 0 &&
+        err instanceof PtpResponseError &&
+        (err.responseCode === Rc.StoreNotAvailable || err.responseCode === Rc.InvalidStorageID)
+      ) {
         this.log.warn({ event: 'ptp.store_unavailable', storage }, `storage ${storage.toString(16)} is not available`);
         return;
       }
@@ -217,7 +245,11 @@ export class PtpCameraSession implements CameraSession {
       this.ready();
       // Stopping early would make the unlisted recordings look deleted; refuse the whole listing instead.
       if (++state.objects > this.o.maxObjects) {
-        throw new DriverError('permanent', 'ptp-too-many-objects', `camera lists more than ${this.o.maxObjects} objects`);
+        throw new DriverError(
+          'permanent',
+          'ptp-too-many-objects',
+          `camera lists more than ${this.o.maxObjects} objects`,
+        );
       }
       const info = await this.objectInfo(handle);
       let name = componentName(info.filename, handle);
@@ -226,12 +258,18 @@ export class PtpCameraSession implements CameraSession {
       const path = prefix + name;
       if (info.format === Format.Association) {
         if (state.folders.has(handle)) {
-          this.log.warn({ event: 'ptp.folder_loop', path: boundString(path, 512) }, 'camera lists a folder inside itself; skipped');
+          this.log.warn(
+            { event: 'ptp.folder_loop', path: boundString(path, 512) },
+            'camera lists a folder inside itself; skipped',
+          );
           continue;
         }
         state.folders.add(handle);
         if (depth + 1 > this.o.maxDepth) {
-          this.log.warn({ event: 'ptp.too_deep', path: boundString(path, 512) }, `folder deeper than ${this.o.maxDepth} levels skipped`);
+          this.log.warn(
+            { event: 'ptp.too_deep', path: boundString(path, 512) },
+            `folder deeper than ${this.o.maxDepth} levels skipped`,
+          );
           continue;
         }
         yield* this.walk(storage, handle, `${path}/`, depth + 1, state);
@@ -239,7 +277,10 @@ export class PtpCameraSession implements CameraSession {
       }
       const bytes = await this.sizeOf(handle, info);
       if (bytes === null) {
-        this.log.error({ event: 'ptp.size_unknown', path: boundString(path, 512), id: handleId(handle) }, 'camera reports 4 GiB or more and cannot say how much; recording skipped');
+        this.log.error(
+          { event: 'ptp.size_unknown', path: boundString(path, 512), id: handleId(handle) },
+          'camera reports 4 GiB or more and cannot say how much; recording skipped',
+        );
         continue;
       }
       yield entryOf(handle, path, bytes, info);
@@ -252,13 +293,21 @@ export class PtpCameraSession implements CameraSession {
    * a folder listed after its files is asked for with GetObjectInfo.
    */
   private async *listStorage(storage: number, prefix: string, state: WalkState): AsyncGenerator<RecordingEntry> {
-    const handles = await this.u32List(Op.GetObjectHandles, [storage, 0, 0], `GetObjectHandles ${prefix || '/'} (whole storage)`);
+    const handles = await this.u32List(
+      Op.GetObjectHandles,
+      [storage, 0, 0],
+      `GetObjectHandles ${prefix || '/'} (whole storage)`,
+    );
     const folders = new Map<number, { name: string; parent: number }>();
     const paths = new Set<string>();
     for (const handle of handles) {
       this.ready();
       if (++state.objects > this.o.maxObjects) {
-        throw new DriverError('permanent', 'ptp-too-many-objects', `camera lists more than ${this.o.maxObjects} objects`);
+        throw new DriverError(
+          'permanent',
+          'ptp-too-many-objects',
+          `camera lists more than ${this.o.maxObjects} objects`,
+        );
       }
       const info = await this.objectInfo(handle);
       if (info.format === Format.Association) {
@@ -272,7 +321,10 @@ export class PtpCameraSession implements CameraSession {
       paths.add(path);
       const bytes = await this.sizeOf(handle, info);
       if (bytes === null) {
-        this.log.error({ event: 'ptp.size_unknown', path: boundString(path, 512), id: handleId(handle) }, 'camera reports 4 GiB or more and cannot say how much; recording skipped');
+        this.log.error(
+          { event: 'ptp.size_unknown', path: boundString(path, 512), id: handleId(handle) },
+          'camera reports 4 GiB or more and cannot say how much; recording skipped',
+        );
         continue;
       }
       yield entryOf(handle, path, bytes, info);
@@ -280,10 +332,14 @@ export class PtpCameraSession implements CameraSession {
   }
 
   /** `DCIM/100BODY/` for a file's parent; null (and a warning) for a folder loop or one too deep. */
-  private async folderPath(parent: number, folders: Map<number, { name: string; parent: number }>, prefix: string): Promise<string | null> {
+  private async folderPath(
+    parent: number,
+    folders: Map<number, { name: string; parent: number }>,
+    prefix: string,
+  ): Promise<string | null> {
     const names: string[] = [];
     const seen = new Set<number>();
-    for (let at = parent; at !== 0 && at !== PARENT_ROOT; ) {
+    for (let at = parent; at !== 0 && at !== PARENT_ROOT;) {
       const where = () => boundString(prefix + names.join('/'), 512);
       if (seen.has(at)) {
         this.log.warn({ event: 'ptp.folder_loop', path: where() }, 'camera lists a folder inside itself; skipped');
@@ -328,16 +384,26 @@ export class PtpCameraSession implements CameraSession {
     if (signal?.aborted) throw new DriverError('transient', 'aborted', 'read aborted');
     this.ready();
     const handle = parseHandleId(id);
-    if (!Number.isSafeInteger(offset) || offset < 0) throw new DriverError('permanent', 'bad-offset', `bad offset ${offset}`);
-    if (offset > 0 && !this.capabilities.resume) throw new DriverError('permanent', 'resume-unsupported', 'camera cannot read from an offset (no GetPartialObject)');
+    if (!Number.isSafeInteger(offset) || offset < 0)
+      throw new DriverError('permanent', 'bad-offset', `bad offset ${offset}`);
+    if (offset > 0 && !this.capabilities.resume)
+      throw new DriverError(
+        'permanent',
+        'resume-unsupported',
+        'camera cannot read from an offset (no GetPartialObject)',
+      );
     const info = await this.objectInfo(handle);
     if (info.format === Format.Association) throw new DriverError('permanent', 'not-a-file', `${id} is a folder`);
     const size = await this.sizeOf(handle, info);
     if (size === null) throw new DriverError('permanent', 'size-unknown', `camera cannot say how big ${id} is`);
-    if (offset > size) throw new DriverError('permanent', 'bad-offset', `offset ${offset} is past the end (${size}) of ${id}`);
+    if (offset > size)
+      throw new DriverError('permanent', 'bad-offset', `offset ${offset} is past the end (${size}) of ${id}`);
     const method = this.methodFor(offset, size);
     if (method === 'object' && offset > 0) {
-      this.log.info({ event: 'ptp.resume_from_start', id, offset, bytes: size }, `no partial read reaches offset ${offset} of ${id}: reading it from the start and skipping to the offset`);
+      this.log.info(
+        { event: 'ptp.resume_from_start', id, offset, bytes: size },
+        `no partial read reaches offset ${offset} of ${id}: reading it from the start and skipping to the offset`,
+      );
     }
     const stream = await PtpObjectStream.open({
       session: this.session,
@@ -370,7 +436,8 @@ export class PtpCameraSession implements CameraSession {
 
   private async deleteNow(id: string): Promise<void> {
     this.ready();
-    if (!this.capabilities.delete) throw new DriverError('permanent', 'delete-unsupported', 'camera does not allow deleting');
+    if (!this.capabilities.delete)
+      throw new DriverError('permanent', 'delete-unsupported', 'camera does not allow deleting');
     const handle = parseHandleId(id);
     // DeleteObject on a folder deletes everything in it (QEMU's usb-mtp does): only ever files.
     const info = await this.objectInfo(handle);
@@ -397,7 +464,9 @@ export class PtpCameraSession implements CameraSession {
     const gone = new DriverError('deviceGone', 'closed', 'session is closed');
     for (const s of this.streams) s.destroy(gone);
     // Each stream cancels its transaction before it closes; CloseSession must come after.
-    await Promise.all([...this.streams].map((s) => new Promise<void>((r) => (s.closed ? r() : s.once('close', () => r())))));
+    await Promise.all(
+      [...this.streams].map((s) => new Promise<void>((r) => (s.closed ? r() : s.once('close', () => r())))),
+    );
     try {
       await this.session.close();
     } catch (err) {
@@ -415,5 +484,11 @@ export class PtpCameraSession implements CameraSession {
  */
 function entryOf(handle: number, path: string, bytes: number, info: PtpObjectInfo): RecordingEntry {
   const modifiedAt = parsePtpDateTime(info.modificationDate) ?? parsePtpDateTime(info.captureDate);
-  return { id: handleId(handle), path, bytes, modifiedAt, identity: `${bytes}:${info.captureDate}:${info.modificationDate}` };
+  return {
+    id: handleId(handle),
+    path,
+    bytes,
+    modifiedAt,
+    identity: `${bytes}:${info.captureDate}:${info.modificationDate}`,
+  };
 }

@@ -21,12 +21,19 @@ function view(bytes: Uint8Array): DataView {
 }
 
 function checkU32(value: number, what: string): void {
-  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new RangeError(`${what} ${value} is not a u32`);
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff)
+    throw new RangeError(`${what} ${value} is not a u32`);
 }
 
 /** A command, response or event container: header plus up to five u32 parameters. */
-export function encodeContainer(type: number, code: number, transactionId: number, params: readonly number[] = []): Uint8Array {
-  if (params.length > MAX_PARAMS) throw new RangeError(`a PTP container carries at most ${MAX_PARAMS} parameters, not ${params.length}`);
+export function encodeContainer(
+  type: number,
+  code: number,
+  transactionId: number,
+  params: readonly number[] = [],
+): Uint8Array {
+  if (params.length > MAX_PARAMS)
+    throw new RangeError(`a PTP container carries at most ${MAX_PARAMS} parameters, not ${params.length}`);
   checkU32(transactionId, 'transaction id');
   const out = new Uint8Array(HEADER_BYTES + params.length * 4);
   const v = view(out);
@@ -58,9 +65,15 @@ export function encodeDataHeader(code: number, transactionId: number, payloadLen
 }
 
 export function decodeHeader(bytes: Uint8Array): ContainerHeader {
-  if (bytes.length < HEADER_BYTES) throw new PtpProtocolError(`a ${bytes.length}-byte packet is too short for a PTP container`, 'ptp-short-packet');
+  if (bytes.length < HEADER_BYTES)
+    throw new PtpProtocolError(`a ${bytes.length}-byte packet is too short for a PTP container`, 'ptp-short-packet');
   const v = view(bytes);
-  return { length: v.getUint32(0, true), type: v.getUint16(4, true), code: v.getUint16(6, true), transactionId: v.getUint32(8, true) };
+  return {
+    length: v.getUint32(0, true),
+    type: v.getUint16(4, true),
+    code: v.getUint16(6, true),
+    transactionId: v.getUint32(8, true),
+  };
 }
 
 export interface ParamContainer extends ContainerHeader {
@@ -75,10 +88,16 @@ export interface ParamContainer extends ContainerHeader {
 export function decodeParamContainer(bytes: Uint8Array): ParamContainer {
   const h = decodeHeader(bytes);
   if (h.length < HEADER_BYTES || h.length > HEADER_BYTES + MAX_PARAMS * 4 || (h.length - HEADER_BYTES) % 4 !== 0) {
-    throw new PtpProtocolError(`container length ${h.length} is impossible for a container of type ${h.type}`, 'ptp-bad-length');
+    throw new PtpProtocolError(
+      `container length ${h.length} is impossible for a container of type ${h.type}`,
+      'ptp-bad-length',
+    );
   }
   if (bytes.length !== h.length) {
-    throw new PtpProtocolError(`container says ${h.length} bytes but ${bytes.length} arrived`, bytes.length < h.length ? 'ptp-short-packet' : 'ptp-bad-length');
+    throw new PtpProtocolError(
+      `container says ${h.length} bytes but ${bytes.length} arrived`,
+      bytes.length < h.length ? 'ptp-short-packet' : 'ptp-bad-length',
+    );
   }
   const v = view(bytes);
   const params: number[] = [];
@@ -112,7 +131,10 @@ export class DatasetReader {
 
   private need(n: number, field: string): void {
     if (n > this.remaining) {
-      throw new PtpProtocolError(`${this.what} ends inside ${field}: ${n} bytes needed at offset ${this.at}, ${this.remaining} left`, 'ptp-truncated');
+      throw new PtpProtocolError(
+        `${this.what} ends inside ${field}: ${n} bytes needed at offset ${this.at}, ${this.remaining} left`,
+        'ptp-truncated',
+      );
     }
   }
 
@@ -159,14 +181,16 @@ export class DatasetReader {
     this.need(8, field);
     const x = this.v.getBigUint64(this.at, true);
     this.at += 8;
-    if (x > BigInt(Number.MAX_SAFE_INTEGER)) throw new PtpProtocolError(`${this.what}: ${field} ${x} is larger than any real size`, 'ptp-too-large');
+    if (x > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new PtpProtocolError(`${this.what}: ${field} ${x} is larger than any real size`, 'ptp-too-large');
     return Number(x);
   }
   i64(field = 'an i64'): number {
     this.need(8, field);
     const x = this.v.getBigInt64(this.at, true);
     this.at += 8;
-    if (x > BigInt(Number.MAX_SAFE_INTEGER) || x < BigInt(Number.MIN_SAFE_INTEGER)) throw new PtpProtocolError(`${this.what}: ${field} ${x} is out of range`, 'ptp-too-large');
+    if (x > BigInt(Number.MAX_SAFE_INTEGER) || x < BigInt(Number.MIN_SAFE_INTEGER))
+      throw new PtpProtocolError(`${this.what}: ${field} ${x} is out of range`, 'ptp-too-large');
     return Number(x);
   }
 
@@ -192,7 +216,10 @@ export class DatasetReader {
   private array<T>(size: number, field: string, read: () => T): T[] {
     const count = this.u32(`the count of ${field}`);
     if (count * size > this.remaining) {
-      throw new PtpProtocolError(`${this.what}: ${field} claims ${count} elements but only ${this.remaining} bytes follow`, 'ptp-bad-count');
+      throw new PtpProtocolError(
+        `${this.what}: ${field} claims ${count} elements but only ${this.remaining} bytes follow`,
+        'ptp-bad-count',
+      );
     }
     const out = new Array<T>(count);
     for (let i = 0; i < count; i++) out[i] = read();

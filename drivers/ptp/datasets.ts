@@ -108,7 +108,12 @@ export function decodeObjectInfo(bytes: Uint8Array): PtpObjectInfo {
   if (head.compressedSize === 0xffffffff) head.compressedSize = null;
   // Some cameras end the dataset after the filename; a field cut in half is still an error.
   const optional = (field: string) => (r.atEnd ? '' : r.string(field));
-  return { ...head, captureDate: optional('CaptureDate'), modificationDate: optional('ModificationDate'), keywords: optional('Keywords') };
+  return {
+    ...head,
+    captureDate: optional('CaptureDate'),
+    modificationDate: optional('ModificationDate'),
+    keywords: optional('Keywords'),
+  };
 }
 
 export function encodeObjectInfo(o: Omit<PtpObjectInfo, 'compressedSize'> & { compressedSize: number }): Uint8Array {
@@ -144,13 +149,20 @@ export interface PtpStorageInfo {
 /** Only the fixed head: capacities are often nonsense (QEMU's usb-mtp) and nothing here needs them. */
 export function decodeStorageInfo(bytes: Uint8Array): PtpStorageInfo {
   const r = new DatasetReader(bytes, 'StorageInfo');
-  return { storageType: r.u16('StorageType'), filesystemType: r.u16('FilesystemType'), accessCapability: r.u16('AccessCapability') };
+  return {
+    storageType: r.u16('StorageType'),
+    filesystemType: r.u16('FilesystemType'),
+    accessCapability: r.u16('AccessCapability'),
+  };
 }
 
 /** A property value: numbers up to 64 bits, strings; null for types this driver does not read. */
 export type PropValue = number | string | null;
 
-export type PropForm = { kind: 'none' } | { kind: 'range'; min: PropValue; max: PropValue; step: PropValue } | { kind: 'enum'; values: PropValue[] };
+export type PropForm =
+  | { kind: 'none' }
+  | { kind: 'range'; min: PropValue; max: PropValue; step: PropValue }
+  | { kind: 'enum'; values: PropValue[] };
 
 export interface PtpDevicePropDesc {
   code: number;
@@ -192,7 +204,11 @@ export function readPropValue(r: DatasetReader, dataType: number, field = 'a val
   if ((dataType & 0xf000) === 0x4000 && element >= DataType.INT8 && element <= DataType.UINT128) {
     const size = [1, 1, 2, 2, 4, 4, 8, 8, 16, 16][element - 1]!;
     const count = r.u32(`the count of ${field}`);
-    if (count * size > r.remaining) throw new PtpProtocolError(`${field} claims ${count} elements but only ${r.remaining} bytes follow`, 'ptp-bad-count');
+    if (count * size > r.remaining)
+      throw new PtpProtocolError(
+        `${field} claims ${count} elements but only ${r.remaining} bytes follow`,
+        'ptp-bad-count',
+      );
     r.skip(count * size, field);
     return null;
   }
@@ -209,7 +225,12 @@ export function decodeDevicePropDesc(bytes: Uint8Array): PtpDevicePropDesc {
   const formFlag = r.atEnd ? 0 : r.u8('FormFlag');
   let form: PropForm = { kind: 'none' };
   if (formFlag === 1) {
-    form = { kind: 'range', min: readPropValue(r, dataType, 'MinimumValue'), max: readPropValue(r, dataType, 'MaximumValue'), step: readPropValue(r, dataType, 'StepSize') };
+    form = {
+      kind: 'range',
+      min: readPropValue(r, dataType, 'MinimumValue'),
+      max: readPropValue(r, dataType, 'MaximumValue'),
+      step: readPropValue(r, dataType, 'StepSize'),
+    };
   } else if (formFlag === 2) {
     const count = r.u16('the count of the enumeration');
     const values: PropValue[] = [];
@@ -219,8 +240,18 @@ export function decodeDevicePropDesc(bytes: Uint8Array): PtpDevicePropDesc {
   return { code, dataType, writable, factoryDefault, current, form };
 }
 
-export function encodeDevicePropDesc(d: { code: number; dataType: number; writable: boolean; factoryDefault: number | string; current: number | string; form: PropForm }): Uint8Array {
-  const w = new DatasetWriter().u16(d.code).u16(d.dataType).u8(d.writable ? 1 : 0);
+export function encodeDevicePropDesc(d: {
+  code: number;
+  dataType: number;
+  writable: boolean;
+  factoryDefault: number | string;
+  current: number | string;
+  form: PropForm;
+}): Uint8Array {
+  const w = new DatasetWriter()
+    .u16(d.code)
+    .u16(d.dataType)
+    .u8(d.writable ? 1 : 0);
   const put = (x: PropValue) => writePropValue(w, d.dataType, x);
   put(d.factoryDefault);
   put(d.current);
@@ -298,6 +329,7 @@ export function parsePtpDateTime(s: string): Date | null {
  */
 export function formatPtpDateTime(d: Date, zone: 'Z' | 'local' = 'Z'): string {
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  if (zone === 'local') return `${p(d.getFullYear(), 4)}${p(d.getMonth() + 1)}${p(d.getDate())}T${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+  if (zone === 'local')
+    return `${p(d.getFullYear(), 4)}${p(d.getMonth() + 1)}${p(d.getDate())}T${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
   return `${p(d.getUTCFullYear(), 4)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}T${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}Z`;
 }

@@ -3,13 +3,27 @@
  * MTP responder. It speaks PTP itself over a transport the caller opens, so the same code runs
  * over node-usb (./usb-transport.ts) and over the in-memory responder the tests use.
  */
-import { DriverError, boundString, type CameraDriver, type CameraIdentity, type DeviceInfo, type DriverLogger } from '../types.js';
+import {
+  DriverError,
+  boundString,
+  type CameraDriver,
+  type CameraIdentity,
+  type DeviceInfo,
+  type DriverLogger,
+} from '../types.js';
 import { ACCESS_READ_ONLY_NO_DELETE, Op, Rc, STILL_IMAGE_CLASS } from './constants.js';
 import { DatasetReader } from './codec.js';
 import { decodeStorageInfo, type PtpDeviceInfo } from './datasets.js';
 import { PtpCameraSession } from './camera-session.js';
 import { PtpResponseError } from './errors.js';
-import { describeQuirks, quirkKey, quirksFor, usableOperations, type PtpQuirkFlags, type PtpQuirkRow } from './quirks.js';
+import {
+  describeQuirks,
+  quirkKey,
+  quirksFor,
+  usableOperations,
+  type PtpQuirkFlags,
+  type PtpQuirkRow,
+} from './quirks.js';
 import { PtpSession, type PtpSessionOptions } from './session.js';
 import { Describer, probeClock, probeSettings, type DescribedSetting } from './device-config.js';
 import { PTP_SETTING_PROFILES, settingProfileFor, type PtpSettingProfile } from './setting-profiles.js';
@@ -21,7 +35,12 @@ export type { PtpTransport, UsbDirection } from './transport.js';
 export { TransportCode } from './transport.js';
 export { PtpProtocolError, PtpResponseError } from './errors.js';
 export { PTP_QUIRKS, quirksFor, type PtpQuirkFlags, type PtpQuirkRow } from './quirks.js';
-export { PTP_SETTING_PROFILES, settingProfileFor, type PtpSettingProfile, type PtpSettingSpec } from './setting-profiles.js';
+export {
+  PTP_SETTING_PROFILES,
+  settingProfileFor,
+  type PtpSettingProfile,
+  type PtpSettingSpec,
+} from './setting-profiles.js';
 
 export interface Fingerprint {
   class: number;
@@ -33,14 +52,28 @@ export interface Fingerprint {
 
 /** Best first. Vendor-class MTP devices (class 0xff) score nothing: a `usb.drivers` rule names them. */
 export const PTP_FINGERPRINTS: readonly Fingerprint[] = [
-  { class: STILL_IMAGE_CLASS, subclass: 0x01, protocol: 0x01, score: 60, why: 'interface class 0x06/0x01/0x01 (PTP still image)' },
+  {
+    class: STILL_IMAGE_CLASS,
+    subclass: 0x01,
+    protocol: 0x01,
+    score: 60,
+    why: 'interface class 0x06/0x01/0x01 (PTP still image)',
+  },
   { class: STILL_IMAGE_CLASS, score: 50, why: 'interface class 0x06 (still image)' },
 ];
 
 export function ptpFingerprintOf(device: DeviceInfo): Fingerprint | null {
   const ifaces = device.interfaces ?? [];
   for (const f of PTP_FINGERPRINTS) {
-    if (ifaces.some((i) => i.class === f.class && (f.subclass === undefined || i.subclass === f.subclass) && (f.protocol === undefined || i.protocol === f.protocol))) return f;
+    if (
+      ifaces.some(
+        (i) =>
+          i.class === f.class &&
+          (f.subclass === undefined || i.subclass === f.subclass) &&
+          (f.protocol === undefined || i.protocol === f.protocol),
+      )
+    )
+      return f;
   }
   return null;
 }
@@ -82,7 +115,9 @@ async function anyStoreDeletable(session: PtpSession, info: PtpDeviceInfo, log: 
   if (!info.operations.includes(Op.GetStorageInfo)) return true;
   try {
     const { data } = await session.request(Op.GetStorageIDs, [], 'GetStorageIDs');
-    const ids = new DatasetReader(data ?? new Uint8Array(0), 'StorageIDs').u32Array('StorageIDs').filter((id) => (id & 0xffff) !== 0);
+    const ids = new DatasetReader(data ?? new Uint8Array(0), 'StorageIDs')
+      .u32Array('StorageIDs')
+      .filter((id) => (id & 0xffff) !== 0);
     if (ids.length === 0) return true;
     for (const id of ids) {
       const res = await session.request(Op.GetStorageInfo, [id], `GetStorageInfo ${id.toString(16)}`);
@@ -91,7 +126,10 @@ async function anyStoreDeletable(session: PtpSession, info: PtpDeviceInfo, log: 
     return false;
   } catch (err) {
     if (err instanceof DriverError && err.kind === 'deviceGone') throw err;
-    log.warn({ event: 'ptp.storage_info_failed', error: (err as Error).message }, 'cannot read StorageInfo; assuming recordings can be deleted');
+    log.warn(
+      { event: 'ptp.storage_info_failed', error: (err as Error).message },
+      'cannot read StorageInfo; assuming recordings can be deleted',
+    );
     return true;
   }
 }
@@ -112,7 +150,12 @@ async function probeConfiguration(
   if (!profile) return { clockSettable, settings: [] };
   const settings = await probeSettings(session, support, profile, log, describer);
   log.info(
-    { event: 'ptp.settings_profile', device: profile.device, settings: settings.map((s) => s.name), skipped: Object.keys(profile.settings).length - settings.length },
+    {
+      event: 'ptp.settings_profile',
+      device: profile.device,
+      settings: settings.map((s) => s.name),
+      skipped: Object.keys(profile.settings).length - settings.length,
+    },
     `settings through the profile for ${profile.device}: ${settings.map((s) => s.name).join(', ') || 'none the camera describes'}`,
   );
   return { clockSettable, settings };
@@ -128,11 +171,19 @@ export function createPtpDriver(opts: PtpDriverOptions): PtpDriver {
    * DeviceInfo the way this camera answers it. The spec lets a host ask before OpenSession,
    * but some stacks refuse anything outside a session; asking inside it is always allowed.
    */
-  async function readDeviceInfo(session: PtpSession, device: DeviceInfo, flags: PtpQuirkFlags, log: DriverLogger): Promise<{ info: PtpDeviceInfo; path: DeviceInfoPath }> {
+  async function readDeviceInfo(
+    session: PtpSession,
+    device: DeviceInfo,
+    flags: PtpQuirkFlags,
+    log: DriverLogger,
+  ): Promise<{ info: PtpDeviceInfo; path: DeviceInfoPath }> {
     const key = quirkKey(device.vendorId, device.productId);
     const known = flags.deviceInfoInSession ? 'quirk table' : key && inSession.has(key) ? 'an earlier docking' : null;
     if (known) {
-      log.info({ event: 'ptp.open_path', vidPid: key, path: 'in-session', source: known }, `asking GetDeviceInfo inside the session, as ${known} says for ${key}`);
+      log.info(
+        { event: 'ptp.open_path', vidPid: key, path: 'in-session', source: known },
+        `asking GetDeviceInfo inside the session, as ${known} says for ${key}`,
+      );
     } else {
       let outside: PtpDeviceInfo | null = null;
       try {
@@ -163,7 +214,10 @@ export function createPtpDriver(opts: PtpDriverOptions): PtpDriver {
     }
     if (!known && key) {
       inSession.add(key);
-      log.info({ event: 'ptp.open_path', vidPid: key, path: 'in-session', source: 'fallback' }, `GetDeviceInfo works inside the session; ${key} is asked that way from now on`);
+      log.info(
+        { event: 'ptp.open_path', vidPid: key, path: 'in-session', source: 'fallback' },
+        `GetDeviceInfo works inside the session; ${key} is asked that way from now on`,
+      );
     }
     return { info, path: 'in-session' };
   }
@@ -181,26 +235,57 @@ export function createPtpDriver(opts: PtpDriverOptions): PtpDriver {
       const log = parentLog.child({ mod: 'ptp' });
       const row = quirksFor(device.vendorId, device.productId, opts.quirks);
       const flags = row?.flags ?? {};
-      if (row) log.info({ event: 'ptp.quirks', vidPid: quirkKey(row.vendorId, row.productId), device: row.device, flags: describeQuirks(flags) }, `quirks for ${row.device}: ${describeQuirks(flags).join(', ')}`);
+      if (row)
+        log.info(
+          {
+            event: 'ptp.quirks',
+            vidPid: quirkKey(row.vendorId, row.productId),
+            device: row.device,
+            flags: describeQuirks(flags),
+          },
+          `quirks for ${row.device}: ${describeQuirks(flags).join(', ')}`,
+        );
       const transport = await opts.openTransport(device, log);
-      const session = new PtpSession(transport, { ...opts.session, log, timeoutMs: opts.timeoutMs, transferBytes, openDelayMs: flags.openSessionDelayMs });
+      const session = new PtpSession(transport, {
+        ...opts.session,
+        log,
+        timeoutMs: opts.timeoutMs,
+        transferBytes,
+        openDelayMs: flags.openSessionDelayMs,
+      });
       try {
         const { info: listed, path } = await readDeviceInfo(session, device, flags, log);
         const info = { ...listed, operations: usableOperations(listed.operations, flags) };
         // QEMU's usb-mtp (and some cameras) report one fixed PTP serial for every unit; the USB
         // serial string tells units apart, so it wins when there is one.
         const serial = device.serialNumber?.trim() || info.serialNumber.trim();
-        if (!serial) throw new DriverError('permanent', 'no-serial', 'camera reports no serial number; without one dockd cannot tell cameras apart');
+        if (!serial)
+          throw new DriverError(
+            'permanent',
+            'no-serial',
+            'camera reports no serial number; without one dockd cannot tell cameras apart',
+          );
         const identity: CameraIdentity = {
           serial: boundString(serial),
           model: boundString(modelOf(info, device)),
           firmware: boundString(info.deviceVersion.trim() || 'unknown'),
         };
         const deletable = await anyStoreDeletable(session, info, log);
-        const profile = settingProfileFor({ vendorId: device.vendorId, productId: device.productId, model: info.model }, opts.settingProfiles ?? PTP_SETTING_PROFILES);
+        const profile = settingProfileFor(
+          { vendorId: device.vendorId, productId: device.productId, model: info.model },
+          opts.settingProfiles ?? PTP_SETTING_PROFILES,
+        );
         const config = await probeConfiguration(session, info, profile, log);
         log.info(
-          { event: 'ptp.opened', model: identity.model, firmware: identity.firmware, operations: info.operations.length, deletable, vendorExtension: info.vendorExtensionId, deviceInfo: path },
+          {
+            event: 'ptp.opened',
+            model: identity.model,
+            firmware: identity.firmware,
+            operations: info.operations.length,
+            deletable,
+            vendorExtension: info.vendorExtensionId,
+            deviceInfo: path,
+          },
           `PTP session open with ${identity.model}`,
         );
         return new PtpCameraSession({

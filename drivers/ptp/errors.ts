@@ -47,7 +47,11 @@ export class PtpResponseError extends DriverError {
   readonly operation: number;
 
   constructor(operation: number, responseCode: number, what: string) {
-    super(responseKind(responseCode), `ptp-${hex16(responseCode)}`, `${what}: camera answered ${responseName(responseCode)} (${hex16(responseCode)})`);
+    super(
+      responseKind(responseCode),
+      `ptp-${hex16(responseCode)}`,
+      `${what}: camera answered ${responseName(responseCode)} (${hex16(responseCode)})`,
+    );
     this.name = 'PtpResponseError';
     this.operation = operation;
     this.responseCode = responseCode;

@@ -33,7 +33,9 @@ const ABANDONED_KEPT = 8;
 
 export function asDriverError(err: unknown, what = 'USB transfer'): DriverError {
   if (err instanceof DriverError) return err;
-  return new DriverError('transient', TransportCode.Io, `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  return new DriverError('transient', TransportCode.Io, `${what}: ${(err as Error)?.message ?? String(err)}`, {
+    cause: err,
+  });
 }
 
 export interface ReceivedContainer {
@@ -119,7 +121,10 @@ export class BulkPipe {
       if (bytes.length === 0) continue;
       const header = decodeHeader(bytes);
       if (header.type === ContainerType.Response && this.abandoned.includes(header.transactionId)) {
-        this.o.log.debug({ event: 'ptp.late_response', transactionId: header.transactionId }, 'dropped the response to a cancelled transaction');
+        this.o.log.debug(
+          { event: 'ptp.late_response', transactionId: header.transactionId },
+          'dropped the response to a cancelled transaction',
+        );
         continue;
       }
       return { header, bytes, short };
@@ -154,7 +159,9 @@ export class BulkPipe {
     await this.drain();
     if (status === 'busy' && !this.goneError) {
       log.warn({ event: 'ptp.reset', transactionId: tid }, 'camera still busy after a cancel; resetting it');
-      await this.call('device reset', () => this.transport.controlOut(ClassRequest.DeviceReset, 0, new Uint8Array(0))).catch(() => undefined);
+      await this.call('device reset', () =>
+        this.transport.controlOut(ClassRequest.DeviceReset, 0, new Uint8Array(0)),
+      ).catch(() => undefined);
       await this.clearHalts();
       this.o.onReset();
     }
@@ -192,7 +199,8 @@ export class BulkPipe {
       try {
         bytes = await this.call('drain', () => this.transport.bulkIn(this.transferBytes, this.o.drainTimeoutMs));
       } catch (err) {
-        if (err instanceof DriverError && err.code === TransportCode.Stall) await this.call('clear halt', () => this.transport.clearHalt('in')).catch(() => undefined);
+        if (err instanceof DriverError && err.code === TransportCode.Stall)
+          await this.call('clear halt', () => this.transport.clearHalt('in')).catch(() => undefined);
         break;
       }
       drained += bytes.length;

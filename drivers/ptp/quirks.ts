@@ -67,7 +67,11 @@ export function quirkKey(vendorId: number | undefined, productId: number | undef
 }
 
 /** The table's row for a device, or null. */
-export function quirksFor(vendorId: number | undefined, productId: number | undefined, table: readonly PtpQuirkRow[] = PTP_QUIRKS): PtpQuirkRow | null {
+export function quirksFor(
+  vendorId: number | undefined,
+  productId: number | undefined,
+  table: readonly PtpQuirkRow[] = PTP_QUIRKS,
+): PtpQuirkRow | null {
   return table.find((r) => r.vendorId === vendorId && r.productId === productId) ?? null;
 }
 

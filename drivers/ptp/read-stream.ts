@@ -86,7 +86,12 @@ export class PtpObjectStream extends Readable {
     this.sliceGot = 0;
     this.current =
       this.o.method === 'partial64'
-        ? await session.stream(Op.GetPartialObject64, [handle, this.pos % TWO_32, Math.floor(this.pos / TWO_32), length], `GetPartialObject64 ${label}`, length)
+        ? await session.stream(
+            Op.GetPartialObject64,
+            [handle, this.pos % TWO_32, Math.floor(this.pos / TWO_32), length],
+            `GetPartialObject64 ${label}`,
+            length,
+          )
         : await session.stream(Op.GetPartialObject, [handle, this.pos, length], `GetPartialObject ${label}`, length);
   }
 
@@ -127,10 +132,16 @@ export class PtpObjectStream extends Readable {
 
   private endSlice(reported: number | undefined): void {
     if (reported !== undefined && reported !== this.sliceGot) {
-      throw new PtpProtocolError(`partial read of ${this.o.label} says ${reported} bytes but sent ${this.sliceGot}`, 'ptp-partial-mismatch');
+      throw new PtpProtocolError(
+        `partial read of ${this.o.label} says ${reported} bytes but sent ${this.sliceGot}`,
+        'ptp-partial-mismatch',
+      );
     }
     if (this.sliceGot > this.sliceAsked) {
-      throw new PtpProtocolError(`partial read of ${this.o.label} sent ${this.sliceGot} bytes where ${this.sliceAsked} were asked for`, 'ptp-partial-mismatch');
+      throw new PtpProtocolError(
+        `partial read of ${this.o.label} sent ${this.sliceGot} bytes where ${this.sliceAsked} were asked for`,
+        'ptp-partial-mismatch',
+      );
     }
   }
 

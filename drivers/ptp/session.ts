@@ -152,7 +152,12 @@ export class PtpSession {
     }
   }
 
-  private async begin(op: number, params: readonly number[], lengthHint?: number, dataOut?: Uint8Array): Promise<Transaction> {
+  private async begin(
+    op: number,
+    params: readonly number[],
+    lengthHint?: number,
+    dataOut?: Uint8Array,
+  ): Promise<Transaction> {
     if (this.pipe.gone) throw this.pipe.gone;
     const tx = new Transaction(this.pipe, op, this.nextTransactionId(), lengthHint);
     await tx.start(params, dataOut);
@@ -160,7 +165,11 @@ export class PtpSession {
   }
 
   /** A whole transaction with its data buffered; for datasets only, never object data. */
-  private async exchange(op: number, params: readonly number[], dataOut?: Uint8Array): Promise<{ response: PtpResponse; data: Uint8Array | null }> {
+  private async exchange(
+    op: number,
+    params: readonly number[],
+    dataOut?: Uint8Array,
+  ): Promise<{ response: PtpResponse; data: Uint8Array | null }> {
     const tx = await this.begin(op, params, undefined, dataOut);
     const data = tx.hasData ? await tx.readAll(this.maxDatasetBytes) : null;
     return { response: await tx.finish(), data };
@@ -210,12 +219,17 @@ export class PtpSession {
       if (!this.opened || this.pipe.gone) return;
       const { response } = await this.exchange(Op.CloseSession, []);
       this.opened = false;
-      if (response.code !== Rc.OK && response.code !== Rc.SessionNotOpen) throw new PtpResponseError(Op.CloseSession, response.code, 'CloseSession');
+      if (response.code !== Rc.OK && response.code !== Rc.SessionNotOpen)
+        throw new PtpResponseError(Op.CloseSession, response.code, 'CloseSession');
     });
   }
 
   /** One operation inside the session, its data (if any) buffered; any answer but OK throws. */
-  async request(op: number, params: readonly number[], what: string): Promise<{ params: number[]; data: Uint8Array | null }> {
+  async request(
+    op: number,
+    params: readonly number[],
+    what: string,
+  ): Promise<{ params: number[]; data: Uint8Array | null }> {
     return this.locked(async () => {
       await this.ensureOpen();
       const { response, data } = await this.exchange(op, params);

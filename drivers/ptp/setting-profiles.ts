@@ -82,7 +82,9 @@ export function settingProfileFor(
   device: { vendorId?: number; productId?: number; model: string },
   table: readonly PtpSettingProfile[] = PTP_SETTING_PROFILES,
 ): PtpSettingProfile | null {
-  const byId = table.find((r) => r.vendorId !== undefined && r.vendorId === device.vendorId && r.productId === device.productId);
+  const byId = table.find(
+    (r) => r.vendorId !== undefined && r.vendorId === device.vendorId && r.productId === device.productId,
+  );
   if (byId) return byId;
   const model = device.model.trim().toLowerCase();
   return table.find((r) => r.model !== undefined && r.model.trim().toLowerCase() === model) ?? null;

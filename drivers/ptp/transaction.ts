@@ -75,7 +75,10 @@ export class Transaction {
         return;
       }
       if (first.header.type !== ContainerType.Data) {
-        throw new PtpProtocolError(`${this.name}: expected data or a response, got a container of type ${first.header.type}`, 'ptp-unexpected-container');
+        throw new PtpProtocolError(
+          `${this.name}: expected data or a response, got a container of type ${first.header.type}`,
+          'ptp-unexpected-container',
+        );
       }
       this.checkTransaction(first.header.transactionId);
       this.hasData = true;
@@ -84,7 +87,10 @@ export class Transaction {
       if (length === LENGTH_UNKNOWN) {
         this.remaining = this.lengthHint ?? null;
       } else if (length < HEADER_BYTES) {
-        throw new PtpProtocolError(`${this.name}: data container length ${length} is shorter than its header`, 'ptp-bad-length');
+        throw new PtpProtocolError(
+          `${this.name}: data container length ${length} is shorter than its header`,
+          'ptp-bad-length',
+        );
       } else {
         this.remaining = length - HEADER_BYTES;
       }
@@ -120,7 +126,10 @@ export class Transaction {
       this.pipe.unread(out.subarray(this.remaining));
       out = out.subarray(0, this.remaining);
     } else if (short && out.length < this.remaining) {
-      throw new PtpProtocolError(`${this.name}: data ended ${this.remaining - out.length} bytes before the length the camera announced`, 'ptp-short-data');
+      throw new PtpProtocolError(
+        `${this.name}: data ended ${this.remaining - out.length} bytes before the length the camera announced`,
+        'ptp-short-data',
+      );
     }
     this.remaining -= out.length;
     return out;
@@ -137,7 +146,10 @@ export class Transaction {
         if (chunk.length > 0) return chunk;
       }
       while (this.remaining !== 0 && !this.ended) {
-        const want = this.remaining === null ? this.pipe.transferBytes : Math.min(this.pipe.transferBytes, this.pipe.roundUp(this.remaining));
+        const want =
+          this.remaining === null
+            ? this.pipe.transferBytes
+            : Math.min(this.pipe.transferBytes, this.pipe.roundUp(this.remaining));
         const got = await this.pipe.receive(want);
         const chunk = this.accept(got.bytes, got.short);
         if (chunk.length > 0) return chunk;
@@ -150,13 +162,25 @@ export class Transaction {
   /** The whole data phase as one buffer, refused when it would exceed `max` bytes. */
   async readAll(max: number): Promise<Uint8Array> {
     if (this.dataLength !== null && this.dataLength > max) {
-      await this.guard(() => Promise.reject(new PtpProtocolError(`${this.name}: camera announces ${this.dataLength} bytes where at most ${max} are expected`, 'ptp-too-large')));
+      await this.guard(() =>
+        Promise.reject(
+          new PtpProtocolError(
+            `${this.name}: camera announces ${this.dataLength} bytes where at most ${max} are expected`,
+            'ptp-too-large',
+          ),
+        ),
+      );
     }
     const parts: Uint8Array[] = [];
     let total = 0;
     for (let chunk = await this.next(); chunk; chunk = await this.next()) {
       total += chunk.length;
-      if (total > max) await this.guard(() => Promise.reject(new PtpProtocolError(`${this.name}: camera sent more than the ${max} bytes expected`, 'ptp-too-large')));
+      if (total > max)
+        await this.guard(() =>
+          Promise.reject(
+            new PtpProtocolError(`${this.name}: camera sent more than the ${max} bytes expected`, 'ptp-too-large'),
+          ),
+        );
       parts.push(chunk);
     }
     return concatBytes(parts.length ? parts : [new Uint8Array(0)]);
@@ -169,7 +193,10 @@ export class Transaction {
     return this.guard(async () => {
       const c = await this.pipe.nextContainer();
       if (c.header.type !== ContainerType.Response) {
-        throw new PtpProtocolError(`${this.name}: expected the response, got a container of type ${c.header.type}`, 'ptp-unexpected-container');
+        throw new PtpProtocolError(
+          `${this.name}: expected the response, got a container of type ${c.header.type}`,
+          'ptp-unexpected-container',
+        );
       }
       return this.settle(c);
     });

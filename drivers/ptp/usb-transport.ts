@@ -30,7 +30,12 @@ export interface UsbEndpointLike {
 export interface UsbConfigurationLike {
   interfaces: Array<{
     interfaceNumber: number;
-    alternate: { interfaceClass: number; interfaceSubclass: number; interfaceProtocol: number; endpoints: UsbEndpointLike[] };
+    alternate: {
+      interfaceClass: number;
+      interfaceSubclass: number;
+      interfaceProtocol: number;
+      endpoints: UsbEndpointLike[];
+    };
   }>;
 }
 
@@ -59,10 +64,17 @@ export function usbError(err: unknown, what: string): DriverError {
   if (err instanceof DriverError) return err;
   const msg = (err as Error | undefined)?.message ?? String(err);
   const text = `${what}: ${msg}`;
-  if (/disconnect|no such device|enodev|not found|invalid state/i.test(msg)) return new DriverError('deviceGone', TransportCode.Gone, text, { cause: err });
+  if (/disconnect|no such device|enodev|not found|invalid state/i.test(msg))
+    return new DriverError('deviceGone', TransportCode.Gone, text, { cause: err });
   if (/stall/i.test(msg)) return new DriverError('transient', TransportCode.Stall, text, { cause: err });
   if (/cancel|timed? ?out/i.test(msg)) return new DriverError('transient', TransportCode.Timeout, text, { cause: err });
-  if (/busy/i.test(msg)) return new DriverError('transient', 'usb-busy', `${text} (another program, e.g. gvfs or gphoto2, may hold the camera)`, { cause: err });
+  if (/busy/i.test(msg))
+    return new DriverError(
+      'transient',
+      'usb-busy',
+      `${text} (another program, e.g. gvfs or gphoto2, may hold the camera)`,
+      { cause: err },
+    );
   return new DriverError('transient', TransportCode.Io, text, { cause: err });
 }
 
@@ -78,7 +90,10 @@ export interface StillImageInterface {
  * The still-image interface and its endpoints. Without a class 0x06 interface, one with the
  * PTP endpoint set (bulk in, bulk out, interrupt in) is taken: MTP devices often report class 0xff.
  */
-export function findStillImageInterface(config: UsbConfigurationLike, interfaceNumber?: number): StillImageInterface | null {
+export function findStillImageInterface(
+  config: UsbConfigurationLike,
+  interfaceNumber?: number,
+): StillImageInterface | null {
   const shaped = config.interfaces.map((i) => {
     const eps = i.alternate.endpoints;
     const find = (dir: string, type: string) => eps.find((e) => e.direction === dir && e.type === type);
@@ -120,7 +135,9 @@ class UsbTransport implements PtpTransport {
   ) {
     this.maxPacketSize = iface.maxPacketSize;
     const ep = iface.interruptIn;
-    if (ep !== undefined) this.interruptIn = (max, timeoutMs) => this.call('interrupt-in', async () => this.received(await device.nativeTransferIn(ep, timeoutMs, max)));
+    if (ep !== undefined)
+      this.interruptIn = (max, timeoutMs) =>
+        this.call('interrupt-in', async () => this.received(await device.nativeTransferIn(ep, timeoutMs, max)));
   }
 
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -145,16 +162,23 @@ class UsbTransport implements PtpTransport {
   bulkOut(data: Uint8Array): Promise<void> {
     return this.call('bulk-out', async () => {
       const written = await this.device.nativeTransferOut(this.iface.bulkOut, this.outTimeoutMs, data);
-      if (written !== data.length) throw new DriverError('transient', TransportCode.Io, `bulk-out wrote ${written} of ${data.length} bytes`);
+      if (written !== data.length)
+        throw new DriverError('transient', TransportCode.Io, `bulk-out wrote ${written} of ${data.length} bytes`);
     });
   }
 
   bulkIn(maxLength: number, timeoutMs: number): Promise<Uint8Array> {
-    return this.call('bulk-in', async () => this.received(await this.device.nativeTransferIn(this.iface.bulkIn, timeoutMs, maxLength)));
+    return this.call('bulk-in', async () =>
+      this.received(await this.device.nativeTransferIn(this.iface.bulkIn, timeoutMs, maxLength)),
+    );
   }
 
   controlIn(request: number, value: number, length: number): Promise<Uint8Array> {
-    return this.call('control-in', async () => this.received(await this.device.nativeControlTransferIn(this.setup(request, value), this.controlTimeoutMs, length)));
+    return this.call('control-in', async () =>
+      this.received(
+        await this.device.nativeControlTransferIn(this.setup(request, value), this.controlTimeoutMs, length),
+      ),
+    );
   }
 
   controlOut(request: number, value: number, data: Uint8Array): Promise<void> {
@@ -164,7 +188,9 @@ class UsbTransport implements PtpTransport {
   }
 
   clearHalt(direction: UsbDirection): Promise<void> {
-    return this.call('clear halt', () => this.device.clearHalt(direction, direction === 'in' ? this.iface.bulkIn : this.iface.bulkOut));
+    return this.call('clear halt', () =>
+      this.device.clearHalt(direction, direction === 'in' ? this.iface.bulkIn : this.iface.bulkOut),
+    );
   }
 
   async close(): Promise<void> {
@@ -176,7 +202,10 @@ class UsbTransport implements PtpTransport {
 }
 
 /** Opens the device, claims its still-image interface and returns the transport over it. */
-export async function openUsbTransport(device: UsbStillImageDevice, opts: UsbTransportOptions = {}): Promise<PtpTransport> {
+export async function openUsbTransport(
+  device: UsbStillImageDevice,
+  opts: UsbTransportOptions = {},
+): Promise<PtpTransport> {
   try {
     if (!device.opened) await device.open();
   } catch (err) {
@@ -191,7 +220,11 @@ export async function openUsbTransport(device: UsbStillImageDevice, opts: UsbTra
   const iface = config ? findStillImageInterface(config, opts.interfaceNumber) : null;
   if (!iface) {
     await device.close().catch(() => undefined);
-    throw new DriverError('permanent', 'no-still-image-interface', 'device has no interface with bulk-in and bulk-out endpoints for PTP');
+    throw new DriverError(
+      'permanent',
+      'no-still-image-interface',
+      'device has no interface with bulk-in and bulk-out endpoints for PTP',
+    );
   }
   // No kernel driver binds class 0x06 on Linux; a vendor-class interface may have one.
   await device.detachKernelDriver?.(iface.number).catch(() => undefined);
@@ -209,11 +242,15 @@ export async function openUsbTransport(device: UsbStillImageDevice, opts: UsbTra
  * `openTransport` for createPtpDriver: `native` looks up the node-usb device object the USB bus
  * holds for a docked device (UsbDeviceRegistry.native).
  */
-export function usbTransportOpener(native: (device: DeviceInfo) => unknown, opts: Omit<UsbTransportOptions, 'log'> = {}): (device: DeviceInfo, log: DriverLogger) => Promise<PtpTransport> {
+export function usbTransportOpener(
+  native: (device: DeviceInfo) => unknown,
+  opts: Omit<UsbTransportOptions, 'log'> = {},
+): (device: DeviceInfo, log: DriverLogger) => Promise<PtpTransport> {
   return async (device, log) => {
     const dev = native(device) as UsbStillImageDevice | undefined;
     if (!dev) throw new DriverError('deviceGone', TransportCode.Gone, `USB device ${device.key} is no longer attached`);
-    if (typeof dev.nativeTransferIn !== 'function') throw new DriverError('permanent', 'not-node-usb', 'the USB backend gave no node-usb device to open');
+    if (typeof dev.nativeTransferIn !== 'function')
+      throw new DriverError('permanent', 'not-node-usb', 'the USB backend gave no node-usb device to open');
     return openUsbTransport(dev, { ...opts, log });
   };
 }

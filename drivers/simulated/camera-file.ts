@@ -46,7 +46,12 @@ function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function num(obj: Record<string, unknown>, key: string, where: string, opts: { min?: number; max?: number } = {}): number | undefined {
+function num(
+  obj: Record<string, unknown>,
+  key: string,
+  where: string,
+  opts: { min?: number; max?: number } = {},
+): number | undefined {
   const v = obj[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new CameraFileError(`${where}${key} must be a number`);
@@ -81,7 +86,8 @@ function parseBattery(v: unknown): BatteryReading | null {
     healthPercent: num(v, 'healthPercent', 'battery.', { min: 0, max: 100 }),
     cycleCount: num(v, 'cycleCount', 'battery.', { min: 0 }),
   };
-  for (const [k, val] of Object.entries(extra)) if (val !== undefined) (reading as unknown as Record<string, number>)[k] = val;
+  for (const [k, val] of Object.entries(extra))
+    if (val !== undefined) (reading as unknown as Record<string, number>)[k] = val;
   return reading;
 }
 

@@ -29,10 +29,12 @@ export function parseSettings(v: unknown, where = 'settings'): CameraSettings | 
   if (v === undefined || v === null) return null;
   if (!isObj(v)) throw new CameraFileError(`${where} must be an object of strings, numbers and booleans`);
   const keys = Object.keys(v);
-  if (keys.length > MAX_SETTINGS) throw new CameraFileError(`${where} has ${keys.length} keys, more than ${MAX_SETTINGS}`);
+  if (keys.length > MAX_SETTINGS)
+    throw new CameraFileError(`${where} has ${keys.length} keys, more than ${MAX_SETTINGS}`);
   const out: CameraSettings = {};
   for (const k of keys) {
-    if (k.length === 0 || k.length > MAX_KEY || /\p{Cc}/u.test(k)) throw new CameraFileError(`${where}: key "${k.slice(0, MAX_KEY)}" must be 1–${MAX_KEY} printable characters`);
+    if (k.length === 0 || k.length > MAX_KEY || /\p{Cc}/u.test(k))
+      throw new CameraFileError(`${where}: key "${k.slice(0, MAX_KEY)}" must be 1–${MAX_KEY} printable characters`);
     const val = v[k];
     if (typeof val === 'string') out[k] = val.slice(0, MAX_VALUE);
     else if (typeof val === 'boolean') out[k] = val;

@@ -33,7 +33,8 @@ async function writeAtomically(dir: string, name: string, text: string): Promise
     await unlink(tmp).catch(() => undefined);
     const e = err as NodeJS.ErrnoException;
     // The slot folder vanished: the camera was pulled out while dockd configured it.
-    if (e.code === 'ENOENT') throw new DriverError('deviceGone', 'undocked', `camera is gone (cannot write ${name})`, { cause: err });
+    if (e.code === 'ENOENT')
+      throw new DriverError('deviceGone', 'undocked', `camera is gone (cannot write ${name})`, { cause: err });
     throw new DriverError('transient', e.code ?? 'write', `cannot write ${name}: ${e.message}`, { cause: err });
   }
 }
@@ -66,8 +67,14 @@ export async function reportedSettings(dir: string, own: CameraSettings): Promis
  */
 export async function writeSettings(dir: string, own: CameraSettings, partial: CameraSettings): Promise<boolean> {
   for (const [k, v] of Object.entries(partial)) {
-    if (!Object.hasOwn(own, k)) throw new DriverError('permanent', 'setting-unknown', `the camera has no setting "${k}"`);
-    if (typeof own[k] !== typeof v) throw new DriverError('permanent', 'setting-type', `the camera refuses ${k} = ${JSON.stringify(v)}: it takes a ${typeof own[k]}`);
+    if (!Object.hasOwn(own, k))
+      throw new DriverError('permanent', 'setting-unknown', `the camera has no setting "${k}"`);
+    if (typeof own[k] !== typeof v)
+      throw new DriverError(
+        'permanent',
+        'setting-type',
+        `the camera refuses ${k} = ${JSON.stringify(v)}: it takes a ${typeof own[k]}`,
+      );
   }
   const current = await reportedSettings(dir, own);
   if (Object.entries(partial).every(([k, v]) => current[k] === v)) return false;

@@ -29,7 +29,12 @@ const REFUSED_CODES = new Set(['ENOENT', 'EACCES', 'EPERM', 'ELOOP', 'EISDIR', '
 function classify(err: unknown, what: string): DriverError {
   if (err instanceof DriverError) return err;
   const code = (err as NodeJS.ErrnoException).code ?? 'io-error';
-  return new DriverError(REFUSED_CODES.has(code) ? 'permanent' : 'transient', code, `${what}: ${(err as Error).message}`, { cause: err });
+  return new DriverError(
+    REFUSED_CODES.has(code) ? 'permanent' : 'transient',
+    code,
+    `${what}: ${(err as Error).message}`,
+    { cause: err },
+  );
 }
 
 /**
@@ -43,7 +48,14 @@ export class SimCameraSession implements CameraSession {
    * the listing never shows it), so dockd may configure a simulated camera before offloading.
    */
   get capabilities() {
-    return { resume: true, delete: true, clock: true, eventLog: true, settings: this.spec.settings !== null, settingsDisturbRecordings: false };
+    return {
+      resume: true,
+      delete: true,
+      clock: true,
+      eventLog: true,
+      settings: this.spec.settings !== null,
+      settingsDisturbRecordings: false,
+    };
   }
   private spec: CameraSpec;
   private specKey: string;
@@ -80,7 +92,10 @@ export class SimCameraSession implements CameraSession {
       if (err instanceof Unchanged) return;
       if (err instanceof DriverError) throw err;
       // A half-edited camera.json must not unplug the camera: keep the last good state.
-      this.log.warn({ event: 'sim.camera_file_invalid', err: (err as Error).message }, 'camera.json is invalid; keeping the last good state');
+      this.log.warn(
+        { event: 'sim.camera_file_invalid', err: (err as Error).message },
+        'camera.json is invalid; keeping the last good state',
+      );
       return;
     }
     if (loaded.key === this.specKey) return;
@@ -128,7 +143,8 @@ export class SimCameraSession implements CameraSession {
 
   async applySettings(partial: CameraSettings): Promise<void> {
     await this.ready();
-    if (!this.spec.settings) throw new DriverError('permanent', 'no-settings', 'the camera reports no settings and cannot be configured');
+    if (!this.spec.settings)
+      throw new DriverError('permanent', 'no-settings', 'the camera reports no settings and cannot be configured');
     const written = await writeSettings(this.dir, this.spec.settings, partial);
     if (written) this.log.debug({ event: 'sim.settings_written', keys: Object.keys(partial) }, 'settings.json written');
   }
@@ -194,7 +210,8 @@ export class SimCameraSession implements CameraSession {
 
   async delete(id: string, identity?: string): Promise<void> {
     await this.ready();
-    if (this.faults.deleteFails(id)) throw new DriverError('transient', 'delete-error', `camera refused to delete ${id}`);
+    if (this.faults.deleteFails(id))
+      throw new DriverError('transient', 'delete-error', `camera refused to delete ${id}`);
     try {
       await unlinkInside(this.root, id, identity);
     } catch (err) {
@@ -220,7 +237,8 @@ async function readSpec(dir: string, knownKey?: string): Promise<{ spec: CameraS
     if (knownKey?.startsWith(stamp)) throw new Unchanged();
     text = await readFile(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new DriverError('deviceGone', 'undocked', 'camera.json is gone');
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new DriverError('deviceGone', 'undocked', 'camera.json is gone');
     throw err;
   }
   // The mtime is part of the key: rewriting identical content still counts as "written again".

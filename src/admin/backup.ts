@@ -52,7 +52,11 @@ function removeWithSidecars(file: string): void {
   for (const s of ['', '-wal', '-shm', '-journal']) rmSync(file + s, { force: true });
 }
 
-export async function backupStore(dataDir: string, target: string, opts: { force?: boolean; onProgress?: (p: BackupProgress) => void } = {}): Promise<BackupResult> {
+export async function backupStore(
+  dataDir: string,
+  target: string,
+  opts: { force?: boolean; onProgress?: (p: BackupProgress) => void } = {},
+): Promise<BackupResult> {
   const file = path.resolve(target);
   const startedAt = new Date().toISOString();
   const store = openExistingStore(dataDir);
@@ -61,9 +65,12 @@ export async function backupStore(dataDir: string, target: string, opts: { force
     if (path.resolve(store.file) === file || file.startsWith(path.resolve(store.file) + '-')) {
       throw new BackupError(`${file} is the live database; back up to another file`, true);
     }
-    if (!statSync(path.dirname(file), { throwIfNoEntry: false })?.isDirectory()) throw new BackupError(`${path.dirname(file)} is not a directory`, true);
-    if (statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw new BackupError(`${file} is a directory; name the backup file`, true);
-    if (existsSync(file) && !opts.force) throw new BackupError(`${file} already exists; pass --force to overwrite it`, true);
+    if (!statSync(path.dirname(file), { throwIfNoEntry: false })?.isDirectory())
+      throw new BackupError(`${path.dirname(file)} is not a directory`, true);
+    if (statSync(file, { throwIfNoEntry: false })?.isDirectory())
+      throw new BackupError(`${file} is a directory; name the backup file`, true);
+    if (existsSync(file) && !opts.force)
+      throw new BackupError(`${file} already exists; pass --force to overwrite it`, true);
     removeWithSidecars(tmp);
     // The copy holds the whole custody log: owner-only from its first byte.
     closeSync(openSync(tmp, 'wx', 0o600));
@@ -90,14 +97,22 @@ export async function backupStore(dataDir: string, target: string, opts: { force
 
   try {
     const copy = new Database(tmp, { fileMustExist: true });
-    let summary: { integrity: string[]; pages: number; events: number; lastSeq: number | null; headHash: string | null };
+    let summary: {
+      integrity: string[];
+      pages: number;
+      events: number;
+      lastSeq: number | null;
+      headHash: string | null;
+    };
     try {
       const rows = copy.pragma('integrity_check') as Array<{ integrity_check: string }>;
-      const head = copy.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM custody_events ORDER BY seq DESC LIMIT 1').get();
+      const head = copy
+        .prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM custody_events ORDER BY seq DESC LIMIT 1')
+        .get();
       summary = {
         integrity: rows.map((r) => r.integrity_check),
         pages: copy.pragma('page_count', { simple: true }) as number,
-        events: (copy.prepare<[], { n: number }>('SELECT count(*) AS n FROM custody_events').get()?.n ?? 0),
+        events: copy.prepare<[], { n: number }>('SELECT count(*) AS n FROM custody_events').get()?.n ?? 0,
         lastSeq: head?.seq ?? null,
         headHash: head?.hash ?? null,
       };
@@ -105,7 +120,9 @@ export async function backupStore(dataDir: string, target: string, opts: { force
       copy.close();
     }
     if (summary.integrity.length !== 1 || summary.integrity[0] !== 'ok') {
-      throw new BackupError(`the copy failed integrity_check (${summary.integrity.slice(0, 3).join('; ')}); nothing was written to ${file}`);
+      throw new BackupError(
+        `the copy failed integrity_check (${summary.integrity.slice(0, 3).join('; ')}); nothing was written to ${file}`,
+      );
     }
     fsyncPath(tmp);
     // A -wal left next to the old file would be replayed into the new one at its next open.

@@ -3,7 +3,16 @@
  * itself, each as one check with one line saying what to do about it. Nothing here writes to the
  * store; the only lock taken is the brief probe of the daemon lock.
  */
-import { accessSync, constants, existsSync, readdirSync, readFileSync, statfsSync, statSync, type Stats } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  statfsSync,
+  statSync,
+  type Stats,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config.js';
@@ -102,17 +111,34 @@ export function configCheck(configFile: string | null, cfg: Config): Check {
 
 function dataDirCheck(dataDir: string, env: DoctorEnv): { check: Check; exists: boolean } {
   const st = statOrNull(dataDir);
-  if (!st) return { exists: false, check: fail('data-dir', `${dataDir} does not exist`, 'start the daemon once (it creates the data dir), or check dataDir in the config and --data-dir') };
-  if (!st.isDirectory()) return { exists: false, check: fail('data-dir', `${dataDir} is not a directory`, 'point dataDir at a directory') };
+  if (!st)
+    return {
+      exists: false,
+      check: fail(
+        'data-dir',
+        `${dataDir} does not exist`,
+        'start the daemon once (it creates the data dir), or check dataDir in the config and --data-dir',
+      ),
+    };
+  if (!st.isDirectory())
+    return { exists: false, check: fail('data-dir', `${dataDir} is not a directory`, 'point dataDir at a directory') };
   const uid = env.uid();
   if (uid >= 0 && st.uid !== uid) {
     const owner = userName(st.uid);
     return {
       exists: true,
-      check: fail('data-dir', `${dataDir} is owned by ${owner}, not by ${currentUser(uid)} running this check`, `run doctor as the user the daemon runs as (sudo -u ${owner} dockd doctor), or hand the data dir to that user: chown -R USER: ${dataDir}`),
+      check: fail(
+        'data-dir',
+        `${dataDir} is owned by ${owner}, not by ${currentUser(uid)} running this check`,
+        `run doctor as the user the daemon runs as (sudo -u ${owner} dockd doctor), or hand the data dir to that user: chown -R USER: ${dataDir}`,
+      ),
     };
   }
-  if (st.mode & 0o007) return { exists: true, check: warn('data-dir', `${dataDir} is open to other users (mode ${octal(st.mode)})`, `chmod 750 ${dataDir}`) };
+  if (st.mode & 0o007)
+    return {
+      exists: true,
+      check: warn('data-dir', `${dataDir} is open to other users (mode ${octal(st.mode)})`, `chmod 750 ${dataDir}`),
+    };
   return { exists: true, check: ok('data-dir', `${dataDir} (mode ${octal(st.mode)}, owned by ${currentUser(uid)})`) };
 }
 
@@ -132,8 +158,15 @@ function permissionsCheck(dataDir: string): Check {
   const ast = statOrNull(archive);
   if (ast && ast.mode & 0o007) open.push(`archive/ ${octal(ast.mode)}`);
   if (!open.length) return ok('permissions', 'dockd.db and archive/ are closed to other users');
-  const cmds = [fixes.length ? `chmod o-rwx ${fixes.join(' ')}` : null, ast && ast.mode & 0o007 ? `chmod -R o-rwx ${archive}` : null].filter(Boolean);
-  return fail('permissions', `readable by other users: ${open.join(', ')}`, `${cmds.join(' && ')}; run the daemon with UMask=0027 (as scripts/service/dockd.service does)`);
+  const cmds = [
+    fixes.length ? `chmod o-rwx ${fixes.join(' ')}` : null,
+    ast && ast.mode & 0o007 ? `chmod -R o-rwx ${archive}` : null,
+  ].filter(Boolean);
+  return fail(
+    'permissions',
+    `readable by other users: ${open.join(', ')}`,
+    `${cmds.join(' && ')}; run the daemon with UMask=0027 (as scripts/service/dockd.service does)`,
+  );
 }
 
 /** Whoever reads the dock's private key can sign a forged custody chain head. */
@@ -165,17 +198,23 @@ function diskCheck(dataDir: string, cfg: Config): Check {
     const st = statfsSync(where);
     free = st.bavail * st.bsize;
   } catch (err) {
-    return fail('disk-space', `cannot read free space of ${where}: ${errText(err)}`, 'check that the archive filesystem is mounted');
+    return fail(
+      'disk-space',
+      `cannot read free space of ${where}: ${errText(err)}`,
+      'check that the archive filesystem is mounted',
+    );
   }
   const min = cfg.ingest.minFreeBytes;
   const detail = `${bytes(free)} free on the archive filesystem; ingest.minFreeBytes is ${bytes(min)}`;
-  const fix = 'free space on that filesystem or move the data dir to a bigger disk (recordings leave the archive only through retention)';
+  const fix =
+    'free space on that filesystem or move the data dir to a bigger disk (recordings leave the archive only through retention)';
   if (free < min) return fail('disk-space', `${detail}: offloading is paused`, fix);
   if (free < 2 * min) return warn('disk-space', `${detail}: less than twice the reserve left`, fix);
   return ok('disk-space', detail);
 }
 
-const RESTORE_FIX = 'stop the daemon, keep the damaged file aside, restore the newest backup (README: Backup and restore), then run dockd verify';
+const RESTORE_FIX =
+  'stop the daemon, keep the damaged file aside, restore the newest backup (README: Backup and restore), then run dockd verify';
 
 function databaseCheck(store: InspectedStore): Check {
   let rows: Array<{ integrity_check: string }>;
@@ -191,9 +230,14 @@ function databaseCheck(store: InspectedStore): Check {
   }
   const version = store.db.pragma('user_version', { simple: true }) as number;
   if (version > MIGRATIONS.length) {
-    return fail('database', `schema ${version} was written by a newer dockd (this one knows ${MIGRATIONS.length})`, 'install the dockd version that wrote this database');
+    return fail(
+      'database',
+      `schema ${version} was written by a newer dockd (this one knows ${MIGRATIONS.length})`,
+      'install the dockd version that wrote this database',
+    );
   }
-  const later = version < MIGRATIONS.length ? `; schema ${version} is migrated to ${MIGRATIONS.length} at the next start` : '';
+  const later =
+    version < MIGRATIONS.length ? `; schema ${version} is migrated to ${MIGRATIONS.length} at the next start` : '';
   return ok('database', `integrity_check ok${later}`);
 }
 
@@ -206,10 +250,18 @@ function walCheck(store: InspectedStore): Check {
   }
   const walBytes = statOrNull(store.file + '-wal')?.size ?? 0;
   if (mode !== 'wal') {
-    return warn('wal', `journal_mode is ${mode}, not wal`, 'start the daemon: it switches the database back to WAL; do not open dockd.db with tools that change journal_mode');
+    return warn(
+      'wal',
+      `journal_mode is ${mode}, not wal`,
+      'start the daemon: it switches the database back to WAL; do not open dockd.db with tools that change journal_mode',
+    );
   }
   if (walBytes > WAL_WARN_BYTES) {
-    return warn('wal', `journal_mode wal; dockd.db-wal is ${bytes(walBytes)}`, 'look for a long-lived reader of dockd.db (a forgotten sqlite3 shell, a status --watch) that keeps the WAL from being checkpointed; a clean daemon stop checkpoints it');
+    return warn(
+      'wal',
+      `journal_mode wal; dockd.db-wal is ${bytes(walBytes)}`,
+      'look for a long-lived reader of dockd.db (a forgotten sqlite3 shell, a status --watch) that keeps the WAL from being checkpointed; a clean daemon stop checkpoints it',
+    );
   }
   return ok('wal', `journal_mode wal; dockd.db-wal is ${bytes(walBytes)}`);
 }
@@ -240,12 +292,24 @@ function daemonCheck(dataDir: string, store: InspectedStore | null, env: DoctorE
   const age = row ? `${duration((now - Date.parse(row.heartbeat_at)) / 1000)} ago` : 'never';
   if (held && fresh) return ok('daemon', `running, pid ${row!.pid}, heartbeat ${age}`);
   if (held) {
-    return warn('daemon', `a daemon holds the lock but its heartbeat is stale (last ${age}${row?.stopped_at ? ', marked stopped' : ''}): hung?`, 'look at journalctl -u dockd; if it stays stale, systemctl restart dockd');
+    return warn(
+      'daemon',
+      `a daemon holds the lock but its heartbeat is stale (last ${age}${row?.stopped_at ? ', marked stopped' : ''}): hung?`,
+      'look at journalctl -u dockd; if it stays stale, systemctl restart dockd',
+    );
   }
   if (fresh) {
-    return fail('daemon', `the heartbeat is fresh (${age}, pid ${row!.pid}) but no daemon holds the lock`, 'something other than dockd start is writing to this data dir, or the daemon died just now: look at journalctl -u dockd and run doctor again');
+    return fail(
+      'daemon',
+      `the heartbeat is fresh (${age}, pid ${row!.pid}) but no daemon holds the lock`,
+      'something other than dockd start is writing to this data dir, or the daemon died just now: look at journalctl -u dockd and run doctor again',
+    );
   }
-  const last = row ? (row.stopped_at ? `stopped at ${row.stopped_at}` : `last heartbeat ${age}, not stopped cleanly`) : 'never ran on this data dir';
+  const last = row
+    ? row.stopped_at
+      ? `stopped at ${row.stopped_at}`
+      : `last heartbeat ${age}, not stopped cleanly`
+    : 'never ran on this data dir';
   return warn('daemon', `not running (${last})`, 'systemctl start dockd (or dockd start)');
 }
 
@@ -254,18 +318,28 @@ function clockCheck(store: InspectedStore | null, env: DoctorEnv): Check {
   const now = env.now();
   const year = new Date(now).getUTCFullYear();
   if (year < MIN_YEAR) {
-    return fail('clock', `the system clock says ${new Date(now).toISOString()}`, 'set the clock and enable time sync (timedatectl set-ntp true); check the RTC battery');
+    return fail(
+      'clock',
+      `the system clock says ${new Date(now).toISOString()}`,
+      'set the clock and enable time sync (timedatectl set-ntp true); check the RTC battery',
+    );
   }
   let newest: string | null = null;
   try {
-    newest = store ? (store.db.prepare<[], { at: string | null }>('SELECT max(at) AS at FROM custody_events').get()?.at ?? null) : null;
+    newest = store
+      ? (store.db.prepare<[], { at: string | null }>('SELECT max(at) AS at FROM custody_events').get()?.at ?? null)
+      : null;
   } catch {
-    return ok('clock', `${new Date(now).toISOString()}; custody events unreadable to compare with (see the database check)`);
+    return ok(
+      'clock',
+      `${new Date(now).toISOString()}; custody events unreadable to compare with (see the database check)`,
+    );
   }
   if (!newest) return ok('clock', `${new Date(now).toISOString()}; no custody events to compare with`);
   const ahead = Date.parse(newest) - now;
   const detail = `system clock ${new Date(now).toISOString()}, newest custody event ${newest}`;
-  const fix = 'the clock went back: fix it and enable time sync (timedatectl set-ntp true) before more custody events are written';
+  const fix =
+    'the clock went back: fix it and enable time sync (timedatectl set-ntp true) before more custody events are written';
   if (ahead > DAY_MS) return fail('clock', `${detail}, more than a day in the future`, fix);
   if (ahead > CLOCK_WARN_MS) return warn('clock', `${detail}, ${duration(ahead / 1000)} in the future`, fix);
   return ok('clock', detail);
@@ -277,7 +351,11 @@ function usbCheck(cfg: Config, env: DoctorEnv): Check {
   try {
     accessSync(env.devUsb, constants.R_OK | constants.X_OK);
   } catch {
-    return warn('usb', `${env.devUsb} is not accessible to ${currentUser(env.uid())}`, 'install scripts/service/70-dockd.rules and run the daemon as a member of group dockd');
+    return warn(
+      'usb',
+      `${env.devUsb} is not accessible to ${currentUser(env.uid())}`,
+      'install scripts/service/70-dockd.rules and run the daemon as a member of group dockd',
+    );
   }
   let total = 0;
   let open = 0;
@@ -326,7 +404,11 @@ export function runDoctor(cfg: Config, configFile: string | null, envOverrides: 
       store = openExistingStore(cfg.dataDir);
     } catch (err) {
       const missing = !existsSync(dbPath(cfg.dataDir));
-      checks.push(missing ? fail('database', `no dockd.db in ${cfg.dataDir}`, 'start the daemon once: it creates the database') : fail('database', `cannot open dockd.db: ${errText(err)}`, RESTORE_FIX));
+      checks.push(
+        missing
+          ? fail('database', `no dockd.db in ${cfg.dataDir}`, 'start the daemon once: it creates the database')
+          : fail('database', `cannot open dockd.db: ${errText(err)}`, RESTORE_FIX),
+      );
     }
     try {
       if (store) checks.push(databaseCheck(store), walCheck(store));

@@ -36,9 +36,7 @@ export type StoredDeviceSample = Pick<BatterySample, 'at' | 'percent' | 'chargin
  * - a callback (e.g. a range query on the store), given the candidate and the tolerance.
  */
 export type StoredDeviceSamples =
-  | readonly StoredDeviceSample[]
-  | ReadonlySet<number>
-  | ((candidate: BatterySample, toleranceMs: number) => boolean);
+  readonly StoredDeviceSample[] | ReadonlySet<number> | ((candidate: BatterySample, toleranceMs: number) => boolean);
 
 export interface NewDeviceSamplesOptions {
   /** The dock's clock, for rejecting entries from the future; defaults to Date.now(). */

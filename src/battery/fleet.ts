@@ -22,20 +22,39 @@ interface Row {
 
 export function cameraSamples(db: Db, serial: string, since = 0): BatterySample[] {
   return db
-    .prepare<[string, number], Row>('SELECT at, percent, charging, source, visit FROM battery_samples WHERE camera = ? AND at >= ? ORDER BY at')
+    .prepare<[string, number], Row>(
+      'SELECT at, percent, charging, source, visit FROM battery_samples WHERE camera = ? AND at >= ? ORDER BY at',
+    )
     .all(serial, since)
     .map((r) => ({ at: r.at, percent: r.percent, charging: r.charging === 1, source: r.source, visit: r.visit }));
 }
 
-export function cameraHealth(db: Db, serial: string, shiftHours: number, since = 0): { health: BatteryHealth; view: CameraBattery } {
+export function cameraHealth(
+  db: Db,
+  serial: string,
+  shiftHours: number,
+  since = 0,
+): { health: BatteryHealth; view: CameraBattery } {
   const samples = cameraSamples(db, serial, since);
   const latestHealth = db
-    .prepare<[string], { health_percent: number }>('SELECT health_percent FROM battery_samples WHERE camera = ? AND health_percent IS NOT NULL ORDER BY at DESC LIMIT 1')
+    .prepare<[string], { health_percent: number }>(
+      'SELECT health_percent FROM battery_samples WHERE camera = ? AND health_percent IS NOT NULL ORDER BY at DESC LIMIT 1',
+    )
     .get(serial)?.health_percent;
-  const now = db.prepare<[string], { battery_json: string | null }>('SELECT battery_json FROM cameras WHERE serial = ?').get(serial);
+  const now = db
+    .prepare<[string], { battery_json: string | null }>('SELECT battery_json FROM cameras WHERE serial = ?')
+    .get(serial);
   const reading = now?.battery_json ? (JSON.parse(now.battery_json) as { percent: number; charging: boolean }) : null;
   const health = assessBattery({ samples, healthPercent: latestHealth ?? null, shiftHours });
-  return { health, view: { serial, percent: reading?.percent ?? health.latest?.percent ?? null, charging: reading?.charging ?? health.latest?.charging ?? null, ...formatBatteryHealth(health) } };
+  return {
+    health,
+    view: {
+      serial,
+      percent: reading?.percent ?? health.latest?.percent ?? null,
+      charging: reading?.charging ?? health.latest?.charging ?? null,
+      ...formatBatteryHealth(health),
+    },
+  };
 }
 
 export const FLEET_WINDOW_DAYS = 30;
@@ -44,8 +63,14 @@ export const FLEET_WINDOW_DAYS = 30;
  * One camera judged on its recent history only: a year of minute samples must not make a
  * docking or `dockd status` slow, and an ageing battery shows in recent shifts.
  */
-export function recentHealth(db: Db, serial: string, shiftHours: number): { health: BatteryHealth; view: CameraBattery } {
-  const last = db.prepare<[string], { at: number | null }>('SELECT max(at) at FROM battery_samples WHERE camera = ?').get(serial)?.at ?? 0;
+export function recentHealth(
+  db: Db,
+  serial: string,
+  shiftHours: number,
+): { health: BatteryHealth; view: CameraBattery } {
+  const last =
+    db.prepare<[string], { at: number | null }>('SELECT max(at) at FROM battery_samples WHERE camera = ?').get(serial)
+      ?.at ?? 0;
   return cameraHealth(db, serial, shiftHours, Math.max(0, last - FLEET_WINDOW_DAYS * 86_400_000));
 }
 
@@ -72,12 +97,20 @@ export function storeVerdict(db: Db, serial: string, shiftHours: number, view: C
  * a battery's verdict changes over shifts, not between two docked minutes.
  */
 export function fleetVerdicts(db: Db, shiftHours: number): CameraBattery[] {
-  const rows = db.prepare<[], { serial: string; battery_verdict_json: string | null }>('SELECT serial, battery_verdict_json FROM cameras ORDER BY serial').all();
+  const rows = db
+    .prepare<[], { serial: string; battery_verdict_json: string | null }>(
+      'SELECT serial, battery_verdict_json FROM cameras ORDER BY serial',
+    )
+    .all();
   return rows.map((r) => verdictOf(db, r, shiftHours));
 }
 
 /** One camera's verdict as stored at its last docking, else judged now. */
-export function verdictOf(db: Db, r: { serial: string; battery_verdict_json: string | null }, shiftHours: number): CameraBattery {
+export function verdictOf(
+  db: Db,
+  r: { serial: string; battery_verdict_json: string | null },
+  shiftHours: number,
+): CameraBattery {
   if (r.battery_verdict_json) {
     try {
       const v = JSON.parse(r.battery_verdict_json) as StoredVerdict;

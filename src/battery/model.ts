@@ -231,7 +231,8 @@ function slope(ys: readonly number[]): number {
 
 export function drainTrend(shifts: readonly Shift[]): BatteryTrend {
   const usable = shifts.filter((s) => s.countedHours >= TREND_MIN_SHIFT_HOURS).slice(-TREND_SHIFTS);
-  if (usable.length < TREND_MIN_SHIFTS) return { label: 'unknown', slopePercentPerHourPerShift: null, shifts: usable.length };
+  if (usable.length < TREND_MIN_SHIFTS)
+    return { label: 'unknown', slopePercentPerHourPerShift: null, shifts: usable.length };
   const k = slope(usable.map((s) => s.drainPercentPerHour));
   const label: TrendLabel = k > TREND_THRESHOLD ? 'rising' : k < -TREND_THRESHOLD ? 'falling' : 'stable';
   return { label, slopePercentPerHourPerShift: k, shifts: usable.length };
@@ -257,9 +258,12 @@ function chargeRate(sorted: readonly BatterySample[]): number | null {
 
 export function assessBattery(input: BatteryModelInput): BatteryHealth {
   const { shiftHours, windowHours } = input;
-  if (!(Number.isFinite(shiftHours) && shiftHours > 0)) throw new RangeError(`shiftHours must be a positive number, got ${shiftHours}`);
-  if (windowHours !== undefined && !(windowHours > 0)) throw new RangeError(`windowHours must be a positive number, got ${windowHours}`);
-  const healthPercent = input.healthPercent !== null && Number.isFinite(input.healthPercent) ? input.healthPercent : null;
+  if (!(Number.isFinite(shiftHours) && shiftHours > 0))
+    throw new RangeError(`shiftHours must be a positive number, got ${shiftHours}`);
+  if (windowHours !== undefined && !(windowHours > 0))
+    throw new RangeError(`windowHours must be a positive number, got ${windowHours}`);
+  const healthPercent =
+    input.healthPercent !== null && Number.isFinite(input.healthPercent) ? input.healthPercent : null;
 
   let sorted = normalizeSamples(input.samples);
   if (windowHours !== undefined && sorted.length > 0) {

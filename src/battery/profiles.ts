@@ -30,7 +30,11 @@ function round(v: number, digits: number): number {
 }
 
 /** One entry per profile the samples fall under, in the order the camera first ran them. */
-export function drainByProfile(samples: readonly BatterySample[], starts: readonly ProfileStart[], shiftHours: number): ProfileDrain[] {
+export function drainByProfile(
+  samples: readonly BatterySample[],
+  starts: readonly ProfileStart[],
+  shiftHours: number,
+): ProfileDrain[] {
   const sorted = [...starts].sort((a, b) => a.from - b.from);
   const bounds = [{ from: -Infinity, profile: null as string | null }, ...sorted];
   const totals = new Map<string | null, { hours: number; used: number; from: number | null; to: number | null }>();
@@ -71,5 +75,7 @@ export function profileChangeLine(by: readonly ProfileDrain[]): string | null {
   const a = prev.drainPercentPerHour!;
   const b = last.drainPercentPerHour!;
   const verb = b < a ? 'fell' : b > a ? 'rose' : 'stayed';
-  return verb === 'stayed' ? `after profile ${last.profile} the drain stayed at ${b} %/h` : `after profile ${last.profile} the drain ${verb} from ${a} to ${b} %/h`;
+  return verb === 'stayed'
+    ? `after profile ${last.profile} the drain stayed at ${b} %/h`
+    : `after profile ${last.profile} the drain ${verb} from ${a} to ${b} %/h`;
 }

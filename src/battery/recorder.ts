@@ -47,25 +47,42 @@ export class BatteryRecorder {
     // An entry handed again keeps its camera timestamp whatever the skew is now (the contract).
     const known = new Set(
       this.db
-        .prepare<[string, number], { camera_at: number; percent: number; charging: number }>("SELECT camera_at, percent, charging FROM battery_samples WHERE camera = ? AND source = 'device' AND at >= ? AND camera_at IS NOT NULL")
+        .prepare<[string, number], { camera_at: number; percent: number; charging: number }>(
+          "SELECT camera_at, percent, charging FROM battery_samples WHERE camera = ? AND source = 'device' AND at >= ? AND camera_at IS NOT NULL",
+        )
         .all(camera, earliest)
         .map((r) => `${r.camera_at}|${r.percent}|${r.charging}`),
     );
-    const battery = log.filter((e) => e.type === 'battery' && !known.has(`${e.at instanceof Date ? e.at.getTime() : NaN}|${e.percent}|${e.charging ? 1 : 0}`));
+    const battery = log.filter(
+      (e) =>
+        e.type === 'battery' &&
+        !known.has(`${e.at instanceof Date ? e.at.getTime() : NaN}|${e.percent}|${e.charging ? 1 : 0}`),
+    );
     if (battery.length === 0) return 0;
     const stored = this.db
-      .prepare<[string, number], { at: number; percent: number; charging: number }>("SELECT at, percent, charging FROM battery_samples WHERE camera = ? AND source = 'device' AND at >= ?")
+      .prepare<[string, number], { at: number; percent: number; charging: number }>(
+        "SELECT at, percent, charging FROM battery_samples WHERE camera = ? AND source = 'device' AND at >= ?",
+      )
       .all(camera, earliest)
       .map((r) => ({ at: r.at, percent: r.percent, charging: r.charging === 1 }));
     const fresh = newDeviceSamples(stored, battery, clockOffsetSeconds, { earliest });
     const insert = this.db.prepare(
       `INSERT INTO battery_samples (camera, at, percent, charging, source, visit, camera_at) VALUES (@camera, @at, @percent, @charging, 'device', @visit, @cameraAt)`,
     );
-    this.db.transaction(() => {
-      for (const s of fresh) {
-        insert.run({ camera, at: s.at, percent: s.percent, charging: s.charging ? 1 : 0, visit, cameraAt: Math.round(s.at + clockOffsetSeconds * 1000) });
-      }
-    }).immediate();
+    this.db
+      .transaction(() => {
+        for (const s of fresh) {
+          insert.run({
+            camera,
+            at: s.at,
+            percent: s.percent,
+            charging: s.charging ? 1 : 0,
+            visit,
+            cameraAt: Math.round(s.at + clockOffsetSeconds * 1000),
+          });
+        }
+      })
+      .immediate();
     return fresh.length;
   }
 

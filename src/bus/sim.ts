@@ -94,7 +94,9 @@ export class SimBus implements Bus {
     try {
       present = new Set(
         readdirSync(this.root, { withFileTypes: true })
-          .filter((e) => e.isDirectory() && !e.name.startsWith('.') && existsSync(path.join(this.root, e.name, CAMERA_FILE)))
+          .filter(
+            (e) => e.isDirectory() && !e.name.startsWith('.') && existsSync(path.join(this.root, e.name, CAMERA_FILE)),
+          )
           .map((e) => e.name),
       );
     } catch (err) {
@@ -107,7 +109,10 @@ export class SimBus implements Bus {
     for (const [slot, change] of differs) {
       if (this.suspects.get(slot) !== change) continue;
       differs.delete(slot);
-      this.log.info({ event: 'sim.rescan', slot, change }, `the watcher missed ${change === 'attach' ? 'a camera docked' : 'a camera undocked'} in slot ${slot}; a listing found it`);
+      this.log.info(
+        { event: 'sim.rescan', slot, change },
+        `the watcher missed ${change === 'attach' ? 'a camera docked' : 'a camera undocked'} in slot ${slot}; a listing found it`,
+      );
       if (change === 'attach') {
         this.announced.add(slot);
         listener.attach(this.device(slot));

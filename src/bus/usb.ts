@@ -54,7 +54,13 @@ export interface UsbBusDeps {
 }
 
 export function deviceInfoOf(snap: UsbDeviceSnapshot, slots: Record<string, string>): DeviceInfo {
-  const info: DeviceInfo = { bus: 'usb', key: snap.key, slot: slotFor(snap.portPath, slots), vendorId: snap.vendorId, productId: snap.productId };
+  const info: DeviceInfo = {
+    bus: 'usb',
+    key: snap.key,
+    slot: slotFor(snap.portPath, slots),
+    vendorId: snap.vendorId,
+    productId: snap.productId,
+  };
   if (snap.manufacturer !== undefined) info.manufacturer = snap.manufacturer;
   if (snap.product !== undefined) info.product = snap.product;
   if (snap.serialNumber !== undefined) info.serialNumber = snap.serialNumber;
@@ -110,13 +116,19 @@ export class UsbBus implements Bus {
     const usbDir = path.join(this.sysfsRoot, 'bus', 'usb');
     if (!existsSync(usbDir)) {
       // node-usb cannot even be asked here without an unhandled rejection: stay idle.
-      this.log.info({ event: 'usb.unavailable', path: usbDir }, `this machine has no USB bus (${usbDir} is missing); running without it`);
+      this.log.info(
+        { event: 'usb.unavailable', path: usbDir },
+        `this machine has no USB bus (${usbDir} is missing); running without it`,
+      );
       return;
     }
     this.listener = listener;
     const backend = (this.backend ??= createNodeUsbBackend({ sysfsRoot: this.sysfsRoot }));
     if (this.allow.invalid.length) {
-      this.log.warn({ event: 'usb.allow_invalid', entries: this.allow.invalid }, `usb.allow entries that are neither "VID:PID" nor "class:NN" allow nothing: ${this.allow.invalid.join(', ')}`);
+      this.log.warn(
+        { event: 'usb.allow_invalid', entries: this.allow.invalid },
+        `usb.allow entries that are neither "VID:PID" nor "class:NN" allow nothing: ${this.allow.invalid.join(', ')}`,
+      );
     }
     await this.scan();
     if (backend.watch) {
@@ -126,13 +138,24 @@ export class UsbBus implements Bus {
           (key) => this.event(() => this.gone(key)),
         );
       } catch (err) {
-        this.log.warn({ event: 'usb.hotplug_unavailable', err: (err as Error).message }, 'no USB hot-plug events; relying on polling');
+        this.log.warn(
+          { event: 'usb.hotplug_unavailable', err: (err as Error).message },
+          'no USB hot-plug events; relying on polling',
+        );
       }
     }
     if (this.stopped) return;
     this.timer = setInterval(() => void this.scan(), this.cfg.pollIntervalMs);
     this.timer.unref();
-    this.log.info({ event: 'bus.started', bus: 'usb', pollIntervalMs: this.cfg.pollIntervalMs, allow: this.allow.isDefault ? 'still-image only' : this.allow.rules.map((r) => r.text) }, 'watching USB');
+    this.log.info(
+      {
+        event: 'bus.started',
+        bus: 'usb',
+        pollIntervalMs: this.cfg.pollIntervalMs,
+        allow: this.allow.isDefault ? 'still-image only' : this.allow.rules.map((r) => r.text),
+      },
+      'watching USB',
+    );
   }
 
   async stop(): Promise<void> {
@@ -168,7 +191,11 @@ export class UsbBus implements Bus {
       try {
         list = await this.backend.list();
       } catch (err) {
-        if (!this.failing) this.log.warn({ event: 'usb.enumerate_failed', err: (err as Error).message }, `cannot enumerate USB devices: ${(err as Error).message}`);
+        if (!this.failing)
+          this.log.warn(
+            { event: 'usb.enumerate_failed', err: (err as Error).message },
+            `cannot enumerate USB devices: ${(err as Error).message}`,
+          );
         this.failing = true;
         return;
       }
@@ -181,7 +208,8 @@ export class UsbBus implements Bus {
         if ((this.detachedDuringScan.get(snap.key) ?? 0) > started) continue;
         this.event(() => this.seen(snap));
       }
-      for (const [key, a] of [...this.attached]) if (!present.has(key) && a.since < started) this.event(() => this.gone(key));
+      for (const [key, a] of [...this.attached])
+        if (!present.has(key) && a.since < started) this.event(() => this.gone(key));
       for (const key of [...this.ignored.keys()]) if (!present.has(key)) this.ignored.delete(key);
     } finally {
       this.detachedDuringScan.clear();
@@ -208,14 +236,27 @@ export class UsbBus implements Bus {
     const vidPid = formatVidPid(snap.vendorId, snap.productId);
     if (!verdict.allowed) {
       this.ignored.set(snap.key, { id, interfacesKnown: snap.interfaces.length > 0 });
-      this.log.debug({ event: 'usb.ignored', vidPid, portPath: snap.portPath, product: snap.product, reason: verdict.reason }, `ignoring USB device ${vidPid} at ${snap.portPath}: ${verdict.reason}`);
+      this.log.debug(
+        { event: 'usb.ignored', vidPid, portPath: snap.portPath, product: snap.product, reason: verdict.reason },
+        `ignoring USB device ${vidPid} at ${snap.portPath}: ${verdict.reason}`,
+      );
       return;
     }
     this.ignored.delete(snap.key);
     const info = deviceInfoOf(snap, this.cfg.slots);
     this.attached.set(snap.key, { id, since: ++this.counter, info });
     this.registry.set(snap);
-    this.log.info({ event: 'usb.attached', vidPid, portPath: snap.portPath, slot: info.slot, product: snap.product, reason: verdict.reason }, `USB device ${vidPid} attached at ${snap.portPath} (slot ${info.slot})`);
+    this.log.info(
+      {
+        event: 'usb.attached',
+        vidPid,
+        portPath: snap.portPath,
+        slot: info.slot,
+        product: snap.product,
+        reason: verdict.reason,
+      },
+      `USB device ${vidPid} attached at ${snap.portPath} (slot ${info.slot})`,
+    );
     this.listener?.attach(info);
   }
 
@@ -226,7 +267,10 @@ export class UsbBus implements Bus {
     if (!a) return;
     this.attached.delete(key);
     this.registry.delete(key);
-    this.log.info({ event: 'usb.detached', portPath: key, slot: a.info.slot }, `USB device left ${key} (slot ${a.info.slot})`);
+    this.log.info(
+      { event: 'usb.detached', portPath: key, slot: a.info.slot },
+      `USB device left ${key} (slot ${a.info.slot})`,
+    );
     this.listener?.detach('usb', key);
   }
 }

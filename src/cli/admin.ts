@@ -33,7 +33,11 @@ function renderDoctor(report: DoctorReport): string {
   const fails = count('fail');
   const warns = count('warn');
   lines.push('');
-  lines.push(fails || warns ? `${fails} failed, ${warns} warning${warns === 1 ? '' : 's'}, ${count('ok')} ok` : `all ${report.checks.length} checks ok`);
+  lines.push(
+    fails || warns
+      ? `${fails} failed, ${warns} warning${warns === 1 ? '' : 's'}, ${count('ok')} ok`
+      : `all ${report.checks.length} checks ok`,
+  );
   return lines.join('\n');
 }
 
@@ -47,14 +51,18 @@ function progressPrinter(): (p: BackupProgress) => void {
     const step = tty ? pct : Math.floor(pct / 10) * 10;
     if (step === lastShown) return;
     lastShown = step;
-    process.stderr.write(tty ? `\rbackup ${pct}% of ${p.totalPages} pages` : `backup ${step}% of ${p.totalPages} pages\n`);
+    process.stderr.write(
+      tty ? `\rbackup ${pct}% of ${p.totalPages} pages` : `backup ${step}% of ${p.totalPages} pages\n`,
+    );
   };
 }
 
 export function registerAdminCommands(program: Command, g: () => GlobalOptions): void {
   program
     .command('doctor')
-    .description('check config, data dir permissions, keys, free space, database, daemon, clock and USB access; exit 1 on any failure')
+    .description(
+      'check config, data dir permissions, keys, free space, database, daemon, clock and USB access; exit 1 on any failure',
+    )
     .option('--json', 'machine-readable output')
     .action((o: { json?: boolean }) => {
       const opts = g();
@@ -87,6 +95,8 @@ export function registerAdminCommands(program: Command, g: () => GlobalOptions):
         if (progress && process.stderr.isTTY) process.stderr.write('\n');
       }
       if (o.json) return printJson({ ok: true, ...result });
-      console.log(`backed up ${cfg.dataDir}/dockd.db to ${result.file} (${bytes(result.bytes)}, ${result.custodyEvents} custody events${result.lastSeq === null ? '' : `, head seq ${result.lastSeq}`}); integrity_check ok`);
+      console.log(
+        `backed up ${cfg.dataDir}/dockd.db to ${result.file} (${bytes(result.bytes)}, ${result.custodyEvents} custody events${result.lastSeq === null ? '' : `, head seq ${result.lastSeq}`}); integrity_check ok`,
+      );
     });
 }

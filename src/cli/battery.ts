@@ -9,7 +9,9 @@ import { printable, table } from './format.js';
 export function registerBatteryCommand(program: Command, g: () => GlobalOptions): void {
   program
     .command('battery')
-    .description('battery state and health per camera: drain, projected runtime from full, status; one camera: its shifts and samples')
+    .description(
+      'battery state and health per camera: drain, projected runtime from full, status; one camera: its shifts and samples',
+    )
     .argument('[serial]', 'one camera: its history')
     .option('--since <time>', 'with SERIAL: only samples from this time on (ISO-8601)')
     .option('--json', 'machine-readable output')
@@ -50,19 +52,51 @@ export function registerBatteryCommand(program: Command, g: () => GlobalOptions)
         const samples = cameraSamples(db, serial, since);
         const byProfile = drainByProfile(samples, profileHistory(db, serial), shift);
         if (o.json) return printJson([{ ...view, byProfile, shifts: health.shifts, samples }]);
-        console.log(`${printable(serial)}: ${view.status.toUpperCase()}  health ${view.healthPercent ?? '-'}%  drain ${view.drainPercentPerHour ?? '-'} %/h  runtime ${view.projectedRuntimeHours ?? '-'} h from full (shift ${shift} h)`);
-        console.log(`drain per shift ${sparkline(view.shiftDrains)}  trend ${view.trend}${view.trendPercentPerHourPerShift !== null ? ` (${view.trendPercentPerHourPerShift} %/h per shift)` : ''}`);
+        console.log(
+          `${printable(serial)}: ${view.status.toUpperCase()}  health ${view.healthPercent ?? '-'}%  drain ${view.drainPercentPerHour ?? '-'} %/h  runtime ${view.projectedRuntimeHours ?? '-'} h from full (shift ${shift} h)`,
+        );
+        console.log(
+          `drain per shift ${sparkline(view.shiftDrains)}  trend ${view.trend}${view.trendPercentPerHourPerShift !== null ? ` (${view.trendPercentPerHourPerShift} %/h per shift)` : ''}`,
+        );
         if (view.minutesToFull !== null) console.log(`charging: about ${view.minutesToFull} min to full`);
         if (byProfile.some((p) => p.profile !== null)) {
           console.log('');
-          console.log(table(['PROFILE', 'FROM', 'COUNTED h', 'DRAIN %/h', 'RUNTIME'], byProfile.map((p) => [p.profile ?? '(before any profile)', p.from === null ? '-' : new Date(p.from).toISOString().slice(0, 10), p.countedHours, p.drainPercentPerHour ?? '-', p.projectedRuntimeHours === null ? '-' : `${p.projectedRuntimeHours} h`])));
+          console.log(
+            table(
+              ['PROFILE', 'FROM', 'COUNTED h', 'DRAIN %/h', 'RUNTIME'],
+              byProfile.map((p) => [
+                p.profile ?? '(before any profile)',
+                p.from === null ? '-' : new Date(p.from).toISOString().slice(0, 10),
+                p.countedHours,
+                p.drainPercentPerHour ?? '-',
+                p.projectedRuntimeHours === null ? '-' : `${p.projectedRuntimeHours} h`,
+              ]),
+            ),
+          );
           const line = profileChangeLine(byProfile);
           if (line) console.log(line);
         }
         console.log('');
-        console.log(table(['SHIFT START', 'HOURS', 'USED %', 'DRAIN %/h'], health.shifts.map((s) => [new Date(s.start).toISOString(), s.hours.toFixed(1), s.percentUsed.toFixed(0), s.drainPercentPerHour?.toFixed(2) ?? '-'])));
+        console.log(
+          table(
+            ['SHIFT START', 'HOURS', 'USED %', 'DRAIN %/h'],
+            health.shifts.map((s) => [
+              new Date(s.start).toISOString(),
+              s.hours.toFixed(1),
+              s.percentUsed.toFixed(0),
+              s.drainPercentPerHour?.toFixed(2) ?? '-',
+            ]),
+          ),
+        );
         console.log('');
-        console.log(table(['AT (dock time)', 'PERCENT', 'CHARGING', 'SOURCE'], samples.slice(-50).map((s) => [new Date(s.at).toISOString(), s.percent, s.charging ? 'yes' : 'no', s.source])));
+        console.log(
+          table(
+            ['AT (dock time)', 'PERCENT', 'CHARGING', 'SOURCE'],
+            samples
+              .slice(-50)
+              .map((s) => [new Date(s.at).toISOString(), s.percent, s.charging ? 'yes' : 'no', s.source]),
+          ),
+        );
         if (samples.length > 50) console.log(`(last 50 of ${samples.length} samples; --json for all)`);
       }),
     );

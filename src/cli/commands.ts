@@ -7,7 +7,16 @@ import { colourWanted, paint } from './terminal.js';
 import { CustodyLog } from '../custody/log.js';
 import { verifyAll } from '../custody/verify.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
-import { cliActor, printJson, ProblemError, resolveConfig, UsageError, withStore, withStoreAsync, type GlobalOptions } from './context.js';
+import {
+  cliActor,
+  printJson,
+  ProblemError,
+  resolveConfig,
+  UsageError,
+  withStore,
+  withStoreAsync,
+  type GlobalOptions,
+} from './context.js';
 import { loadDockPublicKey } from '../custody/signing.js';
 import type { RemoteCheck } from '../replication/remote-verify.js';
 import { loadCredentials } from '../replication/credentials.js';
@@ -20,12 +29,15 @@ const STATUSES: RecordingStatus[] = ['pending', 'copying', 'verified', 'failed',
 /** Unknown ids and serials are a problem (exit 1) named as the user typed them, as `hold` does. */
 function mustKnowCamera(db: Db, serial: string): void {
   // A camera assigned to an officer before it ever docked is known by its custody events only.
-  const known = db.prepare('SELECT 1 FROM cameras WHERE serial = ? UNION ALL SELECT 1 FROM custody_events WHERE camera = ? LIMIT 1').get(serial, serial);
+  const known = db
+    .prepare('SELECT 1 FROM cameras WHERE serial = ? UNION ALL SELECT 1 FROM custody_events WHERE camera = ? LIMIT 1')
+    .get(serial, serial);
   if (!known) throw new ProblemError(`no camera ${printable(serial)}`);
 }
 
 function mustKnowRecording(db: Db, id: string): void {
-  if (!db.prepare('SELECT 1 FROM recordings WHERE id = ?').get(id)) throw new ProblemError(`no recording ${printable(id)}`);
+  if (!db.prepare('SELECT 1 FROM recordings WHERE id = ?').get(id))
+    throw new ProblemError(`no recording ${printable(id)}`);
 }
 
 export function registerReadCommands(program: Command, g: () => GlobalOptions): void {
@@ -37,9 +49,21 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
       withStore(g(), (db) => {
         const running = isRunning(readDaemon(db));
         const rows = db
-          .prepare<[], { serial: string; model: string; firmware: string; slot: string; docked: number; first_seen: string; last_seen: string; clock_skew_s: number | null; battery_json: string | null; visit: number }>(
-            'SELECT * FROM cameras ORDER BY serial',
-          )
+          .prepare<
+            [],
+            {
+              serial: string;
+              model: string;
+              firmware: string;
+              slot: string;
+              docked: number;
+              first_seen: string;
+              last_seen: string;
+              clock_skew_s: number | null;
+              battery_json: string | null;
+              visit: number;
+            }
+          >('SELECT * FROM cameras ORDER BY serial')
           .all();
         const cams = rows.map((r) => ({
           serial: r.serial,
@@ -58,7 +82,16 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
         console.log(
           table(
             ['SERIAL', 'MODEL', 'FIRMWARE', 'SLOT', 'DOCKED', 'LAST SEEN', 'CLOCK SKEW', 'VISITS'],
-            cams.map((c) => [printable(c.serial), printable(c.model), printable(c.firmware), printable(c.slot), c.docked ? 'yes' : 'no', ago(c.lastSeen), c.clockSkewSeconds === null ? '-' : `${c.clockSkewSeconds > 0 ? '+' : ''}${c.clockSkewSeconds}s`, c.visits]),
+            cams.map((c) => [
+              printable(c.serial),
+              printable(c.model),
+              printable(c.firmware),
+              printable(c.slot),
+              c.docked ? 'yes' : 'no',
+              ago(c.lastSeen),
+              c.clockSkewSeconds === null ? '-' : `${c.clockSkewSeconds > 0 ? '+' : ''}${c.clockSkewSeconds}s`,
+              c.visits,
+            ]),
           ),
         );
       }),
@@ -71,7 +104,8 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
     .option('--status <status>', `only this status (${STATUSES.join('|')})`)
     .option('--json', 'machine-readable output')
     .action((o: { camera?: string; status?: string; json?: boolean }) => {
-      if (o.status !== undefined && !(STATUSES as string[]).includes(o.status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')}`);
+      if (o.status !== undefined && !(STATUSES as string[]).includes(o.status))
+        throw new UsageError(`--status must be one of ${STATUSES.join(', ')}`);
       withStore(g(), (db) => {
         if (o.camera !== undefined) mustKnowCamera(db, o.camera);
         const it = iterateRecordings(db, { camera: o.camera, status: o.status });
@@ -87,13 +121,36 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
           return;
         }
         const p = paint(colourWanted(g()));
-        const shade: Record<RecordingStatus, (s: string) => string> = { verified: p.good, failed: p.bad, pending: p.warn, copying: p.warn, deleted: p.dim };
+        const shade: Record<RecordingStatus, (s: string) => string> = {
+          verified: p.good,
+          failed: p.bad,
+          pending: p.warn,
+          copying: p.warn,
+          deleted: p.dim,
+        };
         const rows: Array<Array<string | number>> = [];
         for (const r of it) {
           const j = recordingJson(r);
-          rows.push([j.id, printable(j.camera), printable(j.officer), printable(j.sourcePath), bytes(j.bytes), shade[j.status](j.status), j.attempts, j.deletedFromCamera ? 'yes' : 'no', j.sha256 ? j.sha256.slice(0, 16) + '…' : printable(j.lastError)]);
+          rows.push([
+            j.id,
+            printable(j.camera),
+            printable(j.officer),
+            printable(j.sourcePath),
+            bytes(j.bytes),
+            shade[j.status](j.status),
+            j.attempts,
+            j.deletedFromCamera ? 'yes' : 'no',
+            j.sha256 ? j.sha256.slice(0, 16) + '…' : printable(j.lastError),
+          ]);
         }
-        console.log(rows.length ? table(['ID', 'CAMERA', 'OFFICER', 'SOURCE', 'SIZE', 'STATUS', 'TRIES', 'OFF CAMERA', 'SHA-256 / LAST ERROR'], rows) : 'no recordings');
+        console.log(
+          rows.length
+            ? table(
+                ['ID', 'CAMERA', 'OFFICER', 'SOURCE', 'SIZE', 'STATUS', 'TRIES', 'OFF CAMERA', 'SHA-256 / LAST ERROR'],
+                rows,
+              )
+            : 'no recordings',
+        );
       });
     });
 
@@ -115,7 +172,15 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
         console.log(
           table(
             ['SEQ', 'AT', 'TYPE', 'CAMERA', 'RECORDING', 'ACTOR', 'DETAILS'],
-            events.map((e) => [e.seq, e.at, e.type, printable(e.camera), e.recording, e.actor, printable(JSON.stringify(e.details)).slice(0, 100)]),
+            events.map((e) => [
+              e.seq,
+              e.at,
+              e.type,
+              printable(e.camera),
+              e.recording,
+              e.actor,
+              printable(JSON.stringify(e.details)).slice(0, 100),
+            ]),
           ),
         );
       });
@@ -123,11 +188,16 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
 
   program
     .command('verify')
-    .description('recompute the custody chain, check signed checkpoints, re-hash every archived file (a changed or missing one goes on its custody record); exit 1 on any problem')
+    .description(
+      'recompute the custody chain, check signed checkpoints, re-hash every archived file (a changed or missing one goes on its custody record); exit 1 on any problem',
+    )
     .option('--quick', 'check the chain and file sizes only, without re-hashing')
     .option('--head <seq:hash>', 'also require this chain head, e.g. one taken from the logs (custody.checkpoint)')
     .option('--remote', 'also check every replicated recording in the object store (metadata sha256, retention)')
-    .option('--identity <file>', "a custodian's age identity file: also decrypt encrypted recordings (in memory) and check the plaintext SHA-256")
+    .option(
+      '--identity <file>',
+      "a custodian's age identity file: also decrypt encrypted recordings (in memory) and check the plaintext SHA-256",
+    )
     .option('--json', 'machine-readable output')
     .action((o: { quick?: boolean; json?: boolean; head?: string; remote?: boolean; identity?: string }) => {
       const head = o.head === undefined ? undefined : parseHead(o.head);
@@ -140,7 +210,14 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
           head,
           identities,
           // Every decryption of evidence is on the record, also one made only to check it.
-          onDecrypted: (id, camera, sha256, ok) => custody.record({ type: 'recording.decrypted', camera, recording: id, sha256, details: { purpose: 'verify', ok } }),
+          onDecrypted: (id, camera, sha256, ok) =>
+            custody.record({
+              type: 'recording.decrypted',
+              camera,
+              recording: id,
+              sha256,
+              details: { purpose: 'verify', ok },
+            }),
           // So is a copy found changed or gone, and one found whole again.
           custody,
           key: loadDockPublicKey(cfg.dataDir),
@@ -162,22 +239,53 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
           if (remote.missing.length || remote.mismatched.length || remote.unlocked.length) report.ok = false;
         }
         if (o.json) {
-          printJson({ chain: { ok: report.chain.ok, events: report.chain.events, firstBadSeq: report.chain.firstBadSeq, reason: report.chain.reason, head: report.chain.head }, files: report.files, checkpoints: report.checkpoints, head: report.head, remote, ok: report.ok });
+          printJson({
+            chain: {
+              ok: report.chain.ok,
+              events: report.chain.events,
+              firstBadSeq: report.chain.firstBadSeq,
+              reason: report.chain.reason,
+              head: report.chain.head,
+            },
+            files: report.files,
+            checkpoints: report.checkpoints,
+            head: report.head,
+            remote,
+            ok: report.ok,
+          });
         } else {
           const p = paint(colourWanted(g()));
-          console.log(report.chain.ok ? `custody chain   ${p.good('ok')} (${report.chain.events} events)` : `custody chain   ${p.bad('BROKEN')} at seq ${report.chain.firstBadSeq}: ${report.chain.reason}`);
+          console.log(
+            report.chain.ok
+              ? `custody chain   ${p.good('ok')} (${report.chain.events} events)`
+              : `custody chain   ${p.bad('BROKEN')} at seq ${report.chain.firstBadSeq}: ${report.chain.reason}`,
+          );
           console.log(`checkpoints     ${report.checkpoints.ok}/${report.checkpoints.checked} signed heads ok`);
           for (const b of report.checkpoints.bad) console.log(`  ${p.bad('BAD CHECKPOINT')} seq ${b.seq}: ${b.reason}`);
-          if (report.head) console.log(report.head.ok ? `head ${report.head.seq}   ${p.good('matches')}` : `head ${report.head.seq}   ${p.bad('MISMATCH')}: ${report.head.reason}`);
+          if (report.head)
+            console.log(
+              report.head.ok
+                ? `head ${report.head.seq}   ${p.good('matches')}`
+                : `head ${report.head.seq}   ${p.bad('MISMATCH')}: ${report.head.reason}`,
+            );
           const filesOk = report.files.ok === report.files.checked;
-          console.log(`archived files  ${(filesOk ? p.good : p.bad)(`${report.files.ok}/${report.files.checked} ok`)}${o.quick ? ' (sizes only)' : ''}`);
+          console.log(
+            `archived files  ${(filesOk ? p.good : p.bad)(`${report.files.ok}/${report.files.checked} ok`)}${o.quick ? ' (sizes only)' : ''}`,
+          );
           for (const id of report.files.missing) console.log(`  ${p.bad('missing')}    ${id}`);
           // Missing and undecryptable files have their own lines; these say what else disagrees with custody.
           for (const d of report.files.disagreements) {
-            if (d.disagrees === 'row') console.log(`  ${p.bad('ROW MISMATCH')}  ${d.recording}  its recordings row disagrees with custody: ${d.detail}`);
-            else if (report.files.mismatched.includes(d.recording)) console.log(`  ${p.bad('MISMATCH')}      ${d.recording}  the archived file disagrees with custody: ${d.detail}`);
+            if (d.disagrees === 'row')
+              console.log(
+                `  ${p.bad('ROW MISMATCH')}  ${d.recording}  its recordings row disagrees with custody: ${d.detail}`,
+              );
+            else if (report.files.mismatched.includes(d.recording))
+              console.log(
+                `  ${p.bad('MISMATCH')}      ${d.recording}  the archived file disagrees with custody: ${d.detail}`,
+              );
           }
-          for (const id of report.files.decryptFailed ?? []) console.log(`  ${p.bad('DOES NOT DECRYPT')} to its recorded SHA-256  ${id}`);
+          for (const id of report.files.decryptFailed ?? [])
+            console.log(`  ${p.bad('DOES NOT DECRYPT')} to its recorded SHA-256  ${id}`);
           if (remote) {
             console.log(`remote objects  ${remote.ok}/${remote.checked} ok`);
             for (const id of remote.missing) console.log(`  missing in the store  ${id}`);
@@ -210,7 +318,8 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
     .action((o: { all?: boolean; recording?: string; json?: boolean }) => {
       if (!o.all === !o.recording) throw new UsageError('give --all or --recording ID');
       withStore(g(), (db, cfg) => {
-        if (!cfg.replication) throw new UsageError('replication is not configured (no replication section in the config)');
+        if (!cfg.replication)
+          throw new UsageError('replication is not configured (no replication section in the config)');
         const rows = db
           .prepare<string[], { id: string }>(
             `SELECT id FROM recordings r WHERE status = 'verified' ${o.recording ? 'AND id = ?' : ''}
@@ -218,11 +327,14 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
           )
           .all(...(o.recording ? [o.recording] : []));
         if (o.recording) mustKnowRecording(db, o.recording);
-        if (o.recording && rows.length === 0) throw new ProblemError(`recording ${o.recording} is not verified or already replicated`);
+        if (o.recording && rows.length === 0)
+          throw new ProblemError(`recording ${o.recording} is not verified or already replicated`);
         db.transaction(() => {
           for (const r of rows) {
             queueReplication(db, r.id);
-            db.prepare("UPDATE jobs SET state = 'queued', not_before = 0 WHERE recording = ? AND kind = 'replicate' AND state = 'failed'").run(r.id);
+            db.prepare(
+              "UPDATE jobs SET state = 'queued', not_before = 0 WHERE recording = ? AND kind = 'replicate' AND state = 'failed'",
+            ).run(r.id);
           }
         }).immediate();
         if (o.json) return printJson({ queued: rows.map((r) => r.id) });
@@ -248,20 +360,36 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
         const args = id !== undefined ? [id] : o.camera !== undefined ? [o.camera] : [];
         const result = db
           .transaction(() => {
-            const failed = db.prepare<unknown[], { id: string; camera: string; last_error: string | null }>(`SELECT id, camera, last_error FROM recordings WHERE status = 'failed' AND deleted_from_camera = 0 AND ${where}`).all(...args);
+            const failed = db
+              .prepare<unknown[], { id: string; camera: string; last_error: string | null }>(
+                `SELECT id, camera, last_error FROM recordings WHERE status = 'failed' AND deleted_from_camera = 0 AND ${where}`,
+              )
+              .all(...args);
             for (const r of failed) {
-              db.prepare("UPDATE recordings SET status = 'pending', attempts = 0, not_before = 0 WHERE id = ?").run(r.id);
-              custody.append({ type: 'offload.retry_requested', camera: r.camera, recording: r.id, details: { previousError: r.last_error } });
+              db.prepare("UPDATE recordings SET status = 'pending', attempts = 0, not_before = 0 WHERE id = ?").run(
+                r.id,
+              );
+              custody.append({
+                type: 'offload.retry_requested',
+                camera: r.camera,
+                recording: r.id,
+                details: { previousError: r.last_error },
+              });
             }
             const releases = db
-              .prepare(`UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0 WHERE kind = 'release' AND state = 'failed' AND recording IN (SELECT id FROM recordings WHERE deleted_from_camera = 0 AND ${where})`)
+              .prepare(
+                `UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0 WHERE kind = 'release' AND state = 'failed' AND recording IN (SELECT id FROM recordings WHERE deleted_from_camera = 0 AND ${where})`,
+              )
               .run(...args).changes;
             return { requeued: failed.map((r) => r.id), releasesRequeued: releases };
           })
           .immediate();
-        if (id !== undefined && result.requeued.length === 0 && result.releasesRequeued === 0) throw new ProblemError(`recording ${id} is not failed (or the camera no longer holds it)`);
+        if (id !== undefined && result.requeued.length === 0 && result.releasesRequeued === 0)
+          throw new ProblemError(`recording ${id} is not failed (or the camera no longer holds it)`);
         if (o.json) return printJson(result);
-        console.log(`${result.requeued.length} recordings back in the queue${result.releasesRequeued ? `, ${result.releasesRequeued} deletions from cameras` : ''}; a running daemon picks them up when the camera is docked`);
+        console.log(
+          `${result.requeued.length} recordings back in the queue${result.releasesRequeued ? `, ${result.releasesRequeued} deletions from cameras` : ''}; a running daemon picks them up when the camera is docked`,
+        );
       });
     });
 }

@@ -32,12 +32,16 @@ export interface StoreUse {
 /** The store of the configured data dir; a missing one is a problem the user must hear about. */
 export function openCliStore(cfg: Config, use: StoreUse = {}): Db {
   if (use.create) return openStore(cfg.dataDir);
-  if (!existsSync(dbPath(cfg.dataDir))) throw new ProblemError(`no dockd data in ${cfg.dataDir} (no dockd.db there): check --data-dir or dataDir in the config`);
+  if (!existsSync(dbPath(cfg.dataDir)))
+    throw new ProblemError(
+      `no dockd data in ${cfg.dataDir} (no dockd.db there): check --data-dir or dataDir in the config`,
+    );
   try {
     return openStore(cfg.dataDir, { mustExist: true });
   } catch (err) {
     // Removed between the check and the open.
-    if ((err as { code?: string }).code === 'SQLITE_CANTOPEN') throw new ProblemError(`no dockd data in ${cfg.dataDir}`);
+    if ((err as { code?: string }).code === 'SQLITE_CANTOPEN')
+      throw new ProblemError(`no dockd data in ${cfg.dataDir}`);
     throw err;
   }
 }
@@ -74,7 +78,8 @@ export function cliActor(): string {
 export function parseTime(flag: string, v: string | undefined): Date | undefined {
   if (v === undefined) return undefined;
   const d = new Date(v);
-  if (Number.isNaN(d.getTime())) throw new UsageError(`${flag} must be a date/time such as 2026-11-27T06:00:00Z, got "${v}"`);
+  if (Number.isNaN(d.getTime()))
+    throw new UsageError(`${flag} must be a date/time such as 2026-11-27T06:00:00Z, got "${v}"`);
   return d;
 }
 

@@ -33,14 +33,26 @@ const percent = (r: number | null) => (r === null ? '-' : `${(r * 100).toFixed(1
 export async function printPilotFunnel(db: Db): Promise<void> {
   const pilot = await loadPilot();
   if (!pilot) return;
-  for (const cam of pilot.cameras) storeCameraEvents(db, cam.serial, 1, cam.entries.map((e) => ({ at: e.at, cameraAt: e.at, type: e.type })));
+  for (const cam of pilot.cameras)
+    storeCameraEvents(
+      db,
+      cam.serial,
+      1,
+      cam.entries.map((e) => ({ at: e.at, cameraAt: e.at, type: e.type })),
+    );
   const s = stagesOf(db, { from: null, to: null, minGroupSize: 5 });
   const rates = s.weeks.map((w) => w.escalationRate ?? NaN);
   const first = rates[0] ?? null;
   const last = rates.at(-1) ?? null;
-  console.log(`de-escalation in a simulated pilot (fixtures/stages, seed ${pilot.seed}: ${s.cameras} cameras, ${s.weeks.length} weeks), as dockd stages counts it:`);
+  console.log(
+    `de-escalation in a simulated pilot (fixtures/stages, seed ${pilot.seed}: ${s.cameras} cameras, ${s.weeks.length} weeks), as dockd stages counts it:`,
+  );
   console.log(`  present    ${s.shifts} shifts, ${Math.round(s.shiftHours)} shift-hours`);
-  console.log(`  display    ${s.displayActivations} activations (${(s.activationsPer100ShiftHours ?? 0).toFixed(1)} per 100 shift-hours); ${s.displayOnly.count} ended without a recording after ${minutes(s.displayOnly.medianSeconds)} (median)`);
-  console.log(`  recording  ${s.escalated} escalated (${percent(s.escalationRate)}, ${Math.round(s.displayToRecording.medianSeconds ?? 0)} s after the display, median); ${s.directRecordings} recorded without the display`);
+  console.log(
+    `  display    ${s.displayActivations} activations (${(s.activationsPer100ShiftHours ?? 0).toFixed(1)} per 100 shift-hours); ${s.displayOnly.count} ended without a recording after ${minutes(s.displayOnly.medianSeconds)} (median)`,
+  );
+  console.log(
+    `  recording  ${s.escalated} escalated (${percent(s.escalationRate)}, ${Math.round(s.displayToRecording.medianSeconds ?? 0)} s after the display, median); ${s.directRecordings} recorded without the display`,
+  );
   console.log(`  escalation rate by week  ${sparkline(rates)}  ${percent(first)} → ${percent(last)}`);
 }

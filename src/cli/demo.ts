@@ -38,7 +38,11 @@ const CAMERAS: DemoCamera[] = [
     personality: 'healthy',
     battery: { percent: 37, charging: true, healthPercent: 91 },
     clockOffsetSeconds: -42,
-    files: [['DCIM/100BODY/REC0001.MP4', 3_000_000], ['DCIM/100BODY/REC0002.MP4', 1_500_000], ['DCIM/100BODY/REC0003.MP4', 2_200_000]],
+    files: [
+      ['DCIM/100BODY/REC0001.MP4', 3_000_000],
+      ['DCIM/100BODY/REC0002.MP4', 1_500_000],
+      ['DCIM/100BODY/REC0003.MP4', 2_200_000],
+    ],
     faults: [{ path: 'DCIM/100BODY/REC0002.MP4', kind: 'io-error', atByte: 400_000, times: 1 }],
   },
   {
@@ -47,7 +51,10 @@ const CAMERAS: DemoCamera[] = [
     personality: 'aging',
     battery: { percent: 64, charging: true, healthPercent: 76 },
     clockOffsetSeconds: 3,
-    files: [['DCIM/101BODY/REC0107.MP4', 2_500_000], ['DCIM/101BODY/../../evil name:1.MP4'.replace('../../', ''), 800_000]],
+    files: [
+      ['DCIM/101BODY/REC0107.MP4', 2_500_000],
+      ['DCIM/101BODY/../../evil name:1.MP4'.replace('../../', ''), 800_000],
+    ],
   },
   {
     slot: 'dock1-03',
@@ -55,7 +62,11 @@ const CAMERAS: DemoCamera[] = [
     personality: 'night-ir',
     battery: { percent: 12, charging: true, healthPercent: 95 },
     clockOffsetSeconds: 0,
-    files: [['DCIM/100BODY/REC0001.MP4', 4_000_000], ['DCIM/100BODY/REC0002.MP4', 1_000_000], ['DCIM/100BODY/nächtlicher Einsatz.MP4', 600_000]],
+    files: [
+      ['DCIM/100BODY/REC0001.MP4', 4_000_000],
+      ['DCIM/100BODY/REC0002.MP4', 1_000_000],
+      ['DCIM/100BODY/nächtlicher Einsatz.MP4', 600_000],
+    ],
   },
 ];
 
@@ -64,7 +75,11 @@ function batteryLog(cam: DemoCamera): Array<{ at: string; percent: number; charg
   for (const rel of ['../../../fixtures/battery', '../../fixtures/battery']) {
     const file = fileURLToPath(new URL(`${rel}/${cam.personality}.json`, import.meta.url));
     if (!existsSync(file)) continue;
-    const log = (JSON.parse(readFileSync(file, 'utf8')) as { batteryLog: Array<{ at: string; percent: number; charging: boolean }> }).batteryLog;
+    const log = (
+      JSON.parse(readFileSync(file, 'utf8')) as {
+        batteryLog: Array<{ at: string; percent: number; charging: boolean }>;
+      }
+    ).batteryLog;
     const last = Math.max(...log.map((e) => Date.parse(e.at)));
     const shift = Date.now() + cam.clockOffsetSeconds * 1000 - 3600_000 - last;
     return log.map((e) => ({ ...e, at: new Date(Date.parse(e.at) + shift).toISOString() }));
@@ -102,7 +117,16 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
       sources.set(`${cam.serial}\n${rel}`, createHash('sha256').update(data).digest('hex'));
       total += size;
     }
-    const spec = { serial: cam.serial, model: 'SimCam 2', firmware: '4.1.7', battery: cam.battery, clockOffsetSeconds: cam.clockOffsetSeconds, throughputBytesPerSec: 8_000_000, faults: cam.faults ?? [], batteryLog: batteryLog(cam) };
+    const spec = {
+      serial: cam.serial,
+      model: 'SimCam 2',
+      firmware: '4.1.7',
+      battery: cam.battery,
+      clockOffsetSeconds: cam.clockOffsetSeconds,
+      throughputBytesPerSec: 8_000_000,
+      faults: cam.faults ?? [],
+      batteryLog: batteryLog(cam),
+    };
     // camera.json last and by rename, as a real writer of the simulated dock must.
     writeFileSync(path.join(dir, '.camera.json.tmp'), JSON.stringify(spec));
     renameSync(path.join(dir, '.camera.json.tmp'), path.join(dir, 'camera.json'));
@@ -124,14 +148,20 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
       const d = e.details as Record<string, unknown>;
       switch (e.type) {
         case 'camera.docked':
-          console.log(`  ${e.camera} docked in ${d.slot}: battery ${(d.battery as { percent?: number } | null)?.percent ?? '?'}%, clock skew ${d.clockSkewSeconds ?? '?'} s`);
+          console.log(
+            `  ${e.camera} docked in ${d.slot}: battery ${(d.battery as { percent?: number } | null)?.percent ?? '?'}%, clock skew ${d.clockSkewSeconds ?? '?'} s`,
+          );
           break;
         case 'offload.failed':
-          console.log(`  ! ${printable(String(d.sourcePath ?? e.recording))}: ${d.error} — ${d.willRetry ? `retrying in ${d.retryInMs} ms` : 'giving up'}`);
+          console.log(
+            `  ! ${printable(String(d.sourcePath ?? e.recording))}: ${d.error} — ${d.willRetry ? `retrying in ${d.retryInMs} ms` : 'giving up'}`,
+          );
           break;
         case 'offload.verified':
           verifiedBytes += Number(d.bytes);
-          console.log(`  ✓ ${e.camera} ${printable(String(d.sourcePath))} ${bytes(Number(d.bytes))} sha256 ${e.sha256?.slice(0, 16)}… (attempt ${d.attempt})`);
+          console.log(
+            `  ✓ ${e.camera} ${printable(String(d.sourcePath))} ${bytes(Number(d.bytes))} sha256 ${e.sha256?.slice(0, 16)}… (attempt ${d.attempt})`,
+          );
           break;
         case 'camera.file_deleted':
           deleted++;
@@ -143,17 +173,27 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
   const seconds = (Date.now() - started) / 1000;
   const fleet = fleetBattery(daemon.db, cfg.battery.shiftHours);
   const report = await verifyAll(daemon.db);
-  const rows = daemon.db.prepare<[], { camera: string; source_path: string; sha256: string }>("SELECT camera, source_path, sha256 FROM recordings WHERE status = 'verified'").all();
+  const rows = daemon.db
+    .prepare<[], { camera: string; source_path: string; sha256: string }>(
+      "SELECT camera, source_path, sha256 FROM recordings WHERE status = 'verified'",
+    )
+    .all();
   const matching = rows.filter((r) => sources.get(`${r.camera}\n${r.source_path}`) === r.sha256).length;
   await daemon.stop('demo finished');
   console.log('');
-  console.log(`summary: ${rows.length}/${expected} recordings verified (${bytes(verifiedBytes)}) in ${seconds.toFixed(1)} s, ${deleted} freed from cameras`);
+  console.log(
+    `summary: ${rows.length}/${expected} recordings verified (${bytes(verifiedBytes)}) in ${seconds.toFixed(1)} s, ${deleted} freed from cameras`,
+  );
   console.log(`         ${matching}/${expected} SHA-256 values equal the hash of the camera's original file`);
-  console.log(`         custody chain ${report.chain.ok ? 'intact' : 'BROKEN'} (${report.chain.events} events), archive ${report.files.ok}/${report.files.checked} files re-hashed ok`);
+  console.log(
+    `         custody chain ${report.chain.ok ? 'intact' : 'BROKEN'} (${report.chain.events} events), archive ${report.files.ok}/${report.files.checked} files re-hashed ok`,
+  );
   console.log('');
   console.log(`battery health from the cameras' own logs (shift ${cfg.battery.shiftHours} h):`);
   for (const b of fleet) {
-    console.log(`  ${b.serial}  ${b.status.padEnd(8)} drain ${b.drainPercentPerHour ?? '-'} %/h, ${b.projectedRuntimeHours ?? '-'} h from full, health ${b.healthPercent ?? '-'} %  ${sparkline(b.shiftDrains)} ${b.trend}`);
+    console.log(
+      `  ${b.serial}  ${b.status.padEnd(8)} drain ${b.drainPercentPerHour ?? '-'} %/h, ${b.projectedRuntimeHours ?? '-'} h from full, health ${b.healthPercent ?? '-'} %  ${sparkline(b.shiftDrains)} ${b.trend}`,
+    );
   }
   console.log('');
   // After the daemon stopped: the pilot's twenty cameras were never docked here.
@@ -168,5 +208,6 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
   } else {
     rmSync(root, { recursive: true, force: true });
   }
-  if (rows.length !== expected || matching !== expected || !report.chain.ok || deleted !== expected) process.exitCode = 1;
+  if (rows.length !== expected || matching !== expected || !report.chain.ok || deleted !== expected)
+    process.exitCode = 1;
 }

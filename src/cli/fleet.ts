@@ -13,18 +13,31 @@ import { ago, bytes, printable, table } from './format.js';
 import type { FleetView } from '../fleet/view.js';
 
 /** Warnings that say a dock's custody cannot be trusted; the command exits 1 on them. */
-const ALARMS: ReadonlySet<FleetWarning['kind']> = new Set(['key_changed', 'key_not_pinned', 'signature_bad', 'head_backwards', 'head_rewritten']);
+const ALARMS: ReadonlySet<FleetWarning['kind']> = new Set([
+  'key_changed',
+  'key_not_pinned',
+  'signature_bad',
+  'head_backwards',
+  'head_rewritten',
+]);
 
 export function registerFleetCommand(program: Command, g: () => GlobalOptions): void {
   program
     .command('fleet')
     .description('every dock that publishes to the object store in `replication`, and every camera seen at any of them')
     .option('--json', 'machine-readable output')
-    .option('--html <file>', 'write the city-wide page: docks, cameras short of a shift wherever they dock, battery history across docks')
-    .option('--forget <dockId>', "forget a dock's remembered key and head, so that its next key is trusted on first use")
+    .option(
+      '--html <file>',
+      'write the city-wide page: docks, cameras short of a shift wherever they dock, battery history across docks',
+    )
+    .option(
+      '--forget <dockId>',
+      "forget a dock's remembered key and head, so that its next key is trusted on first use",
+    )
     .action(async (o: { json?: boolean; html?: string; forget?: string }) => {
       const cfg = resolveConfig(g());
-      if (!cfg.replication) throw new UsageError('fleet reads the bucket of the replication section, and the config has none');
+      if (!cfg.replication)
+        throw new UsageError('fleet reads the bucket of the replication section, and the config has none');
       let ring: KeyRing;
       try {
         ring = KeyRing.open(cfg.dataDir, cfg.fleet.keys);
@@ -36,7 +49,9 @@ export function registerFleetCommand(program: Command, g: () => GlobalOptions): 
         const had = ring.forget(o.forget);
         ring.save();
         if (o.json) return printJson({ forgotten: had ? o.forget : null });
-        return console.log(had ? `forgot the key and head of dock ${o.forget}` : `nothing remembered of dock ${o.forget}`);
+        return console.log(
+          had ? `forgot the key and head of dock ${o.forget}` : `nothing remembered of dock ${o.forget}`,
+        );
       }
       let creds;
       try {
@@ -61,7 +76,8 @@ export function registerFleetCommand(program: Command, g: () => GlobalOptions): 
       } catch (err) {
         process.stderr.write(`dockd: cannot remember the docks' keys in ${ring.file}: ${(err as Error).message}\n`);
       }
-      for (const w of view.warnings) process.stderr.write(`dockd: ${ALARMS.has(w.kind) ? 'WARNING' : 'note'}: ${printable(w.message)}\n`);
+      for (const w of view.warnings)
+        process.stderr.write(`dockd: ${ALARMS.has(w.kind) ? 'WARNING' : 'note'}: ${printable(w.message)}\n`);
       if (!ring.file) process.stderr.write(`dockd: note: ${view.trust.note}\n`);
       if (o.html) {
         const { renderFleetPage } = await import('../fleet/page.js');

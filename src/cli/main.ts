@@ -15,13 +15,32 @@ type Registrar = (program: Command, g: () => GlobalOptions) => void;
  * `dockd status` does not pay for the modules behind `export`, `doctor` or `usb`.
  */
 const GROUPS: Array<{ commands: string[]; load: () => Promise<Registrar> }> = [
-  { commands: ['cameras', 'recordings', 'custody', 'verify', 'key', 'replicate', 'retry'], load: async () => (await import('./commands.js')).registerReadCommands },
-  { commands: ['export', 'keygen', 'verify-export', 'hold', 'release', 'retention', 'assign', 'unassign', 'assignments'], load: async () => (await import('./evidence.js')).registerEvidenceCommands },
+  {
+    commands: ['cameras', 'recordings', 'custody', 'verify', 'key', 'replicate', 'retry'],
+    load: async () => (await import('./commands.js')).registerReadCommands,
+  },
+  {
+    commands: [
+      'export',
+      'keygen',
+      'verify-export',
+      'hold',
+      'release',
+      'retention',
+      'assign',
+      'unassign',
+      'assignments',
+    ],
+    load: async () => (await import('./evidence.js')).registerEvidenceCommands,
+  },
   { commands: ['usb'], load: async () => (await import('./usb.js')).registerUsbCommand },
   { commands: ['doctor', 'backup'], load: async () => (await import('./admin.js')).registerAdminCommands },
   { commands: ['battery'], load: async () => (await import('./battery.js')).registerBatteryCommand },
   { commands: ['report'], load: async () => (await import('./report.js')).registerReportCommand },
-  { commands: ['settings', 'events'], load: async () => (await import('./camera-settings.js')).registerCameraSettingsCommands },
+  {
+    commands: ['settings', 'events'],
+    load: async () => (await import('./camera-settings.js')).registerCameraSettingsCommands,
+  },
   { commands: ['stages'], load: async () => (await import('./stages.js')).registerStagesCommand },
   { commands: ['fleet'], load: async () => (await import('./fleet.js')).registerFleetCommand },
 ];
@@ -53,7 +72,9 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
 
   program
     .command('start')
-    .description('run the daemon in the foreground; SIGTERM/SIGINT stop it; logs: JSON lines, or readable lines on a terminal')
+    .description(
+      'run the daemon in the foreground; SIGTERM/SIGINT stop it; logs: JSON lines, or readable lines on a terminal',
+    )
     .option('--sim-dir <dir>', 'watch this folder as a simulated dock')
     .option('--json-logs', 'JSON log lines also on a terminal')
     .action(async (o: { simDir?: string; jsonLogs?: boolean }) => {
@@ -125,7 +146,8 @@ function exitCodeFor(err: unknown, debug: boolean): number {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return 0;
     return 2;
   }
-  const say = (msg: string) => process.stderr.write(`dockd: ${msg}\n${debug && err instanceof Error && err.stack ? err.stack + '\n' : ''}`);
+  const say = (msg: string) =>
+    process.stderr.write(`dockd: ${msg}\n${debug && err instanceof Error && err.stack ? err.stack + '\n' : ''}`);
   if (err instanceof ConfigError || err instanceof UsageError) {
     say(err.message);
     return 2;

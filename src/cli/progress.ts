@@ -41,16 +41,31 @@ export function cameraProgress(t: VisitTotals, live: LiveCamera | undefined): Ca
   let inflight = sameVisit ? Math.max(0, live.inflightBytes) : 0;
   // What the daemon had verified plus what it had in flight, at one instant: the store's
   // verified bytes can only have grown since, by files that were among those in flight.
-  if (sameVisit && live.verifiedBytes !== undefined) inflight = Math.max(0, live.verifiedBytes + inflight - t.bytesDone);
+  if (sameVisit && live.verifiedBytes !== undefined)
+    inflight = Math.max(0, live.verifiedBytes + inflight - t.bytesDone);
   inflight = Math.min(inflight, t.bytesToDo);
   const bytesDone = t.bytesDone + inflight;
   if (t.toDo === 0) {
     // Nothing left to copy: no rate to show, whatever the last heartbeat still measured.
-    return { recordingsDone: t.done, recordingsTotal: t.total, bytesDone, bytesTotal: t.bytesTotal, rateBytesPerSec: null, etaSeconds: 0 };
+    return {
+      recordingsDone: t.done,
+      recordingsTotal: t.total,
+      bytesDone,
+      bytesTotal: t.bytesTotal,
+      rateBytesPerSec: null,
+      etaSeconds: 0,
+    };
   }
   const rate = sameVisit && live.rateBytesPerSec && live.rateBytesPerSec > 0 ? live.rateBytesPerSec : null;
   const left = Math.max(0, t.bytesToDo - inflight);
   // A file still to go is never "0s" away: at the least it has to be hashed and committed.
   const eta = rate === null ? null : Math.max(1, Math.ceil(left / rate));
-  return { recordingsDone: t.done, recordingsTotal: t.total, bytesDone, bytesTotal: t.bytesTotal, rateBytesPerSec: rate, etaSeconds: eta };
+  return {
+    recordingsDone: t.done,
+    recordingsTotal: t.total,
+    bytesDone,
+    bytesTotal: t.bytesTotal,
+    rateBytesPerSec: rate,
+    etaSeconds: eta,
+  };
 }

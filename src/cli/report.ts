@@ -9,7 +9,9 @@ import { bytes } from './format.js';
 export function registerReportCommand(program: Command, g: () => GlobalOptions): void {
   program
     .command('report')
-    .description('fleet report: batteries with charts, offloads per day, failures, archive, custody; one self-contained HTML file')
+    .description(
+      'fleet report: batteries with charts, offloads per day, failures, archive, custody; one self-contained HTML file',
+    )
     .option('--html <file>', 'write the report as one HTML page (no scripts, no external resources)')
     .option('--json', 'print the report data')
     .action((o: { html?: string; json?: boolean }) => {

@@ -40,7 +40,13 @@ function csvField(v: number | string | null | undefined): string {
 
 function printCsv(s: StagesJson): void {
   const head = [s.by ?? 'week', ...COLUMNS.map(([name]) => name), 'withheld'];
-  const lines = rows(s).map((r) => [csvField(r.group), ...COLUMNS.map(([name, get]) => csvField(r.withheld && name !== 'shifts' ? null : get(r))), r.withheld ? 'true' : ''].join(','));
+  const lines = rows(s).map((r) =>
+    [
+      csvField(r.group),
+      ...COLUMNS.map(([name, get]) => csvField(r.withheld && name !== 'shifts' ? null : get(r))),
+      r.withheld ? 'true' : '',
+    ].join(','),
+  );
   process.stdout.write([head.join(','), ...lines].join('\r\n') + '\r\n');
 }
 
@@ -49,14 +55,49 @@ const num = (v: number | null | undefined, digits = 1) => (v === null || v === u
 
 function printTable(s: StagesJson): void {
   if (s.from === null && !s.camerasWithoutData) return console.log('no camera has handed an event log yet');
-  console.log(`${s.from ?? '(no data)'} → ${s.to ?? '(no data)'}: ${s.cameras} cameras with data${s.camerasWithoutData ? `, ${s.camerasWithoutData} without an event log (no data, not zero)` : ''}`);
+  console.log(
+    `${s.from ?? '(no data)'} → ${s.to ?? '(no data)'}: ${s.cameras} cameras with data${s.camerasWithoutData ? `, ${s.camerasWithoutData} without an event log (no data, not zero)` : ''}`,
+  );
   console.log(
     table(
-      [(s.by ?? 'week').toUpperCase(), 'SHIFTS', 'HOURS', 'DISPLAY', 'ESCALATED', 'RATE', 'DIRECT', 'DISPLAY/100H', 'TO REC. MEDIAN S', 'DISPLAY-ONLY MEDIAN S'],
+      [
+        (s.by ?? 'week').toUpperCase(),
+        'SHIFTS',
+        'HOURS',
+        'DISPLAY',
+        'ESCALATED',
+        'RATE',
+        'DIRECT',
+        'DISPLAY/100H',
+        'TO REC. MEDIAN S',
+        'DISPLAY-ONLY MEDIAN S',
+      ],
       rows(s).map((r) =>
         r.withheld
-          ? [printable(r.group), r.shifts ?? 0, '(fewer shifts than privacy.minGroupSize: withheld)', '', '', '', '', '', '', '']
-          : [printable(r.group), r.shifts ?? 0, num(r.shiftHours), r.displayActivations ?? 0, r.escalated ?? 0, pct(r.escalationRate), r.directRecordings ?? 0, num(r.activationsPer100ShiftHours), num(r.displayToRecording?.medianSeconds), num(r.displayOnly?.medianSeconds)],
+          ? [
+              printable(r.group),
+              r.shifts ?? 0,
+              '(fewer shifts than privacy.minGroupSize: withheld)',
+              '',
+              '',
+              '',
+              '',
+              '',
+              '',
+              '',
+            ]
+          : [
+              printable(r.group),
+              r.shifts ?? 0,
+              num(r.shiftHours),
+              r.displayActivations ?? 0,
+              r.escalated ?? 0,
+              pct(r.escalationRate),
+              r.directRecordings ?? 0,
+              num(r.activationsPer100ShiftHours),
+              num(r.displayToRecording?.medianSeconds),
+              num(r.displayOnly?.medianSeconds),
+            ],
       ),
     ),
   );
@@ -65,17 +106,26 @@ function printTable(s: StagesJson): void {
 export function registerStagesCommand(program: Command, g: () => GlobalOptions): void {
   program
     .command('stages')
-    .description("de-escalation statistics of the cameras' event logs: display activations, how many escalated to a recording, direct recordings, per shift-hour and per week")
+    .description(
+      "de-escalation statistics of the cameras' event logs: display activations, how many escalated to a recording, direct recordings, per shift-hour and per week",
+    )
     .option('--from <time>', 'count events at or after this true time (ISO-8601)')
     .option('--to <time>', 'count events before this true time (ISO-8601)')
-    .addOption(new Option('--by <group>', 'one row per week, camera, unit (dockd assign --unit) or officer (only with privacy.perOfficerStatistics)').choices(['week', 'camera', 'unit', 'officer']))
+    .addOption(
+      new Option(
+        '--by <group>',
+        'one row per week, camera, unit (dockd assign --unit) or officer (only with privacy.perOfficerStatistics)',
+      ).choices(['week', 'camera', 'unit', 'officer']),
+    )
     .option('--json', 'machine-readable output')
     .option('--csv', 'one CSV row per group and a last row "all"')
     .action((o: { from?: string; to?: string; by?: StagesBy; json?: boolean; csv?: boolean }) =>
       withStore(g(), (db, cfg) => {
         if (o.json && o.csv) throw new UsageError('--json and --csv do not go together');
         if (o.by === 'officer' && !cfg.privacy.perOfficerStatistics) {
-          throw new UsageError('--by officer is off: figures per officer would let the cameras be used to watch officers; set privacy.perOfficerStatistics to true in the config to allow it');
+          throw new UsageError(
+            '--by officer is off: figures per officer would let the cameras be used to watch officers; set privacy.perOfficerStatistics to true in the config to allow it',
+          );
         }
         const from = parseTime('--from', o.from)?.getTime() ?? null;
         const to = parseTime('--to', o.to)?.getTime() ?? null;

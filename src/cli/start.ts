@@ -6,7 +6,11 @@ const STOP_DEADLINE_MS = 9000;
 
 /** `dockd start`: one daemon in the foreground, stopped by SIGTERM/SIGINT within a deadline. */
 export async function runDaemonForeground(cfg: Config, out: { readable?: ReadableOptions } = {}): Promise<void> {
-  const log = createDaemonLogger(cfg.log.level, cfg.log.file ? { file: cfg.log.file, rotate: cfg.log.rotate } : null, out.readable ?? null);
+  const log = createDaemonLogger(
+    cfg.log.level,
+    cfg.log.file ? { file: cfg.log.file, rotate: cfg.log.rotate } : null,
+    out.readable ?? null,
+  );
   const daemon = await startDaemon(cfg, log);
   let shuttingDown = false;
   const onSignal = (sig: NodeJS.Signals) => {

@@ -22,7 +22,14 @@ export interface CameraStatus {
 }
 
 export interface StatusJson {
-  daemon: { running: boolean; pid: number | null; startedAt: string | null; heartbeatAt: string | null; stoppedAt: string | null; version: string | null };
+  daemon: {
+    running: boolean;
+    pid: number | null;
+    startedAt: string | null;
+    heartbeatAt: string | null;
+    stoppedAt: string | null;
+    version: string | null;
+  };
   cameras: CameraStatus[];
   queue: QueueCounts;
   /** `storeUnwritable`: why offloading is paused for the dock's own storage (read-only, failing), else null. */
@@ -74,14 +81,24 @@ export function statusOf(db: Db, cfg: Config): StatusJson {
      FROM recordings WHERE camera = ? AND seen_visit = ?`,
   );
   const cams = db
-    .prepare<[], { serial: string; slot: string | null; docked: number; model: string | null; battery_json: string | null; visit: number }>(
-      'SELECT serial, slot, docked, model, battery_json, visit FROM cameras ORDER BY docked DESC, slot, serial',
-    )
+    .prepare<
+      [],
+      {
+        serial: string;
+        slot: string | null;
+        docked: number;
+        model: string | null;
+        battery_json: string | null;
+        visit: number;
+      }
+    >('SELECT serial, slot, docked, model, battery_json, visit FROM cameras ORDER BY docked DESC, slot, serial')
     .all();
   const cameras: CameraStatus[] = cams.map((c) => {
     const docked = running && c.docked === 1;
     const battery = c.battery_json ? (JSON.parse(c.battery_json) as { percent: number; charging: boolean }) : null;
-    const prog = docked ? cameraProgress({ visit: c.visit, ...visitTotals.get(c.serial, c.visit)! }, live.get(c.serial)) : null;
+    const prog = docked
+      ? cameraProgress({ visit: c.visit, ...visitTotals.get(c.serial, c.visit)! }, live.get(c.serial))
+      : null;
     return {
       serial: c.serial,
       slot: c.slot,
@@ -110,16 +127,32 @@ export function statusOf(db: Db, cfg: Config): StatusJson {
     },
     cameras,
     queue: queueCounts(db),
-    archive: { path: archivePath, freeBytes, diskLow: progress.diskLow ?? false, storeUnwritable: progress.storeUnwritable ?? null },
+    archive: {
+      path: archivePath,
+      freeBytes,
+      diskLow: progress.diskLow ?? false,
+      storeUnwritable: progress.storeUnwritable ?? null,
+    },
     conflicts: progress.conflicts ?? [],
-    replication: cfg.replication ? { enabled: true, ...replicationBacklog(db), failed: replicationFailed(db), lastError: progress.replicationError ?? null } : null,
+    replication: cfg.replication
+      ? {
+          enabled: true,
+          ...replicationBacklog(db),
+          failed: replicationFailed(db),
+          lastError: progress.replicationError ?? null,
+        }
+      : null,
     fleet: fleetLine(db, cfg.battery.shiftHours),
   };
 }
 
 function fleetLine(db: Db, shiftHours: number): StatusJson['fleet'] {
   const fleet = fleetVerdicts(db, shiftHours);
-  return { shiftHours, short: fleet.filter((c) => c.status === 'short').map((c) => c.serial), degraded: fleet.filter((c) => c.status === 'degraded').map((c) => c.serial) };
+  return {
+    shiftHours,
+    short: fleet.filter((c) => c.status === 'short').map((c) => c.serial),
+    degraded: fleet.filter((c) => c.status === 'degraded').map((c) => c.serial),
+  };
 }
 
 export function renderStatus(s: StatusJson, opts: { bars?: boolean; paint?: Paint } = {}): string {
@@ -132,22 +165,42 @@ export function renderStatus(s: StatusJson, opts: { bars?: boolean; paint?: Pain
       : `daemon   ${p.bad('NOT RUNNING')}${d.stoppedAt ? `  (stopped ${ago(d.stoppedAt)})` : d.heartbeatAt ? `  (last heartbeat ${ago(d.heartbeatAt)})` : ''}`,
   );
   const failed = `${s.queue.failed} failed`;
-  out.push(`queue    ${s.queue.pending} pending  ${s.queue.active} copying  ${s.queue.failed ? p.bad(failed) : failed}  ${s.queue.verified} verified`);
-  out.push(`archive  ${s.archive.path}  ${bytes(s.archive.freeBytes)} free${s.archive.diskLow ? `  ${p.bad('OFFLOADING PAUSED: disk below ingest.minFreeBytes')}` : ''}`);
-  if (s.archive.storeUnwritable) out.push(`archive  ${p.bad(`OFFLOADING PAUSED: cannot write the archive (${printable(s.archive.storeUnwritable)})`)}`);
+  out.push(
+    `queue    ${s.queue.pending} pending  ${s.queue.active} copying  ${s.queue.failed ? p.bad(failed) : failed}  ${s.queue.verified} verified`,
+  );
+  out.push(
+    `archive  ${s.archive.path}  ${bytes(s.archive.freeBytes)} free${s.archive.diskLow ? `  ${p.bad('OFFLOADING PAUSED: disk below ingest.minFreeBytes')}` : ''}`,
+  );
+  if (s.archive.storeUnwritable)
+    out.push(
+      `archive  ${p.bad(`OFFLOADING PAUSED: cannot write the archive (${printable(s.archive.storeUnwritable)})`)}`,
+    );
   for (const c of s.conflicts) {
-    out.push(p.bad(`CONFLICT camera in ${printable(c.slot)} reports serial ${printable(c.serial)}, already docked in ${printable(c.dockedIn)}: not offloaded (since ${c.since})`));
+    out.push(
+      p.bad(
+        `CONFLICT camera in ${printable(c.slot)} reports serial ${printable(c.serial)}, already docked in ${printable(c.dockedIn)}: not offloaded (since ${c.since})`,
+      ),
+    );
   }
   if (s.replication) {
     const r = s.replication;
-    const gaveUp = r.failed ? `  ${p.bad(`${r.failed} FAILED`)} (retries exhausted: dockd replicate --all queues them again)` : '';
-    out.push(`replicate ${r.count} waiting (${bytes(r.bytes)})${r.oldestAt ? `, oldest since ${r.oldestAt}` : ''}${gaveUp}${r.lastError ? `  ${p.bad('LAST ERROR:')} ${r.lastError}` : ''}`);
+    const gaveUp = r.failed
+      ? `  ${p.bad(`${r.failed} FAILED`)} (retries exhausted: dockd replicate --all queues them again)`
+      : '';
+    out.push(
+      `replicate ${r.count} waiting (${bytes(r.bytes)})${r.oldestAt ? `, oldest since ${r.oldestAt}` : ''}${gaveUp}${r.lastError ? `  ${p.bad('LAST ERROR:')} ${r.lastError}` : ''}`,
+    );
   }
   if (s.fleet.short.length) {
     const n = s.fleet.short.length;
-    out.push(`battery  ${p.warn(`${n} camera${n === 1 ? '' : 's'} will not last a ${s.fleet.shiftHours} h shift`)}: ${s.fleet.short.map(printable).join(', ')}`);
+    out.push(
+      `battery  ${p.warn(`${n} camera${n === 1 ? '' : 's'} will not last a ${s.fleet.shiftHours} h shift`)}: ${s.fleet.short.map(printable).join(', ')}`,
+    );
   }
-  if (s.fleet.degraded.length) out.push(`battery  ${p.warn(`${s.fleet.degraded.length} degraded`)} (health below 80 %): ${s.fleet.degraded.map(printable).join(', ')}`);
+  if (s.fleet.degraded.length)
+    out.push(
+      `battery  ${p.warn(`${s.fleet.degraded.length} degraded`)} (health below 80 %): ${s.fleet.degraded.map(printable).join(', ')}`,
+    );
   const docked = s.cameras.filter((c) => c.docked);
   out.push('');
   if (docked.length === 0) {

@@ -17,7 +17,11 @@ export function endQuietlyOnClosedPipe(stream: NodeJS.WriteStream = process.stdo
 }
 
 /** https://no-color.org: any non-empty NO_COLOR turns colours off, as does --no-color. */
-export function colourWanted(opts: { color?: boolean }, env: NodeJS.ProcessEnv = process.env, isTTY = !!process.stdout.isTTY): boolean {
+export function colourWanted(
+  opts: { color?: boolean },
+  env: NodeJS.ProcessEnv = process.env,
+  isTTY = !!process.stdout.isTTY,
+): boolean {
   return isTTY && opts.color !== false && !env.NO_COLOR;
 }
 
@@ -32,7 +36,9 @@ const sgr = (code: number) => (s: string) => `\x1b[${code}m${s}\x1b[0m`;
 const plain = (s: string) => s;
 
 export function paint(on: boolean): Paint {
-  return on ? { good: sgr(32), bad: sgr(31), warn: sgr(33), dim: sgr(2) } : { good: plain, bad: plain, warn: plain, dim: plain };
+  return on
+    ? { good: sgr(32), bad: sgr(31), warn: sgr(33), dim: sgr(2) }
+    : { good: plain, bad: plain, warn: plain, dim: plain };
 }
 
 /** Moves the cursor home and clears the screen: only ever written to a terminal. */

@@ -56,7 +56,8 @@ export async function usbReport(cfg: Pick<Config, 'dataDir' | 'usb'>, deps: UsbR
   const allow = compileAllowList(cfg.usb.allow);
   const base = { enabled: cfg.usb.enabled, invalidAllowEntries: allow.invalid };
   const usbDir = path.join(sysfsRoot, 'bus', 'usb');
-  if (!existsSync(usbDir)) return { ...base, available: false, message: `this machine has no USB bus (${usbDir} is missing)`, devices: [] };
+  if (!existsSync(usbDir))
+    return { ...base, available: false, message: `this machine has no USB bus (${usbDir} is missing)`, devices: [] };
   const backend = deps.backend ?? createNodeUsbBackend({ sysfsRoot });
   let list: UsbDeviceSnapshot[];
   try {
@@ -90,26 +91,40 @@ export async function usbReport(cfg: Pick<Config, 'dataDir' | 'usb'>, deps: UsbR
 export function renderUsbReport(r: UsbReport): string {
   const out: string[] = [];
   if (!r.enabled) out.push('usb.enabled is false: the daemon does not watch USB.');
-  if (r.invalidAllowEntries.length) out.push(`usb.allow entries that allow nothing (neither "VID:PID" nor "class:NN"): ${r.invalidAllowEntries.map((e) => printable(e)).join(', ')}`);
+  if (r.invalidAllowEntries.length)
+    out.push(
+      `usb.allow entries that allow nothing (neither "VID:PID" nor "class:NN"): ${r.invalidAllowEntries.map((e) => printable(e)).join(', ')}`,
+    );
   if (!r.available) {
     out.push(`${r.message ?? 'no USB'}; dockd runs without USB here.`);
     return out.join('\n');
   }
   if (!r.devices.length) out.push('no USB devices found');
   for (const d of r.devices) {
-    const name = [d.manufacturer, d.product].filter((s): s is string => !!s).map(printable).join(' ') || '(no name)';
+    const name =
+      [d.manufacturer, d.product]
+        .filter((s): s is string => !!s)
+        .map(printable)
+        .join(' ') || '(no name)';
     if (out.length) out.push('');
     out.push(`${d.vidPid}  ${name}`);
     out.push(`  port     ${d.portPath}${d.slot !== d.portPath ? `  (slot ${printable(d.slot)})` : ''}`);
     out.push(`  serial   ${printable(d.serialNumber)}`);
     out.push(`  classes  ${d.interfaces.join(' ') || 'unknown'}`);
     out.push(`  allowed  ${d.allowed ? 'yes' : 'no'}: ${d.allowReason}`);
-    out.push(`  driver   ${d.driver ?? 'none'}: ${d.driverReason}${d.allowed ? '' : ' (not used: the device is not allowed)'}`);
+    out.push(
+      `  driver   ${d.driver ?? 'none'}: ${d.driverReason}${d.allowed ? '' : ' (not used: the device is not allowed)'}`,
+    );
   }
   return out.join('\n');
 }
 
-export async function runUsbCommand(cfg: Pick<Config, 'dataDir' | 'usb'>, o: { json?: boolean }, deps: UsbReportDeps = {}, write: (s: string) => void = (s) => process.stdout.write(s)): Promise<void> {
+export async function runUsbCommand(
+  cfg: Pick<Config, 'dataDir' | 'usb'>,
+  o: { json?: boolean },
+  deps: UsbReportDeps = {},
+  write: (s: string) => void = (s) => process.stdout.write(s),
+): Promise<void> {
   const report = await usbReport(cfg, deps);
   write(o.json ? JSON.stringify(report, null, 2) + '\n' : renderUsbReport(report) + '\n');
 }
@@ -117,7 +132,9 @@ export async function runUsbCommand(cfg: Pick<Config, 'dataDir' | 'usb'>, o: { j
 export function registerUsbCommand(program: Command, g: () => GlobalOptions): void {
   program
     .command('usb')
-    .description('list the USB devices this machine sees and what dockd would do with each (allowed, slot, driver, why)')
+    .description(
+      'list the USB devices this machine sees and what dockd would do with each (allowed, slot, driver, why)',
+    )
     .option('--json', 'machine-readable output')
     .action(async (o: { json?: boolean }) => {
       await runUsbCommand(resolveConfig(g()), o);

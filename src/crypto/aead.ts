@@ -50,7 +50,8 @@ export function loadChunkAead(load: (id: string) => unknown, addonPath: string |
       plaintext.fill(0);
       return false;
     }
-    if (out.length < plaintext.length) throw new RangeError('open: out must hold the sealed chunk less its 16-byte tag');
+    if (out.length < plaintext.length)
+      throw new RangeError('open: out must hold the sealed chunk less its 16-byte tag');
     out.set(plaintext, 0);
     return true;
   };

@@ -218,7 +218,10 @@ export class HeaderReader {
 
   /** Rejects early what no later byte could make valid, rather than waiting for a newline. */
   private checkIncompleteLine(): void {
-    if (this.state === 'version' && (this.partial.length > VERSION_LINE.length || !VERSION_LINE.startsWith(this.partial))) {
+    if (
+      this.state === 'version' &&
+      (this.partial.length > VERSION_LINE.length || !VERSION_LINE.startsWith(this.partial))
+    ) {
       this.onLine(this.partial);
     }
     if (this.state === 'next' && this.partial.startsWith('---') && this.partial.length > 4 + MAC_B64_LENGTH) {
@@ -256,7 +259,9 @@ export class HeaderReader {
       if (mac.length !== 32) throw new AgeError('malformed header MAC line');
       this.result = { stanzas: this.stanzas, upToDashes: `${this.lines.join('\n')}\n---`, mac };
     } else {
-      throw new AgeError(this.state === 'first-stanza' ? 'age header has no recipient stanza' : 'malformed age header line');
+      throw new AgeError(
+        this.state === 'first-stanza' ? 'age header has no recipient stanza' : 'malformed age header line',
+      );
     }
     this.lines.push(line);
   }

@@ -227,7 +227,8 @@ export class SealJob {
     // A buffer that is all of its memory moves to the worker at no cost. A view into a larger
     // one (a pool slice, part of a USB transfer) is copied first: moving it would take the rest
     // of that memory from whoever else holds it, and cloning the view would copy all of it.
-    const whole = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
+    const whole =
+      chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
     if (whole) {
       try {
         this.owner.worker.postMessage({ op: 'data', id: this.id, chunk }, [chunk.buffer as ArrayBuffer]);
@@ -309,7 +310,10 @@ export class AgeSealPool {
     // Fresh copies that are all of their memory: the header may sit in Node's shared pool.
     const keyCopy = new Uint8Array(key);
     const prefixCopy = new Uint8Array(prefix);
-    owner.worker.postMessage({ op: 'open', id, fd, key: keyCopy, prefix: prefixCopy }, [keyCopy.buffer, prefixCopy.buffer]);
+    owner.worker.postMessage({ op: 'open', id, fd, key: keyCopy, prefix: prefixCopy }, [
+      keyCopy.buffer,
+      prefixCopy.buffer,
+    ]);
     return job;
   }
 

@@ -39,7 +39,14 @@ export function streamNonce(counter: number, final: boolean): Buffer {
  * Seals STREAM chunk `counter` of `plaintext` into `out` (its ciphertext, then its 16-byte tag)
  * and returns the bytes written. The caller bounds `counter`.
  */
-export function sealStreamChunk(aead: ChunkAead, key: Buffer, counter: number, final: boolean, plaintext: Buffer, out: Buffer): number {
+export function sealStreamChunk(
+  aead: ChunkAead,
+  key: Buffer,
+  counter: number,
+  final: boolean,
+  plaintext: Buffer,
+  out: Buffer,
+): number {
   return aead.seal(key, streamNonce(counter, final), plaintext, out);
 }
 
@@ -50,9 +57,14 @@ export function sealStreamChunk(aead: ChunkAead, key: Buffer, counter: number, f
  * sealed with its own flag; a whole chunk at the front of `data` is sealed where it lies, without
  * a copy. Like sealStreamChunk, the seal pool's worker runs its source text.
  */
-export function streamStep(held: Buffer, filled: number, data: Buffer): { took: number; filled: number; seal: Buffer | null } {
+export function streamStep(
+  held: Buffer,
+  filled: number,
+  data: Buffer,
+): { took: number; filled: number; seal: Buffer | null } {
   if (filled === held.length) return { took: 0, filled: 0, seal: held };
-  if (filled === 0 && data.length > held.length) return { took: held.length, filled: 0, seal: data.subarray(0, held.length) };
+  if (filled === 0 && data.length > held.length)
+    return { took: held.length, filled: 0, seal: data.subarray(0, held.length) };
   const n = Math.min(held.length - filled, data.length);
   data.copy(held, filled, 0, n);
   return { took: n, filled: filled + n, seal: null };
@@ -66,7 +78,12 @@ export function streamStep(held: Buffer, filled: number, data: Buffer): { took: 
  * streamStep it needs only its arguments, streamNonce and CHUNK, because the re-read workers run
  * its source text (src/ingest/hash-pool.ts).
  */
-export function storedAgeCheck(aead: ChunkAead, key: Buffer, prefix: Buffer, total: number): { feed(data: Buffer): void; problem(): string | null } {
+export function storedAgeCheck(
+  aead: ChunkAead,
+  key: Buffer,
+  prefix: Buffer,
+  total: number,
+): { feed(data: Buffer): void; problem(): string | null } {
   const sealedSize = CHUNK + 16;
   // A chunk cut by the reader's buffers is gathered here; the others are checked where they lie.
   const carry = Buffer.allocUnsafe(sealedSize);
@@ -106,7 +123,8 @@ export function storedAgeCheck(aead: ChunkAead, key: Buffer, prefix: Buffer, tot
             carried = 0;
           }
         }
-        if (sealed && !aead.check(key, streamNonce(counter, start + size === total), sealed)) problem = `its payload chunk ${counter} does not authenticate`;
+        if (sealed && !aead.check(key, streamNonce(counter, start + size === total), sealed))
+          problem = `its payload chunk ${counter} does not authenticate`;
         if (sealed) counter++;
       }
     },

@@ -38,7 +38,9 @@ export function generateIdentity(): { identity: string; recipient: string } {
 export function parseRecipient(s: string): Buffer {
   if (/^age-secret-key-/i.test(s.trim())) {
     // Never echo it: this string is a secret that ended up where a public key belongs.
-    throw new AgeError('invalid age recipient: this is a secret key (AGE-SECRET-KEY-1…); give its public key (age1…, from age-keygen -y)');
+    throw new AgeError(
+      'invalid age recipient: this is a secret key (AGE-SECRET-KEY-1…); give its public key (age1…, from age-keygen -y)',
+    );
   }
   const what = `invalid age recipient ${JSON.stringify(s.length > 16 ? `${s.slice(0, 16)}…` : s)}`;
   if (s !== s.trim()) throw new AgeError(`${what}: leading or trailing whitespace`);
@@ -67,7 +69,8 @@ export function parseRecipient(s: string): Buffer {
 function parseIdentity(s: string): X25519Identity {
   // Messages here never quote the input: it is, or nearly is, a secret key.
   if (!/^AGE-SECRET-KEY-1/i.test(s)) {
-    if (/^AGE-SECRET-KEY-PQ-1/i.test(s)) throw new AgeError('invalid age identity: post-quantum identities are not supported');
+    if (/^AGE-SECRET-KEY-PQ-1/i.test(s))
+      throw new AgeError('invalid age identity: post-quantum identities are not supported');
     if (/^AGE-PLUGIN-/i.test(s)) throw new AgeError('invalid age identity: plugin identities are not supported');
     throw new AgeError('invalid age identity: does not start with AGE-SECRET-KEY-1');
   }

@@ -37,6 +37,9 @@ export function findSecretKeys(dataDir: string): string[] {
 export function refuseSecretKeys(dataDir: string): void {
   const found = findSecretKeys(dataDir);
   if (found.length) {
-    throw new ConfigError('dataDir', `holds an age secret key (${found.join(', ')}): a dock must not be able to decrypt its archive; move it to the custodian's machine`);
+    throw new ConfigError(
+      'dataDir',
+      `holds an age secret key (${found.join(', ')}): a dock must not be able to decrypt its archive; move it to the custodian's machine`,
+    );
   }
 }

@@ -63,7 +63,10 @@ export interface ChainCheck {
  * Walks events in seq order; stops at the first broken link, gap or wrong hash. A slice of the
  * chain (an export) starts from its first event's seq and prevHash instead of seq 1 and zeros.
  */
-export function checkChain(events: Iterable<CustodyEvent>, start: { seq: number; prevHash: string } = { seq: 1, prevHash: GENESIS_HASH }): ChainCheck {
+export function checkChain(
+  events: Iterable<CustodyEvent>,
+  start: { seq: number; prevHash: string } = { seq: 1, prevHash: GENESIS_HASH },
+): ChainCheck {
   let prev = start.prevHash;
   let expectedSeq = start.seq;
   let count = 0;

@@ -21,11 +21,23 @@ export class Checkpoints {
 
   /** Signs the current chain head unless it is already signed; returns the new checkpoint. */
   signHead(): Checkpoint | null {
-    const head = this.db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM custody_events ORDER BY seq DESC LIMIT 1').get();
+    const head = this.db
+      .prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM custody_events ORDER BY seq DESC LIMIT 1')
+      .get();
     if (!head) return null;
     if ((this.latest()?.seq ?? 0) >= head.seq) return null;
-    const cp: Checkpoint = { seq: head.seq, hash: head.hash, at: new Date().toISOString(), keyId: this.key.keyId, signature: signCheckpoint(this.key, head.seq, head.hash) };
-    this.db.prepare('INSERT INTO chain_checkpoints (seq, hash, at, key_id, signature) VALUES (@seq, @hash, @at, @keyId, @signature)').run(cp);
+    const cp: Checkpoint = {
+      seq: head.seq,
+      hash: head.hash,
+      at: new Date().toISOString(),
+      keyId: this.key.keyId,
+      signature: signCheckpoint(this.key, head.seq, head.hash),
+    };
+    this.db
+      .prepare(
+        'INSERT INTO chain_checkpoints (seq, hash, at, key_id, signature) VALUES (@seq, @hash, @at, @keyId, @signature)',
+      )
+      .run(cp);
     return cp;
   }
 
@@ -39,7 +51,9 @@ export class Checkpoints {
 
 export function latestCheckpoint(db: Db, atOrAfter = 0): Checkpoint | undefined {
   return db
-    .prepare<[number], Checkpoint>('SELECT seq, hash, at, key_id keyId, signature FROM chain_checkpoints WHERE seq >= ? ORDER BY seq DESC LIMIT 1')
+    .prepare<[number], Checkpoint>(
+      'SELECT seq, hash, at, key_id keyId, signature FROM chain_checkpoints WHERE seq >= ? ORDER BY seq DESC LIMIT 1',
+    )
     .get(atOrAfter);
 }
 
@@ -53,12 +67,16 @@ export interface CheckpointCheck {
 export function checkCheckpoints(db: Db, key: DockKey | null): CheckpointCheck {
   const res: CheckpointCheck = { checked: 0, ok: 0, bad: [] };
   const at = db.prepare<[number], { hash: string }>('SELECT hash FROM custody_events WHERE seq = ?');
-  for (const cp of db.prepare<[], Checkpoint>('SELECT seq, hash, at, key_id keyId, signature FROM chain_checkpoints ORDER BY seq').iterate()) {
+  for (const cp of db
+    .prepare<[], Checkpoint>('SELECT seq, hash, at, key_id keyId, signature FROM chain_checkpoints ORDER BY seq')
+    .iterate()) {
     res.checked++;
     if (!key) res.bad.push({ seq: cp.seq, reason: 'no dock public key to check the signature with' });
     else if (cp.keyId !== key.keyId) res.bad.push({ seq: cp.seq, reason: `signed by another key (${cp.keyId})` });
-    else if (!checkpointValid(key.publicKey, cp.seq, cp.hash, cp.signature)) res.bad.push({ seq: cp.seq, reason: 'signature does not verify' });
-    else if (at.get(cp.seq)?.hash !== cp.hash) res.bad.push({ seq: cp.seq, reason: 'the chain has another hash at this seq' });
+    else if (!checkpointValid(key.publicKey, cp.seq, cp.hash, cp.signature))
+      res.bad.push({ seq: cp.seq, reason: 'signature does not verify' });
+    else if (at.get(cp.seq)?.hash !== cp.hash)
+      res.bad.push({ seq: cp.seq, reason: 'the chain has another hash at this seq' });
     else res.ok++;
   }
   return res;

@@ -40,9 +40,16 @@ interface Signed {
 }
 
 function signedBy(db: Db, keyId: string | null): Signed {
-  const row = keyId === null
-    ? db.prepare<[], Signed>('SELECT count(*) checkpoints, coalesce(max(seq), 0) lastSeq FROM chain_checkpoints').get()
-    : db.prepare<[string], Signed>('SELECT count(*) checkpoints, coalesce(max(seq), 0) lastSeq FROM chain_checkpoints WHERE key_id = ?').get(keyId);
+  const row =
+    keyId === null
+      ? db
+          .prepare<[], Signed>('SELECT count(*) checkpoints, coalesce(max(seq), 0) lastSeq FROM chain_checkpoints')
+          .get()
+      : db
+          .prepare<[string], Signed>(
+            'SELECT count(*) checkpoints, coalesce(max(seq), 0) lastSeq FROM chain_checkpoints WHERE key_id = ?',
+          )
+          .get(keyId);
   return row ?? { checkpoints: 0, lastSeq: 0 };
 }
 
@@ -58,9 +65,15 @@ export function openDockKey(dataDir: string, db: Db, custody: CustodyLog, log: L
     const pubKeyId = pub.state === 'ok' ? keyIdOf(rawPublicKey(pub.key)) : null;
     if (pubKeyId !== key.keyId) {
       // The public half is derived from the private one: writing it again loses nothing.
-      const found = pub.state === 'ok' ? `keys/${PUBLIC_KEY_FILE} holds another key (${pubKeyId})` : describeKeyFile(PUBLIC_KEY_FILE, pub);
+      const found =
+        pub.state === 'ok'
+          ? `keys/${PUBLIC_KEY_FILE} holds another key (${pubKeyId})`
+          : describeKeyFile(PUBLIC_KEY_FILE, pub);
       writePublicKey(dataDir, key.publicKey);
-      log.warn({ event: 'custody.public_key_restored', keyId: key.keyId, found }, `${found}; wrote it again from the private key ${key.keyId}`);
+      log.warn(
+        { event: 'custody.public_key_restored', keyId: key.keyId, found },
+        `${found}; wrote it again from the private key ${key.keyId}`,
+      );
     }
     return key;
   }
@@ -83,8 +96,19 @@ export function openDockKey(dataDir: string, db: Db, custody: CustodyLog, log: L
   // files, and the next start replaces them again, saying so again.
   const pair = generateKeyPairSync('ed25519');
   const newKeyId = keyIdOf(rawPublicKey(pair.publicKey));
-  custody.record({ type: 'custody.key_replaced', details: { found, oldKeyId: knownKeyId, newKeyId, reason: 'the old key could not be read and had signed no checkpoint' } });
+  custody.record({
+    type: 'custody.key_replaced',
+    details: {
+      found,
+      oldKeyId: knownKeyId,
+      newKeyId,
+      reason: 'the old key could not be read and had signed no checkpoint',
+    },
+  });
   const key = writeNewDockKey(dataDir, pair);
-  log.warn({ event: 'custody.key_replaced', found, oldKeyId: knownKeyId, keyId: key.keyId }, `${found}; the key had signed nothing, so a new one (${key.keyId}) replaces it`);
+  log.warn(
+    { event: 'custody.key_replaced', found, oldKeyId: knownKeyId, keyId: key.keyId },
+    `${found}; the key had signed nothing, so a new one (${key.keyId}) replaces it`,
+  );
   return key;
 }

@@ -97,12 +97,18 @@ export function selectForExport(db: Db, sel: ExportSelection): RecordingRow[] {
     throw new ExportError('choose recordings: --recording ID… or --camera SERIAL [--from T] [--to T]');
   }
   const notReady = rows.filter((r) => r.status !== 'verified' || !r.archive_path);
-  if (notReady.length) throw new ExportError(`not exportable (not verified or deleted): ${notReady.map((r) => `${r.id} (${r.status})`).join(', ')}`);
+  if (notReady.length)
+    throw new ExportError(
+      `not exportable (not verified or deleted): ${notReady.map((r) => `${r.id} (${r.status})`).join(', ')}`,
+    );
   if (!rows.length) throw new ExportError('no verified recordings match');
   // A bundle vouches for the hashes custody holds; a row that says otherwise is not exported.
   const records = new VerifiedRecords(db);
   const forged = rows.filter((r) => rowDisagreements(r, records.of(r.id)).length);
-  if (forged.length) throw new ExportError(`not exportable: the recordings row of ${forged.map((r) => r.id).join(', ')} disagrees with custody (run dockd verify)`);
+  if (forged.length)
+    throw new ExportError(
+      `not exportable: the recordings row of ${forged.map((r) => r.id).join(', ')} disagrees with custody (run dockd verify)`,
+    );
   return rows;
 }
 
@@ -117,7 +123,8 @@ async function copyVerified(src: string, dest: string, expected: string): Promis
   });
   await pipeline(createReadStream(src), tap, createWriteStream(dest, { flags: 'wx' }));
   const got = h.digest('hex');
-  if (got !== expected) throw new ExportError(`archived file ${src} no longer matches its verified SHA-256 (run dockd verify)`);
+  if (got !== expected)
+    throw new ExportError(`archived file ${src} no longer matches its verified SHA-256 (run dockd verify)`);
 }
 
 export interface ExportOptions {
@@ -137,13 +144,19 @@ async function decryptVerified(src: string, dest: string, expected: string, iden
       cb(null, chunk);
     },
   });
-  await pipeline(createReadStream(src), createDecryptStream(identities), tap, createWriteStream(dest, { flags: 'wx', mode: 0o600 }));
+  await pipeline(
+    createReadStream(src),
+    createDecryptStream(identities),
+    tap,
+    createWriteStream(dest, { flags: 'wx', mode: 0o600 }),
+  );
   if (h.digest('hex') !== expected) throw new ExportError(`${src} does not decrypt to its recorded SHA-256`);
 }
 
 export async function exportBundle(db: Db, sel: ExportSelection, opts: ExportOptions): Promise<Manifest> {
   const recs = selectForExport(db, sel);
-  if (existsSync(opts.outDir) && readdirSync(opts.outDir).length > 0) throw new ExportError(`${opts.outDir} is not empty`);
+  if (existsSync(opts.outDir) && readdirSync(opts.outDir).length > 0)
+    throw new ExportError(`${opts.outDir} is not empty`);
   mkdirSync(path.join(opts.outDir, 'files'), { recursive: true });
   const bundleId = randomUUID();
   const sums: string[] = [];
@@ -155,7 +168,8 @@ export async function exportBundle(db: Db, sel: ExportSelection, opts: ExportOpt
     return { r, encrypted, decrypt, name, fileSha256: encrypted && !decrypt ? r.stored_sha256! : r.sha256! };
   });
   for (const p of plan) {
-    if (p.decrypt) await decryptVerified(p.r.archive_path!, path.join(opts.outDir, p.name), p.r.sha256!, opts.identities!);
+    if (p.decrypt)
+      await decryptVerified(p.r.archive_path!, path.join(opts.outDir, p.name), p.r.sha256!, opts.identities!);
     else await copyVerified(p.r.archive_path!, path.join(opts.outDir, p.name), p.fileSha256);
     sums.push(`${p.fileSha256}  ${p.name}`);
     names.set(p.r.id, p.name);
@@ -169,19 +183,41 @@ export async function exportBundle(db: Db, sel: ExportSelection, opts: ExportOpt
   const custody = new CustodyLog(db, opts.actor);
   db.transaction(() => {
     for (const p of plan) {
-      if (p.decrypt) custody.append({ type: 'recording.decrypted', camera: p.r.camera, recording: p.r.id, sha256: p.r.sha256, details: { purpose: 'export', bundleId, ok: true } });
-      custody.append({ type: 'export.created', camera: p.r.camera, recording: p.r.id, sha256: p.r.sha256, details: { bundleId, reason: opts.reason, out: path.resolve(opts.outDir), decrypted: p.decrypt } });
+      if (p.decrypt)
+        custody.append({
+          type: 'recording.decrypted',
+          camera: p.r.camera,
+          recording: p.r.id,
+          sha256: p.r.sha256,
+          details: { purpose: 'export', bundleId, ok: true },
+        });
+      custody.append({
+        type: 'export.created',
+        camera: p.r.camera,
+        recording: p.r.id,
+        sha256: p.r.sha256,
+        details: { bundleId, reason: opts.reason, out: path.resolve(opts.outDir), decrypted: p.decrypt },
+      });
     }
   }).immediate();
   const cp = new Checkpoints(db, opts.key).signHead() ?? new Checkpoints(db, opts.key).latest()!;
 
   const byRec = new Map<string, CustodyEvent[]>();
-  for (const r of recs) byRec.set(r.id, custody.forRecording(r.id).filter((e) => e.seq <= cp.seq));
+  for (const r of recs)
+    byRec.set(
+      r.id,
+      custody.forRecording(r.id).filter((e) => e.seq <= cp.seq),
+    );
   const firstSeq = Math.min(...[...byRec.values()].map((evs) => evs[0]?.seq ?? cp.seq));
   const chainPath = path.join(opts.outDir, CHAIN_FILE);
   const out = createWriteStream(chainPath);
-  for (const row of db.prepare<[number, number], Parameters<typeof rowToEvent>[0]>('SELECT * FROM custody_events WHERE seq BETWEEN ? AND ? ORDER BY seq').iterate(firstSeq, cp.seq)) {
-    if (!out.write(JSON.stringify(rowToEvent(row)) + '\n')) await new Promise<void>((r) => out.once('drain', () => r()));
+  for (const row of db
+    .prepare<[number, number], Parameters<typeof rowToEvent>[0]>(
+      'SELECT * FROM custody_events WHERE seq BETWEEN ? AND ? ORDER BY seq',
+    )
+    .iterate(firstSeq, cp.seq)) {
+    if (!out.write(JSON.stringify(rowToEvent(row)) + '\n'))
+      await new Promise<void>((r) => out.once('drain', () => r()));
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
 
@@ -202,7 +238,19 @@ export async function exportBundle(db: Db, sel: ExportSelection, opts: ExportOpt
   const createdAt = new Date().toISOString();
   writeFileSync(path.join(opts.outDir, KEY_FILE), opts.key.publicKey.export({ format: 'pem', type: 'spki' }));
   sums.push(`${await fileSha(path.join(opts.outDir, KEY_FILE))}  ${KEY_FILE}`);
-  writeFileSync(path.join(opts.outDir, REPORT_FILE), renderReport({ bundleId, createdAt, actor: opts.actor, reason: opts.reason, key: opts.key, cp, recordings, events: byRec }));
+  writeFileSync(
+    path.join(opts.outDir, REPORT_FILE),
+    renderReport({
+      bundleId,
+      createdAt,
+      actor: opts.actor,
+      reason: opts.reason,
+      key: opts.key,
+      cp,
+      recordings,
+      events: byRec,
+    }),
+  );
   sums.push(`${await fileSha(path.join(opts.outDir, REPORT_FILE))}  ${REPORT_FILE}`);
   sums.push(`${await fileSha(chainPath)}  ${CHAIN_FILE}`);
   writeFileSync(path.join(opts.outDir, 'SHA256SUMS'), sums.join('\n') + '\n');
@@ -221,7 +269,10 @@ export async function exportBundle(db: Db, sel: ExportSelection, opts: ExportOpt
   };
   const body = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
   writeFileSync(path.join(opts.outDir, 'manifest.json'), body);
-  writeFileSync(path.join(opts.outDir, 'manifest.json.sig'), sign(null, body, opts.key.privateKey!).toString('base64') + '\n');
+  writeFileSync(
+    path.join(opts.outDir, 'manifest.json.sig'),
+    sign(null, body, opts.key.privateKey!).toString('base64') + '\n',
+  );
   return manifest;
 }
 
@@ -274,9 +325,21 @@ function renderReport(r: {
     ...checkingInstructions(r.key.publicKeyB64).split('\n'),
   ];
   for (const rec of r.recordings) {
-    lines.push(`RECORDING ${rec.id}`, `  camera        ${rec.camera}`, `  original path ${JSON.stringify(rec.sourcePath)}`, `  file          ${rec.file}`, `  bytes         ${rec.bytes}`, `  sha256        ${rec.sha256}`, `  officer       ${rec.officer ?? '(not assigned)'}`, `  recorded at   ${rec.recordedAt ?? 'unknown'} (dock time)`, '  history:');
+    lines.push(
+      `RECORDING ${rec.id}`,
+      `  camera        ${rec.camera}`,
+      `  original path ${JSON.stringify(rec.sourcePath)}`,
+      `  file          ${rec.file}`,
+      `  bytes         ${rec.bytes}`,
+      `  sha256        ${rec.sha256}`,
+      `  officer       ${rec.officer ?? '(not assigned)'}`,
+      `  recorded at   ${rec.recordedAt ?? 'unknown'} (dock time)`,
+      '  history:',
+    );
     for (const e of r.events.get(rec.id) ?? []) {
-      lines.push(`    #${e.seq}  ${e.at}  ${e.type.padEnd(22)} ${e.actor}${e.sha256 ? `  sha256 ${e.sha256.slice(0, 16)}…` : ''}`);
+      lines.push(
+        `    #${e.seq}  ${e.at}  ${e.type.padEnd(22)} ${e.actor}${e.sha256 ? `  sha256 ${e.sha256.slice(0, 16)}…` : ''}`,
+      );
     }
     lines.push('');
   }

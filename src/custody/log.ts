@@ -51,7 +51,9 @@ export class CustodyLog {
     private readonly db: Db,
     private readonly defaultActor = 'dockd',
   ) {
-    this.head = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM custody_events ORDER BY seq DESC LIMIT 1');
+    this.head = db.prepare<[], { seq: number; hash: string }>(
+      'SELECT seq, hash FROM custody_events ORDER BY seq DESC LIMIT 1',
+    );
     this.insert = db.prepare(
       `INSERT INTO custody_events (seq, at, type, camera, recording, sha256, actor, details, prev_hash, hash)
        VALUES (@seq, @at, @type, @camera, @recording, @sha256, @actor, @details, @prevHash, @hash)`,
@@ -89,10 +91,16 @@ export class CustodyLog {
   }
 
   forRecording(id: string): CustodyEvent[] {
-    return this.db.prepare<[string], Row>('SELECT * FROM custody_events WHERE recording = ? ORDER BY seq').all(id).map(rowToEvent);
+    return this.db
+      .prepare<[string], Row>('SELECT * FROM custody_events WHERE recording = ? ORDER BY seq')
+      .all(id)
+      .map(rowToEvent);
   }
 
   forCamera(serial: string): CustodyEvent[] {
-    return this.db.prepare<[string], Row>('SELECT * FROM custody_events WHERE camera = ? ORDER BY seq').all(serial).map(rowToEvent);
+    return this.db
+      .prepare<[string], Row>('SELECT * FROM custody_events WHERE camera = ? ORDER BY seq')
+      .all(serial)
+      .map(rowToEvent);
   }
 }

@@ -3,7 +3,15 @@
  * key prove that the custody log up to a sequence number is what this dock wrote, even if the
  * SQLite file is later rewritten wholesale by someone who also recomputed every hash.
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { mkdirDurably, writeFileDurably } from '../store/durable.js';
@@ -53,10 +61,12 @@ export function parseDockPublicKey(text: string): KeyObject {
     } catch {
       throw new Error('is not a readable PEM public key');
     }
-    if (k.asymmetricKeyType !== 'ed25519') throw new Error(`must be an Ed25519 key, got ${k.asymmetricKeyType ?? 'an unknown type'}`);
+    if (k.asymmetricKeyType !== 'ed25519')
+      throw new Error(`must be an Ed25519 key, got ${k.asymmetricKeyType ?? 'an unknown type'}`);
     return k;
   }
-  if (!/^[A-Za-z0-9+/]{42,43}=?$/.test(t)) throw new Error('must be a PEM public key or the base64 of a raw 32-byte Ed25519 key (as `dockd key` prints it)');
+  if (!/^[A-Za-z0-9+/]{42,43}=?$/.test(t))
+    throw new Error('must be a PEM public key or the base64 of a raw 32-byte Ed25519 key (as `dockd key` prints it)');
   return publicKeyFromB64(t);
 }
 
@@ -64,7 +74,8 @@ export const PRIVATE_KEY_FILE = 'dock-signing.pem';
 export const PUBLIC_KEY_FILE = 'dock-signing.pub.pem';
 
 /** What a key file holds: a key, nothing, or something no key can be read from. */
-export type KeyFileState<K> = { state: 'ok'; key: K } | { state: 'missing' } | { state: 'torn'; bytes: number; reason: string };
+export type KeyFileState<K> =
+  { state: 'ok'; key: K } | { state: 'missing' } | { state: 'torn'; bytes: number; reason: string };
 
 function readKeyFile<K>(file: string, parse: (pem: Buffer) => K): KeyFileState<K> {
   let pem: Buffer;
@@ -107,7 +118,10 @@ export function describeKeyFile(name: string, s: KeyFileState<unknown>): string 
  * private half first: a cut between the two leaves a private key whose public half is derived
  * again at the next start, never a public key without its private one.
  */
-export function writeNewDockKey(dataDir: string, pair: { privateKey: KeyObject; publicKey: KeyObject } = generateKeyPairSync('ed25519')): DockKey {
+export function writeNewDockKey(
+  dataDir: string,
+  pair: { privateKey: KeyObject; publicKey: KeyObject } = generateKeyPairSync('ed25519'),
+): DockKey {
   const dir = keyDir(dataDir);
   mkdirDurably(dir, 0o700);
   const { privateKey, publicKey } = pair;
@@ -117,7 +131,11 @@ export function writeNewDockKey(dataDir: string, pair: { privateKey: KeyObject; 
 }
 
 export function writePublicKey(dataDir: string, publicKey: KeyObject): void {
-  writeFileDurably(path.join(keyDir(dataDir), PUBLIC_KEY_FILE), publicKey.export({ format: 'pem', type: 'spki' }), 0o644);
+  writeFileDurably(
+    path.join(keyDir(dataDir), PUBLIC_KEY_FILE),
+    publicKey.export({ format: 'pem', type: 'spki' }),
+    0o644,
+  );
 }
 
 /**
@@ -130,7 +148,9 @@ export function loadOrCreateDockKey(dataDir: string): DockKey {
   if (priv.state === 'ok') return describe(createPublicKey(priv.key), priv.key);
   const pub = readPublicKeyFile(dataDir);
   if (priv.state === 'missing' && pub.state === 'missing') return writeNewDockKey(dataDir);
-  throw new Error(`the dock signing key cannot be read: ${describeKeyFile(PRIVATE_KEY_FILE, priv)}, ${describeKeyFile(PUBLIC_KEY_FILE, pub)}; start the daemon (dockd start) to have it judged`);
+  throw new Error(
+    `the dock signing key cannot be read: ${describeKeyFile(PRIVATE_KEY_FILE, priv)}, ${describeKeyFile(PUBLIC_KEY_FILE, pub)}; start the daemon (dockd start) to have it judged`,
+  );
 }
 
 /**

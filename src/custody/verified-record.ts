@@ -38,7 +38,12 @@ export class VerifiedRecords {
     const d = parseDetails(row.details);
     const stored = typeof d.storedSha256 === 'string' ? d.storedSha256 : null;
     const bytes = typeof d.storedBytes === 'number' ? d.storedBytes : typeof d.bytes === 'number' ? d.bytes : null;
-    return { sha256: row.sha256, storedSha256: stored ?? row.sha256, storedBytes: bytes, encrypted: stored !== null && stored !== row.sha256 };
+    return {
+      sha256: row.sha256,
+      storedSha256: stored ?? row.sha256,
+      storedBytes: bytes,
+      encrypted: stored !== null && stored !== row.sha256,
+    };
   }
 }
 
@@ -46,10 +51,12 @@ export class VerifiedRecords {
 export function rowDisagreements(row: RecordingHashes, custody: VerifiedRecord | null): string[] {
   if (!custody) return ['custody holds no offload.verified event for it'];
   const out: string[] = [];
-  if (row.sha256 !== custody.sha256) out.push(`recordings.sha256 is ${row.sha256 ?? 'null'}, custody says ${custody.sha256}`);
+  if (row.sha256 !== custody.sha256)
+    out.push(`recordings.sha256 is ${row.sha256 ?? 'null'}, custody says ${custody.sha256}`);
   // Rows from before encryption at rest have no stored hash: the plain one stands for it.
   const stored = row.stored_sha256 ?? row.sha256;
-  if (stored !== custody.storedSha256) out.push(`recordings.stored_sha256 is ${stored ?? 'null'}, custody says ${custody.storedSha256}`);
+  if (stored !== custody.storedSha256)
+    out.push(`recordings.stored_sha256 is ${stored ?? 'null'}, custody says ${custody.storedSha256}`);
   return out;
 }
 

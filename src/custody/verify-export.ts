@@ -19,7 +19,12 @@ export interface ExportCheck {
 export async function verifyExport(dir: string, pinnedKeyB64?: string): Promise<ExportCheck> {
   const problems: string[] = [];
   const fail = (p: string) => problems.push(p);
-  const res = (keyId: string | null, recordings = 0): ExportCheck => ({ ok: problems.length === 0, problems, recordings, keyId });
+  const res = (keyId: string | null, recordings = 0): ExportCheck => ({
+    ok: problems.length === 0,
+    problems,
+    recordings,
+    keyId,
+  });
   const manifestPath = path.join(dir, 'manifest.json');
   if (!existsSync(manifestPath)) {
     fail('manifest.json is missing');
@@ -41,8 +46,11 @@ export async function verifyExport(dir: string, pinnedKeyB64?: string): Promise<
     fail('manifest names no valid dock public key');
     return res(null);
   }
-  if (pinnedKeyB64 && pinnedKeyB64 !== m.dock.publicKey) fail('the bundle was signed by another key than the one given with --key');
-  const sig = existsSync(path.join(dir, 'manifest.json.sig')) ? readFileSync(path.join(dir, 'manifest.json.sig'), 'utf8').trim() : '';
+  if (pinnedKeyB64 && pinnedKeyB64 !== m.dock.publicKey)
+    fail('the bundle was signed by another key than the one given with --key');
+  const sig = existsSync(path.join(dir, 'manifest.json.sig'))
+    ? readFileSync(path.join(dir, 'manifest.json.sig'), 'utf8').trim()
+    : '';
   if (!sig || !verify(null, body, key, Buffer.from(sig, 'base64'))) fail('manifest.json signature does not verify');
 
   // SHA256SUMS: its own hash is in the signed manifest; every listed file must match it.
@@ -66,7 +74,11 @@ export async function verifyExport(dir: string, pinnedKeyB64?: string): Promise<
     }
   }
   // The PEM is for OpenSSL; it must be the key the manifest names, or the two checks part ways.
-  if (listed.has(KEY_FILE) && existsSync(path.join(dir, KEY_FILE)) && !pemHoldsKey(readFileSync(path.join(dir, KEY_FILE)), m.dock.publicKey)) {
+  if (
+    listed.has(KEY_FILE) &&
+    existsSync(path.join(dir, KEY_FILE)) &&
+    !pemHoldsKey(readFileSync(path.join(dir, KEY_FILE)), m.dock.publicKey)
+  ) {
     fail(`${KEY_FILE} is not the key manifest.json names`);
   }
   const expected = new Set([...listed.keys(), 'SHA256SUMS', 'manifest.json', 'manifest.json.sig']);
@@ -96,9 +108,11 @@ export async function verifyExport(dir: string, pinnedKeyB64?: string): Promise<
     const check = checkChain(events, { seq: first.seq, prevHash: first.prevHash });
     if (!check.ok) fail(`custody chain broken at seq ${check.firstBadSeq}: ${check.reason}`);
     const last = events[events.length - 1]!;
-    if (last.seq !== m.checkpoint.seq || last.hash !== m.checkpoint.hash) fail('the chain does not end at the signed checkpoint');
+    if (last.seq !== m.checkpoint.seq || last.hash !== m.checkpoint.hash)
+      fail('the chain does not end at the signed checkpoint');
   }
-  if (!checkpointValid(key, m.checkpoint.seq, m.checkpoint.hash, m.checkpoint.signature)) fail('checkpoint signature does not verify');
+  if (!checkpointValid(key, m.checkpoint.seq, m.checkpoint.hash, m.checkpoint.signature))
+    fail('checkpoint signature does not verify');
 
   const bySeq = new Map(events.map((e) => [e.seq, e]));
   for (const r of m.recordings ?? []) {
@@ -106,7 +120,8 @@ export async function verifyExport(dir: string, pinnedKeyB64?: string): Promise<
     const evs = r.events.map((s) => bySeq.get(s));
     if (evs.some((e) => !e || e.recording !== r.id)) fail(`recording ${r.id}: its custody events are not in the chain`);
     const verified = evs.find((e) => e?.type === 'offload.verified');
-    if (!verified || verified.sha256 !== r.sha256) fail(`recording ${r.id}: no offload.verified event with its SHA-256`);
+    if (!verified || verified.sha256 !== r.sha256)
+      fail(`recording ${r.id}: no offload.verified event with its SHA-256`);
   }
   return res(m.dock.keyId, m.recordings?.length ?? 0);
 }

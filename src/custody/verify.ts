@@ -94,8 +94,11 @@ class ArchiveFindings {
         "SELECT recording, type, details FROM custody_events WHERE type IN ('archive.mismatch', 'archive.intact') AND recording IS NOT NULL ORDER BY seq",
       )
       .iterate();
-    for (const r of rows) this.latest.set(r.recording, { type: r.type, actual: (JSON.parse(r.details) as { actual?: unknown }).actual });
-    this.stillVerified = db.prepare<[string, string], { n: number }>("SELECT 1 n FROM recordings WHERE id = ? AND archive_path = ? AND status = 'verified'");
+    for (const r of rows)
+      this.latest.set(r.recording, { type: r.type, actual: (JSON.parse(r.details) as { actual?: unknown }).actual });
+    this.stillVerified = db.prepare<[string, string], { n: number }>(
+      "SELECT 1 n FROM recordings WHERE id = ? AND archive_path = ? AND status = 'verified'",
+    );
   }
 
   /**
@@ -108,7 +111,13 @@ class ArchiveFindings {
         if (!this.stillVerified.get(r.id, r.archive_path)) return false;
         const last = this.latest.get(r.id);
         if (last?.type === 'archive.mismatch' && last.actual === actual) return true;
-        this.custody.append({ type: 'archive.mismatch', camera: r.camera, recording: r.id, sha256: expected, details: { file: r.archive_path, actual, noticedBy: 'verify' } });
+        this.custody.append({
+          type: 'archive.mismatch',
+          camera: r.camera,
+          recording: r.id,
+          sha256: expected,
+          details: { file: r.archive_path, actual, noticedBy: 'verify' },
+        });
         this.latest.set(r.id, { type: 'archive.mismatch', actual });
         return true;
       })
@@ -121,7 +130,13 @@ class ArchiveFindings {
     this.db
       .transaction(() => {
         if (!this.stillVerified.get(r.id, r.archive_path)) return;
-        this.custody.append({ type: 'archive.intact', camera: r.camera, recording: r.id, sha256, details: { file: r.archive_path, noticedBy: 'verify' } });
+        this.custody.append({
+          type: 'archive.intact',
+          camera: r.camera,
+          recording: r.id,
+          sha256,
+          details: { file: r.archive_path, noticedBy: 'verify' },
+        });
         this.latest.set(r.id, { type: 'archive.intact', actual: undefined });
       })
       .immediate();
@@ -138,7 +153,11 @@ export async function verifyFiles(db: Db, opts: VerifyOptions = {}): Promise<Fil
       "SELECT id, camera, archive_path, sha256, bytes, stored_sha256, stored_bytes FROM recordings WHERE status = 'verified' AND archive_path IS NOT NULL ORDER BY discovered_at, id",
     )
     .all();
-  const total = (db.prepare("SELECT count(*) n FROM recordings WHERE status = 'verified' AND archive_path IS NOT NULL").get() as { n: number }).n;
+  const total = (
+    db.prepare("SELECT count(*) n FROM recordings WHERE status = 'verified' AND archive_path IS NOT NULL").get() as {
+      n: number;
+    }
+  ).n;
   const res: FilesCheck = { checked: 0, ok: 0, missing: [], mismatched: [], rowMismatched: [], disagreements: [] };
   const findings = opts.custody ? new ArchiveFindings(db, opts.custody) : null;
   const records = new VerifiedRecords(db);
@@ -160,7 +179,11 @@ export async function verifyFiles(db: Db, opts: VerifyOptions = {}): Promise<Fil
     if (rowProblems.length) res.rowMismatched.push(r.id);
     if (problem) {
       res[problem.kind].push(r.id);
-      res.disagreements.push({ recording: r.id, disagrees: 'file', detail: problem.kind === 'missing' ? problem.actual : fileDetail(problem.actual, storedSha) });
+      res.disagreements.push({
+        recording: r.id,
+        disagrees: 'file',
+        detail: problem.kind === 'missing' ? problem.actual : fileDetail(problem.actual, storedSha),
+      });
     } else {
       if (!opts.quick) findings?.intact(r, storedSha);
       const encrypted = custody ? custody.encrypted : r.stored_sha256 !== null && r.stored_sha256 !== r.sha256;
@@ -172,7 +195,11 @@ export async function verifyFiles(db: Db, opts: VerifyOptions = {}): Promise<Fil
         opts.onDecrypted?.(r.id, r.camera, plainSha, decrypted);
         if (!decrypted) {
           (res.decryptFailed ??= []).push(r.id);
-          res.disagreements.push({ recording: r.id, disagrees: 'file', detail: `it decrypts to ${plain ?? 'nothing (the identity does not open it)'}, custody says ${plainSha}` });
+          res.disagreements.push({
+            recording: r.id,
+            disagrees: 'file',
+            detail: `it decrypts to ${plain ?? 'nothing (the identity does not open it)'}, custody says ${plainSha}`,
+          });
         }
       }
       if (decrypted && !rowProblems.length) res.ok++;
@@ -187,7 +214,12 @@ function fileDetail(actual: string, expected: string): string {
 }
 
 /** What is wrong with an archived file, in words for the record; null when nothing is (sizes only with `quick`). */
-async function fileProblem(file: string, bytes: number, sha256: string, quick: boolean): Promise<{ kind: 'missing' | 'mismatched'; actual: string } | null> {
+async function fileProblem(
+  file: string,
+  bytes: number,
+  sha256: string,
+  quick: boolean,
+): Promise<{ kind: 'missing' | 'mismatched'; actual: string } | null> {
   const st = await stat(file).catch(() => null);
   if (!st || !st.isFile()) return { kind: 'missing', actual: 'the file is missing' };
   if (st.size !== bytes) return { kind: 'mismatched', actual: `the file has ${st.size} bytes, not ${bytes}` };
@@ -200,7 +232,11 @@ async function fileProblem(file: string, bytes: number, sha256: string, quick: b
 
 export function checkHead(db: Db, head: { seq: number; hash: string }): HeadCheck {
   const row = db.prepare<[number], { hash: string }>('SELECT hash FROM custody_events WHERE seq = ?').get(head.seq);
-  const reason = !row ? `the chain has no event ${head.seq}` : row.hash !== head.hash ? `the chain has hash ${row.hash} at ${head.seq}` : null;
+  const reason = !row
+    ? `the chain has no event ${head.seq}`
+    : row.hash !== head.hash
+      ? `the chain has hash ${row.hash} at ${head.seq}`
+      : null;
   return { ...head, ok: reason === null, reason };
 }
 
@@ -218,6 +254,13 @@ export async function verifyAll(db: Db, opts: VerifyOptions = {}): Promise<Verif
   const checkpoints = checkCheckpoints(db, opts.key ?? null);
   const head = opts.head ? checkHead(db, opts.head) : null;
   const files = await verifyFiles(db, opts);
-  const ok = chain.ok && checkpoints.bad.length === 0 && (head?.ok ?? true) && files.missing.length === 0 && files.mismatched.length === 0 && files.rowMismatched.length === 0 && !files.decryptFailed?.length;
+  const ok =
+    chain.ok &&
+    checkpoints.bad.length === 0 &&
+    (head?.ok ?? true) &&
+    files.missing.length === 0 &&
+    files.mismatched.length === 0 &&
+    files.rowMismatched.length === 0 &&
+    !files.decryptFailed?.length;
   return { chain, files, checkpoints, head, ok };
 }

@@ -57,12 +57,26 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   }
   const checkpoints = new Checkpoints(db, dockKey);
   const logCheckpoint = (cp: Checkpoint | null) => {
-    if (cp) log.info({ event: 'custody.checkpoint', seq: cp.seq, hash: cp.hash, keyId: cp.keyId, signature: cp.signature }, `custody chain head ${cp.seq} signed`);
+    if (cp)
+      log.info(
+        { event: 'custody.checkpoint', seq: cp.seq, hash: cp.hash, keyId: cp.keyId, signature: cp.signature },
+        `custody chain head ${cp.seq} signed`,
+      );
   };
   const heartbeat = new Heartbeat(db, cfg.daemon.heartbeatIntervalMs, VERSION);
   heartbeat.start();
   custody.record({ type: 'daemon.started', details: { pid: process.pid, version: VERSION, dataDir: cfg.dataDir } });
-  log.info({ event: 'daemon.started', version: VERSION, dataDir: cfg.dataDir, pid: process.pid, dockKey: dockKey.publicKeyB64, keyId: dockKey.keyId }, `dockd ${VERSION} started`);
+  log.info(
+    {
+      event: 'daemon.started',
+      version: VERSION,
+      dataDir: cfg.dataDir,
+      pid: process.pid,
+      dockKey: dockKey.publicKeyB64,
+      keyId: dockKey.keyId,
+    },
+    `dockd ${VERSION} started`,
+  );
 
   const startedAt = new Date().toISOString();
   let replicator: Replicator | null = null;
@@ -76,26 +90,68 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
       db.close();
       throw new ConfigError('replication', (err as Error).message);
     }
-    log.info({ event: 'replication.enabled', endpoint: cfg.replication.endpoint, bucket: cfg.replication.bucket, dockId: cfg.replication.dockId, accessKeyId: creds.accessKeyId }, `replicating to bucket ${cfg.replication.bucket}`);
+    log.info(
+      {
+        event: 'replication.enabled',
+        endpoint: cfg.replication.endpoint,
+        bucket: cfg.replication.bucket,
+        dockId: cfg.replication.dockId,
+        accessKeyId: creds.accessKeyId,
+      },
+      `replicating to bucket ${cfg.replication.bucket}`,
+    );
     // Loaded only when replication is on: the S3 client costs most of a second at start-up.
     const { ObjectStore } = await import('../replication/store.js');
     const { Replicator } = await import('../replication/replicator.js');
-    replicator = new Replicator(db, custody, checkpoints, cfg.replication, new ObjectStore(cfg.replication, creds), log.child({ mod: 'replication' }), () => engine.queueActive > 0);
+    replicator = new Replicator(
+      db,
+      custody,
+      checkpoints,
+      cfg.replication,
+      new ObjectStore(cfg.replication, creds),
+      log.child({ mod: 'replication' }),
+      () => engine.queueActive > 0,
+    );
     const { createFleetPublisher } = await import('../fleet/publish.js');
-    fleet = createFleetPublisher({ db, cfg, creds, key: dockKey, startedAt, version: VERSION, log: log.child({ mod: 'fleet' }) });
+    fleet = createFleetPublisher({
+      db,
+      cfg,
+      creds,
+      key: dockKey,
+      startedAt,
+      version: VERSION,
+      log: log.child({ mod: 'fleet' }),
+    });
   }
 
   let dock: DockManager | null = null;
-  const configurator = new CameraConfigurator(db, custody, { clock: cfg.clock, settings: cfg.settings, earliest: () => battery.cutoff() });
-  const engine = new IngestEngine(db, custody, archive, cfg.ingest, log.child({ mod: 'ingest' }), {
-    deviceGone: (serial, reason) => dock?.deviceGone(serial, reason),
-    cleared: (serial) => {
-      log.info({ event: 'camera.cleared', camera: serial }, `camera ${serial}: nothing left to offload`);
-      void configurator.cleared(serial);
+  const configurator = new CameraConfigurator(db, custody, {
+    clock: cfg.clock,
+    settings: cfg.settings,
+    earliest: () => battery.cutoff(),
+  });
+  const engine = new IngestEngine(
+    db,
+    custody,
+    archive,
+    cfg.ingest,
+    log.child({ mod: 'ingest' }),
+    {
+      deviceGone: (serial, reason) => dock?.deviceGone(serial, reason),
+      cleared: (serial) => {
+        log.info({ event: 'camera.cleared', camera: serial }, `camera ${serial}: nothing left to offload`);
+        void configurator.cleared(serial);
+      },
+      relist: (serial) => dock?.relist(serial),
     },
-    relist: (serial) => dock?.relist(serial),
-  }, { replicate: cfg.replication !== null, recipients: cfg.encryption?.recipients ?? null });
-  const planner = new Planner(db, custody, log.child({ mod: 'planner' }), (id) => void archive.discardStaging(id).catch(() => undefined));
+    { replicate: cfg.replication !== null, recipients: cfg.encryption?.recipients ?? null },
+  );
+  const planner = new Planner(
+    db,
+    custody,
+    log.child({ mod: 'planner' }),
+    (id) => void archive.discardStaging(id).catch(() => undefined),
+  );
   const battery = new BatteryRecorder(db, cfg.battery.keepDays);
   const usbDevices = new UsbDeviceRegistry();
   dock = new DockManager(db, custody, planner, engine, battery, log.child({ mod: 'dock' }), {
@@ -107,13 +163,29 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
         storeVerdict(db, serial, cfg.battery.shiftHours, view);
       } catch (err) {
         // Only status's shortcut is lost (it judges the camera itself); the docking goes on.
-        log.warn({ event: 'battery.verdict_not_stored', camera: serial, error: String(err) }, `camera ${serial}: battery verdict not stored: ${String(err)}`);
+        log.warn(
+          { event: 'battery.verdict_not_stored', camera: serial, error: String(err) },
+          `camera ${serial}: battery verdict not stored: ${String(err)}`,
+        );
       }
-      const fields = { camera: serial, visit, drainPercentPerHour: view.drainPercentPerHour, projectedRuntimeHours: view.projectedRuntimeHours, healthPercent: view.healthPercent, shiftHours: cfg.battery.shiftHours };
+      const fields = {
+        camera: serial,
+        visit,
+        drainPercentPerHour: view.drainPercentPerHour,
+        projectedRuntimeHours: view.projectedRuntimeHours,
+        healthPercent: view.healthPercent,
+        shiftHours: cfg.battery.shiftHours,
+      };
       if (view.status === 'short') {
-        log.warn({ event: 'battery.short_runtime', ...fields }, `camera ${serial} will not last a ${cfg.battery.shiftHours} h shift (about ${view.projectedRuntimeHours} h from full)`);
+        log.warn(
+          { event: 'battery.short_runtime', ...fields },
+          `camera ${serial} will not last a ${cfg.battery.shiftHours} h shift (about ${view.projectedRuntimeHours} h from full)`,
+        );
       } else if (view.status === 'degraded') {
-        log.warn({ event: 'battery.degraded', ...fields }, `camera ${serial} battery health is ${view.healthPercent} %`);
+        log.warn(
+          { event: 'battery.degraded', ...fields },
+          `camera ${serial} battery health is ${view.healthPercent} %`,
+        );
       }
     },
     batteryIntervalMs: cfg.battery.sampleIntervalMs,
@@ -138,16 +210,37 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     // Read in the same tick as the engine's bytes in flight: status adds the two up without
     // counting a file that finished in between twice (src/cli/progress.ts).
     try {
-      const cameras = engine.progress().map((c) => ({ ...c, ...visitVerified.get(c.serial), rateBytesPerSec: rates.update(c.serial, c.receivedBytes, c.inflightBytes > 0) }));
-      heartbeat.beat({ cameras, diskLow: engine.diskLowNow, storeUnwritable: engine.storeUnwritable, conflicts: dock?.conflicts() ?? [], active: engine.queueActive, replicationError: replicator?.lastError ?? null });
+      const cameras = engine
+        .progress()
+        .map((c) => ({
+          ...c,
+          ...visitVerified.get(c.serial),
+          rateBytesPerSec: rates.update(c.serial, c.receivedBytes, c.inflightBytes > 0),
+        }));
+      heartbeat.beat({
+        cameras,
+        diskLow: engine.diskLowNow,
+        storeUnwritable: engine.storeUnwritable,
+        conflicts: dock?.conflicts() ?? [],
+        active: engine.queueActive,
+        replicationError: replicator?.lastError ?? null,
+      });
       const failedForMs = beatFailing.ended();
       // Whoever was paged by the failure learns from the same log that it is over.
-      if (failedForMs !== null) log.info({ event: 'daemon.heartbeat_restored', failedForMs }, `the heartbeat is written again, after ${Math.round(failedForMs / 1000)} s`);
+      if (failedForMs !== null)
+        log.info(
+          { event: 'daemon.heartbeat_restored', failedForMs },
+          `the heartbeat is written again, after ${Math.round(failedForMs / 1000)} s`,
+        );
       logCheckpoint(checkpoints.maybeSign(cfg.custody.checkpointEvery));
     } catch (err) {
       // A full disk, or another process holding the store locked, refuses even the heartbeat;
       // status then shows the daemon as not running.
-      if (beatFailing.failed()) log.error({ event: 'daemon.heartbeat_failed', err }, `cannot write the heartbeat: ${(err as Error)?.message ?? String(err)}`);
+      if (beatFailing.failed())
+        log.error(
+          { event: 'daemon.heartbeat_failed', err },
+          `cannot write the heartbeat: ${(err as Error)?.message ?? String(err)}`,
+        );
     }
     engine.kick();
   }, cfg.daemon.heartbeatIntervalMs);
@@ -155,13 +248,21 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   const sweep = async () => {
     try {
       const { deleted } = await sweepRetention(db, custody, cfg.retention);
-      for (const d of deleted) log.info({ event: 'retention.deleted', camera: d.camera, recording: d.id, sha256: d.sha256, reason: d.reason }, `retention deleted ${d.id}`);
+      for (const d of deleted)
+        log.info(
+          { event: 'retention.deleted', camera: d.camera, recording: d.id, sha256: d.sha256, reason: d.reason },
+          `retention deleted ${d.id}`,
+        );
     } catch (err) {
       log.error({ event: 'retention.error', err }, 'retention sweep failed');
     }
     try {
       const samples = await battery.prune();
-      if (samples) log.info({ event: 'battery.pruned', samples, keepDays: cfg.battery.keepDays }, `deleted ${samples} battery samples older than ${cfg.battery.keepDays} days`);
+      if (samples)
+        log.info(
+          { event: 'battery.pruned', samples, keepDays: cfg.battery.keepDays },
+          `deleted ${samples} battery samples older than ${cfg.battery.keepDays} days`,
+        );
     } catch (err) {
       // As with the retention sweep: the next sweep tries again, and nothing depends on it meanwhile.
       log.error({ event: 'battery.prune_failed', err }, 'battery sample pruning failed');
@@ -169,7 +270,11 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     try {
       // Cameras' event logs are kept exactly as long as their battery samples.
       const events = await pruneCameraEvents(db, battery.cutoff());
-      if (events) log.info({ event: 'camera.events_pruned', events, keepDays: cfg.battery.keepDays }, `deleted ${events} camera event-log entries older than ${cfg.battery.keepDays} days`);
+      if (events)
+        log.info(
+          { event: 'camera.events_pruned', events, keepDays: cfg.battery.keepDays },
+          `deleted ${events} camera event-log entries older than ${cfg.battery.keepDays} days`,
+        );
     } catch (err) {
       log.error({ event: 'camera.events_prune_failed', err }, 'camera event-log pruning failed');
     }

@@ -12,7 +12,14 @@ import { CAMERA_EVENT_TYPES, MAX_CAMERA_STRING, type CameraSession, type CameraS
 import { profileFor, type ClockConfig, type SettingsConfig } from '../camera-config.js';
 import type { CustodyLog } from '../custody/log.js';
 import type { Db } from '../store/db.js';
-import { noteProfile, saveCameraSettings, storeCameraEvents, type PendingSetting, type Settings, type StoredCameraEvent } from '../store/camera-settings.js';
+import {
+  noteProfile,
+  saveCameraSettings,
+  storeCameraEvents,
+  type PendingSetting,
+  type Settings,
+  type StoredCameraEvent,
+} from '../store/camera-settings.js';
 import { EARLIEST_PLAUSIBLE_MS, MAX_FUTURE_MS } from '../battery/device-log.js';
 
 /** More settings than any camera menu has: the rest of a hostile camera's answer is dropped. */
@@ -64,29 +71,45 @@ export class CameraConfigurator {
       await this.syncClock(cam, problems);
       await this.configureSettings(cam, problems);
     } catch (err) {
-      cam.log.warn({ event: 'camera.configure_failed', error: (err as Error).message }, `camera ${cam.serial} could not be configured: ${(err as Error).message}`);
+      cam.log.warn(
+        { event: 'camera.configure_failed', error: (err as Error).message },
+        `camera ${cam.serial} could not be configured: ${(err as Error).message}`,
+      );
     }
   }
 
   private async storeEventLog({ serial, visit, session, skew, log }: DockedCamera): Promise<void> {
     if (!session.eventLog) return;
     if (skew === null) {
-      log.info({ event: 'camera.event_log_skipped', reason: 'clock unreadable' }, `camera ${serial}: its event log is not stored, its clock cannot be read to place it in time`);
+      log.info(
+        { event: 'camera.event_log_skipped', reason: 'clock unreadable' },
+        `camera ${serial}: its event log is not stored, its clock cannot be read to place it in time`,
+      );
       return;
     }
     let entries;
     try {
       entries = await session.eventLog();
     } catch (err) {
-      log.warn({ event: 'camera.event_log_failed', error: (err as Error).message }, `camera ${serial}: cannot read its event log: ${(err as Error).message}`);
+      log.warn(
+        { event: 'camera.event_log_failed', error: (err as Error).message },
+        `camera ${serial}: cannot read its event log: ${(err as Error).message}`,
+      );
       return;
     }
     const events = trueTimes(entries, skew, this.opts.earliest());
     const added = storeCameraEvents(this.db, serial, visit, events);
-    if (added) log.info({ event: 'camera.events_ingested', events: added, skewSeconds: skew }, `stored ${added} entries of camera ${serial}'s event log`);
+    if (added)
+      log.info(
+        { event: 'camera.events_ingested', events: added, skewSeconds: skew },
+        `stored ${added} entries of camera ${serial}'s event log`,
+      );
   }
 
-  private async syncClock({ serial, session, skew, log }: DockedCamera, problems: Record<string, PendingSetting>): Promise<void> {
+  private async syncClock(
+    { serial, session, skew, log }: DockedCamera,
+    problems: Record<string, PendingSetting>,
+  ): Promise<void> {
     const { sync, maxSkewSeconds } = this.opts.clock;
     if (!sync || !session.capabilities.clock || !session.setClock) return;
     if (skew === null) {
@@ -99,12 +122,27 @@ export class CameraConfigurator {
     try {
       await session.setClock(setTo);
     } catch (err) {
-      problems.clock = { wanted: 'dock time', reported: `${skew} s off`, reason: `the camera refused the time: ${(err as Error).message}` };
-      log.warn({ event: 'camera.clock_set_failed', skewSeconds: skew, error: (err as Error).message }, `camera ${serial}: cannot set its clock: ${(err as Error).message}`);
+      problems.clock = {
+        wanted: 'dock time',
+        reported: `${skew} s off`,
+        reason: `the camera refused the time: ${(err as Error).message}`,
+      };
+      log.warn(
+        { event: 'camera.clock_set_failed', skewSeconds: skew, error: (err as Error).message },
+        `camera ${serial}: cannot set its clock: ${(err as Error).message}`,
+      );
       return;
     }
-    this.custody.record({ type: 'camera.clock_set', camera: serial, at: setTo, details: { skewSeconds: skew, setTo: setTo.toISOString(), maxSkewSeconds } });
-    log.info({ event: 'camera.clock_set', skewSeconds: skew, setTo: setTo.toISOString() }, `camera ${serial}: clock was ${skew} s off, set to ${setTo.toISOString()}`);
+    this.custody.record({
+      type: 'camera.clock_set',
+      camera: serial,
+      at: setTo,
+      details: { skewSeconds: skew, setTo: setTo.toISOString(), maxSkewSeconds },
+    });
+    log.info(
+      { event: 'camera.clock_set', skewSeconds: skew, setTo: setTo.toISOString() },
+      `camera ${serial}: clock was ${skew} s off, set to ${setTo.toISOString()}`,
+    );
   }
 
   private async configureSettings(cam: DockedCamera, pending: Record<string, PendingSetting>): Promise<void> {
@@ -113,8 +151,12 @@ export class CameraConfigurator {
     const now = new Date();
     if (!session.capabilities.settings || !session.settings) {
       if (profile) {
-        for (const [k, v] of Object.entries(profile.values)) pending[k] = { wanted: v, reason: 'the camera cannot be configured' };
-        log.info({ event: 'camera.settings_unsupported', profile: profile.name }, `camera ${serial} cannot be configured; profile ${profile.name} is not applied`);
+        for (const [k, v] of Object.entries(profile.values))
+          pending[k] = { wanted: v, reason: 'the camera cannot be configured' };
+        log.info(
+          { event: 'camera.settings_unsupported', profile: profile.name },
+          `camera ${serial} cannot be configured; profile ${profile.name} is not applied`,
+        );
       }
       this.save(serial, null, profile?.name ?? null, pending, null, now);
       return;
@@ -123,8 +165,13 @@ export class CameraConfigurator {
     try {
       before = boundSettings(await session.settings());
     } catch (err) {
-      log.warn({ event: 'camera.settings_unreadable', error: (err as Error).message }, `camera ${serial}: cannot read its settings: ${(err as Error).message}`);
-      if (profile) for (const [k, v] of Object.entries(profile.values)) pending[k] = { wanted: v, reason: `the camera's settings cannot be read: ${(err as Error).message}` };
+      log.warn(
+        { event: 'camera.settings_unreadable', error: (err as Error).message },
+        `camera ${serial}: cannot read its settings: ${(err as Error).message}`,
+      );
+      if (profile)
+        for (const [k, v] of Object.entries(profile.values))
+          pending[k] = { wanted: v, reason: `the camera's settings cannot be read: ${(err as Error).message}` };
       this.save(serial, null, profile?.name ?? null, pending, null, now);
       return;
     }
@@ -135,13 +182,24 @@ export class CameraConfigurator {
 
     const wanted: CameraSettings = {};
     for (const [k, v] of Object.entries(profile.values)) {
-      if (!Object.hasOwn(before, k)) pending[k] = { wanted: v, reported: null, reason: 'the camera does not report this setting' };
-      else if (typeof before[k] !== typeof v) pending[k] = { wanted: v, reported: before[k]!, reason: `the camera reports a ${typeof before[k]}, the profile gives a ${typeof v}` };
+      if (!Object.hasOwn(before, k))
+        pending[k] = { wanted: v, reported: null, reason: 'the camera does not report this setting' };
+      else if (typeof before[k] !== typeof v)
+        pending[k] = {
+          wanted: v,
+          reported: before[k]!,
+          reason: `the camera reports a ${typeof before[k]}, the profile gives a ${typeof v}`,
+        };
       else if (before[k] !== v) wanted[k] = v;
     }
     if (Object.keys(wanted).length > 0 && session.capabilities.settingsDisturbRecordings) {
       // Not while recordings are on the camera: taking settings could disturb them.
-      for (const [k, v] of Object.entries(wanted)) pending[k] = { wanted: v, reported: before[k]!, reason: 'waits until every recording is off the camera: taking settings could disturb them' };
+      for (const [k, v] of Object.entries(wanted))
+        pending[k] = {
+          wanted: v,
+          reported: before[k]!,
+          reason: 'waits until every recording is off the camera: taking settings could disturb them',
+        };
       this.deferred.set(serial, { cam, profile: profile.name, before, wanted, pending: { ...pending } });
       this.record(cam, profile.name, before, before, pending, now);
       return;
@@ -161,45 +219,97 @@ export class CameraConfigurator {
     try {
       await this.applyAndRecord(d.cam, d.profile, d.before, d.wanted, pending);
     } catch (err) {
-      d.cam.log.warn({ event: 'camera.configure_failed', error: (err as Error).message }, `camera ${serial} could not be configured: ${(err as Error).message}`);
+      d.cam.log.warn(
+        { event: 'camera.configure_failed', error: (err as Error).message },
+        `camera ${serial} could not be configured: ${(err as Error).message}`,
+      );
     }
   }
 
-  private async applyAndRecord(cam: DockedCamera, profile: string, before: Settings, wanted: CameraSettings, pending: Record<string, PendingSetting>): Promise<void> {
+  private async applyAndRecord(
+    cam: DockedCamera,
+    profile: string,
+    before: Settings,
+    wanted: CameraSettings,
+    pending: Record<string, PendingSetting>,
+  ): Promise<void> {
     let after = before;
     if (Object.keys(wanted).length > 0) {
       await applyEach(cam.session, wanted, pending);
       after = boundSettings(await cam.session.settings!());
       for (const [k, v] of Object.entries(wanted)) {
-        if (after[k] !== v && !pending[k]) pending[k] = { wanted: v, reported: after[k] ?? null, reason: 'the camera did not take the value' };
+        if (after[k] !== v && !pending[k])
+          pending[k] = { wanted: v, reported: after[k] ?? null, reason: 'the camera did not take the value' };
       }
     }
     this.record(cam, profile, before, after, pending, new Date());
   }
 
-  private record({ serial, log }: DockedCamera, profile: string, before: Settings, after: Settings, pending: Record<string, PendingSetting>, now: Date): void {
+  private record(
+    { serial, log }: DockedCamera,
+    profile: string,
+    before: Settings,
+    after: Settings,
+    pending: Record<string, PendingSetting>,
+    now: Date,
+  ): void {
     const changed = Object.keys(after).filter((k) => after[k] !== before[k]);
     const configuredAt = changed.length > 0 ? now : null;
     this.db
       .transaction(() => {
         if (changed.length > 0) {
-          this.custody.append({ type: 'camera.settings_changed', camera: serial, at: now, details: { profile, before, after, changed } });
+          this.custody.append({
+            type: 'camera.settings_changed',
+            camera: serial,
+            at: now,
+            details: { profile, before, after, changed },
+          });
         }
-        saveCameraSettings(this.db, { camera: serial, settings: after, profile, pending, configuredAt: configuredAt?.toISOString() ?? null, reportedAt: now.toISOString() });
+        saveCameraSettings(this.db, {
+          camera: serial,
+          settings: after,
+          profile,
+          pending,
+          configuredAt: configuredAt?.toISOString() ?? null,
+          reportedAt: now.toISOString(),
+        });
         // The camera runs its profile from now on once nothing of it is pending.
         if (Object.keys(pending).every((k) => k === 'clock')) noteProfile(this.db, serial, profile, now.getTime());
       })
       .immediate();
-    if (changed.length > 0) log.info({ event: 'camera.settings_changed', profile, changed }, `camera ${serial}: ${changed.join(', ')} set for profile ${profile}`);
+    if (changed.length > 0)
+      log.info(
+        { event: 'camera.settings_changed', profile, changed },
+        `camera ${serial}: ${changed.join(', ')} set for profile ${profile}`,
+      );
     const open = Object.entries(pending);
     if (open.length > 0) {
-      log.warn({ event: 'camera.settings_pending', profile, pending }, `camera ${serial}: not as profile ${profile} wants: ${open.map(([k, p]) => `${k} (${p.reason})`).join('; ')}`);
+      log.warn(
+        { event: 'camera.settings_pending', profile, pending },
+        `camera ${serial}: not as profile ${profile} wants: ${open.map(([k, p]) => `${k} (${p.reason})`).join('; ')}`,
+      );
     }
   }
 
-  private save(serial: string, settings: Settings | null, profile: string | null, pending: Record<string, PendingSetting>, configuredAt: Date | null, now: Date): void {
+  private save(
+    serial: string,
+    settings: Settings | null,
+    profile: string | null,
+    pending: Record<string, PendingSetting>,
+    configuredAt: Date | null,
+    now: Date,
+  ): void {
     this.db
-      .transaction(() => saveCameraSettings(this.db, { camera: serial, settings, profile, pending, configuredAt: configuredAt?.toISOString() ?? null, reportedAt: now.toISOString() }))
+      .transaction(() =>
+        saveCameraSettings(this.db, {
+          camera: serial,
+          settings,
+          profile,
+          pending,
+          configuredAt: configuredAt?.toISOString() ?? null,
+          reportedAt: now.toISOString(),
+        }),
+      )
       .immediate();
   }
 }
@@ -208,7 +318,11 @@ export class CameraConfigurator {
  * Applies the wanted values in one call; when the camera refuses it, one key at a time, so that
  * the keys it takes are set and each refused one is pending with the camera's own reason.
  */
-async function applyEach(session: CameraSession, wanted: CameraSettings, pending: Record<string, PendingSetting>): Promise<void> {
+async function applyEach(
+  session: CameraSession,
+  wanted: CameraSettings,
+  pending: Record<string, PendingSetting>,
+): Promise<void> {
   try {
     await session.applySettings!(wanted);
     return;
@@ -244,7 +358,12 @@ function boundSettings(raw: unknown): Settings {
  * The entries worth storing, each with its true time: the camera's timestamp minus the skew
  * measured at this docking. Unknown types, impossible times and pruned ones are dropped.
  */
-export function trueTimes(entries: ReadonlyArray<{ at: unknown; type: unknown }>, skewSeconds: number, earliest = 0, now = Date.now()): StoredCameraEvent[] {
+export function trueTimes(
+  entries: ReadonlyArray<{ at: unknown; type: unknown }>,
+  skewSeconds: number,
+  earliest = 0,
+  now = Date.now(),
+): StoredCameraEvent[] {
   if (!Array.isArray(entries)) return [];
   const types: readonly string[] = CAMERA_EVENT_TYPES;
   const from = Math.max(EARLIEST_PLAUSIBLE_MS, earliest);

@@ -19,14 +19,20 @@ export interface DriverChoice {
  * ties going to the earlier one. A rule naming a driver that is not loaded picks none rather
  * than letting the scores hand the device to a driver the admin did not choose.
  */
-export function chooseDriver(drivers: readonly CameraDriver[], device: DeviceInfo, rules: DriverRules = {}): DriverChoice {
+export function chooseDriver(
+  drivers: readonly CameraDriver[],
+  device: DeviceInfo,
+  rules: DriverRules = {},
+): DriverChoice {
   if (device.vendorId !== undefined && device.productId !== undefined) {
     for (const [pattern, name] of Object.entries(rules)) {
       const id = parseVidPid(pattern);
       if (!id || id.vendorId !== device.vendorId || id.productId !== device.productId) continue;
       const rule = formatVidPid(id.vendorId, id.productId);
       const driver = drivers.find((d) => d.name === name) ?? null;
-      return driver ? { driver, reason: `rule ${rule}` } : { driver: null, reason: `rule ${rule} names driver "${name}", which is not loaded` };
+      return driver
+        ? { driver, reason: `rule ${rule}` }
+        : { driver: null, reason: `rule ${rule} names driver "${name}", which is not loaded` };
     }
   }
   let best: CameraDriver | null = null;
@@ -40,10 +46,17 @@ export function chooseDriver(drivers: readonly CameraDriver[], device: DeviceInf
   }
   if (best) return { driver: best, reason: (best as ExplainingDriver).explainMatch?.(device) ?? `score ${bestScore}` };
   const classes = [...new Set((device.interfaces ?? []).map((i) => classHex(i.class)))];
-  return { driver: null, reason: classes.length ? `no driver matches interface class ${classes.join(', ')}` : 'no driver matches' };
+  return {
+    driver: null,
+    reason: classes.length ? `no driver matches interface class ${classes.join(', ')}` : 'no driver matches',
+  };
 }
 
 /** The driver `chooseDriver` picks, or null. */
-export function selectDriver(drivers: readonly CameraDriver[], device: DeviceInfo, rules?: DriverRules): CameraDriver | null {
+export function selectDriver(
+  drivers: readonly CameraDriver[],
+  device: DeviceInfo,
+  rules?: DriverRules,
+): CameraDriver | null {
   return chooseDriver(drivers, device, rules).driver;
 }

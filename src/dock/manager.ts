@@ -120,7 +120,8 @@ export class DockManager implements BusListener {
   /** The engine saw the device vanish mid-transfer although the bus did not (yet) say so. */
   deviceGone(serial: string, reason: string): void {
     for (const [k, slot] of this.slots) {
-      if (slot.serial === serial && slot.state === 'docked') void this.serially(k, () => this.undock(k, 'device gone', reason));
+      if (slot.serial === serial && slot.state === 'docked')
+        void this.serially(k, () => this.undock(k, 'device gone', reason));
     }
   }
 
@@ -142,7 +143,8 @@ export class DockManager implements BusListener {
     try {
       session = await driver.open(device, slotLog.child({ mod: driver.name }));
       const id = await session.identity();
-      if (!SERIAL.test(id.serial)) throw new DriverError('permanent', 'bad-serial', 'camera reports no usable serial (1–64 printable characters)');
+      if (!SERIAL.test(id.serial))
+        throw new DriverError('permanent', 'bad-serial', 'camera reports no usable serial (1–64 printable characters)');
       slot.session = session;
       slot.serial = id.serial;
       if (await this.refuseDuplicate(slot, id, driver.name)) return;
@@ -154,11 +156,22 @@ export class DockManager implements BusListener {
       // The dock PC's own store refusing the visit (read-only, full) is no fault of the camera:
       // it is docked as soon as the store takes writes again, however long that takes.
       const storeFault = !(err instanceof DriverError) && ['storeUnwritable', 'diskLow'].includes(classify(err));
-      if ((storeFault || (err instanceof DriverError && err.transient && attempt < retry.attempts)) && this.slots.get(k) === slot) {
+      if (
+        (storeFault || (err instanceof DriverError && err.transient && attempt < retry.attempts)) &&
+        this.slots.get(k) === slot
+      ) {
         slot.state = 'retrying';
         const delayMs = backoffMs(attempt, retry);
         slotLog.warn(
-          { event: 'camera.open_retry', slotKey: device.key, attempt, attempts: storeFault ? null : retry.attempts, delayMs, code: err instanceof DriverError ? err.code : ((err as NodeJS.ErrnoException).code ?? null), error: errorText(err) },
+          {
+            event: 'camera.open_retry',
+            slotKey: device.key,
+            attempt,
+            attempts: storeFault ? null : retry.attempts,
+            delayMs,
+            code: err instanceof DriverError ? err.code : ((err as NodeJS.ErrnoException).code ?? null),
+            error: errorText(err),
+          },
           `cannot ${storeFault ? 'record the docking of' : 'open'} the camera in slot ${device.slot} (attempt ${attempt}${storeFault ? '' : ` of ${retry.attempts}`}): ${errorText(err)}; trying again in ${(delayMs / 1000).toFixed(1)} s`,
         );
         const timer = setTimeout(() => {
@@ -176,7 +189,14 @@ export class DockManager implements BusListener {
       const where = device.path ? `${device.path}/camera.json` : device.key;
       const tries = attempt > 1 ? ` after ${attempt} attempts` : '';
       slotLog.error(
-        { event: 'camera.rejected', slotKey: device.key, file: where, attempts: attempt, code: err instanceof DriverError ? err.code : undefined, error: (err as Error).message },
+        {
+          event: 'camera.rejected',
+          slotKey: device.key,
+          file: where,
+          attempts: attempt,
+          code: err instanceof DriverError ? err.code : undefined,
+          error: (err as Error).message,
+        },
         `cannot dock camera in slot ${device.slot}${tries}: ${(err as Error).message}`,
       );
       return;
@@ -189,7 +209,11 @@ export class DockManager implements BusListener {
    * is docked in another slot whose camera still answers with it, the newcomer is refused, said
    * so, and docked as soon as the other leaves. A camera that no longer answers there has moved.
    */
-  private async refuseDuplicate(slot: Slot, id: { serial: string; model: string; firmware: string }, driverName: string): Promise<boolean> {
+  private async refuseDuplicate(
+    slot: Slot,
+    id: { serial: string; model: string; firmware: string },
+    driverName: string,
+  ): Promise<boolean> {
     for (const [k, other] of this.slots) {
       if (other === slot || other.serial !== id.serial || other.state !== 'docked') continue;
       const answers = await other.session!.identity().then(
@@ -210,12 +234,25 @@ export class DockManager implements BusListener {
           this.custody.append({
             type: 'camera.serial_conflict',
             camera: id.serial,
-            details: { slot: slot.device.slot, dockedIn: other.device.slot, bus: slot.device.bus, driver: driverName, model: id.model, firmware: id.firmware },
+            details: {
+              slot: slot.device.slot,
+              dockedIn: other.device.slot,
+              bus: slot.device.bus,
+              driver: driverName,
+              model: id.model,
+              firmware: id.firmware,
+            },
           }),
         )
         .immediate();
       this.log.error(
-        { event: 'camera.serial_conflict', camera: id.serial, slot: slot.device.slot, dockedIn: other.device.slot, model: id.model },
+        {
+          event: 'camera.serial_conflict',
+          camera: id.serial,
+          slot: slot.device.slot,
+          dockedIn: other.device.slot,
+          model: id.model,
+        },
         `the camera in ${slot.device.slot} reports serial ${id.serial}, which is docked in ${other.device.slot}: not offloaded until that camera leaves; a serial must be unique to each camera`,
       );
       return true;
@@ -225,7 +262,9 @@ export class DockManager implements BusListener {
 
   /** Cameras refused for a serial already docked elsewhere, for status. */
   conflicts(): Array<{ serial: string; slot: string; dockedIn: string; since: string }> {
-    return [...this.slots.values()].filter((s) => s.state === 'conflict' && s.conflict).map((s) => ({ serial: s.serial!, slot: s.device.slot, ...s.conflict! }));
+    return [...this.slots.values()]
+      .filter((s) => s.state === 'conflict' && s.conflict)
+      .map((s) => ({ serial: s.serial!, slot: s.device.slot, ...s.conflict! }));
   }
 
   /** Lists a docked camera again (its files changed under a copy or a deletion) and plans what it holds now. */
@@ -235,13 +274,21 @@ export class DockManager implements BusListener {
       void this.serially(k, async () => {
         if (slot.state !== 'docked' || !slot.session) return;
         const plan = await this.planner.plan(serial, slot.visit!, slot.session, slot.skew ?? null);
-        this.log.info({ event: 'camera.relisted', camera: serial, slot: slot.device.slot, ...plan }, `camera ${serial} listed again: ${plan.discovered + plan.replaced} new recordings`);
+        this.log.info(
+          { event: 'camera.relisted', camera: serial, slot: slot.device.slot, ...plan },
+          `camera ${serial} listed again: ${plan.discovered + plan.replaced} new recordings`,
+        );
         this.engine.kick();
       });
     }
   }
 
-  private async openVisit(slot: Slot, id: { serial: string; model: string; firmware: string }, session: CameraSession, driverName: string): Promise<void> {
+  private async openVisit(
+    slot: Slot,
+    id: { serial: string; model: string; firmware: string },
+    session: CameraSession,
+    driverName: string,
+  ): Promise<void> {
     const serial = id.serial;
     const skew = await measureSkew(session);
     const battery = await session.battery().catch(() => null);
@@ -249,13 +296,30 @@ export class DockManager implements BusListener {
     const visit = (this.q.camera.get(serial)?.visit ?? 0) + 1;
     this.db
       .transaction(() => {
-        this.q.upsert.run({ serial, model: id.model, firmware: id.firmware, slot: slot.device.slot, now: now.toISOString(), skew, battery: battery ? JSON.stringify(battery) : null });
+        this.q.upsert.run({
+          serial,
+          model: id.model,
+          firmware: id.firmware,
+          slot: slot.device.slot,
+          now: now.toISOString(),
+          skew,
+          battery: battery ? JSON.stringify(battery) : null,
+        });
         if (battery) this.battery.sample(serial, visit, battery, now.getTime());
         this.custody.append({
           type: 'camera.docked',
           camera: serial,
           at: now,
-          details: { slot: slot.device.slot, bus: slot.device.bus, driver: driverName, model: id.model, firmware: id.firmware, clockSkewSeconds: skew, battery, visit },
+          details: {
+            slot: slot.device.slot,
+            bus: slot.device.bus,
+            driver: driverName,
+            model: id.model,
+            firmware: id.firmware,
+            clockSkewSeconds: skew,
+            battery,
+            visit,
+          },
         });
       })
       .immediate();
@@ -264,11 +328,18 @@ export class DockManager implements BusListener {
     slot.skew = skew;
     slot.lastBattery = battery;
     const log = this.log.child({ camera: serial, slot: slot.device.slot });
-    log.info({ event: 'camera.docked', model: id.model, firmware: id.firmware, clockSkewSeconds: skew, battery, visit }, `camera ${serial} docked in ${slot.device.slot}`);
+    log.info(
+      { event: 'camera.docked', model: id.model, firmware: id.firmware, clockSkewSeconds: skew, battery, visit },
+      `camera ${serial} docked in ${slot.device.slot}`,
+    );
     if (session.deviceLog && skew !== null) {
       const entries = await session.deviceLog().catch(() => []);
       const added = this.battery.ingestDeviceLog(serial, visit, entries, skew);
-      if (added) log.info({ event: 'battery.log_ingested', samples: added }, `stored ${added} entries of the camera's battery log`);
+      if (added)
+        log.info(
+          { event: 'battery.log_ingested', samples: added },
+          `stored ${added} entries of the camera's battery log`,
+        );
     }
     this.opts.onBattery?.(serial, visit);
     await this.opts.configurator?.atDocking({ serial, model: id.model, visit, session, skew, log });
@@ -276,7 +347,10 @@ export class DockManager implements BusListener {
     this.opts.onPresence?.(serial, true);
     this.startSampling(slot);
     const plan = await this.planner.plan(serial, visit, session, skew);
-    log.info({ event: 'camera.listed', ...plan }, `camera ${serial}: ${plan.discovered} new recordings, ${plan.known} known`);
+    log.info(
+      { event: 'camera.listed', ...plan },
+      `camera ${serial}: ${plan.discovered} new recordings, ${plan.known} known`,
+    );
     this.engine.attach(serial, visit, session);
   }
 
@@ -329,11 +403,25 @@ export class DockManager implements BusListener {
       .transaction(() => {
         this.q.undock.run(now.toISOString(), serial);
         // Leaving the dock ends charging: this sample opens the shift's non-charging interval.
-        if (slot.lastBattery) this.battery.sample(serial, slot.visit!, { percent: slot.lastBattery.percent, charging: false }, now.getTime());
-        this.custody.append({ type: 'camera.undocked', camera: serial, at: now, details: { slot: slot.device.slot, reason, error: error ?? null, visit: slot.visit } });
+        if (slot.lastBattery)
+          this.battery.sample(
+            serial,
+            slot.visit!,
+            { percent: slot.lastBattery.percent, charging: false },
+            now.getTime(),
+          );
+        this.custody.append({
+          type: 'camera.undocked',
+          camera: serial,
+          at: now,
+          details: { slot: slot.device.slot, reason, error: error ?? null, visit: slot.visit },
+        });
       })
       .immediate();
-    this.log.info({ event: 'camera.undocked', camera: serial, slot: slot.device.slot, reason }, `camera ${serial} left ${slot.device.slot} (${reason})`);
+    this.log.info(
+      { event: 'camera.undocked', camera: serial, slot: slot.device.slot, reason },
+      `camera ${serial} left ${slot.device.slot} (${reason})`,
+    );
     this.opts.onPresence?.(serial, false);
     if (reason !== 'daemon stopped') this.dockWaiting(serial, k);
   }

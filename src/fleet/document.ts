@@ -94,7 +94,8 @@ export class StateDocumentError extends Error {}
 const PRINTABLE = /^[^\p{Cc}]*$/u;
 
 function str(v: unknown, what: string, max: number): string {
-  if (typeof v !== 'string' || v.length > max || !PRINTABLE.test(v)) throw new StateDocumentError(`${what} is not a printable string of at most ${max} characters`);
+  if (typeof v !== 'string' || v.length > max || !PRINTABLE.test(v))
+    throw new StateDocumentError(`${what} is not a printable string of at most ${max} characters`);
   return v;
 }
 
@@ -113,7 +114,8 @@ function optTime(v: unknown, what: string): string | null {
 }
 
 function num(v: unknown, what: string, min = -Infinity, max = Infinity): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new StateDocumentError(`${what} is not a number in [${min}, ${max}]`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max)
+    throw new StateDocumentError(`${what} is not a number in [${min}, ${max}]`);
   return v;
 }
 
@@ -135,9 +137,15 @@ function camera(v: unknown, i: number): DockCamera {
   const c = obj(v, `cameras[${i}]`);
   const b = c.battery === null || c.battery === undefined ? null : obj(c.battery, `cameras[${i}].battery`);
   const status = b ? (STATUSES.includes(b.status as BatteryStatus) ? (b.status as BatteryStatus) : 'unknown') : null;
-  const l = c.batteryLows === null || c.batteryLows === undefined ? null : obj(c.batteryLows, `cameras[${i}].batteryLows`);
+  const l =
+    c.batteryLows === null || c.batteryLows === undefined ? null : obj(c.batteryLows, `cameras[${i}].batteryLows`);
   const lows = l
-    ? { from: num(l.from, 'batteryLows.from', 0), percent: list(l.percent, 'batteryLows.percent', SERIES_POINTS).map((p) => (p === null ? null : num(p, 'a battery low', 0, 100))) }
+    ? {
+        from: num(l.from, 'batteryLows.from', 0),
+        percent: list(l.percent, 'batteryLows.percent', SERIES_POINTS).map((p) =>
+          p === null ? null : num(p, 'a battery low', 0, 100),
+        ),
+      }
     : null;
   return {
     serial: str(c.serial, `cameras[${i}].serial`, 64),
@@ -187,8 +195,17 @@ export function parseDockState(text: string): DockState {
     publishIntervalMs: num(d.publishIntervalMs, 'publishIntervalMs', 100, 86_400_000),
     shiftHours: num(d.shiftHours, 'shiftHours', 0, 48),
     docked: list(d.docked, 'docked', MAX_CAMERAS).map((s, i) => str(s, `docked[${i}]`, 64)),
-    queue: { pending: count(q.pending, 'queue.pending'), active: count(q.active, 'queue.active'), failed: count(q.failed, 'queue.failed'), verified: count(q.verified, 'queue.verified') },
-    replication: { count: count(r.count, 'replication.count'), bytes: count(r.bytes, 'replication.bytes'), oldestAt: optTime(r.oldestAt, 'replication.oldestAt') },
+    queue: {
+      pending: count(q.pending, 'queue.pending'),
+      active: count(q.active, 'queue.active'),
+      failed: count(q.failed, 'queue.failed'),
+      verified: count(q.verified, 'queue.verified'),
+    },
+    replication: {
+      count: count(r.count, 'replication.count'),
+      bytes: count(r.bytes, 'replication.bytes'),
+      oldestAt: optTime(r.oldestAt, 'replication.oldestAt'),
+    },
     archive: { freeBytes: optNum(a.freeBytes, 'archive.freeBytes', 0) },
     // One camera the dock could not describe must not hide the dock and its other cameras.
     cameras: list(d.cameras, 'cameras', MAX_CAMERAS).flatMap((c, i) => {
@@ -199,7 +216,12 @@ export function parseDockState(text: string): DockState {
       }
     }),
     custodyHead: h
-      ? { seq: num(h.seq, 'custodyHead.seq', 0, Number.MAX_SAFE_INTEGER), hash: str(h.hash, 'custodyHead.hash', 128), signature: str(h.signature, 'custodyHead.signature', 200), keyId: str(h.keyId, 'custodyHead.keyId', 64) }
+      ? {
+          seq: num(h.seq, 'custodyHead.seq', 0, Number.MAX_SAFE_INTEGER),
+          hash: str(h.hash, 'custodyHead.hash', 128),
+          signature: str(h.signature, 'custodyHead.signature', 200),
+          keyId: str(h.keyId, 'custodyHead.keyId', 64),
+        }
       : null,
     publicKey: str(d.publicKey, 'publicKey', 64),
   };

@@ -65,7 +65,10 @@ export class FleetPublisher {
   constructor(private readonly opts: PublisherOptions) {}
 
   start(): void {
-    this.opts.log.info({ event: 'fleet.publishing', key: this.opts.key, intervalMs: this.opts.intervalMs }, `publishing this dock's state to ${this.opts.key} every ${this.opts.intervalMs / 1000} s`);
+    this.opts.log.info(
+      { event: 'fleet.publishing', key: this.opts.key, intervalMs: this.opts.intervalMs },
+      `publishing this dock's state to ${this.opts.key} every ${this.opts.intervalMs / 1000} s`,
+    );
     this.poke();
     this.timer = setInterval(() => this.poke(), this.opts.intervalMs);
   }
@@ -78,13 +81,15 @@ export class FleetPublisher {
       return;
     }
     const timeoutMs = Math.min(30_000, Math.max(5000, this.opts.intervalMs));
-    this.inFlight = this.publish(null, AbortSignal.any([this.abort.signal, AbortSignal.timeout(timeoutMs)])).finally(() => {
-      this.inFlight = null;
-      if (this.again) {
-        this.again = false;
-        this.poke();
-      }
-    });
+    this.inFlight = this.publish(null, AbortSignal.any([this.abort.signal, AbortSignal.timeout(timeoutMs)])).finally(
+      () => {
+        this.inFlight = null;
+        if (this.again) {
+          this.again = false;
+          this.poke();
+        }
+      },
+    );
   }
 
   /** The last document, marked stopped; it must not be overtaken by one still under way. */
@@ -125,8 +130,22 @@ export class FleetPublisher {
       return;
     }
     const failedForMs = this.failing.ended();
-    if (failedForMs !== null) log.info({ event: 'fleet.publish_restored', key, failedForMs }, `this dock's state is published again, after ${Math.round(failedForMs / 1000)} s`);
-    log.debug({ event: 'fleet.published', key, bytes: body.length, cameras: doc.cameras.length, seq: doc.custodyHead?.seq ?? null, stopped: stoppedAt !== null }, `published ${key}`);
+    if (failedForMs !== null)
+      log.info(
+        { event: 'fleet.publish_restored', key, failedForMs },
+        `this dock's state is published again, after ${Math.round(failedForMs / 1000)} s`,
+      );
+    log.debug(
+      {
+        event: 'fleet.published',
+        key,
+        bytes: body.length,
+        cameras: doc.cameras.length,
+        seq: doc.custodyHead?.seq ?? null,
+        stopped: stoppedAt !== null,
+      },
+      `published ${key}`,
+    );
   }
 
   private failed(error: string): void {

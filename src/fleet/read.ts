@@ -26,7 +26,10 @@ export async function listDockPrefixes(client: S3Client, bucket: string, signal?
   const prefixes: string[] = [];
   let token: string | undefined;
   do {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Delimiter: '/', ContinuationToken: token }), { abortSignal: signal });
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, Delimiter: '/', ContinuationToken: token }),
+      { abortSignal: signal },
+    );
     for (const p of page.CommonPrefixes ?? []) if (p.Prefix) prefixes.push(p.Prefix.slice(0, -1));
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
@@ -38,14 +41,25 @@ function isNotFound(err: unknown): boolean {
   return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
 }
 
-async function fetchOne(client: S3Client, bucket: string, prefix: string, signal?: AbortSignal): Promise<FetchedState | null> {
+async function fetchOne(
+  client: S3Client,
+  bucket: string,
+  prefix: string,
+  signal?: AbortSignal,
+): Promise<FetchedState | null> {
   const key = `${prefix}/_dock/state.json`;
   try {
     const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
     const lastModified = r.LastModified ?? null;
     if ((r.ContentLength ?? 0) > MAX_DOCUMENT_BYTES) {
       await r.Body?.transformToByteArray().catch(() => undefined);
-      return { prefix, key, lastModified, doc: null, error: `${r.ContentLength} bytes, more than a dock's state document may have` };
+      return {
+        prefix,
+        key,
+        lastModified,
+        doc: null,
+        error: `${r.ContentLength} bytes, more than a dock's state document may have`,
+      };
     }
     const text = await r.Body!.transformToString('utf8');
     try {

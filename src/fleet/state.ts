@@ -11,7 +11,15 @@ import { replicationBacklog } from '../replication/queue.js';
 import { verdictOf } from '../battery/fleet.js';
 import { readDaemon } from '../daemon/heartbeat.js';
 import { signCheckpoint, type DockKey } from '../custody/signing.js';
-import { MAX_CAMERAS, SERIES_BUCKET_MS, SERIES_POINTS, STATE_FORMAT, type BatteryLows, type DockCamera, type DockState } from './document.js';
+import {
+  MAX_CAMERAS,
+  SERIES_BUCKET_MS,
+  SERIES_POINTS,
+  STATE_FORMAT,
+  type BatteryLows,
+  type DockCamera,
+  type DockState,
+} from './document.js';
 
 /** Cameras last seen here longer ago than this are another dock's business now. */
 const CAMERA_WINDOW_MS = 30 * 86_400_000;
@@ -75,7 +83,9 @@ export class DockStateBuilder {
         batteryLows: this.lowsOf(r.serial),
       };
     });
-    const head = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM custody_events ORDER BY seq DESC LIMIT 1').get();
+    const head = db
+      .prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM custody_events ORDER BY seq DESC LIMIT 1')
+      .get();
     const key = this.inputs.key;
     return {
       format: STATE_FORMAT,
@@ -94,14 +104,20 @@ export class DockStateBuilder {
       cameras,
       // Signed here, not read from the checkpoints: the head as of this document, whatever the
       // checkpoint interval, and no write to a store that may be refusing writes.
-      custodyHead: head ? { seq: head.seq, hash: head.hash, signature: signCheckpoint(key, head.seq, head.hash), keyId: key.keyId } : null,
+      custodyHead: head
+        ? { seq: head.seq, hash: head.hash, signature: signCheckpoint(key, head.seq, head.hash), keyId: key.keyId }
+        : null,
       publicKey: key.publicKeyB64,
     };
   }
 
   /** 3-hour lows over the week before the camera's latest sample at this dock. */
   private lowsOf(serial: string): BatteryLows | null {
-    const last = this.db.prepare<[string], { at: number | null; n: number }>('SELECT max(at) at, count(*) n FROM battery_samples WHERE camera = ?').get(serial);
+    const last = this.db
+      .prepare<[string], { at: number | null; n: number }>(
+        'SELECT max(at) at, count(*) n FROM battery_samples WHERE camera = ?',
+      )
+      .get(serial);
     if (!last?.at) return null;
     const kept = this.series.get(serial);
     if (kept && kept.lastAt === last.at && kept.count === last.n) return kept.lows;
@@ -109,7 +125,9 @@ export class DockStateBuilder {
     const from = to - (SERIES_POINTS - 1) * SERIES_BUCKET_MS;
     const percent: Array<number | null> = new Array(SERIES_POINTS).fill(null);
     const rows = this.db
-      .prepare<[number, number, string, number], { b: number; p: number }>('SELECT (at / ?) * ? b, min(percent) p FROM battery_samples WHERE camera = ? AND at >= ? GROUP BY b')
+      .prepare<[number, number, string, number], { b: number; p: number }>(
+        'SELECT (at / ?) * ? b, min(percent) p FROM battery_samples WHERE camera = ? AND at >= ? GROUP BY b',
+      )
       .all(SERIES_BUCKET_MS, SERIES_BUCKET_MS, serial, from);
     for (const r of rows) {
       const i = Math.round((r.b - from) / SERIES_BUCKET_MS);

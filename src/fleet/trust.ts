@@ -20,7 +20,8 @@ interface Remembered {
 
 export type KeyTrust = 'pinned' | 'remembered' | 'first-use';
 
-export type WarningKind = 'key_changed' | 'key_not_pinned' | 'signature_bad' | 'head_backwards' | 'head_rewritten' | 'unreadable' | 'misplaced';
+export type WarningKind =
+  'key_changed' | 'key_not_pinned' | 'signature_bad' | 'head_backwards' | 'head_rewritten' | 'unreadable' | 'misplaced';
 
 export interface FleetWarning {
   dockId: string;
@@ -89,12 +90,19 @@ export class KeyRing {
         this.docks[dockId] = { publicKey: pinnedB64, firstSeenAt: now.toISOString(), head: null };
         this.changed = true;
       }
-      if (shownB64 !== pinnedB64) warn('key_not_pinned', `dock ${dockId} publishes key ${shownB64 ?? '(none)'}, not the one pinned in fleet.keys (${pinnedB64}): its custody head is not trusted`);
+      if (shownB64 !== pinnedB64)
+        warn(
+          'key_not_pinned',
+          `dock ${dockId} publishes key ${shownB64 ?? '(none)'}, not the one pinned in fleet.keys (${pinnedB64}): its custody head is not trusted`,
+        );
     } else if (remembered) {
       trust = 'remembered';
       key = publicKeyFromB64(remembered.publicKey);
       if (shownB64 !== remembered.publicKey) {
-        warn('key_changed', `dock ${dockId} CHANGED ITS KEY: first seen with ${remembered.publicKey} on ${remembered.firstSeenAt}, now ${shownB64 ?? '(none)'}; its custody head is not trusted until the new key is pinned in fleet.keys or forgotten (dockd fleet --forget ${dockId})`);
+        warn(
+          'key_changed',
+          `dock ${dockId} CHANGED ITS KEY: first seen with ${remembered.publicKey} on ${remembered.firstSeenAt}, now ${shownB64 ?? '(none)'}; its custody head is not trusted until the new key is pinned in fleet.keys or forgotten (dockd fleet --forget ${dockId})`,
+        );
       }
     } else {
       trust = 'first-use';
@@ -106,14 +114,24 @@ export class KeyRing {
     }
     const head = doc.custodyHead;
     const signatureOk = !!(key && head && checkpointValid(key, head.seq, head.hash, head.signature));
-    if (head && !signatureOk && !warnings.length) warn('signature_bad', `dock ${dockId}: the signature of custody head ${head.seq} does not verify: the document was changed after the dock signed it`);
+    if (head && !signatureOk && !warnings.length)
+      warn(
+        'signature_bad',
+        `dock ${dockId}: the signature of custody head ${head.seq} does not verify: the document was changed after the dock signed it`,
+      );
     const entry = this.docks[dockId];
     if (head && signatureOk && entry) {
       const last = entry.head;
       if (last && head.seq < last.seq) {
-        warn('head_backwards', `dock ${dockId}: custody head went BACKWARDS from seq ${last.seq} (seen ${last.at}) to ${head.seq}: its custody log was rolled back or replaced`);
+        warn(
+          'head_backwards',
+          `dock ${dockId}: custody head went BACKWARDS from seq ${last.seq} (seen ${last.at}) to ${head.seq}: its custody log was rolled back or replaced`,
+        );
       } else if (last && head.seq === last.seq && head.hash !== last.hash) {
-        warn('head_rewritten', `dock ${dockId}: custody head ${head.seq} now has another hash than seen ${last.at}: its custody log was rewritten`);
+        warn(
+          'head_rewritten',
+          `dock ${dockId}: custody head ${head.seq} now has another hash than seen ${last.at}: its custody log was rewritten`,
+        );
       } else if (!last || head.seq > last.seq) {
         entry.head = { seq: head.seq, hash: head.hash, at: now.toISOString() };
         this.changed = true;

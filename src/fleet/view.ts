@@ -42,7 +42,15 @@ export interface FleetCamera {
   lastSeenAt: string;
   /** Docked now at a dock that is running. */
   docked: boolean;
-  battery: { status: BatteryStatus; percent: number | null; healthPercent: number | null; projectedRuntimeHours: number | null; drainPercentPerHour: number | null; dock: string; shiftHours: number };
+  battery: {
+    status: BatteryStatus;
+    percent: number | null;
+    healthPercent: number | null;
+    projectedRuntimeHours: number | null;
+    drainPercentPerHour: number | null;
+    dock: string;
+    shiftHours: number;
+  };
   clockSkewSeconds: number | null;
   /** Every dock that knows the camera, the latest first. */
   docks: Array<{ dockId: string; lastSeenAt: string }>;
@@ -69,19 +77,32 @@ export interface FleetHistory {
   series(serial: string): BatteryPoint[];
 }
 
-export function buildFleetView(fetched: FetchedState[], ring: KeyRing, bucket: string, now = new Date()): FleetView & FleetHistory {
+export function buildFleetView(
+  fetched: FetchedState[],
+  ring: KeyRing,
+  bucket: string,
+  now = new Date(),
+): FleetView & FleetHistory {
   const warnings: FleetWarning[] = [];
   const docks: FleetDock[] = [];
   const seen: Array<{ dock: FleetDock; cam: DockCamera }> = [];
   for (const f of fetched) {
     if (!f.doc) {
-      warnings.push({ dockId: f.prefix, kind: 'unreadable', message: `${f.key} is not a usable state document: ${f.error}` });
+      warnings.push({
+        dockId: f.prefix,
+        kind: 'unreadable',
+        message: `${f.key} is not a usable state document: ${f.error}`,
+      });
       continue;
     }
     const doc = f.doc;
     let dockId = doc.dockId;
     if (dockPrefix(doc.dockId) !== f.prefix) {
-      warnings.push({ dockId: f.prefix, kind: 'misplaced', message: `${f.key} says it is dock ${doc.dockId}, whose documents belong under ${dockPrefix(doc.dockId)}/: shown as ${f.prefix}` });
+      warnings.push({
+        dockId: f.prefix,
+        kind: 'misplaced',
+        message: `${f.key} says it is dock ${doc.dockId}, whose documents belong under ${dockPrefix(doc.dockId)}/: shown as ${f.prefix}`,
+      });
       dockId = f.prefix;
     }
     const j = ring.judge(dockId, doc, now);
@@ -101,14 +122,18 @@ export function buildFleetView(fetched: FetchedState[], ring: KeyRing, bucket: s
       stoppedAt: doc.stoppedAt,
       version: doc.version,
       publishIntervalMs: doc.publishIntervalMs,
-      clockSkewSeconds: f.lastModified ? Math.round((Date.parse(doc.publishedAt) - f.lastModified.getTime()) / 100) / 10 : null,
+      clockSkewSeconds: f.lastModified
+        ? Math.round((Date.parse(doc.publishedAt) - f.lastModified.getTime()) / 100) / 10
+        : null,
       docked: stopped ? [] : doc.docked,
       cameras: doc.cameras.length,
       queue: doc.queue,
       replication: doc.replication,
       freeBytes: doc.archive.freeBytes,
       shiftHours: doc.shiftHours,
-      custodyHead: doc.custodyHead ? { seq: doc.custodyHead.seq, hash: doc.custodyHead.hash, signatureOk: j.signatureOk } : null,
+      custodyHead: doc.custodyHead
+        ? { seq: doc.custodyHead.seq, hash: doc.custodyHead.hash, signatureOk: j.signatureOk }
+        : null,
       key: { publicKey: doc.publicKey, keyId: j.keyId, trust: j.trust },
     };
     docks.push(dock);
@@ -158,7 +183,9 @@ function mergeCameras(seen: Array<{ dock: FleetDock; cam: DockCamera }>): { came
   cameras.sort((a, b) => (a.serial < b.serial ? -1 : a.serial > b.serial ? 1 : 0));
   const series = (serial: string): BatteryPoint[] =>
     (bySerial.get(serial) ?? [])
-      .flatMap((s) => lowsToPoints(s.cam.batteryLows).map((p) => ({ at: p.at, percent: p.percent, dockId: s.dock.dockId })))
+      .flatMap((s) =>
+        lowsToPoints(s.cam.batteryLows).map((p) => ({ at: p.at, percent: p.percent, dockId: s.dock.dockId })),
+      )
       .sort((x, y) => x.at - y.at);
   return { cameras, series };
 }

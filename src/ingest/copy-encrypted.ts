@@ -17,9 +17,23 @@ import { open } from 'node:fs/promises';
 import { DriverError } from '../../drivers/types.js';
 import { startAgeFile } from '../crypto/age.js';
 import type { AgeSealPool, SealJob } from '../crypto/age-seal-pool.js';
-import { CHECK_SPACE_EVERY, guardedRead, readSourceAgain, syncStaging, VerifyError, type CopyContext, type CopyRequest, type CopyResult } from './copy.js';
+import {
+  CHECK_SPACE_EVERY,
+  guardedRead,
+  readSourceAgain,
+  syncStaging,
+  VerifyError,
+  type CopyContext,
+  type CopyRequest,
+  type CopyResult,
+} from './copy.js';
 
-export async function copyRecordingEncrypted(req: CopyRequest, ctx: CopyContext, recipients: string[], seals: AgeSealPool): Promise<CopyResult> {
+export async function copyRecordingEncrypted(
+  req: CopyRequest,
+  ctx: CopyContext,
+  recipients: string[],
+  seals: AgeSealPool,
+): Promise<CopyResult> {
   const rehash = ctx.hashPool;
   if (!rehash) throw new Error('an encrypted copy is re-read by a hash pool, and none was given');
   const plain = createHash('sha256');
@@ -36,7 +50,11 @@ export async function copyRecordingEncrypted(req: CopyRequest, ctx: CopyContext,
     let sinceSpaceCheck = 0;
     for await (const chunk of guardedRead(ctx, req.sourceId, 0, ctx.buffers)) {
       if (plainBytes + chunk.length > req.expectedBytes) {
-        throw new DriverError('transient', 'size-mismatch', `camera sent more than the ${req.expectedBytes} bytes it listed`);
+        throw new DriverError(
+          'transient',
+          'size-mismatch',
+          `camera sent more than the ${req.expectedBytes} bytes it listed`,
+        );
       }
       plain.update(chunk);
       plainBytes += chunk.length;
@@ -49,7 +67,11 @@ export async function copyRecordingEncrypted(req: CopyRequest, ctx: CopyContext,
       }
     }
     if (plainBytes !== req.expectedBytes) {
-      throw new DriverError('transient', 'short-read', `camera sent ${plainBytes} of the ${req.expectedBytes} bytes it listed`);
+      throw new DriverError(
+        'transient',
+        'short-read',
+        `camera sent ${plainBytes} of the ${req.expectedBytes} bytes it listed`,
+      );
     }
     const sha256 = plain.digest('hex');
     if (ctx.verifySource) await readSourceAgain(ctx, req, sha256);
@@ -59,9 +81,15 @@ export async function copyRecordingEncrypted(req: CopyRequest, ctx: CopyContext,
     await syncStaging(fh);
     await fh.close();
     // The seal worker writes through the page cache; the re-read still comes from the disk.
-    const reread = await rehash.hashFile(req.stagingPath, { direct: ctx.direct !== undefined, age: { key, prefix, total: stored.bytes } });
+    const reread = await rehash.hashFile(req.stagingPath, {
+      direct: ctx.direct !== undefined,
+      age: { key, prefix, total: stored.bytes },
+    });
     if (reread.sealed !== null) {
-      throw new VerifyError('verify-mismatch', `the stored ciphertext is not what was sealed: ${reread.sealed ?? 'the re-read did not check it'}`);
+      throw new VerifyError(
+        'verify-mismatch',
+        `the stored ciphertext is not what was sealed: ${reread.sealed ?? 'the re-read did not check it'}`,
+      );
     }
     return { sha256, bytes: plainBytes, storedSha256: reread.sha256, storedBytes: reread.bytes, resumedFrom: 0 };
   } finally {

@@ -68,10 +68,13 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
     const { size } = await fh.stat();
     // Direct writes go on from a block boundary; the rest of the last block is read again.
     const keep = ctx.direct ? req.resumeFrom - (req.resumeFrom % DIRECT_ALIGN) : req.resumeFrom;
-    const matches = size >= keep && keep <= req.expectedBytes && (await keptTailMatches(ctx, req, keep).catch(async (err: unknown) => {
-      await fh.close();
-      throw err;
-    }));
+    const matches =
+      size >= keep &&
+      keep <= req.expectedBytes &&
+      (await keptTailMatches(ctx, req, keep).catch(async (err: unknown) => {
+        await fh.close();
+        throw err;
+      }));
     if (matches) {
       await fh.truncate(keep);
       await hashFile(req.stagingPath, hash, keep);
@@ -84,7 +87,9 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
     fh = await create();
   }
   const resumedFrom = offset;
-  const out: StagingWriter = ctx.direct ? new DirectWriter(fh, offset, ctx.direct) : new BatchedWriter(fh, offset, ctx.buffers);
+  const out: StagingWriter = ctx.direct
+    ? new DirectWriter(fh, offset, ctx.direct)
+    : new BatchedWriter(fh, offset, ctx.buffers);
   const checkpoint = new Checkpointer(fh, ctx.onDurable);
   try {
     let sinceDurable = 0;
@@ -92,7 +97,11 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
     await ctx.checkSpace?.(req.expectedBytes - offset);
     for await (const chunk of guardedRead(ctx, req.sourceId, offset, ctx.buffers)) {
       if (offset + chunk.length > req.expectedBytes) {
-        throw new DriverError('transient', 'size-mismatch', `camera sent more than the ${req.expectedBytes} bytes it listed`);
+        throw new DriverError(
+          'transient',
+          'size-mismatch',
+          `camera sent more than the ${req.expectedBytes} bytes it listed`,
+        );
       }
       checkpoint.throwIfFailed();
       hash.update(chunk);
@@ -115,7 +124,11 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
       }
     }
     if (offset !== req.expectedBytes) {
-      throw new DriverError('transient', 'short-read', `camera sent ${offset} of the ${req.expectedBytes} bytes it listed`);
+      throw new DriverError(
+        'transient',
+        'short-read',
+        `camera sent ${offset} of the ${req.expectedBytes} bytes it listed`,
+      );
     }
     if (ctx.verifySource) await readSourceAgain(ctx, req, hash.copy().digest('hex'));
     ctx.onSourceDone?.();
@@ -145,9 +158,19 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
     ? await ctx.hashPool.hashFile(req.stagingPath, { direct: ctx.direct !== undefined })
     : await hashWhole(req.stagingPath, req.expectedBytes);
   if (storedBytes !== req.expectedBytes || storedHash !== sha256) {
-    throw new VerifyError('verify-mismatch', `the stored copy does not match what was read (${storedHash.slice(0, 12)}… vs ${sha256.slice(0, 12)}…)`);
+    throw new VerifyError(
+      'verify-mismatch',
+      `the stored copy does not match what was read (${storedHash.slice(0, 12)}… vs ${sha256.slice(0, 12)}…)`,
+    );
   }
-  return { sha256, bytes: offset, storedSha256: sha256, storedBytes: offset, resumedFrom, ...(resumeRefused ? { resumeRefused } : {}) };
+  return {
+    sha256,
+    bytes: offset,
+    storedSha256: sha256,
+    storedBytes: offset,
+    resumedFrom,
+    ...(resumeRefused ? { resumeRefused } : {}),
+  };
 }
 
 /** How much of a kept prefix is read again from the camera before a copy goes on after it. */
@@ -191,7 +214,10 @@ export async function readSourceAgain(ctx: CopyContext, req: CopyRequest, sha256
   }
   const second = again.digest('hex');
   if (n !== req.expectedBytes || second !== sha256) {
-    throw new VerifyError('source-mismatch', `two reads of the camera disagree (${sha256.slice(0, 12)}… vs ${second.slice(0, 12)}…)`);
+    throw new VerifyError(
+      'source-mismatch',
+      `two reads of the camera disagree (${sha256.slice(0, 12)}… vs ${second.slice(0, 12)}…)`,
+    );
   }
 }
 
@@ -360,7 +386,12 @@ export async function hashFile(file: string, hash: Hash, limit?: number, sizeHin
  * Reads from the camera with a stall watchdog: if no byte arrives for `readTimeoutMs` the read
  * is aborted through its signal (so the driver stops touching the device) and fails as `stall`.
  */
-export async function* guardedRead(ctx: CopyContext, sourceId: string, offset: number, buffers?: BufferPool): AsyncGenerator<Buffer> {
+export async function* guardedRead(
+  ctx: CopyContext,
+  sourceId: string,
+  offset: number,
+  buffers?: BufferPool,
+): AsyncGenerator<Buffer> {
   const stall = new AbortController();
   const signal = AbortSignal.any([ctx.signal, stall.signal]);
   let timer: NodeJS.Timeout | undefined;

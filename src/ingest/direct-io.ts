@@ -65,7 +65,8 @@ export function probeDirectIo(dir: string): { ok: true } | { ok: false; reason: 
     if (!constants.O_DIRECT) return { ok: false, reason: 'O_DIRECT is not available on this platform' };
     if (writeSync(fd, buf, 0, DIRECT_ALIGN, 0) !== DIRECT_ALIGN) return { ok: false, reason: 'short direct write' };
     buf.fill(0);
-    if (readSync(fd, buf, 0, DIRECT_ALIGN, 0) !== DIRECT_ALIGN || buf.some((b) => b !== 0x5a)) return { ok: false, reason: 'direct read did not return what was written' };
+    if (readSync(fd, buf, 0, DIRECT_ALIGN, 0) !== DIRECT_ALIGN || buf.some((b) => b !== 0x5a))
+      return { ok: false, reason: 'direct read did not return what was written' };
     return { ok: true };
   } catch (err) {
     return { ok: false, reason: (err as NodeJS.ErrnoException).code ?? String(err) };
@@ -100,7 +101,8 @@ export class DirectWriter {
     position: number,
     private readonly buffers: AlignedBuffers,
   ) {
-    if (position % DIRECT_ALIGN !== 0) throw new RangeError(`direct write position ${position} is not a multiple of ${DIRECT_ALIGN}`);
+    if (position % DIRECT_ALIGN !== 0)
+      throw new RangeError(`direct write position ${position} is not a multiple of ${DIRECT_ALIGN}`);
     this.base = position;
     this.done = position;
     this.buf = buffers.take();
@@ -113,7 +115,7 @@ export class DirectWriter {
 
   /** Copies the chunk in: the caller may reuse it as soon as this resolves. */
   async write(chunk: Buffer): Promise<void> {
-    for (let off = 0; off < chunk.length; ) {
+    for (let off = 0; off < chunk.length;) {
       const n = chunk.copy(this.buf, this.fill, off);
       this.fill += n;
       off += n;
@@ -188,7 +190,7 @@ export class DirectWriter {
 }
 
 async function writeAll(fh: FileHandle, buf: Buffer, len: number, position: number): Promise<void> {
-  for (let off = 0; off < len; ) {
+  for (let off = 0; off < len;) {
     const { bytesWritten } = await fh.write(buf, off, len - off, position + off);
     // A file that takes nothing and says no error would otherwise hold the copy here for ever.
     if (bytesWritten === 0) throw new DriverError('transient', 'write-stalled', 'the staging file accepted no bytes');

@@ -103,7 +103,10 @@ export class IngestEngine {
         log.info({ event: 'ingest.direct_io', enabled: true }, 'staging files are written and verified with O_DIRECT');
       } else {
         // Asked for and refused: the copies are still verified, but from the page cache.
-        log.warn({ event: 'ingest.direct_io', enabled: false, reason: probe.reason }, `ingest.directIo: O_DIRECT failed in ${archive.stagingDir} (${probe.reason}); staging files go through the page cache`);
+        log.warn(
+          { event: 'ingest.direct_io', enabled: false, reason: probe.reason },
+          `ingest.directIo: O_DIRECT failed in ${archive.stagingDir} (${probe.reason}); staging files go through the page cache`,
+        );
       }
     }
     this.q = {
@@ -131,20 +134,38 @@ export class IngestEngine {
       backToPending: db.prepare(
         "UPDATE recordings SET status = 'pending', attempts = attempts + ?, last_error = ?, not_before = ?, bytes_done = ? WHERE id = ? AND deleted_from_camera = 0",
       ),
-      failed: db.prepare("UPDATE recordings SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ? AND deleted_from_camera = 0"),
+      failed: db.prepare(
+        "UPDATE recordings SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ? AND deleted_from_camera = 0",
+      ),
       queueRelease: db.prepare(
         "INSERT OR IGNORE INTO jobs (recording, kind, state, created_at, updated_at) VALUES (?, 'release', 'queued', ?, ?)",
       ),
       released: db.prepare('UPDATE recordings SET deleted_from_camera = 1 WHERE id = ?'),
-      jobDone: db.prepare("UPDATE jobs SET state = 'done', attempts = attempts + 1, last_error = NULL, updated_at = ? WHERE recording = ? AND kind = ?"),
-      jobRetry: db.prepare('UPDATE jobs SET state = ?, attempts = attempts + 1, last_error = ?, not_before = ?, updated_at = ? WHERE recording = ? AND kind = ?'),
-      jobAttempts: db.prepare<[string, string], { attempts: number }>('SELECT attempts FROM jobs WHERE recording = ? AND kind = ?'),
+      jobDone: db.prepare(
+        "UPDATE jobs SET state = 'done', attempts = attempts + 1, last_error = NULL, updated_at = ? WHERE recording = ? AND kind = ?",
+      ),
+      jobRetry: db.prepare(
+        'UPDATE jobs SET state = ?, attempts = attempts + 1, last_error = ?, not_before = ?, updated_at = ? WHERE recording = ? AND kind = ?',
+      ),
+      jobAttempts: db.prepare<[string, string], { attempts: number }>(
+        'SELECT attempts FROM jobs WHERE recording = ? AND kind = ?',
+      ),
     };
   }
 
   attach(serial: string, visit: number, session: CameraSession): void {
     if (this.cameras.has(serial)) return;
-    const cam: ActiveCamera = { serial, visit, session, abort: new AbortController(), workers: new Set(), inflight: new Map(), received: 0, cleared: false, link: new CameraLink(this.cfg.perCamera) };
+    const cam: ActiveCamera = {
+      serial,
+      visit,
+      session,
+      abort: new AbortController(),
+      workers: new Set(),
+      inflight: new Map(),
+      received: 0,
+      cleared: false,
+      link: new CameraLink(this.cfg.perCamera),
+    };
     this.cameras.set(serial, cam);
     this.fill(cam);
   }
@@ -193,7 +214,12 @@ export class IngestEngine {
     while (cam.workers.size < this.cfg.perCamera * 2) {
       const w: Promise<void> = this.worker(cam).finally(() => {
         cam.workers.delete(w);
-        if (cam.workers.size === 0 && !cam.cleared && !cam.abort.signal.aborted && this.cameras.get(cam.serial) === cam) {
+        if (
+          cam.workers.size === 0 &&
+          !cam.cleared &&
+          !cam.abort.signal.aborted &&
+          this.cameras.get(cam.serial) === cam
+        ) {
           cam.cleared = true;
           this.events.cleared(cam.serial);
         }
@@ -266,9 +292,13 @@ export class IngestEngine {
         // Only our own bookkeeping gets here (e.g. SQLite refusing a write on a full disk): keep
         // the worker alive, put the recording back where a later pass finds it, and slow down.
         const kind = classify(err);
-        if (kind === 'diskLow') this.setDiskLow(true, await this.archive.freeBytes().catch(() => 0), this.cfg.minFreeBytes);
+        if (kind === 'diskLow')
+          this.setDiskLow(true, await this.archive.freeBytes().catch(() => 0), this.cfg.minFreeBytes);
         if (kind === 'storeUnwritable') this.setUnwritable(err);
-        this.log.error({ event: 'ingest.error', camera: cam.serial, recording: task.rec.id, err }, 'ingest bookkeeping failed; will try again');
+        this.log.error(
+          { event: 'ingest.error', camera: cam.serial, recording: task.rec.id, err },
+          'ingest bookkeeping failed; will try again',
+        );
         await this.resetAfterError(task.rec, errorText(err), signal);
       } finally {
         this.claimed.delete(task.rec.id);
@@ -280,9 +310,16 @@ export class IngestEngine {
   private queueReadable(ok: boolean, camera: string, err?: unknown): void {
     if (ok) {
       const failedForMs = this.unreadable.ended();
-      if (failedForMs !== null) this.log.info({ event: 'ingest.queue_readable', camera, failedForMs }, `the queue can be read from the store again, after ${Math.round(failedForMs / 1000)} s`);
+      if (failedForMs !== null)
+        this.log.info(
+          { event: 'ingest.queue_readable', camera, failedForMs },
+          `the queue can be read from the store again, after ${Math.round(failedForMs / 1000)} s`,
+        );
     } else if (this.unreadable.failed()) {
-      this.log.error({ event: 'ingest.queue_unreadable', camera, err }, `cannot read the queue from the store: ${errorText(err)}; trying again every second`);
+      this.log.error(
+        { event: 'ingest.queue_unreadable', camera, err },
+        `cannot read the queue from the store: ${errorText(err)}; trying again every second`,
+      );
     }
   }
 
@@ -311,7 +348,12 @@ export class IngestEngine {
         this.db
           .transaction(() => {
             if (this.q.reset.run(rec.id).changes > 0) {
-              this.custody.append({ type: 'offload.interrupted', camera: rec.camera, recording: rec.id, details: { reason: 'bookkeeping failed', error } });
+              this.custody.append({
+                type: 'offload.interrupted',
+                camera: rec.camera,
+                recording: rec.id,
+                details: { reason: 'bookkeeping failed', error },
+              });
             }
           })
           .immediate();
@@ -334,7 +376,10 @@ export class IngestEngine {
     if (low === this.diskLow) return;
     this.diskLow = low;
     if (low) {
-      this.log.warn({ event: 'ingest.disk_low', freeBytes, requiredBytes }, `offloading paused: ${freeBytes} bytes free, ${requiredBytes} required`);
+      this.log.warn(
+        { event: 'ingest.disk_low', freeBytes, requiredBytes },
+        `offloading paused: ${freeBytes} bytes free, ${requiredBytes} required`,
+      );
     } else {
       this.log.info({ event: 'ingest.disk_ok', freeBytes, requiredBytes }, 'offloading resumed: free space is back');
     }
@@ -362,7 +407,10 @@ export class IngestEngine {
       if (classify(err) !== 'storeUnwritable') throw err;
       return false;
     }
-    this.log.info({ event: 'ingest.store_writable' }, 'offloading resumed: staging and the archive can be written again');
+    this.log.info(
+      { event: 'ingest.store_writable' },
+      'offloading resumed: staging and the archive can be written again',
+    );
     this.unwritable = null;
     return true;
   }
@@ -382,8 +430,13 @@ export class IngestEngine {
     const recipients = this.opts.recipients ?? null;
     const resumeFrom = cam.session.capabilities.resume && !recipients ? rec.bytes_done : 0;
     relaxedTransaction(this.db, () => {
-        this.q.start.run(rec.id);
-        this.custody.append({ type: 'offload.started', camera: cam.serial, recording: rec.id, details: { attempt, resumeFrom, sourcePath: rec.source_path, bytes: rec.bytes } });
+      this.q.start.run(rec.id);
+      this.custody.append({
+        type: 'offload.started',
+        camera: cam.serial,
+        recording: rec.id,
+        details: { attempt, resumeFrom, sourcePath: rec.source_path, bytes: rec.bytes },
+      });
     });
     log.info({ event: 'offload.started', attempt, resumeFrom, bytes: rec.bytes }, `copying ${rec.source_path}`);
     const staging = this.archive.stagingPathFor(rec.id);
@@ -391,7 +444,9 @@ export class IngestEngine {
     cam.inflight.set(rec.id, resumeFrom);
     let lastSeen = resumeFrom;
     try {
-      const copy = recipients ? (r: CopyRequest, c: CopyContext) => copyRecordingEncrypted(r, c, recipients, this.sealPool) : copyRecording;
+      const copy = recipients
+        ? (r: CopyRequest, c: CopyContext) => copyRecordingEncrypted(r, c, recipients, this.sealPool)
+        : copyRecording;
       const result = await copy(
         { sourceId: rec.source_id, expectedBytes: rec.bytes, stagingPath: staging, resumeFrom },
         {
@@ -414,7 +469,8 @@ export class IngestEngine {
           },
           checkSpace: async (remaining) => {
             const free = await this.archive.freeBytes();
-            if (free < this.cfg.minFreeBytes + remaining) throw new DiskLowError(free, this.cfg.minFreeBytes + remaining);
+            if (free < this.cfg.minFreeBytes + remaining)
+              throw new DiskLowError(free, this.cfg.minFreeBytes + remaining);
           },
         },
       );
@@ -427,23 +483,48 @@ export class IngestEngine {
       const now = new Date();
       this.db
         .transaction(() => {
-          this.q.verified.run(result.sha256, result.storedSha256, result.storedBytes, archivePath, now.toISOString(), rec.id);
+          this.q.verified.run(
+            result.sha256,
+            result.storedSha256,
+            result.storedBytes,
+            archivePath,
+            now.toISOString(),
+            rec.id,
+          );
           this.custody.append({
             type: 'offload.verified',
             camera: cam.serial,
             recording: rec.id,
             sha256: result.sha256,
             at: now,
-            details: { sourcePath: rec.source_path, archivePath, bytes: result.bytes, attempt, resumedFrom: result.resumedFrom, ...(result.resumeRefused ? { resumeRefused: true } : {}), verifiedSource: this.cfg.verifySource, ...(recipients ? { encryptedTo: recipients, storedSha256: result.storedSha256, storedBytes: result.storedBytes } : {}), officer: officerAt(this.db, rec.camera, rec.recorded_at ?? rec.discovered_at) },
+            details: {
+              sourcePath: rec.source_path,
+              archivePath,
+              bytes: result.bytes,
+              attempt,
+              resumedFrom: result.resumedFrom,
+              ...(result.resumeRefused ? { resumeRefused: true } : {}),
+              verifiedSource: this.cfg.verifySource,
+              ...(recipients
+                ? { encryptedTo: recipients, storedSha256: result.storedSha256, storedBytes: result.storedBytes }
+                : {}),
+              officer: officerAt(this.db, rec.camera, rec.recorded_at ?? rec.discovered_at),
+            },
           });
           if (this.cfg.deleteFromCamera) this.q.queueRelease.run(rec.id, now.toISOString(), now.toISOString());
           if (this.opts.replicate) queueReplication(this.db, rec.id, now.toISOString());
         })
         .immediate();
       if (result.resumeRefused) {
-        log.warn({ event: 'offload.resume_refused', keptBytes: resumeFrom }, `${rec.source_path}: the kept bytes are not the camera's any more; copied again from the start`);
+        log.warn(
+          { event: 'offload.resume_refused', keptBytes: resumeFrom },
+          `${rec.source_path}: the kept bytes are not the camera's any more; copied again from the start`,
+        );
       }
-      log.info({ event: 'offload.verified', sha256: result.sha256, bytes: result.bytes, attempt, archivePath }, `verified ${rec.source_path}`);
+      log.info(
+        { event: 'offload.verified', sha256: result.sha256, bytes: result.bytes, attempt, archivePath },
+        `verified ${rec.source_path}`,
+      );
     } catch (err) {
       await this.offloadFailed(cam, rec, attempt, err, durable);
     } finally {
@@ -451,7 +532,13 @@ export class IngestEngine {
     }
   }
 
-  private async offloadFailed(cam: ActiveCamera, rec: RecordingRow, attempt: number, err: unknown, durable: number): Promise<void> {
+  private async offloadFailed(
+    cam: ActiveCamera,
+    rec: RecordingRow,
+    attempt: number,
+    err: unknown,
+    durable: number,
+  ): Promise<void> {
     const log = this.log.child({ camera: cam.serial, recording: rec.id });
     const error = errorText(err);
     let kind = classify(err);
@@ -466,17 +553,28 @@ export class IngestEngine {
     const exhausted = !interrupted && (kind === 'permanent' || retriesExhausted(attempt, this.cfg.retry));
     const delay = interrupted ? 0 : backoffMs(attempt, this.cfg.retry);
     relaxedTransaction(this.db, () => {
-        if (exhausted) this.q.failed.run(error, rec.id);
-        else this.q.backToPending.run(interrupted ? 0 : 1, error, Date.now() + delay, durable, rec.id);
-        this.custody.append({
-          type: 'offload.failed',
-          camera: cam.serial,
-          recording: rec.id,
-          details: { sourcePath: rec.source_path, attempt, error, class: kind, willRetry: !exhausted, retryInMs: exhausted ? null : delay, keptBytes: durable },
-        });
+      if (exhausted) this.q.failed.run(error, rec.id);
+      else this.q.backToPending.run(interrupted ? 0 : 1, error, Date.now() + delay, durable, rec.id);
+      this.custody.append({
+        type: 'offload.failed',
+        camera: cam.serial,
+        recording: rec.id,
+        details: {
+          sourcePath: rec.source_path,
+          attempt,
+          error,
+          class: kind,
+          willRetry: !exhausted,
+          retryInMs: exhausted ? null : delay,
+          keptBytes: durable,
+        },
+      });
     });
     if (kind === 'deviceGone') {
-      log.warn({ event: 'offload.interrupted', attempt, error, keptBytes: durable }, `copy of ${rec.source_path} interrupted; it resumes when the camera docks again`);
+      log.warn(
+        { event: 'offload.interrupted', attempt, error, keptBytes: durable },
+        `copy of ${rec.source_path} interrupted; it resumes when the camera docks again`,
+      );
       if (!cam.abort.signal.aborted) this.events.deviceGone(cam.serial, error);
     } else if (kind === 'diskLow') {
       const e = err instanceof DiskLowError ? err : null;
@@ -484,9 +582,15 @@ export class IngestEngine {
     } else if (kind === 'storeUnwritable') {
       this.setUnwritable(err);
     } else if (exhausted) {
-      log.error({ event: 'offload.failed', attempt, error, class: kind }, `giving up on ${rec.source_path}; it stays on the camera`);
+      log.error(
+        { event: 'offload.failed', attempt, error, class: kind },
+        `giving up on ${rec.source_path}; it stays on the camera`,
+      );
     } else {
-      log.warn({ event: 'offload.retry', attempt, error, retryInMs: delay }, `copy of ${rec.source_path} failed; retrying`);
+      log.warn(
+        { event: 'offload.retry', attempt, error, retryInMs: delay },
+        `copy of ${rec.source_path} failed; retrying`,
+      );
     }
   }
 
@@ -505,9 +609,18 @@ export class IngestEngine {
       relaxedTransaction(this.db, () => {
         this.q.released.run(rec.id);
         this.q.jobDone.run(at, rec.id, 'release');
-        this.custody.append({ type: 'camera.file_deleted', camera: cam.serial, recording: rec.id, sha256: rec.sha256, details: { sourcePath: rec.source_path, alreadyGone: true } });
+        this.custody.append({
+          type: 'camera.file_deleted',
+          camera: cam.serial,
+          recording: rec.id,
+          sha256: rec.sha256,
+          details: { sourcePath: rec.source_path, alreadyGone: true },
+        });
       });
-      log.info({ event: 'camera.file_deleted', alreadyGone: true }, `${rec.source_path} was already gone from the camera`);
+      log.info(
+        { event: 'camera.file_deleted', alreadyGone: true },
+        `${rec.source_path} was already gone from the camera`,
+      );
       return false;
     }
     this.lostTrack(cam, rec, step, now);
@@ -546,7 +659,12 @@ export class IngestEngine {
           : `${rec.source_path} changed on the camera while it was copied; the copy is discarded and the file is offloaded as a recording of its own`,
       );
     } else {
-      log.warn({ event: 'recording.vanished', sourcePath: rec.source_path, noticedBy: step }, step === 'copy' ? `${rec.source_path} left the camera while it was copied; the copy is discarded` : `${rec.source_path} left the camera before dockd deleted it`);
+      log.warn(
+        { event: 'recording.vanished', sourcePath: rec.source_path, noticedBy: step },
+        step === 'copy'
+          ? `${rec.source_path} left the camera while it was copied; the copy is discarded`
+          : `${rec.source_path} left the camera before dockd deleted it`,
+      );
     }
     this.events.relist(cam.serial);
   }
@@ -567,9 +685,15 @@ export class IngestEngine {
       const now = new Date().toISOString();
       // Lost in a power cut, the deletion is simply done again: the camera no longer has the file.
       relaxedTransaction(this.db, () => {
-          this.q.released.run(rec.id);
-          this.q.jobDone.run(now, rec.id, 'release');
-          this.custody.append({ type: 'camera.file_deleted', camera: cam.serial, recording: rec.id, sha256: rec.sha256, details: { sourcePath: rec.source_path } });
+        this.q.released.run(rec.id);
+        this.q.jobDone.run(now, rec.id, 'release');
+        this.custody.append({
+          type: 'camera.file_deleted',
+          camera: cam.serial,
+          recording: rec.id,
+          sha256: rec.sha256,
+          details: { sourcePath: rec.source_path },
+        });
       });
       log.info({ event: 'camera.file_deleted' }, `deleted ${rec.source_path} from the camera`);
     } catch (err) {
@@ -582,10 +706,25 @@ export class IngestEngine {
       const delay = backoffMs(attempts, this.cfg.retry);
       const now = new Date().toISOString();
       relaxedTransaction(this.db, () => {
-          this.q.jobRetry.run(exhausted ? 'failed' : 'queued', error, Date.now() + (gone ? 0 : delay), now, rec.id, 'release');
-          this.custody.append({ type: 'camera.file_delete_failed', camera: cam.serial, recording: rec.id, details: { sourcePath: rec.source_path, error, attempt: attempts, willRetry: !exhausted } });
+        this.q.jobRetry.run(
+          exhausted ? 'failed' : 'queued',
+          error,
+          Date.now() + (gone ? 0 : delay),
+          now,
+          rec.id,
+          'release',
+        );
+        this.custody.append({
+          type: 'camera.file_delete_failed',
+          camera: cam.serial,
+          recording: rec.id,
+          details: { sourcePath: rec.source_path, error, attempt: attempts, willRetry: !exhausted },
+        });
       });
-      log.warn({ event: 'camera.file_delete_failed', error, attempt: attempts, willRetry: !exhausted }, `could not delete ${rec.source_path} from the camera`);
+      log.warn(
+        { event: 'camera.file_delete_failed', error, attempt: attempts, willRetry: !exhausted },
+        `could not delete ${rec.source_path} from the camera`,
+      );
       if (gone && !cam.abort.signal.aborted) this.events.deviceGone(cam.serial, error);
     }
   }

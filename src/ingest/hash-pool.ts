@@ -107,14 +107,18 @@ export class HashPool {
     for (let i = 0; i < size; i++) {
       const w = new Worker(WORKER_SOURCE, { eval: true });
       w.unref();
-      w.on('message', (m: { id: number; sha256?: string; bytes?: number; sealed?: string | null; error?: string; code?: string }) => {
-        const p = this.pending.get(m.id);
-        this.pending.delete(m.id);
-        this.release(w);
-        if (!p) return;
-        if (m.error !== undefined) p.reject(Object.assign(new Error(m.error), { code: m.code }));
-        else p.resolve({ sha256: m.sha256!, bytes: m.bytes!, ...(m.sealed !== undefined ? { sealed: m.sealed } : {}) });
-      });
+      w.on(
+        'message',
+        (m: { id: number; sha256?: string; bytes?: number; sealed?: string | null; error?: string; code?: string }) => {
+          const p = this.pending.get(m.id);
+          this.pending.delete(m.id);
+          this.release(w);
+          if (!p) return;
+          if (m.error !== undefined) p.reject(Object.assign(new Error(m.error), { code: m.code }));
+          else
+            p.resolve({ sha256: m.sha256!, bytes: m.bytes!, ...(m.sealed !== undefined ? { sealed: m.sealed } : {}) });
+        },
+      );
       this.workers.push(w);
       this.idle.push(w);
     }
@@ -134,7 +138,11 @@ export class HashPool {
     while (this.idle.length === 0) await new Promise<void>((r) => this.waiting.push(r));
     const w = this.idle.pop()!;
     const id = this.nextId++;
-    const age = opts.age && { key: new Uint8Array(opts.age.key), prefix: new Uint8Array(opts.age.prefix), total: opts.age.total };
+    const age = opts.age && {
+      key: new Uint8Array(opts.age.key),
+      prefix: new Uint8Array(opts.age.prefix),
+      total: opts.age.total,
+    };
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       w.postMessage({ id, file, direct: opts.direct === true, age }, age ? [age.key.buffer, age.prefix.buffer] : []);

@@ -50,17 +50,27 @@ export class Planner {
     this.vanishedRows = db.prepare<[string, number], { id: string; source_path: string }>(
       "SELECT id, source_path FROM recordings WHERE camera = ? AND deleted_from_camera = 0 AND status IN ('pending','failed') AND seen_visit < ?",
     );
-    this.markVanished = db.prepare("UPDATE recordings SET status = 'failed', last_error = 'no longer on the camera', deleted_from_camera = 2 WHERE id = ?");
+    this.markVanished = db.prepare(
+      "UPDATE recordings SET status = 'failed', last_error = 'no longer on the camera', deleted_from_camera = 2 WHERE id = ?",
+    );
   }
 
-  async plan(serial: string, visit: number, session: CameraSession, clockSkewSeconds: number | null = null): Promise<PlanResult> {
+  async plan(
+    serial: string,
+    visit: number,
+    session: CameraSession,
+    clockSkewSeconds: number | null = null,
+  ): Promise<PlanResult> {
     const result: PlanResult = { discovered: 0, known: 0, replaced: 0, vanished: 0, skipped: 0, unreadable: 0 };
     let batch: RecordingEntry[] = [];
     const onUnreadable = (u: UnreadableEntry) => {
       // A camera full of device nodes must not flood the log: the rest are counted in camera.listed.
       if (++result.unreadable > UNREADABLE_LINES) return;
       const sourcePath = String(u.path).slice(0, MAX_PATH);
-      this.log.warn({ event: 'recording.unreadable', camera: serial, sourcePath, reason: u.reason, code: u.code }, `cannot offload ${sourcePath} from the camera (${u.reason}); it stays there`);
+      this.log.warn(
+        { event: 'recording.unreadable', camera: serial, sourcePath, reason: u.reason, code: u.code },
+        `cannot offload ${sourcePath} from the camera (${u.reason}); it stays there`,
+      );
     };
     for await (const entry of session.list({ onUnreadable })) {
       batch.push(entry);
@@ -74,8 +84,16 @@ export class Planner {
       .transaction(() => {
         for (const r of this.vanishedRows.all(serial, visit)) {
           this.markVanished.run(r.id);
-          this.custody.append({ type: 'recording.vanished', camera: serial, recording: r.id, details: { sourcePath: r.source_path } });
-          this.log.warn({ event: 'recording.vanished', camera: serial, recording: r.id, sourcePath: r.source_path }, 'a recording left the camera before it was verified');
+          this.custody.append({
+            type: 'recording.vanished',
+            camera: serial,
+            recording: r.id,
+            details: { sourcePath: r.source_path },
+          });
+          this.log.warn(
+            { event: 'recording.vanished', camera: serial, recording: r.id, sourcePath: r.source_path },
+            'a recording left the camera before it was verified',
+          );
           result.vanished++;
         }
       })
@@ -89,9 +107,21 @@ export class Planner {
    * is never deleted from the camera on its account, and the content now there becomes a
    * recording of its own. Runs inside the caller's transaction. Returns the new recording's id.
    */
-  replace(serial: string, visit: number, old: KnownRow, e: RecordingEntry, skew: number | null, noticedBy: 'listing' | 'copy' | 'release'): string {
+  replace(
+    serial: string,
+    visit: number,
+    old: KnownRow,
+    e: RecordingEntry,
+    skew: number | null,
+    noticedBy: 'listing' | 'copy' | 'release',
+  ): string {
     const now = new Date().toISOString();
-    const cancelled = markLeftCamera(this.db, old.id, 'replaced on the camera before it was verified', now).releaseCancelled;
+    const cancelled = markLeftCamera(
+      this.db,
+      old.id,
+      'replaced on the camera before it was verified',
+      now,
+    ).releaseCancelled;
     const id = this.discover(serial, visit, e, skew, now, { replaces: old.id });
     this.custody.append({
       type: 'recording.replaced_on_camera',
@@ -108,7 +138,15 @@ export class Planner {
       },
     });
     this.log.warn(
-      { event: 'recording.replaced_on_camera', camera: serial, recording: old.id, replacedBy: id, sourcePath: e.path, status: old.status, noticedBy },
+      {
+        event: 'recording.replaced_on_camera',
+        camera: serial,
+        recording: old.id,
+        replacedBy: id,
+        sourcePath: e.path,
+        status: old.status,
+        noticedBy,
+      },
       `${e.path} on camera ${serial} is not the file that was ${old.status === 'verified' ? 'archived' : 'being copied'}; it is kept and offloaded as a recording of its own`,
     );
     // A copy under way still writes its staging file: it finds the change itself when it ends.
@@ -116,25 +154,57 @@ export class Planner {
     return id;
   }
 
-  private discover(serial: string, visit: number, e: RecordingEntry, skew: number | null, now: string, extra: Record<string, unknown> = {}): string {
+  private discover(
+    serial: string,
+    visit: number,
+    e: RecordingEntry,
+    skew: number | null,
+    now: string,
+    extra: Record<string, unknown> = {},
+  ): string {
     const id = newRecordingId();
     const modifiedAt = validTime(e.modifiedAt);
     // The camera's clock says when; the measured skew turns that into dock time.
     const recordedAt = modifiedAt ? validTime(new Date(e.modifiedAt!.getTime() - (skew ?? 0) * 1000)) : null;
     const officer = recordedAt ? officerAt(this.db, serial, recordedAt) : null;
-    this.insert.run({ id, camera: serial, sourcePath: e.path, sourceId: e.id, identity: e.identity, bytes: e.bytes, modifiedAt, recordedAt, visit, now });
-    this.custody.append({ type: 'recording.discovered', camera: serial, recording: id, details: { sourcePath: e.path, bytes: e.bytes, modifiedAt, recordedAt, officer, ...extra } });
+    this.insert.run({
+      id,
+      camera: serial,
+      sourcePath: e.path,
+      sourceId: e.id,
+      identity: e.identity,
+      bytes: e.bytes,
+      modifiedAt,
+      recordedAt,
+      visit,
+      now,
+    });
+    this.custody.append({
+      type: 'recording.discovered',
+      camera: serial,
+      recording: id,
+      details: { sourcePath: e.path, bytes: e.bytes, modifiedAt, recordedAt, officer, ...extra },
+    });
     return id;
   }
 
-  private applyBatch(serial: string, visit: number, entries: RecordingEntry[], result: PlanResult, skew: number | null): void {
+  private applyBatch(
+    serial: string,
+    visit: number,
+    entries: RecordingEntry[],
+    result: PlanResult,
+    skew: number | null,
+  ): void {
     if (entries.length === 0) return;
     const now = new Date().toISOString();
     relaxedTransaction(this.db, () => {
       for (const e of entries) {
         if (!validEntry(e)) {
           result.skipped++;
-          this.log.error({ event: 'recording.unlistable', camera: serial, sourcePath: String(e.path).slice(0, 512), bytes: e.bytes }, 'camera listed a recording with an impossible size or path');
+          this.log.error(
+            { event: 'recording.unlistable', camera: serial, sourcePath: String(e.path).slice(0, 512), bytes: e.bytes },
+            'camera listed a recording with an impossible size or path',
+          );
           continue;
         }
         const existing = this.find.get(serial, e.path);

@@ -17,28 +17,56 @@ export interface RecoveryReport {
   camerasMarkedUndocked: number;
 }
 
-export async function recover(db: Db, custody: CustodyLog, archive: LocalArchive, log: Logger): Promise<RecoveryReport> {
-  const report: RecoveryReport = { interrupted: 0, uncommittedArchiveFiles: 0, orphanStaging: 0, camerasMarkedUndocked: 0 };
+export async function recover(
+  db: Db,
+  custody: CustodyLog,
+  archive: LocalArchive,
+  log: Logger,
+): Promise<RecoveryReport> {
+  const report: RecoveryReport = {
+    interrupted: 0,
+    uncommittedArchiveFiles: 0,
+    orphanStaging: 0,
+    camerasMarkedUndocked: 0,
+  };
   const copying = db.prepare<[], RecordingRow>("SELECT * FROM recordings WHERE status = 'copying'").all();
   for (const rec of copying) {
     // Only a 'copying' row can have reached the rename before the crash.
-    const p = archive.pathFor({ id: rec.id, camera: rec.camera, sourcePath: rec.source_path, discoveredAt: rec.discovered_at });
+    const p = archive.pathFor({
+      id: rec.id,
+      camera: rec.camera,
+      sourcePath: rec.source_path,
+      discoveredAt: rec.discovered_at,
+    });
     await archive.remove(p).then(() => report.uncommittedArchiveFiles++);
   }
   db.transaction(() => {
     for (const rec of copying) {
       db.prepare("UPDATE recordings SET status = 'pending' WHERE id = ?").run(rec.id);
-      custody.append({ type: 'offload.interrupted', camera: rec.camera, recording: rec.id, details: { reason: 'daemon restarted', keptBytes: rec.bytes_done } });
+      custody.append({
+        type: 'offload.interrupted',
+        camera: rec.camera,
+        recording: rec.id,
+        details: { reason: 'daemon restarted', keptBytes: rec.bytes_done },
+      });
       report.interrupted++;
     }
-    const docked = db.prepare<[], { serial: string; slot: string }>('SELECT serial, slot FROM cameras WHERE docked = 1').all();
+    const docked = db
+      .prepare<[], { serial: string; slot: string }>('SELECT serial, slot FROM cameras WHERE docked = 1')
+      .all();
     for (const cam of docked) {
       db.prepare('UPDATE cameras SET docked = 0 WHERE serial = ?').run(cam.serial);
-      custody.append({ type: 'camera.undocked', camera: cam.serial, details: { slot: cam.slot, reason: 'daemon restarted' } });
+      custody.append({
+        type: 'camera.undocked',
+        camera: cam.serial,
+        details: { slot: cam.slot, reason: 'daemon restarted' },
+      });
       report.camerasMarkedUndocked++;
     }
   }).immediate();
-  const live = db.prepare<[string], { status: string; deleted_from_camera: number }>('SELECT status, deleted_from_camera FROM recordings WHERE id = ?');
+  const live = db.prepare<[string], { status: string; deleted_from_camera: number }>(
+    'SELECT status, deleted_from_camera FROM recordings WHERE id = ?',
+  );
   for (const id of await archive.stagingIds()) {
     const row = live.get(id);
     // A partial copy of content the camera no longer holds can never be finished.

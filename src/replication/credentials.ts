@@ -17,7 +17,10 @@ export function loadCredentials(cfg: ReplicationConfig, env: NodeJS.ProcessEnv =
   if (cfg.credentialsFile) {
     const st = statSync(cfg.credentialsFile, { throwIfNoEntry: false });
     if (!st) throw new CredentialsError(`replication.credentialsFile ${cfg.credentialsFile} does not exist`);
-    if ((st.mode & 0o077) !== 0) throw new CredentialsError(`replication.credentialsFile ${cfg.credentialsFile} must be mode 0600 (it is ${(st.mode & 0o777).toString(8)})`);
+    if ((st.mode & 0o077) !== 0)
+      throw new CredentialsError(
+        `replication.credentialsFile ${cfg.credentialsFile} must be mode 0600 (it is ${(st.mode & 0o777).toString(8)})`,
+      );
     const text = readFileSync(cfg.credentialsFile, 'utf8');
     let accessKeyId: string | undefined;
     let secretAccessKey: string | undefined;
@@ -32,11 +35,17 @@ export function loadCredentials(cfg: ReplicationConfig, env: NodeJS.ProcessEnv =
         if (m?.[1] === 'AWS_SECRET_ACCESS_KEY') secretAccessKey = m[2];
       }
     }
-    if (!accessKeyId || !secretAccessKey) throw new CredentialsError(`replication.credentialsFile ${cfg.credentialsFile} holds no access key id and secret`);
+    if (!accessKeyId || !secretAccessKey)
+      throw new CredentialsError(
+        `replication.credentialsFile ${cfg.credentialsFile} holds no access key id and secret`,
+      );
     return { accessKeyId, secretAccessKey };
   }
   const accessKeyId = env.AWS_ACCESS_KEY_ID;
   const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
-  if (!accessKeyId || !secretAccessKey) throw new CredentialsError('replication needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment or replication.credentialsFile');
+  if (!accessKeyId || !secretAccessKey)
+    throw new CredentialsError(
+      'replication needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment or replication.credentialsFile',
+    );
   return { accessKeyId, secretAccessKey };
 }

@@ -19,6 +19,8 @@ export class ArchiveMismatchError extends Error {
     readonly actual: string,
   ) {
     const found = /^[0-9a-f]{64}$/.test(actual) ? `SHA-256 ${actual.slice(0, 12)}…` : actual;
-    super(`${file} is no longer what was verified (${found} instead of SHA-256 ${expected.slice(0, 12)}…); not uploaded`);
+    super(
+      `${file} is no longer what was verified (${found} instead of SHA-256 ${expected.slice(0, 12)}…); not uploaded`,
+    );
   }
 }

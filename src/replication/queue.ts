@@ -2,7 +2,9 @@
 import type { Db } from '../store/db.js';
 
 export function queueReplication(db: Db, recording: string, now = new Date().toISOString()): void {
-  db.prepare("INSERT OR IGNORE INTO jobs (recording, kind, state, created_at, updated_at) VALUES (?, 'replicate', 'queued', ?, ?)").run(recording, now, now);
+  db.prepare(
+    "INSERT OR IGNORE INTO jobs (recording, kind, state, created_at, updated_at) VALUES (?, 'replicate', 'queued', ?, ?)",
+  ).run(recording, now, now);
 }
 
 export interface Backlog {
@@ -20,8 +22,9 @@ export function replicationBacklog(db: Db): Backlog {
   return { count: r.count, bytes: r.bytes ?? 0, oldestAt: r.oldest };
 }
 
-
 /** Uploads that exhausted their retries (or found the archive changed): they wait for a person. */
 export function replicationFailed(db: Db): number {
-  return db.prepare<[], { n: number }>("SELECT count(*) n FROM jobs WHERE kind = 'replicate' AND state = 'failed'").get()!.n;
+  return db
+    .prepare<[], { n: number }>("SELECT count(*) n FROM jobs WHERE kind = 'replicate' AND state = 'failed'")
+    .get()!.n;
 }

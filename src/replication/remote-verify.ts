@@ -30,7 +30,8 @@ export async function verifyRemote(db: Db, store: ObjectStore): Promise<RemoteCh
     const got = await store.head(want.key);
     if (!got) res.missing.push(id);
     else if (got.metadata.sha256 !== want.sha256) res.mismatched.push(id);
-    else if (!got.retainUntil || (want.retainUntil && got.retainUntil.getTime() < Date.parse(want.retainUntil))) res.unlocked.push(id);
+    else if (!got.retainUntil || (want.retainUntil && got.retainUntil.getTime() < Date.parse(want.retainUntil)))
+      res.unlocked.push(id);
     else res.ok++;
   }
   return res;

@@ -46,7 +46,12 @@ export function describeError(err: unknown): string {
   const message = (err as Error)?.message ?? String(err);
   const status = httpStatus(err);
   if (status === undefined || (message && message !== 'UnknownError')) return message;
-  const hint = status === 403 ? ': access denied, check the access key and secret' : status === 404 ? ': not found, check the bucket' : '';
+  const hint =
+    status === 403
+      ? ': access denied, check the access key and secret'
+      : status === 404
+        ? ': not found, check the bucket'
+        : '';
   return `the store answered HTTP ${status}${hint}`;
 }
 
@@ -55,8 +60,15 @@ export function isBlocking(err: unknown): boolean {
   const name = (err as { name?: string })?.name ?? '';
   const status = httpStatus(err);
   return (
-    ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'NoSuchBucket', 'ObjectLockConfigurationNotFoundError', 'InvalidBucketState', 'CredentialsError'].includes(name) ||
-    status === 403
+    [
+      'InvalidAccessKeyId',
+      'SignatureDoesNotMatch',
+      'AccessDenied',
+      'NoSuchBucket',
+      'ObjectLockConfigurationNotFoundError',
+      'InvalidBucketState',
+      'CredentialsError',
+    ].includes(name) || status === 403
   );
 }
 
@@ -151,14 +163,26 @@ export class Replicator {
   private storeFailed(job: Job | null, storeErr: unknown, cause?: unknown): void {
     const error = (storeErr as Error)?.message ?? String(storeErr);
     const retryInMs = this.cfg.blockedRetryMs;
-    this.lastError = this.storeError = job ? `the store did not take the replication's state: ${error}` : `the store cannot be read: ${error}`;
+    this.lastError = this.storeError = job
+      ? `the store did not take the replication's state: ${error}`
+      : `the store cannot be read: ${error}`;
     if (!this.storeRefusing.failed()) return;
     if (!job) {
-      this.log.error({ event: 'replication.store_failed', error, retryInMs }, `cannot read the replication queue from the store: ${error}; trying again`);
+      this.log.error(
+        { event: 'replication.store_failed', error, retryInMs },
+        `cannot read the replication queue from the store: ${error}; trying again`,
+      );
       return;
     }
     this.log.error(
-      { event: 'replication.store_failed', camera: job.camera, recording: job.recording, error, cause: describeError(cause), retryInMs },
+      {
+        event: 'replication.store_failed',
+        camera: job.camera,
+        recording: job.recording,
+        error,
+        cause: describeError(cause),
+        retryInMs,
+      },
       `replication of ${job.recording} failed and the store did not take it: ${error}; trying again`,
     );
   }
@@ -169,7 +193,10 @@ export class Replicator {
     if (failedForMs === null) return;
     if (this.lastError === this.storeError) this.lastError = null;
     this.storeError = null;
-    this.log.info({ event: 'replication.store_restored', failedForMs }, `the store takes the replication's state again, after ${Math.round(failedForMs / 1000)} s`);
+    this.log.info(
+      { event: 'replication.store_restored', failedForMs },
+      `the store takes the replication's state again, after ${Math.round(failedForMs / 1000)} s`,
+    );
   }
 
   private async replicate(job: Job, signal: AbortSignal): Promise<void> {
@@ -189,42 +216,93 @@ export class Replicator {
         sha256: job.stored_sha256,
         retainUntil,
         signal,
-        metadata: { sha256: job.sha256, 'stored-sha256': job.stored_sha256, camera: encodeURIComponent(job.camera), recording: job.recording, 'recorded-at': job.recorded_at ?? '', 'verified-at': job.verified_at, dock: encodeURIComponent(this.cfg.dockId) },
+        metadata: {
+          sha256: job.sha256,
+          'stored-sha256': job.stored_sha256,
+          camera: encodeURIComponent(job.camera),
+          recording: job.recording,
+          'recorded-at': job.recorded_at ?? '',
+          'verified-at': job.verified_at,
+          dock: encodeURIComponent(this.cfg.dockId),
+        },
       });
       uploaded = true;
       remote = await this.store.head(key);
     }
     if (!remote) throw new Error(`object ${key} is not there after the upload`);
     if (remote.bytes !== job.bytes || remote.metadata.sha256 !== job.sha256) {
-      throw new Error(`object ${key} does not match: ${remote.bytes} bytes, sha256 ${remote.metadata.sha256 ?? 'missing'}`);
+      throw new Error(
+        `object ${key} does not match: ${remote.bytes} bytes, sha256 ${remote.metadata.sha256 ?? 'missing'}`,
+      );
     }
-    if (!remote.lockMode || !remote.retainUntil) throw Object.assign(new Error(`object ${key} carries no Object Lock retention`), { name: 'ObjectLockConfigurationNotFoundError' });
+    if (!remote.lockMode || !remote.retainUntil)
+      throw Object.assign(new Error(`object ${key} carries no Object Lock retention`), {
+        name: 'ObjectLockConfigurationNotFoundError',
+      });
 
     const now = new Date();
-    const head = this.db.transaction(() => {
-      const ev = this.custody.append({
-        type: 'replication.verified',
-        camera: job.camera,
-        recording: job.recording,
-        sha256: job.sha256,
-        at: now,
-        details: { bucket: this.cfg.bucket, key, versionId: remote.versionId, retainUntil: remote.retainUntil?.toISOString() ?? null, lockMode: remote.lockMode, uploaded },
-      });
-      this.db.prepare("UPDATE jobs SET state = 'done', attempts = attempts + 1, last_error = NULL, updated_at = ? WHERE recording = ? AND kind = 'replicate'").run(now.toISOString(), job.recording);
-      return ev;
-    }).immediate();
-    log.info({ event: 'replication.verified', key, versionId: remote.versionId, retainUntil: remote.retainUntil?.toISOString(), uploaded }, `replicated ${key}`);
+    const head = this.db
+      .transaction(() => {
+        const ev = this.custody.append({
+          type: 'replication.verified',
+          camera: job.camera,
+          recording: job.recording,
+          sha256: job.sha256,
+          at: now,
+          details: {
+            bucket: this.cfg.bucket,
+            key,
+            versionId: remote.versionId,
+            retainUntil: remote.retainUntil?.toISOString() ?? null,
+            lockMode: remote.lockMode,
+            uploaded,
+          },
+        });
+        this.db
+          .prepare(
+            "UPDATE jobs SET state = 'done', attempts = attempts + 1, last_error = NULL, updated_at = ? WHERE recording = ? AND kind = 'replicate'",
+          )
+          .run(now.toISOString(), job.recording);
+        return ev;
+      })
+      .immediate();
+    log.info(
+      {
+        event: 'replication.verified',
+        key,
+        versionId: remote.versionId,
+        retainUntil: remote.retainUntil?.toISOString(),
+        uploaded,
+      },
+      `replicated ${key}`,
+    );
 
     // The custody manifest travels with the object, covered by a signed head.
     const cp = this.checkpoints.signHead() ?? this.checkpoints.latest();
     const events = this.custody.forRecording(job.recording).filter((e) => e.seq <= head.seq);
-    const manifest = Buffer.from(JSON.stringify({ recording: job.recording, camera: job.camera, sha256: job.sha256, object: key, events, checkpoint: cp }, null, 2));
+    const manifest = Buffer.from(
+      JSON.stringify(
+        { recording: job.recording, camera: job.camera, sha256: job.sha256, object: key, events, checkpoint: cp },
+        null,
+        2,
+      ),
+    );
     // `sha256` is the object's own hash on every object of the bucket, so that an auditor checking
     // each object against it finds no exception; the recording's goes beside it.
     const manifestSha256 = createHash('sha256').update(manifest).digest('hex');
-    await this.store.putSmall(`${key}.custody.json`, manifest, { sha256: manifestSha256, 'recording-sha256': job.sha256, recording: job.recording }, retainUntil).catch((err: unknown) => {
-      log.warn({ event: 'replication.manifest_failed', key, error: (err as Error).message }, 'custody manifest upload failed; the recording itself is replicated');
-    });
+    await this.store
+      .putSmall(
+        `${key}.custody.json`,
+        manifest,
+        { sha256: manifestSha256, 'recording-sha256': job.sha256, recording: job.recording },
+        retainUntil,
+      )
+      .catch((err: unknown) => {
+        log.warn(
+          { event: 'replication.manifest_failed', key, error: (err as Error).message },
+          'custody manifest upload failed; the recording itself is replicated',
+        );
+      });
   }
 
   private failed(job: Job, err: unknown): void {
@@ -235,21 +313,32 @@ export class Replicator {
       // The evidence itself changed after its verification, so the chain of custody says so, not
       // only the log: whoever answers for the recording later finds when it was noticed.
       const now = new Date();
-      this.db.transaction(() => {
-        this.db
-          .prepare("UPDATE jobs SET state = 'failed', attempts = attempts + 1, last_error = ?, updated_at = ? WHERE recording = ? AND kind = 'replicate'")
-          .run(error, now.toISOString(), job.recording);
-        this.custody.append({
-          type: 'archive.mismatch',
+      this.db
+        .transaction(() => {
+          this.db
+            .prepare(
+              "UPDATE jobs SET state = 'failed', attempts = attempts + 1, last_error = ?, updated_at = ? WHERE recording = ? AND kind = 'replicate'",
+            )
+            .run(error, now.toISOString(), job.recording);
+          this.custody.append({
+            type: 'archive.mismatch',
+            camera: job.camera,
+            recording: job.recording,
+            sha256: err.expected,
+            at: now,
+            details: { file: err.file, actual: err.actual, noticedBy: 'replication' },
+          });
+        })
+        .immediate();
+      this.log.error(
+        {
+          event: 'replication.archive_mismatch',
           camera: job.camera,
           recording: job.recording,
-          sha256: err.expected,
-          at: now,
-          details: { file: err.file, actual: err.actual, noticedBy: 'replication' },
-        });
-      }).immediate();
-      this.log.error(
-        { event: 'replication.archive_mismatch', camera: job.camera, recording: job.recording, file: err.file, expected: err.expected, actual: err.actual },
+          file: err.file,
+          expected: err.expected,
+          actual: err.actual,
+        },
         `not replicated: ${error}`,
       );
       return;
@@ -259,13 +348,29 @@ export class Replicator {
     const delay = blocking ? this.cfg.blockedRetryMs : backoffMs(attempts, this.cfg.retry);
     const exhausted = !blocking && attempts >= this.cfg.retry.attempts;
     this.db
-      .prepare('UPDATE jobs SET state = ?, attempts = attempts + ?, last_error = ?, not_before = ?, updated_at = ? WHERE recording = ? AND kind = ?')
-      .run(exhausted ? 'failed' : 'queued', blocking ? 0 : 1, error, Date.now() + delay, new Date().toISOString(), job.recording, 'replicate');
+      .prepare(
+        'UPDATE jobs SET state = ?, attempts = attempts + ?, last_error = ?, not_before = ?, updated_at = ? WHERE recording = ? AND kind = ?',
+      )
+      .run(
+        exhausted ? 'failed' : 'queued',
+        blocking ? 0 : 1,
+        error,
+        Date.now() + delay,
+        new Date().toISOString(),
+        job.recording,
+        'replicate',
+      );
     if (blocking) {
-      if (!this.blockedSaid) this.log.error({ event: 'replication.blocked', error, name: (err as Error)?.name }, `replication waits: ${error}`);
+      if (!this.blockedSaid)
+        this.log.error(
+          { event: 'replication.blocked', error, name: (err as Error)?.name },
+          `replication waits: ${error}`,
+        );
       this.blockedSaid = true;
       // Everything queued waits, not just this job: the cause is the store, not the recording.
-      this.db.prepare("UPDATE jobs SET not_before = max(not_before, ?) WHERE kind = 'replicate' AND state = 'queued'").run(Date.now() + delay);
+      this.db
+        .prepare("UPDATE jobs SET not_before = max(not_before, ?) WHERE kind = 'replicate' AND state = 'queued'")
+        .run(Date.now() + delay);
     } else if (exhausted) {
       // The last word on this upload: nothing retries it until `dockd replicate` queues it again.
       this.log.error(
@@ -273,7 +378,17 @@ export class Replicator {
         `upload of ${job.recording} failed ${attempts} times; giving up: ${error} (dockd replicate --recording ${job.recording} queues it again)`,
       );
     } else {
-      this.log.warn({ event: 'replication.retry', camera: job.camera, recording: job.recording, attempt: attempts, error, retryInMs: delay }, 'upload failed; retrying');
+      this.log.warn(
+        {
+          event: 'replication.retry',
+          camera: job.camera,
+          recording: job.recording,
+          attempt: attempts,
+          error,
+          retryInMs: delay,
+        },
+        'upload failed; retrying',
+      );
     }
   }
 }

@@ -47,7 +47,11 @@ export interface RemoteObject {
  * stores need, for dockd and for the tests and benchmark that check it against a real RGW.
  * `maxAttempts` is 1 for dockd, whose replication queue does its own retrying with backoff.
  */
-export function s3ClientFor(target: Pick<ReplicationConfig, 'endpoint' | 'region' | 'forcePathStyle'>, creds: S3Credentials, maxAttempts = 1): S3Client {
+export function s3ClientFor(
+  target: Pick<ReplicationConfig, 'endpoint' | 'region' | 'forcePathStyle'>,
+  creds: S3Credentials,
+  maxAttempts = 1,
+): S3Client {
   return new S3Client({
     endpoint: target.endpoint ?? undefined,
     region: target.region,
@@ -71,14 +75,20 @@ export class ObjectStore {
    */
   private spare: Buffer | null = null;
 
-  constructor(private readonly cfg: ReplicationConfig, creds: S3Credentials) {
+  constructor(
+    private readonly cfg: ReplicationConfig,
+    creds: S3Credentials,
+  ) {
     this.client = s3ClientFor(cfg, creds);
   }
 
   /** Throws unless the bucket has Object Lock enabled: uploads without it would be deletable. */
   async checkBucket(): Promise<void> {
     const r = await this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.cfg.bucket }));
-    if (r.ObjectLockConfiguration?.ObjectLockEnabled !== 'Enabled') throw Object.assign(new Error(`bucket ${this.cfg.bucket} has no Object Lock`), { name: 'ObjectLockConfigurationNotFoundError' });
+    if (r.ObjectLockConfiguration?.ObjectLockEnabled !== 'Enabled')
+      throw Object.assign(new Error(`bucket ${this.cfg.bucket} has no Object Lock`), {
+        name: 'ObjectLockConfigurationNotFoundError',
+      });
   }
 
   async head(key: string): Promise<RemoteObject | null> {
@@ -100,7 +110,10 @@ export class ObjectStore {
   }
 
   async put(req: PutRequest): Promise<void> {
-    const lock = { ObjectLockMode: this.cfg.objectLock.mode as ObjectLockMode, ObjectLockRetainUntilDate: req.retainUntil };
+    const lock = {
+      ObjectLockMode: this.cfg.objectLock.mode as ObjectLockMode,
+      ObjectLockRetainUntilDate: req.retainUntil,
+    };
     const single = req.bytes <= this.cfg.multipartThresholdBytes;
     const fh = await open(req.file, 'r');
     const memory = this.borrow(single ? req.bytes : this.cfg.partSizeBytes);
@@ -117,37 +130,71 @@ export class ObjectStore {
         sent.update(body);
         checkSent();
         await this.client.send(
-          new PutObjectCommand({ Bucket: this.cfg.bucket, Key: req.key, Body: body, ContentLength: body.length, ContentMD5: md5(body), Metadata: req.metadata, ...lock }),
+          new PutObjectCommand({
+            Bucket: this.cfg.bucket,
+            Key: req.key,
+            Body: body,
+            ContentLength: body.length,
+            ContentMD5: md5(body),
+            Metadata: req.metadata,
+            ...lock,
+          }),
           { abortSignal: req.signal },
         );
         return;
       }
-      const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: req.key, Metadata: req.metadata, ...lock }), { abortSignal: req.signal });
+      const { UploadId } = await this.client.send(
+        new CreateMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: req.key, Metadata: req.metadata, ...lock }),
+        { abortSignal: req.signal },
+      );
       try {
         const parts: Array<{ ETag: string; PartNumber: number }> = [];
         for (let off = 0, n = 1; off < req.bytes; off += this.cfg.partSizeBytes, n++) {
           const body = await readRange(fh, memory, off, Math.min(this.cfg.partSizeBytes, req.bytes - off), req);
           sent.update(body);
           const r = await this.client.send(
-            new UploadPartCommand({ Bucket: this.cfg.bucket, Key: req.key, UploadId, PartNumber: n, Body: body, ContentLength: body.length, ContentMD5: md5(body) }),
+            new UploadPartCommand({
+              Bucket: this.cfg.bucket,
+              Key: req.key,
+              UploadId,
+              PartNumber: n,
+              Body: body,
+              ContentLength: body.length,
+              ContentMD5: md5(body),
+            }),
             { abortSignal: req.signal },
           );
           parts.push({ ETag: r.ETag!, PartNumber: n });
         }
         // Before the parts become an object: the abort below throws them away.
         checkSent();
-        const done = await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: req.key, UploadId, MultipartUpload: { Parts: parts } }), { abortSignal: req.signal });
+        const done = await this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.cfg.bucket,
+            Key: req.key,
+            UploadId,
+            MultipartUpload: { Parts: parts },
+          }),
+          { abortSignal: req.signal },
+        );
         // Some stores (Ceph RGW 16) drop the lock headers of a multipart upload: lock the
         // version explicitly when it arrived without retention.
         const head = await this.head(req.key);
         if (head && !head.retainUntil) {
           await this.client.send(
-            new PutObjectRetentionCommand({ Bucket: this.cfg.bucket, Key: req.key, VersionId: done.VersionId ?? head.versionId ?? undefined, Retention: { Mode: lock.ObjectLockMode, RetainUntilDate: req.retainUntil } }),
+            new PutObjectRetentionCommand({
+              Bucket: this.cfg.bucket,
+              Key: req.key,
+              VersionId: done.VersionId ?? head.versionId ?? undefined,
+              Retention: { Mode: lock.ObjectLockMode, RetainUntilDate: req.retainUntil },
+            }),
             { abortSignal: req.signal },
           );
         }
       } catch (err) {
-        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: req.key, UploadId })).catch(() => undefined);
+        await this.client
+          .send(new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: req.key, UploadId }))
+          .catch(() => undefined);
         throw err;
       }
     } finally {
@@ -191,13 +238,20 @@ function md5(b: Buffer): string {
   return createHash('md5').update(b).digest('base64');
 }
 
-async function readRange(fh: import('node:fs/promises').FileHandle, memory: Buffer, position: number, length: number, req: PutRequest): Promise<Buffer> {
+async function readRange(
+  fh: import('node:fs/promises').FileHandle,
+  memory: Buffer,
+  position: number,
+  length: number,
+  req: PutRequest,
+): Promise<Buffer> {
   const buf = memory.subarray(0, length);
   let done = 0;
   while (done < length) {
     const { bytesRead } = await fh.read(buf, done, length - done, position + done);
     // Cut short since its verification: as changed as a flipped byte, and as pointless to retry.
-    if (bytesRead === 0) throw new ArchiveMismatchError(req.file, req.sha256, `the file ends at byte ${position + done} of ${req.bytes}`);
+    if (bytesRead === 0)
+      throw new ArchiveMismatchError(req.file, req.sha256, `the file ends at byte ${position + done} of ${req.bytes}`);
     done += bytesRead;
   }
   return buf;

@@ -16,7 +16,9 @@ const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;
 export function escapeHtml(s: string): string {
   return s
     .replace(/[&<>"']/g, (c) => ENTITIES[c]!)
-    .replace(/[\p{Cc}]/gu, (c) => (c === '\n' || c === '\t' ? c : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+    .replace(/[\p{Cc}]/gu, (c) =>
+      c === '\n' || c === '\t' ? c : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+    );
 }
 
 function part(v: unknown): string {

@@ -41,7 +41,13 @@ export interface ReportCamera extends CameraBattery {
 export interface ReportModel {
   generatedAt: string;
   dataDir: string;
-  daemon: { running: boolean; pid: number | null; version: string | null; heartbeatAt: string | null; stoppedAt: string | null };
+  daemon: {
+    running: boolean;
+    pid: number | null;
+    version: string | null;
+    heartbeatAt: string | null;
+    stoppedAt: string | null;
+  };
   shiftHours: number;
   cameras: ReportCamera[];
   offloads: { days: Array<{ date: string; count: number; bytes: number }>; count: number; bytes: number };
@@ -49,7 +55,15 @@ export interface ReportModel {
     recordings: Array<{ error: string; count: number; cameras: string[]; example: string }>;
     events: Array<{ class: string; count: number; gaveUp: number; lastError: string | null; lastAt: string }>;
   };
-  archive: { path: string; verifiedCount: number; verifiedBytes: number; freeBytes: number | null; totalBytes: number | null; pending: number; failed: number };
+  archive: {
+    path: string;
+    verifiedCount: number;
+    verifiedBytes: number;
+    freeBytes: number | null;
+    totalBytes: number | null;
+    pending: number;
+    failed: number;
+  };
   custody: {
     events: number;
     head: { seq: number; at: string } | null;
@@ -71,7 +85,13 @@ export function buildReport(db: Db, cfg: Config, now = Date.now()): ReportModel 
   return {
     generatedAt: new Date(now).toISOString(),
     dataDir: cfg.dataDir,
-    daemon: { running, pid: d?.pid ?? null, version: d?.version ?? null, heartbeatAt: d?.heartbeat_at ?? null, stoppedAt: d?.stopped_at ?? null },
+    daemon: {
+      running,
+      pid: d?.pid ?? null,
+      version: d?.version ?? null,
+      heartbeatAt: d?.heartbeat_at ?? null,
+      stoppedAt: d?.stopped_at ?? null,
+    },
     shiftHours: cfg.battery.shiftHours,
     cameras: cameras(db, cfg.battery.shiftHours, running),
     offloads: offloads(db, now),
@@ -85,7 +105,9 @@ export function buildReport(db: Db, cfg: Config, now = Date.now()): ReportModel 
 function cameras(db: Db, shiftHours: number, running: boolean): ReportCamera[] {
   const rows = new Map(
     db
-      .prepare<[], { serial: string; model: string | null; slot: string | null; docked: number; last_seen: string }>('SELECT serial, model, slot, docked, last_seen FROM cameras')
+      .prepare<[], { serial: string; model: string | null; slot: string | null; docked: number; last_seen: string }>(
+        'SELECT serial, model, slot, docked, last_seen FROM cameras',
+      )
       .all()
       .map((r) => [r.serial, r]),
   );
@@ -103,11 +125,20 @@ function cameras(db: Db, shiftHours: number, running: boolean): ReportCamera[] {
         // The docked flag is only as fresh as the daemon that set it.
         docked: running && r?.docked === 1,
         lastSeen: r?.last_seen ?? '',
-        chart: { from: samples[0]?.at ?? null, to: samples.at(-1)?.at ?? null, samples: samples.length, points: downsample(samples, MAX_CHART_POINTS) },
+        chart: {
+          from: samples[0]?.at ?? null,
+          to: samples.at(-1)?.at ?? null,
+          samples: samples.length,
+          points: downsample(samples, MAX_CHART_POINTS),
+        },
         byProfile: drainByProfile(samples, profileHistory(db, b.serial), shiftHours),
       };
     })
-    .sort((a, b) => (SEVERITY[a.status] ?? 9) - (SEVERITY[b.status] ?? 9) || (a.serial < b.serial ? -1 : a.serial > b.serial ? 1 : 0));
+    .sort(
+      (a, b) =>
+        (SEVERITY[a.status] ?? 9) - (SEVERITY[b.status] ?? 9) ||
+        (a.serial < b.serial ? -1 : a.serial > b.serial ? 1 : 0),
+    );
 }
 
 /** At most `max` points: each of max/2 equal time buckets keeps its lowest and highest sample, in time order. */
@@ -149,7 +180,11 @@ function offloads(db: Db, now: number): ReportModel['offloads'] {
   const since = new Date(today.getFullYear(), today.getMonth(), today.getDate() - (REPORT_DAYS - 1)).toISOString();
   let count = 0;
   let bytes = 0;
-  for (const r of db.prepare<[string], { verified_at: string; bytes: number }>('SELECT verified_at, bytes FROM recordings WHERE verified_at >= ?').iterate(since)) {
+  for (const r of db
+    .prepare<[string], { verified_at: string; bytes: number }>(
+      'SELECT verified_at, bytes FROM recordings WHERE verified_at >= ?',
+    )
+    .iterate(since)) {
     const day = days.get(localDay(Date.parse(r.verified_at)));
     if (!day) continue;
     day.count++;
@@ -170,7 +205,10 @@ function failures(db: Db): ReportModel['failures'] {
     .map((r) => ({ ...r, cameras: (JSON.parse(r.cameras) as string[]).sort() }));
   // With max(), SQLite takes the bare columns from the row holding the maximum: the latest event.
   const events = db
-    .prepare<[], { class: string | null; count: number; gaveUp: number; lastError: string | null; lastAt: string; lastSeq: number }>(
+    .prepare<
+      [],
+      { class: string | null; count: number; gaveUp: number; lastError: string | null; lastAt: string; lastSeq: number }
+    >(
       `SELECT class, count(*) count, coalesce(sum(json_extract(details, '$.willRetry') = 0), 0) gaveUp,
               max(seq) lastSeq, at lastAt, json_extract(details, '$.error') lastError
        FROM (SELECT seq, at, details, json_extract(details, '$.class') class FROM custody_events WHERE type = 'offload.failed')
@@ -202,7 +240,9 @@ function archive(db: Db, dataDir: string): ReportModel['archive'] {
 
 function custody(db: Db, dataDir: string): ReportModel['custody'] {
   const chain = verifyChain(db);
-  const head = db.prepare<[], { seq: number; at: string }>('SELECT seq, at FROM custody_events ORDER BY seq DESC LIMIT 1').get() ?? null;
+  const head =
+    db.prepare<[], { seq: number; at: string }>('SELECT seq, at FROM custody_events ORDER BY seq DESC LIMIT 1').get() ??
+    null;
   const cp = latestCheckpoint(db);
   const checks = checkCheckpoints(db, loadDockPublicKey(dataDir));
   return {

@@ -34,7 +34,12 @@ function split(all: readonly CameraEpisodes[], groupOf: GroupOf, unknown: string
   return new Map([...groups].map(([k, v]) => [k, [...v.values()]]));
 }
 
-export function groupFigures(all: readonly CameraEpisodes[], w: StageWindow, groupOf: GroupOf, opts: { minShifts: number; unknown?: string }): GroupFigures[] {
+export function groupFigures(
+  all: readonly CameraEpisodes[],
+  w: StageWindow,
+  groupOf: GroupOf,
+  opts: { minShifts: number; unknown?: string },
+): GroupFigures[] {
   const out: GroupFigures[] = [];
   const other: CameraEpisodes[] = [];
   for (const [group, eps] of split(all, groupOf, opts.unknown ?? '(none)')) {

@@ -148,7 +148,10 @@ export interface WeekFigures extends StageFigures {
 }
 
 /** The figures of each ISO week that has anything in the window, oldest first. */
-export function weeklyFigures(all: readonly CameraEpisodes[], w: StageWindow = { from: null, to: null }): WeekFigures[] {
+export function weeklyFigures(
+  all: readonly CameraEpisodes[],
+  w: StageWindow = { from: null, to: null },
+): WeekFigures[] {
   // One pass sorts everything into its weeks; a shift goes into every week it has hours in.
   const weeks = new Map<number, Map<string, CameraEpisodes>>();
   const slot = (start: number, camera: string): CameraEpisodes => {
@@ -170,7 +173,12 @@ export function weeklyFigures(all: readonly CameraEpisodes[], w: StageWindow = {
     .map(([start, eps]) => {
       const win = { from: Math.max(start, w.from ?? -Infinity), to: Math.min(start + WEEK, w.to ?? Infinity) };
       const f = stageFigures([...eps.values()], win);
-      return { week: isoWeek(start), from: new Date(start).toISOString(), to: new Date(start + WEEK).toISOString(), ...f };
+      return {
+        week: isoWeek(start),
+        from: new Date(start).toISOString(),
+        to: new Date(start + WEEK).toISOString(),
+        ...f,
+      };
     })
     .filter((f) => f.shifts > 0 || f.shiftHours > 0 || f.displayActivations > 0 || f.recordings > 0);
 }
@@ -191,9 +199,16 @@ export interface DelayBucket {
 }
 
 /** How long escalated activations in the window took from display-on to recording. */
-export function delayHistogram(all: readonly CameraEpisodes[], w: StageWindow = { from: null, to: null }): DelayBucket[] {
+export function delayHistogram(
+  all: readonly CameraEpisodes[],
+  w: StageWindow = { from: null, to: null },
+): DelayBucket[] {
   const label = (s: number) => (s < 60 ? `${s} s` : `${s / 60} min`);
-  const buckets: DelayBucket[] = DELAY_BUCKETS_S.map((b, i) => ({ label: `${i ? label(DELAY_BUCKETS_S[i - 1]!) : '0'}–${label(b)}`, belowSeconds: b, count: 0 }));
+  const buckets: DelayBucket[] = DELAY_BUCKETS_S.map((b, i) => ({
+    label: `${i ? label(DELAY_BUCKETS_S[i - 1]!) : '0'}–${label(b)}`,
+    belowSeconds: b,
+    count: 0,
+  }));
   buckets.push({ label: `≥ ${label(DELAY_BUCKETS_S.at(-1)!)}`, belowSeconds: null, count: 0 });
   for (const ep of all) {
     for (const a of ep.activations) {

@@ -6,7 +6,15 @@ import type { Db } from '../store/db.js';
 import { officerUnits } from '../officers.js';
 import { cameraEpisodes, type CameraEpisodes } from './episodes.js';
 import { groupFigures, type GroupFigures, type GroupOf } from './groups.js';
-import { delayHistogram, stageFigures, weeklyFigures, type DelayBucket, type StageFigures, type StageWindow, type WeekFigures } from './model.js';
+import {
+  delayHistogram,
+  stageFigures,
+  weeklyFigures,
+  type DelayBucket,
+  type StageFigures,
+  type StageWindow,
+  type WeekFigures,
+} from './model.js';
 
 /**
  * How far outside the window the logs are read: an activation or shift that began before `from`
@@ -51,10 +59,15 @@ export function readEpisodes(db: Db, w: StageWindow): { episodes: CameraEpisodes
     if (!d) dockings.set(camera, (d = { dockedAt: [], undockedAt: [] }));
     (type === 'camera.docked' ? d.dockedAt : d.undockedAt).push(at);
   }
-  const withLog = db.prepare<[], string>('SELECT DISTINCT camera FROM camera_events').pluck().all() as unknown as string[];
+  const withLog = db
+    .prepare<[], string>('SELECT DISTINCT camera FROM camera_events')
+    .pluck()
+    .all() as unknown as string[];
   // Along the (camera, at) index, the type as a number: a string per row costs more than the query.
   const rows = db
-    .prepare<[string, number, number], [number, number]>(`SELECT at, ${TYPE_CODE} FROM camera_events WHERE camera = ? AND at >= ? AND at < ? ORDER BY at`)
+    .prepare<[string, number, number], [number, number]>(
+      `SELECT at, ${TYPE_CODE} FROM camera_events WHERE camera = ? AND at >= ? AND at < ? ORDER BY at`,
+    )
     .raw();
   const episodes: CameraEpisodes[] = [];
   for (const camera of withLog) {
@@ -64,7 +77,9 @@ export function readEpisodes(db: Db, w: StageWindow): { episodes: CameraEpisodes
     episodes.push(cameraEpisodes({ camera, entries, ...dockings.get(camera) }));
   }
   const has = new Set(withLog);
-  const noData = (db.prepare<[], string>('SELECT serial FROM cameras ORDER BY serial').pluck().all() as unknown as string[]).filter((c) => !has.has(c));
+  const noData = (
+    db.prepare<[], string>('SELECT serial FROM cameras ORDER BY serial').pluck().all() as unknown as string[]
+  ).filter((c) => !has.has(c));
   return { episodes, noData };
 }
 
@@ -77,11 +92,20 @@ interface Holding {
 
 /** Who held a camera when, from `dockd assign`; officers' units from `dockd assign --unit`. */
 function holderOf(db: Db, by: 'officer' | 'unit'): GroupOf {
-  const rows = db.prepare<[], { camera: string; officer: string; from_at: string; to_at: string | null }>('SELECT camera, officer, from_at, to_at FROM assignments ORDER BY from_at DESC, id DESC').all();
+  const rows = db
+    .prepare<[], { camera: string; officer: string; from_at: string; to_at: string | null }>(
+      'SELECT camera, officer, from_at, to_at FROM assignments ORDER BY from_at DESC, id DESC',
+    )
+    .all();
   const byCamera = new Map<string, Holding[]>();
   for (const r of rows) {
     const list = byCamera.get(r.camera) ?? [];
-    list.push({ camera: r.camera, officer: r.officer, from: Date.parse(r.from_at), to: r.to_at === null ? Infinity : Date.parse(r.to_at) });
+    list.push({
+      camera: r.camera,
+      officer: r.officer,
+      from: Date.parse(r.from_at),
+      to: r.to_at === null ? Infinity : Date.parse(r.to_at),
+    });
     byCamera.set(r.camera, list);
   }
   const units = by === 'unit' ? officerUnits(db) : null;
@@ -115,7 +139,10 @@ export function stagesOf(db: Db, q: StagesQuery): StagesJson {
   if (q.by) {
     const groupOf: GroupOf = q.by === 'camera' ? (camera) => camera : holderOf(db, q.by);
     out.by = q.by;
-    out.groups = groupFigures(episodes, w, groupOf, { minShifts: q.minGroupSize, unknown: q.by === 'camera' ? undefined : `(no ${q.by})` });
+    out.groups = groupFigures(episodes, w, groupOf, {
+      minShifts: q.minGroupSize,
+      unknown: q.by === 'camera' ? undefined : `(no ${q.by})`,
+    });
   }
   return out;
 }
@@ -138,6 +165,7 @@ function extent(episodes: readonly CameraEpisodes[], w: StageWindow): { from: st
       see(s.to);
     }
   }
-  const iso = (ms: number | null, fallback: number) => (ms !== null ? new Date(ms).toISOString() : Number.isFinite(fallback) ? new Date(fallback).toISOString() : null);
+  const iso = (ms: number | null, fallback: number) =>
+    ms !== null ? new Date(ms).toISOString() : Number.isFinite(fallback) ? new Date(fallback).toISOString() : null;
   return { from: iso(w.from, first), to: iso(w.to, last + 1) };
 }

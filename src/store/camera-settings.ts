@@ -45,9 +45,10 @@ function fromRow(r: SettingsRow): CameraSettingsRecord {
 }
 
 export function cameraSettings(db: Db, serial?: string): CameraSettingsRecord[] {
-  const rows = serial === undefined
-    ? db.prepare<[], SettingsRow>('SELECT * FROM camera_settings ORDER BY camera').all()
-    : db.prepare<[string], SettingsRow>('SELECT * FROM camera_settings WHERE camera = ?').all(serial);
+  const rows =
+    serial === undefined
+      ? db.prepare<[], SettingsRow>('SELECT * FROM camera_settings ORDER BY camera').all()
+      : db.prepare<[string], SettingsRow>('SELECT * FROM camera_settings WHERE camera = ?').all(serial);
   return rows.map(fromRow);
 }
 
@@ -76,14 +77,20 @@ export interface ProfilePeriod {
 
 export function profileHistory(db: Db, serial: string): ProfilePeriod[] {
   return db
-    .prepare<[string], { at: number; profile: string }>('SELECT at, profile FROM camera_profile_history WHERE camera = ? ORDER BY at, id')
+    .prepare<[string], { at: number; profile: string }>(
+      'SELECT at, profile FROM camera_profile_history WHERE camera = ? ORDER BY at, id',
+    )
     .all(serial)
     .map((r) => ({ from: r.at, profile: r.profile }));
 }
 
 /** Records that the camera runs `profile` from `at` on, unless that is already its last one. */
 export function noteProfile(db: Db, serial: string, profile: string, at: number): boolean {
-  const last = db.prepare<[string], { profile: string }>('SELECT profile FROM camera_profile_history WHERE camera = ? ORDER BY at DESC, id DESC LIMIT 1').get(serial);
+  const last = db
+    .prepare<[string], { profile: string }>(
+      'SELECT profile FROM camera_profile_history WHERE camera = ? ORDER BY at DESC, id DESC LIMIT 1',
+    )
+    .get(serial);
   if (last?.profile === profile) return false;
   db.prepare('INSERT INTO camera_profile_history (camera, at, profile) VALUES (?, ?, ?)').run(serial, at, profile);
   return true;
@@ -99,7 +106,9 @@ export interface StoredCameraEvent {
 
 /** Stores the entries not stored before (by camera timestamp and type); returns how many were new. */
 export function storeCameraEvents(db: Db, serial: string, visit: number, events: readonly StoredCameraEvent[]): number {
-  const insert = db.prepare('INSERT OR IGNORE INTO camera_events (camera, at, camera_at, type, visit) VALUES (?, ?, ?, ?, ?)');
+  const insert = db.prepare(
+    'INSERT OR IGNORE INTO camera_events (camera, at, camera_at, type, visit) VALUES (?, ?, ?, ?, ?)',
+  );
   return db.transaction(() => {
     let added = 0;
     for (const e of events) added += insert.run(serial, e.at, e.cameraAt, e.type, visit).changes;
@@ -108,13 +117,19 @@ export function storeCameraEvents(db: Db, serial: string, visit: number, events:
 }
 
 export function* cameraEvents(db: Db, serial: string): IterableIterator<{ at: number; type: string }> {
-  yield* db.prepare<[string], { at: number; type: string }>('SELECT at, type FROM camera_events WHERE camera = ? ORDER BY at, id').iterate(serial);
+  yield* db
+    .prepare<[string], { at: number; type: string }>(
+      'SELECT at, type FROM camera_events WHERE camera = ? ORDER BY at, id',
+    )
+    .iterate(serial);
 }
 
 /** Entries whose true time is before `cutoff`, in batches, by the same rule as battery samples. */
 export async function pruneCameraEvents(db: Db, cutoff: number, batch = 5000): Promise<number> {
   if (cutoff <= 0) return 0;
-  const del = db.prepare<[number, number]>('DELETE FROM camera_events WHERE id IN (SELECT id FROM camera_events WHERE at < ? LIMIT ?)');
+  const del = db.prepare<[number, number]>(
+    'DELETE FROM camera_events WHERE id IN (SELECT id FROM camera_events WHERE at < ? LIMIT ?)',
+  );
   let deleted = 0;
   for (;;) {
     const n = del.run(cutoff, batch).changes;

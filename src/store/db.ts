@@ -36,7 +36,9 @@ export function openStore(dataDir: string, opts: { mustExist?: boolean } = {}): 
 export function migrate(db: Db): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
-    throw new Error(`the database was written by a newer dockd (schema ${current}, this one knows ${MIGRATIONS.length})`);
+    throw new Error(
+      `the database was written by a newer dockd (schema ${current}, this one knows ${MIGRATIONS.length})`,
+    );
   }
   if (current === MIGRATIONS.length) return;
   // IMMEDIATE so that two processes opening a fresh store at once do not both migrate.

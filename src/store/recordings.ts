@@ -88,7 +88,9 @@ export function recordingJson(r: RecordingRow): RecordingJson {
 }
 
 export function getRecording(db: Db, id: string): RecordingRow | undefined {
-  return db.prepare<[string], RecordingRow>(`SELECT r.*, ${OFFICER_SQL} officer FROM recordings r WHERE id = ?`).get(id);
+  return db
+    .prepare<[string], RecordingRow>(`SELECT r.*, ${OFFICER_SQL} officer FROM recordings r WHERE id = ?`)
+    .get(id);
 }
 
 export interface RecordingFilter {
@@ -142,7 +144,9 @@ export function markLeftCamera(db: Db, id: string, error: string, now: string): 
      WHERE id = ?`,
   ).run(error, id);
   const cancelled = db
-    .prepare("UPDATE jobs SET state = 'failed', last_error = ?, updated_at = ? WHERE recording = ? AND kind = 'release' AND state = 'queued'")
+    .prepare(
+      "UPDATE jobs SET state = 'failed', last_error = ?, updated_at = ? WHERE recording = ? AND kind = 'release' AND state = 'queued'",
+    )
     .run('not deleted: the camera no longer holds the content that was archived', now, id);
   return { releaseCancelled: cancelled.changes > 0 };
 }

@@ -11,10 +11,18 @@ import type { Config } from '../config.js';
 /** How a driver reaches the native node-usb device of a DeviceInfo (the bus's registry). */
 export type NativeDeviceLookup = (device: DeviceInfo) => unknown;
 
-export function usbDrivers(cfg: Pick<Config, 'dataDir' | 'usb'>, native: NativeDeviceLookup = () => undefined): CameraDriver[] {
+export function usbDrivers(
+  cfg: Pick<Config, 'dataDir' | 'usb'>,
+  native: NativeDeviceLookup = () => undefined,
+): CameraDriver[] {
   const ms = cfg.usb.massStorage;
   return [
     createPtpDriver({ openTransport: usbTransportOpener(native) }),
-    createMassStorageDriver({ mount: ms.mount, automountRoots: ms.automountRoots, folders: ms.folders, dataDir: cfg.dataDir }),
+    createMassStorageDriver({
+      mount: ms.mount,
+      automountRoots: ms.automountRoots,
+      folders: ms.folders,
+      dataDir: cfg.dataDir,
+    }),
   ];
 }

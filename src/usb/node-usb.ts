@@ -29,7 +29,10 @@ export interface NodeUsbDevice {
   readonly productName: string | null;
   readonly serialNumber: string | null;
   readonly configuration?: {
-    interfaces: Array<{ interfaceNumber: number; alternate: { interfaceClass: number; interfaceSubclass: number; interfaceProtocol: number } }>;
+    interfaces: Array<{
+      interfaceNumber: number;
+      alternate: { interfaceClass: number; interfaceSubclass: number; interfaceProtocol: number };
+    }>;
   } | null;
 }
 
@@ -112,7 +115,8 @@ export function snapshotOf(dev: NodeUsbDevice, sysfsRoot = '/sys'): UsbDeviceSna
     busNumber: busNumberOf(portPath, sysfsRoot),
     address: Number.isInteger(dev.address) ? dev.address : undefined,
   };
-  for (const [k, v] of Object.entries(optional)) if (v !== undefined) (snap as unknown as Record<string, unknown>)[k] = v;
+  for (const [k, v] of Object.entries(optional))
+    if (v !== undefined) (snap as unknown as Record<string, unknown>)[k] = v;
   return snap;
 }
 

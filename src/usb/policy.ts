@@ -25,8 +25,7 @@ export interface UsbDescriptor {
 }
 
 export type AllowRule =
-  | { kind: 'id'; vendorId: number; productId: number; text: string }
-  | { kind: 'class'; cls: number; text: string };
+  { kind: 'id'; vendorId: number; productId: number; text: string } | { kind: 'class'; cls: number; text: string };
 
 export interface AllowList {
   rules: AllowRule[];
@@ -74,7 +73,8 @@ export function compileAllowList(entries: readonly string[]): AllowList {
     const id = parseVidPid(text);
     const cls = CLASS.exec(text.trim());
     if (id) rules.push({ kind: 'id', ...id, text: formatVidPid(id.vendorId, id.productId) });
-    else if (cls) rules.push({ kind: 'class', cls: parseInt(cls[1]!, 16), text: `class:${hex(parseInt(cls[1]!, 16), 2)}` });
+    else if (cls)
+      rules.push({ kind: 'class', cls: parseInt(cls[1]!, 16), text: `class:${hex(parseInt(cls[1]!, 16), 2)}` });
     else invalid.push(text);
   }
   return { rules, invalid, isDefault: entries.length === 0 };
@@ -86,16 +86,29 @@ function hasClass(device: UsbDescriptor, cls: number): boolean {
 
 export function allowVerdict(device: UsbDescriptor, list: AllowList): Verdict {
   if (list.isDefault) {
-    if (hasClass(device, STILL_IMAGE_CLASS)) return { allowed: true, reason: `still-image interface (class ${classHex(STILL_IMAGE_CLASS)}), allowed by default` };
+    if (hasClass(device, STILL_IMAGE_CLASS))
+      return {
+        allowed: true,
+        reason: `still-image interface (class ${classHex(STILL_IMAGE_CLASS)}), allowed by default`,
+      };
     if (hasClass(device, MASS_STORAGE_CLASS)) {
-      return { allowed: false, reason: `mass storage (class ${classHex(MASS_STORAGE_CLASS)}) is never offloaded unless usb.allow names it` };
+      return {
+        allowed: false,
+        reason: `mass storage (class ${classHex(MASS_STORAGE_CLASS)}) is never offloaded unless usb.allow names it`,
+      };
     }
-    if (!device.interfaces?.length) return { allowed: false, reason: 'interfaces unknown; by default only still-image devices are allowed' };
-    return { allowed: false, reason: `not a still-image device (class ${classHex(STILL_IMAGE_CLASS)}), the only kind allowed by default` };
+    if (!device.interfaces?.length)
+      return { allowed: false, reason: 'interfaces unknown; by default only still-image devices are allowed' };
+    return {
+      allowed: false,
+      reason: `not a still-image device (class ${classHex(STILL_IMAGE_CLASS)}), the only kind allowed by default`,
+    };
   }
   for (const rule of list.rules) {
-    if (rule.kind === 'id' && rule.vendorId === device.vendorId && rule.productId === device.productId) return { allowed: true, reason: `usb.allow "${rule.text}"` };
-    if (rule.kind === 'class' && hasClass(device, rule.cls)) return { allowed: true, reason: `usb.allow "${rule.text}"` };
+    if (rule.kind === 'id' && rule.vendorId === device.vendorId && rule.productId === device.productId)
+      return { allowed: true, reason: `usb.allow "${rule.text}"` };
+    if (rule.kind === 'class' && hasClass(device, rule.cls))
+      return { allowed: true, reason: `usb.allow "${rule.text}"` };
   }
   return { allowed: false, reason: 'not in usb.allow' };
 }

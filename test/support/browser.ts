@@ -5,9 +5,23 @@ import { promisify } from 'node:util';
 const execFileP = promisify(execFile);
 
 export async function chromium(args: string[], profile: string): Promise<string> {
-  const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--hide-scrollbars', `--user-data-dir=${profile}`];
+  const flags = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--hide-scrollbars',
+    `--user-data-dir=${profile}`,
+  ];
   try {
-    const { stdout } = await execFileP('chromium', [...flags, ...args], { maxBuffer: 64 * 1024 * 1024, timeout: 60_000 });
+    const { stdout } = await execFileP('chromium', [...flags, ...args], {
+      maxBuffer: 64 * 1024 * 1024,
+      timeout: 60_000,
+    });
     return stdout;
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
@@ -23,7 +37,8 @@ export function tags(doc: string): Array<{ name: string; attrs: Map<string, stri
   const attr = /([^\s=>/]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]+))?/g;
   for (const m of doc.matchAll(tag)) {
     const attrs = new Map<string, string>();
-    for (const a of (m[2] ?? '').matchAll(attr)) attrs.set(a[1]!.toLowerCase(), (a[2] ?? '').replace(/^["']|["']$/g, ''));
+    for (const a of (m[2] ?? '').matchAll(attr))
+      attrs.set(a[1]!.toLowerCase(), (a[2] ?? '').replace(/^["']|["']$/g, ''));
     out.push({ name: m[1]!.toLowerCase(), attrs });
   }
   return out;

@@ -22,7 +22,11 @@ export interface CliResult {
 
 export async function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await execFileP(process.execPath, [BIN, ...args], { env: { ...process.env, ...opts.env }, cwd: opts.cwd ?? ROOT, maxBuffer: 256 * 1024 * 1024 });
+    const { stdout, stderr } = await execFileP(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...opts.env },
+      cwd: opts.cwd ?? ROOT,
+      maxBuffer: 256 * 1024 * 1024,
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -79,7 +83,12 @@ export class TestDock {
       daemon: { heartbeatIntervalMs: 200 },
       log: { level: 'debug' },
     };
-    const ingest = { minFreeBytes: 0, readTimeoutMs: 2000, retry: { attempts: 5, baseDelayMs: 50, maxDelayMs: 200 }, ...(config.ingest as object) };
+    const ingest = {
+      minFreeBytes: 0,
+      readTimeoutMs: 2000,
+      retry: { attempts: 5, baseDelayMs: 50, maxDelayMs: 200 },
+      ...(config.ingest as object),
+    };
     writeFileSync(this.configPath, JSON.stringify({ ...base, ...config, ingest }, null, 2));
   }
 
@@ -169,7 +178,12 @@ export class DaemonProcess {
   private buf = '';
 
   constructor(args: string[], env: NodeJS.ProcessEnv = {}, as?: { uid: number; gid: number }) {
-    this.child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, ...as });
+    this.child = spawn(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+      ...as,
+    });
     this.child.stdout!.setEncoding('utf8').on('data', (s: string) => {
       this.buf += s;
       let i;
@@ -196,10 +210,21 @@ export class DaemonProcess {
     while (Date.now() < end) {
       const hit = this.logs.find(pred);
       if (hit) return hit;
-      if (this.child.exitCode !== null) throw new Error(`daemon exited (${this.child.exitCode}) while waiting; stderr: ${this.stderr}\nlast lines:\n${this.logs.slice(-5).map((l) => JSON.stringify(l)).join("\n")}`);
+      if (this.child.exitCode !== null)
+        throw new Error(
+          `daemon exited (${this.child.exitCode}) while waiting; stderr: ${this.stderr}\nlast lines:\n${this.logs
+            .slice(-5)
+            .map((l) => JSON.stringify(l))
+            .join('\n')}`,
+        );
       await sleep(50);
     }
-    throw new Error(`timed out waiting for a log line; last lines:\n${this.logs.slice(-15).map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr}`);
+    throw new Error(
+      `timed out waiting for a log line; last lines:\n${this.logs
+        .slice(-15)
+        .map((l) => JSON.stringify(l))
+        .join('\n')}\n${this.stderr}`,
+    );
   }
 
   async waitForEvent(name: string, timeoutMs?: number): Promise<LogLine> {
@@ -211,7 +236,12 @@ export class DaemonProcess {
   }
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000, everyMs = 150): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 30_000,
+  everyMs = 150,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < end) {
@@ -240,8 +270,22 @@ export interface RecordingJson {
 }
 
 export interface StatusJson {
-  daemon: { running: boolean; pid: number | null; startedAt: string | null; heartbeatAt: string | null; version: string | null };
-  cameras: Array<{ serial: string; slot: string; docked: boolean; battery: { percent: number; charging: boolean } | null; pending: number; failed: number; progress: null | Record<string, number | null> }>;
+  daemon: {
+    running: boolean;
+    pid: number | null;
+    startedAt: string | null;
+    heartbeatAt: string | null;
+    version: string | null;
+  };
+  cameras: Array<{
+    serial: string;
+    slot: string;
+    docked: boolean;
+    battery: { percent: number; charging: boolean } | null;
+    pending: number;
+    failed: number;
+    progress: null | Record<string, number | null>;
+  }>;
   queue: { pending: number; active: number; failed: number; verified: number };
   archive: { path: string; freeBytes: number };
 }
@@ -268,7 +312,11 @@ export interface VerifyJson {
 }
 
 /** Waits until every listed recording of the dock is verified and, by default, off the camera. */
-export async function allVerified(dock: TestDock, count: number, opts: { deleted?: boolean; timeoutMs?: number } = {}): Promise<RecordingJson[]> {
+export async function allVerified(
+  dock: TestDock,
+  count: number,
+  opts: { deleted?: boolean; timeoutMs?: number } = {},
+): Promise<RecordingJson[]> {
   const deleted = opts.deleted ?? true;
   let seen: RecordingJson[] = [];
   try {
@@ -276,15 +324,25 @@ export async function allVerified(dock: TestDock, count: number, opts: { deleted
       `${count} verified recordings`,
       async () => {
         const recs = (seen = await dock.recordings());
-        return recs.length === count && recs.every((r) => r.status === 'verified' && (!deleted || r.deletedFromCamera)) ? recs : null;
+        return recs.length === count && recs.every((r) => r.status === 'verified' && (!deleted || r.deletedFromCamera))
+          ? recs
+          : null;
       },
       opts.timeoutMs ?? 30_000,
     );
   } catch (err) {
     // Which recording was short of it, and how: a timeout alone says nothing about the cause.
-    const where = seen.map((r) => `${r.camera} ${r.sourcePath}: ${r.status}${r.deletedFromCamera ? ', deleted' : ''}, ${r.attempts} attempts${r.lastError ? `, ${r.lastError}` : ''}`);
+    const where = seen.map(
+      (r) =>
+        `${r.camera} ${r.sourcePath}: ${r.status}${r.deletedFromCamera ? ', deleted' : ''}, ${r.attempts} attempts${r.lastError ? `, ${r.lastError}` : ''}`,
+    );
     const d = dock.lastDaemon;
-    const tail = d ? `\nthe daemon's last lines${d.child.exitCode !== null ? ` (it exited ${d.child.exitCode})` : ''}:\n${d.logs.slice(-25).map((l) => JSON.stringify(l)).join('\n')}` : '';
+    const tail = d
+      ? `\nthe daemon's last lines${d.child.exitCode !== null ? ` (it exited ${d.child.exitCode})` : ''}:\n${d.logs
+          .slice(-25)
+          .map((l) => JSON.stringify(l))
+          .join('\n')}`
+      : '';
     throw new Error(`${(err as Error).message}; the store had ${seen.length}: ${where.join('; ') || 'none'}${tail}`);
   }
 }

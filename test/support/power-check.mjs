@@ -25,8 +25,14 @@ function files(dir) {
 }
 
 const integrity = db.pragma('integrity_check', { simple: true });
-const recordings = db.prepare('SELECT id, camera, source_path sourcePath, status, sha256, archive_path archivePath, bytes, deleted_from_camera deletedFromCamera FROM recordings ORDER BY camera, source_path').all();
-const verifiedEvents = db.prepare("SELECT recording, count(*) n FROM custody_events WHERE type = 'offload.verified' GROUP BY recording").all();
+const recordings = db
+  .prepare(
+    'SELECT id, camera, source_path sourcePath, status, sha256, archive_path archivePath, bytes, deleted_from_camera deletedFromCamera FROM recordings ORDER BY camera, source_path',
+  )
+  .all();
+const verifiedEvents = db
+  .prepare("SELECT recording, count(*) n FROM custody_events WHERE type = 'offload.verified' GROUP BY recording")
+  .all();
 const keyReplaced = db.prepare("SELECT count(*) n FROM custody_events WHERE type = 'custody.key_replaced'").get().n;
 db.close();
 
@@ -35,4 +41,6 @@ const archive = files(path.join(dataDir, 'archive')).map((p) => ({ path: p, byte
 const staging = files(path.join(dataDir, 'staging'));
 const keys = files(path.join(dataDir, 'keys')).map((p) => ({ path: p, bytes: statSync(p).size }));
 
-process.stdout.write(JSON.stringify({ integrity, recordings, verifiedEvents, keyReplaced, archive, staging, keys }) + '\n');
+process.stdout.write(
+  JSON.stringify({ integrity, recordings, verifiedEvents, keyReplaced, archive, staging, keys }) + '\n',
+);

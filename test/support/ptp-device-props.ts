@@ -6,7 +6,13 @@
  */
 import { DatasetReader, DatasetWriter } from '../../drivers/ptp/codec.js';
 import { DataType, DeviceProp, Op, Rc } from '../../drivers/ptp/constants.js';
-import { encodeDevicePropDesc, formatPtpDateTime, readPropValue, writePropValue, type PropForm } from '../../drivers/ptp/datasets.js';
+import {
+  encodeDevicePropDesc,
+  formatPtpDateTime,
+  readPropValue,
+  writePropValue,
+  type PropForm,
+} from '../../drivers/ptp/datasets.js';
 
 /** A vendor property: its value changes only through SetDevicePropValue. */
 export interface ResponderProp {
@@ -63,10 +69,12 @@ export class DeviceProps {
   get(op: number, prop: number): PropAnswer {
     if (!this.listed.includes(prop)) return { code: Rc.DevicePropNotSupported };
     const battery = { min: 0, max: 100, dataType: DataType.UINT8, ...(this.o.battery ?? { value: 87 }) };
-    const dateTime = this.o.dateTime ?? formatPtpDateTime(this.cameraTime, this.zoneAfterSet ?? this.o.clockZone ?? 'Z');
+    const dateTime =
+      this.o.dateTime ?? formatPtpDateTime(this.cameraTime, this.zoneAfterSet ?? this.o.clockZone ?? 'Z');
     const w = new DatasetWriter();
     if (prop === DeviceProp.BatteryLevel) {
-      if (op === Op.GetDevicePropValue) return { code: Rc.OK, data: (writePropValue(w, battery.dataType, battery.value).bytes()) };
+      if (op === Op.GetDevicePropValue)
+        return { code: Rc.OK, data: writePropValue(w, battery.dataType, battery.value).bytes() };
       const desc = encodeDevicePropDesc({
         code: prop,
         dataType: battery.dataType,
@@ -75,16 +83,27 @@ export class DeviceProps {
         current: battery.value,
         form: { kind: 'range', min: battery.min, max: battery.max, step: 1 },
       });
-      return { code: Rc.OK, data: (desc) };
+      return { code: Rc.OK, data: desc };
     }
     if (prop === DeviceProp.DateTime) {
-      if (op === Op.GetDevicePropValue) return { code: Rc.OK, data: (w.string(dateTime).bytes()) };
+      if (op === Op.GetDevicePropValue) return { code: Rc.OK, data: w.string(dateTime).bytes() };
       const writable = this.o.clockWritable ?? true;
-      return { code: Rc.OK, data: (encodeDevicePropDesc({ code: prop, dataType: DataType.STR, writable, factoryDefault: '', current: dateTime, form: { kind: 'none' } })) };
+      return {
+        code: Rc.OK,
+        data: encodeDevicePropDesc({
+          code: prop,
+          dataType: DataType.STR,
+          writable,
+          factoryDefault: '',
+          current: dateTime,
+          form: { kind: 'none' },
+        }),
+      };
     }
     const vendor = this.values.get(prop);
     if (!vendor) return { code: Rc.DevicePropNotSupported };
-    if (op === Op.GetDevicePropValue) return { code: Rc.OK, data: (writePropValue(w, vendor.dataType, vendor.value).bytes()) };
+    if (op === Op.GetDevicePropValue)
+      return { code: Rc.OK, data: writePropValue(w, vendor.dataType, vendor.value).bytes() };
     const desc = encodeDevicePropDesc({
       code: prop,
       dataType: vendor.dataType,
@@ -93,7 +112,7 @@ export class DeviceProps {
       current: vendor.value,
       form: vendor.form ?? { kind: 'none' },
     });
-    return { code: Rc.OK, data: (desc) };
+    return { code: Rc.OK, data: desc };
   }
 
   /** A value is taken only when it is exactly one value of the property's type, in its form, and the property is writable. */
@@ -118,7 +137,8 @@ export class DeviceProps {
       const [y, mo, d, h, mi, sec] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
       const zoneless = !(text as string).endsWith('Z');
       this.clockSets.push(text as string);
-      this.clockOffsetMs = (zoneless ? new Date(y, mo - 1, d, h, mi, sec).getTime() : Date.UTC(y, mo - 1, d, h, mi, sec)) - Date.now();
+      this.clockOffsetMs =
+        (zoneless ? new Date(y, mo - 1, d, h, mi, sec).getTime() : Date.UTC(y, mo - 1, d, h, mi, sec)) - Date.now();
       this.zoneAfterSet = zoneless ? 'local' : 'Z';
       return { code: Rc.OK };
     }
@@ -133,7 +153,8 @@ export class DeviceProps {
     }
     if (value === null) return { code: Rc.InvalidDevicePropFormat };
     const form = vendor.form ?? { kind: 'none' };
-    if (form.kind === 'range' && typeof value === 'number' && (value < Number(form.min) || value > Number(form.max))) return { code: Rc.InvalidDevicePropValue };
+    if (form.kind === 'range' && typeof value === 'number' && (value < Number(form.min) || value > Number(form.max)))
+      return { code: Rc.InvalidDevicePropValue };
     if (form.kind === 'enum' && !form.values.includes(value)) return { code: Rc.InvalidDevicePropValue };
     vendor.value = value;
     return { code: Rc.OK };

@@ -9,8 +9,23 @@
 import { lstat, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DriverError } from '../../drivers/types.js';
-import { CANCEL_CODE, ClassRequest, ContainerType, Format, HEADER_BYTES, ObjectProp, Op, Rc } from '../../drivers/ptp/constants.js';
-import { DatasetWriter, decodeHeader, decodeParamContainer, encodeContainer, encodeDataHeader } from '../../drivers/ptp/codec.js';
+import {
+  CANCEL_CODE,
+  ClassRequest,
+  ContainerType,
+  Format,
+  HEADER_BYTES,
+  ObjectProp,
+  Op,
+  Rc,
+} from '../../drivers/ptp/constants.js';
+import {
+  DatasetWriter,
+  decodeHeader,
+  decodeParamContainer,
+  encodeContainer,
+  encodeDataHeader,
+} from '../../drivers/ptp/codec.js';
 import { encodeDeviceInfo, encodeObjectInfo, formatPtpDateTime } from '../../drivers/ptp/datasets.js';
 import type { PtpTransport, UsbDirection } from '../../drivers/ptp/transport.js';
 import { DeviceProps, type DevicePropOptions, type PropAnswer, type ResponderProp } from './ptp-device-props.js';
@@ -176,7 +191,9 @@ function syntheticSource(offset: number, length: number): Source {
 }
 
 /** Every operation but the partial reads: a camera that can only send a whole object. */
-export const WITHOUT_PARTIAL_READS = ALL_OPERATIONS.filter((op) => op !== Op.GetPartialObject && op !== Op.GetPartialObject64);
+export const WITHOUT_PARTIAL_READS = ALL_OPERATIONS.filter(
+  (op) => op !== Op.GetPartialObject && op !== Op.GetPartialObject64,
+);
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 const gone = () => new DriverError('deviceGone', 'usb-gone', 'transferIn error: Disconnected');
@@ -195,7 +212,15 @@ export class PtpResponder implements PtpTransport {
   /** BatteryLevel, DateTime and the vendor properties. */
   readonly deviceProps: DeviceProps;
   /** A command with a data phase from the host, waiting for that data. */
-  private dataOut: { op: number; transactionId: number; params: number[]; fault: PtpFault | undefined; parts: Uint8Array[]; got: number; zlpOwed: boolean } | null = null;
+  private dataOut: {
+    op: number;
+    transactionId: number;
+    params: number[];
+    fault: PtpFault | undefined;
+    parts: Uint8Array[];
+    got: number;
+    zlpOwed: boolean;
+  } | null = null;
   /** Object and dataset payload bytes handed to the host so far. */
   bytesSent = 0;
   sessionOpen = false;
@@ -272,7 +297,15 @@ export class PtpResponder implements PtpTransport {
     this.commands.push({ op: c.code, transactionId: c.transactionId, params: c.params });
     const fault = this.takeFault(c.code);
     if (DATA_OUT_OPS.has(c.code)) {
-      this.dataOut = { op: c.code, transactionId: c.transactionId, params: c.params, fault, parts: [], got: 0, zlpOwed: false };
+      this.dataOut = {
+        op: c.code,
+        transactionId: c.transactionId,
+        params: c.params,
+        fault,
+        parts: [],
+        got: 0,
+        zlpOwed: false,
+      };
       return;
     }
     const answer = await this.answer(c.code, c.params, fault);
@@ -294,7 +327,8 @@ export class PtpResponder implements PtpTransport {
       d.got += data.length;
       const first = d.parts[0]!;
       const header = decodeHeader(first);
-      if (header.type !== ContainerType.Data || header.code !== d.op || header.transactionId !== d.transactionId) throw stalled('transferOut');
+      if (header.type !== ContainerType.Data || header.code !== d.op || header.transactionId !== d.transactionId)
+        throw stalled('transferOut');
       if (d.got < header.length) return;
       if (d.got > header.length) throw stalled('transferOut');
       if (header.length % this.maxPacketSize === 0) {
@@ -319,7 +353,8 @@ export class PtpResponder implements PtpTransport {
     await tick();
     if (this.unplugged) throw gone();
     if (this.inTransfer) throw new Error('two bulk-in transfers at once');
-    if (maxLength <= 0 || maxLength % this.maxPacketSize !== 0) throw new Error(`bulk-in of ${maxLength} bytes is not a whole number of ${this.maxPacketSize}-byte packets`);
+    if (maxLength <= 0 || maxLength % this.maxPacketSize !== 0)
+      throw new Error(`bulk-in of ${maxLength} bytes is not a whole number of ${this.maxPacketSize}-byte packets`);
     this.inTransfer = true;
     try {
       await this.waitForData(timeoutMs);
@@ -468,8 +503,8 @@ export class PtpResponder implements PtpTransport {
   }
 
   private enqueue(op: number, tid: number, a: Answer, fault: PtpFault | undefined): void {
-    const stallAt = fault?.kind === 'stall' ? fault.afterBytes ?? 0 : undefined;
-    const vanishAt = fault?.kind === 'vanish' ? fault.afterBytes ?? 0 : undefined;
+    const stallAt = fault?.kind === 'stall' ? (fault.afterBytes ?? 0) : undefined;
+    const vanishAt = fault?.kind === 'vanish' ? (fault.afterBytes ?? 0) : undefined;
     if (a.data) {
       let payload = a.data;
       if (fault?.kind === 'payload') payload = bytesSource(fault.bytes);
@@ -503,9 +538,11 @@ export class PtpResponder implements PtpTransport {
     if (fault?.kind === 'response') return { code: fault.code };
     if (!this.operations.includes(op)) return { code: Rc.OperationNotSupported };
     if (op !== Op.GetDeviceInfo && op !== Op.OpenSession && !this.sessionOpen) return { code: Rc.SessionNotOpen };
-    if (op === Op.GetDeviceInfo && this.o.deviceInfoNeedsSession && !this.sessionOpen) return { code: Rc.SessionNotOpen };
+    if (op === Op.GetDeviceInfo && this.o.deviceInfoNeedsSession && !this.sessionOpen)
+      return { code: Rc.SessionNotOpen };
     if (op === Op.DeleteObject && this.o.refuseDelete) return { code: Rc.OperationNotSupported };
-    if ((op === Op.GetDevicePropDesc || op === Op.SetDevicePropValue) && this.o.refuseDeviceProps) return { code: Rc.OperationNotSupported };
+    if ((op === Op.GetDevicePropDesc || op === Op.SetDevicePropValue) && this.o.refuseDeviceProps)
+      return { code: Rc.OperationNotSupported };
     const obj = () => this.objects.get(p[0] ?? 0);
     switch (op) {
       case Op.GetDeviceInfo:
@@ -602,7 +639,16 @@ export class PtpResponder implements PtpTransport {
         const st = await lstat(abs);
         const handle = next++;
         const size = this.o.synthetic?.[rel] ?? this.o.sizes?.[rel] ?? st.size;
-        this.objects.set(handle, { handle, parent, abs, rel, name: this.o.rename?.[rel] ?? e.name, folder: e.isDirectory(), size, mtime: st.mtime });
+        this.objects.set(handle, {
+          handle,
+          parent,
+          abs,
+          rel,
+          name: this.o.rename?.[rel] ?? e.name,
+          folder: e.isDirectory(),
+          size,
+          mtime: st.mtime,
+        });
         if (e.isDirectory()) await walk(abs, handle);
       }
     };
@@ -672,7 +718,8 @@ export class PtpResponder implements PtpTransport {
     if (!o) return { code: Rc.InvalidObjectHandle };
     // Like QEMU's usb-mtp: a folder goes with everything in it.
     await rm(o.abs, { recursive: true, force: true });
-    for (const x of [...this.objects.values()]) if (x.rel === o.rel || x.rel.startsWith(`${o.rel}/`)) this.objects.delete(x.handle);
+    for (const x of [...this.objects.values()])
+      if (x.rel === o.rel || x.rel.startsWith(`${o.rel}/`)) this.objects.delete(x.handle);
     return { code: Rc.OK };
   }
 

@@ -17,7 +17,19 @@
  * See scripts/vm/README.md for costs, debugging and the Debian packages it needs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync, type WriteStream } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+  type WriteStream,
+} from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,15 +48,24 @@ interface Output {
   stderr: string;
 }
 
-function run(cmd: string, args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; stderr?: 'pipe' | 'inherit' } = {}): Promise<Output> {
+function run(
+  cmd: string,
+  args: string[],
+  opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; stderr?: 'pipe' | 'inherit' } = {},
+): Promise<Output> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', opts.stderr ?? 'pipe'], env: opts.env ?? process.env });
+    const child = spawn(cmd, args, {
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', opts.stderr ?? 'pipe'],
+      env: opts.env ?? process.env,
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout?.on('data', (b: Buffer) => out.push(b));
     child.stderr?.on('data', (b: Buffer) => err.push(b));
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }));
+    child.on('close', (code, signal) =>
+      resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }),
+    );
     // A command that exits without reading its input must not become an EPIPE here.
     child.stdin?.on('error', () => undefined);
     child.stdin?.end(opts.input);
@@ -107,7 +128,10 @@ function startWatchdog(qemuPid: number, runDir: string): ChildProcess {
     '  sleep 1',
     'done',
   ].join('\n');
-  const dog = spawn('/bin/sh', ['-c', script, 'dockd-vm-watchdog', String(process.pid), String(qemuPid), runDir], { detached: true, stdio: 'ignore' });
+  const dog = spawn('/bin/sh', ['-c', script, 'dockd-vm-watchdog', String(process.pid), String(qemuPid), runDir], {
+    detached: true,
+    stdio: 'ignore',
+  });
   dog.unref();
   return dog;
 }
@@ -138,7 +162,8 @@ export function prepareGuest(cacheDir = process.env.DOCKD_VM_CACHE ?? path.join(
       if (r.code !== 0) throw new Error(`${BUILD_SCRIPT} failed (exit ${r.code ?? r.signal})`);
       const dir = r.stdout.toString().trim().split('\n').pop() ?? '';
       const guest = { dir, kernel: path.join(dir, 'kernel'), initrd: path.join(dir, 'initramfs.cpio') };
-      if (!existsSync(guest.kernel) || !existsSync(guest.initrd)) throw new Error(`${BUILD_SCRIPT} printed ${dir}, which holds no guest`);
+      if (!existsSync(guest.kernel) || !existsSync(guest.initrd))
+        throw new Error(`${BUILD_SCRIPT} printed ${dir}, which holds no guest`);
       return guest;
     })();
     p.catch(() => guests.delete(cacheDir));
@@ -407,18 +432,45 @@ function canUseKvm(): boolean {
   }
 }
 
-function qemuArgs(guest: Guest, o: { accel: 'kvm' | 'tcg'; memoryMb: number; cpus: number; append: string; qmpSocket?: string; shares: Array<{ tag: string; dir: string; readonly: boolean }> }): string[] {
+function qemuArgs(
+  guest: Guest,
+  o: {
+    accel: 'kvm' | 'tcg';
+    memoryMb: number;
+    cpus: number;
+    append: string;
+    qmpSocket?: string;
+    shares: Array<{ tag: string; dir: string; readonly: boolean }>;
+  },
+): string[] {
   const args = [
-    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-no-reboot',
     ...(o.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
-    '-smp', String(o.cpus), '-m', String(o.memoryMb),
-    '-kernel', guest.kernel, '-initrd', guest.initrd, '-append', o.append,
-    '-serial', 'stdio',
+    '-smp',
+    String(o.cpus),
+    '-m',
+    String(o.memoryMb),
+    '-kernel',
+    guest.kernel,
+    '-initrd',
+    guest.initrd,
+    '-append',
+    o.append,
+    '-serial',
+    'stdio',
     // More root-hub ports than the default 4+4: a dock holds many cameras.
-    '-device', 'qemu-xhci,id=xhci,p2=8,p3=8',
+    '-device',
+    'qemu-xhci,id=xhci,p2=8,p3=8',
   ];
   for (const s of o.shares) {
-    args.push('-virtfs', `local,path=${s.dir},mount_tag=${s.tag},security_model=none${s.readonly ? ',readonly=on' : ''}`);
+    args.push(
+      '-virtfs',
+      `local,path=${s.dir},mount_tag=${s.tag},security_model=none${s.readonly ? ',readonly=on' : ''}`,
+    );
   }
   if (o.qmpSocket) args.push('-qmp', `unix:${o.qmpSocket},server=on,wait=off`);
   return args;
@@ -438,8 +490,14 @@ async function chooseAccel(guest: Guest, want: 'auto' | 'kvm' | 'tcg'): Promise<
   if (existsSync(verdictFile)) return readFileSync(verdictFile, 'utf8').trim() === 'kvm' ? 'kvm' : 'tcg';
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'dockd-kvm-probe-'));
   const args = qemuArgs(guest, {
-    accel: 'kvm', memoryMb: 512, cpus: 1, append: `${BASE_APPEND} dockd.udev=0 dockd.cmd=/bin/true`,
-    shares: [{ tag: 'app', dir: scratch, readonly: true }, { tag: 'data', dir: scratch, readonly: false }],
+    accel: 'kvm',
+    memoryMb: 512,
+    cpus: 1,
+    append: `${BASE_APPEND} dockd.udev=0 dockd.cmd=/bin/true`,
+    shares: [
+      { tag: 'app', dir: scratch, readonly: true },
+      { tag: 'data', dir: scratch, readonly: false },
+    ],
   });
   const child = spawnQemu(args);
   let out = '';
@@ -489,17 +547,32 @@ async function bootVm(options: StartVmOptions): Promise<Vm> {
 
   const guest = await prepareGuest(options.cacheDir);
   const envAccel = process.env.DOCKD_VM_ACCEL;
-  const accel = await chooseAccel(guest, options.accel ?? (envAccel === 'kvm' || envAccel === 'tcg' ? envAccel : 'auto'));
+  const accel = await chooseAccel(
+    guest,
+    options.accel ?? (envAccel === 'kvm' || envAccel === 'tcg' ? envAccel : 'auto'),
+  );
 
   // A unix socket path must stay under 108 bytes, which dataDir may not.
   const runDir = mkdtempSync(path.join(os.tmpdir(), 'dockd-vm-'));
   const qmpSocket = path.join(runDir, 'qmp.sock');
   const serialLog = path.resolve(options.serialLog ?? path.join(dataDir, 'serial.log'));
-  const append = [BASE_APPEND, `dockd.cmd=${cmd}`, ...(udev ? [] : ['dockd.udev=0']), ...(options.kernelArgs ?? [])].join(' ');
+  const append = [
+    BASE_APPEND,
+    `dockd.cmd=${cmd}`,
+    ...(udev ? [] : ['dockd.udev=0']),
+    ...(options.kernelArgs ?? []),
+  ].join(' ');
   const args = [
     ...qemuArgs(guest, {
-      accel, memoryMb: options.memoryMb ?? 1024, cpus: options.cpus ?? 2, append, qmpSocket,
-      shares: [{ tag: 'app', dir: appDir, readonly: true }, { tag: 'data', dir: dataDir, readonly: false }],
+      accel,
+      memoryMb: options.memoryMb ?? 1024,
+      cpus: options.cpus ?? 2,
+      append,
+      qmpSocket,
+      shares: [
+        { tag: 'app', dir: appDir, readonly: true },
+        { tag: 'data', dir: dataDir, readonly: false },
+      ],
     }),
     ...(options.extraArgs ?? []),
   ];
@@ -612,7 +685,8 @@ async function bootVm(options: StartVmOptions): Promise<Vm> {
     const crashed = hasExited && !stopped && exitSignal !== null && serial.trim() === '';
     await stop();
     const message = err instanceof Error ? err.message : String(err);
-    if (crashed) throw new QemuCrashedError(`QEMU died of ${exitSignal} before the guest printed anything\n${describeEnd()}`);
+    if (crashed)
+      throw new QemuCrashedError(`QEMU died of ${exitSignal} before the guest printed anything\n${describeEnd()}`);
     throw new Error(message.includes('last serial lines') ? message : `${message}\n${describeEnd()}`);
   }
   const q = qmp;
@@ -779,7 +853,9 @@ export async function makeFatImage(o: MakeFatImageOptions): Promise<string> {
       if (f.mtime) utimesSync(local, f.mtime, f.mtime);
       tops.add(rel.split('/')[0] ?? rel);
     }
-    await runOk('mcopy', ['-i', target, '-s', '-m', '-Q', ...[...tops].map((t) => path.join(tree, t)), '::'], { env: MTOOLS_ENV });
+    await runOk('mcopy', ['-i', target, '-s', '-m', '-Q', ...[...tops].map((t) => path.join(tree, t)), '::'], {
+      env: MTOOLS_ENV,
+    });
   } finally {
     rmSync(tree, { recursive: true, force: true });
   }
@@ -788,7 +864,11 @@ export async function makeFatImage(o: MakeFatImageOptions): Promise<string> {
 
 /** A file's bytes from an image made by makeFatImage(), or null if it is not there. Unplug first. */
 export async function readFatImage(image: string, file: string): Promise<Buffer | null> {
-  const r = await run('mcopy', ['-n', '-i', `${path.resolve(image)}${PARTITION}`, `::${file.replace(/^\/+/, '')}`, '-'], { env: MTOOLS_ENV });
+  const r = await run(
+    'mcopy',
+    ['-n', '-i', `${path.resolve(image)}${PARTITION}`, `::${file.replace(/^\/+/, '')}`, '-'],
+    { env: MTOOLS_ENV },
+  );
   if (r.code === 0) return r.stdout;
   if (/not found/i.test(r.stderr)) return null;
   throw new Error(`mcopy ::${file} from ${image}: ${r.stderr.trim()}`);
@@ -816,7 +896,11 @@ export async function writeFatFile(image: string, file: string, data: Buffer, mt
     const local = path.join(dir, path.posix.basename(file));
     writeFileSync(local, data);
     utimesSync(local, mtime, mtime);
-    await runOk('mcopy', ['-i', `${path.resolve(image)}${PARTITION}`, '-o', '-m', '-Q', local, `::${file.replace(/^\/+/, '')}`], { env: MTOOLS_ENV });
+    await runOk(
+      'mcopy',
+      ['-i', `${path.resolve(image)}${PARTITION}`, '-o', '-m', '-Q', local, `::${file.replace(/^\/+/, '')}`],
+      { env: MTOOLS_ENV },
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -84,13 +84,22 @@ function missingPackages(): string[] {
   );
 }
 
-function runScript(script: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<ScriptResult> {
+function runScript(
+  script: string,
+  args: string[],
+  timeoutMs: number,
+  env: NodeJS.ProcessEnv = {},
+): Promise<ScriptResult> {
   return new Promise((resolve) => {
     execFile(
       'bash',
       [path.join(SCRIPTS, script), ...args],
       // The watchdog needs to know whose exit should end the cluster.
-      { env: { ...process.env, ...env, RGW_OWNER_PID: String(process.pid) }, timeout: timeoutMs, killSignal: 'SIGKILL' },
+      {
+        env: { ...process.env, ...env, RGW_OWNER_PID: String(process.pid) },
+        timeout: timeoutMs,
+        killSignal: 'SIGKILL',
+      },
       (err, stdout, stderr) => {
         const e = err as (Error & { code?: number | string; killed?: boolean }) | null;
         const code = e === null ? 0 : typeof e.code === 'number' ? e.code : -1;
@@ -182,7 +191,11 @@ function scriptError(what: string, r: ScriptResult): Error {
 
 /** A client for the test's own looks at the store, built as dockd builds its own (SDK retries on). */
 export function rgwClient(r: Pick<Rgw, 'endpoint' | 'accessKeyId' | 'secretAccessKey'>): S3Client {
-  return s3ClientFor({ endpoint: r.endpoint, region: 'us-east-1', forcePathStyle: true }, { accessKeyId: r.accessKeyId, secretAccessKey: r.secretAccessKey }, 3);
+  return s3ClientFor(
+    { endpoint: r.endpoint, region: 'us-east-1', forcePathStyle: true },
+    { accessKeyId: r.accessKeyId, secretAccessKey: r.secretAccessKey },
+    3,
+  );
 }
 
 export async function startRgw(opts: StartRgwOptions = {}): Promise<Rgw> {

@@ -17,14 +17,28 @@ interface RecordedDevice {
   manufacturer?: string;
   product?: string;
   serial?: string;
-  interfaces: Array<{ bInterfaceNumber: string; bInterfaceClass: string; bInterfaceSubClass: string; bInterfaceProtocol: string }>;
+  interfaces: Array<{
+    bInterfaceNumber: string;
+    bInterfaceClass: string;
+    bInterfaceSubClass: string;
+    bInterfaceProtocol: string;
+  }>;
 }
 
 const RECORDED = (
-  JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../../fixtures/usb/devices.json'), 'utf8')) as { devices: RecordedDevice[] }
+  JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../../fixtures/usb/devices.json'), 'utf8')) as {
+    devices: RecordedDevice[];
+  }
 ).devices;
 
-export type RecordedName = 'qemu-usb-storage' | 'qemu-usb-mtp' | 'ptp-still-camera' | 'body-camera-vendor-mtp' | 'usb-stick' | 'keyboard' | 'hub';
+export type RecordedName =
+  | 'qemu-usb-storage'
+  | 'qemu-usb-mtp'
+  | 'ptp-still-camera'
+  | 'body-camera-vendor-mtp'
+  | 'usb-stick'
+  | 'keyboard'
+  | 'hub';
 
 /** A recorded device as the backend reports it; `over` replugs it elsewhere or changes it. */
 export function recorded(name: RecordedName, over: Partial<UsbDeviceSnapshot> = {}): UsbDeviceSnapshot {
@@ -55,7 +69,15 @@ export function recorded(name: RecordedName, over: Partial<UsbDeviceSnapshot> = 
 
 export function recordedInfo(name: RecordedName): DeviceInfo {
   const s = recorded(name);
-  const info: DeviceInfo = { bus: 'usb', key: s.key, slot: s.portPath, vendorId: s.vendorId, productId: s.productId, portPath: s.portPath, interfaces: s.interfaces };
+  const info: DeviceInfo = {
+    bus: 'usb',
+    key: s.key,
+    slot: s.portPath,
+    vendorId: s.vendorId,
+    productId: s.productId,
+    portPath: s.portPath,
+    interfaces: s.interfaces,
+  };
   if (s.serialNumber) info.serialNumber = s.serialNumber;
   if (s.product) info.product = s.product;
   return info;
