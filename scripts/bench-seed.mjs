@@ -27,7 +27,7 @@ const SAMPLES_PER_DAY = 96;
 export async function seedHistory(dataDir, serials, perCamera, { shiftHours = 10 } = {}) {
   const { openStore } = await dist('store/db.js');
   const { recentHealth, storeVerdict } = await dist('battery/fleet.js');
-  const { CustodyLog } = await dist('custody/log.js');
+  const { CustodyLog } = await dist('store/custody-log.js');
   const db = openStore(dataDir);
   try {
     const custody = new CustodyLog(db);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { canonicalJson, checkChain, eventHash, GENESIS_HASH } from '../src/custody/chain.js';
-import { CustodyLog } from '../src/custody/log.js';
+import { canonicalJson, checkChain, eventHash, GENESIS_HASH } from '../src/store/chain.js';
+import { CustodyLog } from '../src/store/custody-log.js';
 import { migrate } from '../src/store/db.js';
 
 function store() {

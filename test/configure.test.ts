@@ -5,7 +5,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { DriverError, type CameraSession, type CameraSettings, type SessionCapabilities } from '../drivers/types.js';
 import { CameraConfigurator, trueTimes } from '../src/dock/configure.js';
-import { CustodyLog } from '../src/custody/log.js';
+import { CustodyLog } from '../src/store/custody-log.js';
 import { openStore, type Db } from '../src/store/db.js';
 import {
   cameraEvents,

@@ -10,7 +10,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { DriverError, type CameraDriver, type CameraSession, type DeviceInfo } from '../drivers/types.js';
 import { defaultConfig } from '../src/config.js';
-import { CustodyLog } from '../src/custody/log.js';
+import { CustodyLog } from '../src/store/custody-log.js';
 import { LocalArchive } from '../src/archive/local.js';
 import { BatteryRecorder } from '../src/battery/recorder.js';
 import { DockManager } from '../src/dock/manager.js';

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { defaultConfig } from '../src/config.js';
-import { CustodyLog } from '../src/custody/log.js';
+import { CustodyLog } from '../src/store/custody-log.js';
 import { LocalArchive } from '../src/archive/local.js';
 import { IngestEngine } from '../src/ingest/engine.js';
 import { Planner } from '../src/ingest/planner.js';

@@ -14,7 +14,7 @@ import type { DeviceInfo } from '../drivers/types.js';
 import { createPtpDriver } from '../drivers/ptp/driver.js';
 import { DataType, Op } from '../drivers/ptp/constants.js';
 import { defaultConfig, parseConfig } from '../src/config.js';
-import { CustodyLog } from '../src/custody/log.js';
+import { CustodyLog } from '../src/store/custody-log.js';
 import { LocalArchive } from '../src/archive/local.js';
 import { BatteryRecorder } from '../src/battery/recorder.js';
 import { CameraConfigurator } from '../src/dock/configure.js';

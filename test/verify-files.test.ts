@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openStore, type Db } from '../src/store/db.js';
-import { CustodyLog } from '../src/custody/log.js';
+import { CustodyLog } from '../src/store/custody-log.js';
 import { verifyChain, verifyFiles } from '../src/custody/verify.js';
 
 let dir: string;

@@ -2,6 +2,7 @@
  * The battery model applied to what the store holds: one camera's samples in, its health out.
  * Shared by `dockd battery`, `dockd status` and the daemon's once-per-visit alerts.
  */
+import { storeBatteryVerdict } from '../store/cameras.js';
 import type { Db } from '../store/db.js';
 import { assessBattery, type BatteryHealth, type BatterySample } from './model.js';
 import { formatBatteryHealth, type BatteryHealthView } from './format.js';
@@ -87,7 +88,7 @@ interface StoredVerdict {
 /** Keeps the camera's verdict of this docking for `fleetVerdicts`. */
 export function storeVerdict(db: Db, serial: string, shiftHours: number, view: CameraBattery): void {
   const v: StoredVerdict = { shiftHours, view };
-  db.prepare('UPDATE cameras SET battery_verdict_json = ? WHERE serial = ?').run(JSON.stringify(v), serial);
+  storeBatteryVerdict(db, serial, JSON.stringify(v));
 }
 
 /**

@@ -4,7 +4,7 @@ import { readIdentities } from './identities.js';
 import { iterateRecordings, recordingJson, type RecordingStatus } from '../store/recordings.js';
 import type { Db } from '../store/db.js';
 import { colourWanted, paint } from './terminal.js';
-import { CustodyLog } from '../custody/log.js';
+import { CustodyLog } from '../store/custody-log.js';
 import { verifyAll } from '../custody/verify.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
 import {
@@ -20,7 +20,8 @@ import {
 import { loadDockPublicKey } from '../custody/signing.js';
 import type { RemoteCheck } from '../replication/remote-verify.js';
 import { loadCredentials } from '../replication/credentials.js';
-import { queueReplication } from '../replication/queue.js';
+import { requeueReplication, unreplicated } from '../store/replication-jobs.js';
+import { retryFailed } from '../store/operator.js';
 import { ago, bytes, printable, table } from './format.js';
 
 /** Every status a recording can have; `deleted`: removed from the archive by retention. */
@@ -320,24 +321,12 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
       withStore(g(), (db, cfg) => {
         if (!cfg.replication)
           throw new UsageError('replication is not configured (no replication section in the config)');
-        const rows = db
-          .prepare<string[], { id: string }>(
-            `SELECT id FROM recordings r WHERE status = 'verified' ${o.recording ? 'AND id = ?' : ''}
-             AND NOT EXISTS (SELECT 1 FROM custody_events c WHERE c.recording = r.id AND c.type = 'replication.verified')`,
-          )
-          .all(...(o.recording ? [o.recording] : []));
         if (o.recording) mustKnowRecording(db, o.recording);
+        const rows = unreplicated(db, o.recording);
         if (o.recording && rows.length === 0)
           throw new ProblemError(`recording ${o.recording} is not verified or already replicated`);
-        db.transaction(() => {
-          for (const r of rows) {
-            queueReplication(db, r.id);
-            db.prepare(
-              "UPDATE jobs SET state = 'queued', not_before = 0 WHERE recording = ? AND kind = 'replicate' AND state = 'failed'",
-            ).run(r.id);
-          }
-        }).immediate();
-        if (o.json) return printJson({ queued: rows.map((r) => r.id) });
+        requeueReplication(db, rows);
+        if (o.json) return printJson({ queued: rows });
         console.log(`${rows.length} recordings queued for replication`);
       });
     });
@@ -356,34 +345,11 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
         if (id !== undefined) mustKnowRecording(db, id);
         if (o.camera !== undefined) mustKnowCamera(db, o.camera);
         const custody = new CustodyLog(db, cliActor());
-        const where = id !== undefined ? 'id = ?' : o.camera !== undefined ? 'camera = ?' : '1 = 1';
-        const args = id !== undefined ? [id] : o.camera !== undefined ? [o.camera] : [];
-        const result = db
-          .transaction(() => {
-            const failed = db
-              .prepare<unknown[], { id: string; camera: string; last_error: string | null }>(
-                `SELECT id, camera, last_error FROM recordings WHERE status = 'failed' AND deleted_from_camera = 0 AND ${where}`,
-              )
-              .all(...args);
-            for (const r of failed) {
-              db.prepare("UPDATE recordings SET status = 'pending', attempts = 0, not_before = 0 WHERE id = ?").run(
-                r.id,
-              );
-              custody.append({
-                type: 'offload.retry_requested',
-                camera: r.camera,
-                recording: r.id,
-                details: { previousError: r.last_error },
-              });
-            }
-            const releases = db
-              .prepare(
-                `UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0 WHERE kind = 'release' AND state = 'failed' AND recording IN (SELECT id FROM recordings WHERE deleted_from_camera = 0 AND ${where})`,
-              )
-              .run(...args).changes;
-            return { requeued: failed.map((r) => r.id), releasesRequeued: releases };
-          })
-          .immediate();
+        const result = retryFailed(
+          db,
+          custody,
+          id !== undefined ? { recording: id } : o.camera !== undefined ? { camera: o.camera } : {},
+        );
         if (id !== undefined && result.requeued.length === 0 && result.releasesRequeued === 0)
           throw new ProblemError(`recording ${id} is not failed (or the camera no longer holds it)`);
         if (o.json) return printJson(result);

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseConfig } from '../config.js';
 import { createLogger } from '../log.js';
 import { startDaemon } from '../daemon/daemon.js';
-import { CustodyLog } from '../custody/log.js';
+import { CustodyLog } from '../store/custody-log.js';
 import { verifyAll } from '../custody/verify.js';
 import { bytes, printable } from './format.js';
 import { printPilotFunnel } from './demo-stages.js';

@@ -4,9 +4,10 @@ import path from 'node:path';
 import { exportBundle, ExportError, REPORT_FILE } from '../custody/export.js';
 import { verifyExport } from '../custody/verify-export.js';
 import { loadOrCreateDockKey } from '../custody/signing.js';
-import { CustodyLog } from '../custody/log.js';
-import { retentionCandidates, setHold, sweepRetention } from '../custody/retention.js';
-import { assign, assignments, unassign } from '../officers.js';
+import { CustodyLog } from '../store/custody-log.js';
+import { retentionCandidates, sweepRetention } from '../custody/retention.js';
+import { setHold } from '../store/retention.js';
+import { assign, assignments, unassign } from '../store/officers.js';
 import {
   cliActor,
   parseTime,

@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../store/db.js';
 import { queueCounts, type QueueCounts } from '../store/recordings.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
-import { replicationBacklog, replicationFailed, type Backlog } from '../replication/queue.js';
+import { replicationBacklog, replicationFailed, type Backlog } from '../store/replication-jobs.js';
 import { fleetVerdicts } from '../battery/fleet.js';
 import { cameraProgress, type CameraProgress, type LiveCamera, type VisitTotals } from './progress.js';
 import { ago, bar, bytes, duration, printable, table } from './format.js';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.js';
 import { temporaryName } from '../store/durable.js';
-import type { CustodyLog } from './log.js';
+import type { CustodyLog } from '../store/custody-log.js';
 import {
   PRIVATE_KEY_FILE,
   PUBLIC_KEY_FILE,

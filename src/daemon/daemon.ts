@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { FailureStreak } from '../log.js';
 import { openStore, type Db } from '../store/db.js';
 import { DataDirLock } from '../store/lock.js';
-import { CustodyLog } from '../custody/log.js';
+import { CustodyLog } from '../store/custody-log.js';
 import { LocalArchive } from '../archive/local.js';
 import { IngestEngine } from '../ingest/engine.js';
 import { Planner } from '../ingest/planner.js';
@@ -22,7 +22,8 @@ import { UsbBus, UsbDeviceRegistry } from '../bus/usb.js';
 import { usbDrivers } from '../usb/drivers.js';
 import type { Bus } from '../bus/types.js';
 import { Heartbeat } from './heartbeat.js';
-import { Checkpoints, type Checkpoint } from '../custody/checkpoints.js';
+import { Checkpoints } from '../custody/checkpoints.js';
+import type { Checkpoint } from '../store/checkpoints.js';
 import { openDockKey } from '../custody/dock-key.js';
 import { RateMeter } from './rate.js';
 import { VERSION } from '../version.js';
@@ -210,13 +211,11 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     // Read in the same tick as the engine's bytes in flight: status adds the two up without
     // counting a file that finished in between twice (src/cli/progress.ts).
     try {
-      const cameras = engine
-        .progress()
-        .map((c) => ({
-          ...c,
-          ...visitVerified.get(c.serial),
-          rateBytesPerSec: rates.update(c.serial, c.receivedBytes, c.inflightBytes > 0),
-        }));
+      const cameras = engine.progress().map((c) => ({
+        ...c,
+        ...visitVerified.get(c.serial),
+        rateBytesPerSec: rates.update(c.serial, c.receivedBytes, c.inflightBytes > 0),
+      }));
       heartbeat.beat({
         cameras,
         diskLow: engine.diskLowNow,

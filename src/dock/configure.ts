@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import { CAMERA_EVENT_TYPES, MAX_CAMERA_STRING, type CameraSession, type CameraSettings } from '../../drivers/types.js';
 import { profileFor, type ClockConfig, type SettingsConfig } from '../camera-config.js';
-import type { CustodyLog } from '../custody/log.js';
+import type { CustodyLog } from '../store/custody-log.js';
 import type { Db } from '../store/db.js';
 import {
   noteProfile,

@@ -6,7 +6,8 @@
 import type { Logger } from 'pino';
 import { DriverError, type CameraDriver, type CameraSession, type DeviceInfo } from '../../drivers/types.js';
 import type { BatteryRecorder } from '../battery/recorder.js';
-import type { CustodyLog } from '../custody/log.js';
+import type { CustodyLog } from '../store/custody-log.js';
+import { CameraStore } from '../store/cameras.js';
 import type { IngestEngine } from '../ingest/engine.js';
 import type { Planner } from '../ingest/planner.js';
 import type { Db } from '../store/db.js';
@@ -60,28 +61,18 @@ export class DockManager implements BusListener {
   private readonly chains = new Map<string, Promise<void>>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly reopenTimers = new Map<string, NodeJS.Timeout>();
-  private readonly q;
+  private readonly cameras: CameraStore;
 
   constructor(
-    private readonly db: Db,
-    private readonly custody: CustodyLog,
+    db: Db,
+    custody: CustodyLog,
     private readonly planner: Planner,
     private readonly engine: IngestEngine,
     private readonly battery: BatteryRecorder,
     private readonly log: Logger,
     private readonly opts: DockOptions,
   ) {
-    this.q = {
-      camera: db.prepare<[string], { visit: number }>('SELECT visit FROM cameras WHERE serial = ?'),
-      upsert: db.prepare(
-        `INSERT INTO cameras (serial, model, firmware, slot, docked, first_seen, last_seen, docked_at, clock_skew_s, battery_json, visit)
-         VALUES (@serial, @model, @firmware, @slot, 1, @now, @now, @now, @skew, @battery, 1)
-         ON CONFLICT(serial) DO UPDATE SET model = @model, firmware = @firmware, slot = @slot, docked = 1, last_seen = @now,
-           docked_at = @now, clock_skew_s = @skew, battery_json = @battery, visit = visit + 1`,
-      ),
-      undock: db.prepare('UPDATE cameras SET docked = 0, last_seen = ? WHERE serial = ?'),
-      battery: db.prepare('UPDATE cameras SET battery_json = ?, last_seen = ? WHERE serial = ?'),
-    };
+    this.cameras = new CameraStore(db, custody);
   }
 
   private key(bus: string, key: string): string {
@@ -229,22 +220,14 @@ export class DockManager implements BusListener {
       slot.conflict = { dockedIn: other.device.slot, since };
       await slot.session?.close().catch(() => undefined);
       slot.session = undefined;
-      this.db
-        .transaction(() =>
-          this.custody.append({
-            type: 'camera.serial_conflict',
-            camera: id.serial,
-            details: {
-              slot: slot.device.slot,
-              dockedIn: other.device.slot,
-              bus: slot.device.bus,
-              driver: driverName,
-              model: id.model,
-              firmware: id.firmware,
-            },
-          }),
-        )
-        .immediate();
+      this.cameras.serialConflict(id.serial, {
+        slot: slot.device.slot,
+        dockedIn: other.device.slot,
+        bus: slot.device.bus,
+        driver: driverName,
+        model: id.model,
+        firmware: id.firmware,
+      });
       this.log.error(
         {
           event: 'camera.serial_conflict',
@@ -293,36 +276,23 @@ export class DockManager implements BusListener {
     const skew = await measureSkew(session);
     const battery = await session.battery().catch(() => null);
     const now = new Date();
-    const visit = (this.q.camera.get(serial)?.visit ?? 0) + 1;
-    this.db
-      .transaction(() => {
-        this.q.upsert.run({
-          serial,
-          model: id.model,
-          firmware: id.firmware,
-          slot: slot.device.slot,
-          now: now.toISOString(),
-          skew,
-          battery: battery ? JSON.stringify(battery) : null,
-        });
+    const visit = this.cameras.nextVisit(serial);
+    this.cameras.docked(
+      {
+        serial,
+        model: id.model,
+        firmware: id.firmware,
+        slot: slot.device.slot,
+        at: now,
+        clockSkewSeconds: skew,
+        battery,
+        details: { bus: slot.device.bus, driver: driverName },
+      },
+      visit,
+      () => {
         if (battery) this.battery.sample(serial, visit, battery, now.getTime());
-        this.custody.append({
-          type: 'camera.docked',
-          camera: serial,
-          at: now,
-          details: {
-            slot: slot.device.slot,
-            bus: slot.device.bus,
-            driver: driverName,
-            model: id.model,
-            firmware: id.firmware,
-            clockSkewSeconds: skew,
-            battery,
-            visit,
-          },
-        });
-      })
-      .immediate();
+      },
+    );
     slot.state = 'docked';
     slot.visit = visit;
     slot.skew = skew;
@@ -374,12 +344,9 @@ export class DockManager implements BusListener {
     if (!reading) return;
     slot.lastBattery = reading;
     const now = Date.now();
-    this.db
-      .transaction(() => {
-        this.battery.sample(slot.serial!, slot.visit!, reading, now);
-        this.q.battery.run(JSON.stringify(reading), new Date(now).toISOString(), slot.serial!);
-      })
-      .immediate();
+    this.cameras.batteryRead(slot.serial!, reading, now, () =>
+      this.battery.sample(slot.serial!, slot.visit!, reading, now),
+    );
   }
 
   private async undock(k: string, reason: string, error?: string): Promise<void> {
@@ -399,9 +366,11 @@ export class DockManager implements BusListener {
     await this.engine.detach(serial);
     await slot.session?.close().catch(() => undefined);
     const now = new Date();
-    this.db
-      .transaction(() => {
-        this.q.undock.run(now.toISOString(), serial);
+    this.cameras.undocked(
+      serial,
+      now,
+      { slot: slot.device.slot, reason, error: error ?? null, visit: slot.visit },
+      () => {
         // Leaving the dock ends charging: this sample opens the shift's non-charging interval.
         if (slot.lastBattery)
           this.battery.sample(
@@ -410,14 +379,8 @@ export class DockManager implements BusListener {
             { percent: slot.lastBattery.percent, charging: false },
             now.getTime(),
           );
-        this.custody.append({
-          type: 'camera.undocked',
-          camera: serial,
-          at: now,
-          details: { slot: slot.device.slot, reason, error: error ?? null, visit: slot.visit },
-        });
-      })
-      .immediate();
+      },
+    );
     this.log.info(
       { event: 'camera.undocked', camera: serial, slot: slot.device.slot, reason },
       `camera ${serial} left ${slot.device.slot} (${reason})`,

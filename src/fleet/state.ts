@@ -7,7 +7,7 @@ import { statfsSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Db } from '../store/db.js';
 import { queueCounts } from '../store/recordings.js';
-import { replicationBacklog } from '../replication/queue.js';
+import { replicationBacklog } from '../store/replication-jobs.js';
 import { verdictOf } from '../battery/fleet.js';
 import { readDaemon } from '../daemon/heartbeat.js';
 import { signCheckpoint, type DockKey } from '../custody/signing.js';

@@ -9,9 +9,10 @@ import type { Logger } from 'pino';
 import { FailureStreak } from '../log.js';
 import { DriverError, type CameraSession, type RecordingEntry } from '../../drivers/types.js';
 import type { Config } from '../config.js';
-import type { CustodyLog } from '../custody/log.js';
-import { relaxedTransaction, type Db } from '../store/db.js';
-import { markLeftCamera, type RecordingRow } from '../store/recordings.js';
+import type { CustodyLog } from '../store/custody-log.js';
+import type { Db } from '../store/db.js';
+import type { RecordingRow } from '../store/recordings.js';
+import { Transitions } from '../store/transitions.js';
 import { sameContent } from './planner.js';
 import type { LocalArchive } from '../archive/local.js';
 import { copyRecording, VerifyError, type CopyContext, type CopyRequest } from './copy.js';
@@ -23,8 +24,6 @@ import { AlignedBuffers, probeDirectIo } from './direct-io.js';
 import { AgeSealPool } from '../crypto/age-seal-pool.js';
 import { classify, DiskLowError, errorText } from './errors.js';
 import { backoffMs, retriesExhausted } from './retry.js';
-import { officerAt } from '../officers.js';
-import { queueReplication } from '../replication/queue.js';
 
 /** Each direct copy holds two of these: one filling, one on its way to the disk. */
 const DIRECT_WRITE_BUFFER = 1024 * 1024;
@@ -79,7 +78,7 @@ export class IngestEngine {
   /** Since when the queue could not be read from the store; null while it can. */
   private readonly unreadable = new FailureStreak();
   private stopping = false;
-  private readonly q;
+  private readonly tx: Transitions;
 
   constructor(
     private readonly db: Db,
@@ -109,48 +108,7 @@ export class IngestEngine {
         );
       }
     }
-    this.q = {
-      releases: db.prepare<[string, number], RecordingRow>(
-        `SELECT r.* FROM jobs j JOIN recordings r ON r.id = j.recording
-         WHERE r.camera = ? AND j.kind = 'release' AND j.state = 'queued' AND j.not_before <= ? AND r.status = 'verified' AND r.deleted_from_camera = 0
-         ORDER BY j.id LIMIT 64`,
-      ),
-      offloads: db.prepare<[string, number, number], RecordingRow>(
-        "SELECT * FROM recordings WHERE camera = ? AND status = 'pending' AND deleted_from_camera = 0 AND not_before <= ? ORDER BY rowid LIMIT ?",
-      ),
-      nextWake: db.prepare<[string, string], { t: number | null }>(
-        `SELECT min(t) t FROM (
-           SELECT not_before t FROM recordings WHERE camera = ? AND status = 'pending' AND deleted_from_camera = 0
-           UNION ALL
-           SELECT j.not_before FROM jobs j JOIN recordings r ON r.id = j.recording WHERE r.camera = ? AND j.kind = 'release' AND j.state = 'queued')`,
-      ),
-      start: db.prepare("UPDATE recordings SET status = 'copying' WHERE id = ?"),
-      reset: db.prepare("UPDATE recordings SET status = 'pending' WHERE id = ? AND status = 'copying'"),
-      durable: db.prepare('UPDATE recordings SET bytes_done = ? WHERE id = ?'),
-      verified: db.prepare(
-        "UPDATE recordings SET status = 'verified', sha256 = ?, stored_sha256 = ?, stored_bytes = ?, archive_path = ?, verified_at = ?, attempts = attempts + 1, last_error = NULL, bytes_done = bytes WHERE id = ?",
-      ),
-      // A row a listing found replaced on the camera meanwhile stays as the listing left it.
-      backToPending: db.prepare(
-        "UPDATE recordings SET status = 'pending', attempts = attempts + ?, last_error = ?, not_before = ?, bytes_done = ? WHERE id = ? AND deleted_from_camera = 0",
-      ),
-      failed: db.prepare(
-        "UPDATE recordings SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ? AND deleted_from_camera = 0",
-      ),
-      queueRelease: db.prepare(
-        "INSERT OR IGNORE INTO jobs (recording, kind, state, created_at, updated_at) VALUES (?, 'release', 'queued', ?, ?)",
-      ),
-      released: db.prepare('UPDATE recordings SET deleted_from_camera = 1 WHERE id = ?'),
-      jobDone: db.prepare(
-        "UPDATE jobs SET state = 'done', attempts = attempts + 1, last_error = NULL, updated_at = ? WHERE recording = ? AND kind = ?",
-      ),
-      jobRetry: db.prepare(
-        'UPDATE jobs SET state = ?, attempts = attempts + 1, last_error = ?, not_before = ?, updated_at = ? WHERE recording = ? AND kind = ?',
-      ),
-      jobAttempts: db.prepare<[string, string], { attempts: number }>(
-        'SELECT attempts FROM jobs WHERE recording = ? AND kind = ?',
-      ),
-    };
+    this.tx = new Transitions(db, custody);
   }
 
   attach(serial: string, visit: number, session: CameraSession): void {
@@ -230,10 +188,10 @@ export class IngestEngine {
 
   private claim(cam: ActiveCamera): Task | null {
     const now = Date.now();
-    for (const rec of this.q.releases.all(cam.serial, now)) {
+    for (const rec of this.tx.dueReleases(cam.serial, now)) {
       if (!this.claimed.has(rec.id)) return { kind: 'release', rec };
     }
-    for (const rec of this.q.offloads.all(cam.serial, now, this.cfg.perCamera * 2 + 1)) {
+    for (const rec of this.tx.dueOffloads(cam.serial, now, this.cfg.perCamera * 2 + 1)) {
       if (!this.claimed.has(rec.id)) return { kind: 'offload', rec };
     }
     return null;
@@ -246,7 +204,7 @@ export class IngestEngine {
       let next: number | null | undefined;
       try {
         task = this.claim(cam);
-        next = task ? undefined : this.q.nextWake.get(cam.serial, cam.serial)?.t;
+        next = task ? undefined : this.tx.nextDue(cam.serial);
         this.queueReadable(true, cam.serial);
       } catch (err) {
         // A store that cannot be read (a failing disk) must not end the daemon: every recording
@@ -345,18 +303,7 @@ export class IngestEngine {
     for (;;) {
       await sleep(1000, undefined, { signal }).catch(() => undefined);
       try {
-        this.db
-          .transaction(() => {
-            if (this.q.reset.run(rec.id).changes > 0) {
-              this.custody.append({
-                type: 'offload.interrupted',
-                camera: rec.camera,
-                recording: rec.id,
-                details: { reason: 'bookkeeping failed', error },
-              });
-            }
-          })
-          .immediate();
+        this.tx.copyInterrupted(rec, 'bookkeeping failed', error);
         return;
       } catch {
         // a restart's recovery resets 'copying' rows if this never succeeds
@@ -429,15 +376,7 @@ export class IngestEngine {
     const attempt = rec.attempts + 1;
     const recipients = this.opts.recipients ?? null;
     const resumeFrom = cam.session.capabilities.resume && !recipients ? rec.bytes_done : 0;
-    relaxedTransaction(this.db, () => {
-      this.q.start.run(rec.id);
-      this.custody.append({
-        type: 'offload.started',
-        camera: cam.serial,
-        recording: rec.id,
-        details: { attempt, resumeFrom, sourcePath: rec.source_path, bytes: rec.bytes },
-      });
-    });
+    this.tx.markCopying(rec, attempt, resumeFrom);
     log.info({ event: 'offload.started', attempt, resumeFrom, bytes: rec.bytes }, `copying ${rec.source_path}`);
     const staging = this.archive.stagingPathFor(rec.id);
     let durable = resumeFrom;
@@ -465,7 +404,7 @@ export class IngestEngine {
           },
           onDurable: (n) => {
             durable = n;
-            this.q.durable.run(n, rec.id);
+            this.tx.saveProgress(rec.id, n);
           },
           checkSpace: async (remaining) => {
             const free = await this.archive.freeBytes();
@@ -480,41 +419,21 @@ export class IngestEngine {
       }
       const ref = { id: rec.id, camera: rec.camera, sourcePath: rec.source_path, discoveredAt: rec.discovered_at };
       const archivePath = await this.archive.commit(staging, ref);
-      const now = new Date();
-      this.db
-        .transaction(() => {
-          this.q.verified.run(
-            result.sha256,
-            result.storedSha256,
-            result.storedBytes,
-            archivePath,
-            now.toISOString(),
-            rec.id,
-          );
-          this.custody.append({
-            type: 'offload.verified',
-            camera: cam.serial,
-            recording: rec.id,
-            sha256: result.sha256,
-            at: now,
-            details: {
-              sourcePath: rec.source_path,
-              archivePath,
-              bytes: result.bytes,
-              attempt,
-              resumedFrom: result.resumedFrom,
-              ...(result.resumeRefused ? { resumeRefused: true } : {}),
-              verifiedSource: this.cfg.verifySource,
-              ...(recipients
-                ? { encryptedTo: recipients, storedSha256: result.storedSha256, storedBytes: result.storedBytes }
-                : {}),
-              officer: officerAt(this.db, rec.camera, rec.recorded_at ?? rec.discovered_at),
-            },
-          });
-          if (this.cfg.deleteFromCamera) this.q.queueRelease.run(rec.id, now.toISOString(), now.toISOString());
-          if (this.opts.replicate) queueReplication(this.db, rec.id, now.toISOString());
-        })
-        .immediate();
+      this.tx.markVerified(rec, {
+        sha256: result.sha256,
+        storedSha256: result.storedSha256,
+        storedBytes: result.storedBytes,
+        bytes: result.bytes,
+        archivePath,
+        at: new Date(),
+        attempt,
+        resumedFrom: result.resumedFrom,
+        resumeRefused: !!result.resumeRefused,
+        verifiedSource: this.cfg.verifySource,
+        encryptedTo: recipients,
+        release: this.cfg.deleteFromCamera,
+        replicate: !!this.opts.replicate,
+      });
       if (result.resumeRefused) {
         log.warn(
           { event: 'offload.resume_refused', keptBytes: resumeFrom },
@@ -552,23 +471,14 @@ export class IngestEngine {
     const interrupted = kind === 'deviceGone' || kind === 'diskLow' || kind === 'storeUnwritable';
     const exhausted = !interrupted && (kind === 'permanent' || retriesExhausted(attempt, this.cfg.retry));
     const delay = interrupted ? 0 : backoffMs(attempt, this.cfg.retry);
-    relaxedTransaction(this.db, () => {
-      if (exhausted) this.q.failed.run(error, rec.id);
-      else this.q.backToPending.run(interrupted ? 0 : 1, error, Date.now() + delay, durable, rec.id);
-      this.custody.append({
-        type: 'offload.failed',
-        camera: cam.serial,
-        recording: rec.id,
-        details: {
-          sourcePath: rec.source_path,
-          attempt,
-          error,
-          class: kind,
-          willRetry: !exhausted,
-          retryInMs: exhausted ? null : delay,
-          keptBytes: durable,
-        },
-      });
+    this.tx.copyFailed(rec, {
+      attempt,
+      error,
+      class: kind,
+      interrupted,
+      exhausted,
+      retryInMs: delay,
+      keptBytes: durable,
     });
     if (kind === 'deviceGone') {
       log.warn(
@@ -605,18 +515,7 @@ export class IngestEngine {
     if (now && sameContent(rec, now)) return true;
     const log = this.log.child({ camera: cam.serial, recording: rec.id });
     if (!now && step === 'release') {
-      const at = new Date().toISOString();
-      relaxedTransaction(this.db, () => {
-        this.q.released.run(rec.id);
-        this.q.jobDone.run(at, rec.id, 'release');
-        this.custody.append({
-          type: 'camera.file_deleted',
-          camera: cam.serial,
-          recording: rec.id,
-          sha256: rec.sha256,
-          details: { sourcePath: rec.source_path, alreadyGone: true },
-        });
-      });
+      this.tx.markDeletedFromCamera(rec, true);
       log.info(
         { event: 'camera.file_deleted', alreadyGone: true },
         `${rec.source_path} was already gone from the camera`,
@@ -629,28 +528,8 @@ export class IngestEngine {
 
   /** The row lets go of a name the camera holds other content under (or nothing), and the camera is listed again. */
   private lostTrack(cam: ActiveCamera, rec: RecordingRow, step: 'copy' | 'release', now: RecordingEntry | null): void {
-    const at = new Date().toISOString();
     const log = this.log.child({ camera: cam.serial, recording: rec.id });
-    this.db
-      .transaction(() => {
-        const when = step === 'copy' ? 'while it was copied' : 'before it was deleted';
-        const error = now ? `replaced on the camera ${when}` : `left the camera ${when}`;
-        const { releaseCancelled } = markLeftCamera(this.db, rec.id, error, at);
-        this.custody.append({
-          type: now ? 'recording.replaced_on_camera' : 'recording.vanished',
-          camera: cam.serial,
-          recording: rec.id,
-          details: {
-            sourcePath: rec.source_path,
-            noticedBy: step,
-            before: { bytes: rec.bytes, identity: rec.source_identity },
-            after: now ? { bytes: now.bytes, identity: now.identity } : null,
-            status: rec.status,
-            deletionCancelled: releaseCancelled,
-          },
-        });
-      })
-      .immediate();
+    this.tx.lostTrack(rec, { noticedBy: step, now: now ? { bytes: now.bytes, identity: now.identity } : null });
     if (now) {
       log.warn(
         { event: 'recording.replaced_on_camera', sourcePath: rec.source_path, noticedBy: step, status: rec.status },
@@ -682,44 +561,21 @@ export class IngestEngine {
         this.lostTrack(cam, rec, 'release', await cam.session.stat(rec.source_id).catch(() => null));
         return;
       }
-      const now = new Date().toISOString();
-      // Lost in a power cut, the deletion is simply done again: the camera no longer has the file.
-      relaxedTransaction(this.db, () => {
-        this.q.released.run(rec.id);
-        this.q.jobDone.run(now, rec.id, 'release');
-        this.custody.append({
-          type: 'camera.file_deleted',
-          camera: cam.serial,
-          recording: rec.id,
-          sha256: rec.sha256,
-          details: { sourcePath: rec.source_path },
-        });
-      });
+      this.tx.markDeletedFromCamera(rec, false);
       log.info({ event: 'camera.file_deleted' }, `deleted ${rec.source_path} from the camera`);
     } catch (err) {
       let kind = classify(err);
       if (cam.abort.signal.aborted) kind = 'deviceGone';
       const error = errorText(err);
-      const attempts = (this.q.jobAttempts.get(rec.id, 'release')?.attempts ?? 0) + 1;
+      const attempts = this.tx.releaseAttempts(rec.id) + 1;
       const gone = kind === 'deviceGone';
       const exhausted = !gone && (kind === 'permanent' || retriesExhausted(attempts, this.cfg.retry));
       const delay = backoffMs(attempts, this.cfg.retry);
-      const now = new Date().toISOString();
-      relaxedTransaction(this.db, () => {
-        this.q.jobRetry.run(
-          exhausted ? 'failed' : 'queued',
-          error,
-          Date.now() + (gone ? 0 : delay),
-          now,
-          rec.id,
-          'release',
-        );
-        this.custody.append({
-          type: 'camera.file_delete_failed',
-          camera: cam.serial,
-          recording: rec.id,
-          details: { sourcePath: rec.source_path, error, attempt: attempts, willRetry: !exhausted },
-        });
+      this.tx.deleteFailed(rec, {
+        attempt: attempts,
+        error,
+        exhausted,
+        notBefore: Date.now() + (gone ? 0 : delay),
       });
       log.warn(
         { event: 'camera.file_delete_failed', error, attempt: attempts, willRetry: !exhausted },

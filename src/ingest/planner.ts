@@ -4,11 +4,10 @@
  */
 import type { Logger } from 'pino';
 import type { CameraSession, RecordingEntry, UnreadableEntry } from '../../drivers/types.js';
-import type { CustodyLog } from '../custody/log.js';
-import { relaxedTransaction, type Db } from '../store/db.js';
-import { markLeftCamera } from '../store/recordings.js';
+import type { CustodyLog } from '../store/custody-log.js';
+import type { Db } from '../store/db.js';
+import { Transitions, type DiscoveredFile, type KnownRow } from '../store/transitions.js';
 import { newRecordingId } from '../archive/names.js';
-import { officerAt } from '../officers.js';
 
 const BATCH = 500;
 const MAX_PATH = 4096;
@@ -26,33 +25,16 @@ export interface PlanResult {
 }
 
 export class Planner {
-  private readonly find;
-  private readonly insert;
-  private readonly touch;
-  private readonly vanishedRows;
-  private readonly markVanished;
+  private readonly tx: Transitions;
 
   constructor(
-    private readonly db: Db,
-    private readonly custody: CustodyLog,
+    db: Db,
+    custody: CustodyLog,
     private readonly log: Logger,
     /** Told of a recording whose partial copy is worthless now that the camera replaced it. */
     private readonly onReplaced: (recordingId: string) => void = () => undefined,
   ) {
-    this.find = db.prepare<[string, string], KnownRow>(
-      'SELECT id, bytes, status, source_identity, bytes_done FROM recordings WHERE camera = ? AND source_path = ? AND deleted_from_camera = 0',
-    );
-    this.insert = db.prepare(
-      `INSERT INTO recordings (id, camera, source_path, source_id, source_identity, bytes, modified_at, recorded_at, status, seen_visit, discovered_at)
-       VALUES (@id, @camera, @sourcePath, @sourceId, @identity, @bytes, @modifiedAt, @recordedAt, 'pending', @visit, @now)`,
-    );
-    this.touch = db.prepare('UPDATE recordings SET seen_visit = ?, source_id = ?, source_identity = ? WHERE id = ?');
-    this.vanishedRows = db.prepare<[string, number], { id: string; source_path: string }>(
-      "SELECT id, source_path FROM recordings WHERE camera = ? AND deleted_from_camera = 0 AND status IN ('pending','failed') AND seen_visit < ?",
-    );
-    this.markVanished = db.prepare(
-      "UPDATE recordings SET status = 'failed', last_error = 'no longer on the camera', deleted_from_camera = 2 WHERE id = ?",
-    );
+    this.tx = new Transitions(db, custody);
   }
 
   async plan(
@@ -80,24 +62,13 @@ export class Planner {
       }
     }
     this.applyBatch(serial, visit, batch, result, clockSkewSeconds);
-    this.db
-      .transaction(() => {
-        for (const r of this.vanishedRows.all(serial, visit)) {
-          this.markVanished.run(r.id);
-          this.custody.append({
-            type: 'recording.vanished',
-            camera: serial,
-            recording: r.id,
-            details: { sourcePath: r.source_path },
-          });
-          this.log.warn(
-            { event: 'recording.vanished', camera: serial, recording: r.id, sourcePath: r.source_path },
-            'a recording left the camera before it was verified',
-          );
-          result.vanished++;
-        }
-      })
-      .immediate();
+    for (const r of this.tx.vanishedFromListing(serial, visit)) {
+      this.log.warn(
+        { event: 'recording.vanished', camera: serial, recording: r.id, sourcePath: r.sourcePath },
+        'a recording left the camera before it was verified',
+      );
+      result.vanished++;
+    }
     return result;
   }
 
@@ -116,27 +87,8 @@ export class Planner {
     noticedBy: 'listing' | 'copy' | 'release',
   ): string {
     const now = new Date().toISOString();
-    const cancelled = markLeftCamera(
-      this.db,
-      old.id,
-      'replaced on the camera before it was verified',
-      now,
-    ).releaseCancelled;
-    const id = this.discover(serial, visit, e, skew, now, { replaces: old.id });
-    this.custody.append({
-      type: 'recording.replaced_on_camera',
-      camera: serial,
-      recording: old.id,
-      details: {
-        sourcePath: e.path,
-        noticedBy,
-        before: { bytes: old.bytes, identity: old.source_identity },
-        after: { bytes: e.bytes, identity: e.identity },
-        status: old.status,
-        deletionCancelled: cancelled,
-        replacedBy: id,
-      },
-    });
+    const id = newRecordingId();
+    this.tx.replacedOnCamera(serial, visit, old, this.discovered(id, e, skew), noticedBy, now);
     this.log.warn(
       {
         event: 'recording.replaced_on_camera',
@@ -154,38 +106,12 @@ export class Planner {
     return id;
   }
 
-  private discover(
-    serial: string,
-    visit: number,
-    e: RecordingEntry,
-    skew: number | null,
-    now: string,
-    extra: Record<string, unknown> = {},
-  ): string {
-    const id = newRecordingId();
+  /** The listed file as the store records it: its times turned to dock time by the measured skew. */
+  private discovered(recordingId: string, e: RecordingEntry, skew: number | null): DiscoveredFile {
     const modifiedAt = validTime(e.modifiedAt);
     // The camera's clock says when; the measured skew turns that into dock time.
     const recordedAt = modifiedAt ? validTime(new Date(e.modifiedAt!.getTime() - (skew ?? 0) * 1000)) : null;
-    const officer = recordedAt ? officerAt(this.db, serial, recordedAt) : null;
-    this.insert.run({
-      id,
-      camera: serial,
-      sourcePath: e.path,
-      sourceId: e.id,
-      identity: e.identity,
-      bytes: e.bytes,
-      modifiedAt,
-      recordedAt,
-      visit,
-      now,
-    });
-    this.custody.append({
-      type: 'recording.discovered',
-      camera: serial,
-      recording: id,
-      details: { sourcePath: e.path, bytes: e.bytes, modifiedAt, recordedAt, officer, ...extra },
-    });
-    return id;
+    return { recordingId, path: e.path, id: e.id, identity: e.identity, bytes: e.bytes, modifiedAt, recordedAt };
   }
 
   private applyBatch(
@@ -197,7 +123,7 @@ export class Planner {
   ): void {
     if (entries.length === 0) return;
     const now = new Date().toISOString();
-    relaxedTransaction(this.db, () => {
+    this.tx.batch(() => {
       for (const e of entries) {
         if (!validEntry(e)) {
           result.skipped++;
@@ -207,12 +133,12 @@ export class Planner {
           );
           continue;
         }
-        const existing = this.find.get(serial, e.path);
+        const existing = this.tx.known(serial, e.path);
         if (!existing) {
-          this.discover(serial, visit, e, skew, now);
+          this.tx.discover(serial, visit, this.discovered(newRecordingId(), e, skew), now);
           result.discovered++;
         } else if (sameContent(existing, e)) {
-          this.touch.run(visit, e.id, e.identity, existing.id);
+          this.tx.seenAgain(existing.id, visit, e);
           result.known++;
         } else {
           this.replace(serial, visit, existing, e, skew, 'listing');
@@ -221,14 +147,6 @@ export class Planner {
       }
     });
   }
-}
-
-export interface KnownRow {
-  id: string;
-  bytes: number;
-  status: string;
-  source_identity: string | null;
-  bytes_done: number;
 }
 
 /** Rows stored before identities were kept are bound by their size alone, until they are seen again. */

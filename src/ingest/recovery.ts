@@ -6,9 +6,11 @@
  */
 import type { Logger } from 'pino';
 import type { LocalArchive } from '../archive/local.js';
-import type { CustodyLog } from '../custody/log.js';
+import type { CustodyLog } from '../store/custody-log.js';
 import type { Db } from '../store/db.js';
-import type { RecordingRow } from '../store/recordings.js';
+import { copyingRecordings, recordingState } from '../store/recordings.js';
+import { Transitions } from '../store/transitions.js';
+import { CameraStore } from '../store/cameras.js';
 
 export interface RecoveryReport {
   interrupted: number;
@@ -29,7 +31,7 @@ export async function recover(
     orphanStaging: 0,
     camerasMarkedUndocked: 0,
   };
-  const copying = db.prepare<[], RecordingRow>("SELECT * FROM recordings WHERE status = 'copying'").all();
+  const copying = copyingRecordings(db);
   for (const rec of copying) {
     // Only a 'copying' row can have reached the rename before the crash.
     const p = archive.pathFor({
@@ -40,35 +42,10 @@ export async function recover(
     });
     await archive.remove(p).then(() => report.uncommittedArchiveFiles++);
   }
-  db.transaction(() => {
-    for (const rec of copying) {
-      db.prepare("UPDATE recordings SET status = 'pending' WHERE id = ?").run(rec.id);
-      custody.append({
-        type: 'offload.interrupted',
-        camera: rec.camera,
-        recording: rec.id,
-        details: { reason: 'daemon restarted', keptBytes: rec.bytes_done },
-      });
-      report.interrupted++;
-    }
-    const docked = db
-      .prepare<[], { serial: string; slot: string }>('SELECT serial, slot FROM cameras WHERE docked = 1')
-      .all();
-    for (const cam of docked) {
-      db.prepare('UPDATE cameras SET docked = 0 WHERE serial = ?').run(cam.serial);
-      custody.append({
-        type: 'camera.undocked',
-        camera: cam.serial,
-        details: { slot: cam.slot, reason: 'daemon restarted' },
-      });
-      report.camerasMarkedUndocked++;
-    }
-  }).immediate();
-  const live = db.prepare<[string], { status: string; deleted_from_camera: number }>(
-    'SELECT status, deleted_from_camera FROM recordings WHERE id = ?',
-  );
+  report.interrupted = new Transitions(db, custody).copiesInterruptedByRestart(copying);
+  report.camerasMarkedUndocked = new CameraStore(db, custody).undockAllAfterRestart();
   for (const id of await archive.stagingIds()) {
-    const row = live.get(id);
+    const row = recordingState(db, id);
     // A partial copy of content the camera no longer holds can never be finished.
     if (!row || row.status === 'verified' || row.deleted_from_camera !== 0) {
       await archive.discardStaging(id);

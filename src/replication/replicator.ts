@@ -9,26 +9,21 @@ import type { Logger } from 'pino';
 import { FailureStreak } from '../log.js';
 import type { ReplicationConfig } from '../config.js';
 import type { Db } from '../store/db.js';
-import type { CustodyLog } from '../custody/log.js';
+import type { CustodyLog } from '../store/custody-log.js';
+import {
+  markReplicated,
+  nextReplicationJob,
+  replicationFailedAttempt,
+  replicationFoundMismatch,
+  type ReplicationJob,
+} from '../store/replication-jobs.js';
 import type { Checkpoints } from '../custody/checkpoints.js';
 import { safeSerial, baseName, safeComponent } from '../archive/names.js';
 import { backoffMs } from '../ingest/retry.js';
 import type { ObjectStore } from './store.js';
 import { ArchiveMismatchError } from './errors.js';
 
-interface Job {
-  recording: string;
-  camera: string;
-  source_path: string;
-  archive_path: string;
-  sha256: string;
-  /** What the archive holds (ciphertext when encrypted): what is uploaded. */
-  bytes: number;
-  stored_sha256: string;
-  recorded_at: string | null;
-  verified_at: string;
-  attempts: number;
-}
+type Job = ReplicationJob;
 
 export function objectKey(dockId: string, j: { camera: string; recording: string; source_path: string }): string {
   return `${safeComponent(dockId, 64)}/${safeSerial(j.camera)}/${j.recording}/${safeComponent(baseName(j.source_path))}`;
@@ -103,15 +98,7 @@ export class Replicator {
   }
 
   private nextJob(): Job | undefined {
-    return this.db
-      .prepare<[number], Job>(
-        `SELECT j.recording, j.attempts, r.camera, r.source_path, r.archive_path, r.sha256, coalesce(r.stored_bytes, r.bytes) bytes,
-                coalesce(r.stored_sha256, r.sha256) stored_sha256, r.recorded_at, r.verified_at
-         FROM jobs j JOIN recordings r ON r.id = j.recording
-         WHERE j.kind = 'replicate' AND j.state = 'queued' AND j.not_before <= ? AND r.status = 'verified'
-         ORDER BY j.not_before, j.id LIMIT 1`,
-      )
-      .get(Date.now());
+    return nextReplicationJob(this.db);
   }
 
   private async run(): Promise<void> {
@@ -241,31 +228,14 @@ export class Replicator {
       });
 
     const now = new Date();
-    const head = this.db
-      .transaction(() => {
-        const ev = this.custody.append({
-          type: 'replication.verified',
-          camera: job.camera,
-          recording: job.recording,
-          sha256: job.sha256,
-          at: now,
-          details: {
-            bucket: this.cfg.bucket,
-            key,
-            versionId: remote.versionId,
-            retainUntil: remote.retainUntil?.toISOString() ?? null,
-            lockMode: remote.lockMode,
-            uploaded,
-          },
-        });
-        this.db
-          .prepare(
-            "UPDATE jobs SET state = 'done', attempts = attempts + 1, last_error = NULL, updated_at = ? WHERE recording = ? AND kind = 'replicate'",
-          )
-          .run(now.toISOString(), job.recording);
-        return ev;
-      })
-      .immediate();
+    const head = markReplicated(this.db, this.custody, job, now, {
+      bucket: this.cfg.bucket,
+      key,
+      versionId: remote.versionId,
+      retainUntil: remote.retainUntil?.toISOString() ?? null,
+      lockMode: remote.lockMode,
+      uploaded,
+    });
     log.info(
       {
         event: 'replication.verified',
@@ -312,24 +282,12 @@ export class Replicator {
       // Uploading again would send the same wrong bytes: the job stops here, for a person to look.
       // The evidence itself changed after its verification, so the chain of custody says so, not
       // only the log: whoever answers for the recording later finds when it was noticed.
-      const now = new Date();
-      this.db
-        .transaction(() => {
-          this.db
-            .prepare(
-              "UPDATE jobs SET state = 'failed', attempts = attempts + 1, last_error = ?, updated_at = ? WHERE recording = ? AND kind = 'replicate'",
-            )
-            .run(error, now.toISOString(), job.recording);
-          this.custody.append({
-            type: 'archive.mismatch',
-            camera: job.camera,
-            recording: job.recording,
-            sha256: err.expected,
-            at: now,
-            details: { file: err.file, actual: err.actual, noticedBy: 'replication' },
-          });
-        })
-        .immediate();
+      replicationFoundMismatch(this.db, this.custody, job, {
+        error,
+        file: err.file,
+        expected: err.expected,
+        actual: err.actual,
+      });
       this.log.error(
         {
           event: 'replication.archive_mismatch',
@@ -347,19 +305,7 @@ export class Replicator {
     const attempts = job.attempts + 1;
     const delay = blocking ? this.cfg.blockedRetryMs : backoffMs(attempts, this.cfg.retry);
     const exhausted = !blocking && attempts >= this.cfg.retry.attempts;
-    this.db
-      .prepare(
-        'UPDATE jobs SET state = ?, attempts = attempts + ?, last_error = ?, not_before = ?, updated_at = ? WHERE recording = ? AND kind = ?',
-      )
-      .run(
-        exhausted ? 'failed' : 'queued',
-        blocking ? 0 : 1,
-        error,
-        Date.now() + delay,
-        new Date().toISOString(),
-        job.recording,
-        'replicate',
-      );
+    replicationFailedAttempt(this.db, job.recording, { error, exhausted, blocking, notBefore: Date.now() + delay });
     if (blocking) {
       if (!this.blockedSaid)
         this.log.error(
@@ -367,10 +313,6 @@ export class Replicator {
           `replication waits: ${error}`,
         );
       this.blockedSaid = true;
-      // Everything queued waits, not just this job: the cause is the store, not the recording.
-      this.db
-        .prepare("UPDATE jobs SET not_before = max(not_before, ?) WHERE kind = 'replicate' AND state = 'queued'")
-        .run(Date.now() + delay);
     } else if (exhausted) {
       // The last word on this upload: nothing retries it until `dockd replicate` queues it again.
       this.log.error(

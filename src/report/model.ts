@@ -11,7 +11,8 @@ import { cameraSamples, fleetBattery, FLEET_WINDOW_DAYS, type CameraBattery } fr
 import type { BatterySample } from '../battery/model.js';
 import { isRunning, readDaemon } from '../daemon/heartbeat.js';
 import { verifyChain } from '../custody/verify.js';
-import { checkCheckpoints, latestCheckpoint } from '../custody/checkpoints.js';
+import { checkCheckpoints } from '../custody/checkpoints.js';
+import { latestCheckpoint } from '../store/checkpoints.js';
 import { drainByProfile, type ProfileDrain } from '../battery/profiles.js';
 import { profileHistory } from '../store/camera-settings.js';
 import { loadDockPublicKey } from '../custody/signing.js';

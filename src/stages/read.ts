@@ -3,7 +3,7 @@
  * `dockd stages` prints. Reads only.
  */
 import type { Db } from '../store/db.js';
-import { officerUnits } from '../officers.js';
+import { officerUnits } from '../store/officers.js';
 import { cameraEpisodes, type CameraEpisodes } from './episodes.js';
 import { groupFigures, type GroupFigures, type GroupOf } from './groups.js';
 import {

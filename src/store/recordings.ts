@@ -1,6 +1,6 @@
 /** Row shapes and queries over recordings that ingest, the dock and the CLI share. */
 import type { Db } from './db.js';
-import { OFFICER_SQL } from '../officers.js';
+import { OFFICER_SQL } from './officers.js';
 
 export type RecordingStatus = 'pending' | 'copying' | 'verified' | 'failed' | 'deleted';
 
@@ -149,4 +149,21 @@ export function markLeftCamera(db: Db, id: string, error: string, now: string): 
     )
     .run('not deleted: the camera no longer holds the content that was archived', now, id);
   return { releaseCancelled: cancelled.changes > 0 };
+}
+
+/** Copies under way when the daemon last stopped: after a crash, copies it never finished. */
+export function copyingRecordings(db: Db): RecordingRow[] {
+  return db.prepare<[], RecordingRow>("SELECT * FROM recordings WHERE status = 'copying'").all();
+}
+
+/** Just enough of a recording to tell whether its staging file can still be finished. */
+export function recordingState(
+  db: Db,
+  id: string,
+): { status: RecordingStatus; deleted_from_camera: number } | undefined {
+  return db
+    .prepare<[string], { status: RecordingStatus; deleted_from_camera: number }>(
+      'SELECT status, deleted_from_camera FROM recordings WHERE id = ?',
+    )
+    .get(id);
 }

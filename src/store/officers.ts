@@ -2,8 +2,8 @@
  * Which officer held a camera when: assignments with a start and an open or closed end. A
  * recording belongs to the officer holding the camera at its recording time (dock clock).
  */
-import type { Db } from './store/db.js';
-import type { CustodyLog } from './custody/log.js';
+import type { Db } from './db.js';
+import type { CustodyLog } from './custody-log.js';
 
 export interface Assignment {
   camera: string;

@@ -2,7 +2,7 @@
  * The one writer of custody events. Callers append inside the same SQLite transaction as the
  * state change the event records, so neither can be committed without the other.
  */
-import type { Db } from '../store/db.js';
+import type { Db } from './db.js';
 import { GENESIS_HASH, eventHash, type CustodyEvent } from './chain.js';
 
 export interface NewCustodyEvent {

@@ -1,0 +1,48 @@
+/**
+ * Transitions a person asks for from the command line. Each appends its custody event, with the
+ * person as actor, in the same transaction as the change.
+ */
+import type { Db } from './db.js';
+import type { CustodyLog } from './custody-log.js';
+
+/** Which failed work `dockd retry` puts back: one recording, one camera's, or all (`{}`). */
+export type RetryScope = { recording: string } | { camera: string } | Record<string, never>;
+
+export interface RetryResult {
+  requeued: string[];
+  releasesRequeued: number;
+}
+
+/**
+ * pending ← failed for recordings still on their camera, attempts and back-off reset; failed
+ * deletions from cameras queued again likewise.
+ */
+export function retryFailed(db: Db, custody: CustodyLog, scope: RetryScope): RetryResult {
+  const args = { id: 'recording' in scope ? scope.recording : null, camera: 'camera' in scope ? scope.camera : null };
+  const inScope = '(@id IS NULL OR id = @id) AND (@camera IS NULL OR camera = @camera)';
+  return db
+    .transaction(() => {
+      const failed = db
+        .prepare<[typeof args], { id: string; camera: string; last_error: string | null }>(
+          `SELECT id, camera, last_error FROM recordings WHERE status = 'failed' AND deleted_from_camera = 0 AND ${inScope}`,
+        )
+        .all(args);
+      const requeue = db.prepare("UPDATE recordings SET status = 'pending', attempts = 0, not_before = 0 WHERE id = ?");
+      for (const r of failed) {
+        requeue.run(r.id);
+        custody.append({
+          type: 'offload.retry_requested',
+          camera: r.camera,
+          recording: r.id,
+          details: { previousError: r.last_error },
+        });
+      }
+      const releases = db
+        .prepare(
+          `UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0 WHERE kind = 'release' AND state = 'failed' AND recording IN (SELECT id FROM recordings WHERE deleted_from_camera = 0 AND ${inScope})`,
+        )
+        .run(args).changes;
+      return { requeued: failed.map((r) => r.id), releasesRequeued: releases };
+    })
+    .immediate();
+}
