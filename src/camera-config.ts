@@ -4,7 +4,7 @@
  * own setting names and `assign` refers to them by name.
  */
 // A cycle with config.ts, harmless: ConfigError is only used once both modules are loaded.
-import { ConfigError } from './config.js';
+import { ConfigError } from './lib/config-error.js';
 
 export type ProfileValue = string | number | boolean;
 export type SettingsProfile = Record<string, ProfileValue>;

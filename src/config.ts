@@ -3,6 +3,7 @@
  * unknown, mistyped or impossible is refused with a ConfigError naming the key, which the CLI
  * turns into exit code 2.
  */
+import { ConfigError } from './lib/config-error.js';
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
@@ -14,7 +15,7 @@ import {
   type ClockConfig,
   type SettingsConfig,
 } from './camera-config.js';
-import { parseDockPublicKey } from './custody/signing.js';
+import { parseDockPublicKey } from './crypto/signing.js';
 
 export interface RetryConfig {
   attempts: number;
@@ -96,16 +97,6 @@ export function defaultReplication(): ReplicationConfig {
     retry: { attempts: 1000, baseDelayMs: 1000, maxDelayMs: 300_000 },
     blockedRetryMs: 60_000,
   };
-}
-
-export class ConfigError extends Error {
-  constructor(
-    readonly key: string,
-    problem: string,
-  ) {
-    super(`config: ${key}: ${problem}`);
-    this.name = 'ConfigError';
-  }
 }
 
 export function defaultConfig(): Config {

@@ -13,7 +13,7 @@ import { parseConfig } from '../src/config.js';
 import { openStore, type Db } from '../src/store/db.js';
 import { CustodyLog } from '../src/store/custody-log.js';
 import { Checkpoints } from '../src/custody/checkpoints.js';
-import { loadOrCreateDockKey } from '../src/custody/signing.js';
+import { loadOrCreateDockKey } from '../src/crypto/signing.js';
 import { queueReplication } from '../src/store/replication-jobs.js';
 import { Replicator } from '../src/replication/replicator.js';
 import type { ObjectStore } from '../src/replication/store.js';

@@ -4,6 +4,9 @@
  */
 import type { BatteryReading, CameraSettings } from '../types.js';
 import { parseEventLog, parseSettings, type EventLogSpec } from './camera-settings-file.js';
+import { CameraFileError } from './camera-file-error.js';
+
+export { CameraFileError };
 
 export type FaultKind = 'io-error' | 'corrupt' | 'stall' | 'delete-error' | 'detach';
 
@@ -35,8 +38,6 @@ export interface CameraSpec {
   settings: CameraSettings | null;
   eventLog: EventLogSpec[];
 }
-
-export class CameraFileError extends Error {}
 
 const FAULT_KINDS: readonly FaultKind[] = ['io-error', 'corrupt', 'stall', 'delete-error', 'detach'];
 // Printable: no C0/C1 control characters; the contract bounds serials to 1–64 of them.

@@ -5,7 +5,7 @@
  */
 import { CAMERA_EVENT_TYPES, type CameraSettings } from '../types.js';
 // A cycle with camera-file.ts, harmless: the error class is only used once both are loaded.
-import { CameraFileError } from './camera-file.js';
+import { CameraFileError } from './camera-file-error.js';
 
 export const SETTINGS_FILE = 'settings.json';
 export const CLOCK_FILE = 'clock.json';

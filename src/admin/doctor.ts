@@ -20,8 +20,8 @@ import { dbPath } from '../store/db.js';
 import { DataDirLock } from '../store/lock.js';
 import { MIGRATIONS } from '../store/schema.js';
 import { readDaemon, type DaemonRow } from '../daemon/heartbeat.js';
-import { keyDir } from '../custody/signing.js';
-import { bytes, duration } from '../cli/format.js';
+import { keyDir } from '../crypto/signing.js';
+import { bytes, duration } from '../lib/format.js';
 import { openExistingStore, type InspectedStore } from './store-file.js';
 import { chunkAead, type ChunkAead } from '../crypto/aead.js';
 

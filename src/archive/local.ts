@@ -6,7 +6,7 @@
 import { access, constants as fsConstants, mkdir, open, rename, rm, statfs, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { archiveRelPath } from './names.js';
-import { createdChain, mkdirDurably } from '../store/durable.js';
+import { createdChain, mkdirDurably } from '../lib/durable.js';
 
 export interface ArchivedRecordingRef {
   id: string;

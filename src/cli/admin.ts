@@ -7,7 +7,7 @@ import { backupStore, BackupError, type BackupProgress } from '../admin/backup.j
 import { NoStoreError } from '../admin/store-file.js';
 import { dbPath } from '../store/db.js';
 import { printJson, ProblemError, resolveConfig, UsageError, type GlobalOptions } from './context.js';
-import { bytes } from './format.js';
+import { bytes } from '../lib/format.js';
 
 /** Above this size a backup takes long enough that a silent terminal looks hung. */
 const PROGRESS_ABOVE_BYTES = 64 * 1024 * 1024;

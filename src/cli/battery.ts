@@ -4,7 +4,7 @@ import { sparkline } from '../battery/format.js';
 import { drainByProfile, profileChangeLine } from '../battery/profiles.js';
 import { profileHistory } from '../store/camera-settings.js';
 import { printJson, ProblemError, UsageError, withStore, type GlobalOptions } from './context.js';
-import { printable, table } from './format.js';
+import { printable, table } from '../lib/format.js';
 
 export function registerBatteryCommand(program: Command, g: () => GlobalOptions): void {
   program

@@ -11,7 +11,7 @@ import {
   type Settings,
 } from '../store/camera-settings.js';
 import { printJson, ProblemError, withStore, type GlobalOptions } from './context.js';
-import { ago, printable, table } from './format.js';
+import { ago, printable, table } from '../lib/format.js';
 
 /** The contract's `settings --json` element. */
 export interface SettingsJson {

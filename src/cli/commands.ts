@@ -17,12 +17,12 @@ import {
   withStoreAsync,
   type GlobalOptions,
 } from './context.js';
-import { loadDockPublicKey } from '../custody/signing.js';
+import { loadDockPublicKey } from '../crypto/signing.js';
 import type { RemoteCheck } from '../replication/remote-verify.js';
 import { loadCredentials } from '../replication/credentials.js';
 import { requeueReplication, unreplicated } from '../store/replication-jobs.js';
 import { retryFailed } from '../store/operator.js';
-import { ago, bytes, printable, table } from './format.js';
+import { ago, bytes, printable, table } from '../lib/format.js';
 
 /** Every status a recording can have; `deleted`: removed from the archive by retention. */
 const STATUSES: RecordingStatus[] = ['pending', 'copying', 'verified', 'failed', 'deleted'];

@@ -15,7 +15,7 @@ import { createLogger } from '../log.js';
 import { startDaemon } from '../daemon/daemon.js';
 import { CustodyLog } from '../store/custody-log.js';
 import { verifyAll } from '../custody/verify.js';
-import { bytes, printable } from './format.js';
+import { bytes, printable } from '../lib/format.js';
 import { printPilotFunnel } from './demo-stages.js';
 import { openStore } from '../store/db.js';
 import pino from 'pino';

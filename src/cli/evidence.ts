@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import path from 'node:path';
 import { exportBundle, ExportError, REPORT_FILE } from '../custody/export.js';
 import { verifyExport } from '../custody/verify-export.js';
-import { loadOrCreateDockKey } from '../custody/signing.js';
+import { loadOrCreateDockKey } from '../crypto/signing.js';
 import { CustodyLog } from '../store/custody-log.js';
 import { retentionCandidates, sweepRetention } from '../custody/retention.js';
 import { setHold } from '../store/retention.js';
@@ -22,7 +22,7 @@ import {
 import { readIdentities } from './identities.js';
 import { generateIdentity } from '../crypto/age.js';
 import { writeFileSync } from 'node:fs';
-import { printable, table } from './format.js';
+import { printable, table } from '../lib/format.js';
 
 function collect(v: string, prev: string[] = []): string[] {
   return [...prev, v];

@@ -5,11 +5,11 @@
 import type { Command } from 'commander';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../lib/config-error.js';
 import { loadCredentials } from '../replication/credentials.js';
 import { KeyRing, type FleetWarning } from '../fleet/trust.js';
 import { printJson, ProblemError, resolveConfig, UsageError, type GlobalOptions } from './context.js';
-import { ago, bytes, printable, table } from './format.js';
+import { ago, bytes, printable, table } from '../lib/format.js';
 import type { FleetView } from '../fleet/view.js';
 
 /** Warnings that say a dock's custody cannot be trusted; the command exits 1 on them. */

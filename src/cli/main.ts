@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../lib/config-error.js';
 import { AlreadyRunningError } from '../store/lock.js';
 import { VERSION } from '../version.js';
 import { printJson, ProblemError, resolveConfig, UsageError, withStore, type GlobalOptions } from './context.js';

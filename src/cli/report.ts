@@ -4,7 +4,7 @@ import path from 'node:path';
 import { buildReport } from '../report/model.js';
 import { renderReport } from '../report/html.js';
 import { printJson, ProblemError, UsageError, withStore, type GlobalOptions } from './context.js';
-import { bytes } from './format.js';
+import { bytes } from '../lib/format.js';
 
 export function registerReportCommand(program: Command, g: () => GlobalOptions): void {
   program

@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import type { StageFigures } from '../stages/model.js';
 import { stagesOf, type StagesBy, type StagesJson } from '../stages/read.js';
 import { parseTime, printJson, UsageError, withStore, type GlobalOptions } from './context.js';
-import { printable, table } from './format.js';
+import { printable, table } from '../lib/format.js';
 
 type Row = { group: string; withheld?: boolean } & Partial<StageFigures>;
 

@@ -7,7 +7,7 @@ import { isRunning, readDaemon } from '../daemon/heartbeat.js';
 import { replicationBacklog, replicationFailed, type Backlog } from '../store/replication-jobs.js';
 import { fleetVerdicts } from '../battery/fleet.js';
 import { cameraProgress, type CameraProgress, type LiveCamera, type VisitTotals } from './progress.js';
-import { ago, bar, bytes, duration, printable, table } from './format.js';
+import { ago, bar, bytes, duration, printable, table } from '../lib/format.js';
 import { paint, type Paint } from './terminal.js';
 
 export interface CameraStatus {

@@ -43,9 +43,3 @@ export function paint(on: boolean): Paint {
 
 /** Moves the cursor home and clears the screen: only ever written to a terminal. */
 export const CLEAR_SCREEN = '\x1b[H\x1b[2J';
-
-/** The width a string takes on screen, without the colour codes paint() added. */
-export function visibleLength(s: string): number {
-  // eslint-disable-next-line no-control-regex
-  return [...s.replace(/\x1b\[[0-9;]*m/g, '')].length;
-}

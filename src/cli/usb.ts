@@ -14,7 +14,7 @@ import { usbDrivers } from '../usb/drivers.js';
 import { createNodeUsbBackend } from '../usb/node-usb.js';
 import { allowVerdict, compileAllowList, formatVidPid, interfaceTriple } from '../usb/policy.js';
 import { ProblemError, resolveConfig, type GlobalOptions } from './context.js';
-import { printable } from './format.js';
+import { printable } from '../lib/format.js';
 
 export interface UsbDeviceReport {
   portPath: string;

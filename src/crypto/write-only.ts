@@ -4,7 +4,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../lib/config-error.js';
 import { isAgeIdentityText } from './age.js';
 
 const MAX_SCAN_BYTES = 1024 * 1024;

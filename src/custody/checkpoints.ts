@@ -1,5 +1,5 @@
 import type { Db } from '../store/db.js';
-import { checkpointValid, signCheckpoint, type DockKey } from './signing.js';
+import { checkpointValid, signCheckpoint, type DockKey } from '../crypto/signing.js';
 import {
   allCheckpoints,
   chainHashAt,

@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.js';
-import { temporaryName } from '../store/durable.js';
+import { temporaryName } from '../lib/durable.js';
 import type { CustodyLog } from '../store/custody-log.js';
 import {
   PRIVATE_KEY_FILE,
@@ -24,7 +24,7 @@ import {
   writeNewDockKey,
   writePublicKey,
   type DockKey,
-} from './signing.js';
+} from '../crypto/signing.js';
 
 /** A start that must not go on: the message says what was found and what a person can do. */
 export class DockKeyError extends Error {

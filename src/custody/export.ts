@@ -15,7 +15,7 @@ import { getRecording, type RecordingRow } from '../store/recordings.js';
 import { safeComponent, baseName } from '../archive/names.js';
 import { CustodyLog, rowToEvent } from '../store/custody-log.js';
 import { Checkpoints } from './checkpoints.js';
-import type { DockKey } from './signing.js';
+import type { DockKey } from '../crypto/signing.js';
 import type { CustodyEvent } from '../store/chain.js';
 import { rowDisagreements, VerifiedRecords } from './verified-record.js';
 import { createDecryptStream } from '../crypto/age.js';

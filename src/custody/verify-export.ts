@@ -6,7 +6,7 @@ import { createPublicKey, verify } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { checkChain, type CustodyEvent } from '../store/chain.js';
-import { checkpointValid, publicKeyFromB64, rawPublicKey } from './signing.js';
+import { checkpointValid, publicKeyFromB64, rawPublicKey } from '../crypto/signing.js';
 import { CHAIN_FILE, DECODED_SIG_FILE, EXPORT_FORMAT, KEY_FILE, fileSha, type Manifest } from './export.js';
 
 export interface ExportCheck {

@@ -14,7 +14,7 @@ import { hashFile } from '../ingest/copy.js';
 import { checkChain, type ChainCheck } from '../store/chain.js';
 import { CustodyLog } from '../store/custody-log.js';
 import { checkCheckpoints, type CheckpointCheck } from './checkpoints.js';
-import type { DockKey } from './signing.js';
+import type { DockKey } from '../crypto/signing.js';
 import { rowDisagreements, VerifiedRecords, type RecordingHashes } from './verified-record.js';
 
 export interface FilesCheck {

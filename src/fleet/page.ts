@@ -5,7 +5,7 @@
  * string in it came from a document anyone with write access could have written: it goes
  * through the `html` tag, which escapes it.
  */
-import { bytes } from '../cli/format.js';
+import { bytes } from '../lib/format.js';
 import { html, trusted, type Markup } from '../report/markup.js';
 import { percentChart } from '../report/svg.js';
 import type { BatteryPoint, FleetCamera, FleetDock, FleetView } from './view.js';

@@ -16,7 +16,7 @@ import { s3ClientFor } from '../replication/store.js';
 import type { S3Credentials } from '../replication/credentials.js';
 import type { Config } from '../config.js';
 import type { Db } from '../store/db.js';
-import type { DockKey } from '../custody/signing.js';
+import type { DockKey } from '../crypto/signing.js';
 
 export type PutDocument = (key: string, body: Buffer, signal: AbortSignal) => Promise<void>;
 

@@ -10,7 +10,7 @@ import { queueCounts } from '../store/recordings.js';
 import { replicationBacklog } from '../store/replication-jobs.js';
 import { verdictOf } from '../battery/fleet.js';
 import { readDaemon } from '../daemon/heartbeat.js';
-import { signCheckpoint, type DockKey } from '../custody/signing.js';
+import { signCheckpoint, type DockKey } from '../crypto/signing.js';
 import {
   MAX_CAMERAS,
   SERIES_BUCKET_MS,

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { checkpointValid, keyIdOf, parseDockPublicKey, publicKeyFromB64, rawPublicKey } from '../custody/signing.js';
+import { checkpointValid, keyIdOf, parseDockPublicKey, publicKeyFromB64, rawPublicKey } from '../crypto/signing.js';
 import type { DockState } from './document.js';
 
 export const KEYRING_FILE = 'fleet-keys.json';

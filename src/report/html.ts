@@ -5,7 +5,7 @@
  */
 import { FLEET_WINDOW_DAYS } from '../battery/fleet.js';
 import { profileChangeLine } from '../battery/profiles.js';
-import { bytes } from '../cli/format.js';
+import { bytes } from '../lib/format.js';
 import { html, trusted, type Markup } from './markup.js';
 import { localDay, type ReportCamera, type ReportModel } from './model.js';
 import { barChart, percentChart } from './svg.js';

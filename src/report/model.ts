@@ -15,7 +15,7 @@ import { checkCheckpoints } from '../custody/checkpoints.js';
 import { latestCheckpoint } from '../store/checkpoints.js';
 import { drainByProfile, type ProfileDrain } from '../battery/profiles.js';
 import { profileHistory } from '../store/camera-settings.js';
-import { loadDockPublicKey } from '../custody/signing.js';
+import { loadDockPublicKey } from '../crypto/signing.js';
 import { stagesOf, type StagesJson } from '../stages/read.js';
 
 const DAY_MS = 86_400_000;

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { chmodSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { MIGRATIONS } from './schema.js';
-import { fsyncDirSync, mkdirDurably } from './durable.js';
+import { fsyncDirSync, mkdirDurably } from '../lib/durable.js';
 
 export type Db = Database.Database;
 

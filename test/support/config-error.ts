@@ -1,5 +1,6 @@
 import { expect } from 'vitest';
-import { ConfigError, parseConfig } from '../../src/config.js';
+import { parseConfig } from '../../src/config.js';
+import { ConfigError } from '../../src/lib/config-error.js';
 
 /** The message of the ConfigError that parsing `raw` must raise. */
 export function configError(raw: unknown): string {

@@ -14,7 +14,7 @@ import {
 } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { mkdirDurably, writeFileDurably } from '../store/durable.js';
+import { mkdirDurably, writeFileDurably } from '../lib/durable.js';
 
 export interface DockKey {
   privateKey: KeyObject | null;

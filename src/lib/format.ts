@@ -1,5 +1,4 @@
 /** Human output helpers: tables an admin reads at a glance. JSON output never goes through here. */
-import { visibleLength } from './terminal.js';
 
 export function bytes(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return '-';
@@ -48,4 +47,10 @@ export function ago(iso: string | null | undefined, now = Date.now()): string {
   if (!iso) return '-';
   const s = (now - Date.parse(iso)) / 1000;
   return s < 0 ? 'just now' : `${duration(s)} ago`;
+}
+
+/** The width a string takes on screen, without the colour codes paint() added. */
+export function visibleLength(s: string): number {
+  // eslint-disable-next-line no-control-regex
+  return [...s.replace(/\x1b\[[0-9;]*m/g, '')].length;
 }
