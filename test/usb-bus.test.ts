@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { DeviceInfo } from '../drivers/types.js';
 import type { BusListener } from '../src/bus/types.js';
-import { UsbBus, UsbDeviceRegistry, type UsbBusConfig } from '../src/bus/usb.js';
+import { UsbBus, UsbDeviceRegistry, type UsbBusConfig } from '../src/usb/bus.js';
 import {
   createNodeUsbBackend,
   portPathOf,

@@ -16,10 +16,9 @@ import { CameraConfigurator } from '../dock/configure.js';
 import { pruneCameraEvents } from '../store/camera-settings.js';
 import { BatteryRecorder } from '../battery/recorder.js';
 import { recentHealth, storeVerdict } from '../battery/fleet.js';
-import { simulatedDriver } from '../../drivers/simulated/index.js';
 import { SimBus } from '../bus/sim.js';
-import { UsbBus, UsbDeviceRegistry } from '../bus/usb.js';
-import { usbDrivers } from '../usb/drivers.js';
+import { UsbBus, UsbDeviceRegistry } from '../usb/bus.js';
+import { cameraDrivers } from '../dock/drivers.js';
 import type { Bus } from '../bus/types.js';
 import { Heartbeat } from './heartbeat.js';
 import { Checkpoints } from '../custody/checkpoints.js';
@@ -157,7 +156,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   const battery = new BatteryRecorder(db, cfg.battery.keepDays);
   const usbDevices = new UsbDeviceRegistry();
   dock = new DockManager(db, custody, planner, engine, battery, log.child({ mod: 'dock' }), {
-    drivers: [simulatedDriver, ...usbDrivers(cfg, (d) => usbDevices.native(d))],
+    drivers: cameraDrivers(cfg, (d) => usbDevices.native(d)),
     driverRules: cfg.usb.drivers,
     onBattery: (serial, visit) => {
       const { view } = recentHealth(db, serial, cfg.battery.shiftHours);

@@ -1,4 +1,13 @@
+/**
+ * The one registry of camera driver families, and how a device is given to one of them. To add a
+ * family, add it to `cameraDrivers` (docs/ARCHITECTURE.md, "Adding a driver").
+ */
 import type { CameraDriver, DeviceInfo } from '../../drivers/types.js';
+import { createMassStorageDriver } from '../../drivers/mass-storage/index.js';
+import { createPtpDriver } from '../../drivers/ptp/driver.js';
+import { usbTransportOpener } from '../../drivers/ptp/usb-transport.js';
+import { simulatedDriver } from '../../drivers/simulated/index.js';
+import type { Config } from '../config.js';
 import { classHex, formatVidPid, parseVidPid } from '../usb/policy.js';
 
 /** `usb.drivers`: "VID:PID" → driver name, for devices whose descriptors mislead the scores. */
@@ -59,4 +68,35 @@ export function selectDriver(
   rules?: DriverRules,
 ): CameraDriver | null {
   return chooseDriver(drivers, device, rules).driver;
+}
+
+/** How a driver reaches the native node-usb device of a DeviceInfo (the bus's registry). */
+export type NativeDeviceLookup = (device: DeviceInfo) => unknown;
+
+/**
+ * The USB drivers with their settings from the config: one list for the daemon and for
+ * `dockd usb`, so what the command explains is what the daemon does.
+ */
+export function usbDrivers(
+  cfg: Pick<Config, 'dataDir' | 'usb'>,
+  native: NativeDeviceLookup = () => undefined,
+): CameraDriver[] {
+  const ms = cfg.usb.massStorage;
+  return [
+    createPtpDriver({ openTransport: usbTransportOpener(native) }),
+    createMassStorageDriver({
+      mount: ms.mount,
+      automountRoots: ms.automountRoots,
+      folders: ms.folders,
+      dataDir: cfg.dataDir,
+    }),
+  ];
+}
+
+/** Every driver family the daemon offers a device to: the simulated dock's and the USB ones. */
+export function cameraDrivers(
+  cfg: Pick<Config, 'dataDir' | 'usb'>,
+  native: NativeDeviceLookup = () => undefined,
+): CameraDriver[] {
+  return [simulatedDriver, ...usbDrivers(cfg, native)];
 }

@@ -6,13 +6,13 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { DeviceInfo, DriverLogger } from '../../drivers/types.js';
-import type { UsbBackend, UsbDeviceSnapshot } from '../usb/backend.js';
-import { createNodeUsbBackend } from '../usb/node-usb.js';
-import { allowVerdict, compileAllowList, formatVidPid, slotFor, type AllowList } from '../usb/policy.js';
-import type { Bus, BusListener } from './types.js';
+import type { UsbBackend, UsbDeviceSnapshot } from './backend.js';
+import { createNodeUsbBackend } from './node-usb.js';
+import { allowVerdict, compileAllowList, formatVidPid, slotFor, type AllowList } from './policy.js';
+import type { Bus, BusListener } from '../bus/types.js';
 
-export type { UsbBackend, UsbDeviceSnapshot } from '../usb/backend.js';
-export { createNodeUsbBackend } from '../usb/node-usb.js';
+export type { UsbBackend, UsbDeviceSnapshot } from './backend.js';
+export { createNodeUsbBackend } from './node-usb.js';
 
 /**
  * The attached, allowed devices by key, with the backend's native handle: a driver that talks
