@@ -3,6 +3,7 @@
  * unknown, mistyped or impossible is refused with a ConfigError naming the key, which the CLI
  * turns into exit code 2.
  */
+import type { RetryConfig } from './lib/failure-policy.js';
 import { ConfigError } from './lib/config-error.js';
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
@@ -17,11 +18,7 @@ import {
 } from './camera-config.js';
 import { parseDockPublicKey } from './crypto/signing.js';
 
-export interface RetryConfig {
-  attempts: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-}
+export type { RetryConfig } from './lib/failure-policy.js';
 
 export interface Config {
   dataDir: string;

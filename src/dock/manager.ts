@@ -13,7 +13,7 @@ import type { Planner } from '../ingest/planner.js';
 import type { Db } from '../store/db.js';
 import type { BusListener } from '../bus/types.js';
 import type { RetryConfig } from '../config.js';
-import { backoffMs } from '../ingest/retry.js';
+import { backoffMs } from '../lib/failure-policy.js';
 import { classify, errorText } from '../ingest/errors.js';
 import { selectDriver } from './drivers.js';
 import type { CameraConfigurator } from './configure.js';

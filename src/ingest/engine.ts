@@ -23,7 +23,7 @@ import { BufferPool } from '../../drivers/buffer-pool.js';
 import { AlignedBuffers, probeDirectIo } from './direct-io.js';
 import { AgeSealPool } from '../crypto/age-seal-pool.js';
 import { classify, DiskLowError, errorText } from './errors.js';
-import { backoffMs, retriesExhausted } from './retry.js';
+import { nextStep } from '../lib/failure-policy.js';
 
 /** Each direct copy holds two of these: one filling, one on its way to the disk. */
 const DIRECT_WRITE_BUFFER = 1024 * 1024;
@@ -469,8 +469,9 @@ export class IngestEngine {
     }
     // The dock PC's own faults interrupt a copy; they are no fault of the recording.
     const interrupted = kind === 'deviceGone' || kind === 'diskLow' || kind === 'storeUnwritable';
-    const exhausted = !interrupted && (kind === 'permanent' || retriesExhausted(attempt, this.cfg.retry));
-    const delay = interrupted ? 0 : backoffMs(attempt, this.cfg.retry);
+    const step = nextStep({ attempt, paused: interrupted, permanent: kind === 'permanent' }, this.cfg.retry);
+    const exhausted = step.action === 'fail';
+    const delay = step.action === 'fail' ? 0 : step.delayMs;
     this.tx.copyFailed(rec, {
       attempt,
       error,
@@ -569,13 +570,13 @@ export class IngestEngine {
       const error = errorText(err);
       const attempts = this.tx.releaseAttempts(rec.id) + 1;
       const gone = kind === 'deviceGone';
-      const exhausted = !gone && (kind === 'permanent' || retriesExhausted(attempts, this.cfg.retry));
-      const delay = backoffMs(attempts, this.cfg.retry);
+      const step = nextStep({ attempt: attempts, paused: gone, permanent: kind === 'permanent' }, this.cfg.retry);
+      const exhausted = step.action === 'fail';
       this.tx.deleteFailed(rec, {
         attempt: attempts,
         error,
         exhausted,
-        notBefore: Date.now() + (gone ? 0 : delay),
+        notBefore: Date.now() + (step.action === 'fail' ? 0 : step.delayMs),
       });
       log.warn(
         { event: 'camera.file_delete_failed', error, attempt: attempts, willRetry: !exhausted },

@@ -19,7 +19,7 @@ import {
 } from '../store/replication-jobs.js';
 import type { Checkpoints } from '../custody/checkpoints.js';
 import { safeSerial, baseName, safeComponent } from '../archive/names.js';
-import { backoffMs } from '../ingest/retry.js';
+import { nextStep } from '../lib/failure-policy.js';
 import type { ObjectStore } from './store.js';
 import { ArchiveMismatchError } from './errors.js';
 
@@ -303,8 +303,13 @@ export class Replicator {
     }
     const blocking = isBlocking(err);
     const attempts = job.attempts + 1;
-    const delay = blocking ? this.cfg.blockedRetryMs : backoffMs(attempts, this.cfg.retry);
-    const exhausted = !blocking && attempts >= this.cfg.retry.attempts;
+    const step = nextStep(
+      { attempt: attempts, paused: blocking, permanent: false },
+      this.cfg.retry,
+      this.cfg.blockedRetryMs,
+    );
+    const exhausted = step.action === 'fail';
+    const delay = step.action === 'fail' ? 0 : step.delayMs;
     replicationFailedAttempt(this.db, job.recording, { error, exhausted, blocking, notBefore: Date.now() + delay });
     if (blocking) {
       if (!this.blockedSaid)
