@@ -103,7 +103,8 @@ export class Transitions {
         `SELECT min(t) t FROM (
            SELECT not_before t FROM recordings WHERE camera = ? AND status = 'pending' AND deleted_from_camera = 0
            UNION ALL
-           SELECT j.not_before FROM jobs j JOIN recordings r ON r.id = j.recording WHERE r.camera = ? AND j.kind = 'release' AND j.state = 'queued')`,
+           SELECT j.not_before FROM jobs j JOIN recordings r ON r.id = j.recording
+           WHERE r.camera = ? AND j.kind = 'release' AND j.state = 'queued' AND r.status = 'verified' AND r.deleted_from_camera = 0)`,
       ),
       start: db.prepare("UPDATE recordings SET status = 'copying' WHERE id = ?"),
       reset: db.prepare("UPDATE recordings SET status = 'pending' WHERE id = ? AND status = 'copying'"),
@@ -175,7 +176,11 @@ export class Transitions {
     return this.s.offloads.all(camera, now, limit);
   }
 
-  /** When the camera's next waiting task becomes due; null when it has none. */
+  /**
+   * When the camera's next waiting task becomes due; null when it has none. Counts exactly what
+   * dueReleases and dueOffloads can return: a deletion queued for a recording retention has
+   * since removed would otherwise keep the camera's workers waking every 10 ms.
+   */
   nextDue(camera: string): number | null {
     return this.s.nextWake.get(camera, camera)?.t ?? null;
   }
@@ -305,7 +310,7 @@ export class Transitions {
 
   /**
    * verified ← copying, with the camera's deletion and the upload queued in the same durable
-   * commit: once it is on disk the camera may be freed (invariant 2).
+   * commit: once it is on disk the camera may be freed (invariant 1).
    */
   markVerified(rec: RecordingRow, v: Verification): void {
     this.durable(() => {

@@ -1,0 +1,111 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openStore, type Db } from '../src/store/db.js';
+import { CustodyLog } from '../src/store/custody-log.js';
+import { checkChain } from '../src/store/chain.js';
+import { getRecording } from '../src/store/recordings.js';
+import { markExpired } from '../src/store/retention.js';
+import { Transitions } from '../src/store/transitions.js';
+import { CameraStore } from '../src/store/cameras.js';
+
+let dir: string;
+let db: Db;
+let custody: CustodyLog;
+let tx: Transitions;
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'dockd-transitions-'));
+  db = openStore(dir);
+  custody = new CustodyLog(db);
+  tx = new Transitions(db, custody);
+  new CameraStore(db, custody).docked(
+    {
+      serial: 'CAM1',
+      model: 'm',
+      firmware: 'f',
+      slot: 'slot-1',
+      at: new Date(),
+      clockSkewSeconds: 0,
+      battery: null,
+      details: {},
+    },
+    1,
+  );
+});
+
+afterEach(() => {
+  db.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const file = { path: 'DCIM/0001.MP4', id: 'DCIM/0001.MP4', identity: '4096:1:2', bytes: 4096 };
+
+function discover(recordingId: string): void {
+  tx.discover('CAM1', 1, { ...file, recordingId, modifiedAt: null, recordedAt: null }, new Date().toISOString());
+}
+
+function verify(id: string, release: boolean): void {
+  tx.markVerified(getRecording(db, id)!, {
+    sha256: 'a'.repeat(64),
+    storedSha256: 'a'.repeat(64),
+    storedBytes: 4096,
+    bytes: 4096,
+    archivePath: '/archive/x',
+    at: new Date(),
+    attempt: 1,
+    resumedFrom: 0,
+    resumeRefused: false,
+    verifiedSource: false,
+    encryptedTo: null,
+    release,
+    replicate: false,
+  });
+}
+
+const types = () => [...custody.all()].map((e) => e.type);
+
+describe('the store transitions of a recording', () => {
+  it('append one custody event per change, in order, on an intact chain', () => {
+    discover('r1');
+    const rec = () => getRecording(db, 'r1')!;
+    tx.markCopying(rec(), 1, 0);
+    tx.copyFailed(rec(), {
+      attempt: 1,
+      error: 'EIO',
+      class: 'transient',
+      interrupted: false,
+      exhausted: false,
+      retryInMs: 0,
+      keptBytes: 0,
+    });
+    expect(rec()).toMatchObject({ status: 'pending', attempts: 1 });
+    tx.markCopying(rec(), 2, 0);
+    verify('r1', true);
+    expect(tx.dueReleases('CAM1', Date.now())).toHaveLength(1);
+    tx.markDeletedFromCamera(rec(), false);
+    expect(rec()).toMatchObject({ status: 'verified', deleted_from_camera: 1 });
+    expect(types()).toEqual([
+      'camera.docked',
+      'recording.discovered',
+      'offload.started',
+      'offload.failed',
+      'offload.started',
+      'offload.verified',
+      'camera.file_deleted',
+    ]);
+    expect(checkChain(custody.all()).ok).toBe(true);
+  });
+
+  it('leave nothing due for a camera whose queued deletion belongs to a recording retention removed', () => {
+    discover('r2');
+    tx.markCopying(getRecording(db, 'r2')!, 1, 0);
+    verify('r2', true);
+    expect(tx.nextDue('CAM1')).not.toBeNull();
+    // The camera left before the deletion ran; the recording expired before it came back.
+    expect(markExpired(db, custody, { id: 'r2', camera: 'CAM1', sha256: 'a'.repeat(64) }, {})).toBe(true);
+    expect(tx.dueReleases('CAM1', Date.now())).toHaveLength(0);
+    expect(tx.nextDue('CAM1')).toBeNull();
+  });
+});
