@@ -20,7 +20,7 @@ import { SimBus } from '../bus/sim.js';
 import { UsbBus, UsbDeviceRegistry } from '../usb/bus.js';
 import { cameraDrivers } from '../dock/drivers.js';
 import type { Bus } from '../bus/types.js';
-import { Heartbeat } from './heartbeat.js';
+import { recordBeat, recordStart, recordStop, verifiedThisVisit } from '../store/heartbeat.js';
 import { Checkpoints } from '../custody/checkpoints.js';
 import type { Checkpoint } from '../store/checkpoints.js';
 import { openDockKey } from '../custody/dock-key.js';
@@ -64,8 +64,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
         `custody chain head ${cp.seq} signed`,
       );
   };
-  const heartbeat = new Heartbeat(db, cfg.daemon.heartbeatIntervalMs, VERSION);
-  heartbeat.start();
+  recordStart(db, { pid: process.pid, intervalMs: cfg.daemon.heartbeatIntervalMs, version: VERSION });
   custody.record({ type: 'daemon.started', details: { pid: process.pid, version: VERSION, dataDir: cfg.dataDir } });
   log.info(
     {
@@ -202,10 +201,6 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   fleet?.start();
 
   const rates = new RateMeter();
-  const visitVerified = db.prepare<[string], { visit: number; verifiedBytes: number }>(
-    `SELECT c.visit, coalesce(sum(r.bytes), 0) verifiedBytes FROM cameras c
-     LEFT JOIN recordings r ON r.camera = c.serial AND r.seen_visit = c.visit AND r.status = 'verified' WHERE c.serial = ?`,
-  );
   const beatFailing = new FailureStreak();
   const beat = setInterval(() => {
     // Read in the same tick as the engine's bytes in flight: status adds the two up without
@@ -213,10 +208,10 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     try {
       const cameras = engine.progress().map((c) => ({
         ...c,
-        ...visitVerified.get(c.serial),
+        ...verifiedThisVisit(db, c.serial),
         rateBytesPerSec: rates.update(c.serial, c.receivedBytes, c.inflightBytes > 0),
       }));
-      heartbeat.beat({
+      recordBeat(db, {
         cameras,
         diskLow: engine.diskLowNow,
         storeUnwritable: engine.storeUnwritable,
@@ -297,7 +292,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
       custody.record({ type: 'daemon.stopped', details: { reason } });
       logCheckpoint(checkpoints.signHead());
       await fleet?.stop();
-      heartbeat.stopped();
+      recordStop(db);
       db.close();
       lock.release();
       log.info({ event: 'daemon.stopped', reason }, 'stopped');
