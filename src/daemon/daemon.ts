@@ -1,9 +1,10 @@
 /**
  * The composition root: the only place that wires config, store, custody, buses, drivers, dock
- * and ingest together. Shutdown runs in reverse order of start-up under one deadline.
+ * and ingest together. It constructs, connects, starts and stops; what runs on its own lives
+ * beside it (alerts.ts, sweeps.ts, heartbeat.ts). Shutdown runs in reverse order of start-up
+ * under one deadline.
  */
 import type { Logger } from 'pino';
-import { FailureStreak } from '../log.js';
 import { openStore, type Db } from '../store/db.js';
 import { DataDirLock } from '../store/lock.js';
 import { CustodyLog } from '../store/custody-log.js';
@@ -13,26 +14,25 @@ import { Planner } from '../ingest/planner.js';
 import { recover } from '../ingest/recovery.js';
 import { DockManager } from '../dock/manager.js';
 import { CameraConfigurator } from '../dock/configure.js';
-import { pruneCameraEvents } from '../store/camera-settings.js';
 import { BatteryRecorder } from '../battery/recorder.js';
-import { recentHealth, storeVerdict } from '../battery/fleet.js';
 import { SimBus } from '../bus/sim.js';
 import { UsbBus, UsbDeviceRegistry } from '../usb/bus.js';
 import { cameraDrivers } from '../dock/drivers.js';
 import type { Bus } from '../bus/types.js';
-import { recordBeat, recordStart, recordStop, verifiedThisVisit } from '../store/heartbeat.js';
+import { recordStart, recordStop } from '../store/heartbeat.js';
 import { Checkpoints } from '../custody/checkpoints.js';
-import type { Checkpoint } from '../store/checkpoints.js';
 import { openDockKey } from '../custody/dock-key.js';
-import { RateMeter } from './rate.js';
 import { VERSION } from '../version.js';
-import { sweepRetention } from '../custody/retention.js';
 import { refuseSecretKeys } from '../crypto/write-only.js';
 import type { Config } from '../config.js';
 import { ConfigError } from '../lib/config-error.js';
 import { loadCredentials } from '../replication/credentials.js';
 import type { Replicator } from '../replication/replicator.js';
 import type { FleetPublisher } from '../fleet/publish.js';
+import { batteryAlerts } from './alerts.js';
+import { CheckpointSigner } from './checkpoints.js';
+import { HeartbeatLoop } from './heartbeat.js';
+import { Sweeps } from './sweeps.js';
 
 export interface RunningDaemon {
   db: Db;
@@ -57,13 +57,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     throw err;
   }
   const checkpoints = new Checkpoints(db, dockKey);
-  const logCheckpoint = (cp: Checkpoint | null) => {
-    if (cp)
-      log.info(
-        { event: 'custody.checkpoint', seq: cp.seq, hash: cp.hash, keyId: cp.keyId, signature: cp.signature },
-        `custody chain head ${cp.seq} signed`,
-      );
-  };
+  const signer = new CheckpointSigner(checkpoints, cfg.custody.checkpointEvery, log);
   recordStart(db, { pid: process.pid, intervalMs: cfg.daemon.heartbeatIntervalMs, version: VERSION });
   custody.record({ type: 'daemon.started', details: { pid: process.pid, version: VERSION, dataDir: cfg.dataDir } });
   log.info(
@@ -157,37 +151,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   dock = new DockManager(db, custody, planner, engine, battery, log.child({ mod: 'dock' }), {
     drivers: cameraDrivers(cfg, (d) => usbDevices.native(d)),
     driverRules: cfg.usb.drivers,
-    onBattery: (serial, visit) => {
-      const { view } = recentHealth(db, serial, cfg.battery.shiftHours);
-      try {
-        storeVerdict(db, serial, cfg.battery.shiftHours, view);
-      } catch (err) {
-        // Only status's shortcut is lost (it judges the camera itself); the docking goes on.
-        log.warn(
-          { event: 'battery.verdict_not_stored', camera: serial, error: String(err) },
-          `camera ${serial}: battery verdict not stored: ${String(err)}`,
-        );
-      }
-      const fields = {
-        camera: serial,
-        visit,
-        drainPercentPerHour: view.drainPercentPerHour,
-        projectedRuntimeHours: view.projectedRuntimeHours,
-        healthPercent: view.healthPercent,
-        shiftHours: cfg.battery.shiftHours,
-      };
-      if (view.status === 'short') {
-        log.warn(
-          { event: 'battery.short_runtime', ...fields },
-          `camera ${serial} will not last a ${cfg.battery.shiftHours} h shift (about ${view.projectedRuntimeHours} h from full)`,
-        );
-      } else if (view.status === 'degraded') {
-        log.warn(
-          { event: 'battery.degraded', ...fields },
-          `camera ${serial} battery health is ${view.healthPercent} %`,
-        );
-      }
-    },
+    onBattery: batteryAlerts(db, cfg.battery, log),
     batteryIntervalMs: cfg.battery.sampleIntervalMs,
     configurator,
     onPresence: () => fleet?.poke(),
@@ -200,81 +164,26 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   replicator?.start();
   fleet?.start();
 
-  const rates = new RateMeter();
-  const beatFailing = new FailureStreak();
-  const beat = setInterval(() => {
-    // Read in the same tick as the engine's bytes in flight: status adds the two up without
-    // counting a file that finished in between twice (src/cli/progress.ts).
-    try {
-      const cameras = engine.progress().map((c) => ({
-        ...c,
-        ...verifiedThisVisit(db, c.serial),
-        rateBytesPerSec: rates.update(c.serial, c.receivedBytes, c.inflightBytes > 0),
-      }));
-      recordBeat(db, {
-        cameras,
-        diskLow: engine.diskLowNow,
-        storeUnwritable: engine.storeUnwritable,
-        conflicts: dock?.conflicts() ?? [],
-        active: engine.queueActive,
-        replicationError: replicator?.lastError ?? null,
-      });
-      const failedForMs = beatFailing.ended();
-      // Whoever was paged by the failure learns from the same log that it is over.
-      if (failedForMs !== null)
-        log.info(
-          { event: 'daemon.heartbeat_restored', failedForMs },
-          `the heartbeat is written again, after ${Math.round(failedForMs / 1000)} s`,
-        );
-      logCheckpoint(checkpoints.maybeSign(cfg.custody.checkpointEvery));
-    } catch (err) {
-      // A full disk, or another process holding the store locked, refuses even the heartbeat;
-      // status then shows the daemon as not running.
-      if (beatFailing.failed())
-        log.error(
-          { event: 'daemon.heartbeat_failed', err },
-          `cannot write the heartbeat: ${(err as Error)?.message ?? String(err)}`,
-        );
-    }
-    engine.kick();
-  }, cfg.daemon.heartbeatIntervalMs);
-
-  const sweep = async () => {
-    try {
-      const { deleted } = await sweepRetention(db, custody, cfg.retention);
-      for (const d of deleted)
-        log.info(
-          { event: 'retention.deleted', camera: d.camera, recording: d.id, sha256: d.sha256, reason: d.reason },
-          `retention deleted ${d.id}`,
-        );
-    } catch (err) {
-      log.error({ event: 'retention.error', err }, 'retention sweep failed');
-    }
-    try {
-      const samples = await battery.prune();
-      if (samples)
-        log.info(
-          { event: 'battery.pruned', samples, keepDays: cfg.battery.keepDays },
-          `deleted ${samples} battery samples older than ${cfg.battery.keepDays} days`,
-        );
-    } catch (err) {
-      // As with the retention sweep: the next sweep tries again, and nothing depends on it meanwhile.
-      log.error({ event: 'battery.prune_failed', err }, 'battery sample pruning failed');
-    }
-    try {
-      // Cameras' event logs are kept exactly as long as their battery samples.
-      const events = await pruneCameraEvents(db, battery.cutoff());
-      if (events)
-        log.info(
-          { event: 'camera.events_pruned', events, keepDays: cfg.battery.keepDays },
-          `deleted ${events} camera event-log entries older than ${cfg.battery.keepDays} days`,
-        );
-    } catch (err) {
-      log.error({ event: 'camera.events_prune_failed', err }, 'camera event-log pruning failed');
-    }
-  };
-  void sweep();
-  const sweeper = setInterval(() => void sweep(), cfg.retention.sweepIntervalMs);
+  const abort = new AbortController();
+  const heartbeat = new HeartbeatLoop({
+    db,
+    intervalMs: cfg.daemon.heartbeatIntervalMs,
+    log,
+    ingest: engine,
+    conflicts: () => dock?.conflicts() ?? [],
+    replicationError: () => replicator?.lastError ?? null,
+    signer,
+  });
+  heartbeat.start(abort.signal);
+  const sweeps = new Sweeps({
+    db,
+    custody,
+    battery,
+    retention: cfg.retention,
+    keepDays: cfg.battery.keepDays,
+    log,
+  });
+  sweeps.start(abort.signal);
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
@@ -283,14 +192,15 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   const stop = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       log.info({ event: 'daemon.stopping', reason }, `stopping (${reason})`);
-      clearInterval(beat);
-      clearInterval(sweeper);
+      abort.abort();
+      heartbeat.stop();
+      await sweeps.stop();
       for (const bus of buses) await bus.stop().catch(() => undefined);
       await engine.stop();
       await replicator?.stop();
       await dock.stop();
       custody.record({ type: 'daemon.stopped', details: { reason } });
-      logCheckpoint(checkpoints.signHead());
+      signer.signHead();
       await fleet?.stop();
       recordStop(db);
       db.close();
