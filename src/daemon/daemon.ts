@@ -1,8 +1,9 @@
 /**
  * The composition root: the only place that wires config, store, custody, buses, drivers, dock
  * and ingest together. It constructs, connects, starts and stops; what runs on its own lives
- * beside it (alerts.ts, sweeps.ts, heartbeat.ts). Shutdown runs in reverse order of start-up
- * under one deadline.
+ * beside it (alerts.ts, sweeps.ts, heartbeat.ts). Everything started is undone in reverse order
+ * of start-up, by a start that fails part-way as by a stop (teardown.ts); the caller bounds the
+ * stop with its deadline (src/cli/start.ts).
  */
 import type { Logger } from 'pino';
 import { openStore, type Db } from '../store/db.js';
@@ -33,32 +34,76 @@ import { batteryAlerts } from './alerts.js';
 import { CheckpointSigner } from './checkpoints.js';
 import { HeartbeatLoop } from './heartbeat.js';
 import { Sweeps } from './sweeps.js';
+import { Teardown } from './teardown.js';
 
 export interface RunningDaemon {
   db: Db;
+  /** Aborts the work under way, waits for it, and closes everything; the lock is released last. */
   stop(reason: string): Promise<void>;
+  /** Settles when a stop has run to its end, whether or not every step of it succeeded. */
   stopped: Promise<void>;
 }
 
 export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaemon> {
   refuseSecretKeys(cfg.dataDir);
+  const teardown = new Teardown();
+  const abort = new AbortController();
+  /** Set by stop: the custody session is closed by a stop, not after a failed start. */
+  let stopReason: string | null = null;
+  let db: Db;
+  try {
+    db = await assemble(cfg, log, teardown, abort.signal, () => stopReason);
+  } catch (err) {
+    abort.abort();
+    // The error that failed the start is the one to report; the teardown's own would hide it.
+    await teardown.run().catch(() => undefined);
+    throw err;
+  }
+
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  let stopping: Promise<void> | null = null;
+  const stop = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ event: 'daemon.stopping', reason }, `stopping (${reason})`);
+      stopReason = reason;
+      abort.abort();
+      try {
+        await teardown.run();
+        log.info({ event: 'daemon.stopped', reason }, 'stopped');
+      } finally {
+        resolveStopped();
+      }
+    })();
+    return stopping;
+  };
+  return { db, stop, stopped };
+}
+
+/**
+ * Opens, constructs, connects and starts everything, queuing on `teardown` the undo of each
+ * piece as soon as it exists. `signal` aborts the loops; `stopReason` is null until a stop.
+ */
+async function assemble(
+  cfg: Config,
+  log: Logger,
+  teardown: Teardown,
+  signal: AbortSignal,
+  stopReason: () => string | null,
+): Promise<Db> {
   const lock = DataDirLock.acquire(cfg.dataDir);
+  teardown.defer(() => lock.release());
   const db = openStore(cfg.dataDir);
+  teardown.defer(() => db.close());
   const custody = new CustodyLog(db);
   const archive = new LocalArchive(cfg.dataDir, cfg.encryption !== null);
   await recover(db, custody, archive, log.child({ mod: 'recovery' }));
 
-  let dockKey;
-  try {
-    dockKey = openDockKey(cfg.dataDir, db, custody, log.child({ mod: 'custody' }));
-  } catch (err) {
-    db.close();
-    lock.release();
-    throw err;
-  }
+  const dockKey = openDockKey(cfg.dataDir, db, custody, log.child({ mod: 'custody' }));
   const checkpoints = new Checkpoints(db, dockKey);
   const signer = new CheckpointSigner(checkpoints, cfg.custody.checkpointEvery, log);
   recordStart(db, { pid: process.pid, intervalMs: cfg.daemon.heartbeatIntervalMs, version: VERSION });
+  teardown.defer(() => recordStop(db));
   custody.record({ type: 'daemon.started', details: { pid: process.pid, version: VERSION, dataDir: cfg.dataDir } });
   log.info(
     {
@@ -71,17 +116,25 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     },
     `dockd ${VERSION} started`,
   );
+  // The fleet's last document carries the custody head of daemon.stopped, so the publisher
+  // stops after that event is appended: queued here, before it, as the list runs last first.
+  let fleet: FleetPublisher | null = null;
+  let fleetStarted = false;
+  teardown.defer(() => (fleetStarted ? fleet?.stop() : undefined));
+  teardown.defer(() => {
+    const reason = stopReason();
+    if (reason === null) return;
+    custody.record({ type: 'daemon.stopped', details: { reason } });
+    signer.signHead();
+  });
 
   const startedAt = new Date().toISOString();
   let replicator: Replicator | null = null;
-  let fleet: FleetPublisher | null = null;
   if (cfg.replication) {
     let creds;
     try {
       creds = loadCredentials(cfg.replication);
     } catch (err) {
-      lock.release();
-      db.close();
       throw new ConfigError('replication', (err as Error).message);
     }
     log.info(
@@ -97,7 +150,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     // Loaded only when replication is on: the S3 client costs most of a second at start-up.
     const { ObjectStore } = await import('../replication/store.js');
     const { Replicator } = await import('../replication/replicator.js');
-    replicator = new Replicator(
+    const rep = new Replicator(
       db,
       custody,
       checkpoints,
@@ -106,6 +159,8 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
       log.child({ mod: 'replication' }),
       () => engine.queueActive > 0,
     );
+    replicator = rep;
+    teardown.defer(() => rep.stop());
     const { createFleetPublisher } = await import('../fleet/publish.js');
     fleet = createFleetPublisher({
       db,
@@ -140,6 +195,14 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     },
     { replicate: cfg.replication !== null, recipients: cfg.encryption?.recipients ?? null },
   );
+  // The engine first: it aborts every camera's copies at once, then the dock undocks them.
+  teardown.defer(async () => {
+    try {
+      await engine.stop();
+    } finally {
+      await dock?.stop();
+    }
+  });
   const planner = new Planner(
     db,
     custody,
@@ -148,7 +211,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   );
   const battery = new BatteryRecorder(db, cfg.battery.keepDays);
   const usbDevices = new UsbDeviceRegistry();
-  dock = new DockManager(db, custody, planner, engine, battery, log.child({ mod: 'dock' }), {
+  const dockManager = new DockManager(db, custody, planner, engine, battery, log.child({ mod: 'dock' }), {
     drivers: cameraDrivers(cfg, (d) => usbDevices.native(d)),
     driverRules: cfg.usb.drivers,
     onBattery: batteryAlerts(db, cfg.battery, log),
@@ -156,25 +219,31 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     configurator,
     onPresence: () => fleet?.poke(),
   });
+  dock = dockManager;
 
   const buses: Bus[] = [];
   if (cfg.sim.dir) buses.push(new SimBus(cfg.sim.dir, log.child({ mod: 'sim' })));
   if (cfg.usb.enabled) buses.push(new UsbBus(cfg.usb, log.child({ mod: 'usb' }), { registry: usbDevices }));
-  for (const bus of buses) await bus.start(dock);
+  for (const bus of buses) {
+    // Queued first: a bus that fails part-way through its start has a watcher or a timer to close.
+    teardown.defer(() => bus.stop().catch(() => undefined));
+    await bus.start(dockManager);
+  }
   replicator?.start();
   fleet?.start();
+  fleetStarted = true;
 
-  const abort = new AbortController();
   const heartbeat = new HeartbeatLoop({
     db,
     intervalMs: cfg.daemon.heartbeatIntervalMs,
     log,
     ingest: engine,
-    conflicts: () => dock?.conflicts() ?? [],
+    conflicts: () => dockManager.conflicts(),
     replicationError: () => replicator?.lastError ?? null,
     signer,
   });
-  heartbeat.start(abort.signal);
+  heartbeat.start(signal);
+  teardown.defer(() => heartbeat.stop());
   const sweeps = new Sweeps({
     db,
     custody,
@@ -183,32 +252,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     keepDays: cfg.battery.keepDays,
     log,
   });
-  sweeps.start(abort.signal);
-
-  let resolveStopped!: () => void;
-  const stopped = new Promise<void>((r) => (resolveStopped = r));
-  let stopping: Promise<void> | null = null;
-
-  const stop = (reason: string): Promise<void> => {
-    stopping ??= (async () => {
-      log.info({ event: 'daemon.stopping', reason }, `stopping (${reason})`);
-      abort.abort();
-      heartbeat.stop();
-      await sweeps.stop();
-      for (const bus of buses) await bus.stop().catch(() => undefined);
-      await engine.stop();
-      await replicator?.stop();
-      await dock.stop();
-      custody.record({ type: 'daemon.stopped', details: { reason } });
-      signer.signHead();
-      await fleet?.stop();
-      recordStop(db);
-      db.close();
-      lock.release();
-      log.info({ event: 'daemon.stopped', reason }, 'stopped');
-      resolveStopped();
-    })();
-    return stopping;
-  };
-  return { db, stop, stopped };
+  sweeps.start(signal);
+  teardown.defer(() => sweeps.stop());
+  return db;
 }
