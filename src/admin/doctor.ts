@@ -19,7 +19,7 @@ import type { Config } from '../config.js';
 import { dbPath } from '../store/db.js';
 import { DataDirLock } from '../store/lock.js';
 import { MIGRATIONS } from '../store/schema.js';
-import { readDaemon, type DaemonRow } from '../daemon/heartbeat.js';
+import { readDaemon, type DaemonRow } from '../store/heartbeat.js';
 import { keyDir } from '../crypto/signing.js';
 import { bytes, duration } from '../lib/format.js';
 import { openExistingStore, type InspectedStore } from './store-file.js';

@@ -6,7 +6,7 @@ import type { Db } from '../store/db.js';
 import { colourWanted, paint } from './terminal.js';
 import { CustodyLog } from '../store/custody-log.js';
 import { verifyAll } from '../custody/verify.js';
-import { isRunning, readDaemon } from '../daemon/heartbeat.js';
+import { isRunning, readDaemon } from '../store/heartbeat.js';
 import {
   cliActor,
   printJson,

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Config } from '../config.js';
 import type { Db } from '../store/db.js';
 import { queueCounts, type QueueCounts } from '../store/recordings.js';
-import { isRunning, readDaemon } from '../daemon/heartbeat.js';
+import { isRunning, readDaemon } from '../store/heartbeat.js';
 import { replicationBacklog, replicationFailed, type Backlog } from '../store/replication-jobs.js';
 import { fleetVerdicts } from '../battery/fleet.js';
 import { cameraProgress, type CameraProgress, type LiveCamera, type VisitTotals } from './progress.js';

@@ -1,9 +1,11 @@
 /**
  * The composition root: the only place that wires config, store, custody, buses, drivers, dock
- * and ingest together. Shutdown runs in reverse order of start-up under one deadline.
+ * and ingest together. It constructs, connects, starts and stops; what runs on its own lives
+ * beside it (alerts.ts, sweeps.ts, heartbeat.ts). Everything started is undone in reverse order
+ * of start-up, by a start that fails part-way as by a stop (teardown.ts); the caller bounds the
+ * stop with its deadline (src/cli/start.ts).
  */
 import type { Logger } from 'pino';
-import { FailureStreak } from '../log.js';
 import { openStore, type Db } from '../store/db.js';
 import { DataDirLock } from '../store/lock.js';
 import { CustodyLog } from '../store/custody-log.js';
@@ -13,59 +15,95 @@ import { Planner } from '../ingest/planner.js';
 import { recover } from '../ingest/recovery.js';
 import { DockManager } from '../dock/manager.js';
 import { CameraConfigurator } from '../dock/configure.js';
-import { pruneCameraEvents } from '../store/camera-settings.js';
 import { BatteryRecorder } from '../battery/recorder.js';
-import { recentHealth, storeVerdict } from '../battery/fleet.js';
 import { SimBus } from '../bus/sim.js';
 import { UsbBus, UsbDeviceRegistry } from '../usb/bus.js';
 import { cameraDrivers } from '../dock/drivers.js';
 import type { Bus } from '../bus/types.js';
-import { Heartbeat } from './heartbeat.js';
+import { recordStart, recordStop } from '../store/heartbeat.js';
 import { Checkpoints } from '../custody/checkpoints.js';
-import type { Checkpoint } from '../store/checkpoints.js';
 import { openDockKey } from '../custody/dock-key.js';
-import { RateMeter } from './rate.js';
 import { VERSION } from '../version.js';
-import { sweepRetention } from '../custody/retention.js';
 import { refuseSecretKeys } from '../crypto/write-only.js';
 import type { Config } from '../config.js';
 import { ConfigError } from '../lib/config-error.js';
 import { loadCredentials } from '../replication/credentials.js';
 import type { Replicator } from '../replication/replicator.js';
 import type { FleetPublisher } from '../fleet/publish.js';
+import { batteryAlerts } from './alerts.js';
+import { CheckpointSigner } from './checkpoints.js';
+import { HeartbeatLoop } from './heartbeat.js';
+import { Sweeps } from './sweeps.js';
+import { Teardown } from './teardown.js';
 
 export interface RunningDaemon {
   db: Db;
+  /** Aborts the work under way, waits for it, and closes everything; the lock is released last. */
   stop(reason: string): Promise<void>;
+  /** Settles when a stop has run to its end, whether or not every step of it succeeded. */
   stopped: Promise<void>;
 }
 
 export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaemon> {
   refuseSecretKeys(cfg.dataDir);
+  const teardown = new Teardown();
+  const abort = new AbortController();
+  /** Set by stop: the custody session is closed by a stop, not after a failed start. */
+  let stopReason: string | null = null;
+  let db: Db;
+  try {
+    db = await assemble(cfg, log, teardown, abort.signal, () => stopReason);
+  } catch (err) {
+    abort.abort();
+    // The error that failed the start is the one to report; the teardown's own would hide it.
+    await teardown.run().catch(() => undefined);
+    throw err;
+  }
+
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  let stopping: Promise<void> | null = null;
+  const stop = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ event: 'daemon.stopping', reason }, `stopping (${reason})`);
+      stopReason = reason;
+      abort.abort();
+      try {
+        await teardown.run();
+        log.info({ event: 'daemon.stopped', reason }, 'stopped');
+      } finally {
+        resolveStopped();
+      }
+    })();
+    return stopping;
+  };
+  return { db, stop, stopped };
+}
+
+/**
+ * Opens, constructs, connects and starts everything, queuing on `teardown` the undo of each
+ * piece as soon as it exists. `signal` aborts the loops; `stopReason` is null until a stop.
+ */
+async function assemble(
+  cfg: Config,
+  log: Logger,
+  teardown: Teardown,
+  signal: AbortSignal,
+  stopReason: () => string | null,
+): Promise<Db> {
   const lock = DataDirLock.acquire(cfg.dataDir);
+  teardown.defer(() => lock.release());
   const db = openStore(cfg.dataDir);
+  teardown.defer(() => db.close());
   const custody = new CustodyLog(db);
   const archive = new LocalArchive(cfg.dataDir, cfg.encryption !== null);
   await recover(db, custody, archive, log.child({ mod: 'recovery' }));
 
-  let dockKey;
-  try {
-    dockKey = openDockKey(cfg.dataDir, db, custody, log.child({ mod: 'custody' }));
-  } catch (err) {
-    db.close();
-    lock.release();
-    throw err;
-  }
+  const dockKey = openDockKey(cfg.dataDir, db, custody, log.child({ mod: 'custody' }));
   const checkpoints = new Checkpoints(db, dockKey);
-  const logCheckpoint = (cp: Checkpoint | null) => {
-    if (cp)
-      log.info(
-        { event: 'custody.checkpoint', seq: cp.seq, hash: cp.hash, keyId: cp.keyId, signature: cp.signature },
-        `custody chain head ${cp.seq} signed`,
-      );
-  };
-  const heartbeat = new Heartbeat(db, cfg.daemon.heartbeatIntervalMs, VERSION);
-  heartbeat.start();
+  const signer = new CheckpointSigner(checkpoints, cfg.custody.checkpointEvery, log);
+  recordStart(db, { pid: process.pid, intervalMs: cfg.daemon.heartbeatIntervalMs, version: VERSION });
+  teardown.defer(() => recordStop(db));
   custody.record({ type: 'daemon.started', details: { pid: process.pid, version: VERSION, dataDir: cfg.dataDir } });
   log.info(
     {
@@ -78,17 +116,25 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     },
     `dockd ${VERSION} started`,
   );
+  // The fleet's last document carries the custody head of daemon.stopped, so the publisher
+  // stops after that event is appended: queued here, before it, as the list runs last first.
+  let fleet: FleetPublisher | null = null;
+  let fleetStarted = false;
+  teardown.defer(() => (fleetStarted ? fleet?.stop() : undefined));
+  teardown.defer(() => {
+    const reason = stopReason();
+    if (reason === null) return;
+    custody.record({ type: 'daemon.stopped', details: { reason } });
+    signer.signHead();
+  });
 
   const startedAt = new Date().toISOString();
   let replicator: Replicator | null = null;
-  let fleet: FleetPublisher | null = null;
   if (cfg.replication) {
     let creds;
     try {
       creds = loadCredentials(cfg.replication);
     } catch (err) {
-      lock.release();
-      db.close();
       throw new ConfigError('replication', (err as Error).message);
     }
     log.info(
@@ -104,7 +150,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     // Loaded only when replication is on: the S3 client costs most of a second at start-up.
     const { ObjectStore } = await import('../replication/store.js');
     const { Replicator } = await import('../replication/replicator.js');
-    replicator = new Replicator(
+    const rep = new Replicator(
       db,
       custody,
       checkpoints,
@@ -113,6 +159,8 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
       log.child({ mod: 'replication' }),
       () => engine.queueActive > 0,
     );
+    replicator = rep;
+    teardown.defer(() => rep.stop());
     const { createFleetPublisher } = await import('../fleet/publish.js');
     fleet = createFleetPublisher({
       db,
@@ -147,6 +195,14 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
     },
     { replicate: cfg.replication !== null, recipients: cfg.encryption?.recipients ?? null },
   );
+  // The engine first: it aborts every camera's copies at once, then the dock undocks them.
+  teardown.defer(async () => {
+    try {
+      await engine.stop();
+    } finally {
+      await dock?.stop();
+    }
+  });
   const planner = new Planner(
     db,
     custody,
@@ -155,155 +211,48 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<RunningDaem
   );
   const battery = new BatteryRecorder(db, cfg.battery.keepDays);
   const usbDevices = new UsbDeviceRegistry();
-  dock = new DockManager(db, custody, planner, engine, battery, log.child({ mod: 'dock' }), {
+  const dockManager = new DockManager(db, custody, planner, engine, battery, log.child({ mod: 'dock' }), {
     drivers: cameraDrivers(cfg, (d) => usbDevices.native(d)),
     driverRules: cfg.usb.drivers,
-    onBattery: (serial, visit) => {
-      const { view } = recentHealth(db, serial, cfg.battery.shiftHours);
-      try {
-        storeVerdict(db, serial, cfg.battery.shiftHours, view);
-      } catch (err) {
-        // Only status's shortcut is lost (it judges the camera itself); the docking goes on.
-        log.warn(
-          { event: 'battery.verdict_not_stored', camera: serial, error: String(err) },
-          `camera ${serial}: battery verdict not stored: ${String(err)}`,
-        );
-      }
-      const fields = {
-        camera: serial,
-        visit,
-        drainPercentPerHour: view.drainPercentPerHour,
-        projectedRuntimeHours: view.projectedRuntimeHours,
-        healthPercent: view.healthPercent,
-        shiftHours: cfg.battery.shiftHours,
-      };
-      if (view.status === 'short') {
-        log.warn(
-          { event: 'battery.short_runtime', ...fields },
-          `camera ${serial} will not last a ${cfg.battery.shiftHours} h shift (about ${view.projectedRuntimeHours} h from full)`,
-        );
-      } else if (view.status === 'degraded') {
-        log.warn(
-          { event: 'battery.degraded', ...fields },
-          `camera ${serial} battery health is ${view.healthPercent} %`,
-        );
-      }
-    },
+    onBattery: batteryAlerts(db, cfg.battery, log),
     batteryIntervalMs: cfg.battery.sampleIntervalMs,
     configurator,
     onPresence: () => fleet?.poke(),
   });
+  dock = dockManager;
 
   const buses: Bus[] = [];
   if (cfg.sim.dir) buses.push(new SimBus(cfg.sim.dir, log.child({ mod: 'sim' })));
   if (cfg.usb.enabled) buses.push(new UsbBus(cfg.usb, log.child({ mod: 'usb' }), { registry: usbDevices }));
-  for (const bus of buses) await bus.start(dock);
+  for (const bus of buses) {
+    // Queued first: a bus that fails part-way through its start has a watcher or a timer to close.
+    teardown.defer(() => bus.stop().catch(() => undefined));
+    await bus.start(dockManager);
+  }
   replicator?.start();
   fleet?.start();
+  fleetStarted = true;
 
-  const rates = new RateMeter();
-  const visitVerified = db.prepare<[string], { visit: number; verifiedBytes: number }>(
-    `SELECT c.visit, coalesce(sum(r.bytes), 0) verifiedBytes FROM cameras c
-     LEFT JOIN recordings r ON r.camera = c.serial AND r.seen_visit = c.visit AND r.status = 'verified' WHERE c.serial = ?`,
-  );
-  const beatFailing = new FailureStreak();
-  const beat = setInterval(() => {
-    // Read in the same tick as the engine's bytes in flight: status adds the two up without
-    // counting a file that finished in between twice (src/cli/progress.ts).
-    try {
-      const cameras = engine.progress().map((c) => ({
-        ...c,
-        ...visitVerified.get(c.serial),
-        rateBytesPerSec: rates.update(c.serial, c.receivedBytes, c.inflightBytes > 0),
-      }));
-      heartbeat.beat({
-        cameras,
-        diskLow: engine.diskLowNow,
-        storeUnwritable: engine.storeUnwritable,
-        conflicts: dock?.conflicts() ?? [],
-        active: engine.queueActive,
-        replicationError: replicator?.lastError ?? null,
-      });
-      const failedForMs = beatFailing.ended();
-      // Whoever was paged by the failure learns from the same log that it is over.
-      if (failedForMs !== null)
-        log.info(
-          { event: 'daemon.heartbeat_restored', failedForMs },
-          `the heartbeat is written again, after ${Math.round(failedForMs / 1000)} s`,
-        );
-      logCheckpoint(checkpoints.maybeSign(cfg.custody.checkpointEvery));
-    } catch (err) {
-      // A full disk, or another process holding the store locked, refuses even the heartbeat;
-      // status then shows the daemon as not running.
-      if (beatFailing.failed())
-        log.error(
-          { event: 'daemon.heartbeat_failed', err },
-          `cannot write the heartbeat: ${(err as Error)?.message ?? String(err)}`,
-        );
-    }
-    engine.kick();
-  }, cfg.daemon.heartbeatIntervalMs);
-
-  const sweep = async () => {
-    try {
-      const { deleted } = await sweepRetention(db, custody, cfg.retention);
-      for (const d of deleted)
-        log.info(
-          { event: 'retention.deleted', camera: d.camera, recording: d.id, sha256: d.sha256, reason: d.reason },
-          `retention deleted ${d.id}`,
-        );
-    } catch (err) {
-      log.error({ event: 'retention.error', err }, 'retention sweep failed');
-    }
-    try {
-      const samples = await battery.prune();
-      if (samples)
-        log.info(
-          { event: 'battery.pruned', samples, keepDays: cfg.battery.keepDays },
-          `deleted ${samples} battery samples older than ${cfg.battery.keepDays} days`,
-        );
-    } catch (err) {
-      // As with the retention sweep: the next sweep tries again, and nothing depends on it meanwhile.
-      log.error({ event: 'battery.prune_failed', err }, 'battery sample pruning failed');
-    }
-    try {
-      // Cameras' event logs are kept exactly as long as their battery samples.
-      const events = await pruneCameraEvents(db, battery.cutoff());
-      if (events)
-        log.info(
-          { event: 'camera.events_pruned', events, keepDays: cfg.battery.keepDays },
-          `deleted ${events} camera event-log entries older than ${cfg.battery.keepDays} days`,
-        );
-    } catch (err) {
-      log.error({ event: 'camera.events_prune_failed', err }, 'camera event-log pruning failed');
-    }
-  };
-  void sweep();
-  const sweeper = setInterval(() => void sweep(), cfg.retention.sweepIntervalMs);
-
-  let resolveStopped!: () => void;
-  const stopped = new Promise<void>((r) => (resolveStopped = r));
-  let stopping: Promise<void> | null = null;
-
-  const stop = (reason: string): Promise<void> => {
-    stopping ??= (async () => {
-      log.info({ event: 'daemon.stopping', reason }, `stopping (${reason})`);
-      clearInterval(beat);
-      clearInterval(sweeper);
-      for (const bus of buses) await bus.stop().catch(() => undefined);
-      await engine.stop();
-      await replicator?.stop();
-      await dock.stop();
-      custody.record({ type: 'daemon.stopped', details: { reason } });
-      logCheckpoint(checkpoints.signHead());
-      await fleet?.stop();
-      heartbeat.stopped();
-      db.close();
-      lock.release();
-      log.info({ event: 'daemon.stopped', reason }, 'stopped');
-      resolveStopped();
-    })();
-    return stopping;
-  };
-  return { db, stop, stopped };
+  const heartbeat = new HeartbeatLoop({
+    db,
+    intervalMs: cfg.daemon.heartbeatIntervalMs,
+    log,
+    ingest: engine,
+    conflicts: () => dockManager.conflicts(),
+    replicationError: () => replicator?.lastError ?? null,
+    signer,
+  });
+  heartbeat.start(signal);
+  teardown.defer(() => heartbeat.stop());
+  const sweeps = new Sweeps({
+    db,
+    custody,
+    battery,
+    retention: cfg.retention,
+    keepDays: cfg.battery.keepDays,
+    log,
+  });
+  sweeps.start(signal);
+  teardown.defer(() => sweeps.stop());
+  return db;
 }

@@ -1,55 +1,89 @@
+import type { Logger } from 'pino';
+import { FailureStreak } from '../log.js';
 import type { Db } from '../store/db.js';
+import { recordBeat, verifiedThisVisit } from '../store/heartbeat.js';
+import type { CheckpointSigner } from './checkpoints.js';
+import { RateMeter } from './rate.js';
 
-export interface DaemonRow {
-  pid: number;
-  started_at: string;
-  heartbeat_at: string;
-  heartbeat_ms: number;
-  stopped_at: string | null;
-  version: string;
-  progress_json: string | null;
+/** What a beat reads from the offloading, and wakes afterwards. */
+export interface IngestView {
+  progress(): Array<{ serial: string; inflightBytes: number; receivedBytes: number }>;
+  readonly diskLowNow: boolean;
+  readonly storeUnwritable: string | null;
+  readonly queueActive: number;
+  kick(): void;
 }
 
-/** The daemon's liveness in the store: the CLI reads it instead of talking to the process. */
-export class Heartbeat {
-  private readonly upsert;
-  private readonly beatStmt;
-  private readonly stopStmt;
-
-  constructor(
-    private readonly db: Db,
-    private readonly intervalMs: number,
-    private readonly version: string,
-  ) {
-    this.upsert = db.prepare(
-      `INSERT INTO daemon (id, pid, started_at, heartbeat_at, heartbeat_ms, stopped_at, version, progress_json)
-       VALUES (1, @pid, @now, @now, @ms, NULL, @version, NULL)
-       ON CONFLICT(id) DO UPDATE SET pid = @pid, started_at = @now, heartbeat_at = @now, heartbeat_ms = @ms, stopped_at = NULL, version = @version, progress_json = NULL`,
-    );
-    this.beatStmt = db.prepare('UPDATE daemon SET heartbeat_at = ?, progress_json = ? WHERE id = 1');
-    this.stopStmt = db.prepare('UPDATE daemon SET stopped_at = ?, heartbeat_at = ?, progress_json = NULL WHERE id = 1');
-  }
-
-  start(): void {
-    this.upsert.run({ pid: process.pid, now: new Date().toISOString(), ms: this.intervalMs, version: this.version });
-  }
-
-  beat(progress: unknown): void {
-    this.beatStmt.run(new Date().toISOString(), JSON.stringify(progress));
-  }
-
-  stopped(): void {
-    const now = new Date().toISOString();
-    this.stopStmt.run(now, now);
-  }
+export interface HeartbeatOptions {
+  db: Db;
+  intervalMs: number;
+  log: Logger;
+  ingest: IngestView;
+  /** Cameras docked in two slots at once. */
+  conflicts(): unknown[];
+  replicationError(): string | null;
+  signer: CheckpointSigner;
 }
 
-export function readDaemon(db: Db): DaemonRow | undefined {
-  return db.prepare<[], DaemonRow>('SELECT * FROM daemon WHERE id = 1').get();
-}
+/**
+ * The daemon's beat, every `daemon.heartbeatIntervalMs`: writes what each camera is doing to the
+ * store (which `dockd status` reads), signs the custody chain head once enough events have been
+ * appended, then wakes the idle cameras (e.g. after `dockd retry`).
+ */
+export class HeartbeatLoop {
+  private readonly rates = new RateMeter();
+  private readonly failing = new FailureStreak();
+  private timer: NodeJS.Timeout | null = null;
 
-/** Fresh means beaten within three intervals and not marked stopped. */
-export function isRunning(row: DaemonRow | undefined, now = Date.now()): boolean {
-  if (!row || row.stopped_at) return false;
-  return now - Date.parse(row.heartbeat_at) < 3 * row.heartbeat_ms;
+  constructor(private readonly o: HeartbeatOptions) {}
+
+  /** Beats on the interval until stop or until `signal` aborts. */
+  start(signal: AbortSignal): void {
+    if (signal.aborted) return;
+    this.timer = setInterval(() => this.tick(), this.o.intervalMs);
+    signal.addEventListener('abort', () => this.stop(), { once: true });
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private tick(): void {
+    const { db, log, ingest } = this.o;
+    // Read in the same tick as the engine's bytes in flight: status adds the two up without
+    // counting a file that finished in between twice (src/cli/progress.ts).
+    try {
+      const cameras = ingest.progress().map((c) => ({
+        ...c,
+        ...verifiedThisVisit(db, c.serial),
+        rateBytesPerSec: this.rates.update(c.serial, c.receivedBytes, c.inflightBytes > 0),
+      }));
+      recordBeat(db, {
+        cameras,
+        diskLow: ingest.diskLowNow,
+        storeUnwritable: ingest.storeUnwritable,
+        conflicts: this.o.conflicts(),
+        active: ingest.queueActive,
+        replicationError: this.o.replicationError(),
+      });
+      const failedForMs = this.failing.ended();
+      // Whoever was paged by the failure learns from the same log that it is over.
+      if (failedForMs !== null)
+        log.info(
+          { event: 'daemon.heartbeat_restored', failedForMs },
+          `the heartbeat is written again, after ${Math.round(failedForMs / 1000)} s`,
+        );
+      this.o.signer.maybeSign();
+    } catch (err) {
+      // A full disk, or another process holding the store locked, refuses even the heartbeat;
+      // status then shows the daemon as not running.
+      if (this.failing.failed())
+        log.error(
+          { event: 'daemon.heartbeat_failed', err },
+          `cannot write the heartbeat: ${(err as Error)?.message ?? String(err)}`,
+        );
+    }
+    ingest.kick();
+  }
 }

@@ -9,7 +9,7 @@ import type { Db } from '../store/db.js';
 import { queueCounts } from '../store/recordings.js';
 import { replicationBacklog } from '../store/replication-jobs.js';
 import { verdictOf } from '../battery/fleet.js';
-import { readDaemon } from '../daemon/heartbeat.js';
+import { readDaemon } from '../store/heartbeat.js';
 import { signCheckpoint, type DockKey } from '../crypto/signing.js';
 import {
   MAX_CAMERAS,

@@ -9,7 +9,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../store/db.js';
 import { cameraSamples, fleetBattery, FLEET_WINDOW_DAYS, type CameraBattery } from '../battery/fleet.js';
 import type { BatterySample } from '../battery/model.js';
-import { isRunning, readDaemon } from '../daemon/heartbeat.js';
+import { isRunning, readDaemon } from '../store/heartbeat.js';
 import { verifyChain } from '../custody/verify.js';
 import { checkCheckpoints } from '../custody/checkpoints.js';
 import { latestCheckpoint } from '../store/checkpoints.js';
