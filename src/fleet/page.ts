@@ -41,48 +41,20 @@ function when(iso: string | null): Markup {
 function dockRow(d: FleetDock): Markup {
   const head = d.custodyHead;
   return html`<tr class="dock" data-dock="${d.dockId}" data-state="${d.state}">
-    <td><code>${d.dockId}</code></td>
-    <td><span class="badge ${d.state}">${d.state}</span></td>
-    <td>${when(d.lastSeenAt)}</td>
-    <td class="num">${d.docked.length}</td>
-    <td class="num">${d.queue.pending} pending, ${d.queue.failed} failed</td>
-    <td class="num">${d.replication.count} (${bytes(d.replication.bytes)})</td>
-    <td class="num">${bytes(d.freeBytes)}</td>
-    <td data-signature-ok="${head ? head.signatureOk : 'none'}">
-      ${head ? html`seq ${head.seq} ${head.signatureOk ? html`<span class="ok-text">signed</span>` : html`<span class="bad-text">SIGNATURE BAD</span>`}` : html`<span class="none">-</span>`}
-    </td>
-    <td><code>${d.key.keyId ?? '-'}</code> ${d.key.trust}</td>
-    <td>${d.version}</td>
-  </tr>`;
+<td><code>${d.dockId}</code></td><td><span class="badge ${d.state}">${d.state}</span></td><td>${when(d.lastSeenAt)}</td>
+<td class="num">${d.docked.length}</td><td class="num">${d.queue.pending} pending, ${d.queue.failed} failed</td>
+<td class="num">${d.replication.count} (${bytes(d.replication.bytes)})</td><td class="num">${bytes(d.freeBytes)}</td>
+<td data-signature-ok="${head ? head.signatureOk : 'none'}">${head ? html`seq ${head.seq} ${head.signatureOk ? html`<span class="ok-text">signed</span>` : html`<span class="bad-text">SIGNATURE BAD</span>`}` : html`<span class="none">-</span>`}</td>
+<td><code>${d.key.keyId ?? '-'}</code> ${d.key.trust}</td><td>${d.version}</td></tr>`;
 }
 
 function docks(v: FleetView): Markup {
   if (!v.docks.length)
-    return html`<section id="docks">
-      <h2>Docks</h2>
-      <p class="none">no dock publishes its state to this bucket yet</p>
-    </section>`;
+    return html`<section id="docks"><h2>Docks</h2><p class="none">no dock publishes its state to this bucket yet</p></section>`;
   const counts = (s: FleetDock['state']) => v.docks.filter((d) => d.state === s).length;
-  return html`<section id="docks">
-    <h2>
-      Docks (${v.docks.length}: ${counts('running')} running, ${counts('stale')} stale, ${counts('stopped')} stopped)
-    </h2>
-    <table>
-      <tr>
-        <th>dock</th>
-        <th>state</th>
-        <th>last seen</th>
-        <th>docked</th>
-        <th>offload queue</th>
-        <th>to replicate</th>
-        <th>free</th>
-        <th>custody head</th>
-        <th>key</th>
-        <th>version</th>
-      </tr>
-      ${v.docks.map(dockRow)}
-    </table>
-  </section>`;
+  return html`<section id="docks"><h2>Docks (${v.docks.length}: ${counts('running')} running, ${counts('stale')} stale, ${counts('stopped')} stopped)</h2>
+<table><tr><th>dock</th><th>state</th><th>last seen</th><th>docked</th><th>offload queue</th><th>to replicate</th><th>free</th><th>custody head</th><th>key</th><th>version</th></tr>
+${v.docks.map(dockRow)}</table></section>`;
 }
 
 const atRisk = (c: FleetCamera) => c.battery.status === 'short' || c.battery.status === 'degraded';
@@ -90,36 +62,15 @@ const atRisk = (c: FleetCamera) => c.battery.status === 'short' || c.battery.sta
 function shortList(v: FleetView): Markup {
   const cams = v.cameras.filter(atRisk);
   const body = cams.length
-    ? html`<table>
-        <tr>
-          <th>camera</th>
-          <th>battery</th>
-          <th>runtime from full</th>
-          <th>health</th>
-          <th>judged at</th>
-          <th>last dock</th>
-          <th>docks used</th>
-        </tr>
-        ${cams.map(
-          (c) =>
-            html`<tr data-serial="${c.serial}">
-              <td><code>${c.serial}</code></td>
-              <td><span class="badge ${c.battery.status}">${c.battery.status}</span></td>
-              <td class="num">
-                ${c.battery.projectedRuntimeHours === null ? '-' : `${c.battery.projectedRuntimeHours} h of ${c.battery.shiftHours} h`}
-              </td>
-              <td class="num">${c.battery.healthPercent === null ? '-' : `${c.battery.healthPercent} %`}</td>
-              <td><code>${c.battery.dock}</code></td>
-              <td><code>${c.lastDock}</code> ${when(c.lastSeenAt)}</td>
-              <td>${c.docks.map((d) => d.dockId).join(', ')}</td>
-            </tr>`,
-        )}
-      </table>`
+    ? html`<table><tr><th>camera</th><th>battery</th><th>runtime from full</th><th>health</th><th>judged at</th><th>last dock</th><th>docks used</th></tr>${cams.map(
+        (
+          c,
+        ) => html`<tr data-serial="${c.serial}"><td><code>${c.serial}</code></td><td><span class="badge ${c.battery.status}">${c.battery.status}</span></td>
+<td class="num">${c.battery.projectedRuntimeHours === null ? '-' : `${c.battery.projectedRuntimeHours} h of ${c.battery.shiftHours} h`}</td><td class="num">${c.battery.healthPercent === null ? '-' : `${c.battery.healthPercent} %`}</td>
+<td><code>${c.battery.dock}</code></td><td><code>${c.lastDock}</code> ${when(c.lastSeenAt)}</td><td>${c.docks.map((d) => d.dockId).join(', ')}</td></tr>`,
+      )}</table>`
     : html`<p class="none">every camera lasts a shift</p>`;
-  return html`<section id="short">
-    <h2>Cameras that will not last a shift, wherever they dock (${cams.length})</h2>
-    ${body}
-  </section>`;
+  return html`<section id="short"><h2>Cameras that will not last a shift, wherever they dock (${cams.length})</h2>${body}</section>`;
 }
 
 /** Which dock held the camera, along the same time axis as its chart. */
@@ -134,19 +85,9 @@ function dockStrip(points: readonly BatteryPoint[], colour: (dock: string) => st
   const rects = points.map((p, i) => {
     const x0 = x(p.at);
     const x1 = i + 1 < points.length ? x(points[i + 1]!.at) : w - right;
-    return html`<rect
-      x="${x0.toFixed(1)}"
-      y="0"
-      width="${Math.max(1, x1 - x0).toFixed(1)}"
-      height="8"
-      fill="${colour(p.dockId)}"
-      ><title>${p.dockId}</title></rect
-    >`;
+    return html`<rect x="${x0.toFixed(1)}" y="0" width="${Math.max(1, x1 - x0).toFixed(1)}" height="8" fill="${colour(p.dockId)}"><title>${p.dockId}</title></rect>`;
   });
-  return html`<svg class="chart strip" viewBox="0 0 ${w} 8" width="${w}" height="8" role="img">
-    <title>dock of each point</title>
-    ${rects}
-  </svg>`;
+  return html`<svg class="chart strip" viewBox="0 0 ${w} 8" width="${w}" height="8" role="img"><title>dock of each point</title>${rects}</svg>`;
 }
 
 function histories(v: FleetView, series: (serial: string) => BatteryPoint[]): Markup {
@@ -159,86 +100,41 @@ function histories(v: FleetView, series: (serial: string) => BatteryPoint[]): Ma
     const points = series(c.serial);
     const used = [...new Set(points.map((p) => p.dockId))];
     return html`<article class="history" data-serial="${c.serial}" data-status="${c.battery.status}">
-      <h3><code>${c.serial}</code><span class="badge ${c.battery.status}">${c.battery.status}</span></h3>
-      <div class="meta">
-        ${c.model ?? 'unknown model'} · last at
-        <code>${c.lastDock}</code> ${when(c.lastSeenAt)}${c.docked ? ' (docked now)' : ''} · docks used:
-        ${c.docks.map((d) => d.dockId).join(', ')}
-      </div>
-      ${percentChart(points, { title: `battery of ${c.serial}: lowest percent per 3 hours, from ${used.length} dock${used.length === 1 ? '' : 's'}` })}
-      ${dockStrip(points, colour)}
-      <div class="legend">${used.map((d) => html`<i style="background:${colour(d)}"></i>${d}`)}</div>
-    </article>`;
+<h3><code>${c.serial}</code><span class="badge ${c.battery.status}">${c.battery.status}</span></h3>
+<div class="meta">${c.model ?? 'unknown model'} · last at <code>${c.lastDock}</code> ${when(c.lastSeenAt)}${c.docked ? ' (docked now)' : ''} · docks used: ${c.docks.map((d) => d.dockId).join(', ')}</div>
+${percentChart(points, { title: `battery of ${c.serial}: lowest percent per 3 hours, from ${used.length} dock${used.length === 1 ? '' : 's'}` })}
+${dockStrip(points, colour)}
+<div class="legend">${used.map((d) => html`<i style="background:${colour(d)}"></i>${d}`)}</div></article>`;
   });
   const more =
     v.cameras.length > ranked.length
       ? html`<p class="none">${v.cameras.length - ranked.length} more cameras in the table below</p>`
       : '';
-  return html`<section id="history">
-    <h2>Battery history across docks</h2>
-    ${cards.length ? html`<div class="histories">${cards}</div>` : html`<p class="none">no cameras seen yet</p>`}${more}
-  </section>`;
+  return html`<section id="history"><h2>Battery history across docks</h2>${cards.length ? html`<div class="histories">${cards}</div>` : html`<p class="none">no cameras seen yet</p>`}${more}</section>`;
 }
 
 function cameraTable(v: FleetView): Markup {
-  return html`<section id="cameras">
-    <h2>Every camera (${v.cameras.length})</h2>
-    ${
-      v.cameras.length
-        ? html`<table>
-            <tr>
-              <th>camera</th>
-              <th>battery</th>
-              <th>last dock</th>
-              <th>last seen</th>
-              <th>docked</th>
-              <th>docks used</th>
-            </tr>
-            ${v.cameras.map(
-              (c) =>
-                html`<tr>
-                  <td><code>${c.serial}</code></td>
-                  <td><span class="badge ${c.battery.status}">${c.battery.status}</span></td>
-                  <td><code>${c.lastDock}</code></td>
-                  <td>${when(c.lastSeenAt)}</td>
-                  <td>${c.docked ? 'yes' : 'no'}</td>
-                  <td>${c.docks.map((d) => d.dockId).join(', ')}</td>
-                </tr>`,
-            )}
-          </table>`
-        : html`<p class="none">none</p>`
-    }
-  </section>`;
+  return html`<section id="cameras"><h2>Every camera (${v.cameras.length})</h2>${
+    v.cameras.length
+      ? html`<table><tr><th>camera</th><th>battery</th><th>last dock</th><th>last seen</th><th>docked</th><th>docks used</th></tr>${v.cameras.map(
+          (c) =>
+            html`<tr><td><code>${c.serial}</code></td><td><span class="badge ${c.battery.status}">${c.battery.status}</span></td><td><code>${c.lastDock}</code></td><td>${when(c.lastSeenAt)}</td><td>${c.docked ? 'yes' : 'no'}</td><td>${c.docks.map((d) => d.dockId).join(', ')}</td></tr>`,
+        )}</table>`
+      : html`<p class="none">none</p>`
+  }</section>`;
 }
 
 export function renderFleetPage(v: FleetView, series: (serial: string) => BatteryPoint[]): string {
   const warnings = v.warnings.length
-    ? html`<section class="warnings" id="warnings">
-        ${v.warnings.map((w) => html`<div data-kind="${w.kind}">${w.message}</div>`)}
-      </section>`
+    ? html`<section class="warnings" id="warnings">${v.warnings.map((w) => html`<div data-kind="${w.kind}">${w.message}</div>`)}</section>`
     : '';
   return html`<!DOCTYPE html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta
-          http-equiv="Content-Security-Policy"
-          content="default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-        />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>dockd fleet ${v.generatedAt.slice(0, 10)}</title>
-        <style>
-          ${trusted(CSS)}
-        </style>
-      </head>
-      <body>
-        <header>
-          <h1>dockd fleet: bucket ${v.bucket}</h1>
-          <p>
-            generated ${when(v.generatedAt)} · ${v.docks.length} docks · ${v.cameras.length} cameras · ${v.trust.note}
-          </p>
-        </header>
-        <main>${warnings}${docks(v)}${shortList(v)}${histories(v, series)}${cameraTable(v)}</main>
-      </body>
-    </html> `.text;
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>dockd fleet ${v.generatedAt.slice(0, 10)}</title>
+<style>${trusted(CSS)}</style></head><body>
+<header><h1>dockd fleet: bucket ${v.bucket}</h1><p>generated ${when(v.generatedAt)} · ${v.docks.length} docks · ${v.cameras.length} cameras · ${v.trust.note}</p></header>
+<main>${warnings}${docks(v)}${shortList(v)}${histories(v, series)}${cameraTable(v)}</main></body></html>
+`.text;
 }

@@ -41,9 +41,7 @@ function when(iso: string | null): Markup {
   if (!iso) return html`<span class="none">-</span>`;
   const d = new Date(iso);
   const p = (v: number) => String(v).padStart(2, '0');
-  return html`<time datetime="${iso}" title="${iso}"
-    >${localDay(d.getTime())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}</time
-  >`;
+  return html`<time datetime="${iso}" title="${iso}">${localDay(d.getTime())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}</time>`;
 }
 
 const dash = (v: number | null, unit = ''): string => (v === null ? '-' : `${v}${unit}`);
@@ -51,31 +49,13 @@ const dash = (v: number | null, unit = ''): string => (v === null ? '-' : `${v}$
 function header(m: ReportModel): Markup {
   const d = m.daemon;
   const daemon = d.running
-    ? html`<span class="badge running">running</span> pid ${d.pid}, version ${d.version}, heartbeat
-        ${when(d.heartbeatAt)}`
-    : html`<span class="badge stopped">not running</span>
-        ${d.stoppedAt ? html`stopped ${when(d.stoppedAt)}` : d.heartbeatAt ? html`last heartbeat ${when(d.heartbeatAt)}` : 'never started'}`;
-  return html`<header>
-    <h1>dockd fleet report</h1>
-    <dl>
-      <div>
-        <dt>data dir</dt>
-        <dd id="data-dir">${m.dataDir}</dd>
-      </div>
-      <div>
-        <dt>generated</dt>
-        <dd>${when(m.generatedAt)}</dd>
-      </div>
-      <div>
-        <dt>daemon</dt>
-        <dd id="daemon" data-running="${d.running}">${daemon}</dd>
-      </div>
-      <div>
-        <dt>shift</dt>
-        <dd>${m.shiftHours} h</dd>
-      </div>
-    </dl>
-  </header>`;
+    ? html`<span class="badge running">running</span> pid ${d.pid}, version ${d.version}, heartbeat ${when(d.heartbeatAt)}`
+    : html`<span class="badge stopped">not running</span> ${d.stoppedAt ? html`stopped ${when(d.stoppedAt)}` : d.heartbeatAt ? html`last heartbeat ${when(d.heartbeatAt)}` : 'never started'}`;
+  return html`<header><h1>dockd fleet report</h1><dl>
+<div><dt>data dir</dt><dd id="data-dir">${m.dataDir}</dd></div>
+<div><dt>generated</dt><dd>${when(m.generatedAt)}</dd></div>
+<div><dt>daemon</dt><dd id="daemon" data-running="${d.running}">${daemon}</dd></div>
+<div><dt>shift</dt><dd>${m.shiftHours} h</dd></div></dl></header>`;
 }
 
 function tiles(m: ReportModel): Markup {
@@ -85,25 +65,13 @@ function tiles(m: ReportModel): Markup {
   const c = m.custody;
   const custodyOk = c.chain.ok && c.checkpoints.bad.length === 0;
   return html`<section class="tiles">
-    <div class="tile${short.length ? ' bad' : ''}">
-      <b>${short.length}</b
-      ><span
-        >cameras short of a ${m.shiftHours} h
-        shift${short.length ? html`: ${short.map((x) => x.serial).join(', ')}` : ''}</span
-      >
-    </div>
-    <div class="tile${degraded.length ? ' warn' : ''}">
-      <b>${degraded.length}</b><span>degraded batteries (of ${m.cameras.length} cameras)</span>
-    </div>
-    <div class="tile">
-      <b>${m.offloads.count}</b><span>offloads in ${m.offloads.days.length} days, ${bytes(m.offloads.bytes)}</span>
-    </div>
-    <div class="tile${failed ? ' bad' : ''}"><b>${failed}</b><span>recordings failed, still on cameras</span></div>
-    <div class="tile"><b>${bytes(m.archive.freeBytes)}</b><span>free in the archive</span></div>
-    <div class="tile${custodyOk ? '' : ' bad'}">
-      <b>${custodyOk ? 'intact' : 'BROKEN'}</b><span>custody chain, ${c.events} events</span>
-    </div>
-  </section>`;
+<div class="tile${short.length ? ' bad' : ''}"><b>${short.length}</b><span>cameras short of a ${m.shiftHours} h shift${short.length ? html`: ${short.map((x) => x.serial).join(', ')}` : ''}</span></div>
+<div class="tile${degraded.length ? ' warn' : ''}"><b>${degraded.length}</b><span>degraded batteries (of ${m.cameras.length} cameras)</span></div>
+<div class="tile"><b>${m.offloads.count}</b><span>offloads in ${m.offloads.days.length} days, ${bytes(m.offloads.bytes)}</span></div>
+<div class="tile${failed ? ' bad' : ''}"><b>${failed}</b><span>recordings failed, still on cameras</span></div>
+<div class="tile"><b>${bytes(m.archive.freeBytes)}</b><span>free in the archive</span></div>
+<div class="tile${custodyOk ? '' : ' bad'}"><b>${custodyOk ? 'intact' : 'BROKEN'}</b><span>custody chain, ${c.events} events</span></div>
+</section>`;
 }
 
 function camera(c: ReportCamera, shiftHours: number): Markup {
@@ -119,30 +87,22 @@ function camera(c: ReportCamera, shiftHours: number): Markup {
   }));
   const chartTitle = `battery percent of ${c.serial}, ${c.chart.samples} samples shown as ${c.chart.points.length} points`;
   return html`<article class="camera" data-serial="${c.serial}" data-status="${c.status}">
-    <h3><span class="serial">${c.serial}</span><span class="badge ${c.status}">${c.status}</span></h3>
-    <div class="meta">
-      ${c.model ?? 'unknown model'} · ${c.docked ? html`docked in slot ${c.slot}` : html`last seen ${when(c.lastSeen)}`}
-      · now ${c.percent === null ? '-' : `${c.percent}%`}${c.charging ? ' (charging)' : ''}
-    </div>
-    <div class="stats">
-      <div><span>health</span><b>${dash(c.healthPercent, ' %')}</b></div>
-      <div><span>drain</span><b>${dash(c.drainPercentPerHour, ' %/h')}</b></div>
-      <div><span>runtime from full</span><b class="runtime-h">${dash(runtime, ' h')}</b></div>
-      <div><span>counted use</span><b>${c.countedHours} h</b></div>
-      <div><span>trend</span><b>${c.trend}</b></div>
-    </div>
-    <div
-      class="runtime${c.status === 'short' ? ' short' : ''}"
-      title="projected runtime ${dash(runtime, ' h')} against a ${shiftHours} h shift"
-    >
-      ${runtime === null ? '' : html`<i style="width:${pct(runtime)}"></i>`}<em style="left:${pct(shiftHours)}"></em>
-    </div>
-    <div class="sub">battery %, up to ${FLEET_WINDOW_DAYS} days back from the latest of ${c.chart.samples} samples</div>
-    ${percentChart(c.chart.points, { title: chartTitle })}
-    <div class="sub">drain per shift, %/h (dashed: ${limit.toFixed(1)} %/h lasts exactly ${shiftHours} h)</div>
-    ${drains.length ? barChart(drains, { title: `drain per shift of ${c.serial}`, height: 90, threshold: { value: limit, label: `${shiftHours} h shift` }, cls: 'drain' }) : html`<div class="none">no complete shift yet</div>`}
-    ${profiles(c)}
-  </article>`;
+<h3><span class="serial">${c.serial}</span><span class="badge ${c.status}">${c.status}</span></h3>
+<div class="meta">${c.model ?? 'unknown model'} · ${c.docked ? html`docked in slot ${c.slot}` : html`last seen ${when(c.lastSeen)}`} · now ${c.percent === null ? '-' : `${c.percent}%`}${c.charging ? ' (charging)' : ''}</div>
+<div class="stats">
+<div><span>health</span><b>${dash(c.healthPercent, ' %')}</b></div>
+<div><span>drain</span><b>${dash(c.drainPercentPerHour, ' %/h')}</b></div>
+<div><span>runtime from full</span><b class="runtime-h">${dash(runtime, ' h')}</b></div>
+<div><span>counted use</span><b>${c.countedHours} h</b></div>
+<div><span>trend</span><b>${c.trend}</b></div>
+</div>
+<div class="runtime${c.status === 'short' ? ' short' : ''}" title="projected runtime ${dash(runtime, ' h')} against a ${shiftHours} h shift">${runtime === null ? '' : html`<i style="width:${pct(runtime)}"></i>`}<em style="left:${pct(shiftHours)}"></em></div>
+<div class="sub">battery %, up to ${FLEET_WINDOW_DAYS} days back from the latest of ${c.chart.samples} samples</div>
+${percentChart(c.chart.points, { title: chartTitle })}
+<div class="sub">drain per shift, %/h (dashed: ${limit.toFixed(1)} %/h lasts exactly ${shiftHours} h)</div>
+${drains.length ? barChart(drains, { title: `drain per shift of ${c.serial}`, height: 90, threshold: { value: limit, label: `${shiftHours} h shift` }, cls: 'drain' }) : html`<div class="none">no complete shift yet</div>`}
+${profiles(c)}
+</article>`;
 }
 
 /** Only for a camera the dock has given a profile: before and after is the point of it. */
@@ -150,25 +110,10 @@ function profiles(c: ReportCamera): Markup | string {
   if (!c.byProfile.some((p) => p.profile !== null)) return '';
   const line = profileChangeLine(c.byProfile);
   return html`<div class="sub">drain per settings profile${line ? html`: ${line}` : ''}</div>
-    <table class="profiles">
-      <tr>
-        <th>profile</th>
-        <th>from</th>
-        <th>counted</th>
-        <th>drain</th>
-        <th>runtime from full</th>
-      </tr>
-      ${c.byProfile.map(
-        (p) =>
-          html`<tr data-profile="${p.profile ?? ''}">
-            <td>${p.profile ?? '(before any profile)'}</td>
-            <td>${p.from === null ? '-' : localDay(p.from)}</td>
-            <td class="num">${p.countedHours} h</td>
-            <td class="num">${dash(p.drainPercentPerHour, ' %/h')}</td>
-            <td class="num">${dash(p.projectedRuntimeHours, ' h')}</td>
-          </tr>`,
-      )}
-    </table>`;
+<table class="profiles"><tr><th>profile</th><th>from</th><th>counted</th><th>drain</th><th>runtime from full</th></tr>${c.byProfile.map(
+    (p) =>
+      html`<tr data-profile="${p.profile ?? ''}"><td>${p.profile ?? '(before any profile)'}</td><td>${p.from === null ? '-' : localDay(p.from)}</td><td class="num">${p.countedHours} h</td><td class="num">${dash(p.drainPercentPerHour, ' %/h')}</td><td class="num">${dash(p.projectedRuntimeHours, ' h')}</td></tr>`,
+  )}</table>`;
 }
 
 function offloads(m: ReportModel): Markup {
@@ -177,90 +122,36 @@ function offloads(m: ReportModel): Markup {
     value: d.count,
     title: `${d.date}: ${d.count} recordings, ${bytes(d.bytes)}`,
   }));
-  return html`<section id="offloads">
-    <h2>Offloads per day (verified, last ${m.offloads.days.length} days)</h2>
-    ${barChart(bars, { title: 'verified recordings per day', width: 1000, height: 180, labelEvery: 5, cls: 'offloads' })}
-  </section>`;
+  return html`<section id="offloads"><h2>Offloads per day (verified, last ${m.offloads.days.length} days)</h2>
+${barChart(bars, { title: 'verified recordings per day', width: 1000, height: 180, labelEvery: 5, cls: 'offloads' })}</section>`;
 }
 
 function failures(m: ReportModel): Markup {
   const f = m.failures;
   const recs = f.recordings.length
-    ? html`<table id="failed-recordings">
-        <tr>
-          <th>error</th>
-          <th>recordings</th>
-          <th>cameras</th>
-          <th>example</th>
-        </tr>
-        ${f.recordings.map(
-          (r) =>
-            html`<tr>
-              <td><code>${r.error || '(none recorded)'}</code></td>
-              <td class="num">${r.count}</td>
-              <td>${r.cameras.join(', ')}</td>
-              <td><code>${r.example}</code></td>
-            </tr>`,
-        )}
-      </table>`
+    ? html`<table id="failed-recordings"><tr><th>error</th><th>recordings</th><th>cameras</th><th>example</th></tr>${f.recordings.map(
+        (r) =>
+          html`<tr><td><code>${r.error || '(none recorded)'}</code></td><td class="num">${r.count}</td><td>${r.cameras.join(', ')}</td><td><code>${r.example}</code></td></tr>`,
+      )}</table>`
     : html`<p class="none">no failed recordings</p>`;
   const events = f.events.length
-    ? html`<table id="failure-events">
-        <tr>
-          <th>class</th>
-          <th>failed attempts</th>
-          <th>gave up</th>
-          <th>latest</th>
-          <th>latest error</th>
-        </tr>
-        ${f.events.map(
-          (e) =>
-            html`<tr>
-              <td>${e.class}</td>
-              <td class="num">${e.count}</td>
-              <td class="num">${e.gaveUp}</td>
-              <td>${when(e.lastAt)}</td>
-              <td><code>${e.lastError ?? ''}</code></td>
-            </tr>`,
-        )}
-      </table>`
+    ? html`<table id="failure-events"><tr><th>class</th><th>failed attempts</th><th>gave up</th><th>latest</th><th>latest error</th></tr>${f.events.map(
+        (e) =>
+          html`<tr><td>${e.class}</td><td class="num">${e.count}</td><td class="num">${e.gaveUp}</td><td>${when(e.lastAt)}</td><td><code>${e.lastError ?? ''}</code></td></tr>`,
+      )}</table>`
     : html`<p class="none">no failed offload attempts in the custody log</p>`;
-  return html`<section id="failures">
-    <h2>Failures</h2>
-    <div class="sub">recordings that failed for good, by error (dockd retry puts them back)</div>
-    ${recs}
-    <div class="sub">failed offload attempts in the custody log (offload.failed), by class</div>
-    ${events}
-  </section>`;
+  return html`<section id="failures"><h2>Failures</h2><div class="sub">recordings that failed for good, by error (dockd retry puts them back)</div>${recs}
+<div class="sub">failed offload attempts in the custody log (offload.failed), by class</div>${events}</section>`;
 }
 
 function archive(m: ReportModel): Markup {
   const a = m.archive;
   const used = a.totalBytes && a.freeBytes !== null ? (a.totalBytes - a.freeBytes) / a.totalBytes : null;
-  return html`<section id="archive">
-    <h2>Archive</h2>
-    <table>
-      <tr>
-        <th>path</th>
-        <td><code>${a.path}</code></td>
-      </tr>
-      <tr>
-        <th>verified recordings</th>
-        <td>${a.verifiedCount} (${bytes(a.verifiedBytes)})</td>
-      </tr>
-      <tr>
-        <th>waiting / failed</th>
-        <td>${a.pending} pending, ${a.failed} failed</td>
-      </tr>
-      <tr>
-        <th>free space</th>
-        <td>
-          ${bytes(a.freeBytes)} of
-          ${bytes(a.totalBytes)}${used === null ? '' : html` <div class="disk${used > 0.9 ? ' low' : ''}" title="${Math.round(used * 100)}% used"><i style="width:${(used * 100).toFixed(1)}%"></i></div>`}
-        </td>
-      </tr>
-    </table>
-  </section>`;
+  return html`<section id="archive"><h2>Archive</h2>
+<table><tr><th>path</th><td><code>${a.path}</code></td></tr>
+<tr><th>verified recordings</th><td>${a.verifiedCount} (${bytes(a.verifiedBytes)})</td></tr>
+<tr><th>waiting / failed</th><td>${a.pending} pending, ${a.failed} failed</td></tr>
+<tr><th>free space</th><td>${bytes(a.freeBytes)} of ${bytes(a.totalBytes)}${used === null ? '' : html` <div class="disk${used > 0.9 ? ' low' : ''}" title="${Math.round(used * 100)}% used"><i style="width:${(used * 100).toFixed(1)}%"></i></div>`}</td></tr></table></section>`;
 }
 
 function custody(m: ReportModel): Markup {
@@ -270,59 +161,23 @@ function custody(m: ReportModel): Markup {
     : html`<span class="bad-text">BROKEN at seq ${c.chain.firstBadSeq}: ${c.chain.reason}</span>`;
   const cps = c.checkpoints;
   const bad = cps.bad.map((b) => html`<div class="bad-text">checkpoint ${b.seq}: ${b.reason}</div>`);
-  return html`<section id="custody">
-    <h2>Custody</h2>
-    <table>
-      <tr>
-        <th>chain</th>
-        <td id="chain" data-ok="${c.chain.ok}">${chain} (${c.events} events, recomputed now)</td>
-      </tr>
-      <tr>
-        <th>head</th>
-        <td>
-          ${c.head ? html`seq ${c.head.seq} at ${when(c.head.at)}` : html`<span class="none">no events yet</span>`}
-        </td>
-      </tr>
-      <tr>
-        <th>latest signed checkpoint</th>
-        <td>
-          ${c.checkpoint ? html`seq ${c.checkpoint.seq} at ${when(c.checkpoint.at)}, key <code>${c.checkpoint.keyId}</code>; ${c.unsigned ? `${c.unsigned} events since, not yet signed` : 'the head is signed'}` : html`<span class="none">none yet</span>`}
-        </td>
-      </tr>
-      <tr>
-        <th>checkpoint signatures</th>
-        <td>${cps.ok}/${cps.checked} ok${bad}</td>
-      </tr>
-    </table>
-    <p class="sub">Archived files are not re-hashed for this report: dockd verify does that.</p>
-  </section>`;
+  return html`<section id="custody"><h2>Custody</h2>
+<table><tr><th>chain</th><td id="chain" data-ok="${c.chain.ok}">${chain} (${c.events} events, recomputed now)</td></tr>
+<tr><th>head</th><td>${c.head ? html`seq ${c.head.seq} at ${when(c.head.at)}` : html`<span class="none">no events yet</span>`}</td></tr>
+<tr><th>latest signed checkpoint</th><td>${c.checkpoint ? html`seq ${c.checkpoint.seq} at ${when(c.checkpoint.at)}, key <code>${c.checkpoint.keyId}</code>; ${c.unsigned ? `${c.unsigned} events since, not yet signed` : 'the head is signed'}` : html`<span class="none">none yet</span>`}</td></tr>
+<tr><th>checkpoint signatures</th><td>${cps.ok}/${cps.checked} ok${bad}</td></tr></table>
+<p class="sub">Archived files are not re-hashed for this report: dockd verify does that.</p></section>`;
 }
 
 export function renderReport(m: ReportModel): string {
   return html`<!DOCTYPE html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta
-          http-equiv="Content-Security-Policy"
-          content="default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-        />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>dockd fleet report ${localDay(Date.parse(m.generatedAt))}</title>
-        <style>
-          ${trusted(CSS)}
-        </style>
-      </head>
-      <body>
-        ${header(m)}
-        <main>
-          ${tiles(m)}
-          <section id="cameras">
-            <h2>Cameras and batteries (${m.cameras.length})</h2>
-            ${m.cameras.length ? html`<div class="cams">${m.cameras.map((c) => camera(c, m.shiftHours))}</div>` : html`<p class="none">no cameras seen yet</p>`}
-          </section>
-          ${offloads(m)}${stagesSection(m.stages)}${failures(m)}${archive(m)}${custody(m)}
-        </main>
-      </body>
-    </html> `.text;
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>dockd fleet report ${localDay(Date.parse(m.generatedAt))}</title>
+<style>${trusted(CSS)}</style></head><body>
+${header(m)}<main>${tiles(m)}
+<section id="cameras"><h2>Cameras and batteries (${m.cameras.length})</h2>${m.cameras.length ? html`<div class="cams">${m.cameras.map((c) => camera(c, m.shiftHours))}</div>` : html`<p class="none">no cameras seen yet</p>`}</section>
+${offloads(m)}${stagesSection(m.stages)}${failures(m)}${archive(m)}${custody(m)}</main></body></html>
+`.text;
 }

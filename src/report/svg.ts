@@ -30,20 +30,10 @@ export function percentChart(
   const y = (p: number) => top + ph * (1 - p / 100);
   const grid = [0, 25, 50, 75, 100].map(
     (p) =>
-      html`<line class="grid" x1="${left}" x2="${w - right}" y1="${n(y(p))}" y2="${n(y(p))}" /><text
-          class="axis"
-          x="${left - 4}"
-          y="${n(y(p) + 3.5)}"
-          text-anchor="end"
-          >${p}%</text
-        >`,
+      html`<line class="grid" x1="${left}" x2="${w - right}" y1="${n(y(p))}" y2="${n(y(p))}"/><text class="axis" x="${left - 4}" y="${n(y(p) + 3.5)}" text-anchor="end">${p}%</text>`,
   );
   if (points.length === 0) {
-    return html`<svg class="chart" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img">
-      <title>${opts.title}</title>
-      ${grid}
-      <text class="empty" x="${left + pw / 2}" y="${top + ph / 2}" text-anchor="middle">no battery samples</text>
-    </svg>`;
+    return html`<svg class="chart" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img"><title>${opts.title}</title>${grid}<text class="empty" x="${left + pw / 2}" y="${top + ph / 2}" text-anchor="middle">no battery samples</text></svg>`;
   }
   const from = points[0]!.at;
   const to = points.at(-1)!.at;
@@ -54,24 +44,14 @@ export function percentChart(
   const ticks = (span < HOUR_MS ? [1] : [0, 0.25, 0.5, 0.75, 1]).map((f) => {
     const tx = left + pw * f;
     const anchor = f === 0 ? 'start' : f === 1 ? 'end' : 'middle';
-    return html`<line class="grid" x1="${n(tx)}" x2="${n(tx)}" y1="${top}" y2="${top + ph}" /><text
-        class="axis"
-        x="${n(tx)}"
-        y="${h - 6}"
-        text-anchor="${anchor}"
-        >${shortTime(from + span * f)}</text
-      >`;
+    return html`<line class="grid" x1="${n(tx)}" x2="${n(tx)}" y1="${top}" y2="${top + ph}"/><text class="axis" x="${n(tx)}" y="${h - 6}" text-anchor="${anchor}">${shortTime(from + span * f)}</text>`;
   });
   let d = '';
   points.forEach((p, i) => {
     const move = i === 0 || p.at - points[i - 1]!.at > gap;
     d += `${move ? 'M' : 'L'}${n(x(p.at))} ${n(y(p.percent))}`;
   });
-  return html`<svg class="chart" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img">
-    <title>${opts.title}</title>
-    ${grid}${ticks}
-    <path class="line" d="${d}" data-points="${points.length}" />
-  </svg>`;
+  return html`<svg class="chart" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img"><title>${opts.title}</title>${grid}${ticks}<path class="line" d="${d}" data-points="${points.length}"/></svg>`;
 }
 
 export interface Bar {
@@ -115,36 +95,12 @@ export function barChart(
         ? html`<text class="axis" x="${n(bx + bw / 2)}" y="${h - 6}" text-anchor="middle">${b.label}</text>`
         : '';
     const by = y(b.value);
-    return html`<rect
-        class="bar${b.tone ? ` ${b.tone}` : ''}"
-        x="${n(bx)}"
-        y="${n(by)}"
-        width="${n(bw)}"
-        height="${n(top + ph - by)}"
-        ><title>${b.title}</title></rect
-      >${label}`;
+    return html`<rect class="bar${b.tone ? ` ${b.tone}` : ''}" x="${n(bx)}" y="${n(by)}" width="${n(bw)}" height="${n(top + ph - by)}"><title>${b.title}</title></rect>${label}`;
   });
   const t = opts.threshold;
   const line = t
-    ? html`<line class="threshold" x1="${left}" x2="${w - right}" y1="${n(y(t.value))}" y2="${n(y(t.value))}" /><text
-          class="axis warn"
-          x="${w - right}"
-          y="${n(y(t.value) - 3)}"
-          text-anchor="end"
-          >${t.label}</text
-        >`
+    ? html`<line class="threshold" x1="${left}" x2="${w - right}" y1="${n(y(t.value))}" y2="${n(y(t.value))}"/><text class="axis warn" x="${w - right}" y="${n(y(t.value) - 3)}" text-anchor="end">${t.label}</text>`
     : '';
   const top0 = Math.max(...bars.map((b) => b.value), 0);
-  return html`<svg
-    class="chart${opts.cls ? ` ${opts.cls}` : ''}"
-    viewBox="0 0 ${w} ${h}"
-    width="${w}"
-    height="${h}"
-    role="img"
-  >
-    <title>${opts.title}</title>
-    <line class="grid" x1="${left}" x2="${w - right}" y1="${n(y(0))}" y2="${n(y(0))}" />
-    <text class="axis" x="${left - 4}" y="${n(y(0) + 3.5)}" text-anchor="end">0${unit}</text>
-    ${top0 > 0 ? html`<line class="grid" x1="${left}" x2="${w - right}" y1="${n(y(top0))}" y2="${n(y(top0))}" /><text class="axis" x="${left - 4}" y="${n(y(top0) + 3.5)}" text-anchor="end">${n(top0)}${unit}</text>` : ''}${rects}${line}
-  </svg>`;
+  return html`<svg class="chart${opts.cls ? ` ${opts.cls}` : ''}" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img"><title>${opts.title}</title><line class="grid" x1="${left}" x2="${w - right}" y1="${n(y(0))}" y2="${n(y(0))}"/><text class="axis" x="${left - 4}" y="${n(y(0) + 3.5)}" text-anchor="end">0${unit}</text>${top0 > 0 ? html`<line class="grid" x1="${left}" x2="${w - right}" y1="${n(y(top0))}" y2="${n(y(top0))}"/><text class="axis" x="${left - 4}" y="${n(y(top0) + 3.5)}" text-anchor="end">${n(top0)}${unit}</text>` : ''}${rects}${line}</svg>`;
 }
