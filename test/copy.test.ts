@@ -11,7 +11,7 @@ import type { CameraSession } from '../drivers/types.js';
 import type { FileHandle } from 'node:fs/promises';
 import { HashPool } from '../src/ingest/hash-pool.js';
 import { AlignedBuffers } from '../src/ingest/direct-io.js';
-import { BufferPool } from '../drivers/buffer-pool.js';
+import { BufferPool } from '../src/archive/buffer-pool.js';
 import { DriverError } from '../drivers/types.js';
 import { AgeSealPool } from '../src/crypto/age-seal-pool.js';
 import { createDecryptStream, generateIdentity } from '../src/crypto/age.js';

@@ -9,7 +9,7 @@ import { constants, createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { DriverError, type CameraSession } from '../../drivers/types.js';
 import type { HashPool } from './hash-pool.js';
-import type { BufferPool } from '../../drivers/buffer-pool.js';
+import type { BufferPool } from '../archive/buffer-pool.js';
 import { DIRECT_ALIGN, DirectWriter, type AlignedBuffers } from './direct-io.js';
 
 export interface CopyRequest {

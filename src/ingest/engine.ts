@@ -19,7 +19,7 @@ import { copyRecording, VerifyError, type CopyContext, type CopyRequest } from '
 import { copyRecordingEncrypted } from './copy-encrypted.js';
 import { CameraLink } from './link.js';
 import { HashPool } from './hash-pool.js';
-import { BufferPool } from '../../drivers/buffer-pool.js';
+import { BufferPool } from '../archive/buffer-pool.js';
 import { AlignedBuffers, probeDirectIo } from './direct-io.js';
 import { AgeSealPool } from '../crypto/age-seal-pool.js';
 import { classify, DiskLowError, errorText } from './errors.js';
