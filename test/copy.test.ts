@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { SimCameraSession } from '../drivers/simulated/index.js';
-import { BatchedWriter, Checkpointer, copyRecording, hashWhole, syncStaging, VerifyError } from '../src/ingest/copy.js';
+import { BatchedWriter, Checkpointer, copyRecording, hashWhole, syncStaging } from '../src/ingest/copy.js';
+import { ArchiveError } from '../src/archive/errors.js';
 import { Readable } from 'node:stream';
 import type { CameraSession } from '../drivers/types.js';
 import type { FileHandle } from 'node:fs/promises';
@@ -149,8 +150,9 @@ describe('copy-and-hash', () => {
       { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 },
       ctx(session, { verifySource: true }),
     ).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(VerifyError);
-    expect((err as DriverError).code).toBe('source-mismatch');
+    // The camera's fault, not the disk's: its two reads disagreed.
+    expect(err).toBeInstanceOf(DriverError);
+    expect(err).toMatchObject({ kind: 'transient', code: 'source-mismatch' });
     const ok = await copyRecording(
       { sourceId: 'a.mp4', expectedBytes: data.length, stagingPath: staging, resumeFrom: 0 },
       ctx(session, { verifySource: true }),
@@ -187,6 +189,7 @@ describe('copy-and-hash', () => {
       ctx(session, { hashPool: failingDisk }),
     ).catch((e: unknown) => e);
     expect(reread).toBe(true);
+    expect(err).toBeInstanceOf(ArchiveError);
     expect(err).toMatchObject({ code: 'verify-mismatch' });
   });
 
@@ -212,7 +215,9 @@ describe('copy-and-hash', () => {
     const full = { writev: async (buffers: Buffer[]) => ({ bytesWritten: 0, buffers }) } as unknown as FileHandle;
     const out = new BatchedWriter(full, 0);
     await out.write(Buffer.alloc(10));
-    await expect(out.flush()).rejects.toMatchObject({ kind: 'transient', code: 'write-stalled' });
+    const err = await out.flush().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ArchiveError);
+    expect(err).toMatchObject({ code: 'write-stalled' });
   });
 
   it('reports a long copy durable in 64 MiB steps, each only once its fsync is done', async () => {
@@ -422,7 +427,7 @@ describe('encrypted copy', () => {
       [custodian.recipient],
       seals,
     ).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(VerifyError);
+    expect(err).toBeInstanceOf(ArchiveError);
     expect(err).toMatchObject({
       code: 'verify-mismatch',
       message: expect.stringMatching(/not what was sealed: its payload chunk 10 does not authenticate/),

@@ -15,6 +15,7 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { DriverError } from '../../drivers/types.js';
+import { ArchiveError } from '../archive/errors.js';
 import { startAgeFile } from '../crypto/age.js';
 import type { AgeSealPool, SealJob } from '../crypto/age-seal-pool.js';
 import {
@@ -22,7 +23,6 @@ import {
   guardedRead,
   readSourceAgain,
   syncStaging,
-  VerifyError,
   type CopyContext,
   type CopyRequest,
   type CopyResult,
@@ -86,7 +86,7 @@ export async function copyRecordingEncrypted(
       age: { key, prefix, total: stored.bytes },
     });
     if (reread.sealed !== null) {
-      throw new VerifyError(
+      throw new ArchiveError(
         'verify-mismatch',
         `the stored ciphertext is not what was sealed: ${reread.sealed ?? 'the re-read did not check it'}`,
       );

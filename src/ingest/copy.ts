@@ -8,6 +8,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { constants, createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { DriverError, type CameraSession } from '../../drivers/types.js';
+import { ArchiveError } from '../archive/errors.js';
 import type { HashPool } from './hash-pool.js';
 import type { BufferPool } from '../archive/buffer-pool.js';
 import { DIRECT_ALIGN, DirectWriter, type AlignedBuffers } from './direct-io.js';
@@ -139,7 +140,7 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
     await checkpoint.settled().catch(() => undefined);
     // Keep what arrived: once synced, the next attempt resumes after it instead of starting over.
     // Only what reached the file counts, so a flush that fails half-way (ENOSPC) keeps the rest.
-    if (offset > resumedFrom && !(err instanceof VerifyError)) {
+    if (offset > resumedFrom && !spoilsStaging(err)) {
       await out.flush().catch(() => undefined);
       try {
         await syncStaging(fh);
@@ -158,7 +159,7 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
     ? await ctx.hashPool.hashFile(req.stagingPath, { direct: ctx.direct !== undefined })
     : await hashWhole(req.stagingPath, req.expectedBytes);
   if (storedBytes !== req.expectedBytes || storedHash !== sha256) {
-    throw new VerifyError(
+    throw new ArchiveError(
       'verify-mismatch',
       `the stored copy does not match what was read (${storedHash.slice(0, 12)}… vs ${sha256.slice(0, 12)}…)`,
     );
@@ -214,18 +215,23 @@ export async function readSourceAgain(ctx: CopyContext, req: CopyRequest, sha256
   }
   const second = again.digest('hex');
   if (n !== req.expectedBytes || second !== sha256) {
-    throw new VerifyError(
+    throw new DriverError(
+      'transient',
       'source-mismatch',
       `two reads of the camera disagree (${sha256.slice(0, 12)}… vs ${second.slice(0, 12)}…)`,
     );
   }
 }
 
-/** A copy that must be thrown away: the staging file is not to be resumed from. */
-export class VerifyError extends DriverError {
-  constructor(code: string, message: string) {
-    super('transient', code, message);
-  }
+/**
+ * Whether a copy that failed with `err` must be thrown away, its staging file not resumed from:
+ * two reads of the camera disagreed, or the stored copy is not what was written.
+ */
+export function spoilsStaging(err: unknown): boolean {
+  return (
+    (err instanceof DriverError && err.code === 'source-mismatch') ||
+    (err instanceof ArchiveError && err.code === 'verify-mismatch')
+  );
 }
 
 /** fsyncs of staging files allowed at once; libuv's pool has four threads. */
@@ -348,7 +354,7 @@ export class BatchedWriter implements StagingWriter {
     while (this.pendingBytes > 0) {
       const { bytesWritten } = await this.fh.writev(this.pending, this.position);
       // A file that takes nothing and says no error would otherwise hold the copy here for ever.
-      if (bytesWritten === 0) throw new DriverError('transient', 'write-stalled', 'the staging file accepted no bytes');
+      if (bytesWritten === 0) throw new ArchiveError('write-stalled', 'the staging file accepted no bytes');
       this.position += bytesWritten;
       this.pendingBytes -= bytesWritten;
       // A short write (rare on files) leaves the rest, from the byte it stopped at, for the next turn.

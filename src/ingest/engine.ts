@@ -15,7 +15,7 @@ import type { RecordingRow } from '../store/recordings.js';
 import { Transitions } from '../store/transitions.js';
 import { sameContent } from './planner.js';
 import type { LocalArchive } from '../archive/local.js';
-import { copyRecording, VerifyError, type CopyContext, type CopyRequest } from './copy.js';
+import { copyRecording, spoilsStaging, type CopyContext, type CopyRequest } from './copy.js';
 import { copyRecordingEncrypted } from './copy-encrypted.js';
 import { CameraLink } from './link.js';
 import { HashPool } from './hash-pool.js';
@@ -463,7 +463,7 @@ export class IngestEngine {
     let kind = classify(err);
     // Our own abort (undock, shutdown) is an interruption, like the camera going away.
     if (cam.abort.signal.aborted) kind = 'deviceGone';
-    if (err instanceof VerifyError) {
+    if (spoilsStaging(err)) {
       await this.archive.discardStaging(rec.id);
       durable = 0;
     }
