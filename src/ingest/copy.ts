@@ -3,15 +3,16 @@
  * pass, then makes the copy durable and proves it: fsync, re-read, compare. Optionally reads the
  * source a second time (`verifySource`) to catch a bad transfer that the copy faithfully stored.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import { constants, createReadStream } from 'node:fs';
+import { constants } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { DriverError, type CameraSession } from '../../drivers/types.js';
 import { ArchiveError } from '../archive/errors.js';
-import type { HashPool } from './hash-pool.js';
+import type { HashPool } from '../archive/hash-pool.js';
+import { hashFile, hashWhole } from '../archive/hash.js';
 import type { BufferPool } from '../archive/buffer-pool.js';
-import { DIRECT_ALIGN, DirectWriter, type AlignedBuffers } from './direct-io.js';
+import { DIRECT_ALIGN, DirectWriter, type AlignedBuffers } from '../archive/direct-io.js';
 
 export interface CopyRequest {
   sourceId: string;
@@ -367,25 +368,6 @@ export class BatchedWriter implements StagingWriter {
       if (left > 0) this.pending[0] = this.pending[0]!.subarray(left);
     }
   }
-}
-
-export async function hashWhole(file: string, sizeHint?: number): Promise<{ sha256: string; bytes: number }> {
-  const h = createHash('sha256');
-  const bytes = await hashFile(file, h, undefined, sizeHint);
-  return { sha256: h.digest('hex'), bytes };
-}
-
-export async function hashFile(file: string, hash: Hash, limit?: number, sizeHint?: number): Promise<number> {
-  let n = 0;
-  if (limit === 0) return 0;
-  // A 1 MiB read buffer per small file is what made thousands of small recordings GC-bound.
-  const highWaterMark = Math.max(64 * 1024, Math.min(1 << 20, limit ?? sizeHint ?? 1 << 20));
-  const opts = limit === undefined ? { highWaterMark } : { highWaterMark, end: limit - 1 };
-  for await (const chunk of createReadStream(file, opts) as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    n += chunk.length;
-  }
-  return n;
 }
 
 /**

@@ -21,7 +21,7 @@
 import { closeSync, constants, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { ArchiveError } from '../archive/errors.js';
+import { ArchiveError } from './errors.js';
 
 export const DIRECT_ALIGN = 4096;
 const WASM_PAGE = 64 * 1024;
