@@ -4,7 +4,7 @@
  * that one core at its limit. Here the main thread only reads, hashes the plaintext and hands
  * each chunk over (moved, not copied); a worker seals it and writes it to the staging file
  * through the descriptor it is given. The ciphertext is hashed once, when the stored file is
- * re-read (src/ingest/copy-encrypted.ts).
+ * re-read (src/archive/encrypted.ts).
  *
  * The file is the one age-stream.ts writes (age-encryption.org/v1, STREAM with 64 KiB chunks):
  * the header comes from startAgeFile, each chunk is sealed by age-stream.ts's own function, and
