@@ -32,7 +32,6 @@
  *   footage (a simulated camera's camera.json, names starting with ".") is left out unreported.
  */
 import type { Readable } from 'node:stream';
-import type { BufferPool } from './buffer-pool.js';
 
 export type DriverErrorKind = 'transient' | 'permanent' | 'deviceGone';
 
@@ -152,13 +151,24 @@ export interface ListOptions {
   onUnreadable?(entry: UnreadableEntry): void;
 }
 
+/**
+ * Chunk buffers lent to a read: the driver takes one to read each chunk into, and whoever is done
+ * with the chunk gives it back. dockd's pool (src/archive/buffer-pool.ts) is one.
+ */
+export interface ChunkBuffers {
+  /** A buffer of at least `bytes` bytes, its contents undefined. */
+  take(bytes: number): Buffer;
+  /** Gives back the buffer a chunk (or any view into it) was read into. */
+  give(chunk: Buffer): void;
+}
+
 export interface ReadOptions {
   signal?: AbortSignal;
   /**
    * Where the stream may take its chunk buffers from; the reader gives each chunk back once it
    * is done with it. A driver that ignores it allocates its own.
    */
-  buffers?: BufferPool;
+  buffers?: ChunkBuffers;
 }
 
 export interface SessionCapabilities {

@@ -24,9 +24,9 @@ if (!src || !dest) {
   process.exit(2);
 }
 
-// dockd's own verification re-read (src/ingest/hash-pool.ts, from dist/): the floor and dockd
+// dockd's own verification re-read (src/archive/hash-pool.ts, from dist/): the floor and dockd
 // check a copy the same way, so what separates them is everything else.
-const { HashPool } = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'ingest', 'hash-pool.js')).href);
+const { HashPool } = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'archive', 'hash-pool.js')).href);
 const pool = new HashPool();
 
 async function walk(dir, rel = '') {

@@ -9,7 +9,7 @@ import { buffer } from 'node:stream/consumers';
 import { AEAD_ADDON, chunkAead, loadChunkAead, type ChunkAead } from '../src/crypto/aead.js';
 import { createDecryptStream, generateIdentity, startAgeFile } from '../src/crypto/age.js';
 import { storedAgeCheck } from '../src/crypto/age-stream.js';
-import { HashPool } from '../src/ingest/hash-pool.js';
+import { HashPool } from '../src/archive/hash-pool.js';
 
 const require = createRequire(import.meta.url);
 const node = loadChunkAead(require, null);

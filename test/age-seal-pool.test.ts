@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { AgeSealPool } from '../src/crypto/age-seal-pool.js';
-import { BufferPool } from '../drivers/buffer-pool.js';
+import { BufferPool } from '../src/archive/buffer-pool.js';
 import { createDecryptStream, encryptedSize, generateIdentity, startAgeFile } from '../src/crypto/age.js';
 import { chunkAead } from '../src/crypto/aead.js';
 import { storedAgeCheck } from '../src/crypto/age-stream.js';

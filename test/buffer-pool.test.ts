@@ -1,9 +1,9 @@
 /**
- * The read buffers drivers borrow (drivers/buffer-pool.ts): a chunk given back is read into again,
+ * The read buffers drivers borrow (src/archive/buffer-pool.ts): a chunk given back is read into again,
  * and never lent to two readers at once.
  */
 import { describe, expect, it } from 'vitest';
-import { BufferPool } from '../drivers/buffer-pool.js';
+import { BufferPool } from '../src/archive/buffer-pool.js';
 
 const MiB = 1024 * 1024;
 

@@ -1,5 +1,5 @@
 /**
- * Staging files written with O_DIRECT (src/ingest/direct-io.ts) and read back from the disk by
+ * Staging files written with O_DIRECT (src/archive/direct-io.ts) and read back from the disk by
  * the hash pool.
  */
 import { execFileSync } from 'node:child_process';
@@ -9,8 +9,8 @@ import { open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AlignedBuffers, DIRECT_ALIGN, DirectWriter, alignedBuffer, probeDirectIo } from '../src/ingest/direct-io.js';
-import { HashPool } from '../src/ingest/hash-pool.js';
+import { AlignedBuffers, DIRECT_ALIGN, DirectWriter, alignedBuffer, probeDirectIo } from '../src/archive/direct-io.js';
+import { HashPool } from '../src/archive/hash-pool.js';
 
 const MiB = 1024 * 1024;
 let dir: string;

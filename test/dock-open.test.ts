@@ -11,7 +11,7 @@ import pino from 'pino';
 import { DriverError, type CameraDriver, type CameraSession, type DeviceInfo } from '../drivers/types.js';
 import { defaultConfig } from '../src/config.js';
 import { CustodyLog } from '../src/store/custody-log.js';
-import { LocalArchive } from '../src/archive/local.js';
+import { PlainArchive } from '../src/archive/plain.js';
 import { BatteryRecorder } from '../src/battery/recorder.js';
 import { DockManager } from '../src/dock/manager.js';
 import { IngestEngine } from '../src/ingest/engine.js';
@@ -43,18 +43,12 @@ function dockWith(failures: DriverError[] | Error[], camera: CameraSession) {
   const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
   const custody = new CustodyLog(db);
   const cleared: string[] = [];
-  const engine = new IngestEngine(
-    db,
-    custody,
-    new LocalArchive(dataDir, false),
-    { ...defaultConfig().ingest, minFreeBytes: 0 },
-    log,
-    {
-      deviceGone: () => {},
-      relist: () => {},
-      cleared: (serial) => void cleared.push(serial),
-    },
-  );
+  const archive = new PlainArchive({ dataDir });
+  const engine = new IngestEngine(db, custody, archive, { ...defaultConfig().ingest, minFreeBytes: 0 }, log, {
+    deviceGone: () => {},
+    relist: () => {},
+    cleared: (serial) => void cleared.push(serial),
+  });
   const opens: number[] = [];
   const left = [...failures];
   const driver: CameraDriver = {
@@ -75,6 +69,7 @@ function dockWith(failures: DriverError[] | Error[], camera: CameraSession) {
   cleanup.push(async () => {
     await dock.stop();
     await engine.stop();
+    await archive.close();
     db.close();
     rmSync(dataDir, { recursive: true, force: true });
   });

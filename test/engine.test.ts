@@ -10,7 +10,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { defaultConfig } from '../src/config.js';
 import { CustodyLog } from '../src/store/custody-log.js';
-import { LocalArchive } from '../src/archive/local.js';
+import { PlainArchive } from '../src/archive/plain.js';
 import { IngestEngine } from '../src/ingest/engine.js';
 import { Planner } from '../src/ingest/planner.js';
 import { openStore, type Db } from '../src/store/db.js';
@@ -27,10 +27,13 @@ async function cameOrGaveUp(event: Promise<void>): Promise<boolean> {
 let dirs: string[] = [];
 let db: Db | null = null;
 let engine: IngestEngine | null = null;
+let archive: PlainArchive | null = null;
 afterEach(async () => {
   await engine?.stop();
+  await archive?.close();
   db?.close();
   engine = null;
+  archive = null;
   db = null;
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
   dirs = [];
@@ -39,7 +42,7 @@ afterEach(async () => {
 async function run(
   cameras: ScriptedCamera[],
   ingest: Partial<ReturnType<typeof defaultConfig>['ingest']>,
-  archiveFor = (dataDir: string) => new LocalArchive(dataDir, false),
+  archiveFor = (dataDir: string) => new PlainArchive({ dataDir }),
 ) {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dockd-engine-'));
   dirs.push(dataDir);
@@ -48,7 +51,8 @@ async function run(
   const cfg = { ...defaultConfig().ingest, minFreeBytes: 0, ...ingest };
   const cleared = new Set<string>();
   let onCleared = () => {};
-  engine = new IngestEngine(db, custody, archiveFor(dataDir), cfg, log, {
+  archive = archiveFor(dataDir);
+  engine = new IngestEngine(db, custody, archive, cfg, log, {
     deviceGone: () => {},
     relist: () => {},
     cleared: (serial) => {
@@ -141,13 +145,13 @@ describe('offload engine scheduling', () => {
     const a = new ScriptedCamera('S-A', ['A.MP4']);
     const b = new ScriptedCamera('S-B', ['B.MP4']);
     let heldUp = false;
-    class SlowToCommit extends LocalArchive {
-      override async commit(stagingPath: string, rec: Parameters<LocalArchive['commit']>[1]): Promise<string> {
+    class SlowToCommit extends PlainArchive {
+      override async commit(rec: Parameters<PlainArchive['commit']>[0]): Promise<string> {
         if (rec.camera === 'S-A') heldUp = await cameOrGaveUp(b.readStarted('B.MP4'));
-        return super.commit(stagingPath, rec);
+        return super.commit(rec);
       }
     }
-    const rows = await run([a, b], { perCamera: 1, concurrency: 1 }, (dataDir) => new SlowToCommit(dataDir, false));
+    const rows = await run([a, b], { perCamera: 1, concurrency: 1 }, (dataDir) => new SlowToCommit({ dataDir }));
     expect(heldUp, "A's verification held the only slot that B needed").toBe(false);
     expect(rows.map((r) => [r.camera, r.status, r.deleted_from_camera])).toEqual([
       ['S-A', 'verified', 1],

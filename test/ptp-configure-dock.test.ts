@@ -15,7 +15,7 @@ import { createPtpDriver } from '../drivers/ptp/driver.js';
 import { DataType, Op } from '../drivers/ptp/constants.js';
 import { defaultConfig, parseConfig } from '../src/config.js';
 import { CustodyLog } from '../src/store/custody-log.js';
-import { LocalArchive } from '../src/archive/local.js';
+import { PlainArchive } from '../src/archive/plain.js';
 import { BatteryRecorder } from '../src/battery/recorder.js';
 import { CameraConfigurator } from '../src/dock/configure.js';
 import { DockManager } from '../src/dock/manager.js';
@@ -108,10 +108,11 @@ function dockPc(responder: PtpResponder) {
     earliest: () => 0,
   });
   const cleared: string[] = [];
+  const archive = new PlainArchive({ dataDir });
   const engine = new IngestEngine(
     db,
     custody,
-    new LocalArchive(dataDir, false),
+    archive,
     { ...defaultConfig().ingest, minFreeBytes: 0, retry: { attempts: 5, baseDelayMs: 20, maxDelayMs: 50 } },
     log,
     {
@@ -135,6 +136,7 @@ function dockPc(responder: PtpResponder) {
   cleanup.push(async () => {
     await dock.stop();
     await engine.stop();
+    await archive.close();
     db.close();
     rmSync(dataDir, { recursive: true, force: true });
   });

@@ -14,7 +14,7 @@ import { createPtpDriver } from '../drivers/ptp/driver.js';
 import { Op, Rc } from '../drivers/ptp/constants.js';
 import { defaultConfig } from '../src/config.js';
 import { CustodyLog } from '../src/store/custody-log.js';
-import { LocalArchive } from '../src/archive/local.js';
+import { PlainArchive } from '../src/archive/plain.js';
 import { BatteryRecorder } from '../src/battery/recorder.js';
 import { DockManager } from '../src/dock/manager.js';
 import { IngestEngine } from '../src/ingest/engine.js';
@@ -72,10 +72,11 @@ function dockPc(responder: PtpResponder) {
   const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
   const custody = new CustodyLog(db);
   const cleared: string[] = [];
+  const archive = new PlainArchive({ dataDir });
   const engine = new IngestEngine(
     db,
     custody,
-    new LocalArchive(dataDir, false),
+    archive,
     { ...defaultConfig().ingest, minFreeBytes: 0, retry: INGEST_RETRY },
     log,
     {
@@ -98,6 +99,7 @@ function dockPc(responder: PtpResponder) {
   cleanup.push(async () => {
     await dock.stop();
     await engine.stop();
+    await archive.close();
     db.close();
     rmSync(dataDir, { recursive: true, force: true });
   });

@@ -1,7 +1,6 @@
 import { Readable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
-import { DriverError } from '../types.js';
-import type { BufferPool } from '../buffer-pool.js';
+import { DriverError, type ChunkBuffers } from '../types.js';
 
 const CHUNK = 1024 * 1024;
 
@@ -9,7 +8,7 @@ export interface VolumeReadOptions {
   handle: FileHandle;
   offset: number;
   signal?: AbortSignal;
-  buffers?: BufferPool;
+  buffers?: ChunkBuffers;
   /** Throws a deviceGone DriverError when the camera left; cheap enough to run per chunk. */
   check(): Promise<void>;
   /** Turns a filesystem error into the DriverError callers branch on. */

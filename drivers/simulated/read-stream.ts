@@ -1,9 +1,8 @@
 import { Readable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
-import { DriverError } from '../types.js';
+import { DriverError, type ChunkBuffers } from '../types.js';
 import type { FaultState, ReadPlan } from './faults.js';
 import type { Throttle } from './throttle.js';
-import type { BufferPool } from '../buffer-pool.js';
 
 const CHUNK = 256 * 1024;
 
@@ -15,7 +14,7 @@ export interface SimReadOptions {
   faults: FaultState;
   throttle: Throttle;
   signal?: AbortSignal;
-  buffers?: BufferPool;
+  buffers?: ChunkBuffers;
   isGone: () => boolean;
 }
 

@@ -1,49 +1,78 @@
 /**
- * The local archive folder. Ingest hands it a verified staging file; it owns where finished
- * recordings live. `DATA/archive/` holds one file per verified recording and nothing else:
- * staging copies live in `DATA/staging/` on the same filesystem so the final rename is atomic.
+ * The local archive folder, what the plain and the encrypted archive share: where finished
+ * recordings live and where copies are staged. `DATA/archive/` holds one file per verified
+ * recording and nothing else: staging copies live in `DATA/staging/` on the same filesystem so
+ * the final rename is atomic.
  */
 import { access, constants as fsConstants, mkdir, open, rename, rm, statfs, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { archiveRelPath } from './names.js';
 import { createdChain, mkdirDurably } from '../lib/durable.js';
+import type { Archive, ArchivedRecordingRef, DirectIoProbe, Staging, StageRequest } from './archive.js';
+import { BufferPool } from './buffer-pool.js';
+import { HashPool } from './hash-pool.js';
+import { AlignedBuffers, probeDirectIo } from './direct-io.js';
 
-export interface ArchivedRecordingRef {
-  id: string;
-  camera: string;
-  sourcePath: string;
-  discoveredAt: string;
+/** Each direct copy holds two of these: one filling, one on its way to the disk. */
+const DIRECT_WRITE_BUFFER = 1024 * 1024;
+
+export interface LocalArchiveOptions {
+  /** The data dir: the archive is its `archive/` folder, staging its `staging/` folder. */
+  dataDir: string;
+  /**
+   * Chunk buffers the camera is read into and the staging writes give back. By default 16 MiB,
+   * which holds what four cameras' copies have in flight at once (a read ahead, a 1 MiB write
+   * batch, a write under way); beyond it buffers are let go.
+   */
+  buffers?: BufferPool;
+  /** Where stored copies are re-hashed to verify them; a pool of its own by default. */
+  hashPool?: HashPool;
 }
 
-export class LocalArchive {
+export abstract class LocalArchive implements Archive {
   readonly root: string;
   readonly stagingDir: string;
+  readonly buffers: BufferPool;
+  abstract readonly resumable: boolean;
+  protected readonly hashPool: HashPool;
+  /** Set when staging files are written with O_DIRECT (see direct-io.ts). */
+  protected direct: AlignedBuffers | undefined;
 
-  /** Encrypted archives hold `.age` files only, so nobody mistakes one for playable footage. */
+  /** @param suffix of every archived file's name: `.age` for an encrypted archive, so nobody mistakes one for playable footage */
   constructor(
-    dataDir: string,
-    readonly encrypted = false,
+    o: LocalArchiveOptions,
+    private readonly suffix: string,
   ) {
-    this.root = path.join(dataDir, 'archive');
-    this.stagingDir = path.join(dataDir, 'staging');
+    this.root = path.join(o.dataDir, 'archive');
+    this.stagingDir = path.join(o.dataDir, 'staging');
     mkdirDurably(this.root);
     mkdirDurably(this.stagingDir);
+    this.buffers = o.buffers ?? new BufferPool(16 * 1024 * 1024);
+    this.hashPool = o.hashPool ?? new HashPool();
   }
 
+  abstract stage(req: StageRequest): Promise<Staging>;
+
   pathFor(rec: ArchivedRecordingRef): string {
-    return path.join(this.root, archiveRelPath(rec)) + (this.encrypted ? '.age' : '');
+    return path.join(this.root, archiveRelPath(rec)) + this.suffix;
   }
 
   stagingPathFor(id: string): string {
     return path.join(this.stagingDir, `${id}.part`);
   }
 
+  useDirectIo(): DirectIoProbe {
+    const probe = probeDirectIo(this.stagingDir);
+    if (probe.ok) this.direct ??= new AlignedBuffers(DIRECT_WRITE_BUFFER);
+    return probe;
+  }
+
   /** Moves a verified staging file into place and makes the rename durable. */
-  async commit(stagingPath: string, rec: ArchivedRecordingRef): Promise<string> {
+  async commit(rec: ArchivedRecordingRef): Promise<string> {
     const dest = this.pathFor(rec);
     const dir = path.dirname(dest);
     const first = await mkdir(dir, { recursive: true, mode: 0o750 });
-    await rename(stagingPath, dest);
+    await rename(this.stagingPathFor(rec.id), dest);
     // A folder made for this file is an entry in its parent: without that fsync a cut can lose
     // the folder, and the file with it, after the database said verified.
     const synced = first === undefined ? [dir] : [path.dirname(first), ...createdChain(first, dir)];
@@ -93,9 +122,13 @@ export class LocalArchive {
     const names = await readdir(this.stagingDir);
     return names.filter((n) => n.endsWith('.part')).map((n) => n.slice(0, -'.part'.length));
   }
+
+  async close(): Promise<void> {
+    await this.hashPool.close();
+  }
 }
 
-export async function fsyncDir(dir: string): Promise<void> {
+async function fsyncDir(dir: string): Promise<void> {
   const h = await open(dir, 'r');
   try {
     await h.sync();

@@ -4,7 +4,7 @@
  * that one core at its limit. Here the main thread only reads, hashes the plaintext and hands
  * each chunk over (moved, not copied); a worker seals it and writes it to the staging file
  * through the descriptor it is given. The ciphertext is hashed once, when the stored file is
- * re-read (src/ingest/copy-encrypted.ts).
+ * re-read (src/archive/encrypted.ts).
  *
  * The file is the one age-stream.ts writes (age-encryption.org/v1, STREAM with 64 KiB chunks):
  * the header comes from startAgeFile, each chunk is sealed by age-stream.ts's own function, and
@@ -13,7 +13,6 @@
 import { Worker } from 'node:worker_threads';
 import { AEAD_ADDON, TAG_SIZE, loadChunkAead } from './aead.js';
 import { CHUNK, MAX_COUNTER, sealStreamChunk, streamNonce, streamStep } from './age-stream.js';
-import type { BufferPool } from '../../drivers/buffer-pool.js';
 
 /**
  * Plaintext bytes handed to a worker and not yet sealed, per file, before write() waits. 1 MiB
@@ -136,6 +135,17 @@ parentPort.on('message', (m) => {
 });
 `;
 
+/**
+ * Where the chunks handed over may come from (src/archive/buffer-pool.ts): a chunk of its memory
+ * moves to the worker whole, and the memory comes back once sealed.
+ */
+export interface LentBuffers {
+  /** Takes a lent chunk's buffer off the books, as it moves to the worker; true when it was lent. */
+  handOver(chunk: Buffer): boolean;
+  /** Keeps memory the worker moved back, for the next chunk to be read into. */
+  adopt(memory: ArrayBuffer): void;
+}
+
 export interface SealedFile {
   /** Size of the whole age file as written. */
   bytes: number;
@@ -187,7 +197,7 @@ export class SealJob {
   constructor(
     private readonly owner: SealWorker,
     private readonly id: number,
-    private readonly buffers?: BufferPool,
+    private readonly buffers?: LentBuffers,
   ) {}
 
   /** Hands a chunk over; the caller must not use it again. Waits while the worker is behind. */
@@ -295,7 +305,7 @@ export class AgeSealPool {
   constructor(
     private readonly size = 1,
     /** Where the chunks handed over come from, and where their memory goes back once sealed. */
-    private readonly buffers?: BufferPool,
+    private readonly buffers?: LentBuffers,
   ) {}
 
   /**

@@ -76,7 +76,7 @@ export function streamStep(
  * under `key`, the chunk that ends at `total` (the size written) being the final one. A file that
  * passes is the one sealed, and decrypts, without anyone decrypting it: Poly1305 alone. Like
  * streamStep it needs only its arguments, streamNonce and CHUNK, because the re-read workers run
- * its source text (src/ingest/hash-pool.ts).
+ * its source text (src/archive/hash-pool.ts).
  */
 export function storedAgeCheck(
   aead: ChunkAead,

@@ -10,7 +10,7 @@ import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { createDecryptStream } from '../crypto/age.js';
 import type { Db } from '../store/db.js';
-import { hashFile } from '../ingest/copy.js';
+import { hashFile } from '../archive/hash.js';
 import { checkChain, type ChainCheck } from '../store/chain.js';
 import { CustodyLog } from '../store/custody-log.js';
 import { checkCheckpoints, type CheckpointCheck } from './checkpoints.js';

@@ -9,7 +9,8 @@ import type { Logger } from 'pino';
 import { openStore, type Db } from '../store/db.js';
 import { DataDirLock } from '../store/lock.js';
 import { CustodyLog } from '../store/custody-log.js';
-import { LocalArchive } from '../archive/local.js';
+import { EncryptedArchive } from '../archive/encrypted.js';
+import { PlainArchive } from '../archive/plain.js';
 import { IngestEngine } from '../ingest/engine.js';
 import { Planner } from '../ingest/planner.js';
 import { recover } from '../ingest/recovery.js';
@@ -96,7 +97,10 @@ async function assemble(
   const db = openStore(cfg.dataDir);
   teardown.defer(() => db.close());
   const custody = new CustodyLog(db);
-  const archive = new LocalArchive(cfg.dataDir, cfg.encryption !== null);
+  const archive = cfg.encryption
+    ? new EncryptedArchive({ dataDir: cfg.dataDir, recipients: cfg.encryption.recipients })
+    : new PlainArchive({ dataDir: cfg.dataDir });
+  teardown.defer(() => archive.close());
   await recover(db, custody, archive, log.child({ mod: 'recovery' }));
 
   const dockKey = openDockKey(cfg.dataDir, db, custody, log.child({ mod: 'custody' }));
@@ -193,7 +197,7 @@ async function assemble(
       },
       relist: (serial) => dock?.relist(serial),
     },
-    { replicate: cfg.replication !== null, recipients: cfg.encryption?.recipients ?? null },
+    { replicate: cfg.replication !== null },
   );
   // The engine first: it aborts every camera's copies at once, then the dock undocks them.
   teardown.defer(async () => {

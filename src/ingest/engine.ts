@@ -14,19 +14,11 @@ import type { Db } from '../store/db.js';
 import type { RecordingRow } from '../store/recordings.js';
 import { Transitions } from '../store/transitions.js';
 import { sameContent } from './planner.js';
-import type { LocalArchive } from '../archive/local.js';
-import { copyRecording, VerifyError, type CopyContext, type CopyRequest } from './copy.js';
-import { copyRecordingEncrypted } from './copy-encrypted.js';
+import type { Archive } from '../archive/archive.js';
+import { copyRecording, spoilsStaging } from './copy.js';
 import { CameraLink } from './link.js';
-import { HashPool } from './hash-pool.js';
-import { BufferPool } from '../../drivers/buffer-pool.js';
-import { AlignedBuffers, probeDirectIo } from './direct-io.js';
-import { AgeSealPool } from '../crypto/age-seal-pool.js';
 import { classify, DiskLowError, errorText } from './errors.js';
 import { nextStep } from '../lib/failure-policy.js';
-
-/** Each direct copy holds two of these: one filling, one on its way to the disk. */
-const DIRECT_WRITE_BUFFER = 1024 * 1024;
 
 type Task = { kind: 'offload' | 'release'; rec: RecordingRow };
 
@@ -61,15 +53,6 @@ export interface EngineEvents {
 
 export class IngestEngine {
   private readonly queue: PQueue;
-  private readonly hashPool = new HashPool();
-  /**
-   * Read buffers shared by every copy. 16 MiB holds what four cameras' copies have in flight at
-   * once (a read ahead, a 1 MiB write batch, a write under way); beyond it buffers are let go.
-   */
-  private readonly buffers = new BufferPool(16 * 1024 * 1024);
-  private readonly sealPool = new AgeSealPool(1, this.buffers);
-  /** Set when staging files are written with O_DIRECT (see direct-io.ts). */
-  private readonly direct: AlignedBuffers | undefined;
   private readonly cameras = new Map<string, ActiveCamera>();
   private readonly claimed = new Set<string>();
   private diskLow = false;
@@ -83,22 +66,20 @@ export class IngestEngine {
   constructor(
     private readonly db: Db,
     private readonly custody: CustodyLog,
-    private readonly archive: LocalArchive,
+    /** Where copies are stored, plain or encrypted. */
+    private readonly archive: Archive,
     private readonly cfg: Config['ingest'],
     private readonly log: Logger,
     private readonly events: EngineEvents,
     private readonly opts: {
       /** Queue a replication job in the same transaction that records the verification. */
       replicate?: boolean;
-      /** age recipients: the archive then holds only ciphertext. */
-      recipients?: string[] | null;
     } = {},
   ) {
     this.queue = new PQueue({ concurrency: cfg.concurrency });
     if (cfg.directIo) {
-      const probe = probeDirectIo(archive.stagingDir);
+      const probe = archive.useDirectIo();
       if (probe.ok) {
-        this.direct = new AlignedBuffers(DIRECT_WRITE_BUFFER);
         log.info({ event: 'ingest.direct_io', enabled: true }, 'staging files are written and verified with O_DIRECT');
       } else {
         // Asked for and refused: the copies are still verified, but from the page cache.
@@ -162,8 +143,6 @@ export class IngestEngine {
     this.stopping = true;
     await Promise.allSettled([...this.cameras.keys()].map((s) => this.detach(s)));
     await this.queue.onIdle();
-    await this.hashPool.close();
-    await this.sealPool.close();
   }
 
   private fill(cam: ActiveCamera): void {
@@ -374,29 +353,22 @@ export class IngestEngine {
   private async offload(cam: ActiveCamera, rec: RecordingRow, releaseLink: () => void): Promise<void> {
     const log = this.log.child({ camera: cam.serial, recording: rec.id });
     const attempt = rec.attempts + 1;
-    const recipients = this.opts.recipients ?? null;
-    const resumeFrom = cam.session.capabilities.resume && !recipients ? rec.bytes_done : 0;
+    const resumeFrom = cam.session.capabilities.resume && this.archive.resumable ? rec.bytes_done : 0;
     this.tx.markCopying(rec, attempt, resumeFrom);
     log.info({ event: 'offload.started', attempt, resumeFrom, bytes: rec.bytes }, `copying ${rec.source_path}`);
-    const staging = this.archive.stagingPathFor(rec.id);
     let durable = resumeFrom;
     cam.inflight.set(rec.id, resumeFrom);
     let lastSeen = resumeFrom;
     try {
-      const copy = recipients
-        ? (r: CopyRequest, c: CopyContext) => copyRecordingEncrypted(r, c, recipients, this.sealPool)
-        : copyRecording;
-      const result = await copy(
-        { sourceId: rec.source_id, expectedBytes: rec.bytes, stagingPath: staging, resumeFrom },
+      const result = await copyRecording(
+        { id: rec.id, sourceId: rec.source_id, expectedBytes: rec.bytes, resumeFrom },
         {
+          archive: this.archive,
           session: cam.session,
           readTimeoutMs: this.cfg.readTimeoutMs,
           verifySource: this.cfg.verifySource,
           signal: cam.abort.signal,
           onSourceDone: releaseLink,
-          hashPool: this.hashPool,
-          buffers: this.buffers,
-          direct: this.direct,
           onProgress: (n) => {
             cam.received += Math.max(0, n - lastSeen);
             lastSeen = n;
@@ -418,7 +390,7 @@ export class IngestEngine {
         return;
       }
       const ref = { id: rec.id, camera: rec.camera, sourcePath: rec.source_path, discoveredAt: rec.discovered_at };
-      const archivePath = await this.archive.commit(staging, ref);
+      const archivePath = await this.archive.commit(ref);
       this.tx.markVerified(rec, {
         sha256: result.sha256,
         storedSha256: result.storedSha256,
@@ -430,7 +402,7 @@ export class IngestEngine {
         resumedFrom: result.resumedFrom,
         resumeRefused: !!result.resumeRefused,
         verifiedSource: this.cfg.verifySource,
-        encryptedTo: recipients,
+        encryptedTo: result.encryptedTo ?? null,
         release: this.cfg.deleteFromCamera,
         replicate: !!this.opts.replicate,
       });
@@ -463,7 +435,7 @@ export class IngestEngine {
     let kind = classify(err);
     // Our own abort (undock, shutdown) is an interruption, like the camera going away.
     if (cam.abort.signal.aborted) kind = 'deviceGone';
-    if (err instanceof VerifyError) {
+    if (spoilsStaging(err)) {
       await this.archive.discardStaging(rec.id);
       durable = 0;
     }

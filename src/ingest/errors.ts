@@ -1,4 +1,5 @@
 import { DriverError } from '../../drivers/types.js';
+import { ArchiveError, type ArchiveErrorCode } from '../archive/errors.js';
 
 /** Free space fell below `ingest.minFreeBytes`; not the camera's fault, so no attempt is spent. */
 export class DiskLowError extends Error {
@@ -20,9 +21,21 @@ export type FailureClass = 'transient' | 'permanent' | 'deviceGone' | 'diskLow' 
  */
 const UNWRITABLE = new Set(['EACCES', 'EPERM', 'EROFS', 'EIO', 'SQLITE_READONLY', 'SQLITE_IOERR', 'SQLITE_CANTOPEN']);
 
-/** The one place errors from drivers and the filesystem are sorted into what ingest does next. */
+/** Our own disk's failures that are not the file system's refusals: each is worth another attempt. */
+const ARCHIVE_FAILURES: Record<ArchiveErrorCode, FailureClass> = {
+  // The next attempt opens the staging file again and goes on after what is durable in it.
+  'write-stalled': 'transient',
+  // The copy is thrown away and made again from the camera, which still holds the recording.
+  'verify-mismatch': 'transient',
+};
+
+/**
+ * The one place errors from drivers, the archive and the filesystem are sorted into what ingest
+ * does next. A DriverError is the camera's, an ArchiveError our disk's.
+ */
 export function classify(err: unknown): FailureClass {
   if (err instanceof DiskLowError) return 'diskLow';
+  if (err instanceof ArchiveError) return ARCHIVE_FAILURES[err.code];
   if (err instanceof DriverError) return err.kind;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return 'diskLow';
@@ -31,7 +44,7 @@ export function classify(err: unknown): FailureClass {
 }
 
 export function errorText(err: unknown): string {
-  if (err instanceof DriverError) return `${err.code}: ${err.message}`;
+  if (err instanceof DriverError || err instanceof ArchiveError) return `${err.code}: ${err.message}`;
   if (err instanceof Error) return err.message;
   return String(err);
 }

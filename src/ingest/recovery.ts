@@ -5,7 +5,7 @@
  * recording: nothing is deleted from a camera before the commit), and orphan staging is dropped.
  */
 import type { Logger } from 'pino';
-import type { LocalArchive } from '../archive/local.js';
+import type { Archive } from '../archive/archive.js';
 import type { CustodyLog } from '../store/custody-log.js';
 import type { Db } from '../store/db.js';
 import { copyingRecordings, recordingState } from '../store/recordings.js';
@@ -19,12 +19,7 @@ export interface RecoveryReport {
   camerasMarkedUndocked: number;
 }
 
-export async function recover(
-  db: Db,
-  custody: CustodyLog,
-  archive: LocalArchive,
-  log: Logger,
-): Promise<RecoveryReport> {
+export async function recover(db: Db, custody: CustodyLog, archive: Archive, log: Logger): Promise<RecoveryReport> {
   const report: RecoveryReport = {
     interrupted: 0,
     uncommittedArchiveFiles: 0,

@@ -1,3 +1,5 @@
+import type { ChunkBuffers } from '../../drivers/types.js';
+
 /**
  * Chunk buffers that a reader hands back once it is done with them, so that a driver reads the
  * next chunk into memory that is already mapped. Every fresh 256 KiB buffer is new pages for the
@@ -8,7 +10,7 @@
  * one that was never lent, is ignored, so one buffer is never lent to two readers at once. A
  * reader that keeps a chunk (or loses it to an error) costs nothing but the reuse.
  */
-export class BufferPool {
+export class BufferPool implements ChunkBuffers {
   /** Free buffers by size class (powers of two from MIN_CLASS to MAX_CLASS). */
   private readonly free = new Map<number, Buffer[]>();
   // Weak: a chunk that never comes back must not be held here.

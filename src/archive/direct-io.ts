@@ -21,7 +21,7 @@
 import { closeSync, constants, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { DriverError } from '../../drivers/types.js';
+import { ArchiveError } from './errors.js';
 
 export const DIRECT_ALIGN = 4096;
 const WASM_PAGE = 64 * 1024;
@@ -193,7 +193,7 @@ async function writeAll(fh: FileHandle, buf: Buffer, len: number, position: numb
   for (let off = 0; off < len;) {
     const { bytesWritten } = await fh.write(buf, off, len - off, position + off);
     // A file that takes nothing and says no error would otherwise hold the copy here for ever.
-    if (bytesWritten === 0) throw new DriverError('transient', 'write-stalled', 'the staging file accepted no bytes');
+    if (bytesWritten === 0) throw new ArchiveError('write-stalled', 'the staging file accepted no bytes');
     off += bytesWritten;
   }
 }
