@@ -5,6 +5,10 @@ import prettier from 'eslint-config-prettier';
 export default tseslint.config(
   { ignores: ['dist/', 'build/', 'node_modules/', '.vm-cache/', 'var/'] },
   js.configs.recommended,
+  {
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+  },
   ...tseslint.configs.recommended,
   {
     languageOptions: {
