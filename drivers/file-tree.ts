@@ -3,6 +3,7 @@
  * listing, opening and deleting its files by their raw names (Buffer paths, so a name that is not
  * UTF-8 is still found), never following a link and never leaving the tree's root.
  */
+import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { link, lstat, open, opendir, readlink, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
@@ -92,7 +93,9 @@ async function* walkFolder(w: TreeWalk, rel: Buffer, depth: number): AsyncGenera
         if (depth >= w.maxDepth) report(w, child, 'too-deep');
         else yield* walkFolder(w, child, depth + 1);
       } else if (st.isFile()) {
-        yield entryOf(nameFromBytes(child), st, w.stableInodes);
+        const entry = entryOf(nameFromBytes(child), st, w.stableInodes);
+        if (await finishedInterruptedDeletion(w, child, name, entry)) continue;
+        yield entry;
       } else {
         report(w, child, 'not-a-file');
       }
@@ -185,13 +188,48 @@ export async function unlinkInside(root: Buffer, id: string, identity?: string, 
 
 let grabs = 0;
 
+/** The interim name of a file being deleted: it carries a digest of the identity it must have. */
+const INTERIM = /^~dockd-deleting-\d+-\d+-([0-9a-f]{16})$/;
+
+export function interimName(identity: string): string {
+  return `~dockd-deleting-${process.pid}-${++grabs}-${identityTag(identity)}`;
+}
+
+function identityTag(identity: string): string {
+  return createHash('sha256').update(identity).digest('hex').slice(0, 16);
+}
+
+/**
+ * A file under an interim name whose identity is still the one the name carries is the archived
+ * copy a deletion was removing when the dock lost power or was killed: the listing finishes that
+ * deletion instead of offloading the same content again. Anything else under such a name (the
+ * camera's new footage that could not be linked back, a file changed since) is listed, and kept.
+ */
+async function finishedInterruptedDeletion(
+  w: TreeWalk,
+  rel: Buffer,
+  name: Buffer,
+  entry: RecordingEntry,
+): Promise<boolean> {
+  const m = INTERIM.exec(name.toString('latin1'));
+  if (!m || identityTag(entry.identity) !== m[1]) return false;
+  try {
+    await unlink(joinBytes(w.root, rel));
+    return true;
+  } catch {
+    // A read-only volume, say: offloading it again loses nothing.
+    return false;
+  }
+}
+
 /**
  * Deletes the file only if it is still the one with `identity`. A check followed by an unlink
  * would leave a window in which the camera could put new footage under the name, to be deleted
  * unseen; instead the file is first renamed away (atomic: whatever is under the name now is what
  * gets checked), then unlinked if it is the expected one, else linked back without replacing
- * anything that appeared meanwhile. The interim name is a visible one, so a dock that loses power
- * half-way finds the file again at its next listing as a recording of its own.
+ * anything that appeared meanwhile. A dock that loses power half-way finds the interim name at its
+ * next listing: the archived copy it carries is deleted then (see finishedInterruptedDeletion),
+ * anything else is listed as a recording of its own.
  */
 async function unlinkIfSame(
   file: Buffer,
@@ -200,8 +238,8 @@ async function unlinkIfSame(
   identity: string,
   stableInodes: boolean,
 ): Promise<Buffer> {
-  // Short, so that it fits beside a name already at the file system's limit.
-  const grab = joinBytes(folder, Buffer.from(`~dockd-deleting-${process.pid}-${++grabs}`));
+  // Short (under 60 bytes), so that it fits beside a name already at the file system's limit.
+  const grab = joinBytes(folder, Buffer.from(interimName(identity)));
   await rename(file, grab);
   const st = await lstat(grab, { bigint: true });
   // Described as the listing described it, or a FAT file (no inode of its own) never matches.

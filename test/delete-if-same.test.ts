@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { statInside, unlinkInside } from '../drivers/file-tree.js';
+import { interimName, statInside, unlinkInside } from '../drivers/file-tree.js';
 
 let root: string;
 afterEach(() => rmSync(root, { recursive: true, force: true }));
@@ -46,5 +46,43 @@ describe('deleting a recording only if it is still the one archived', () => {
   it('says the file is gone when it is', async () => {
     root = mkdtempSync(path.join(os.tmpdir(), 'dockd-del-'));
     await expect(unlinkInside(Buffer.from(root), 'REC0001.MP4', '1:2:3')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('a deletion cut short between renaming the file away and unlinking it', () => {
+  const walk = async (rootDir: string) => {
+    const { walkTree } = await import('../drivers/file-tree.js');
+    const listed: string[] = [];
+    const w = {
+      root: Buffer.from(rootDir),
+      maxDepth: 4,
+      classify: async (err: unknown) => {
+        throw err;
+      },
+    };
+    for await (const e of walkTree(w as never, Buffer.alloc(0))) listed.push(e.path);
+    return listed;
+  };
+
+  it('is finished by the next listing when the interim file is still the archived copy, and not offloaded again', async () => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'dockd-del-'));
+    writeFileSync(path.join(root, 'REC0001.MP4'), 'archived footage');
+    const archived = (await statInside(Buffer.from(root), 'REC0001.MP4'))!;
+    // What unlinkIfSame does before it is killed: the rename, and nothing after.
+    const interim = interimName(archived.identity);
+    renameSync(path.join(root, 'REC0001.MP4'), path.join(root, interim));
+    expect(await walk(root)).toEqual([]);
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  it('keeps, and lists as a recording, an interim file whose content is not the one the deletion was for', async () => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'dockd-del-'));
+    writeFileSync(path.join(root, 'REC0001.MP4'), 'archived footage');
+    const archived = (await statInside(Buffer.from(root), 'REC0001.MP4'))!;
+    const interim = interimName(archived.identity);
+    // The camera's new footage under the name, left at the interim name when it could not be linked back.
+    writeFileSync(path.join(root, interim), 'new footage, longer than the old');
+    expect((await walk(root)).sort()).toEqual(['REC0001.MP4', interim].sort());
+    expect(readFileSync(path.join(root, interim), 'utf8')).toBe('new footage, longer than the old');
   });
 });
