@@ -13,7 +13,9 @@ import { defaultConfig } from '../src/config.js';
 import { CustodyLog } from '../src/store/custody-log.js';
 import { PlainArchive } from '../src/archive/plain.js';
 import { BatteryRecorder } from '../src/battery/recorder.js';
+import { CameraStore } from '../src/store/cameras.js';
 import { DockManager } from '../src/dock/manager.js';
+import { Transitions } from '../src/store/transitions.js';
 import { IngestEngine } from '../src/ingest/engine.js';
 import { Planner } from '../src/ingest/planner.js';
 import { openStore, type Db } from '../src/store/db.js';
@@ -44,10 +46,16 @@ function dockWith(failures: DriverError[] | Error[], camera: CameraSession) {
   const custody = new CustodyLog(db);
   const cleared: string[] = [];
   const archive = new PlainArchive({ dataDir });
-  const engine = new IngestEngine(db, custody, archive, { ...defaultConfig().ingest, minFreeBytes: 0 }, log, {
-    deviceGone: () => {},
-    relist: () => {},
-    cleared: (serial) => void cleared.push(serial),
+  const engine = new IngestEngine({
+    transitions: new Transitions(db, custody),
+    archive: archive,
+    cfg: { ...defaultConfig().ingest, minFreeBytes: 0 },
+    log: log,
+    events: {
+      deviceGone: () => {},
+      relist: () => {},
+      cleared: (serial) => void cleared.push(serial),
+    },
   });
   const opens: number[] = [];
   const left = [...failures];
@@ -61,7 +69,12 @@ function dockWith(failures: DriverError[] | Error[], camera: CameraSession) {
       return camera;
     },
   };
-  const dock = new DockManager(db, custody, new Planner(db, custody, log), engine, new BatteryRecorder(db), log, {
+  const dock = new DockManager({
+    cameras: new CameraStore(db, custody),
+    planner: new Planner(db, custody, log),
+    engine: engine,
+    battery: new BatteryRecorder(db),
+    log: log,
     drivers: [driver],
     batteryIntervalMs: 60_000,
     openRetry: RETRY,

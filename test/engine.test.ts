@@ -11,6 +11,7 @@ import pino from 'pino';
 import { defaultConfig } from '../src/config.js';
 import { CustodyLog } from '../src/store/custody-log.js';
 import { PlainArchive } from '../src/archive/plain.js';
+import { Transitions } from '../src/store/transitions.js';
 import { IngestEngine } from '../src/ingest/engine.js';
 import { Planner } from '../src/ingest/planner.js';
 import { openStore, type Db } from '../src/store/db.js';
@@ -52,12 +53,18 @@ async function run(
   const cleared = new Set<string>();
   let onCleared = () => {};
   archive = archiveFor(dataDir);
-  engine = new IngestEngine(db, custody, archive, cfg, log, {
-    deviceGone: () => {},
-    relist: () => {},
-    cleared: (serial) => {
-      cleared.add(serial);
-      onCleared();
+  engine = new IngestEngine({
+    transitions: new Transitions(db, custody),
+    archive: archive,
+    cfg: cfg,
+    log: log,
+    events: {
+      deviceGone: () => {},
+      relist: () => {},
+      cleared: (serial) => {
+        cleared.add(serial);
+        onCleared();
+      },
     },
   });
   const planner = new Planner(db, custody, log);

@@ -18,7 +18,9 @@ import { CustodyLog } from '../src/store/custody-log.js';
 import { PlainArchive } from '../src/archive/plain.js';
 import { BatteryRecorder } from '../src/battery/recorder.js';
 import { CameraConfigurator } from '../src/dock/configure.js';
+import { CameraStore } from '../src/store/cameras.js';
 import { DockManager } from '../src/dock/manager.js';
+import { Transitions } from '../src/store/transitions.js';
 import { IngestEngine } from '../src/ingest/engine.js';
 import { Planner } from '../src/ingest/planner.js';
 import { cameraSettings } from '../src/store/camera-settings.js';
@@ -109,25 +111,29 @@ function dockPc(responder: PtpResponder) {
   });
   const cleared: string[] = [];
   const archive = new PlainArchive({ dataDir });
-  const engine = new IngestEngine(
-    db,
-    custody,
-    archive,
-    { ...defaultConfig().ingest, minFreeBytes: 0, retry: { attempts: 5, baseDelayMs: 20, maxDelayMs: 50 } },
-    log,
-    {
+  const engine = new IngestEngine({
+    transitions: new Transitions(db, custody),
+    archive: archive,
+    cfg: { ...defaultConfig().ingest, minFreeBytes: 0, retry: { attempts: 5, baseDelayMs: 20, maxDelayMs: 50 } },
+    log: log,
+    events: {
       deviceGone: () => {},
       relist: () => {},
       cleared: (serial) => void cleared.push(serial),
     },
-  );
+  });
   const driver = createPtpDriver({
     openTransport: async () => responder,
     timeoutMs: 300,
     transferBytes: 64 * 1024,
     session: { drainTimeoutMs: 20, statusPollMs: 2 },
   });
-  const dock = new DockManager(db, custody, new Planner(db, custody, log), engine, new BatteryRecorder(db), log, {
+  const dock = new DockManager({
+    cameras: new CameraStore(db, custody),
+    planner: new Planner(db, custody, log),
+    engine: engine,
+    battery: new BatteryRecorder(db),
+    log: log,
     drivers: [driver],
     batteryIntervalMs: 60_000,
     openRetry: { attempts: 4, baseDelayMs: 30, maxDelayMs: 60 },

@@ -16,7 +16,9 @@ import { defaultConfig } from '../src/config.js';
 import { CustodyLog } from '../src/store/custody-log.js';
 import { PlainArchive } from '../src/archive/plain.js';
 import { BatteryRecorder } from '../src/battery/recorder.js';
+import { CameraStore } from '../src/store/cameras.js';
 import { DockManager } from '../src/dock/manager.js';
+import { Transitions } from '../src/store/transitions.js';
 import { IngestEngine } from '../src/ingest/engine.js';
 import { Planner } from '../src/ingest/planner.js';
 import { openStore, type Db } from '../src/store/db.js';
@@ -73,25 +75,29 @@ function dockPc(responder: PtpResponder) {
   const custody = new CustodyLog(db);
   const cleared: string[] = [];
   const archive = new PlainArchive({ dataDir });
-  const engine = new IngestEngine(
-    db,
-    custody,
-    archive,
-    { ...defaultConfig().ingest, minFreeBytes: 0, retry: INGEST_RETRY },
-    log,
-    {
+  const engine = new IngestEngine({
+    transitions: new Transitions(db, custody),
+    archive: archive,
+    cfg: { ...defaultConfig().ingest, minFreeBytes: 0, retry: INGEST_RETRY },
+    log: log,
+    events: {
       deviceGone: () => {},
       relist: () => {},
       cleared: (serial) => void cleared.push(serial),
     },
-  );
+  });
   const driver = createPtpDriver({
     openTransport: async () => responder,
     timeoutMs: 300,
     transferBytes: 64 * 1024,
     session: { drainTimeoutMs: 20, statusPollMs: 2 },
   });
-  const dock = new DockManager(db, custody, new Planner(db, custody, log), engine, new BatteryRecorder(db), log, {
+  const dock = new DockManager({
+    cameras: new CameraStore(db, custody),
+    planner: new Planner(db, custody, log),
+    engine: engine,
+    battery: new BatteryRecorder(db),
+    log: log,
     drivers: [driver],
     batteryIntervalMs: 60_000,
     openRetry: OPEN_RETRY,

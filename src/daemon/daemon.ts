@@ -11,9 +11,11 @@ import { DataDirLock } from '../store/lock.js';
 import { CustodyLog } from '../store/custody-log.js';
 import { EncryptedArchive } from '../archive/encrypted.js';
 import { PlainArchive } from '../archive/plain.js';
+import { Transitions } from '../store/transitions.js';
 import { IngestEngine } from '../ingest/engine.js';
 import { Planner } from '../ingest/planner.js';
 import { recover } from '../ingest/recovery.js';
+import { CameraStore } from '../store/cameras.js';
 import { DockManager } from '../dock/manager.js';
 import { CameraConfigurator } from '../dock/configure.js';
 import { BatteryRecorder } from '../battery/recorder.js';
@@ -183,13 +185,12 @@ async function assemble(
     settings: cfg.settings,
     earliest: () => battery.cutoff(),
   });
-  const engine = new IngestEngine(
-    db,
-    custody,
+  const engine = new IngestEngine({
+    transitions: new Transitions(db, custody),
     archive,
-    cfg.ingest,
-    log.child({ mod: 'ingest' }),
-    {
+    cfg: cfg.ingest,
+    log: log.child({ mod: 'ingest' }),
+    events: {
       deviceGone: (serial, reason) => dock?.deviceGone(serial, reason),
       cleared: (serial) => {
         log.info({ event: 'camera.cleared', camera: serial }, `camera ${serial}: nothing left to offload`);
@@ -197,8 +198,8 @@ async function assemble(
       },
       relist: (serial) => dock?.relist(serial),
     },
-    { replicate: cfg.replication !== null },
-  );
+    replicate: cfg.replication !== null,
+  });
   // The engine first: it aborts every camera's copies at once, then the dock undocks them.
   teardown.defer(async () => {
     try {
@@ -215,7 +216,12 @@ async function assemble(
   );
   const battery = new BatteryRecorder(db, cfg.battery.keepDays);
   const usbDevices = new UsbDeviceRegistry();
-  const dockManager = new DockManager(db, custody, planner, engine, battery, log.child({ mod: 'dock' }), {
+  const dockManager = new DockManager({
+    cameras: new CameraStore(db, custody),
+    planner: planner,
+    engine: engine,
+    battery: battery,
+    log: log.child({ mod: 'dock' }),
     drivers: cameraDrivers(cfg, (d) => usbDevices.native(d)),
     driverRules: cfg.usb.drivers,
     onBattery: batteryAlerts(db, cfg.battery, log),

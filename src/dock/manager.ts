@@ -6,11 +6,9 @@
 import type { Logger } from 'pino';
 import { DriverError, type CameraDriver, type CameraSession, type DeviceInfo } from '../../drivers/types.js';
 import type { BatteryRecorder } from '../battery/recorder.js';
-import type { CustodyLog } from '../store/custody-log.js';
-import { CameraStore } from '../store/cameras.js';
+import type { CameraStore } from '../store/cameras.js';
 import type { IngestEngine } from '../ingest/engine.js';
 import type { Planner } from '../ingest/planner.js';
-import type { Db } from '../store/db.js';
 import type { BusListener } from '../bus/types.js';
 import type { RetryConfig } from '../config.js';
 import { backoffMs } from '../lib/failure-policy.js';
@@ -42,6 +40,12 @@ interface Slot {
 }
 
 export interface DockOptions {
+  /** The cameras' rows and their custody events. */
+  cameras: CameraStore;
+  planner: Planner;
+  engine: IngestEngine;
+  battery: BatteryRecorder;
+  log: Logger;
   drivers: CameraDriver[];
   batteryIntervalMs: number;
   /** `usb.drivers`: VID:PID → driver name, chosen before any driver's own score. */
@@ -62,17 +66,19 @@ export class DockManager implements BusListener {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly reopenTimers = new Map<string, NodeJS.Timeout>();
   private readonly cameras: CameraStore;
+  private readonly planner: Planner;
+  private readonly engine: IngestEngine;
+  private readonly battery: BatteryRecorder;
+  private readonly log: Logger;
 
-  constructor(
-    db: Db,
-    custody: CustodyLog,
-    private readonly planner: Planner,
-    private readonly engine: IngestEngine,
-    private readonly battery: BatteryRecorder,
-    private readonly log: Logger,
-    private readonly opts: DockOptions,
-  ) {
-    this.cameras = new CameraStore(db, custody);
+  constructor(private readonly opts: DockOptions) {
+    ({
+      cameras: this.cameras,
+      planner: this.planner,
+      engine: this.engine,
+      battery: this.battery,
+      log: this.log,
+    } = opts);
   }
 
   private key(bus: string, key: string): string {
