@@ -10,12 +10,13 @@ import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { createDecryptStream } from '../crypto/age.js';
 import type { Db } from '../store/db.js';
+import { stillVerifiedQuery, verifiedInArchive, verifiedInArchiveCount } from '../store/recordings.js';
 import { hashFile } from '../archive/hash.js';
 import { checkChain, type ChainCheck } from '../store/chain.js';
 import { CustodyLog } from '../store/custody-log.js';
 import { checkCheckpoints, type CheckpointCheck } from './checkpoints.js';
 import type { DockKey } from '../crypto/signing.js';
-import { rowDisagreements, VerifiedRecords, type RecordingHashes } from './verified-record.js';
+import { rowDisagreements, VerifiedRecords } from './verified-record.js';
 
 export interface FilesCheck {
   checked: number;
@@ -96,9 +97,7 @@ class ArchiveFindings {
       .iterate();
     for (const r of rows)
       this.latest.set(r.recording, { type: r.type, actual: (JSON.parse(r.details) as { actual?: unknown }).actual });
-    this.stillVerified = db.prepare<[string, string], { n: number }>(
-      "SELECT 1 n FROM recordings WHERE id = ? AND archive_path = ? AND status = 'verified'",
-    );
+    this.stillVerified = stillVerifiedQuery(db);
   }
 
   /**
@@ -108,7 +107,7 @@ class ArchiveFindings {
   damaged(r: VerifiedRow, expected: string, actual: string): boolean {
     return this.db
       .transaction(() => {
-        if (!this.stillVerified.get(r.id, r.archive_path)) return false;
+        if (!this.stillVerified(r.id, r.archive_path)) return false;
         const last = this.latest.get(r.id);
         if (last?.type === 'archive.mismatch' && last.actual === actual) return true;
         this.custody.append({
@@ -129,7 +128,7 @@ class ArchiveFindings {
     if (this.latest.get(r.id)?.type !== 'archive.mismatch') return;
     this.db
       .transaction(() => {
-        if (!this.stillVerified.get(r.id, r.archive_path)) return;
+        if (!this.stillVerified(r.id, r.archive_path)) return;
         this.custody.append({
           type: 'archive.intact',
           camera: r.camera,
@@ -148,16 +147,8 @@ export function verifyChain(db: Db): ChainCheck {
 }
 
 export async function verifyFiles(db: Db, opts: VerifyOptions = {}): Promise<FilesCheck> {
-  const rows = db
-    .prepare<[], VerifiedRow & RecordingHashes & { bytes: number; stored_bytes: number | null }>(
-      "SELECT id, camera, archive_path, sha256, bytes, stored_sha256, stored_bytes FROM recordings WHERE status = 'verified' AND archive_path IS NOT NULL ORDER BY discovered_at, id",
-    )
-    .all();
-  const total = (
-    db.prepare("SELECT count(*) n FROM recordings WHERE status = 'verified' AND archive_path IS NOT NULL").get() as {
-      n: number;
-    }
-  ).n;
+  const rows = verifiedInArchive(db);
+  const total = verifiedInArchiveCount(db);
   const res: FilesCheck = { checked: 0, ok: 0, missing: [], mismatched: [], rowMismatched: [], disagreements: [] };
   const findings = opts.custody ? new ArchiveFindings(db, opts.custody) : null;
   const records = new VerifiedRecords(db);

@@ -7,6 +7,7 @@ import { existsSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import type { Db } from '../store/db.js';
+import { camerasForReport } from '../store/cameras.js';
 import { cameraSamples, fleetBattery, FLEET_WINDOW_DAYS, type CameraBattery } from '../battery/fleet.js';
 import type { BatterySample } from '../battery/model.js';
 import { isRunning, readDaemon } from '../store/heartbeat.js';
@@ -104,14 +105,7 @@ export function buildReport(db: Db, cfg: Config, now = Date.now()): ReportModel 
 }
 
 function cameras(db: Db, shiftHours: number, running: boolean): ReportCamera[] {
-  const rows = new Map(
-    db
-      .prepare<[], { serial: string; model: string | null; slot: string | null; docked: number; last_seen: string }>(
-        'SELECT serial, model, slot, docked, last_seen FROM cameras',
-      )
-      .all()
-      .map((r) => [r.serial, r]),
-  );
+  const rows = new Map(camerasForReport(db).map((r) => [r.serial, r]));
   const newest = db.prepare<[string], { at: number | null }>('SELECT max(at) at FROM battery_samples WHERE camera = ?');
   return fleetBattery(db, shiftHours)
     .map((b): ReportCamera => {

@@ -3,6 +3,7 @@
  * `dockd stages` prints. Reads only.
  */
 import type { Db } from '../store/db.js';
+import { cameraSerials } from '../store/cameras.js';
 import { officerUnits } from '../store/officers.js';
 import { cameraEpisodes, type CameraEpisodes } from './episodes.js';
 import { groupFigures, type GroupFigures, type GroupOf } from './groups.js';
@@ -77,9 +78,7 @@ export function readEpisodes(db: Db, w: StageWindow): { episodes: CameraEpisodes
     episodes.push(cameraEpisodes({ camera, entries, ...dockings.get(camera) }));
   }
   const has = new Set(withLog);
-  const noData = (
-    db.prepare<[], string>('SELECT serial FROM cameras ORDER BY serial').pluck().all() as unknown as string[]
-  ).filter((c) => !has.has(c));
+  const noData = cameraSerials(db).filter((c) => !has.has(c));
   return { episodes, noData };
 }
 
