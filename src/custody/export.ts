@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Db } from '../store/db.js';
 import { getRecording, verifiedOfCameraBetween, type RecordingRow } from '../store/recordings.js';
 import { safeComponent, baseName } from '../archive/names.js';
-import { CustodyLog, rowToEvent } from '../store/custody-log.js';
+import { CustodyLog, custodyEventsBetween } from '../store/custody-log.js';
 import { Checkpoints } from './checkpoints.js';
 import type { DockKey } from '../crypto/signing.js';
 import type { CustodyEvent } from '../store/chain.js';
@@ -206,13 +206,8 @@ export async function exportBundle(db: Db, sel: ExportSelection, opts: ExportOpt
   const firstSeq = Math.min(...[...byRec.values()].map((evs) => evs[0]?.seq ?? cp.seq));
   const chainPath = path.join(opts.outDir, CHAIN_FILE);
   const out = createWriteStream(chainPath);
-  for (const row of db
-    .prepare<[number, number], Parameters<typeof rowToEvent>[0]>(
-      'SELECT * FROM custody_events WHERE seq BETWEEN ? AND ? ORDER BY seq',
-    )
-    .iterate(firstSeq, cp.seq)) {
-    if (!out.write(JSON.stringify(rowToEvent(row)) + '\n'))
-      await new Promise<void>((r) => out.once('drain', () => r()));
+  for (const event of custodyEventsBetween(db, firstSeq, cp.seq)) {
+    if (!out.write(JSON.stringify(event) + '\n')) await new Promise<void>((r) => out.once('drain', () => r()));
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
 

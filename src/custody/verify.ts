@@ -13,7 +13,8 @@ import type { Db } from '../store/db.js';
 import { stillVerifiedQuery, verifiedInArchive, verifiedInArchiveCount } from '../store/recordings.js';
 import { hashFile } from '../archive/hash.js';
 import { checkChain, type ChainCheck } from '../store/chain.js';
-import { CustodyLog } from '../store/custody-log.js';
+import { archiveFindingEvents, CustodyLog } from '../store/custody-log.js';
+import { chainHashAt } from '../store/checkpoints.js';
 import { checkCheckpoints, type CheckpointCheck } from './checkpoints.js';
 import type { DockKey } from '../crypto/signing.js';
 import { rowDisagreements, VerifiedRecords } from './verified-record.js';
@@ -90,12 +91,7 @@ class ArchiveFindings {
     private readonly db: Db,
     private readonly custody: CustodyLog,
   ) {
-    const rows = db
-      .prepare<[], { recording: string; type: string; details: string }>(
-        "SELECT recording, type, details FROM custody_events WHERE type IN ('archive.mismatch', 'archive.intact') AND recording IS NOT NULL ORDER BY seq",
-      )
-      .iterate();
-    for (const r of rows)
+    for (const r of archiveFindingEvents(db))
       this.latest.set(r.recording, { type: r.type, actual: (JSON.parse(r.details) as { actual?: unknown }).actual });
     this.stillVerified = stillVerifiedQuery(db);
   }
@@ -222,12 +218,13 @@ async function fileProblem(
 }
 
 export function checkHead(db: Db, head: { seq: number; hash: string }): HeadCheck {
-  const row = db.prepare<[number], { hash: string }>('SELECT hash FROM custody_events WHERE seq = ?').get(head.seq);
-  const reason = !row
-    ? `the chain has no event ${head.seq}`
-    : row.hash !== head.hash
-      ? `the chain has hash ${row.hash} at ${head.seq}`
-      : null;
+  const hash = chainHashAt(db, head.seq);
+  const reason =
+    hash === undefined
+      ? `the chain has no event ${head.seq}`
+      : hash !== head.hash
+        ? `the chain has hash ${hash} at ${head.seq}`
+        : null;
   return { ...head, ok: reason === null, reason };
 }
 
