@@ -198,7 +198,7 @@ export interface VisitCounts {
   done: number;
   bytesTotal: number;
   bytesDone: number;
-  /** Pending or copying. */
+  /** Recordings still to copy (pending or copying); failed ones wait for `dockd retry`. */
   toDo: number;
   bytesToDo: number;
 }
