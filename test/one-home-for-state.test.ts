@@ -2,6 +2,7 @@
  * Invariant 9: every statement that writes recordings, jobs, cameras, officers, the heartbeat or
  * custody lives in src/store/, where each state change appends its custody event in the same
  * transaction. A write anywhere else would be a state change the chain of custody may not see.
+ * The reads of those tables live there too, as named queries: one place answers for their SQL.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -14,28 +15,45 @@ const WRITE = new RegExp(
   'i',
 );
 
+// A FROM or JOIN naming one of the tables (the statement's SELECT may be on an earlier line).
+// Upper case, as dockd writes SQL: prose such as "deletions from cameras" is no statement.
+const READ = new RegExp(`\\b(FROM|JOIN)\\s+(${TABLES})\\b`);
+
 function sources(dir: string): string[] {
   return readdirSync(path.join(ROOT, dir), { withFileTypes: true, recursive: true })
     .filter((e) => e.isFile() && e.name.endsWith('.ts'))
     .map((e) => path.relative(ROOT, path.join(e.parentPath, e.name)));
 }
 
+function linesOutsideStore(pattern: RegExp): { at: string; line: string }[] {
+  return [...sources('src'), ...sources('drivers')]
+    .filter((f) => !f.startsWith('src/store/'))
+    .flatMap((f) =>
+      readFileSync(path.join(ROOT, f), 'utf8')
+        .split('\n')
+        .map((line, i) => ({ at: `${f}:${i + 1}`, line }))
+        .filter(({ line }) => pattern.test(line)),
+    );
+}
+
 describe('one home for state', () => {
   it('finds statements that write state only under src/store/', () => {
-    const outside = [...sources('src'), ...sources('drivers')]
-      .filter((f) => !f.startsWith('src/store/'))
-      .flatMap((f) =>
-        readFileSync(path.join(ROOT, f), 'utf8')
-          .split('\n')
-          .map((line, i) => ({ at: `${f}:${i + 1}`, line }))
-          .filter(({ line }) => WRITE.test(line)),
-      );
-    expect(outside).toEqual([]);
+    expect(linesOutsideStore(WRITE)).toEqual([]);
+  });
+
+  it('finds statements that read state only under src/store/', () => {
+    expect(linesOutsideStore(READ)).toEqual([]);
   });
 
   it('would see such a statement (the pattern is not blind)', () => {
     expect(WRITE.test('db.prepare("UPDATE recordings SET status = \'pending\'")')).toBe(true);
     expect(WRITE.test('INSERT OR IGNORE INTO jobs (recording) VALUES (?)')).toBe(true);
     expect(WRITE.test('INSERT INTO battery_samples (camera) VALUES (?)')).toBe(false);
+    expect(READ.test("SELECT camera, status, count(*) n FROM recordings WHERE status = 'failed'")).toBe(true);
+    expect(READ.test('SELECT 1 FROM cameras WHERE serial = ? UNION ALL SELECT 1 FROM custody_events')).toBe(true);
+    expect(READ.test('FROM chain_checkpoints WHERE key_id = ?')).toBe(true);
+    expect(READ.test('SELECT max(at) at FROM battery_samples WHERE camera = ?')).toBe(false);
+    expect(READ.test('SELECT DISTINCT camera FROM camera_events')).toBe(false);
+    expect(READ.test('put failed recordings (and failed deletions from cameras) back')).toBe(false);
   });
 });

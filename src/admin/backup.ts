@@ -7,6 +7,9 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { openExistingStore } from './store-file.js';
+import { backupFromSnapshot } from '../store/db.js';
+import { chainHead } from '../store/checkpoints.js';
+import { custodyEventCount } from '../store/custody-log.js';
 
 export interface BackupProgress {
   totalPages: number;
@@ -74,21 +77,12 @@ export async function backupStore(
     removeWithSidecars(tmp);
     // The copy holds the whole custody log: owner-only from its first byte.
     closeSync(openSync(tmp, 'wx', 0o600));
-    // SQLite restarts a backup from page one whenever another process writes to the source
-    // between steps, and the daemon writes its heartbeat every few seconds: a large database
-    // would never finish. A read transaction held open across the steps pins one snapshot
-    // (WAL readers do not block the daemon's writes), so the copy runs through once.
-    store.db.exec('BEGIN');
-    store.db.prepare('SELECT count(*) FROM sqlite_master').get();
-    await store.db.backup(tmp, {
-      progress: (p) => {
-        opts.onProgress?.(p);
-        return PAGES_PER_STEP;
-      },
+    // From one snapshot, so the daemon's heartbeat does not restart the copy.
+    await backupFromSnapshot(store.db, tmp, (p) => {
+      opts.onProgress?.(p);
+      return PAGES_PER_STEP;
     });
-    store.db.exec('COMMIT');
   } catch (err) {
-    if (store.db.inTransaction) store.db.exec('ROLLBACK');
     store.close();
     removeWithSidecars(tmp);
     throw err;
@@ -106,13 +100,11 @@ export async function backupStore(
     };
     try {
       const rows = copy.pragma('integrity_check') as Array<{ integrity_check: string }>;
-      const head = copy
-        .prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM custody_events ORDER BY seq DESC LIMIT 1')
-        .get();
+      const head = chainHead(copy);
       summary = {
         integrity: rows.map((r) => r.integrity_check),
         pages: copy.pragma('page_count', { simple: true }) as number,
-        events: copy.prepare<[], { n: number }>('SELECT count(*) AS n FROM custody_events').get()?.n ?? 0,
+        events: custodyEventCount(copy),
         lastSeq: head?.seq ?? null,
         headHash: head?.hash ?? null,
       };

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import { dbPath } from '../store/db.js';
+import { newestCustodyAt } from '../store/custody-log.js';
 import { DataDirLock } from '../store/lock.js';
 import { MIGRATIONS } from '../store/schema.js';
 import { readDaemon, type DaemonRow } from '../store/heartbeat.js';
@@ -326,9 +327,7 @@ function clockCheck(store: InspectedStore | null, env: DoctorEnv): Check {
   }
   let newest: string | null = null;
   try {
-    newest = store
-      ? (store.db.prepare<[], { at: string | null }>('SELECT max(at) AS at FROM custody_events').get()?.at ?? null)
-      : null;
+    newest = store ? newestCustodyAt(store.db) : null;
   } catch {
     return ok(
       'clock',

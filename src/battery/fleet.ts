@@ -2,7 +2,7 @@
  * The battery model applied to what the store holds: one camera's samples in, its health out.
  * Shared by `dockd battery`, `dockd status` and the daemon's once-per-visit alerts.
  */
-import { storeBatteryVerdict } from '../store/cameras.js';
+import { cameraBatteryJson, cameraSerials, storeBatteryVerdict, storedBatteryVerdicts } from '../store/cameras.js';
 import type { Db } from '../store/db.js';
 import { assessBattery, type BatteryHealth, type BatterySample } from './model.js';
 import { formatBatteryHealth, type BatteryHealthView } from './format.js';
@@ -42,9 +42,7 @@ export function cameraHealth(
       'SELECT health_percent FROM battery_samples WHERE camera = ? AND health_percent IS NOT NULL ORDER BY at DESC LIMIT 1',
     )
     .get(serial)?.health_percent;
-  const now = db
-    .prepare<[string], { battery_json: string | null }>('SELECT battery_json FROM cameras WHERE serial = ?')
-    .get(serial);
+  const now = cameraBatteryJson(db, serial);
   const reading = now?.battery_json ? (JSON.parse(now.battery_json) as { percent: number; charging: boolean }) : null;
   const health = assessBattery({ samples, healthPercent: latestHealth ?? null, shiftHours });
   return {
@@ -76,8 +74,7 @@ export function recentHealth(
 }
 
 export function fleetBattery(db: Db, shiftHours: number): CameraBattery[] {
-  const serials = db.prepare<[], { serial: string }>('SELECT serial FROM cameras ORDER BY serial').all();
-  return serials.map((c) => recentHealth(db, c.serial, shiftHours).view);
+  return cameraSerials(db).map((serial) => recentHealth(db, serial, shiftHours).view);
 }
 
 interface StoredVerdict {
@@ -98,12 +95,7 @@ export function storeVerdict(db: Db, serial: string, shiftHours: number, view: C
  * a battery's verdict changes over shifts, not between two docked minutes.
  */
 export function fleetVerdicts(db: Db, shiftHours: number): CameraBattery[] {
-  const rows = db
-    .prepare<[], { serial: string; battery_verdict_json: string | null }>(
-      'SELECT serial, battery_verdict_json FROM cameras ORDER BY serial',
-    )
-    .all();
-  return rows.map((r) => verdictOf(db, r, shiftHours));
+  return storedBatteryVerdicts(db).map((r) => verdictOf(db, r, shiftHours));
 }
 
 /** One camera's verdict as stored at its last docking, else judged now. */

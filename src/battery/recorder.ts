@@ -5,6 +5,7 @@
 import type { BatteryReading, DeviceLogEntry } from '../../drivers/types.js';
 import { newDeviceSamples } from './device-log.js';
 import type { Db } from '../store/db.js';
+import { cameraSerials } from '../store/cameras.js';
 
 /** Samples deleted per statement, so that a first prune of years of them never holds the store for long. */
 const PRUNE_BATCH = 5000;
@@ -100,12 +101,12 @@ export class BatteryRecorder {
   async prune(now = Date.now()): Promise<number> {
     const cutoff = this.cutoff(now);
     if (cutoff === 0) return 0;
-    const cameras = this.db.prepare<[], { serial: string }>('SELECT serial FROM cameras').all();
+    const cameras = cameraSerials(this.db);
     const del = this.db.prepare<[string, number, number]>(
       'DELETE FROM battery_samples WHERE id IN (SELECT id FROM battery_samples WHERE camera = ? AND at < ? LIMIT ?)',
     );
     let deleted = 0;
-    for (const { serial } of cameras) {
+    for (const serial of cameras) {
       for (;;) {
         const n = del.run(serial, cutoff, PRUNE_BATCH).changes;
         deleted += n;

@@ -3,6 +3,7 @@ import { cameraHealth, cameraSamples, fleetBattery } from '../battery/fleet.js';
 import { sparkline } from '../battery/format.js';
 import { drainByProfile, profileChangeLine } from '../battery/profiles.js';
 import { profileHistory } from '../store/camera-settings.js';
+import { cameraDocked } from '../store/cameras.js';
 import { printJson, ProblemError, UsageError, withStore, type GlobalOptions } from './context.js';
 import { printable, table } from '../lib/format.js';
 
@@ -41,8 +42,7 @@ export function registerBatteryCommand(program: Command, g: () => GlobalOptions)
           if (short) console.log(`\n${short} camera${short === 1 ? '' : 's'} will not last a ${shift} h shift`);
           return;
         }
-        const exists = db.prepare('SELECT 1 FROM cameras WHERE serial = ?').get(serial);
-        if (!exists) throw new ProblemError(`no camera ${serial}`);
+        if (!cameraDocked(db, serial)) throw new ProblemError(`no camera ${serial}`);
         let since = 0;
         if (o.since) {
           since = Date.parse(o.since);

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { profileFor } from '../camera-config.js';
 import type { Config } from '../config.js';
 import type { Db } from '../store/db.js';
+import { cameraModel, cameraModels } from '../store/cameras.js';
 import {
   cameraEvents,
   cameraSettings,
@@ -24,7 +25,7 @@ export interface SettingsJson {
 }
 
 function requireCamera(db: Db, serial: string): { model: string } {
-  const cam = db.prepare<[string], { model: string }>('SELECT model FROM cameras WHERE serial = ?').get(serial);
+  const cam = cameraModel(db, serial);
   if (!cam) throw new ProblemError(`no camera ${serial}`);
   return cam;
 }
@@ -34,10 +35,7 @@ function requireCamera(db: Db, serial: string): { model: string } {
  * camera's last docking, what differs is pending until it docks again.
  */
 export function settingsOf(db: Db, cfg: Config, serial?: string): SettingsJson[] {
-  const cams =
-    serial === undefined
-      ? db.prepare<[], { serial: string; model: string }>('SELECT serial, model FROM cameras ORDER BY serial').all()
-      : [{ serial, model: requireCamera(db, serial).model }];
+  const cams = serial === undefined ? cameraModels(db) : [{ serial, model: requireCamera(db, serial).model }];
   const stored = new Map<string, CameraSettingsRecord>(cameraSettings(db, serial).map((r) => [r.camera, r]));
   return cams.map((c) => {
     const rec = stored.get(c.serial);

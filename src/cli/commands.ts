@@ -1,7 +1,8 @@
 /** Read-side commands: cameras, recordings, custody, verify, retry. Each opens the store itself. */
 import type { Command } from 'commander';
 import { readIdentities } from './identities.js';
-import { iterateRecordings, recordingJson, type RecordingStatus } from '../store/recordings.js';
+import { iterateRecordings, recordingExists, recordingJson, type RecordingStatus } from '../store/recordings.js';
+import { cameraKnown, camerasBySerial } from '../store/cameras.js';
 import type { Db } from '../store/db.js';
 import { colourWanted, paint } from './terminal.js';
 import { CustodyLog } from '../store/custody-log.js';
@@ -30,15 +31,11 @@ const STATUSES: RecordingStatus[] = ['pending', 'copying', 'verified', 'failed',
 /** Unknown ids and serials are a problem (exit 1) named as the user typed them, as `hold` does. */
 function mustKnowCamera(db: Db, serial: string): void {
   // A camera assigned to an officer before it ever docked is known by its custody events only.
-  const known = db
-    .prepare('SELECT 1 FROM cameras WHERE serial = ? UNION ALL SELECT 1 FROM custody_events WHERE camera = ? LIMIT 1')
-    .get(serial, serial);
-  if (!known) throw new ProblemError(`no camera ${printable(serial)}`);
+  if (!cameraKnown(db, serial)) throw new ProblemError(`no camera ${printable(serial)}`);
 }
 
 function mustKnowRecording(db: Db, id: string): void {
-  if (!db.prepare('SELECT 1 FROM recordings WHERE id = ?').get(id))
-    throw new ProblemError(`no recording ${printable(id)}`);
+  if (!recordingExists(db, id)) throw new ProblemError(`no recording ${printable(id)}`);
 }
 
 export function registerReadCommands(program: Command, g: () => GlobalOptions): void {
@@ -49,23 +46,7 @@ export function registerReadCommands(program: Command, g: () => GlobalOptions): 
     .action((o: { json?: boolean }) =>
       withStore(g(), (db) => {
         const running = isRunning(readDaemon(db));
-        const rows = db
-          .prepare<
-            [],
-            {
-              serial: string;
-              model: string;
-              firmware: string;
-              slot: string;
-              docked: number;
-              first_seen: string;
-              last_seen: string;
-              clock_skew_s: number | null;
-              battery_json: string | null;
-              visit: number;
-            }
-          >('SELECT * FROM cameras ORDER BY serial')
-          .all();
+        const rows = camerasBySerial(db);
         const cams = rows.map((r) => ({
           serial: r.serial,
           model: r.model,

@@ -18,6 +18,7 @@ import { verifyAll } from '../custody/verify.js';
 import { bytes, printable } from '../lib/format.js';
 import { printPilotFunnel } from './demo-stages.js';
 import { openStore } from '../store/db.js';
+import { verifiedSources } from '../store/recordings.js';
 import pino from 'pino';
 
 interface DemoCamera {
@@ -173,11 +174,7 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
   const seconds = (Date.now() - started) / 1000;
   const fleet = fleetBattery(daemon.db, cfg.battery.shiftHours);
   const report = await verifyAll(daemon.db);
-  const rows = daemon.db
-    .prepare<[], { camera: string; source_path: string; sha256: string }>(
-      "SELECT camera, source_path, sha256 FROM recordings WHERE status = 'verified'",
-    )
-    .all();
+  const rows = verifiedSources(daemon.db);
   const matching = rows.filter((r) => sources.get(`${r.camera}\n${r.source_path}`) === r.sha256).length;
   await daemon.stop('demo finished');
   console.log('');

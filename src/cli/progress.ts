@@ -5,16 +5,11 @@
  * up and then back when the next heartbeat came.
  */
 
+import type { VisitCounts } from '../store/recordings.js';
+
 /** The camera's recordings of this visit, as the store has them now. */
-export interface VisitTotals {
+export interface VisitTotals extends VisitCounts {
   visit: number;
-  total: number;
-  done: number;
-  bytesTotal: number;
-  bytesDone: number;
-  /** Recordings still to copy (pending or copying); failed ones wait for `dockd retry`. */
-  toDo: number;
-  bytesToDo: number;
 }
 
 /** The camera as the daemon saw it at its last heartbeat. */

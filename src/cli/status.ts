@@ -2,11 +2,12 @@ import { statfsSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import type { Db } from '../store/db.js';
-import { queueCounts, type QueueCounts } from '../store/recordings.js';
+import { camerasForStatus } from '../store/cameras.js';
+import { openRecordingsByCamera, queueCounts, visitCountsQuery, type QueueCounts } from '../store/recordings.js';
 import { isRunning, readDaemon } from '../store/heartbeat.js';
 import { replicationBacklog, replicationFailed, type Backlog } from '../store/replication-jobs.js';
 import { fleetVerdicts } from '../battery/fleet.js';
-import { cameraProgress, type CameraProgress, type LiveCamera, type VisitTotals } from './progress.js';
+import { cameraProgress, type CameraProgress, type LiveCamera } from './progress.js';
 import { ago, bar, bytes, duration, printable, table } from '../lib/format.js';
 import { paint, type Paint } from './terminal.js';
 
@@ -61,43 +62,19 @@ export function statusOf(db: Db, cfg: Config): StatusJson {
   const progress: Progress = running && d?.progress_json ? (JSON.parse(d.progress_json) as Progress) : {};
   const live = new Map((progress.cameras ?? []).map((c) => [c.serial, c]));
   const counts = new Map<string, { pending: number; failed: number }>();
-  // Through the status index, only the rows still to do: a store of 100,000 verified
-  // recordings took 30 ms to group whole.
-  for (const r of db
-    .prepare<[], { camera: string; status: string; n: number }>(
-      "SELECT camera, status, count(*) n FROM recordings WHERE status IN ('pending','copying','failed') GROUP BY camera, status",
-    )
-    .all()) {
+  for (const r of openRecordingsByCamera(db)) {
     const c = counts.get(r.camera) ?? { pending: 0, failed: 0 };
     if (r.status === 'failed') c.failed += r.n;
     else c.pending += r.n;
     counts.set(r.camera, c);
   }
-  const visitTotals = db.prepare<[string, number], Omit<VisitTotals, 'visit'>>(
-    `SELECT count(*) total, coalesce(sum(status = 'verified'), 0) done, coalesce(sum(bytes), 0) bytesTotal,
-            coalesce(sum(CASE WHEN status = 'verified' THEN bytes ELSE 0 END), 0) bytesDone,
-            coalesce(sum(status IN ('pending', 'copying')), 0) toDo,
-            coalesce(sum(CASE WHEN status IN ('pending', 'copying') THEN bytes ELSE 0 END), 0) bytesToDo
-     FROM recordings WHERE camera = ? AND seen_visit = ?`,
-  );
-  const cams = db
-    .prepare<
-      [],
-      {
-        serial: string;
-        slot: string | null;
-        docked: number;
-        model: string | null;
-        battery_json: string | null;
-        visit: number;
-      }
-    >('SELECT serial, slot, docked, model, battery_json, visit FROM cameras ORDER BY docked DESC, slot, serial')
-    .all();
+  const visitTotals = visitCountsQuery(db);
+  const cams = camerasForStatus(db);
   const cameras: CameraStatus[] = cams.map((c) => {
     const docked = running && c.docked === 1;
     const battery = c.battery_json ? (JSON.parse(c.battery_json) as { percent: number; charging: boolean }) : null;
     const prog = docked
-      ? cameraProgress({ visit: c.visit, ...visitTotals.get(c.serial, c.visit)! }, live.get(c.serial))
+      ? cameraProgress({ visit: c.visit, ...visitTotals(c.serial, c.visit)! }, live.get(c.serial))
       : null;
     return {
       serial: c.serial,

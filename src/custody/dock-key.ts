@@ -9,6 +9,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.js';
+import { checkpointsSigned } from '../store/checkpoints.js';
 import { temporaryName } from '../lib/durable.js';
 import type { CustodyLog } from '../store/custody-log.js';
 import {
@@ -40,17 +41,7 @@ interface Signed {
 }
 
 function signedBy(db: Db, keyId: string | null): Signed {
-  const row =
-    keyId === null
-      ? db
-          .prepare<[], Signed>('SELECT count(*) checkpoints, coalesce(max(seq), 0) lastSeq FROM chain_checkpoints')
-          .get()
-      : db
-          .prepare<[string], Signed>(
-            'SELECT count(*) checkpoints, coalesce(max(seq), 0) lastSeq FROM chain_checkpoints WHERE key_id = ?',
-          )
-          .get(keyId);
-  return row ?? { checkpoints: 0, lastSeq: 0 };
+  return checkpointsSigned(db, keyId) ?? { checkpoints: 0, lastSeq: 0 };
 }
 
 export function openDockKey(dataDir: string, db: Db, custody: CustodyLog, log: Logger): DockKey {

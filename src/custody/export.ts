@@ -11,9 +11,9 @@ import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import path from 'node:path';
 import type { Db } from '../store/db.js';
-import { getRecording, type RecordingRow } from '../store/recordings.js';
+import { getRecording, verifiedOfCameraBetween, type RecordingRow } from '../store/recordings.js';
 import { safeComponent, baseName } from '../archive/names.js';
-import { CustodyLog, rowToEvent } from '../store/custody-log.js';
+import { CustodyLog, custodyEventsBetween } from '../store/custody-log.js';
 import { Checkpoints } from './checkpoints.js';
 import type { DockKey } from '../crypto/signing.js';
 import type { CustodyEvent } from '../store/chain.js';
@@ -87,12 +87,7 @@ export function selectForExport(db: Db, sel: ExportSelection): RecordingRow[] {
     const from = (sel.from ?? new Date(0)).toISOString();
     // ISO strings compare as text: an expanded year (+275760-…) would sort before 2026.
     const to = sel.to ? sel.to.toISOString() : '9999-12-31T23:59:59.999Z';
-    rows = db
-      .prepare<[string, string, string], RecordingRow>(
-        "SELECT * FROM recordings WHERE camera = ? AND coalesce(recorded_at, discovered_at) >= ? AND coalesce(recorded_at, discovered_at) < ? AND status = 'verified' ORDER BY coalesce(recorded_at, discovered_at)",
-      )
-      .all(sel.camera, from, to)
-      .map((r) => getRecording(db, r.id)!);
+    rows = verifiedOfCameraBetween(db, sel.camera, from, to).map((r) => getRecording(db, r.id)!);
   } else {
     throw new ExportError('choose recordings: --recording ID… or --camera SERIAL [--from T] [--to T]');
   }
@@ -211,13 +206,8 @@ export async function exportBundle(db: Db, sel: ExportSelection, opts: ExportOpt
   const firstSeq = Math.min(...[...byRec.values()].map((evs) => evs[0]?.seq ?? cp.seq));
   const chainPath = path.join(opts.outDir, CHAIN_FILE);
   const out = createWriteStream(chainPath);
-  for (const row of db
-    .prepare<[number, number], Parameters<typeof rowToEvent>[0]>(
-      'SELECT * FROM custody_events WHERE seq BETWEEN ? AND ? ORDER BY seq',
-    )
-    .iterate(firstSeq, cp.seq)) {
-    if (!out.write(JSON.stringify(rowToEvent(row)) + '\n'))
-      await new Promise<void>((r) => out.once('drain', () => r()));
+  for (const event of custodyEventsBetween(db, firstSeq, cp.seq)) {
+    if (!out.write(JSON.stringify(event) + '\n')) await new Promise<void>((r) => out.once('drain', () => r()));
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
 

@@ -5,6 +5,7 @@
  * archive hold files and rows to it, not the other way round.
  */
 import type { Db } from '../store/db.js';
+import { latestOffloadVerifiedQuery } from '../store/custody-log.js';
 
 export interface VerifiedRecord {
   /** SHA-256 of the recording as it left the camera (the plaintext, when encrypted). */
@@ -26,14 +27,12 @@ export class VerifiedRecords {
   private readonly latest;
 
   constructor(db: Db) {
-    this.latest = db.prepare<[string], { sha256: string | null; details: string }>(
-      "SELECT sha256, details FROM custody_events WHERE recording = ? AND type = 'offload.verified' ORDER BY seq DESC LIMIT 1",
-    );
+    this.latest = latestOffloadVerifiedQuery(db);
   }
 
   /** Null when custody holds no `offload.verified` event with a hash for the recording. */
   of(recording: string): VerifiedRecord | null {
-    const row = this.latest.get(recording);
+    const row = this.latest(recording);
     if (!row?.sha256) return null;
     const d = parseDetails(row.details);
     const stored = typeof d.storedSha256 === 'string' ? d.storedSha256 : null;

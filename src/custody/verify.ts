@@ -10,12 +10,14 @@ import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { createDecryptStream } from '../crypto/age.js';
 import type { Db } from '../store/db.js';
+import { stillVerifiedQuery, verifiedInArchive, verifiedInArchiveCount } from '../store/recordings.js';
 import { hashFile } from '../archive/hash.js';
 import { checkChain, type ChainCheck } from '../store/chain.js';
-import { CustodyLog } from '../store/custody-log.js';
+import { archiveFindingEvents, CustodyLog } from '../store/custody-log.js';
+import { chainHashAt } from '../store/checkpoints.js';
 import { checkCheckpoints, type CheckpointCheck } from './checkpoints.js';
 import type { DockKey } from '../crypto/signing.js';
-import { rowDisagreements, VerifiedRecords, type RecordingHashes } from './verified-record.js';
+import { rowDisagreements, VerifiedRecords } from './verified-record.js';
 
 export interface FilesCheck {
   checked: number;
@@ -89,16 +91,9 @@ class ArchiveFindings {
     private readonly db: Db,
     private readonly custody: CustodyLog,
   ) {
-    const rows = db
-      .prepare<[], { recording: string; type: string; details: string }>(
-        "SELECT recording, type, details FROM custody_events WHERE type IN ('archive.mismatch', 'archive.intact') AND recording IS NOT NULL ORDER BY seq",
-      )
-      .iterate();
-    for (const r of rows)
+    for (const r of archiveFindingEvents(db))
       this.latest.set(r.recording, { type: r.type, actual: (JSON.parse(r.details) as { actual?: unknown }).actual });
-    this.stillVerified = db.prepare<[string, string], { n: number }>(
-      "SELECT 1 n FROM recordings WHERE id = ? AND archive_path = ? AND status = 'verified'",
-    );
+    this.stillVerified = stillVerifiedQuery(db);
   }
 
   /**
@@ -108,7 +103,7 @@ class ArchiveFindings {
   damaged(r: VerifiedRow, expected: string, actual: string): boolean {
     return this.db
       .transaction(() => {
-        if (!this.stillVerified.get(r.id, r.archive_path)) return false;
+        if (!this.stillVerified(r.id, r.archive_path)) return false;
         const last = this.latest.get(r.id);
         if (last?.type === 'archive.mismatch' && last.actual === actual) return true;
         this.custody.append({
@@ -129,7 +124,7 @@ class ArchiveFindings {
     if (this.latest.get(r.id)?.type !== 'archive.mismatch') return;
     this.db
       .transaction(() => {
-        if (!this.stillVerified.get(r.id, r.archive_path)) return;
+        if (!this.stillVerified(r.id, r.archive_path)) return;
         this.custody.append({
           type: 'archive.intact',
           camera: r.camera,
@@ -148,16 +143,8 @@ export function verifyChain(db: Db): ChainCheck {
 }
 
 export async function verifyFiles(db: Db, opts: VerifyOptions = {}): Promise<FilesCheck> {
-  const rows = db
-    .prepare<[], VerifiedRow & RecordingHashes & { bytes: number; stored_bytes: number | null }>(
-      "SELECT id, camera, archive_path, sha256, bytes, stored_sha256, stored_bytes FROM recordings WHERE status = 'verified' AND archive_path IS NOT NULL ORDER BY discovered_at, id",
-    )
-    .all();
-  const total = (
-    db.prepare("SELECT count(*) n FROM recordings WHERE status = 'verified' AND archive_path IS NOT NULL").get() as {
-      n: number;
-    }
-  ).n;
+  const rows = verifiedInArchive(db);
+  const total = verifiedInArchiveCount(db);
   const res: FilesCheck = { checked: 0, ok: 0, missing: [], mismatched: [], rowMismatched: [], disagreements: [] };
   const findings = opts.custody ? new ArchiveFindings(db, opts.custody) : null;
   const records = new VerifiedRecords(db);
@@ -231,12 +218,13 @@ async function fileProblem(
 }
 
 export function checkHead(db: Db, head: { seq: number; hash: string }): HeadCheck {
-  const row = db.prepare<[number], { hash: string }>('SELECT hash FROM custody_events WHERE seq = ?').get(head.seq);
-  const reason = !row
-    ? `the chain has no event ${head.seq}`
-    : row.hash !== head.hash
-      ? `the chain has hash ${row.hash} at ${head.seq}`
-      : null;
+  const hash = chainHashAt(db, head.seq);
+  const reason =
+    hash === undefined
+      ? `the chain has no event ${head.seq}`
+      : hash !== head.hash
+        ? `the chain has hash ${hash} at ${head.seq}`
+        : null;
   return { ...head, ok: reason === null, reason };
 }
 

@@ -6,6 +6,8 @@
 import { statfsSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Db } from '../store/db.js';
+import { recentCameras } from '../store/cameras.js';
+import { chainHead } from '../store/checkpoints.js';
 import { queueCounts } from '../store/recordings.js';
 import { replicationBacklog } from '../store/replication-jobs.js';
 import { verdictOf } from '../battery/fleet.js';
@@ -34,16 +36,6 @@ export interface StateInputs {
   key: DockKey;
 }
 
-interface CameraRow {
-  serial: string;
-  model: string | null;
-  docked: number;
-  last_seen: string;
-  clock_skew_s: number | null;
-  battery_json: string | null;
-  battery_verdict_json: string | null;
-}
-
 export class DockStateBuilder {
   private readonly series = new Map<string, { lastAt: number; count: number; lows: BatteryLows | null }>();
 
@@ -55,11 +47,7 @@ export class DockStateBuilder {
   build(now = new Date(), stoppedAt: string | null = null): DockState {
     const db = this.db;
     const since = new Date(now.getTime() - CAMERA_WINDOW_MS).toISOString();
-    const rows = db
-      .prepare<[string, number], CameraRow>(
-        'SELECT serial, model, docked, last_seen, clock_skew_s, battery_json, battery_verdict_json FROM cameras WHERE last_seen >= ? OR docked = 1 ORDER BY docked DESC, last_seen DESC LIMIT ?',
-      )
-      .all(since, MAX_CAMERAS);
+    const rows = recentCameras(db, since, MAX_CAMERAS);
     const cameras: DockCamera[] = rows.map((r) => {
       const v = verdictOf(db, r, this.inputs.shiftHours);
       const reading = r.battery_json ? (JSON.parse(r.battery_json) as { percent?: number; charging?: boolean }) : null;
@@ -83,9 +71,7 @@ export class DockStateBuilder {
         batteryLows: this.lowsOf(r.serial),
       };
     });
-    const head = db
-      .prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM custody_events ORDER BY seq DESC LIMIT 1')
-      .get();
+    const head = chainHead(db);
     const key = this.inputs.key;
     return {
       format: STATE_FORMAT,

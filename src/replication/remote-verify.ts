@@ -1,4 +1,5 @@
 import type { Db } from '../store/db.js';
+import { replicationVerifiedEvents } from '../store/custody-log.js';
 import type { ObjectStore } from './store.js';
 
 export interface RemoteCheck {
@@ -15,11 +16,7 @@ export interface RemoteCheck {
  */
 export async function verifyRemote(db: Db, store: ObjectStore): Promise<RemoteCheck> {
   const res: RemoteCheck = { checked: 0, ok: 0, missing: [], mismatched: [], unlocked: [] };
-  const rows = db
-    .prepare<[], { recording: string; sha256: string; details: string }>(
-      "SELECT recording, sha256, details FROM custody_events WHERE type = 'replication.verified' ORDER BY seq",
-    )
-    .all();
+  const rows = replicationVerifiedEvents(db);
   const latest = new Map<string, { sha256: string; key: string; retainUntil: string | null }>();
   for (const r of rows) {
     const d = JSON.parse(r.details) as { key: string; retainUntil: string | null };

@@ -7,6 +7,9 @@ import { existsSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import type { Db } from '../store/db.js';
+import { camerasForReport } from '../store/cameras.js';
+import { custodyEventCount, custodyHeadAt } from '../store/custody-log.js';
+import { archiveCounts, failedRecordingsByError, offloadFailuresByClass, verifiedSince } from '../store/reports.js';
 import { cameraSamples, fleetBattery, FLEET_WINDOW_DAYS, type CameraBattery } from '../battery/fleet.js';
 import type { BatterySample } from '../battery/model.js';
 import { isRunning, readDaemon } from '../store/heartbeat.js';
@@ -104,14 +107,7 @@ export function buildReport(db: Db, cfg: Config, now = Date.now()): ReportModel 
 }
 
 function cameras(db: Db, shiftHours: number, running: boolean): ReportCamera[] {
-  const rows = new Map(
-    db
-      .prepare<[], { serial: string; model: string | null; slot: string | null; docked: number; last_seen: string }>(
-        'SELECT serial, model, slot, docked, last_seen FROM cameras',
-      )
-      .all()
-      .map((r) => [r.serial, r]),
-  );
+  const rows = new Map(camerasForReport(db).map((r) => [r.serial, r]));
   const newest = db.prepare<[string], { at: number | null }>('SELECT max(at) at FROM battery_samples WHERE camera = ?');
   return fleetBattery(db, shiftHours)
     .map((b): ReportCamera => {
@@ -181,11 +177,7 @@ function offloads(db: Db, now: number): ReportModel['offloads'] {
   const since = new Date(today.getFullYear(), today.getMonth(), today.getDate() - (REPORT_DAYS - 1)).toISOString();
   let count = 0;
   let bytes = 0;
-  for (const r of db
-    .prepare<[string], { verified_at: string; bytes: number }>(
-      'SELECT verified_at, bytes FROM recordings WHERE verified_at >= ?',
-    )
-    .iterate(since)) {
+  for (const r of verifiedSince(db, since)) {
     const day = days.get(localDay(Date.parse(r.verified_at)));
     if (!day) continue;
     day.count++;
@@ -197,38 +189,18 @@ function offloads(db: Db, now: number): ReportModel['offloads'] {
 }
 
 function failures(db: Db): ReportModel['failures'] {
-  const recordings = db
-    .prepare<[], { error: string; count: number; cameras: string; example: string }>(
-      `SELECT coalesce(last_error, '') error, count(*) count, json_group_array(DISTINCT camera) cameras, min(source_path) example
-       FROM recordings WHERE status = 'failed' GROUP BY error ORDER BY count DESC, error`,
-    )
-    .all()
-    .map((r) => ({ ...r, cameras: (JSON.parse(r.cameras) as string[]).sort() }));
-  // With max(), SQLite takes the bare columns from the row holding the maximum: the latest event.
-  const events = db
-    .prepare<
-      [],
-      { class: string | null; count: number; gaveUp: number; lastError: string | null; lastAt: string; lastSeq: number }
-    >(
-      `SELECT class, count(*) count, coalesce(sum(json_extract(details, '$.willRetry') = 0), 0) gaveUp,
-              max(seq) lastSeq, at lastAt, json_extract(details, '$.error') lastError
-       FROM (SELECT seq, at, details, json_extract(details, '$.class') class FROM custody_events WHERE type = 'offload.failed')
-       GROUP BY class ORDER BY count DESC, class`,
-    )
-    .all()
-    .map(({ lastSeq: _, ...r }) => ({ ...r, class: r.class ?? 'unclassified' }));
+  const recordings = failedRecordingsByError(db).map((r) => ({
+    ...r,
+    cameras: (JSON.parse(r.cameras) as string[]).sort(),
+  }));
+  const events = offloadFailuresByClass(db).map(({ lastSeq: _, ...r }) => ({ ...r, class: r.class ?? 'unclassified' }));
   return { recordings, events };
 }
 
 function archive(db: Db, dataDir: string): ReportModel['archive'] {
   const p = path.join(dataDir, 'archive');
   // What the archive holds on disk: the ciphertext's size for recordings encrypted at rest.
-  const c = db
-    .prepare<[], { verifiedCount: number; verifiedBytes: number; pending: number; failed: number }>(
-      `SELECT coalesce(sum(status = 'verified'), 0) verifiedCount, coalesce(sum(CASE WHEN status = 'verified' THEN coalesce(stored_bytes, bytes) END), 0) verifiedBytes,
-              coalesce(sum(status IN ('pending', 'copying')), 0) pending, coalesce(sum(status = 'failed'), 0) failed FROM recordings`,
-    )
-    .get()!;
+  const c = archiveCounts(db);
   let freeBytes: number | null = null;
   let totalBytes: number | null = null;
   if (existsSync(p)) {
@@ -241,13 +213,11 @@ function archive(db: Db, dataDir: string): ReportModel['archive'] {
 
 function custody(db: Db, dataDir: string): ReportModel['custody'] {
   const chain = verifyChain(db);
-  const head =
-    db.prepare<[], { seq: number; at: string }>('SELECT seq, at FROM custody_events ORDER BY seq DESC LIMIT 1').get() ??
-    null;
+  const head = custodyHeadAt(db) ?? null;
   const cp = latestCheckpoint(db);
   const checks = checkCheckpoints(db, loadDockPublicKey(dataDir));
   return {
-    events: db.prepare<[], { n: number }>('SELECT count(*) n FROM custody_events').get()!.n,
+    events: custodyEventCount(db),
     head,
     chain: { ok: chain.ok, firstBadSeq: chain.firstBadSeq, reason: chain.reason },
     checkpoint: cp ? { seq: cp.seq, at: cp.at, keyId: cp.keyId } : null,

@@ -3,7 +3,9 @@
  * `dockd stages` prints. Reads only.
  */
 import type { Db } from '../store/db.js';
-import { officerUnits } from '../store/officers.js';
+import { cameraSerials } from '../store/cameras.js';
+import { assignmentsNewestFirst, officerUnits } from '../store/officers.js';
+import { dockingEvents } from '../store/custody-log.js';
 import { cameraEpisodes, type CameraEpisodes } from './episodes.js';
 import { groupFigures, type GroupFigures, type GroupOf } from './groups.js';
 import {
@@ -49,10 +51,7 @@ export function readEpisodes(db: Db, w: StageWindow): { episodes: CameraEpisodes
   const lo = w.from === null ? -Number.MAX_SAFE_INTEGER : w.from - CONTEXT_MS;
   const hi = w.to === null ? Number.MAX_SAFE_INTEGER : w.to + CONTEXT_MS;
   const dockings = new Map<string, { dockedAt: number[]; undockedAt: number[] }>();
-  const custody = db.prepare<[], [string, string, string]>(
-    "SELECT camera, at, type FROM custody_events WHERE type IN ('camera.docked', 'camera.undocked') AND camera IS NOT NULL",
-  );
-  for (const [camera, iso, type] of custody.raw().iterate()) {
+  for (const [camera, iso, type] of dockingEvents(db)) {
     const at = Date.parse(iso);
     if (!(at >= lo && at < hi)) continue;
     let d = dockings.get(camera);
@@ -77,9 +76,7 @@ export function readEpisodes(db: Db, w: StageWindow): { episodes: CameraEpisodes
     episodes.push(cameraEpisodes({ camera, entries, ...dockings.get(camera) }));
   }
   const has = new Set(withLog);
-  const noData = (
-    db.prepare<[], string>('SELECT serial FROM cameras ORDER BY serial').pluck().all() as unknown as string[]
-  ).filter((c) => !has.has(c));
+  const noData = cameraSerials(db).filter((c) => !has.has(c));
   return { episodes, noData };
 }
 
@@ -92,11 +89,7 @@ interface Holding {
 
 /** Who held a camera when, from `dockd assign`; officers' units from `dockd assign --unit`. */
 function holderOf(db: Db, by: 'officer' | 'unit'): GroupOf {
-  const rows = db
-    .prepare<[], { camera: string; officer: string; from_at: string; to_at: string | null }>(
-      'SELECT camera, officer, from_at, to_at FROM assignments ORDER BY from_at DESC, id DESC',
-    )
-    .all();
+  const rows = assignmentsNewestFirst(db);
   const byCamera = new Map<string, Holding[]>();
   for (const r of rows) {
     const list = byCamera.get(r.camera) ?? [];

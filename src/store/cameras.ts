@@ -123,3 +123,115 @@ export class CameraStore {
 export function storeBatteryVerdict(db: Db, serial: string, verdictJson: string): void {
   db.prepare('UPDATE cameras SET battery_verdict_json = ? WHERE serial = ?').run(verdictJson, serial);
 }
+
+/** A row of `cameras` as `dockd cameras` lists it. */
+export interface CameraRow {
+  serial: string;
+  model: string;
+  firmware: string;
+  slot: string;
+  docked: number;
+  first_seen: string;
+  last_seen: string;
+  clock_skew_s: number | null;
+  battery_json: string | null;
+  visit: number;
+}
+
+/** Every camera ever seen, by serial. */
+export function camerasBySerial(db: Db): CameraRow[] {
+  return db.prepare<[], CameraRow>('SELECT * FROM cameras ORDER BY serial').all();
+}
+
+/** Whether the store knows the camera: it docked, or custody names it (assigned before it ever docked). */
+export function cameraKnown(db: Db, serial: string): boolean {
+  return !!db
+    .prepare('SELECT 1 FROM cameras WHERE serial = ? UNION ALL SELECT 1 FROM custody_events WHERE camera = ? LIMIT 1')
+    .get(serial, serial);
+}
+
+/** Whether the camera has ever docked. */
+export function cameraDocked(db: Db, serial: string): boolean {
+  return !!db.prepare('SELECT 1 FROM cameras WHERE serial = ?').get(serial);
+}
+
+/** The model a camera reported at its last docking; undefined for a camera never seen. */
+export function cameraModel(db: Db, serial: string): { model: string } | undefined {
+  return db.prepare<[string], { model: string }>('SELECT model FROM cameras WHERE serial = ?').get(serial);
+}
+
+/** Every camera's serial and model, by serial. */
+export function cameraModels(db: Db): { serial: string; model: string }[] {
+  return db.prepare<[], { serial: string; model: string }>('SELECT serial, model FROM cameras ORDER BY serial').all();
+}
+
+/** Every camera's serial, in order. */
+export function cameraSerials(db: Db): string[] {
+  return db.prepare<[], string>('SELECT serial FROM cameras ORDER BY serial').pluck().all() as unknown as string[];
+}
+
+/** A camera as `dockd status` shows it. */
+export interface StatusCameraRow {
+  serial: string;
+  slot: string | null;
+  docked: number;
+  model: string | null;
+  battery_json: string | null;
+  visit: number;
+}
+
+/** What `dockd status` shows of each camera: docked ones first, by slot. */
+export function camerasForStatus(db: Db): StatusCameraRow[] {
+  return db
+    .prepare<[], StatusCameraRow>(
+      'SELECT serial, slot, docked, model, battery_json, visit FROM cameras ORDER BY docked DESC, slot, serial',
+    )
+    .all();
+}
+
+/** What the report shows of each camera besides its battery. */
+export function camerasForReport(
+  db: Db,
+): { serial: string; model: string | null; slot: string | null; docked: number; last_seen: string }[] {
+  return db
+    .prepare<[], { serial: string; model: string | null; slot: string | null; docked: number; last_seen: string }>(
+      'SELECT serial, model, slot, docked, last_seen FROM cameras',
+    )
+    .all();
+}
+
+/** A camera as the fleet's state document shows it. */
+export interface RecentCameraRow {
+  serial: string;
+  model: string | null;
+  docked: number;
+  last_seen: string;
+  clock_skew_s: number | null;
+  battery_json: string | null;
+  battery_verdict_json: string | null;
+}
+
+/** Cameras seen since `sinceIso` or docked now, docked first then newest, at most `max`. */
+export function recentCameras(db: Db, sinceIso: string, max: number): RecentCameraRow[] {
+  return db
+    .prepare<[string, number], RecentCameraRow>(
+      'SELECT serial, model, docked, last_seen, clock_skew_s, battery_json, battery_verdict_json FROM cameras WHERE last_seen >= ? OR docked = 1 ORDER BY docked DESC, last_seen DESC LIMIT ?',
+    )
+    .all(sinceIso, max);
+}
+
+/** The battery reading of the camera's last report, as stored (JSON); undefined for an unknown camera. */
+export function cameraBatteryJson(db: Db, serial: string): { battery_json: string | null } | undefined {
+  return db
+    .prepare<[string], { battery_json: string | null }>('SELECT battery_json FROM cameras WHERE serial = ?')
+    .get(serial);
+}
+
+/** Each camera's battery verdict of its last docking (JSON, null before verdicts were kept), by serial. */
+export function storedBatteryVerdicts(db: Db): { serial: string; battery_verdict_json: string | null }[] {
+  return db
+    .prepare<[], { serial: string; battery_verdict_json: string | null }>(
+      'SELECT serial, battery_verdict_json FROM cameras ORDER BY serial',
+    )
+    .all();
+}

@@ -40,3 +40,18 @@ export function* allCheckpoints(db: Db): IterableIterator<Checkpoint> {
 export function chainHashAt(db: Db, seq: number): string | undefined {
   return db.prepare<[number], { hash: string }>('SELECT hash FROM custody_events WHERE seq = ?').get(seq)?.hash;
 }
+
+/** How many checkpoints there are and the last seq they sign: all of them, or those of one key. */
+export function checkpointsSigned(db: Db, keyId: string | null): { checkpoints: number; lastSeq: number } | undefined {
+  return keyId === null
+    ? db
+        .prepare<[], { checkpoints: number; lastSeq: number }>(
+          'SELECT count(*) checkpoints, coalesce(max(seq), 0) lastSeq FROM chain_checkpoints',
+        )
+        .get()
+    : db
+        .prepare<[string], { checkpoints: number; lastSeq: number }>(
+          'SELECT count(*) checkpoints, coalesce(max(seq), 0) lastSeq FROM chain_checkpoints WHERE key_id = ?',
+        )
+        .get(keyId);
+}

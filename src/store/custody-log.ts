@@ -104,3 +104,65 @@ export class CustodyLog {
       .map(rowToEvent);
   }
 }
+
+/** The events with seq in [from, to], in order. */
+export function* custodyEventsBetween(db: Db, from: number, to: number): IterableIterator<CustodyEvent> {
+  for (const row of db
+    .prepare<[number, number], Row>('SELECT * FROM custody_events WHERE seq BETWEEN ? AND ? ORDER BY seq')
+    .iterate(from, to))
+    yield rowToEvent(row);
+}
+
+export function custodyEventCount(db: Db): number {
+  return db.prepare<[], { n: number }>('SELECT count(*) n FROM custody_events').get()!.n;
+}
+
+/** The chain's last event, its seq and time; undefined for an empty chain. */
+export function custodyHeadAt(db: Db): { seq: number; at: string } | undefined {
+  return db
+    .prepare<[], { seq: number; at: string }>('SELECT seq, at FROM custody_events ORDER BY seq DESC LIMIT 1')
+    .get();
+}
+
+/** The time of the newest event (ISO), null for an empty chain. */
+export function newestCustodyAt(db: Db): string | null {
+  return db.prepare<[], { at: string | null }>('SELECT max(at) AS at FROM custody_events').get()?.at ?? null;
+}
+
+/** Every `camera.docked` and `camera.undocked` event naming a camera, as [camera, at, type]. */
+export function dockingEvents(db: Db): IterableIterator<[string, string, string]> {
+  return db
+    .prepare<[], [string, string, string]>(
+      "SELECT camera, at, type FROM custody_events WHERE type IN ('camera.docked', 'camera.undocked') AND camera IS NOT NULL",
+    )
+    .raw()
+    .iterate();
+}
+
+/** Every `archive.mismatch` and `archive.intact` finding, in order. */
+export function archiveFindingEvents(db: Db): IterableIterator<{ recording: string; type: string; details: string }> {
+  return db
+    .prepare<[], { recording: string; type: string; details: string }>(
+      "SELECT recording, type, details FROM custody_events WHERE type IN ('archive.mismatch', 'archive.intact') AND recording IS NOT NULL ORDER BY seq",
+    )
+    .iterate();
+}
+
+/** Every `replication.verified` event, in order. */
+export function replicationVerifiedEvents(db: Db): { recording: string; sha256: string; details: string }[] {
+  return db
+    .prepare<[], { recording: string; sha256: string; details: string }>(
+      "SELECT recording, sha256, details FROM custody_events WHERE type = 'replication.verified' ORDER BY seq",
+    )
+    .all();
+}
+
+/** A recording's latest `offload.verified` event; prepared once for many recordings. */
+export function latestOffloadVerifiedQuery(
+  db: Db,
+): (recording: string) => { sha256: string | null; details: string } | undefined {
+  const stmt = db.prepare<[string], { sha256: string | null; details: string }>(
+    "SELECT sha256, details FROM custody_events WHERE recording = ? AND type = 'offload.verified' ORDER BY seq DESC LIMIT 1",
+  );
+  return (recording) => stmt.get(recording);
+}

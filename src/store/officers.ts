@@ -92,3 +92,14 @@ export function assignments(db: Db, camera?: string): Assignment[] {
     .all(...(camera ? [camera] : []));
   return rows.map((r) => ({ camera: r.camera, officer: r.officer, from: r.from_at, to: r.to_at }));
 }
+
+/** Every assignment, newest first: who held which camera from when to when (null: still). */
+export function assignmentsNewestFirst(
+  db: Db,
+): { camera: string; officer: string; from_at: string; to_at: string | null }[] {
+  return db
+    .prepare<[], { camera: string; officer: string; from_at: string; to_at: string | null }>(
+      'SELECT camera, officer, from_at, to_at FROM assignments ORDER BY from_at DESC, id DESC',
+    )
+    .all();
+}
