@@ -19,6 +19,8 @@ import { formatLocalTime, parseLocalTime } from '../drivers/mass-storage/local-t
 import { encodeSettings, parseSettingsFile, updateSettingsFile } from '../drivers/mass-storage/settings-file.js';
 import { parseEventLog } from '../drivers/mass-storage/event-log.js';
 import { writeCameraFile } from '../drivers/mass-storage/file-io.js';
+import { parseConfig } from '../src/config.js';
+import { configError } from './support/config-error.js';
 import { ROOT } from './support/harness.js';
 
 const EXAMPLE = MASS_STORAGE_PROFILES.find((p) => p.name === 'example-bwc-m')!;
@@ -77,6 +79,18 @@ describe('which profile a mass-storage camera gets', () => {
         table,
       ),
     ).toMatchObject({ profile: EXAMPLE });
+  });
+
+  it('takes the config key from the CLI contract and refuses a bad VID:PID or an unknown row (exit 2 naming the key)', () => {
+    const cfg = parseConfig({ usb: { massStorage: { profiles: { '46f4:0001': 'example-bwc-m' } } } }, '/base');
+    expect(cfg.usb.massStorage.profiles).toEqual({ '46f4:0001': 'example-bwc-m' });
+    expect(parseConfig({}, '/base').usb.massStorage.profiles).toEqual({});
+    expect(configError({ usb: { massStorage: { profiles: { '46f4': 'example-bwc-m' } } } })).toBe(
+      'config: usb.massStorage.profiles.46f4: must be a "VID:PID" key such as "1209:0001"',
+    );
+    expect(configError({ usb: { massStorage: { profiles: { '46f4:0001': 'acme' } } } })).toBe(
+      'config: usb.massStorage.profiles.46f4:0001: unknown profile "acme" (the mass-storage profile table has example-bwc-m)',
+    );
   });
 
   it('has rows with unique names, a way to match, and files that are plain relative paths', () => {

@@ -89,6 +89,11 @@ export function vidPid(vendorId: number, productId: number): string {
   return `${vendorId.toString(16).padStart(4, '0')}:${productId.toString(16).padStart(4, '0')}`;
 }
 
+/** `"1209:0001"` as a `usb.massStorage.profiles` key names it, lower case; null for anything else. */
+export function parseVidPidKey(key: string): string | null {
+  return VID_PID.exec(key.trim())?.slice(1).join(':').toLowerCase() ?? null;
+}
+
 /**
  * The row for a device: a `usb.massStorage.profiles` entry for its VID:PID first, then the
  * table's VID:PID, then its model; null when none.
@@ -102,7 +107,7 @@ export function massStorageProfileFor(
   if (vendorId !== undefined && productId !== undefined) {
     const id = vidPid(vendorId, productId);
     for (const [key, name] of Object.entries(assigned)) {
-      if (VID_PID.exec(key.trim())?.slice(1).join(':').toLowerCase() !== id) continue;
+      if (parseVidPidKey(key) !== id) continue;
       const profile = table.find((p) => p.name === name);
       if (profile) return { profile, matchedBy: `config ${id}` };
     }
