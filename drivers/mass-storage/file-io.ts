@@ -3,26 +3,30 @@
  * settings, time and event files), by their `/`-separated path on the volume. Reads are bounded
  * and never follow a link out of the volume; writes are atomic as far as the file system allows:
  * a temporary name in the same folder, written and flushed to the device, renamed over the file,
- * and the folder flushed, so a camera pulled out (or a dock losing power) at any moment holds
- * either the old file whole or the new one whole.
+ * the file and then the folder flushed, so a camera pulled out (or a dock losing power) at any
+ * moment holds either the old file whole or the new one whole.
  */
 import { constants } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { DriverError } from '../types.js';
 import { joinBytes, openInside, resolveInside } from '../file-tree.js';
 
-/**
- * Writes a folder's entries through to the device. An unlink or a rename lives in this machine's
- * page cache until then; on vfat, fsync of the folder writes its entry and the allocation table
- * and flushes the disk (fat_file_fsync), so a camera pulled out a moment later has the change.
- */
-export async function syncDirectory(dir: Buffer): Promise<void> {
-  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+async function syncPath(p: Buffer, flags: number): Promise<void> {
+  const handle = await open(p, constants.O_RDONLY | flags);
   try {
     await handle.sync();
   } finally {
     await handle.close().catch(() => undefined);
   }
+}
+
+/**
+ * Writes a folder's entries through to the device. An unlink lives in this machine's page cache
+ * until then; on vfat, fsync of the folder writes its entry and the allocation table and flushes
+ * the disk (fat_file_fsync), so a camera pulled out a moment later no longer holds the file.
+ */
+export function syncDirectory(dir: Buffer): Promise<void> {
+  return syncPath(dir, constants.O_DIRECTORY);
 }
 
 export interface CameraFileRead {
@@ -85,6 +89,9 @@ export async function writeCameraFile(
   const { file, folder } = await resolveInside(root, rel);
   const temp = joinBytes(folder, temporaryName(file.subarray(folder.length + 1)));
   const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW);
+  // The file being replaced, held open across the rename: vfat frees its clusters only once
+  // nothing holds it, which must wait until the entry naming the new ones is on the device.
+  const replaced = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => null);
   let renamed = false;
   try {
     try {
@@ -96,9 +103,16 @@ export async function writeCameraFile(
     await hooks.beforeRename?.();
     await rename(temp, file);
     renamed = true;
+    // On vfat the folder holds the temporary name's removal, while the entry under the file's
+    // name (its size and first cluster) is written with the file: first the one, so that no two
+    // entries ever name the new clusters, then the other, while the old clusters are still held.
+    await syncDirectory(folder);
+    await syncPath(file, constants.O_NOFOLLOW);
   } finally {
+    await replaced?.close().catch(() => undefined);
     if (!renamed) await unlink(temp).catch(() => undefined);
   }
+  // Only now the old clusters' release.
   await syncDirectory(folder);
   const back = await readCameraFile(root, rel, data.length + 1);
   if (!back.bytes.equals(data))
