@@ -9,6 +9,7 @@
  * VID:PID the table does not name. docs/camera-settings.md ("Mass-storage cameras") explains the
  * formats and how to add a row.
  */
+import { deviceRowFor, type DeviceRow } from '../device-table.js';
 
 /** How one setting is spelt in a `key=value` settings file, and which values the camera takes. */
 export type MassStorageSettingSpec =
@@ -21,17 +22,10 @@ export type MassStorageSettingSpec =
   /** Printable ASCII, at most `maxLength` characters. */
   | { type: 'string'; maxLength: number };
 
-export interface MassStorageProfile {
+/** A row: the model it is for, by USB VID:PID or by the USB product string. */
+export interface MassStorageProfile extends DeviceRow {
   /** What `usb.massStorage.profiles` and the logs call the row. */
   name: string;
-  /** USB VID:PID, or the model as the USB product string gives it; at least one. */
-  vendorId?: number;
-  productId?: number;
-  model?: string;
-  /** What the row is, for people reading the table. */
-  device: string;
-  /** Where the file names and formats come from (a vendor document, a firmware version). */
-  source: string;
   /**
    * The camera remounts or rescans its storage when its settings file changes: dockd then
    * writes it only once every recording is off the camera.
@@ -111,12 +105,12 @@ export function massStorageProfileFor(
       const profile = table.find((p) => p.name === name);
       if (profile) return { profile, matchedBy: `config ${id}` };
     }
-    const byId = table.find((p) => p.vendorId === vendorId && p.productId === productId);
-    if (byId) return { profile: byId, matchedBy: `VID:PID ${id}` };
   }
-  const model = device.model.trim().toLowerCase();
-  const byModel = table.find((p) => p.model !== undefined && p.model.trim().toLowerCase() === model);
-  return byModel ? { profile: byModel, matchedBy: `model "${device.model.trim()}"` } : null;
+  const found = deviceRowFor(table, device);
+  if (!found) return null;
+  const matchedBy =
+    found.by === 'VID:PID' ? `VID:PID ${vidPid(vendorId!, productId!)}` : `model "${device.model.trim()}"`;
+  return { profile: found.row, matchedBy };
 }
 
 /** Every file a row names, as `/`-separated paths relative to the volume root. */
