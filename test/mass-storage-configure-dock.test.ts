@@ -5,17 +5,17 @@
  * log is stored with true times, both changes are in custody, and its recordings are offloaded,
  * verified and deleted as from any other camera, while its own files stay on it.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { createHash, randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { DeviceInfo } from '../drivers/types.js';
-import { createMassStorageDriver } from '../drivers/mass-storage/index.js';
 import { formatLocalTime, parseLocalTime } from '../drivers/mass-storage/local-time.js';
 import { cameraEvents, cameraSettings } from '../src/store/camera-settings.js';
-import { configuringDock, until } from './support/configuring-dock.js';
-import { fakeDockPc, setConnectedDuration } from './support/sysfs.js';
+import { cleanupAfterEach, configuringDock, until } from './support/configuring-dock.js';
+import { sha256 } from './support/harness.js';
+import { fakeDockPc, fakePcDriver, setConnectedDuration } from './support/sysfs.js';
 import { recordedInfo } from './support/usb.js';
 
 /** QEMU's disk on port 1-1 of the fixture, CAM-0001, given the example profile's VID:PID. */
@@ -24,13 +24,7 @@ const SERIAL = 'CAM-0001';
 const HOUR = 3600_000;
 const CONNECTED_MS = 2000;
 
-let cleanup: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const f of cleanup.reverse()) await f();
-  cleanup = [];
-});
-
-const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const cleanup = cleanupAfterEach();
 
 /** A camera an hour behind the dock, with two recordings and the example profile's three files. */
 function camera() {
@@ -59,14 +53,7 @@ function camera() {
     mkdirSync(path.dirname(path.join(pc.camA, rel)), { recursive: true });
     writeFileSync(path.join(pc.camA, rel), data);
   }
-  const driver = createMassStorageDriver({
-    sysfsRoot: pc.sys,
-    mountinfoPath: pc.mountinfo,
-    automountRoots: pc.automountRoots,
-    mountWaitMs: 3000,
-    recheckMs: 50,
-  });
-  return { vol: pc.camA, files, events, driver };
+  return { vol: pc.camA, files, events, driver: fakePcDriver(pc) };
 }
 
 describe('docking a mass-storage camera of the example profile', () => {
@@ -137,7 +124,7 @@ describe('docking a mass-storage camera of the example profile', () => {
     expect(rows.map((r) => r.source_path)).toEqual([...cam.files.keys()].sort());
     for (const r of rows) {
       expect(r.status, r.source_path).toBe('verified');
-      expect(sha(readFileSync(r.archive_path)), r.source_path).toBe(sha(cam.files.get(r.source_path)!));
+      expect(sha256(readFileSync(r.archive_path)), r.source_path).toBe(sha256(cam.files.get(r.source_path)!));
       expect(r.deleted_from_camera, r.source_path).toBe(1);
       expect(existsSync(path.join(cam.vol, r.source_path)), r.source_path).toBe(false);
     }

@@ -8,12 +8,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DriverError, type CameraSession, type DeviceInfo } from '../drivers/types.js';
-import { createMassStorageDriver } from '../drivers/mass-storage/index.js';
+import type { CameraSession, DeviceInfo } from '../drivers/types.js';
+import type { MassStorageDriverOptions } from '../drivers/mass-storage/index.js';
 import { formatLocalTime, parseLocalTime } from '../drivers/mass-storage/local-time.js';
 import { MAX_EVENT_LOG_FILE } from '../drivers/mass-storage/camera-files.js';
-import { fakeDockPc, setConnectedDuration, type FakeDockPc } from './support/sysfs.js';
+import { fakeDockPc, fakePcDriver, setConnectedDuration, type FakeDockPc } from './support/sysfs.js';
 import { MemoryLogger, recordedInfo } from './support/usb.js';
+import { rejection } from './support/driver-error.js';
 
 /** QEMU's disk (port 1-1 of the fixture) with the example profile's VID:PID. */
 const EXAMPLE_CAMERA: DeviceInfo = { ...recordedInfo('qemu-usb-storage'), vendorId: 0x1209, productId: 0x0001 };
@@ -48,7 +49,7 @@ interface Camera {
   /** Every file of the volume but the profile's, with its hash: the recordings and whatever else. */
   untouched(): Record<string, string>;
   file(rel: string): string;
-  open(device?: DeviceInfo, opts?: { folders?: string[] }): Promise<CameraSession>;
+  open(device?: DeviceInfo, opts?: MassStorageDriverOptions): Promise<CameraSession>;
 }
 
 /** The camera wrote its clock, an hour behind the dock's, into TIME.TXT when it was connected. */
@@ -88,30 +89,11 @@ function camera(): Camera {
     untouched,
     file: (rel) => readFileSync(path.join(vol, rel), 'latin1'),
     async open(device = EXAMPLE_CAMERA, opts = {}) {
-      const driver = createMassStorageDriver({
-        sysfsRoot: pc.sys,
-        mountinfoPath: pc.mountinfo,
-        automountRoots: pc.automountRoots,
-        dataDir: path.join(root, 'data'),
-        mountWaitMs: 3000,
-        recheckMs: 50,
-        ...opts,
-      });
-      const s = await driver.open(device, log);
+      const s = await fakePcDriver(pc, opts).open(device, log);
       sessions.push(s);
       return s;
     },
   };
-}
-
-async function rejection(p: Promise<unknown>): Promise<DriverError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(DriverError);
-    return err as DriverError;
-  }
-  throw new Error('expected a rejection');
 }
 
 async function ids(s: CameraSession): Promise<string[]> {
@@ -148,14 +130,7 @@ describe('a mass-storage camera with a profile', () => {
     ]);
     // The same disk, given the example's files by usb.massStorage.profiles.
     await plain.close();
-    const driver = createMassStorageDriver({
-      sysfsRoot: cam.pc.sys,
-      mountinfoPath: cam.pc.mountinfo,
-      automountRoots: cam.pc.automountRoots,
-      profiles: { '46f4:0001': 'example-bwc-m' },
-    });
-    const assigned = await driver.open(recordedInfo('qemu-usb-storage'), cam.log);
-    sessions.push(assigned);
+    const assigned = await cam.open(recordedInfo('qemu-usb-storage'), { profiles: { '46f4:0001': 'example-bwc-m' } });
     expect(assigned.capabilities.settings).toBe(true);
   });
 

@@ -29,7 +29,8 @@ import {
   type MassStorageDriverOptions,
 } from '../drivers/mass-storage/index.js';
 import { MemoryLogger, recordedInfo } from './support/usb.js';
-import { fakeDockPc, MOUNTINFO } from './support/sysfs.js';
+import { fakeDockPc, fakePcDriver, MOUNTINFO } from './support/sysfs.js';
+import { rejection } from './support/driver-error.js';
 
 interface World {
   root: string;
@@ -64,16 +65,7 @@ function world(opts: { mounted?: boolean } = {}): World {
     camA: pc.camA,
     mounts: pc.mounts,
     log: new MemoryLogger(),
-    driver: (o = {}) =>
-      createMassStorageDriver({
-        sysfsRoot: pc.sys,
-        mountinfoPath: pc.mountinfo,
-        automountRoots: pc.automountRoots,
-        dataDir: path.join(root, 'data'),
-        mountWaitMs: 3000,
-        recheckMs: 50,
-        ...o,
-      }),
+    driver: (o = {}) => fakePcDriver(pc, o),
     setMounts: pc.setMounts,
   };
   if (opts.mounted === false) w.setMounts(withoutCamA(pc.mounts));
@@ -123,16 +115,6 @@ async function open(
   const s = await w.driver(o).open(device, w.log);
   sessions.push(s);
   return s;
-}
-
-async function rejection(p: Promise<unknown>): Promise<DriverError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(DriverError);
-    return err as DriverError;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('sysfs and mountinfo', () => {

@@ -4,8 +4,8 @@
  * settings brought to its profile through device properties, both recorded in custody, and its
  * recordings are offloaded, verified and cleared as from any other camera.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { createHash, randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +13,8 @@ import type { DeviceInfo } from '../drivers/types.js';
 import { createPtpDriver } from '../drivers/ptp/driver.js';
 import { DataType, Op } from '../drivers/ptp/constants.js';
 import { cameraSettings } from '../src/store/camera-settings.js';
-import { configuringDock, until } from './support/configuring-dock.js';
+import { cleanupAfterEach, configuringDock, until } from './support/configuring-dock.js';
+import { sha256 } from './support/harness.js';
 import { PtpResponder } from './support/ptp-responder.js';
 
 /** The example setting profile's VID:PID (drivers/ptp/setting-profiles.ts). */
@@ -28,13 +29,7 @@ const DEVICE: DeviceInfo = {
 };
 const SERIAL = 'ACME-0042';
 
-let cleanup: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const f of cleanup.reverse()) await f();
-  cleanup = [];
-});
-
-const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const cleanup = cleanupAfterEach();
 
 function camera() {
   const root = mkdtempSync(path.join(os.tmpdir(), 'dockd-ptpcfg-cam-'));
@@ -131,7 +126,7 @@ describe('docking a PTP camera with a skewed clock and a setting profile', () =>
     expect(rows.map((r) => r.source_path)).toEqual([...files.keys()].sort());
     for (const r of rows) {
       expect(r.status, r.source_path).toBe('verified');
-      expect(sha(readFileSync(r.archive_path)), r.source_path).toBe(sha(files.get(r.source_path)!));
+      expect(sha256(readFileSync(r.archive_path)), r.source_path).toBe(sha256(files.get(r.source_path)!));
       expect(r.deleted_from_camera, r.source_path).toBe(1);
       expect(existsSync(path.join(root, r.source_path)), r.source_path).toBe(false);
     }

@@ -2,6 +2,7 @@
  * A dock PC in one process, for tests of a driver the whole way: the dock manager with its
  * configurator (issue 24), the ingest engine and the store, with the drivers a test hands it.
  */
+import { afterEach } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +25,17 @@ export interface LogLine {
   [field: string]: unknown;
 }
 
+export type Cleanup = Array<() => Promise<void> | void>;
+
+/** What a test pushes here is undone after it, the last pushed first. Call at the top of a file. */
+export function cleanupAfterEach(): Cleanup {
+  const cleanup: Cleanup = [];
+  afterEach(async () => {
+    for (const f of cleanup.splice(0).reverse()) await f();
+  });
+  return cleanup;
+}
+
 /** Waits until `cond` holds, polling every 10 ms. */
 export async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
@@ -37,11 +49,7 @@ export async function until(what: string, cond: () => boolean, ms = 10_000): Pro
  * A dock with `config` (its `clock` and `settings` sections count) and `drivers`; `cleanup`
  * collects what stops it and removes its data dir.
  */
-export function configuringDock(
-  drivers: CameraDriver[],
-  config: Record<string, unknown>,
-  cleanup: Array<() => Promise<void> | void>,
-) {
+export function configuringDock(drivers: CameraDriver[], config: Record<string, unknown>, cleanup: Cleanup) {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dockd-cfgdock-'));
   const db = openStore(dataDir);
   const lines: LogLine[] = [];

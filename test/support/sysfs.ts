@@ -5,6 +5,7 @@
  */
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { createMassStorageDriver, type MassStorageDriverOptions } from '../../drivers/mass-storage/index.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/sysfs');
 export const SYSFS_TREE = readFileSync(path.join(FIXTURES, 'usb-storage.tree'), 'utf8');
@@ -63,6 +64,19 @@ export function fakeDockPc(root: string): FakeDockPc {
     automountRoots: [path.join(root, 'media'), path.join(root, 'run', 'media')],
     setMounts,
   };
+}
+
+/** The mass-storage driver on the fake PC, with short waits; `opts` override. */
+export function fakePcDriver(pc: FakeDockPc, opts: MassStorageDriverOptions = {}) {
+  return createMassStorageDriver({
+    sysfsRoot: pc.sys,
+    mountinfoPath: pc.mountinfo,
+    automountRoots: pc.automountRoots,
+    dataDir: path.join(pc.root, 'data'),
+    mountWaitMs: 3000,
+    recheckMs: 50,
+    ...opts,
+  });
 }
 
 /** How long ago (ms) the kernel says USB device `port` was connected, as sysfs gives it. */
