@@ -17,6 +17,7 @@ import {
   type SettingsConfig,
 } from './camera-config.js';
 import { parseDockPublicKey } from './crypto/signing.js';
+import { MASS_STORAGE_PROFILES, parseVidPidKey } from '../drivers/mass-storage/profiles.js';
 
 export type { RetryConfig } from './lib/failure-policy.js';
 
@@ -29,7 +30,7 @@ export interface Config {
     allow: string[];
     drivers: Record<string, string>;
     pollIntervalMs: number;
-    massStorage: { mount: boolean; automountRoots: string[]; folders: string[] };
+    massStorage: { mount: boolean; automountRoots: string[]; folders: string[]; profiles: Record<string, string> };
   };
   ingest: {
     concurrency: number;
@@ -106,7 +107,7 @@ export function defaultConfig(): Config {
       allow: [],
       drivers: {},
       pollIntervalMs: 2000,
-      massStorage: { mount: false, automountRoots: ['/media', '/run/media'], folders: ['DCIM'] },
+      massStorage: { mount: false, automountRoots: ['/media', '/run/media'], folders: ['DCIM'], profiles: {} },
     },
     ingest: {
       concurrency: 4,
@@ -177,7 +178,12 @@ const SCHEMA: Record<string, Rule> = {
       pollIntervalMs: ms(100),
       massStorage: {
         t: 'object',
-        fields: { mount: { t: 'bool' }, automountRoots: { t: 'paths' }, folders: { t: 'paths' } },
+        fields: {
+          mount: { t: 'bool' },
+          automountRoots: { t: 'paths' },
+          folders: { t: 'paths' },
+          profiles: { t: 'stringMap' },
+        },
       },
     },
   },
@@ -409,6 +415,7 @@ export function parseConfig(raw: unknown, baseDir = process.cwd()): Config {
     });
   }
   checkFleetKeys(cfg.fleet.keys);
+  checkMassStorageProfiles(cfg.usb.massStorage.profiles);
   if (cfg.replication?.credentialsFile)
     cfg.replication.credentialsFile = path.resolve(baseDir, cfg.replication.credentialsFile);
   if (cfg.replication && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(cfg.replication.bucket)) {
@@ -433,6 +440,17 @@ function checkFleetKeys(keys: Record<string, string>): void {
     } catch (err) {
       throw new ConfigError(`fleet.keys.${dockId}`, (err as Error).message);
     }
+  }
+}
+
+/** `usb.massStorage.profiles`: each key a VID:PID, each value a row of the driver's profile table. */
+function checkMassStorageProfiles(profiles: Record<string, string>): void {
+  const names = MASS_STORAGE_PROFILES.map((p) => p.name);
+  for (const [id, name] of Object.entries(profiles)) {
+    const key = `usb.massStorage.profiles.${id}`;
+    if (!parseVidPidKey(id)) throw new ConfigError(key, 'must be a "VID:PID" key such as "1209:0001"');
+    if (!names.includes(name))
+      throw new ConfigError(key, `unknown profile "${name}" (the mass-storage profile table has ${names.join(', ')})`);
   }
 }
 

@@ -29,29 +29,8 @@ import {
   type MassStorageDriverOptions,
 } from '../drivers/mass-storage/index.js';
 import { MemoryLogger, recordedInfo } from './support/usb.js';
-
-const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/sysfs');
-const TREE = readFileSync(path.join(FIXTURES, 'usb-storage.tree'), 'utf8');
-const MOUNTINFO = readFileSync(path.join(FIXTURES, 'mountinfo'), 'utf8');
-
-/** Lays out the captured sysfs listing as real folders, files and symlinks. */
-function buildSysfs(root: string, tree: string): void {
-  for (const raw of tree.split('\n')) {
-    const line = raw.trimEnd();
-    if (!line || line.startsWith('#')) continue;
-    if (line.includes(' -> ')) {
-      const [p, target] = line.split(' -> ') as [string, string];
-      mkdirSync(path.dirname(path.join(root, p)), { recursive: true });
-      symlinkSync(target, path.join(root, p));
-    } else if (line.includes(' = ')) {
-      const i = line.indexOf(' = ');
-      mkdirSync(path.dirname(path.join(root, line.slice(0, i))), { recursive: true });
-      writeFileSync(path.join(root, line.slice(0, i)), line.slice(i + 3) + '\n');
-    } else {
-      mkdirSync(path.join(root, line), { recursive: true });
-    }
-  }
-}
+import { fakeDockPc, fakePcDriver, MOUNTINFO } from './support/sysfs.js';
+import { rejection } from './support/driver-error.js';
 
 interface World {
   root: string;
@@ -78,34 +57,19 @@ const SMALL = randomBytes(1000);
 function world(opts: { mounted?: boolean } = {}): World {
   const root = mkdtempSync(path.join(os.tmpdir(), 'dockd-ms-'));
   roots.push(root);
-  const sys = path.join(root, 'sys');
-  buildSysfs(sys, TREE);
-  const mounts = MOUNTINFO.replaceAll(' /media/', ` ${root}/media/`).replaceAll(' /run/media/', ` ${root}/run/media/`);
-  const camA = path.join(root, 'media', 'officer', 'CAM A');
-  mkdirSync(path.join(root, 'media', 'officer'), { recursive: true });
-  mkdirSync(path.join(root, 'run', 'media', 'officer'), { recursive: true });
-  const mountinfo = path.join(root, 'mountinfo');
+  const pc = fakeDockPc(root);
   const w: World = {
     root,
-    sys,
-    mountinfo,
-    camA,
-    mounts,
+    sys: pc.sys,
+    mountinfo: pc.mountinfo,
+    camA: pc.camA,
+    mounts: pc.mounts,
     log: new MemoryLogger(),
-    driver: (o = {}) =>
-      createMassStorageDriver({
-        sysfsRoot: sys,
-        mountinfoPath: mountinfo,
-        automountRoots: [path.join(root, 'media'), path.join(root, 'run', 'media')],
-        dataDir: path.join(root, 'data'),
-        mountWaitMs: 3000,
-        recheckMs: 50,
-        ...o,
-      }),
-    setMounts: (text) => writeFileSync(mountinfo, text),
+    driver: (o = {}) => fakePcDriver(pc, o),
+    setMounts: pc.setMounts,
   };
-  w.setMounts(opts.mounted === false ? withoutCamA(mounts) : mounts);
-  if (opts.mounted !== false) fillVolume(camA);
+  if (opts.mounted === false) w.setMounts(withoutCamA(pc.mounts));
+  else fillVolume(pc.camA);
   return w;
 }
 
@@ -151,16 +115,6 @@ async function open(
   const s = await w.driver(o).open(device, w.log);
   sessions.push(s);
   return s;
-}
-
-async function rejection(p: Promise<unknown>): Promise<DriverError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(DriverError);
-    return err as DriverError;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('sysfs and mountinfo', () => {

@@ -4,27 +4,17 @@
  * settings brought to its profile through device properties, both recorded in custody, and its
  * recordings are offloaded, verified and cleared as from any other camera.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { createHash, randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
 import type { DeviceInfo } from '../drivers/types.js';
 import { createPtpDriver } from '../drivers/ptp/driver.js';
 import { DataType, Op } from '../drivers/ptp/constants.js';
-import { defaultConfig, parseConfig } from '../src/config.js';
-import { CustodyLog } from '../src/store/custody-log.js';
-import { PlainArchive } from '../src/archive/plain.js';
-import { BatteryRecorder } from '../src/battery/recorder.js';
-import { CameraConfigurator } from '../src/dock/configure.js';
-import { CameraStore } from '../src/store/cameras.js';
-import { DockManager } from '../src/dock/manager.js';
-import { Transitions } from '../src/store/transitions.js';
-import { IngestEngine } from '../src/ingest/engine.js';
-import { Planner } from '../src/ingest/planner.js';
 import { cameraSettings } from '../src/store/camera-settings.js';
-import { openStore } from '../src/store/db.js';
+import { cleanupAfterEach, configuringDock, until } from './support/configuring-dock.js';
+import { sha256 } from './support/harness.js';
 import { PtpResponder } from './support/ptp-responder.js';
 
 /** The example setting profile's VID:PID (drivers/ptp/setting-profiles.ts). */
@@ -39,25 +29,7 @@ const DEVICE: DeviceInfo = {
 };
 const SERIAL = 'ACME-0042';
 
-interface LogLine {
-  event?: string;
-  [field: string]: unknown;
-}
-
-let cleanup: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const f of cleanup.reverse()) await f();
-  cleanup = [];
-});
-
-const until = async (what: string, cond: () => boolean, ms = 10_000) => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
-const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const cleanup = cleanupAfterEach();
 
 function camera() {
   const root = mkdtempSync(path.join(os.tmpdir(), 'dockd-ptpcfg-cam-'));
@@ -90,63 +62,22 @@ function camera() {
 }
 
 function dockPc(responder: PtpResponder) {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dockd-ptpcfg-'));
-  const db = openStore(dataDir);
-  const lines: LogLine[] = [];
-  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
-  const custody = new CustodyLog(db);
-  const config = parseConfig(
-    {
-      settings: {
-        profiles: { patrol: { preRecordSeconds: 30, resolution: '720p', wifi: false, firmwareChannel: 'beta' } },
-        assign: [{ profile: 'patrol' }],
-      },
-    },
-    dataDir,
-  );
-  const configurator = new CameraConfigurator(db, custody, {
-    clock: config.clock,
-    settings: config.settings,
-    earliest: () => 0,
-  });
-  const cleared: string[] = [];
-  const archive = new PlainArchive({ dataDir });
-  const engine = new IngestEngine({
-    transitions: new Transitions(db, custody),
-    archive: archive,
-    cfg: { ...defaultConfig().ingest, minFreeBytes: 0, retry: { attempts: 5, baseDelayMs: 20, maxDelayMs: 50 } },
-    log: log,
-    events: {
-      deviceGone: () => {},
-      relist: () => {},
-      cleared: (serial) => void cleared.push(serial),
-    },
-  });
   const driver = createPtpDriver({
     openTransport: async () => responder,
     timeoutMs: 300,
     transferBytes: 64 * 1024,
     session: { drainTimeoutMs: 20, statusPollMs: 2 },
   });
-  const dock = new DockManager({
-    cameras: new CameraStore(db, custody),
-    planner: new Planner(db, custody, log),
-    engine: engine,
-    battery: new BatteryRecorder(db),
-    log: log,
-    drivers: [driver],
-    batteryIntervalMs: 60_000,
-    openRetry: { attempts: 4, baseDelayMs: 30, maxDelayMs: 60 },
-    configurator,
-  });
-  cleanup.push(async () => {
-    await dock.stop();
-    await engine.stop();
-    await archive.close();
-    db.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  return { dock, db, custody, lines, cleared };
+  return configuringDock(
+    [driver],
+    {
+      settings: {
+        profiles: { patrol: { preRecordSeconds: 30, resolution: '720p', wifi: false, firmwareChannel: 'beta' } },
+        assign: [{ profile: 'patrol' }],
+      },
+    },
+    cleanup,
+  );
 }
 
 describe('docking a PTP camera with a skewed clock and a setting profile', () => {
@@ -195,7 +126,7 @@ describe('docking a PTP camera with a skewed clock and a setting profile', () =>
     expect(rows.map((r) => r.source_path)).toEqual([...files.keys()].sort());
     for (const r of rows) {
       expect(r.status, r.source_path).toBe('verified');
-      expect(sha(readFileSync(r.archive_path)), r.source_path).toBe(sha(files.get(r.source_path)!));
+      expect(sha256(readFileSync(r.archive_path)), r.source_path).toBe(sha256(files.get(r.source_path)!));
       expect(r.deleted_from_camera, r.source_path).toBe(1);
       expect(existsSync(path.join(root, r.source_path)), r.source_path).toBe(false);
     }

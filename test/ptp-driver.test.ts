@@ -32,6 +32,7 @@ import {
   type PtpResponderOptions,
 } from './support/ptp-responder.js';
 import { MemoryLogger, recordedInfo } from './support/usb.js';
+import { rejection } from './support/driver-error.js';
 
 const TRANSFER = 64 * 1024;
 const BIG = randomBytes(5 * 1024 * 1024 + 123);
@@ -137,16 +138,6 @@ async function drain(stream: Readable): Promise<{ bytes: Buffer; chunks: number[
 
 function sha(b: Uint8Array): string {
   return createHash('sha256').update(b).digest('hex');
-}
-
-async function rejection(p: Promise<unknown>): Promise<DriverError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(DriverError);
-    return err as DriverError;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Reads a stream to its end and returns the error it ended with. */

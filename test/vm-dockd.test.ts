@@ -3,7 +3,7 @@
  * guest while cameras are hot-plugged from here, and each scenario is judged by the daemon's own
  * JSON log, its CLI's --json on the data dir it leaves, and the bytes left on the cameras.
  *
- * One guest (with udev) serves scenarios 1–4, 6 and 7 one after another, each with a fresh daemon and data
+ * One guest (with udev) serves scenarios 1–4 and 6–8 one after another, each with a fresh daemon and data
  * dir; scenario 5 boots a guest without udev. The data dir lives on the guest's tmpfs, never on
  * the 9p share: SQLite's WAL needs shared memory and locks that 9p does not give. When a scenario
  * ends, the guest stops its daemon with SIGTERM, runs `dockd verify` on the data dir, and copies
@@ -61,13 +61,17 @@ while :; do
   mkfifo "$fifo"
   tee "$dir/daemon.log" <"$fifo" &
   tee_pid=$!
+  # A scenario may ask that nothing reach a camera's card but what the daemon itself flushes: the
+  # kernel's periodic writeback is off while its daemon runs.
+  [ -e "$dir/no-writeback" ] && echo 0 >/proc/sys/vm/dirty_writeback_centisecs
   node /app/bin/dockd.js --config "$dir/dockd.config.json" --data-dir "$data" start >"$fifo" 2>&1 &
   pid=$!
-  echo "RUNNER started $name $pid"
+  echo "RUNNER started $name $pid $(cat /proc/sys/vm/dirty_writeback_centisecs)"
   while [ ! -e "$dir/stop" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
   kill -TERM "$pid" 2>/dev/null
   wait "$pid"
   code=$?
+  echo 500 >/proc/sys/vm/dirty_writeback_centisecs
   wait "$tee_pid"
   rm -f "$fifo"
   echo "RUNNER exited $name $code"
@@ -83,6 +87,7 @@ done
 `;
 
 const MB = 1024 * 1024;
+const HOUR = 3600_000;
 const OFFLOAD_MS = 120_000;
 /**
  * Each of the guest's steps after the daemon exits: `dockd verify` re-hashing the archive, then
@@ -115,9 +120,10 @@ function footage(names: string[], bytes: (i: number) => number): Footage[] {
   });
 }
 
-/** What every scenario's daemon shares; the scenario adds its usb section. */
-function daemonConfig(usb: Record<string, unknown>): Record<string, unknown> {
+/** What every scenario's daemon shares; the scenario adds its usb section and any other. */
+function daemonConfig(usb: Record<string, unknown>, more: Record<string, unknown> = {}): Record<string, unknown> {
   return {
+    ...more,
     usb: { enabled: true, pollIntervalMs: 1000, ...usb },
     // The guest's tmpfs has a few hundred MB: the default 1 GiB reserve would pause offloading.
     ingest: { minFreeBytes: 16 * MB, retry: { attempts: 3, baseDelayMs: 200, maxDelayMs: 1000 } },
@@ -231,16 +237,21 @@ class GuestDaemon {
   private from = 0;
   pid = 0;
 
+  /** The kernel's periodic writeback interval while this daemon runs, in centiseconds (0: off). */
+  writebackCentisecs = -1;
+
   constructor(
     private readonly vm: Vm,
     readonly name: string,
     config: Record<string, unknown>,
+    opts: { writeback?: boolean } = {},
   ) {
     this.dir = path.join(vm.dataDir, name);
     rmSync(this.dir, { recursive: true, force: true });
     mkdirSync(this.dir, { recursive: true });
     this.configPath = path.join(this.dir, 'dockd.config.json');
     writeFileSync(this.configPath, JSON.stringify(config, null, 2));
+    if (opts.writeback === false) writeFileSync(path.join(this.dir, 'no-writeback'), '');
   }
 
   /** Starts the daemon and resolves once it watches USB. */
@@ -250,11 +261,12 @@ class GuestDaemon {
     writeFileSync(`${next}.tmp`, this.name);
     renameSync(`${next}.tmp`, next);
     const started = await this.vm.waitForSerial(
-      new RegExp(`^\\[guest\\] RUNNER started ${this.name} (\\d+)$`, 'm'),
+      new RegExp(`^\\[guest\\] RUNNER started ${this.name} (\\d+) (\\d+)$`, 'm'),
       30_000,
       { from: this.from },
     );
     this.pid = Number(started[1]);
+    this.writebackCentisecs = Number(started[2]);
     this.from = started.index;
     await this.waitEvent('bus.started', (l) => l.bus === 'usb', 60_000);
   }
@@ -408,8 +420,13 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
     return vm;
   };
 
-  const startDaemon = async (name: string, usb: Record<string, unknown>): Promise<GuestDaemon> => {
-    daemon = new GuestDaemon(guest(), name, daemonConfig(usb));
+  const startDaemon = async (
+    name: string,
+    usb: Record<string, unknown>,
+    more: Record<string, unknown> = {},
+    opts: { writeback?: boolean } = {},
+  ): Promise<GuestDaemon> => {
+    daemon = new GuestDaemon(guest(), name, daemonConfig(usb, more), opts);
     await daemon.start();
     return daemon;
   };
@@ -856,6 +873,132 @@ describe('dockd in a guest with udev, cameras hot-plugged', () => {
       await cleanUp();
     }
   }, 360_000);
+  it('8. sets the clock and settings of a camera of the example mass-storage profile through the files on its card, and stores its event log', async () => {
+    try {
+      const t0 = Date.now();
+      const files = footage(['DCIM/100BODY/REC0801.MP4', 'DCIM/100BODY/REC0802.MP4'], (i) => MB + 4_321 * i);
+      // The guest has no time zone: its local time, which the camera files hold, is UTC.
+      const local = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
+      // The camera's clock runs an hour behind; its event log is on that clock.
+      const cameraNow = Math.floor((Date.now() - HOUR) / 1000) * 1000;
+      const events = [
+        { at: cameraNow - 5 * HOUR, type: 'power.on' },
+        { at: cameraNow - 4 * HOUR, type: 'recording.start' },
+        { at: cameraNow - 4 * HOUR + 600_000, type: 'recording.stop' },
+        { at: cameraNow - 2 * HOUR, type: 'power.off' },
+      ];
+      const settingsFile = '# Acme BWC-M\r\npreRecordSeconds=10\r\nresolution=1080p\r\nwifi=on\r\nunitName=UNIT 8\r\n';
+      const eventLog = `${events.map((e) => `${local(e.at)},${e.type}`).join('\n')}\nnot an entry\n${local(cameraNow)},teleport.start\n`;
+      const image = await makeFatImage({
+        path: path.join(work, 'cam8.img'),
+        sizeMb: 48,
+        label: 'CAM0008',
+        files: [
+          ...files,
+          { path: 'SETTINGS.TXT', data: Buffer.from(settingsFile) },
+          { path: 'EVENTS.LOG', data: Buffer.from(eventLog) },
+        ],
+      });
+      // QEMU's disk cannot have the example's VID:PID: the config gives it the example's files.
+      const d = await startDaemon(
+        'camera-files',
+        { allow: ['46f4:0001'], massStorage: { mount: true, profiles: { '46f4:0001': 'example-bwc-m' } } },
+        {
+          settings: {
+            profiles: { patrol: { preRecordSeconds: 30, wifi: false, resolution: '1080p' } },
+            assign: [{ profile: 'patrol' }],
+          },
+        },
+        // What the daemon writes must reach the card by its own flushes, not by the kernel's
+        // writeback racing the unplug.
+        { writeback: false },
+      );
+      expect(d.writebackCentisecs).toBe(0);
+
+      // The camera writes its clock into TIME.TXT as it is connected.
+      await writeFatFile(image, 'TIME.TXT', Buffer.from(`${local(Date.now() - HOUR)}\r\n`), new Date());
+      const from = d.mark();
+      const plugAt = await plugStorage('cam8', image, 'CAM-0008', '1');
+      const { docked, verified } = await d.visit('CAM-0008', files.length, from, () => unplug('cam8'));
+      const result = await d.stop();
+      daemon = undefined;
+
+      result.expectCleanRun(files.length);
+      await result.expectCustodyInOrder(await result.expectArchived('CAM-0008', files));
+      expect(result.events('mass_storage.profile')).toMatchObject([
+        { profile: 'example-bwc-m', matchedBy: 'config 46f4:0001' },
+      ]);
+
+      // Measured an hour behind at docking, before anything was set, and set.
+      const skew = docked.clockSkewSeconds as number;
+      expect(Math.abs(skew + 3600)).toBeLessThan(30);
+      const custody = await result.json<CustodyJson[]>('custody', '--camera', 'CAM-0008');
+      const clockSet = custody.filter((e) => e.type === 'camera.clock_set');
+      expect(clockSet.map((e) => e.details.skewSeconds)).toEqual([skew]);
+      expect(custody.filter((e) => e.type === 'camera.settings_changed').map((e) => e.details)).toEqual([
+        {
+          profile: 'patrol',
+          before: { preRecordSeconds: 10, resolution: '1080p', wifi: true, unitName: 'UNIT 8' },
+          after: { preRecordSeconds: 30, resolution: '1080p', wifi: false, unitName: 'UNIT 8' },
+          changed: ['preRecordSeconds', 'wifi'],
+        },
+      ]);
+      // Configured before its recordings were listed.
+      const order = result.log.map((l) => l.event);
+      expect(order.indexOf('camera.settings_changed')).toBeLessThan(order.indexOf('camera.listed'));
+
+      const settings = await result.json<Array<Record<string, unknown>>>('settings', 'CAM-0008');
+      expect(settings).toMatchObject([
+        {
+          serial: 'CAM-0008',
+          profile: 'patrol',
+          settings: { preRecordSeconds: 30, resolution: '1080p', wifi: false, unitName: 'UNIT 8' },
+          pending: {},
+          configuredAt: expect.any(String),
+        },
+      ]);
+
+      // The event log at true times (the camera's less the skew measured at docking), the two
+      // lines that are not entries skipped and counted.
+      const stored = await result.json<Array<{ camera: string; at: string; type: string }>>(
+        'events',
+        '--camera',
+        'CAM-0008',
+      );
+      expect(stored).toEqual(
+        events.map((e) => ({
+          camera: 'CAM-0008',
+          at: new Date(Math.round(e.at - skew * 1000)).toISOString(),
+          type: e.type,
+        })),
+      );
+      expect(result.events('mass_storage.file_lines_skipped')).toMatchObject([{ file: 'EVENTS.LOG', skipped: 2 }]);
+
+      // What the camera reads when it leaves the dock: its settings file with only the changed
+      // lines rewritten, and the dock's clock at the moment it was connected.
+      expect((await readFatImage(image, 'SETTINGS.TXT'))?.toString('latin1')).toBe(
+        settingsFile.replace('preRecordSeconds=10', 'preRecordSeconds=30').replace('wifi=on', 'wifi=off'),
+      );
+      const time = (await readFatImage(image, 'TIME.TXT'))?.toString('latin1') ?? '';
+      expect(time).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n$/);
+      const setTo = Date.parse(`${time.trim().replace(' ', 'T')}Z`);
+      expect(Math.abs(setTo - plugAt), `TIME.TXT holds ${time.trim()}`).toBeLessThan(15_000);
+      expect((await readFatImage(image, 'EVENTS.LOG'))?.toString('latin1')).toBe(eventLog);
+      // The recordings are gone, the camera's files stay, and no temporary file is left.
+      expect(await listFatImage(image, { hidden: true })).toEqual(['EVENTS.LOG', 'SETTINGS.TXT', 'TIME.TXT']);
+
+      const configured = result.events('camera.settings_changed', 'CAM-0008')[0]!.time;
+      timings.push(
+        timingLine(
+          '8 camera files of the example profile',
+          { plugged: plugAt, docked, verified, bytes: files.reduce((n, f) => n + f.data.length, 0) },
+          `; docked → configured ${configured - docked.time} ms; scenario ${Date.now() - t0} ms`,
+        ),
+      );
+    } finally {
+      await cleanUp();
+    }
+  }, 240_000);
 });
 
 describe('dockd in a guest without udev', () => {

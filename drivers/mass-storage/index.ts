@@ -7,6 +7,7 @@ import path from 'node:path';
 import { DriverError, boundString, type CameraDriver, type DeviceInfo, type DriverLogger } from '../types.js';
 import { MassStorageSession } from './session.js';
 import { readUsbAttr } from './sysfs.js';
+import { massStorageProfileFor } from './profiles.js';
 import {
   chokidarWatchRoots,
   mountItself,
@@ -23,6 +24,7 @@ import {
 export { MassStorageSession } from './session.js';
 export { parseMountinfo, unescapeMountPath, findMount, type MountEntry } from './mountinfo.js';
 export { findDisks, volumeCandidates, type Disk, type BlockDevice } from './sysfs.js';
+export { MASS_STORAGE_PROFILES, massStorageProfileFor, type MassStorageProfile } from './profiles.js';
 export type { ExecFn, Timers, WatchRootsFn, Volume } from './volume.js';
 
 export const MASS_STORAGE_CLASS = 0x08;
@@ -65,6 +67,8 @@ export interface MassStorageDriverOptions {
   automountRoots?: string[];
   /** Folders of the volume that hold recordings, relative to its root; "" is the whole volume. */
   folders?: string[];
+  /** "VID:PID" → the name of a row of the profile table, for cameras the table does not name. */
+  profiles?: Record<string, string>;
   /** Our own mounts go to <dataDir>/mnt/<key>. */
   dataDir?: string;
   /** How long to wait for the block device and its mount. */
@@ -99,6 +103,17 @@ export function firmwareOf(bcd: string | undefined): string | undefined {
 
 function mountDirName(key: string): string {
   return key.replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+/**
+ * When the device was connected, on this machine's clock: the kernel counts the milliseconds
+ * since (sysfs `power/connected_duration`, present with power management, as in every distribution
+ * kernel). Without it, now: the camera was found moments after it was connected.
+ */
+async function connectedAt(sysfsRoot: string, port: string): Promise<number> {
+  const now = Date.now();
+  const ms = Number((await readUsbAttr(sysfsRoot, port, 'power/connected_duration')) ?? NaN);
+  return Number.isSafeInteger(ms) && ms >= 0 ? now - ms : now;
 }
 
 export type MassStorageDriver = CameraDriver & { explainMatch(device: DeviceInfo): string };
@@ -143,6 +158,10 @@ export function createMassStorageDriver(opts: MassStorageDriverOptions = {}): Ma
         model: boundString(device.product ?? (await attr('product')) ?? 'USB mass storage'),
         firmware: firmwareOf(await attr('bcdDevice')) ?? 'unknown',
       };
+      const match = massStorageProfileFor(
+        { vendorId: device.vendorId, productId: device.productId, model: identity.model },
+        opts.profiles,
+      );
       const volume = opts.mount
         ? await mountItself(
             deps,
@@ -172,6 +191,11 @@ export function createMassStorageDriver(opts: MassStorageDriverOptions = {}): Ma
         },
         `camera volume at ${volume.mountPoint}`,
       );
+      if (match)
+        log.info(
+          { event: 'mass_storage.profile', profile: match.profile.name, matchedBy: match.matchedBy },
+          `camera files of profile ${match.profile.name} (matched by ${match.matchedBy})`,
+        );
       const release = () => unmount(deps, volume, log);
       try {
         return await MassStorageSession.open({
@@ -183,6 +207,8 @@ export function createMassStorageDriver(opts: MassStorageDriverOptions = {}): Ma
           mountinfoPath: deps.mountinfoPath,
           log,
           release,
+          profile: match?.profile,
+          connectedAt: match ? await connectedAt(sysfsRoot, port) : undefined,
         });
       } catch (err) {
         await release();

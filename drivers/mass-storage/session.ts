@@ -2,21 +2,26 @@
  * A docked mass-storage camera: the files under the configured folders of its mounted volume.
  * Recording ids are `/`-separated paths relative to the volume root, e.g. DCIM/100AXON/A001.MP4.
  */
-import { constants } from 'node:fs';
-import { open, realpath, type FileHandle } from 'node:fs/promises';
+import { realpath, type FileHandle } from 'node:fs/promises';
 import {
   DriverError,
   type BatteryReading,
+  type CameraEvent,
   type CameraIdentity,
   type CameraSession,
+  type CameraSettings,
   type DriverLogger,
   type ListOptions,
   type ReadOptions,
   type RecordingEntry,
+  type SessionCapabilities,
 } from '../types.js';
 import { readMounts, type Volume } from './volume.js';
 import { usbDevicePresent } from './sysfs.js';
 import { VolumeReadStream } from './read-stream.js';
+import { CameraFiles } from './camera-files.js';
+import { syncDirectory, type AtomicWriteHooks } from './file-io.js';
+import type { MassStorageProfile } from './profiles.js';
 import { openInside, statInside, unlinkInside, walkTree, type TreeWalk } from '../file-tree.js';
 
 const MAX_DEPTH = 8;
@@ -40,32 +45,63 @@ export interface MassStorageSessionOptions {
   log: DriverLogger;
   /** Unmounts what the driver mounted. */
   release(): Promise<void>;
-}
-
-/**
- * Writes a folder's entries through to the device. An unlink lives in this machine's page cache
- * until then; on vfat, fsync of the folder writes its entry and the allocation table and flushes
- * the disk (fat_file_fsync), so a camera pulled out a moment later no longer holds the file.
- */
-async function syncDirectory(dir: Buffer): Promise<void> {
-  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close().catch(() => undefined);
-  }
+  /** The camera's row of the profile table, when it has one: its settings, time and event files. */
+  profile?: MassStorageProfile;
+  /** When the camera was connected, on this machine's clock (ms); the profile's time file counts from it. */
+  connectedAt?: number;
+  writeHooks?: AtomicWriteHooks;
 }
 
 export class MassStorageSession implements CameraSession {
-  readonly capabilities = { resume: true, delete: true };
+  readonly capabilities: SessionCapabilities;
   private closed = false;
   private readonly streams = new Set<VolumeReadStream>();
+  /** The profile's files; null for a camera without a profile, which offers only its recordings. */
+  private readonly files: CameraFiles | null;
+  readonly clock?: () => Promise<Date>;
+  readonly setClock?: (date: Date) => Promise<void>;
+  readonly settings?: () => Promise<CameraSettings>;
+  readonly applySettings?: (partial: CameraSettings) => Promise<void>;
+  readonly eventLog?: () => Promise<CameraEvent[]>;
 
   private constructor(
     private readonly o: MassStorageSessionOptions,
     /** The mount point as realpath gives it: nothing outside it is ever read or deleted. */
     private readonly realMount: Buffer,
-  ) {}
+  ) {
+    const files = o.profile
+      ? new CameraFiles({
+          root: realMount,
+          profile: o.profile,
+          connectedAt: o.connectedAt ?? Date.now(),
+          log: o.log,
+          writeHooks: o.writeHooks,
+        })
+      : null;
+    this.files = files;
+    this.capabilities = { resume: true, delete: true, ...files?.capabilities };
+    // Only what the profile names: dockd tells by their presence what a camera can do.
+    if (files && this.capabilities.clock) {
+      this.clock = () => this.withFiles('cannot read the time file', () => files.clock());
+      this.setClock = (date) => this.withFiles('cannot write the time file', () => files.setClock(date));
+    }
+    if (files && this.capabilities.settings) {
+      this.settings = () => this.withFiles('cannot read the settings file', () => files.settings());
+      this.applySettings = (partial) =>
+        this.withFiles('cannot write the settings file', () => files.applySettings(partial));
+    }
+    if (files && this.capabilities.eventLog)
+      this.eventLog = () => this.withFiles('cannot read the event log', () => files.eventLog());
+  }
+
+  private async withFiles<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    await this.ready();
+    try {
+      return await fn();
+    } catch (err) {
+      throw await this.classify(err, what);
+    }
+  }
 
   static async open(o: MassStorageSessionOptions): Promise<MassStorageSession> {
     let real: Buffer;
@@ -142,7 +178,10 @@ export class MassStorageSession implements CameraSession {
       onUnreadable: options.onUnreadable,
       stableInodes: this.stableInodes,
     };
-    for (const folder of this.o.folders) yield* walkTree(walk, Buffer.from(folder));
+    for (const folder of this.o.folders)
+      for await (const entry of walkTree(walk, Buffer.from(folder)))
+        // The profile's files may lie in a recordings folder; they belong to the camera.
+        if (!this.files?.isCameraFile(entry.id)) yield entry;
   }
 
   async read(id: string, offset: number, options: ReadOptions = {}): Promise<VolumeReadStream> {
@@ -185,6 +224,8 @@ export class MassStorageSession implements CameraSession {
 
   async delete(id: string, identity?: string): Promise<void> {
     await this.ready();
+    if (this.files?.isCameraFile(id))
+      throw new DriverError('permanent', 'camera-file', `${id} is the camera's own file, not a recording`);
     try {
       await syncDirectory(await unlinkInside(this.realMount, id, identity, this.stableInodes));
     } catch (err) {

@@ -8,6 +8,7 @@
  * (case-insensitive). docs/camera-settings.md ("PTP/MTP cameras") explains how to add one.
  */
 import { DataType } from './constants.js';
+import { deviceRowFor, type DeviceRow } from '../device-table.js';
 
 /** The PTP data types a setting may have; the camera's DevicePropDesc must say the same. */
 export type PtpSettingType = 'INT8' | 'UINT8' | 'INT16' | 'UINT16' | 'INT32' | 'UINT32' | 'STR';
@@ -42,15 +43,8 @@ export interface PtpSettingSpec {
   values?: PtpSettingValues;
 }
 
-export interface PtpSettingProfile {
-  /** USB VID:PID, or the model string as DeviceInfo reports it; one of them. */
-  vendorId?: number;
-  productId?: number;
-  model?: string;
-  /** What the row is, for people reading the table. */
-  device: string;
-  /** Where the codes come from (a vendor document, a firmware version). */
-  source: string;
+/** A row: the model it is for, by USB VID:PID or by the model string of DeviceInfo. */
+export interface PtpSettingProfile extends DeviceRow {
   /**
    * The camera restarts its recorder or remounts its storage when one of these properties
    * changes: dockd then writes them only once every recording is off the camera.
@@ -82,10 +76,5 @@ export function settingProfileFor(
   device: { vendorId?: number; productId?: number; model: string },
   table: readonly PtpSettingProfile[] = PTP_SETTING_PROFILES,
 ): PtpSettingProfile | null {
-  const byId = table.find(
-    (r) => r.vendorId !== undefined && r.vendorId === device.vendorId && r.productId === device.productId,
-  );
-  if (byId) return byId;
-  const model = device.model.trim().toLowerCase();
-  return table.find((r) => r.model !== undefined && r.model.trim().toLowerCase() === model) ?? null;
+  return deviceRowFor(table, device)?.row ?? null;
 }

@@ -88,6 +88,7 @@ export function usbDrivers(
       mount: ms.mount,
       automountRoots: ms.automountRoots,
       folders: ms.folders,
+      profiles: ms.profiles,
       dataDir: cfg.dataDir,
     }),
   ];

@@ -874,9 +874,13 @@ export async function readFatImage(image: string, file: string): Promise<Buffer 
   throw new Error(`mcopy ::${file} from ${image}: ${r.stderr.trim()}`);
 }
 
-/** Every file (not folder) in an image made by makeFatImage(), as 'DCIM/100BODY/REC0001.MP4'. */
-export async function listFatImage(image: string): Promise<string[]> {
-  const out = await runOk('mdir', ['-i', `${path.resolve(image)}${PARTITION}`, '-/', '-b', '::'], { env: MTOOLS_ENV });
+/**
+ * Every file (not folder) in an image made by makeFatImage(), as 'DCIM/100BODY/REC0001.MP4';
+ * with `hidden`, files with the hidden attribute too.
+ */
+export async function listFatImage(image: string, opts: { hidden?: boolean } = {}): Promise<string[]> {
+  const args = ['-i', `${path.resolve(image)}${PARTITION}`, '-/', '-b', ...(opts.hidden ? ['-a'] : []), '::'];
+  const out = await runOk('mdir', args, { env: MTOOLS_ENV });
   return out
     .toString()
     .split('\n')
