@@ -3,60 +3,18 @@
  * camera held by gvfs, a volume not mounted yet, a timed-out first transaction) is tried again
  * while the camera stays plugged in; anything else is one clear error.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import pino from 'pino';
+import { describe, expect, it } from 'vitest';
 import { DriverError, type CameraDriver, type CameraSession, type DeviceInfo } from '../drivers/types.js';
-import { defaultConfig } from '../src/config.js';
-import { CustodyLog } from '../src/store/custody-log.js';
-import { PlainArchive } from '../src/archive/plain.js';
-import { BatteryRecorder } from '../src/battery/recorder.js';
-import { CameraStore } from '../src/store/cameras.js';
-import { DockManager } from '../src/dock/manager.js';
-import { Transitions } from '../src/store/transitions.js';
-import { IngestEngine } from '../src/ingest/engine.js';
-import { Planner } from '../src/ingest/planner.js';
-import { openStore, type Db } from '../src/store/db.js';
 import { ScriptedCamera } from './support/scripted-camera.js';
+import { cleanupAfterEach, dockInProcess, type LogLine } from './support/configuring-dock.js';
 
 const RETRY = { attempts: 4, baseDelayMs: 40, maxDelayMs: 80 };
 const device: DeviceInfo = { bus: 'usb', key: '1-2', slot: '1-2', serialNumber: 'R-1' };
 
-interface LogLine {
-  event?: string;
-  level: number;
-  attempt?: number;
-  msg: string;
-}
-
-let cleanup: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const f of cleanup.reverse()) await f();
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 /** A dock whose only driver fails to open as often as `failures` says, then opens `camera`. */
 function dockWith(failures: DriverError[] | Error[], camera: CameraSession) {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dockd-open-'));
-  const db: Db = openStore(dataDir);
-  const lines: LogLine[] = [];
-  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
-  const custody = new CustodyLog(db);
-  const cleared: string[] = [];
-  const archive = new PlainArchive({ dataDir });
-  const engine = new IngestEngine({
-    transitions: new Transitions(db, custody),
-    archive: archive,
-    cfg: { ...defaultConfig().ingest, minFreeBytes: 0 },
-    log: log,
-    events: {
-      deviceGone: () => {},
-      relist: () => {},
-      cleared: (serial) => void cleared.push(serial),
-    },
-  });
   const opens: number[] = [];
   const left = [...failures];
   const driver: CameraDriver = {
@@ -69,24 +27,7 @@ function dockWith(failures: DriverError[] | Error[], camera: CameraSession) {
       return camera;
     },
   };
-  const dock = new DockManager({
-    cameras: new CameraStore(db, custody),
-    planner: new Planner(db, custody, log),
-    engine: engine,
-    battery: new BatteryRecorder(db),
-    log: log,
-    drivers: [driver],
-    batteryIntervalMs: 60_000,
-    openRetry: RETRY,
-  });
-  cleanup.push(async () => {
-    await dock.stop();
-    await engine.stop();
-    await archive.close();
-    db.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  return { dock, db, lines, opens, cleared };
+  return { ...dockInProcess([driver], { openRetry: RETRY }, cleanup), opens };
 }
 
 const until = async (what: string, cond: () => boolean, ms = 3000) => {

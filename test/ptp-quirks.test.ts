@@ -3,25 +3,15 @@
  * the real PTP driver against the responder in one of its quirk modes. Each mode must end with
  * every recording verified in the archive, and off the camera only where the camera can delete.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach, dockInProcess } from './support/configuring-dock.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
 import type { DeviceInfo } from '../drivers/types.js';
 import { createPtpDriver } from '../drivers/ptp/driver.js';
 import { Op, Rc } from '../drivers/ptp/constants.js';
-import { defaultConfig } from '../src/config.js';
-import { CustodyLog } from '../src/store/custody-log.js';
-import { PlainArchive } from '../src/archive/plain.js';
-import { BatteryRecorder } from '../src/battery/recorder.js';
-import { CameraStore } from '../src/store/cameras.js';
-import { DockManager } from '../src/dock/manager.js';
-import { Transitions } from '../src/store/transitions.js';
-import { IngestEngine } from '../src/ingest/engine.js';
-import { Planner } from '../src/ingest/planner.js';
-import { openStore, type Db } from '../src/store/db.js';
 import { PtpResponder, WITHOUT_PARTIAL_READS, type PtpResponderOptions } from './support/ptp-responder.js';
 
 const DEVICE: DeviceInfo = {
@@ -36,18 +26,7 @@ const DEVICE: DeviceInfo = {
 const OPEN_RETRY = { attempts: 4, baseDelayMs: 30, maxDelayMs: 60 };
 const INGEST_RETRY = { attempts: 5, baseDelayMs: 20, maxDelayMs: 50 };
 
-interface LogLine {
-  event?: string;
-  level: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
-let cleanup: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const f of cleanup.reverse()) await f();
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 /** A camera folder with recordings of a few sizes, one of them several transfers long. */
 function cameraFolder(): { root: string; files: Map<string, Buffer> } {
@@ -68,49 +47,13 @@ function cameraFolder(): { root: string; files: Map<string, Buffer> } {
 
 /** A dock PC whose only driver is the PTP driver, talking to `responder`. */
 function dockPc(responder: PtpResponder) {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dockd-ptpq-'));
-  const db: Db = openStore(dataDir);
-  const lines: LogLine[] = [];
-  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
-  const custody = new CustodyLog(db);
-  const cleared: string[] = [];
-  const archive = new PlainArchive({ dataDir });
-  const engine = new IngestEngine({
-    transitions: new Transitions(db, custody),
-    archive: archive,
-    cfg: { ...defaultConfig().ingest, minFreeBytes: 0, retry: INGEST_RETRY },
-    log: log,
-    events: {
-      deviceGone: () => {},
-      relist: () => {},
-      cleared: (serial) => void cleared.push(serial),
-    },
-  });
   const driver = createPtpDriver({
     openTransport: async () => responder,
     timeoutMs: 300,
     transferBytes: 64 * 1024,
     session: { drainTimeoutMs: 20, statusPollMs: 2 },
   });
-  const dock = new DockManager({
-    cameras: new CameraStore(db, custody),
-    planner: new Planner(db, custody, log),
-    engine: engine,
-    battery: new BatteryRecorder(db),
-    log: log,
-    drivers: [driver],
-    batteryIntervalMs: 60_000,
-    openRetry: OPEN_RETRY,
-  });
-  cleanup.push(async () => {
-    await dock.stop();
-    await engine.stop();
-    await archive.close();
-    db.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  const events = (name: string) => lines.filter((l) => l.event === name);
-  return { dock, db, lines, events, cleared };
+  return dockInProcess([driver], { retry: INGEST_RETRY, openRetry: OPEN_RETRY }, cleanup);
 }
 
 const until = async (what: string, cond: () => boolean, ms = 10_000) => {

@@ -15,18 +15,8 @@ export interface NewCustodyEvent {
   at?: Date;
 }
 
-interface Row {
-  seq: number;
-  at: string;
-  type: string;
-  camera: string | null;
-  recording: string | null;
-  sha256: string | null;
-  actor: string;
-  details: string;
-  prev_hash: string;
-  hash: string;
-}
+/** An event as stored: details as JSON text, the previous hash under its column's name. */
+type Row = Omit<CustodyEvent, 'details' | 'prevHash'> & { details: string; prev_hash: string };
 
 export function rowToEvent(r: Row): CustodyEvent {
   return {

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import type { CameraDriver } from '../../drivers/types.js';
-import { defaultConfig, parseConfig } from '../../src/config.js';
+import { defaultConfig, parseConfig, type RetryConfig } from '../../src/config.js';
 import { CustodyLog } from '../../src/store/custody-log.js';
 import { PlainArchive } from '../../src/archive/plain.js';
 import { BatteryRecorder } from '../../src/battery/recorder.js';
@@ -20,8 +20,11 @@ import { IngestEngine } from '../../src/ingest/engine.js';
 import { Planner } from '../../src/ingest/planner.js';
 import { openStore } from '../../src/store/db.js';
 
+/** A line of the daemon's JSON log, as pino writes it. */
 export interface LogLine {
   event?: string;
+  level: number;
+  msg: string;
   [field: string]: unknown;
 }
 
@@ -45,28 +48,32 @@ export async function until(what: string, cond: () => boolean, ms = 10_000): Pro
   }
 }
 
+export interface DockInProcess {
+  /** The config's `clock` and `settings` sections count; without it, no camera is configured. */
+  config?: Record<string, unknown>;
+  retry?: RetryConfig;
+  openRetry?: RetryConfig;
+}
+
 /**
- * A dock with `config` (its `clock` and `settings` sections count) and `drivers`; `cleanup`
- * collects what stops it and removes its data dir.
+ * A dock with `drivers`; `cleanup` collects what stops it and removes its data dir.
  */
-export function configuringDock(drivers: CameraDriver[], config: Record<string, unknown>, cleanup: Cleanup) {
+export function dockInProcess(drivers: CameraDriver[], opts: DockInProcess, cleanup: Cleanup) {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dockd-cfgdock-'));
   const db = openStore(dataDir);
   const lines: LogLine[] = [];
   const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
   const custody = new CustodyLog(db);
-  const cfg = parseConfig(config, dataDir);
-  const configurator = new CameraConfigurator(db, custody, {
-    clock: cfg.clock,
-    settings: cfg.settings,
-    earliest: () => 0,
-  });
+  const cfg = opts.config ? parseConfig(opts.config, dataDir) : null;
+  const configurator = cfg
+    ? new CameraConfigurator(db, custody, { clock: cfg.clock, settings: cfg.settings, earliest: () => 0 })
+    : undefined;
   const cleared: string[] = [];
   const archive = new PlainArchive({ dataDir });
   const engine = new IngestEngine({
     transitions: new Transitions(db, custody),
     archive,
-    cfg: { ...defaultConfig().ingest, minFreeBytes: 0, retry: { attempts: 5, baseDelayMs: 20, maxDelayMs: 50 } },
+    cfg: { ...defaultConfig().ingest, minFreeBytes: 0, retry: opts.retry ?? defaultConfig().ingest.retry },
     log,
     events: {
       deviceGone: () => {},
@@ -82,7 +89,7 @@ export function configuringDock(drivers: CameraDriver[], config: Record<string, 
     log,
     drivers,
     batteryIntervalMs: 60_000,
-    openRetry: { attempts: 4, baseDelayMs: 30, maxDelayMs: 60 },
+    openRetry: opts.openRetry ?? { attempts: 4, baseDelayMs: 30, maxDelayMs: 60 },
     configurator,
   });
   cleanup.push(async () => {
@@ -92,5 +99,11 @@ export function configuringDock(drivers: CameraDriver[], config: Record<string, 
     db.close();
     rmSync(dataDir, { recursive: true, force: true });
   });
-  return { dock, db, custody, lines, cleared, dataDir };
+  const events = (name: string) => lines.filter((l) => l.event === name);
+  return { dock, db, custody, lines, events, cleared, dataDir };
+}
+
+/** A dock that configures its cameras after `config` (its `clock` and `settings` sections). */
+export function configuringDock(drivers: CameraDriver[], config: Record<string, unknown>, cleanup: Cleanup) {
+  return dockInProcess(drivers, { config, retry: { attempts: 5, baseDelayMs: 20, maxDelayMs: 50 } }, cleanup);
 }
