@@ -108,4 +108,24 @@ describe('the store transitions of a recording', () => {
     expect(tx.dueReleases('CAM1', Date.now())).toHaveLength(0);
     expect(tx.nextDue('CAM1')).toBeNull();
   });
+
+  it('spend no attempt of a deletion when the camera leaves in the middle of it, and one per real failure', () => {
+    discover('r3');
+    const rec = () => getRecording(db, 'r3')!;
+    tx.markCopying(rec(), 1, 0);
+    verify('r3', true);
+    const fail = (paused: boolean) =>
+      tx.deleteFailed(rec(), {
+        attempt: tx.releaseAttempts('r3') + 1,
+        error: paused ? 'device-gone' : 'EIO',
+        paused,
+        exhausted: false,
+        notBefore: 0,
+      });
+    for (let i = 0; i < 5; i++) fail(true);
+    expect(tx.releaseAttempts('r3')).toBe(0);
+    fail(false);
+    expect(tx.releaseAttempts('r3')).toBe(1);
+    expect(tx.dueReleases('CAM1', Date.now()).map((r) => r.id)).toEqual(['r3']);
+  });
 });

@@ -34,6 +34,7 @@ export async function releaseOne(w: IngestWork, cam: ActiveCamera, rec: Recordin
     w.tx.deleteFailed(rec, {
       attempt: attempts,
       error,
+      paused: gone,
       exhausted,
       notBefore: Date.now() + (step.action === 'fail' ? 0 : step.delayMs),
     });

@@ -73,6 +73,8 @@ export interface CopyFailure {
 export interface DeleteFailure {
   attempt: number;
   error: string;
+  /** The camera left mid-deletion: no fault of the deletion, no attempt is spent. */
+  paused: boolean;
   exhausted: boolean;
   notBefore: number;
 }
@@ -127,7 +129,7 @@ export class Transitions {
         "UPDATE jobs SET state = 'done', attempts = attempts + 1, last_error = NULL, updated_at = ? WHERE recording = ? AND kind = 'release'",
       ),
       releaseRetry: db.prepare(
-        "UPDATE jobs SET state = ?, attempts = attempts + 1, last_error = ?, not_before = ?, updated_at = ? WHERE recording = ? AND kind = 'release'",
+        "UPDATE jobs SET state = ?, attempts = attempts + ?, last_error = ?, not_before = ?, updated_at = ? WHERE recording = ? AND kind = 'release'",
       ),
       releaseAttempts: db.prepare<[string], { attempts: number }>(
         "SELECT attempts FROM jobs WHERE recording = ? AND kind = 'release'",
@@ -418,6 +420,7 @@ export class Transitions {
     this.relaxed(() => {
       this.s.releaseRetry.run(
         f.exhausted ? 'failed' : 'queued',
+        f.paused ? 0 : 1,
         f.error,
         f.notBefore,
         new Date().toISOString(),
