@@ -285,14 +285,13 @@ describe('a mass-storage camera with a profile', () => {
     const cam = camera();
     const s = await cam.open();
     rmSync(path.join(cam.pc.sys, 'bus/usb/devices/1-1'));
-    for (const p of [
-      s.clock!(),
-      s.setClock!(new Date()),
-      s.settings!(),
-      s.applySettings!({ wifi: false }),
-      s.eventLog!(),
-    ])
-      expect(await rejection(p)).toMatchObject({ kind: 'deviceGone' });
+    // Each call's rejection is caught at once: awaited one by one, a later one could reject unheard.
+    const errors = await Promise.all(
+      [s.clock!(), s.setClock!(new Date()), s.settings!(), s.applySettings!({ wifi: false }), s.eventLog!()].map(
+        rejection,
+      ),
+    );
+    for (const e of errors) expect(e).toMatchObject({ kind: 'deviceGone' });
     expect(cam.file('SETTINGS.TXT')).toBe(SETTINGS);
   });
 });

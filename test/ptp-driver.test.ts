@@ -553,15 +553,11 @@ describe('ptp driver: abort and close', () => {
     expect(await errored).toMatchObject({ kind: 'deviceGone', code: 'closed' });
     expect(responder.commands.at(-1)!.op).toBe(Op.CloseSession);
     expect(responder.closed).toBe(true);
-    for (const p of [
-      session.identity(),
-      session.battery(),
-      all(session),
-      session.read(e.id, 0),
-      session.delete(e.id),
-    ]) {
-      expect(await rejection(p)).toMatchObject({ kind: 'deviceGone' });
-    }
+    // Each call's rejection is caught at once: awaited one by one, a later one could reject unheard.
+    const errors = await Promise.all(
+      [session.identity(), session.battery(), all(session), session.read(e.id, 0), session.delete(e.id)].map(rejection),
+    );
+    for (const err of errors) expect(err).toMatchObject({ kind: 'deviceGone' });
   });
 });
 
@@ -671,15 +667,11 @@ describe('ptp driver: faults', () => {
     const e = await entry(session, 'DCIM/100BODY/A001.MP4');
     responder.inject({ op: Op.GetObject, kind: 'vanish', afterBytes: 2 * 1024 * 1024 });
     expect(await streamError(await session.read(e.id, 0))).toMatchObject({ kind: 'deviceGone', code: 'usb-gone' });
-    for (const p of [
-      session.battery(),
-      all(session),
-      session.read(e.id, 0),
-      session.delete(e.id),
-      session.identity(),
-    ]) {
-      expect(await rejection(p)).toMatchObject({ kind: 'deviceGone' });
-    }
+    // Each call's rejection is caught at once: awaited one by one, a later one could reject unheard.
+    const errors = await Promise.all(
+      [session.battery(), all(session), session.read(e.id, 0), session.delete(e.id), session.identity()].map(rejection),
+    );
+    for (const err of errors) expect(err).toMatchObject({ kind: 'deviceGone' });
     await session.close();
   });
 
