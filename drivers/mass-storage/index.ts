@@ -3,6 +3,7 @@
  * does the USB and SCSI part; this driver finds the disk's mount through sysfs and
  * /proc/self/mountinfo and offloads the files under the configured folders (DCIM by default).
  */
+import { firstFingerprint, type Fingerprint } from '../usb-fingerprint.js';
 import path from 'node:path';
 import { DriverError, boundString, type CameraDriver, type DeviceInfo, type DriverLogger } from '../types.js';
 import { MassStorageSession } from './session.js';
@@ -29,14 +30,6 @@ export type { ExecFn, Timers, WatchRootsFn, Volume } from './volume.js';
 
 export const MASS_STORAGE_CLASS = 0x08;
 
-export interface Fingerprint {
-  class: number;
-  subclass?: number;
-  protocol?: number;
-  score: number;
-  why: string;
-}
-
 /** Best first. A more specific match scores higher so a rule-less choice between drivers is stable. */
 export const MASS_STORAGE_FINGERPRINTS: readonly Fingerprint[] = [
   { class: 0x08, subclass: 0x06, protocol: 0x50, score: 60, why: 'interface class 0x08 (SCSI, bulk-only transport)' },
@@ -46,19 +39,7 @@ export const MASS_STORAGE_FINGERPRINTS: readonly Fingerprint[] = [
 
 export function fingerprintOf(device: DeviceInfo): Fingerprint | null {
   if (device.bus !== 'usb') return null;
-  const ifaces = device.interfaces ?? [];
-  for (const f of MASS_STORAGE_FINGERPRINTS) {
-    if (
-      ifaces.some(
-        (i) =>
-          i.class === f.class &&
-          (f.subclass === undefined || i.subclass === f.subclass) &&
-          (f.protocol === undefined || i.protocol === f.protocol),
-      )
-    )
-      return f;
-  }
-  return null;
+  return firstFingerprint(device, MASS_STORAGE_FINGERPRINTS);
 }
 
 export interface MassStorageDriverOptions {

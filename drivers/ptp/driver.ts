@@ -3,6 +3,7 @@
  * MTP responder. It speaks PTP itself over a transport the caller opens, so the same code runs
  * over node-usb (./usb-transport.ts) and over the in-memory responder the tests use.
  */
+import { firstFingerprint, type Fingerprint } from '../usb-fingerprint.js';
 import {
   DriverError,
   boundString,
@@ -42,14 +43,6 @@ export {
   type PtpSettingSpec,
 } from './setting-profiles.js';
 
-export interface Fingerprint {
-  class: number;
-  subclass?: number;
-  protocol?: number;
-  score: number;
-  why: string;
-}
-
 /** Best first. Vendor-class MTP devices (class 0xff) score nothing: a `usb.drivers` rule names them. */
 export const PTP_FINGERPRINTS: readonly Fingerprint[] = [
   {
@@ -63,19 +56,7 @@ export const PTP_FINGERPRINTS: readonly Fingerprint[] = [
 ];
 
 export function ptpFingerprintOf(device: DeviceInfo): Fingerprint | null {
-  const ifaces = device.interfaces ?? [];
-  for (const f of PTP_FINGERPRINTS) {
-    if (
-      ifaces.some(
-        (i) =>
-          i.class === f.class &&
-          (f.subclass === undefined || i.subclass === f.subclass) &&
-          (f.protocol === undefined || i.protocol === f.protocol),
-      )
-    )
-      return f;
-  }
-  return null;
+  return firstFingerprint(device, PTP_FINGERPRINTS);
 }
 
 export interface PtpDriverOptions {
