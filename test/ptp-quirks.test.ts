@@ -125,7 +125,12 @@ describe('docking cameras that bend PTP', () => {
     const { root, files } = cameraFolder();
     const responder = new PtpResponder({ root, operations: WITHOUT_PARTIAL_READS });
     // The long recording's first transfer ends early: the copy fails after some bytes arrived.
-    responder.inject({ op: Op.GetObject, kind: 'short-data', afterBytes: 1024 * 1024 });
+    responder.inject({
+      op: Op.GetObject,
+      object: 'DCIM/100BODY/A001.MP4',
+      kind: 'short-data',
+      afterBytes: 1024 * 1024,
+    });
     const pc = dockPc(responder);
     pc.dock.attach(DEVICE);
     await until('the camera to be cleared', () => pc.cleared.includes('BWC-4711'));

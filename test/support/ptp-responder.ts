@@ -39,8 +39,11 @@ export const STORAGE_ID = 0x00010001;
  */
 export type Framing = 'qemu' | 'zlp' | 'no-zlp';
 
-/** Each fault fires on the next command with this operation code, `times` times (default 1). */
-export type PtpFault = { op: number; times?: number } & (
+/**
+ * Each fault fires on the next command with this operation code, `times` times (default 1);
+ * with `object`, only on a command about that recording (its path under the root).
+ */
+export type PtpFault = { op: number; times?: number; object?: string } & (
   | { kind: 'response'; code: number }
   | { kind: 'wrong-transaction' }
   /** The data phase ends after `afterBytes` payload bytes though its header announced more. */
@@ -276,8 +279,14 @@ export class PtpResponder implements PtpTransport {
 
   /** Handle of the object at a relative path (after the session opened). */
   handleOf(rel: string): number {
+    const handle = this.handleIfAny(rel);
+    if (handle === undefined) throw new Error(`no object ${rel}`);
+    return handle;
+  }
+
+  private handleIfAny(rel: string): number | undefined {
     for (const o of this.objects.values()) if (o.rel === rel) return o.handle;
-    throw new Error(`no object ${rel}`);
+    return undefined;
   }
 
   // ---- transport side ----
@@ -295,7 +304,7 @@ export class PtpResponder implements PtpTransport {
     const c = decodeParamContainer(data);
     if (c.type !== ContainerType.Command) throw stalled('transferOut');
     this.commands.push({ op: c.code, transactionId: c.transactionId, params: c.params });
-    const fault = this.takeFault(c.code);
+    const fault = this.takeFault(c.code, c.params[0]);
     if (DATA_OUT_OPS.has(c.code)) {
       this.dataOut = {
         op: c.code,
@@ -493,8 +502,9 @@ export class PtpResponder implements PtpTransport {
 
   // ---- PTP ----
 
-  private takeFault(op: number): PtpFault | undefined {
-    const i = this.faults.findIndex((f) => f.op === op);
+  private takeFault(op: number, param0: number | undefined): PtpFault | undefined {
+    const about = (f: PtpFault) => f.object === undefined || this.handleIfAny(f.object) === param0;
+    const i = this.faults.findIndex((f) => f.op === op && about(f));
     if (i < 0) return undefined;
     const f = this.faults[i]!;
     if ((f.times ?? 1) <= 1) this.faults.splice(i, 1);
