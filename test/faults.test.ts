@@ -128,6 +128,35 @@ describe('faults a dock sees', () => {
     expect(ev.actor).toMatch(/^cli:/);
   });
 
+  it('gives up deleting a verified recording the camera keeps refusing, and `dockd retry` asks again, on the record', async () => {
+    dock = new TestDock({ ingest: { retry: { attempts: 2, baseDelayMs: 20, maxDelayMs: 40 } } });
+    dock.dock('s1', {
+      serial: 'F-KEEP',
+      files: [{ rel: 'REC0006.MP4', size: 30_000 }],
+      spec: { faults: [{ path: 'REC0006.MP4', kind: 'delete-error', times: 2 }] },
+    });
+    const d = dock.start();
+    const [r] = await allVerified(dock, 1, { deleted: false });
+    await waitFor('the deletion to give up', async () =>
+      (await custodyOf(r!.id)).filter((e) => e.type === 'camera.file_delete_failed').length === 2 ? true : null,
+    );
+    const refusals = (await custodyOf(r!.id)).filter((e) => e.type === 'camera.file_delete_failed');
+    expect(refusals.map((e) => e.details.willRetry)).toEqual([true, false]);
+    expect(dock.cameraFileExists('s1', 'REC0006.MP4')).toBe(true);
+
+    dock.writeCameraJson('s1', { serial: 'F-KEEP' });
+    const retry = await dock.cli(['retry', '--camera', 'F-KEEP', '--json']);
+    expect(retry.code).toBe(0);
+    expect(JSON.parse(retry.stdout)).toEqual({ requeued: [], releasesRequeued: 1 });
+    await waitFor('the camera to be cleared', async () => (dock.cameraFileExists('s1', 'REC0006.MP4') ? null : true));
+    const types = (await custodyOf(r!.id)).map((e) => e.type);
+    expect(types.slice(-2)).toEqual(['camera.file_delete_retry_requested', 'camera.file_deleted']);
+    const asked = (await custodyOf(r!.id)).find((e) => e.type === 'camera.file_delete_retry_requested')!;
+    expect(asked.actor).toMatch(/^cli:/);
+    expect(asked.details).toMatchObject({ sourcePath: 'REC0006.MP4', previousError: expect.stringMatching(/delete/) });
+    expect(d.events('camera.file_deleted').map((l) => l.recording)).toEqual([r!.id]);
+  });
+
   it('pauses a camera that detaches mid-copy and resumes from the kept bytes when it docks again in another slot', async () => {
     dock = new TestDock();
     dock.dock('slotA', {

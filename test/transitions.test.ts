@@ -128,4 +128,38 @@ describe('the store transitions of a recording', () => {
     expect(tx.releaseAttempts('r3')).toBe(1);
     expect(tx.dueReleases('CAM1', Date.now()).map((r) => r.id)).toEqual(['r3']);
   });
+
+  it('close, once, the copy of a recording a listing let go of while it was copied', () => {
+    discover('r4');
+    tx.markCopying(getRecording(db, 'r4')!, 1, 0);
+    const copying = getRecording(db, 'r4')!;
+    // A relisting during the copy finds other content under the name.
+    const known = tx.known('CAM1', file.path)!;
+    tx.replacedOnCamera(
+      'CAM1',
+      2,
+      known,
+      { ...file, identity: '9999:1:2', bytes: 9999, recordingId: 'r5', modifiedAt: null, recordedAt: null },
+      'listing',
+      new Date().toISOString(),
+    );
+    // The copy then notices the change itself: the listing already said so.
+    expect(tx.lostTrack(copying, { noticedBy: 'copy', now: { bytes: 9999, identity: '9999:1:2' } })).toBeNull();
+    expect(custody.forRecording('r4').filter((e) => e.type === 'recording.replaced_on_camera')).toHaveLength(1);
+    // Or the copy fails: it is closed as one that will not be retried, and the row stays let go.
+    tx.copyFailed(copying, {
+      attempt: 1,
+      error: 'EIO',
+      class: 'transient',
+      interrupted: false,
+      exhausted: false,
+      retryInMs: 50,
+      keptBytes: 0,
+    });
+    const [closed] = custody.forRecording('r4').filter((e) => e.type === 'offload.failed');
+    expect(closed!.details).toMatchObject({ willRetry: false, retryInMs: null, leftCamera: true });
+    expect(getRecording(db, 'r4')).toMatchObject({ status: 'failed', deleted_from_camera: 2 });
+    expect(tx.dueOffloads('CAM1', Date.now() + 1000, 10).map((r) => r.id)).toEqual(['r5']);
+    expect(checkChain(custody.all()).ok).toBe(true);
+  });
 });

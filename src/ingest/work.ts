@@ -81,7 +81,17 @@ export function lostTrack(
   now: RecordingEntry | null,
 ): void {
   const log = w.log.child({ camera: cam.serial, recording: rec.id });
-  w.tx.lostTrack(rec, { noticedBy: step, now: now ? { bytes: now.bytes, identity: now.identity } : null });
+  const noted = w.tx.lostTrack(rec, {
+    noticedBy: step,
+    now: now ? { bytes: now.bytes, identity: now.identity } : null,
+  });
+  if (!noted) {
+    log.info(
+      { event: 'offload.discarded', sourcePath: rec.source_path },
+      `${rec.source_path}: the copy is discarded, the camera's listing had already found other content under the name`,
+    );
+    return;
+  }
   if (now) {
     log.warn(
       { event: 'recording.replaced_on_camera', sourcePath: rec.source_path, noticedBy: step, status: rec.status },

@@ -15,16 +15,17 @@ export interface RetryResult {
 
 /**
  * pending ← failed for recordings still on their camera, attempts and back-off reset; failed
- * deletions from cameras queued again likewise.
+ * deletions from cameras queued again likewise. Each is a custody event: a deletion asked for
+ * again is as much a person's decision about evidence as a copy asked for again.
  */
 export function retryFailed(db: Db, custody: CustodyLog, scope: RetryScope): RetryResult {
   const args = { id: 'recording' in scope ? scope.recording : null, camera: 'camera' in scope ? scope.camera : null };
-  const inScope = '(@id IS NULL OR id = @id) AND (@camera IS NULL OR camera = @camera)';
+  const inScope = (r = '') => `(@id IS NULL OR ${r}id = @id) AND (@camera IS NULL OR ${r}camera = @camera)`;
   return db
     .transaction(() => {
       const failed = db
         .prepare<[typeof args], { id: string; camera: string; last_error: string | null }>(
-          `SELECT id, camera, last_error FROM recordings WHERE status = 'failed' AND deleted_from_camera = 0 AND ${inScope}`,
+          `SELECT id, camera, last_error FROM recordings WHERE status = 'failed' AND deleted_from_camera = 0 AND ${inScope()}`,
         )
         .all(args);
       const requeue = db.prepare("UPDATE recordings SET status = 'pending', attempts = 0, not_before = 0 WHERE id = ?");
@@ -38,11 +39,25 @@ export function retryFailed(db: Db, custody: CustodyLog, scope: RetryScope): Ret
         });
       }
       const releases = db
-        .prepare(
-          `UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0 WHERE kind = 'release' AND state = 'failed' AND recording IN (SELECT id FROM recordings WHERE deleted_from_camera = 0 AND ${inScope})`,
+        .prepare<[typeof args], { id: string; camera: string; source_path: string; last_error: string | null }>(
+          `SELECT r.id, r.camera, r.source_path, j.last_error FROM jobs j JOIN recordings r ON r.id = j.recording
+           WHERE j.kind = 'release' AND j.state = 'failed' AND r.deleted_from_camera = 0 AND ${inScope('r.')}`,
         )
-        .run(args).changes;
-      return { requeued: failed.map((r) => r.id), releasesRequeued: releases };
+        .all(args);
+      const requeueRelease = db.prepare(
+        "UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0, updated_at = ? WHERE recording = ? AND kind = 'release'",
+      );
+      const now = new Date().toISOString();
+      for (const r of releases) {
+        requeueRelease.run(now, r.id);
+        custody.append({
+          type: 'camera.file_delete_retry_requested',
+          camera: r.camera,
+          recording: r.id,
+          details: { sourcePath: r.source_path, previousError: r.last_error },
+        });
+      }
+      return { requeued: failed.map((r) => r.id), releasesRequeued: releases.length };
     })
     .immediate();
 }

@@ -145,6 +145,9 @@ export class Transitions {
       unseen: db.prepare<[string, number], { id: string; source_path: string }>(
         "SELECT id, source_path FROM recordings WHERE camera = ? AND deleted_from_camera = 0 AND status IN ('pending','failed') AND seen_visit < ?",
       ),
+      leftCamera: db.prepare<[string], { left: number }>(
+        'SELECT deleted_from_camera <> 0 AS left FROM recordings WHERE id = ?',
+      ),
       vanished: db.prepare(
         "UPDATE recordings SET status = 'failed', last_error = 'no longer on the camera', deleted_from_camera = 2 WHERE id = ?",
       ),
@@ -343,11 +346,18 @@ export class Transitions {
     });
   }
 
-  /** pending ← copying (to be retried, or resumed when interrupted) or failed ← copying (exhausted). */
+  /**
+   * pending ← copying (to be retried, or resumed when interrupted) or failed ← copying (exhausted).
+   * A row a listing let go of while it was copied stays as the listing left it: the attempt is
+   * still closed in custody, as one that will not be retried.
+   */
   copyFailed(rec: RecordingRow, f: CopyFailure): void {
     this.relaxed(() => {
-      if (f.exhausted) this.s.failed.run(f.error, rec.id);
-      else this.s.backToPending.run(f.interrupted ? 0 : 1, f.error, Date.now() + f.retryInMs, f.keptBytes, rec.id);
+      const changed = f.exhausted
+        ? this.s.failed.run(f.error, rec.id).changes
+        : this.s.backToPending.run(f.interrupted ? 0 : 1, f.error, Date.now() + f.retryInMs, f.keptBytes, rec.id)
+            .changes;
+      const willRetry = !f.exhausted && changed > 0;
       this.custody.append({
         type: 'offload.failed',
         camera: rec.camera,
@@ -357,9 +367,10 @@ export class Transitions {
           attempt: f.attempt,
           error: f.error,
           class: f.class,
-          willRetry: !f.exhausted,
-          retryInMs: f.exhausted ? null : f.retryInMs,
+          willRetry,
+          retryInMs: willRetry ? f.retryInMs : null,
           keptBytes: f.keptBytes,
+          ...(changed === 0 ? { leftCamera: true } : {}),
         },
       });
     });
@@ -438,10 +449,12 @@ export class Transitions {
   /**
    * The camera no longer holds, under the recording's name, the content the row is bound to
    * (checked after a copy or before a deletion): the row lets go of the name and nothing is
-   * deleted in its name. Returns whether a queued deletion was cancelled.
+   * deleted in its name. Returns whether a queued deletion was cancelled, or null when a listing
+   * had already let go of the name (and said so in custody) while the copy ran.
    */
-  lostTrack(rec: RecordingRow, t: LostTrack): boolean {
+  lostTrack(rec: RecordingRow, t: LostTrack): { releaseCancelled: boolean } | null {
     return this.durable(() => {
+      if (this.s.leftCamera.get(rec.id)?.left) return null;
       const when = t.noticedBy === 'copy' ? 'while it was copied' : 'before it was deleted';
       const error = t.now ? `replaced on the camera ${when}` : `left the camera ${when}`;
       const { releaseCancelled } = markLeftCamera(this.db, rec.id, error, new Date().toISOString());
@@ -458,7 +471,7 @@ export class Transitions {
           deletionCancelled: releaseCancelled,
         },
       });
-      return releaseCancelled;
+      return { releaseCancelled };
     });
   }
 }
