@@ -69,6 +69,30 @@ export function nameFromBytes(bytes: Uint8Array): string {
 }
 
 /**
+ * The string dockd keeps for a name a camera gives as UTF-16 code units (a PTP/MTP Filename).
+ * Well-formed UTF-16 is kept as the text it is. A lone surrogate, which no UTF-8 string can hold,
+ * is taken as the three bytes of its generalized UTF-8 form (U+D800 is ED A0 80) and so kept by
+ * nameFromBytes as three escapes: two names that differ only in their lone surrogates stay two
+ * names, where a decoder's U+FFFD would make them one.
+ */
+export function nameFromUtf16(units: ArrayLike<number>): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < units.length; i++) {
+    let cp = units[i]!;
+    const next = units[i + 1];
+    if (cp >= 0xd800 && cp <= 0xdbff && next !== undefined && next >= 0xdc00 && next <= 0xdfff) {
+      cp = 0x10000 + ((cp - 0xd800) << 10) + (next - 0xdc00);
+      i++;
+    }
+    if (cp < 0x80) bytes.push(cp);
+    else if (cp < 0x800) bytes.push(0xc0 | (cp >> 6), 0x80 | (cp & 0x3f));
+    else if (cp < 0x10000) bytes.push(0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f));
+    else bytes.push(0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 0x3f), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f));
+  }
+  return nameFromBytes(Uint8Array.from(bytes));
+}
+
+/**
  * The raw bytes a kept name stands for, or null for a string `nameFromBytes` never produces
  * (a lone surrogate, or an escape of bytes that are well-formed UTF-8): each name has one string.
  */

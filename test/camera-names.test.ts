@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { bytesFromName, nameFromBytes } from '../drivers/camera-names.js';
+import { bytesFromName, nameFromBytes, nameFromUtf16 } from '../drivers/camera-names.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -107,5 +107,30 @@ describe('camera names as bytes', () => {
       .map((r) => r.name);
     expect(new Set(stored)).toEqual(new Set(byName.keys()));
     db.close();
+  });
+
+  it('keeps a UTF-16 name (PTP/MTP) as its text, and lone surrogates as escapes, one string per name', () => {
+    const units = (s: string) => [...Array(s.length).keys()].map((i) => s.charCodeAt(i));
+    expect(nameFromUtf16(units('REC01.MP4'))).toBe('REC01.MP4');
+    expect(nameFromUtf16(units('café 📹.mp4'))).toBe('café 📹.mp4');
+    expect(nameFromUtf16([0x41, 0xd800, 0x2e])).toBe('A\uf7ed\uf7a0\uf780.');
+    expect(nameFromUtf16([0xdc00, 0xd800])).toBe('\uf7ed\uf7b0\uf780\uf7ed\uf7a0\uf780');
+    // A name that holds escape characters itself cannot pass for one with a lone surrogate.
+    expect(nameFromUtf16(units('A\uf7ed\uf7a0\uf780.'))).not.toBe(nameFromUtf16([0x41, 0xd800, 0x2e]));
+
+    const seed = Date.now() % 100_000;
+    const next = random(seed);
+    const pick = [0x41, 0x2e, 0xe9, 0xd800, 0xdbff, 0xdc00, 0xdfff, 0xf7ed, 0xf780, 0xfffd, 0x20ac];
+    const seen = new Map<string, string>();
+    for (let i = 0; i < 3000; i++) {
+      const u = Array.from({ length: 1 + Math.floor(next() * 6) }, () => pick[Math.floor(next() * pick.length)]!);
+      const name = nameFromUtf16(u);
+      expect(Buffer.from(name, 'utf8').toString('utf8'), `seed ${seed}`).toBe(name);
+      expect(bytesFromName(name), `seed ${seed}`).not.toBeNull();
+      const key = u.join(',');
+      const other = seen.get(name);
+      expect(other === undefined || other === key, `seed ${seed}: ${other} and ${key} share a name`).toBe(true);
+      seen.set(name, key);
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { bytesFromName } from '../drivers/camera-names.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
@@ -255,6 +256,19 @@ describe('ptp driver: session', () => {
 });
 
 describe('ptp driver: listing', () => {
+  it('keeps two names that differ only in lone UTF-16 surrogates as two names that give their units back', async () => {
+    const { session } = await world({
+      rename: { 'DCIM/101BODY/dup1.mp4': 'A\ud800.MP4', 'DCIM/101BODY/dup2.mp4': 'A\udbff.MP4' },
+    });
+    const names = (await all(session)).map((e) => e.path).filter((p) => p.startsWith('DCIM/101BODY/A'));
+    expect(names.sort()).toEqual(['DCIM/101BODY/A\uf7ed\uf7a0\uf780.MP4', 'DCIM/101BODY/A\uf7ed\uf7af\uf7bf.MP4']);
+    // The bytes are the generalized UTF-8 of each surrogate, which decodes to the camera's units.
+    expect(names.map((n) => bytesFromName(n)!.toString('hex'))).toEqual([
+      Buffer.from('DCIM/101BODY/A').toString('hex') + 'eda080' + Buffer.from('.MP4').toString('hex'),
+      Buffer.from('DCIM/101BODY/A').toString('hex') + 'edafbf' + Buffer.from('.MP4').toString('hex'),
+    ]);
+  });
+
   it('walks nested folders into /-joined paths, ids are handles, hostile names stay inside their folder', async () => {
     const { session, responder } = await world();
     const entries = await all(session);

@@ -199,8 +199,13 @@ export class DatasetReader {
    * empty string). A string whose last unit is not NUL is refused rather than guessed at.
    */
   string(field = 'a string'): string {
+    return UTF16.decode(this.stringUnits(field));
+  }
+
+  /** A PTP string's UTF-16LE code units up to its NUL, undecoded (see `string`). */
+  stringUnits(field = 'a string'): Uint8Array {
     const count = this.u8(`the length of ${field}`);
-    if (count === 0) return '';
+    if (count === 0) return new Uint8Array(0);
     this.need(count * 2, field);
     const units = this.bytes.subarray(this.at, this.at + count * 2);
     this.at += count * 2;
@@ -209,7 +214,7 @@ export class DatasetReader {
     }
     let end = 0;
     while (end < count - 1 && (units[end * 2] !== 0 || units[end * 2 + 1] !== 0)) end++;
-    return UTF16.decode(units.subarray(0, end * 2));
+    return units.subarray(0, end * 2);
   }
 
   /** u32 count then elements of `size` bytes; the count is checked against the bytes held first. */

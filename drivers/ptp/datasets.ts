@@ -5,6 +5,7 @@
 import { DataType } from './constants.js';
 import { DatasetReader, DatasetWriter } from './codec.js';
 import { PtpProtocolError } from './errors.js';
+import { nameFromUtf16 } from '../camera-names.js';
 
 export interface PtpDeviceInfo {
   standardVersion: number;
@@ -103,7 +104,8 @@ export function decodeObjectInfo(bytes: Uint8Array): PtpObjectInfo {
     associationType: r.u16('AssociationType'),
     associationDesc: r.u32('AssociationDesc'),
     sequenceNumber: r.u32('SequenceNumber'),
-    filename: r.string('Filename'),
+    // A name is kept losslessly, as recording names are (drivers/camera-names.ts).
+    filename: filenameOf(r.stringUnits('Filename')),
   };
   if (head.compressedSize === 0xffffffff) head.compressedSize = null;
   // Some cameras end the dataset after the filename; a field cut in half is still an error.
@@ -332,4 +334,11 @@ export function formatPtpDateTime(d: Date, zone: 'Z' | 'local' = 'Z'): string {
   if (zone === 'local')
     return `${p(d.getFullYear(), 4)}${p(d.getMonth() + 1)}${p(d.getDate())}T${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
   return `${p(d.getUTCFullYear(), 4)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}T${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}Z`;
+}
+
+/** UTF-16LE bytes as the code units nameFromUtf16 keeps. */
+function filenameOf(le: Uint8Array): string {
+  const units = new Array<number>(le.length >> 1);
+  for (let k = 0; k < units.length; k++) units[k] = le[2 * k]! | (le[2 * k + 1]! << 8);
+  return nameFromUtf16(units);
 }
