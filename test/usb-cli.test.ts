@@ -65,6 +65,20 @@ describe('dockd usb', () => {
     });
   });
 
+  it('names the mass-storage profile a camera would be configured with, and how it was matched', async () => {
+    const cfg = config({ allow: ['46f4:0001'] });
+    cfg.usb.massStorage = { ...cfg.usb.massStorage, profiles: { '46F4:0001': 'example-bwc-m' } };
+    const r = await usbReport(cfg, { backend: dock(), sysfsRoot: sysfs(true) });
+    expect(r.devices[0]).toMatchObject({
+      driver: 'mass-storage',
+      driverReason: 'interface class 0x08 (SCSI, bulk-only transport); profile example-bwc-m (config 46f4:0001)',
+    });
+    expect(renderUsbReport(r)).toContain('profile example-bwc-m (config 46f4:0001)');
+    // Without the entry the QEMU disk matches no row of the table: nothing is claimed.
+    const plain = await usbReport(config({ allow: ['46f4:0001'] }), { backend: dock(), sysfsRoot: sysfs(true) });
+    expect(plain.devices[0]!.driverReason).toBe('interface class 0x08 (SCSI, bulk-only transport)');
+  });
+
   it('renders a block per device that an admin can read, with camera strings escaped', async () => {
     const r = await usbReport(config(), { backend: dock(), sysfsRoot: sysfs(true) });
     const text = renderUsbReport(r);

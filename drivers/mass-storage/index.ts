@@ -119,7 +119,16 @@ export function createMassStorageDriver(opts: MassStorageDriverOptions = {}): Ma
   return {
     name: 'mass-storage',
     matches: (device) => fingerprintOf(device)?.score ?? 0,
-    explainMatch: (device) => fingerprintOf(device)?.why ?? 'not mass storage',
+    explainMatch: (device) => {
+      const fingerprint = fingerprintOf(device);
+      if (!fingerprint) return 'not mass storage';
+      // The model is the USB product string here, as open() takes it when the device has one.
+      const match = massStorageProfileFor(
+        { vendorId: device.vendorId, productId: device.productId, model: device.product ?? '' },
+        opts.profiles,
+      );
+      return match ? `${fingerprint.why}; profile ${match.profile.name} (${match.matchedBy})` : fingerprint.why;
+    },
     async open(device: DeviceInfo, log: DriverLogger) {
       if (device.bus !== 'usb')
         throw new DriverError('permanent', 'not-usb', 'the mass-storage driver only opens USB devices');
