@@ -391,8 +391,12 @@ export function parseConfig(raw: unknown, baseDir = process.cwd()): Config {
   const cfg = merge(defaultConfig(), withReplication);
   cfg.clock = parseClockConfig(raw.clock);
   cfg.settings = parseSettingsConfig(raw.settings);
-  if (cfg.ingest.retry.maxDelayMs < cfg.ingest.retry.baseDelayMs) {
-    throw new ConfigError('ingest.retry.maxDelayMs', 'must not be below ingest.retry.baseDelayMs');
+  for (const [key, retry] of [
+    ['ingest.retry', cfg.ingest.retry],
+    ['replication.retry', cfg.replication?.retry],
+  ] as const) {
+    if (retry && retry.maxDelayMs < retry.baseDelayMs)
+      throw new ConfigError(`${key}.maxDelayMs`, `must not be below ${key}.baseDelayMs`);
   }
   // Relative paths in a config file mean relative to that file, as an admin reading it expects.
   cfg.dataDir = path.resolve(baseDir, cfg.dataDir);

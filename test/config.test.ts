@@ -29,6 +29,10 @@ describe('config', () => {
     [{ ingest: { verifySource: 'yes' } }, /ingest\.verifySource: must be true or false/],
     [{ ingest: { retry: { attempts: 0 } } }, /ingest\.retry\.attempts: must be at least 1/],
     [{ ingest: { retry: { baseDelayMs: 5000, maxDelayMs: 10 } } }, /ingest\.retry\.maxDelayMs/],
+    [
+      { replication: { retry: { baseDelayMs: 5000, maxDelayMs: 10 } } },
+      /replication\.retry\.maxDelayMs: must not be below replication\.retry\.baseDelayMs/,
+    ],
     [{ battery: { shiftHours: 'ten' } }, /battery\.shiftHours: must be a number/],
     [{ log: { level: 'loud' } }, /log\.level: must be one of/],
     [{ nope: 1 }, /nope: unknown key/],

@@ -116,7 +116,6 @@ async function assemble(
       event: 'daemon.started',
       version: VERSION,
       dataDir: cfg.dataDir,
-      pid: process.pid,
       dockKey: dockKey.publicKeyB64,
       keyId: dockKey.keyId,
     },
