@@ -98,7 +98,8 @@ export interface Archive {
   /** Ids of the copies that have a staging file. */
   stagingIds(): Promise<string[]>;
   discardStaging(id: string): Promise<void>;
-  remove(archivePath: string): Promise<void>;
+  /** Removes an archived file; false when there was none. */
+  remove(archivePath: string): Promise<boolean>;
   /** Free bytes on the archive's file system. */
   freeBytes(): Promise<number>;
   /** Throws the error a copy would meet if staging or the archive cannot be written now. */

@@ -84,8 +84,14 @@ export abstract class LocalArchive implements Archive {
     await rm(this.stagingPathFor(id), { force: true });
   }
 
-  async remove(archivePath: string): Promise<void> {
-    await rm(archivePath, { force: true });
+  async remove(archivePath: string): Promise<boolean> {
+    try {
+      await unlink(archivePath);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
   }
 
   private free: { at: number; bytes: number } | null = null;

@@ -35,7 +35,7 @@ export async function recover(db: Db, custody: CustodyLog, archive: Archive, log
       sourcePath: rec.source_path,
       discoveredAt: rec.discovered_at,
     });
-    await archive.remove(p).then(() => report.uncommittedArchiveFiles++);
+    if (await archive.remove(p)) report.uncommittedArchiveFiles++;
   }
   report.interrupted = new Transitions(db, custody).copiesInterruptedByRestart(copying);
   report.camerasMarkedUndocked = new CameraStore(db, custody).undockAllAfterRestart();
