@@ -259,6 +259,40 @@ describe('dockd doctor and backup', () => {
       expect(check(rep, 'keys').fix).toContain('chmod 600');
     });
 
+    it('says what the next start will do with a signing key a power cut left empty', async () => {
+      const signedDir = copyOfData();
+      const pem = path.join(signedDir, 'keys', 'dock-signing.pem');
+      writeFileSync(pem, '');
+      const signedDb = new Database(path.join(signedDir, 'dockd.db'), { fileMustExist: true });
+      const checkpoints = (signedDb.prepare('SELECT count(*) n FROM chain_checkpoints').get() as { n: number }).n;
+      signedDb.close();
+      expect(checkpoints).toBeGreaterThan(0);
+      const signed = await doctor(['--data-dir', signedDir]);
+      expect(signed.code).toBe(1);
+      expect(check(signed.rep, 'keys')).toMatchObject({ status: 'fail' });
+      expect(check(signed.rep, 'keys').detail).toContain('keys/dock-signing.pem is empty (0 bytes)');
+      expect(check(signed.rep, 'keys').detail).toContain(`signed ${checkpoints} custody checkpoint(s)`);
+      expect(check(signed.rep, 'keys').fix).toContain('restore');
+
+      // A key that signed nothing yet is made anew by the next start: a warning, not a failure.
+      const freshDir = copyOfData();
+      writeFileSync(path.join(freshDir, 'keys', 'dock-signing.pem'), '');
+      const freshDb = new Database(path.join(freshDir, 'dockd.db'), { fileMustExist: true });
+      freshDb.exec('DELETE FROM chain_checkpoints');
+      freshDb.close();
+      const fresh = await doctor(['--data-dir', freshDir]);
+      expect(check(fresh.rep, 'keys')).toMatchObject({ status: 'warn' });
+      expect(check(fresh.rep, 'keys').detail).toContain('replaces it with a new key');
+
+      // A torn public half is written again from the private key.
+      const pubDir = copyOfData();
+      writeFileSync(path.join(pubDir, 'keys', 'dock-signing.pub.pem'), '-----BEGIN PUB');
+      const pub = await doctor(['--data-dir', pubDir]);
+      expect(check(pub.rep, 'keys')).toMatchObject({ status: 'warn' });
+      expect(check(pub.rep, 'keys').detail).toContain('keys/dock-signing.pub.pem is torn');
+      expect(pub.rep.checks.map((c) => c.name)).toEqual(CHECKS);
+    });
+
     it('fails when free space is below ingest.minFreeBytes and warns below twice that', async () => {
       const absurd = await cli(['--config', configWith({ ingest: { minFreeBytes: 1e18 } }), 'doctor', '--json']);
       expect(absurd.code).toBe(1);

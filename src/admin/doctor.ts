@@ -21,7 +21,17 @@ import { newestCustodyAt } from '../store/custody-log.js';
 import { DataDirLock } from '../store/lock.js';
 import { MIGRATIONS } from '../store/schema.js';
 import { readDaemon, type DaemonRow } from '../store/heartbeat.js';
-import { keyDir } from '../crypto/signing.js';
+import {
+  describeKeyFile,
+  keyDir,
+  keyIdOf,
+  PRIVATE_KEY_FILE,
+  PUBLIC_KEY_FILE,
+  rawPublicKey,
+  readPrivateKeyFile,
+  readPublicKeyFile,
+} from '../crypto/signing.js';
+import { checkpointsSigned } from '../store/checkpoints.js';
 import { bytes, duration } from '../lib/format.js';
 import { openExistingStore, type InspectedStore } from './store-file.js';
 import { chunkAead, type ChunkAead } from '../crypto/aead.js';
@@ -171,7 +181,48 @@ function permissionsCheck(dataDir: string): Check {
 }
 
 /** Whoever reads the dock's private key can sign a forged custody chain head. */
-function keysCheck(dataDir: string): Check {
+/**
+ * What the daemon's next start will make of the key files (src/custody/dock-key.ts): a torn or
+ * lost private key that signed custody checkpoints stops it; one that signed none is replaced.
+ * Null when the files hold a key pair, or hold nothing yet.
+ */
+function keyContentsCheck(dataDir: string, store: InspectedStore | null): Check | null {
+  let priv, pub;
+  try {
+    priv = readPrivateKeyFile(dataDir);
+    pub = readPublicKeyFile(dataDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EACCES') throw err;
+    return ok('keys', `keys/ 0700, private key 0600; its contents are readable only by the daemon's user`);
+  }
+  if (priv.state === 'ok' && pub.state === 'ok') return null;
+  if (priv.state === 'missing' && pub.state === 'missing') return null;
+  if (priv.state === 'ok')
+    return warn(
+      'keys',
+      `${describeKeyFile(PUBLIC_KEY_FILE, pub)}`,
+      'nothing to do: the next start writes it again from the private key',
+    );
+  const found = `${describeKeyFile(PRIVATE_KEY_FILE, priv)}, ${describeKeyFile(PUBLIC_KEY_FILE, pub)}`;
+  const keyId = pub.state === 'ok' ? keyIdOf(rawPublicKey(pub.key)) : null;
+  const signed = store ? checkpointsSigned(store.db, keyId) : undefined;
+  const restore = `restore ${keyDir(dataDir)} from a backup of this dock before the daemon starts`;
+  if (!signed)
+    return fail('keys', `${found}; whether it signed custody checkpoints cannot be read (see database)`, restore);
+  if (signed.checkpoints > 0)
+    return fail(
+      'keys',
+      `${found}, and it signed ${signed.checkpoints} custody checkpoint(s) up to seq ${signed.lastSeq}: the daemon will not start`,
+      restore,
+    );
+  return warn(
+    'keys',
+    `${found}; it signed no custody checkpoint, so the next start replaces it with a new key (custody.key_replaced)`,
+    `nothing to do, or ${restore} to keep the old key`,
+  );
+}
+
+function keysCheck(dataDir: string, store: InspectedStore | null): Check {
   const dir = keyDir(dataDir);
   const st = statOrNull(dir);
   if (!st) return ok('keys', 'no dock signing key yet; the daemon creates it at its first start');
@@ -188,7 +239,9 @@ function keysCheck(dataDir: string): Check {
     fixes.push(`chmod 600 ${priv}`);
   }
   if (problems.length) return fail('keys', problems.join('; '), fixes.join(' && '));
-  return ok('keys', pst ? 'keys/ 0700, private key 0600' : 'keys/ 0700, no private key');
+  return (
+    keyContentsCheck(dataDir, store) ?? ok('keys', pst ? 'keys/ 0700, private key 0600' : 'keys/ 0700, no private key')
+  );
 }
 
 function diskCheck(dataDir: string, cfg: Config): Check {
@@ -398,18 +451,18 @@ export function runDoctor(cfg: Config, configFile: string | null, envOverrides: 
   checks.push(dir.check);
   let store: InspectedStore | null = null;
   if (dir.exists) {
-    checks.push(permissionsCheck(cfg.dataDir), keysCheck(cfg.dataDir), diskCheck(cfg.dataDir, cfg));
+    let cannotOpen: Check | null = null;
     try {
       store = openExistingStore(cfg.dataDir);
     } catch (err) {
       const missing = !existsSync(dbPath(cfg.dataDir));
-      checks.push(
-        missing
-          ? fail('database', `no dockd.db in ${cfg.dataDir}`, 'start the daemon once: it creates the database')
-          : fail('database', `cannot open dockd.db: ${errText(err)}`, RESTORE_FIX),
-      );
+      cannotOpen = missing
+        ? fail('database', `no dockd.db in ${cfg.dataDir}`, 'start the daemon once: it creates the database')
+        : fail('database', `cannot open dockd.db: ${errText(err)}`, RESTORE_FIX);
     }
     try {
+      checks.push(permissionsCheck(cfg.dataDir), keysCheck(cfg.dataDir, store), diskCheck(cfg.dataDir, cfg));
+      if (cannotOpen) checks.push(cannotOpen);
       if (store) checks.push(databaseCheck(store), walCheck(store));
       checks.push(daemonCheck(cfg.dataDir, store, env));
       checks.push(clockCheck(store, env));
