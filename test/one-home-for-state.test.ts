@@ -19,6 +19,20 @@ const WRITE = new RegExp(
 // Upper case, as dockd writes SQL: prose such as "deletions from cameras" is no statement.
 const READ = new RegExp(`\\b(FROM|JOIN)\\s+(${TABLES})\\b`);
 
+// SQL written in lower case: a string literal that opens with a statement's keyword, any case.
+const LITERAL = /(['"`])((?:\\.|(?!\1)[\s\S])*)\1/g;
+const STATEMENT = /^\s*(select|with|insert|update|delete|replace)\b/i;
+const READ_ANY_CASE = new RegExp(READ.source, 'i');
+
+/** The SQL string literals of a source text that read one of the tables, whatever their case. */
+function lowerCaseReads(text: string): string[] {
+  // Comments first: an apostrophe in prose ("the camera's") would open a literal that is none.
+  const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  return [...code.matchAll(LITERAL)]
+    .map((m) => m[2]!)
+    .filter((sql) => STATEMENT.test(sql) && READ_ANY_CASE.test(sql) && !READ.test(sql));
+}
+
 function sources(dir: string): string[] {
   return readdirSync(path.join(ROOT, dir), { withFileTypes: true, recursive: true })
     .filter((e) => e.isFile() && e.name.endsWith('.ts'))
@@ -45,7 +59,21 @@ describe('one home for state', () => {
     expect(linesOutsideStore(READ)).toEqual([]);
   });
 
+  it('finds no statement in lower case that reads state outside src/store/', () => {
+    const found = [...sources('src'), ...sources('drivers')]
+      .filter((f) => !f.startsWith('src/store/'))
+      .flatMap((f) => lowerCaseReads(readFileSync(path.join(ROOT, f), 'utf8')).map((sql) => `${f}: ${sql}`));
+    expect(found).toEqual([]);
+  });
+
   it('would see such a statement (the pattern is not blind)', () => {
+    expect(lowerCaseReads("db.prepare('select id from recordings where camera = ?')")).toHaveLength(1);
+    expect(
+      lowerCaseReads('db.prepare(`\n  select r.id\n  from jobs j join recordings r on r.id = j.recording`)'),
+    ).toHaveLength(1);
+    expect(lowerCaseReads("log.info('put failed deletions from cameras back')")).toEqual([]);
+    expect(lowerCaseReads("// the camera's own\nconst q = db.prepare('select 1 from cameras');")).toHaveLength(1);
+    expect(lowerCaseReads("db.prepare('select * from battery_samples')")).toEqual([]);
     expect(WRITE.test('db.prepare("UPDATE recordings SET status = \'pending\'")')).toBe(true);
     expect(WRITE.test('INSERT OR IGNORE INTO jobs (recording) VALUES (?)')).toBe(true);
     expect(WRITE.test('INSERT INTO battery_samples (camera) VALUES (?)')).toBe(false);
