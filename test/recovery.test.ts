@@ -3,53 +3,31 @@
  * what it puts right, and that the counts it reports (the `daemon.recovered` line IT reads) are
  * what it found, not what it looked at.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PlainArchive } from '../src/archive/plain.js';
 import { recover } from '../src/ingest/recovery.js';
-import { CameraStore } from '../src/store/cameras.js';
-import { CustodyLog } from '../src/store/custody-log.js';
-import { openStore, type Db } from '../src/store/db.js';
 import { getRecording } from '../src/store/recordings.js';
-import { Transitions } from '../src/store/transitions.js';
+import { storeWithCamera, verification, type TestStore } from './support/store.js';
 
-let dir: string;
-let db: Db;
-let custody: CustodyLog;
+let store: TestStore;
 let archive: PlainArchive;
 
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'dockd-recovery-'));
-  db = openStore(dir);
-  custody = new CustodyLog(db);
-  archive = new PlainArchive({ dataDir: dir });
+  store = storeWithCamera();
+  archive = new PlainArchive({ dataDir: store.dir });
 });
 
 afterEach(async () => {
   await archive.close();
-  db.close();
-  rmSync(dir, { recursive: true, force: true });
+  store.close();
 });
 
 describe('start-up recovery', () => {
   it('removes only archive files a crash left uncommitted, resets their copies and drops orphan staging, and counts each', async () => {
-    new CameraStore(db, custody).docked(
-      {
-        serial: 'CAM1',
-        model: 'm',
-        firmware: 'f',
-        slot: 's1',
-        at: new Date(),
-        clockSkewSeconds: 0,
-        battery: null,
-        details: {},
-      },
-      1,
-    );
-    const tx = new Transitions(db, custody);
+    const { db, custody, tx } = store;
     const now = new Date().toISOString();
     for (const [i, id] of ['renamed', 'midway', 'done'].entries()) {
       const f = { path: `DCIM/${i}.MP4`, id: `DCIM/${i}.MP4`, identity: `10:${i}`, bytes: 10 };
@@ -68,21 +46,7 @@ describe('start-up recovery', () => {
     writeFileSync(finalPath, 'x'.repeat(10));
     writeFileSync(archive.stagingPathFor('midway'), 'x'.repeat(4));
     // 'done' was verified; its staging file is a leftover.
-    tx.markVerified(getRecording(db, 'done')!, {
-      sha256: 'a'.repeat(64),
-      storedSha256: 'a'.repeat(64),
-      storedBytes: 10,
-      bytes: 10,
-      archivePath: '/elsewhere',
-      at: new Date(),
-      attempt: 1,
-      resumedFrom: 0,
-      resumeRefused: false,
-      verifiedSource: false,
-      encryptedTo: null,
-      release: true,
-      replicate: false,
-    });
+    tx.markVerified(getRecording(db, 'done')!, verification(10, true, '/elsewhere'));
     writeFileSync(archive.stagingPathFor('done'), 'x');
     writeFileSync(archive.stagingPathFor('nobody'), 'x');
 

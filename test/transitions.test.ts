@@ -1,44 +1,23 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openStore, type Db } from '../src/store/db.js';
-import { CustodyLog } from '../src/store/custody-log.js';
+import type { Db } from '../src/store/db.js';
+import type { CustodyLog } from '../src/store/custody-log.js';
 import { checkChain } from '../src/store/chain.js';
 import { getRecording } from '../src/store/recordings.js';
 import { markExpired } from '../src/store/retention.js';
-import { Transitions } from '../src/store/transitions.js';
-import { CameraStore } from '../src/store/cameras.js';
+import type { Transitions } from '../src/store/transitions.js';
+import { storeWithCamera, verification, type TestStore } from './support/store.js';
 
-let dir: string;
+let store: TestStore;
 let db: Db;
 let custody: CustodyLog;
 let tx: Transitions;
 
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'dockd-transitions-'));
-  db = openStore(dir);
-  custody = new CustodyLog(db);
-  tx = new Transitions(db, custody);
-  new CameraStore(db, custody).docked(
-    {
-      serial: 'CAM1',
-      model: 'm',
-      firmware: 'f',
-      slot: 'slot-1',
-      at: new Date(),
-      clockSkewSeconds: 0,
-      battery: null,
-      details: {},
-    },
-    1,
-  );
+  store = storeWithCamera();
+  ({ db, custody, tx } = store);
 });
 
-afterEach(() => {
-  db.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => store.close());
 
 const file = { path: 'DCIM/0001.MP4', id: 'DCIM/0001.MP4', identity: '4096:1:2', bytes: 4096 };
 
@@ -47,21 +26,7 @@ function discover(recordingId: string): void {
 }
 
 function verify(id: string, release: boolean): void {
-  tx.markVerified(getRecording(db, id)!, {
-    sha256: 'a'.repeat(64),
-    storedSha256: 'a'.repeat(64),
-    storedBytes: 4096,
-    bytes: 4096,
-    archivePath: '/archive/x',
-    at: new Date(),
-    attempt: 1,
-    resumedFrom: 0,
-    resumeRefused: false,
-    verifiedSource: false,
-    encryptedTo: null,
-    release,
-    replicate: false,
-  });
+  tx.markVerified(getRecording(db, id)!, verification(4096, release));
 }
 
 const types = () => [...custody.all()].map((e) => e.type);
