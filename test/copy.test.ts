@@ -152,6 +152,22 @@ describe('copy-and-hash', () => {
     expect(again.sha256).toBe(sha(data));
   });
 
+  it('stops a copy whose camera was undocked while the copy was still being set up', async () => {
+    const data = randomBytes(4 * 1024 * 1024);
+    const cam = await camera({ 'a.mp4': data }, { throughputBytesPerSec: 1_000_000 });
+    const undock = new AbortController();
+    let received = 0;
+    const copy = copyRecording(
+      { sourceId: 'a.mp4', expectedBytes: data.length, id: ID, resumeFrom: 0 },
+      ctx(cam, { signal: undock.signal, onProgress: (n: number) => (received = n) }),
+    );
+    // Before the staging file is open and the camera's file is asked for: no abort event reaches
+    // the read, which must still see it (it ran whole, past the link's rate, before).
+    undock.abort();
+    await expect(copy).rejects.toMatchObject({ kind: 'transient', code: 'aborted' });
+    expect(received).toBe(0);
+  });
+
   it('times out a stalled read as transient "stall"', async () => {
     const data = randomBytes(100_000);
     const cam = await camera(

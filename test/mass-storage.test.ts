@@ -415,6 +415,11 @@ describe('mass-storage driver', () => {
     expect(await rejection(s.read('DCIM/100MEDIA/A0001.MP4', 0, { signal: ac.signal }))).toMatchObject({
       code: 'aborted',
     });
+    // Aborted while the file is being opened: the stream it returns ends at once, aborted.
+    const late = new AbortController();
+    const opening = s.read('DCIM/100MEDIA/A0001.MP4', 0, { signal: late.signal });
+    late.abort();
+    expect(await rejection(all(await opening))).toMatchObject({ kind: 'transient', code: 'aborted' });
 
     const open1 = await s.read('DCIM/100MEDIA/A0001.MP4', 0);
     const closedWith = new Promise<unknown>((r) => open1.once('error', r));

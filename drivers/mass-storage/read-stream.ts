@@ -35,6 +35,8 @@ export class VolumeReadStream extends Readable {
     super({ highWaterMark: CHUNK });
     this.pos = o.offset;
     o.signal?.addEventListener('abort', this.onAbort, { once: true });
+    // Aborted while the file was being opened: that fired no event, and the read would run whole.
+    if (o.signal?.aborted) this.onAbort();
   }
 
   override _read(): void {

@@ -33,6 +33,8 @@ export class SimReadStream extends Readable {
     this.o = o;
     this.pos = o.offset;
     o.signal?.addEventListener('abort', this.onAbort, { once: true });
+    // An abort before the read began fires no event: without this the read would run whole.
+    if (o.signal?.aborted) this.onAbort();
   }
 
   override _read(): void {
