@@ -242,7 +242,7 @@ describe('stored event log', () => {
       { at: t + 42_000, type: 'display.on' },
       { at: t + 60_000, type: 'power.off' },
     ]);
-    expect(await pruneCameraEvents(db, t + 50_000, 1)).toBe(2);
+    expect(await pruneCameraEvents(db, t + 50_000, undefined, 1)).toBe(2);
     expect([...cameraEvents(db, 'DU-7')].map((e) => e.type)).toEqual(['power.off']);
     expect(await pruneCameraEvents(db, 0)).toBe(0);
   });

@@ -96,9 +96,10 @@ export class BatteryRecorder {
    * Deletes samples older than `keepDays`: a dock samples each camera every minute it is docked,
    * and unpruned that grows the store by gigabytes a year for a fleet. The health verdicts look at
    * the last 30 days. Deleted per camera and in batches, each its own short transaction, with the
-   * event loop let go in between. Returns how many were deleted.
+   * event loop let go in between; an abort stops it between batches (what is left goes at the
+   * next sweep). Returns how many were deleted.
    */
-  async prune(now = Date.now()): Promise<number> {
+  async prune(now = Date.now(), signal?: AbortSignal): Promise<number> {
     const cutoff = this.cutoff(now);
     if (cutoff === 0) return 0;
     const cameras = cameraSerials(this.db);
@@ -111,6 +112,7 @@ export class BatteryRecorder {
         const n = del.run(serial, cutoff, PRUNE_BATCH).changes;
         deleted += n;
         if (n < PRUNE_BATCH) break;
+        if (signal?.aborted) return deleted;
         await new Promise((r) => setImmediate(r));
       }
     }

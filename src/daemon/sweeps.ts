@@ -51,7 +51,11 @@ export class Sweeps {
     this.timer = null;
   }
 
-  /** Never rejects. An abort skips the steps not yet begun; the one under way finishes. */
+  /**
+   * Never rejects. An abort skips the steps not yet begun, and stops a pruning between two of its
+   * batches: a stop must not wait for years of old samples (a service manager kills a stop that
+   * takes too long), and what is left is still old at the next sweep.
+   */
   async sweep(signal: AbortSignal): Promise<void> {
     const { db, custody, battery, retention, keepDays, log } = this.o;
     if (signal.aborted) return;
@@ -67,11 +71,11 @@ export class Sweeps {
     }
     if (signal.aborted) return;
     try {
-      const samples = await battery.prune();
+      const samples = await battery.prune(Date.now(), signal);
       if (samples)
         log.info(
-          { event: 'battery.pruned', samples, keepDays },
-          `deleted ${samples} battery samples older than ${keepDays} days`,
+          { event: 'battery.pruned', samples, keepDays, ...stopped(signal) },
+          `deleted ${samples} battery samples older than ${keepDays} days${stoppedNote(signal)}`,
         );
     } catch (err) {
       // As with the retention sweep: the next sweep tries again, and nothing depends on it meanwhile.
@@ -80,14 +84,23 @@ export class Sweeps {
     if (signal.aborted) return;
     try {
       // Cameras' event logs are kept exactly as long as their battery samples.
-      const events = await pruneCameraEvents(db, battery.cutoff());
+      const events = await pruneCameraEvents(db, battery.cutoff(), signal);
       if (events)
         log.info(
-          { event: 'camera.events_pruned', events, keepDays },
-          `deleted ${events} camera event-log entries older than ${keepDays} days`,
+          { event: 'camera.events_pruned', events, keepDays, ...stopped(signal) },
+          `deleted ${events} camera event-log entries older than ${keepDays} days${stoppedNote(signal)}`,
         );
     } catch (err) {
       log.error({ event: 'camera.events_prune_failed', err }, 'camera event-log pruning failed');
     }
   }
+}
+
+/** Marks a pruning cut short by the daemon's stop. */
+function stopped(signal: AbortSignal): { interrupted?: true } {
+  return signal.aborted ? { interrupted: true } : {};
+}
+
+function stoppedNote(signal: AbortSignal): string {
+  return signal.aborted ? ' before the stop; the rest goes at the next sweep' : '';
 }

@@ -124,8 +124,11 @@ export function* cameraEvents(db: Db, serial: string): IterableIterator<{ at: nu
     .iterate(serial);
 }
 
-/** Entries whose true time is before `cutoff`, in batches, by the same rule as battery samples. */
-export async function pruneCameraEvents(db: Db, cutoff: number, batch = 5000): Promise<number> {
+/**
+ * Entries whose true time is before `cutoff`, in batches, by the same rule as battery samples.
+ * An abort stops it between batches: what is left is old and goes at the next sweep.
+ */
+export async function pruneCameraEvents(db: Db, cutoff: number, signal?: AbortSignal, batch = 5000): Promise<number> {
   if (cutoff <= 0) return 0;
   const del = db.prepare<[number, number]>(
     'DELETE FROM camera_events WHERE id IN (SELECT id FROM camera_events WHERE at < ? LIMIT ?)',
@@ -134,7 +137,7 @@ export async function pruneCameraEvents(db: Db, cutoff: number, batch = 5000): P
   for (;;) {
     const n = del.run(cutoff, batch).changes;
     deleted += n;
-    if (n < batch) return deleted;
+    if (n < batch || signal?.aborted) return deleted;
     await new Promise((r) => setImmediate(r));
   }
 }
