@@ -43,18 +43,30 @@ export interface SweepResult {
   deleted: RetentionCandidate[];
 }
 
+/** Recordings marked between two turns of the event loop: each is a durable commit of its own. */
+const SWEEP_BATCH = 64;
+
 /**
  * Commits the deletion first, then removes the file: a crash in between leaves a file the next
- * sweep removes, never a "verified" recording whose file is silently gone.
+ * sweep removes, never a "verified" recording whose file is silently gone. The first sweep after
+ * retention is turned on may find years of recordings: it lets the event loop go every few
+ * dozen (heartbeat, copies, a stop), and an abort stops it there; the next sweep goes on.
  */
 export async function sweepRetention(
   db: Db,
   custody: CustodyLog,
   rule: Config['retention'],
   now = Date.now(),
+  signal?: AbortSignal,
 ): Promise<SweepResult> {
   const deleted: RetentionCandidate[] = [];
+  let sinceYield = 0;
   for (const c of retentionCandidates(db, rule, now)) {
+    if (++sinceYield >= SWEEP_BATCH) {
+      sinceYield = 0;
+      await new Promise((r) => setImmediate(r));
+    }
+    if (signal?.aborted) break;
     const done = markExpired(db, custody, c, {
       rule: { days: rule.days, requireReplicated: rule.requireReplicated },
       verifiedAt: c.verifiedAt,
@@ -63,15 +75,17 @@ export async function sweepRetention(
     });
     if (done) deleted.push(c);
   }
+  // Even when stopped: what custody now says is deleted must not stay on the disk.
   await removeDeletedFiles(db);
   return { deleted };
 }
 
 export async function removeDeletedFiles(db: Db): Promise<number> {
-  const rows = deletedWithFiles(db);
-  for (const r of rows) {
+  let removed = 0;
+  for (const r of deletedWithFiles(db)) {
     await rm(r.archive_path, { force: true });
     archiveFileRemoved(db, r.id);
+    removed++;
   }
-  return rows.length;
+  return removed;
 }

@@ -60,7 +60,7 @@ export class Sweeps {
     const { db, custody, battery, retention, keepDays, log } = this.o;
     if (signal.aborted) return;
     try {
-      const { deleted } = await sweepRetention(db, custody, retention);
+      const { deleted } = await sweepRetention(db, custody, retention, Date.now(), signal);
       for (const d of deleted)
         log.info(
           { event: 'retention.deleted', camera: d.camera, recording: d.id, sha256: d.sha256, reason: d.reason },
