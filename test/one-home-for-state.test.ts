@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const TABLES = 'recordings|jobs|cameras|assignments|officer_units|daemon|custody_events|chain_checkpoints';
+const TABLES = 'recordings|jobs|cameras|assignments|unit_memberships|daemon|custody_events|chain_checkpoints';
 const WRITE = new RegExp(
   `\\b(INSERT(\\s+OR\\s+\\w+)?\\s+INTO|UPDATE|DELETE\\s+FROM|REPLACE\\s+INTO)\\s+(${TABLES})\\b`,
   'i',

@@ -215,4 +215,40 @@ describe('dockd stages over a store of many cameras', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('privacy.minGroupSize');
   });
+
+  it('counts an officer who moved to another unit with the unit they were in at each shift', async () => {
+    const dataDir = fillStore();
+    const root = path.dirname(dataDir);
+    const plain = config(root, {});
+    for (let c = 1; c <= 6; c++) {
+      const unit = c <= 3 ? 'north' : 'south';
+      const r = await run(dataDir, plain, [
+        'assign',
+        `DU-${c}`,
+        `officer-${c}`,
+        '--unit',
+        unit,
+        '--from',
+        '2026-11-01T00:00:00Z',
+      ]);
+      expect(r.stderr).toBe('');
+    }
+    // officer-1 (DU-1, who escalates both shifts) joins south between the two days.
+    const moved = await run(dataDir, plain, [
+      'assign',
+      'DU-1',
+      'officer-1',
+      '--unit',
+      'south',
+      '--from',
+      '2026-12-01T00:00:00Z',
+    ]);
+    expect(moved.code).toBe(0);
+    const byUnit = JSON.parse((await run(dataDir, plain, ['stages', '--by', 'unit', '--json'])).stdout) as StagesJson;
+    // north: DU-1..3 on day one, DU-2..3 on day two; south: DU-4..6 both days and DU-1 on day two.
+    expect(byUnit.groups?.map((g) => [g.group, g.shifts, g.displayActivations, g.escalated])).toEqual([
+      ['north', 5, 5, 1],
+      ['south', 7, 7, 1],
+    ]);
+  });
 });

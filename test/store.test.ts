@@ -3,6 +3,7 @@ import Database from 'better-sqlite3';
 import { migrate } from '../src/store/db.js';
 import { MIGRATIONS } from '../src/store/schema.js';
 import { queueCounts, type QueueCounts } from '../src/store/recordings.js';
+import { unitAt, unitHistory } from '../src/store/officers.js';
 
 type Db = InstanceType<typeof Database>;
 
@@ -88,5 +89,25 @@ describe('queue counts', () => {
     });
     expect(attempt).toThrow(/did not verify/);
     expect(queueCounts(db)).toEqual({ pending: 1, active: 0, failed: 0, verified: 0 });
+  });
+});
+
+describe('unit memberships', () => {
+  it('keeps the unit each officer had before the history was kept, from the time it was given', () => {
+    const db = new Database(':memory:');
+    // A store as the release that knew one unit per officer left it.
+    const before = MIGRATIONS.findIndex((sql) => sql.includes('CREATE TABLE unit_memberships'));
+    for (const [v, sql] of MIGRATIONS.slice(0, before).entries()) {
+      db.exec(sql);
+      db.pragma(`user_version = ${v + 1}`);
+    }
+    db.prepare(
+      "INSERT INTO officer_units (officer, unit, since) VALUES ('o-1', 'north', '2026-11-01T00:00:00.000Z')",
+    ).run();
+    migrate(db);
+    const history = unitHistory(db);
+    expect(unitAt(history, 'o-1', Date.parse('2026-11-02T00:00:00Z'))).toBe('north');
+    expect(unitAt(history, 'o-1', Date.parse('2026-10-31T00:00:00Z'))).toBeNull();
+    expect(unitAt(history, 'o-2', Date.parse('2026-11-02T00:00:00Z'))).toBeNull();
   });
 });

@@ -4,7 +4,7 @@
  */
 import type { Db } from '../store/db.js';
 import { cameraSerials } from '../store/cameras.js';
-import { assignmentsNewestFirst, officerUnits } from '../store/officers.js';
+import { assignmentsNewestFirst, unitAt, unitHistory } from '../store/officers.js';
 import { dockingEvents } from '../store/custody-log.js';
 import { cameraEpisodes, type CameraEpisodes } from './episodes.js';
 import { groupFigures, type GroupFigures, type GroupOf } from './groups.js';
@@ -87,7 +87,7 @@ interface Holding {
   to: number;
 }
 
-/** Who held a camera when, from `dockd assign`; officers' units from `dockd assign --unit`. */
+/** Who held a camera when, from `dockd assign`; the unit they were in then, from `dockd assign --unit`. */
 function holderOf(db: Db, by: 'officer' | 'unit'): GroupOf {
   const rows = assignmentsNewestFirst(db);
   const byCamera = new Map<string, Holding[]>();
@@ -101,11 +101,11 @@ function holderOf(db: Db, by: 'officer' | 'unit'): GroupOf {
     });
     byCamera.set(r.camera, list);
   }
-  const units = by === 'unit' ? officerUnits(db) : null;
+  const units = by === 'unit' ? unitHistory(db) : null;
   return (camera, at) => {
     const officer = byCamera.get(camera)?.find((h) => h.from <= at && at < h.to)?.officer;
     if (officer === undefined) return null;
-    return units ? (units.get(officer) ?? null) : officer;
+    return units ? unitAt(units, officer, at) : officer;
   };
 }
 

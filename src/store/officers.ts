@@ -34,7 +34,10 @@ export const OFFICER_SQL = `(SELECT a.officer FROM assignments a WHERE a.camera 
    AND (a.to_at IS NULL OR a.to_at > coalesce(r.recorded_at, r.discovered_at))
    ORDER BY a.from_at DESC, a.id DESC LIMIT 1)`;
 
-/** `unit`, when given, becomes the officer's unit from then on (one unit per officer). */
+/**
+ * `unit`, when given, becomes the officer's unit from `from` on; what the officer did before
+ * stays with the unit they were in then.
+ */
 export function assign(db: Db, custody: CustodyLog, camera: string, officer: string, from: Date, unit?: string): void {
   const at = from.toISOString();
   db.transaction(() => {
@@ -50,9 +53,9 @@ export function assign(db: Db, custody: CustodyLog, camera: string, officer: str
       at,
     );
     if (unit !== undefined) {
-      db.prepare(
-        'INSERT INTO officer_units (officer, unit, since) VALUES (?, ?, ?) ON CONFLICT(officer) DO UPDATE SET unit = excluded.unit, since = excluded.since',
-      ).run(officer, unit, at);
+      // The same start given again corrects that membership rather than adding a second one.
+      db.prepare('DELETE FROM unit_memberships WHERE officer = ? AND from_at = ?').run(officer, at);
+      db.prepare('INSERT INTO unit_memberships (officer, unit, from_at) VALUES (?, ?, ?)').run(officer, unit, at);
     }
     custody.append({
       type: 'camera.assigned',
@@ -62,13 +65,27 @@ export function assign(db: Db, custody: CustodyLog, camera: string, officer: str
   }).immediate();
 }
 
-export function officerUnits(db: Db): Map<string, string> {
-  return new Map(
-    db
-      .prepare<[], { officer: string; unit: string }>('SELECT officer, unit FROM officer_units')
-      .all()
-      .map((r) => [r.officer, r.unit]),
-  );
+/** An officer's units, newest first: each from its start (ms) until the next one's. */
+export type UnitHistory = Map<string, { unit: string; from: number }[]>;
+
+export function unitHistory(db: Db): UnitHistory {
+  const history: UnitHistory = new Map();
+  const rows = db
+    .prepare<[], { officer: string; unit: string; from_at: string }>(
+      'SELECT officer, unit, from_at FROM unit_memberships ORDER BY from_at DESC, id DESC',
+    )
+    .all();
+  for (const r of rows) {
+    const list = history.get(r.officer) ?? [];
+    list.push({ unit: r.unit, from: Date.parse(r.from_at) });
+    history.set(r.officer, list);
+  }
+  return history;
+}
+
+/** The officer's unit at `at` (ms), or null before the first `--unit` given for them. */
+export function unitAt(history: UnitHistory, officer: string, at: number): string | null {
+  return history.get(officer)?.find((m) => m.from <= at)?.unit ?? null;
 }
 
 export function unassign(db: Db, custody: CustodyLog, camera: string, from: Date): number {

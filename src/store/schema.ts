@@ -206,4 +206,17 @@ export const MIGRATIONS: string[] = [
     since    TEXT NOT NULL
   );
   `,
+  `
+  -- An officer's units over time: a move to another unit must not carry the officer's past
+  -- episodes with it. The unit at a time is the membership with the latest start before it.
+  CREATE TABLE unit_memberships (
+    id       INTEGER PRIMARY KEY,
+    officer  TEXT NOT NULL,
+    unit     TEXT NOT NULL,
+    from_at  TEXT NOT NULL
+  );
+  CREATE INDEX unit_memberships_by_officer ON unit_memberships(officer, from_at);
+  INSERT INTO unit_memberships (officer, unit, from_at) SELECT officer, unit, since FROM officer_units;
+  DROP TABLE officer_units;
+  `,
 ];
