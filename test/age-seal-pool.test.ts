@@ -135,6 +135,37 @@ describe('sealing age files on worker threads', () => {
     expect(readFileSync(file).length).toBe(sizeAtAbort);
   });
 
+  it('seals each file whole when a worker reuses the buffers of files that ended or were dropped', async () => {
+    const own = new AgeSealPool(1);
+    const sealOn = async (name: string, plaintext: Buffer, abort = false) => {
+      const file = path.join(dir, name);
+      const fh = await open(file, 'w');
+      try {
+        const { job } = start(own, fh.fd, [alice.recipient]);
+        await job.write(Buffer.from(plaintext));
+        if (abort) await job.abort();
+        else await job.end();
+      } finally {
+        await fh.close();
+      }
+      return file;
+    };
+    try {
+      // Each file's chunks and batch are left full of the one before's bytes.
+      const long = randomBytes(40 * CHUNK + 3);
+      expect((await decrypt(await sealOn('reuse-long', long), [alice.identity])).equals(long)).toBe(true);
+      await sealOn('reuse-dropped', randomBytes(5 * CHUNK + 7), true);
+      for (const size of [0, 1, CHUNK, 2 * CHUNK + 1]) {
+        const plaintext = randomBytes(size);
+        const file = await sealOn(`reuse-${size}`, plaintext);
+        expect(readFileSync(file).length, `size of the age file for ${size} bytes`).toBe(encryptedSize(size, 1));
+        expect((await decrypt(file, [alice.identity])).equals(plaintext), `round trip of ${size} bytes`).toBe(true);
+      }
+    } finally {
+      await own.close();
+    }
+  });
+
   it('fails a file in progress, instead of hanging, when its worker dies', async () => {
     const own = new AgeSealPool(1);
     const fh = await open(path.join(dir, 'orphan'), 'w');

@@ -40,6 +40,11 @@ const sealStreamChunk = ${sealStreamChunk.toString()};
 const streamStep = ${streamStep.toString()};
 const ACK_EVERY = ${ACK_EVERY};
 const jobs = new Map();
+// A job's held chunk and write batch (1.1 MiB) go to the next job once it is over. Made afresh
+// for every file, they outlived the few scavenges this thread's small heap sees and waited for a
+// full collection that never came: the benchmark's 32 files left 36 MB of them in the daemon's
+// peak RSS. Kept, they number at most the files ever sealed at once.
+const spare = [];
 
 function fail(message, code) {
   return Object.assign(new Error(message), { code });
@@ -49,10 +54,11 @@ class Job {
   constructor(fd, key, prefix) {
     this.fd = fd;
     this.key = key;
-    this.held = Buffer.allocUnsafe(CHUNK);
+    this.buffers = spare.pop() ?? { held: Buffer.allocUnsafe(CHUNK), batch: Buffer.allocUnsafe(BATCH) };
+    this.held = this.buffers.held;
     this.filled = 0;
     this.counter = 0;
-    this.batch = Buffer.allocUnsafe(BATCH);
+    this.batch = this.buffers.batch;
     this.used = 0;
     this.position = 0;
     this.unacked = 0;
@@ -95,6 +101,13 @@ class Job {
     this.flush();
     return { bytes: this.position };
   }
+
+  /** Wipes the key and lends the buffers to the next job; nothing of this job is used again. */
+  over() {
+    this.key.fill(0);
+    if (this.buffers) spare.push(this.buffers);
+    this.buffers = this.held = this.batch = null;
+  }
 }
 
 const view = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
@@ -120,15 +133,15 @@ parentPort.on('message', (m) => {
       if (!job) return;
       jobs.delete(m.id);
       const done = job.end();
-      job.key.fill(0);
+      job.over();
       parentPort.postMessage({ id: m.id, done });
     } else if (m.op === 'drop') {
-      if (job) job.key.fill(0);
+      job?.over();
       jobs.delete(m.id);
       parentPort.postMessage({ id: m.id, dropped: true });
     }
   } catch (err) {
-    if (job) job.key.fill(0);
+    job?.over();
     jobs.delete(m.id);
     parentPort.postMessage({ id: m.id, error: String((err && err.message) || err), code: err && err.code });
   }
