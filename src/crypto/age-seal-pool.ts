@@ -105,7 +105,8 @@ class Job {
   /** Wipes the key and lends the buffers to the next job; nothing of this job is used again. */
   over() {
     this.key.fill(0);
-    if (this.buffers) spare.push(this.buffers);
+    // The held chunk is camera plaintext: it does not wait in the spare list for the next file.
+    if (this.buffers) spare.push({ held: this.buffers.held.fill(0), batch: this.buffers.batch });
     this.buffers = this.held = this.batch = null;
   }
 }
