@@ -19,6 +19,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { allVerified, sha256, TestDock, waitFor, type CustodyJson, type RecordingJson } from './support/harness.js';
 
 let dock: TestDock;
@@ -111,6 +112,47 @@ describe('a name the camera reuses after a failed deletion', () => {
       expect((await dock.cli(['verify'])).code).toBe(0);
     });
   }
+
+  it('holds a recording archived before identities were kept to its SHA-256 before deleting it', async () => {
+    dock = new TestDock();
+    const [a, b, a2] = [randomBytes(50_000), randomBytes(50_000), randomBytes(50_000)];
+    dock.dock('s1', {
+      serial: 'C-LEGACY',
+      files: [
+        { rel: 'A.MP4', data: a },
+        { rel: 'B.MP4', data: b },
+      ],
+      spec: { faults: ['A.MP4', 'B.MP4'].map((p) => ({ path: p, kind: 'delete-error' })) },
+    });
+    const d = dock.start();
+    await allVerified(dock, 2, { deleted: false });
+    await d.waitForEvent('camera.file_delete_failed');
+    d.kill('SIGTERM');
+    await d.exited;
+    // As a store from before identities holds them; then A is rewritten, same size, while away.
+    const db = new Database(path.join(dock.dataDir, 'dockd.db'));
+    db.exec('UPDATE recordings SET source_identity = NULL');
+    db.close();
+    replaceOnCamera('s1', 'A.MP4', a2, 'rename');
+    dock.writeCameraJson('s1', { serial: 'C-LEGACY' });
+    dock.start();
+
+    const recs = await settled(
+      (rs) => rs.length === 3 && rs.filter((r) => r.deletedFromCamera).length === 2,
+      'B and the new A deleted, the old A let go',
+    );
+    const byHash = (data: Buffer) => recs.find((r) => r.sha256 === sha256(data))!;
+    expect(byHash(b)).toMatchObject({ status: 'verified', deletedFromCamera: true });
+    expect(byHash(a2)).toMatchObject({ status: 'verified', deletedFromCamera: true });
+    expect(byHash(a)).toMatchObject({ status: 'verified', deletedFromCamera: false, leftCamera: true });
+    expect(archivedHashes(recs).sort()).toEqual([a, b, a2].map(sha256).sort());
+    const oldA = await custodyOf(byHash(a).id);
+    expect(oldA.map((e) => e.type)).not.toContain('camera.file_deleted');
+    expect(oldA.find((e) => e.type === 'recording.replaced_on_camera')!.details).toMatchObject({
+      noticedBy: 'release',
+    });
+    expect((await dock.cli(['verify'])).code).toBe(0);
+  });
 
   it('notices the replacement before a retried deletion while the camera stays docked', async () => {
     dock = new TestDock({ ingest: { retry: { attempts: 40, baseDelayMs: 300, maxDelayMs: 300 } } });

@@ -123,7 +123,7 @@ export async function copyRecording(req: CopyRequest, ctx: CopyContext): Promise
 }
 
 /** Whether the camera holds `bytes` at `offset`: read again before a copy goes on after kept bytes. */
-async function cameraHolds(ctx: CopyContext, sourceId: string, bytes: Buffer, offset: number): Promise<boolean> {
+async function cameraHolds(ctx: ReadContext, sourceId: string, bytes: Buffer, offset: number): Promise<boolean> {
   const n = bytes.length;
   let at = 0;
   for await (const chunk of guardedRead(ctx, sourceId, offset)) {
@@ -135,18 +135,35 @@ async function cameraHolds(ctx: CopyContext, sourceId: string, bytes: Buffer, of
   return false;
 }
 
-async function readSourceAgain(ctx: CopyContext, req: CopyRequest, sha256: string): Promise<void> {
+/** What a camera read needs: where chunk buffers come from, the session, its watchdog and abort. */
+export type ReadContext = Pick<CopyContext, 'archive' | 'session' | 'readTimeoutMs' | 'signal'>;
+
+/**
+ * Whether the camera's file `sourceId` is `expectedBytes` long with this SHA-256, read whole once
+ * more; it stops reading past `expectedBytes`.
+ */
+export async function cameraHashMatches(
+  ctx: ReadContext,
+  sourceId: string,
+  expectedBytes: number,
+  sha256: string,
+): Promise<{ matches: boolean; sha256: string }> {
   const again = createHash('sha256');
   const buffers = ctx.archive.buffers;
   let n = 0;
-  for await (const chunk of guardedRead(ctx, req.sourceId, 0, buffers)) {
+  for await (const chunk of guardedRead(ctx, sourceId, 0, buffers)) {
     n += chunk.length;
-    if (n > req.expectedBytes) break;
+    if (n > expectedBytes) break;
     again.update(chunk);
     buffers.give(chunk);
   }
   const second = again.digest('hex');
-  if (n !== req.expectedBytes || second !== sha256) {
+  return { matches: n === expectedBytes && second === sha256, sha256: second };
+}
+
+async function readSourceAgain(ctx: CopyContext, req: CopyRequest, sha256: string): Promise<void> {
+  const { matches, sha256: second } = await cameraHashMatches(ctx, req.sourceId, req.expectedBytes, sha256);
+  if (!matches) {
     throw new DriverError(
       'transient',
       'source-mismatch',
@@ -171,7 +188,7 @@ export function spoilsStaging(err: unknown): boolean {
  * is aborted through its signal (so the driver stops touching the device) and fails as `stall`.
  */
 async function* guardedRead(
-  ctx: CopyContext,
+  ctx: ReadContext,
   sourceId: string,
   offset: number,
   buffers?: ChunkBuffers,

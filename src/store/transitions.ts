@@ -141,7 +141,13 @@ export class Transitions {
         `INSERT INTO recordings (id, camera, source_path, source_id, source_identity, bytes, modified_at, recorded_at, status, seen_visit, discovered_at)
          VALUES (@id, @camera, @sourcePath, @sourceId, @identity, @bytes, @modifiedAt, @recordedAt, 'pending', @visit, @now)`,
       ),
-      touch: db.prepare('UPDATE recordings SET seen_visit = ?, source_id = ?, source_identity = ? WHERE id = ?'),
+      // A row archived before identities were kept gets none from a later listing: that would
+      // vouch for whatever the camera holds now (see releaseOne).
+      touch: db.prepare(
+        `UPDATE recordings SET seen_visit = ?, source_id = ?,
+           source_identity = CASE WHEN source_identity IS NULL AND status IN ('verified','deleted') THEN NULL ELSE ? END
+         WHERE id = ?`,
+      ),
       unseen: db.prepare<[string, number], { id: string; source_path: string }>(
         "SELECT id, source_path FROM recordings WHERE camera = ? AND deleted_from_camera = 0 AND status IN ('pending','failed') AND seen_visit < ?",
       ),
@@ -233,7 +239,11 @@ export class Transitions {
     });
   }
 
-  /** A known file seen again at this visit, with the same content: no custody event, nothing changed. */
+  /**
+   * A known file seen again at this visit, with the same content: no custody event, nothing
+   * changed. Notes the file's id and identity for this session, except on an archived row that
+   * has no identity: only its SHA-256 can say whether the camera still holds its content.
+   */
   seenAgain(id: string, visit: number, f: ListedFile): void {
     this.s.touch.run(visit, f.id, f.identity, id);
   }
