@@ -16,6 +16,7 @@ export async function releaseOne(w: IngestWork, cam: ActiveCamera, rec: Recordin
     if (!(await stillOnCamera(w, cam, rec, 'release'))) return;
     const identity = rec.source_identity ?? (await identityOfArchivedContent(w, cam, rec));
     if (identity === null) return;
+    w.tx.beforeDeletion(rec);
     try {
       // The driver checks the identity once more as it deletes: the camera may write in between.
       await cam.session.delete(rec.source_id, identity);
@@ -28,6 +29,9 @@ export async function releaseOne(w: IngestWork, cam: ActiveCamera, rec: Recordin
     log.info({ event: 'camera.file_deleted' }, `deleted ${rec.source_path} from the camera`);
   } catch (err) {
     let kind = classify(err);
+    // The store's own refusal: nothing was deleted, and the deletion's failure could not be
+    // recorded either. The worker pauses on it as on any bookkeeping failure.
+    if (kind === 'storeUnwritable' || kind === 'diskLow') throw err;
     if (cam.abort.signal.aborted) kind = 'deviceGone';
     const error = errorText(err);
     const attempts = w.tx.releaseAttempts(rec.id) + 1;

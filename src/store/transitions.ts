@@ -131,6 +131,7 @@ export class Transitions {
       releaseRetry: db.prepare(
         "UPDATE jobs SET state = ?, attempts = attempts + ?, last_error = ?, not_before = ?, updated_at = ? WHERE recording = ? AND kind = 'release'",
       ),
+      releaseTouched: db.prepare("UPDATE jobs SET updated_at = ? WHERE recording = ? AND kind = 'release'"),
       releaseAttempts: db.prepare<[string], { attempts: number }>(
         "SELECT attempts FROM jobs WHERE recording = ? AND kind = 'release'",
       ),
@@ -434,6 +435,15 @@ export class Transitions {
         details: alreadyGone ? { sourcePath: rec.source_path, alreadyGone: true } : { sourcePath: rec.source_path },
       });
     });
+  }
+
+  /**
+   * No change of state: notes on the deletion job that the camera is about to be asked. The
+   * write is the point: a store that cannot take it (full, read-only) could not record the
+   * deletion either, and nothing is deleted from a camera that the store cannot put on record.
+   */
+  beforeDeletion(rec: RecordingRow): void {
+    this.relaxed(() => this.s.releaseTouched.run(new Date().toISOString(), rec.id));
   }
 
   /** The deletion failed: queued again after `notBefore`, or failed for a person to retry. */
