@@ -129,9 +129,11 @@ describe('a name the camera reuses after a failed deletion', () => {
     await d.waitForEvent('camera.file_delete_failed');
     d.kill('SIGTERM');
     await d.exited;
-    // As a store from before identities holds them; then A is rewritten, same size, while away.
+    // As a store from before identities holds them, their deletions still to do (however many
+    // attempts this daemon made before it stopped); then A is rewritten, same size, while away.
     const db = new Database(path.join(dock.dataDir, 'dockd.db'));
     db.exec('UPDATE recordings SET source_identity = NULL');
+    db.exec("UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0 WHERE kind = 'release'");
     db.close();
     replaceOnCamera('s1', 'A.MP4', a2, 'rename');
     dock.writeCameraJson('s1', { serial: 'C-LEGACY' });

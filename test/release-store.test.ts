@@ -24,7 +24,7 @@ describe('deleting from a camera while the store refuses writes', () => {
     writeFileSync(path.join(slot, 'camera.json'), JSON.stringify({ serial: 'C-RO', faults }));
     const pc = dockInProcess(
       [simulatedDriver],
-      { retry: { attempts: 10, baseDelayMs: 300, maxDelayMs: 300 } },
+      { retry: { attempts: 10, baseDelayMs: 1500, maxDelayMs: 1500 } },
       cleanup,
     );
     pc.dock.attach({ bus: 'sim', key: 's1', slot: 's1', path: slot });
