@@ -187,6 +187,11 @@ export async function unlinkInside(root: Buffer, id: string, identity?: string, 
 }
 
 let grabs = 0;
+/**
+ * Interim names of the deletions this process has under way. A listing made meanwhile (the
+ * camera relisted while another file is deleted) leaves them alone: they are not leftovers.
+ */
+const underWay = new Set<string>();
 
 /** The interim name of a file being deleted: it carries a digest of the identity it must have. */
 const INTERIM = /^~dockd-deleting-\d+-\d+-([0-9a-f]{16})$/;
@@ -212,13 +217,14 @@ async function finishedInterruptedDeletion(
   entry: RecordingEntry,
 ): Promise<boolean> {
   const m = INTERIM.exec(name.toString('latin1'));
+  if (m && underWay.has(name.toString('latin1'))) return true;
   if (!m || identityTag(entry.identity) !== m[1]) return false;
   try {
     await unlink(joinBytes(w.root, rel));
     return true;
-  } catch {
-    // A read-only volume, say: offloading it again loses nothing.
-    return false;
+  } catch (err) {
+    // Gone already: nothing to list. A read-only volume, say: offloading it again loses nothing.
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }
 
@@ -239,22 +245,28 @@ async function unlinkIfSame(
   stableInodes: boolean,
 ): Promise<Buffer> {
   // Short (under 60 bytes), so that it fits beside a name already at the file system's limit.
-  const grab = joinBytes(folder, Buffer.from(interimName(identity)));
-  await rename(file, grab);
-  const st = await lstat(grab, { bigint: true });
-  // Described as the listing described it, or a FAT file (no inode of its own) never matches.
-  if (st.isFile() && entryOf(id, st, stableInodes).identity === identity) {
-    await unlink(grab);
-    return folder;
-  }
+  const interim = interimName(identity);
+  const grab = joinBytes(folder, Buffer.from(interim));
+  underWay.add(interim);
   try {
-    await link(grab, file);
-    await unlink(grab);
-  } catch (err) {
-    // Something new took the name meanwhile: the file stays under the interim name, listed anew.
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    await rename(file, grab);
+    const st = await lstat(grab, { bigint: true });
+    // Described as the listing described it, or a FAT file (no inode of its own) never matches.
+    if (st.isFile() && entryOf(id, st, stableInodes).identity === identity) {
+      await unlink(grab);
+      return folder;
+    }
+    try {
+      await link(grab, file);
+      await unlink(grab);
+    } catch (err) {
+      // Something new took the name meanwhile: the file stays under the interim name, listed anew.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    throw new DriverError('permanent', 'changed', `${id} is no longer the file that was archived; not deleted`);
+  } finally {
+    underWay.delete(interim);
   }
-  throw new DriverError('permanent', 'changed', `${id} is no longer the file that was archived; not deleted`);
 }
 
 /**
