@@ -86,10 +86,12 @@ export function lostTrack(
     now: now ? { bytes: now.bytes, identity: now.identity } : null,
   });
   if (!noted) {
-    log.info(
-      { event: 'offload.discarded', sourcePath: rec.source_path },
-      `${rec.source_path}: the copy is discarded, the camera's listing had already found other content under the name`,
-    );
+    // Before a deletion there is nothing to say: nothing is deleted, and the listing said why.
+    if (step === 'copy')
+      log.info(
+        { event: 'offload.discarded', sourcePath: rec.source_path },
+        `${rec.source_path}: the copy is discarded, the camera's listing had already found other content under the name`,
+      );
     return;
   }
   if (now) {
